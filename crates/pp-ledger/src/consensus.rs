@@ -1,0 +1,42 @@
+//! The seam between the ledger and the consensus protocol.
+//!
+//! The chain must check that a block's producer is the leader of its slot, but who leads depends
+//! on epochs, stake snapshots and nonces, which are the business of `pp-ouroboros` (a crate above
+//! this one). The chain therefore takes a [`ConsensusRules`] implementation and keeps, beside each
+//! block, the consensus state that block left behind; validating a child is then a pure function
+//! of (parent's consensus state, parent's stakes, the child's slot).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use crate::crypto::PublicKey;
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+
+/// Stake per stakeholder key, in canonical (key byte) order. Zero stakes are absent.
+pub type StakeMap = BTreeMap<PublicKey, u64>;
+
+/// Who may produce which slot. Implemented by `pp_ouroboros::Ouroboros`.
+pub trait ConsensusRules: Send + Sync {
+    /// Whatever the rules need to remember between blocks (epoch, nonce, snapshots).
+    type State: Clone + Send + Sync + Debug;
+
+    /// The state before the first block (after the genesis block).
+    fn genesis_state(&self, genesis: &Genesis) -> Self::State;
+
+    /// The state a block in `slot` is judged by, given the state its parent left and the stakes
+    /// of the ledger after the parent (used for snapshots when epochs are crossed).
+    fn state_for_slot(
+        &self,
+        parent: &Self::State,
+        slot: u64,
+        stakes_at_parent: &StakeMap,
+    ) -> Self::State;
+
+    /// The leader of `slot` under `state` (as returned by [`ConsensusRules::state_for_slot`]),
+    /// or `None` if nobody has stake.
+    fn slot_leader(&self, state: &Self::State, slot: u64) -> Option<PublicKey>;
+
+    /// Records an accepted block in the state (e.g. into the epoch's nonce accumulator).
+    fn on_block(&self, state: &mut Self::State, block_hash: &Hash);
+}

@@ -1,0 +1,383 @@
+//! The genesis: the parameters and initial state that define a network.
+//!
+//! The genesis hash (Blake2b-256 of the canonical encoding, see docs/consensus.md) identifies the
+//! network: peers with another genesis hash are refused at the handshake, and every signature is
+//! bound to it.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Block, BlockHeader, BLOCK_VERSION};
+use crate::crypto::{PublicKey, Signature};
+use crate::encoding::{Encode, Encoder};
+use crate::hash::Hash;
+use crate::tx::MAX_STAKEHOLDER_ID_LEN;
+
+/// Largest genesis file accepted, in bytes.
+pub const MAX_GENESIS_JSON_BYTES: usize = 4 * 1024 * 1024;
+/// Most initial balances / stakeholders accepted.
+pub const MAX_GENESIS_ENTRIES: usize = 100_000;
+
+/// An initial balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialBalance {
+    /// The account.
+    pub account: PublicKey,
+    /// Its balance at genesis.
+    pub amount: u64,
+}
+
+/// An initial stakeholder: a named key with stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialStakeholder {
+    /// Human-readable id (the node id), unique.
+    pub id: String,
+    /// The stakeholder's key (its account).
+    pub public_key: PublicKey,
+    /// Stake at genesis; > 0.
+    pub stake: u64,
+}
+
+/// The genesis of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Network name, e.g. `pp-devnet`.
+    pub network: String,
+    /// Start of slot 0, unix milliseconds.
+    pub genesis_time: u64,
+    /// Slot length in milliseconds.
+    pub slot_duration_ms: u64,
+    /// Slots per epoch.
+    pub slots_per_epoch: u64,
+    /// Proof-of-work difficulty (leading zero hex digits of block hashes).
+    pub difficulty: u32,
+    /// Maximum rollback depth: no fork switch may undo more than `k` blocks.
+    pub k: u64,
+    /// Maximum canonical size of a block, bytes.
+    pub max_block_bytes: u64,
+    /// Maximum transactions per block.
+    pub max_block_txs: u32,
+    /// Amount minted to the producer of each block (0 for none).
+    #[serde(default)]
+    pub block_reward: u64,
+    /// How far in the future (ms) a block's slot may start and still be accepted.
+    #[serde(default = "default_clock_skew_ms")]
+    pub max_clock_skew_ms: u64,
+    /// Initial balances.
+    pub initial_balances: Vec<InitialBalance>,
+    /// Initial stakeholders; their stake is the distribution for epochs 0 and 1.
+    pub initial_stakeholders: Vec<InitialStakeholder>,
+    /// η₀, the initial epoch nonce.
+    pub epoch_nonce: Hash,
+}
+
+fn default_clock_skew_ms() -> u64 {
+    2_000
+}
+
+/// A genesis field that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// The JSON could not be parsed.
+    #[error("genesis JSON is invalid: {0}")]
+    Json(String),
+    /// The file is too large.
+    #[error("genesis file is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Size given.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A field has a value outside its allowed range.
+    #[error("genesis field `{field}` is invalid: {reason}")]
+    BadField {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same stakeholder id or key appears twice.
+    #[error("genesis stakeholder {0} appears more than once")]
+    DuplicateStakeholder(String),
+    /// The same account has two initial balances.
+    #[error("genesis account {0} has more than one initial balance")]
+    DuplicateAccount(PublicKey),
+    /// Sum of balances and stakes overflows u64.
+    #[error("genesis total supply overflows u64")]
+    SupplyOverflow,
+}
+
+/// True iff `id` is a valid stakeholder id: 1..=32 bytes of `[A-Za-z0-9._-]`.
+pub fn is_valid_stakeholder_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_STAKEHOLDER_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> GenesisError {
+    GenesisError::BadField {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Genesis {
+    /// Parses and validates a genesis from JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Genesis, GenesisError> {
+        if bytes.len() > MAX_GENESIS_JSON_BYTES {
+            return Err(GenesisError::TooLarge {
+                size: bytes.len(),
+                max: MAX_GENESIS_JSON_BYTES,
+            });
+        }
+        let g: Genesis =
+            serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Pretty JSON, as written to `genesis.json`.
+    pub fn to_json_pretty(&self) -> String {
+        // Serializing plain structs with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every field; the error names the first broken rule.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.network.is_empty() || self.network.len() > 64 || !self.network.is_ascii() {
+            return Err(bad("network", "must be 1..=64 ASCII characters"));
+        }
+        if !(10..=3_600_000).contains(&self.slot_duration_ms) {
+            return Err(bad("slot_duration_ms", "must be between 10 and 3600000"));
+        }
+        if !(1..=1_000_000).contains(&self.slots_per_epoch) {
+            return Err(bad("slots_per_epoch", "must be between 1 and 1000000"));
+        }
+        if self.difficulty > 16 {
+            return Err(bad("difficulty", "must be at most 16 hex digits"));
+        }
+        if !(1..=100_000).contains(&self.k) {
+            return Err(bad("k", "must be between 1 and 100000"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_block_bytes) {
+            return Err(bad("max_block_bytes", "must be between 1 KiB and 64 MiB"));
+        }
+        if !(1..=100_000).contains(&self.max_block_txs) {
+            return Err(bad("max_block_txs", "must be between 1 and 100000"));
+        }
+        if self.max_clock_skew_ms > 600_000 {
+            return Err(bad("max_clock_skew_ms", "must be at most 600000"));
+        }
+        if self.genesis_time > 1 << 53 {
+            return Err(bad("genesis_time", "must be unix milliseconds below 2^53"));
+        }
+        if self.initial_balances.len() > MAX_GENESIS_ENTRIES {
+            return Err(bad("initial_balances", "too many entries"));
+        }
+        if self.initial_stakeholders.is_empty() {
+            return Err(bad(
+                "initial_stakeholders",
+                "at least one stakeholder is required",
+            ));
+        }
+        if self.initial_stakeholders.len() > MAX_GENESIS_ENTRIES {
+            return Err(bad("initial_stakeholders", "too many entries"));
+        }
+        let mut accounts = BTreeSet::new();
+        let mut supply: u64 = 0;
+        for b in &self.initial_balances {
+            if !accounts.insert(b.account) {
+                return Err(GenesisError::DuplicateAccount(b.account));
+            }
+            supply = supply
+                .checked_add(b.amount)
+                .ok_or(GenesisError::SupplyOverflow)?;
+        }
+        let mut ids = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for s in &self.initial_stakeholders {
+            if !is_valid_stakeholder_id(&s.id) {
+                return Err(bad(
+                    "initial_stakeholders.id",
+                    format!("{:?} must be 1..=32 characters of [A-Za-z0-9._-]", s.id),
+                ));
+            }
+            if s.stake == 0 {
+                return Err(bad(
+                    "initial_stakeholders.stake",
+                    format!("stakeholder {} has zero stake", s.id),
+                ));
+            }
+            if !ids.insert(s.id.clone()) || !keys.insert(s.public_key) {
+                return Err(GenesisError::DuplicateStakeholder(s.id.clone()));
+            }
+            supply = supply
+                .checked_add(s.stake)
+                .ok_or(GenesisError::SupplyOverflow)?;
+        }
+        Ok(())
+    }
+
+    /// Sum of initial balances and stakes (validated not to overflow; saturates otherwise).
+    pub fn initial_supply(&self) -> u64 {
+        let b = self.initial_balances.iter().map(|b| b.amount);
+        let s = self.initial_stakeholders.iter().map(|s| s.stake);
+        b.chain(s).fold(0u64, u64::saturating_add)
+    }
+
+    /// The genesis hash: Blake2b-256 of the canonical encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::blake2b(&self.to_canonical_bytes())
+    }
+
+    /// The block at index 0: not produced by anyone, derived from the genesis so that every node
+    /// holds the same one. Its `prev_hash` is the genesis hash, which chains every block to the
+    /// network definition.
+    pub fn block(&self) -> Block {
+        Block {
+            header: BlockHeader {
+                version: BLOCK_VERSION,
+                index: 0,
+                slot: 0,
+                prev_hash: self.hash(),
+                tx_root: Hash::ZERO,
+                producer: PublicKey::default(),
+                timestamp: self.genesis_time,
+                difficulty: 0,
+                nonce: 0,
+            },
+            signature: Signature::default(),
+            transactions: Vec::new(),
+        }
+    }
+
+    /// A single-stakeholder development network: `producer` holds all the stake and a large
+    /// balance. Slot 1 s, 60 slots per epoch, difficulty 2.
+    pub fn devnet(stakeholder_id: &str, producer: PublicKey, genesis_time: u64) -> Genesis {
+        Genesis {
+            network: "pp-devnet".into(),
+            genesis_time,
+            slot_duration_ms: 1000,
+            slots_per_epoch: 60,
+            difficulty: 2,
+            k: 100,
+            max_block_bytes: 2 * 1024 * 1024,
+            max_block_txs: 5_000,
+            block_reward: 50,
+            max_clock_skew_ms: default_clock_skew_ms(),
+            initial_balances: vec![InitialBalance {
+                account: producer,
+                amount: 1_000_000_000,
+            }],
+            initial_stakeholders: vec![InitialStakeholder {
+                id: stakeholder_id.into(),
+                public_key: producer,
+                stake: 1_000,
+            }],
+            epoch_nonce: Hash::blake2b(b"pp-devnet epoch nonce 0"),
+        }
+    }
+}
+
+impl Encode for Genesis {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.network)
+            .u64(self.genesis_time)
+            .u64(self.slot_duration_ms)
+            .u64(self.slots_per_epoch)
+            .u32(self.difficulty)
+            .u64(self.k)
+            .u64(self.max_block_bytes)
+            .u32(self.max_block_txs)
+            .u64(self.block_reward)
+            .u64(self.max_clock_skew_ms);
+        e.u32(self.initial_balances.len() as u32);
+        for b in &self.initial_balances {
+            e.key(&b.account).u64(b.amount);
+        }
+        e.u32(self.initial_stakeholders.len() as u32);
+        for s in &self.initial_stakeholders {
+            e.str(&s.id).key(&s.public_key).u64(s.stake);
+        }
+        e.hash(&self.epoch_nonce);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g() -> Genesis {
+        Genesis::devnet("node0", PublicKey([4u8; 32]), 1_700_000_000_000)
+    }
+
+    #[test]
+    fn devnet_is_valid_and_round_trips_through_json() {
+        let g = g();
+        g.validate().unwrap();
+        let back = Genesis::from_json(g.to_json_pretty().as_bytes()).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(back.hash(), g.hash());
+        assert_eq!(g.initial_supply(), 1_000_001_000);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        type Case = (fn(&mut Genesis), &'static str);
+        let cases: Vec<Case> = vec![
+            (|g| g.slot_duration_ms = 0, "slot_duration_ms"),
+            (|g| g.slots_per_epoch = 0, "slots_per_epoch"),
+            (|g| g.k = 0, "k"),
+            (|g| g.difficulty = 65, "difficulty"),
+            (|g| g.max_block_txs = 0, "max_block_txs"),
+            (|g| g.initial_stakeholders.clear(), "initial_stakeholders"),
+            (
+                |g| g.initial_stakeholders[0].stake = 0,
+                "initial_stakeholders.stake",
+            ),
+            (
+                |g| g.initial_stakeholders[0].id = "bad id!".into(),
+                "initial_stakeholders.id",
+            ),
+            (|g| g.network.clear(), "network"),
+        ];
+        for (f, field) in cases {
+            let mut x = g();
+            f(&mut x);
+            match x.validate() {
+                Err(GenesisError::BadField { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_garbage_are_rejected() {
+        assert!(matches!(
+            Genesis::from_json(b"{"),
+            Err(GenesisError::Json(_))
+        ));
+        let mut v = serde_json::to_value(g()).unwrap();
+        v["surprise"] = 1.into();
+        assert!(matches!(
+            Genesis::from_json(v.to_string().as_bytes()),
+            Err(GenesisError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn hash_changes_with_any_parameter() {
+        let a = g();
+        let mut b = g();
+        b.k += 1;
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(a.block().header.prev_hash, a.hash());
+    }
+}

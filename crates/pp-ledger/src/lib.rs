@@ -1,0 +1,39 @@
+//! # pp-ledger
+//!
+//! The rules of the pp-ledger chain that every node must agree on: transactions, blocks, their
+//! canonical encoding and hashes, the genesis, the ledger state and the chain with fork choice.
+//! Pure and deterministic: no I/O, no clock, no async; time and keys are passed in.
+//!
+//! ```
+//! use pp_ledger::{Block, Genesis, Hash, KeyPair, Transaction};
+//!
+//! let producer = KeyPair::from_seed([1u8; 32]);
+//! let genesis = Genesis::devnet("node0", producer.public(), 1_700_000_000_000);
+//! let gh = genesis.hash();
+//! let alice = KeyPair::from_seed([2u8; 32]);
+//! let tx = Transaction::transfer(&producer, alice.public(), 100, 1, 0, &gh);
+//! assert!(tx.verify_signature(&gh).is_ok());
+//! let block = Block::produce(&genesis.block().header, 1, genesis.genesis_time + 1000,
+//!                            genesis.difficulty, vec![tx], &producer, &gh, 1 << 24).unwrap();
+//! assert!(block.hash().to_hex().starts_with("00"));
+//! ```
+
+pub mod block;
+pub mod consensus;
+pub mod crypto;
+pub mod encoding;
+pub mod error;
+pub mod genesis;
+pub mod hash;
+pub mod merkle;
+pub mod tx;
+
+pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
+pub use consensus::{ConsensusRules, StakeMap};
+pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
+pub use encoding::{Decode, Decoder, Encode, Encoder};
+pub use error::{DecodeError, HexError};
+pub use genesis::{Genesis, GenesisError, InitialBalance, InitialStakeholder};
+pub use hash::Hash;
+pub use merkle::{merkle_proof, merkle_root, MerkleProof};
+pub use tx::{Transaction, TxBody, TxKind};
