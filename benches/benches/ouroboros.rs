@@ -1,0 +1,2 @@
+//! Placeholder; replaced by the owning crate's benchmarks.
+fn main() {}
