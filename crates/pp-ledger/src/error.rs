@@ -51,3 +51,229 @@ pub enum DecodeError {
         tag: u8,
     },
 }
+
+use crate::crypto::{PublicKey, SignatureError};
+use crate::genesis::GenesisError;
+use crate::hash::Hash;
+
+/// A transaction that breaks a ledger rule (DESIGN §5). Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The sender's signature does not verify (strict ed25519, bound to the genesis hash).
+    #[error("bad transaction signature: {0}")]
+    BadSignature(SignatureError),
+    /// `amount` is zero: a transaction must move something.
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    /// The nonce is not the sender's next nonce (a replay, a gap, or a reordering).
+    #[error("bad nonce for {account}: expected {expected}, got {got}")]
+    BadNonce {
+        /// The sender.
+        account: PublicKey,
+        /// The sender's next nonce.
+        expected: u64,
+        /// The nonce in the transaction.
+        got: u64,
+    },
+    /// The sender's balance cannot pay what the transaction debits.
+    #[error("insufficient balance for {account}: needed {needed}, available {available}")]
+    InsufficientBalance {
+        /// The sender.
+        account: PublicKey,
+        /// Amount debited from the balance (amount + fee, or fee alone for an unbond).
+        needed: u64,
+        /// The sender's balance.
+        available: u64,
+    },
+    /// An unbond asks for more than the sender's stake.
+    #[error("insufficient stake for {account}: needed {needed}, available {available}")]
+    InsufficientStake {
+        /// The sender.
+        account: PublicKey,
+        /// Amount to unbond.
+        needed: u64,
+        /// The sender's stake.
+        available: u64,
+    },
+    /// A sum would exceed `u64::MAX` (amount + fee, a credited balance, a stake or a nonce).
+    #[error("arithmetic overflow: {what} of {account}")]
+    Overflow {
+        /// The account whose value would overflow.
+        account: PublicKey,
+        /// Which value (`amount + fee`, `balance`, `stake`, `nonce`).
+        what: &'static str,
+    },
+    /// The stakeholder id in a bond is not 1..=32 characters of `[A-Za-z0-9._-]`.
+    #[error("stakeholder id {id:?} must be 1..=32 characters of [A-Za-z0-9._-]")]
+    BadStakeholderId {
+        /// The id given.
+        id: String,
+    },
+    /// The stakeholder id is already bound to another key.
+    #[error("stakeholder id {id:?} is already bound to {owner}")]
+    StakeholderIdTaken {
+        /// The id given.
+        id: String,
+        /// The key that holds it.
+        owner: PublicKey,
+    },
+    /// The sender is bound to another id; later bonds must repeat the first id.
+    #[error("{account} is bound to stakeholder id {bound:?}, the bond names {got:?}")]
+    StakeholderIdMismatch {
+        /// The sender.
+        account: PublicKey,
+        /// The id bound to the sender.
+        bound: String,
+        /// The id in the transaction.
+        got: String,
+    },
+}
+
+/// A block that breaks a validity rule (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The header version is not [`crate::BLOCK_VERSION`].
+    #[error("block version {got} is not the supported version {expected}")]
+    BadVersion {
+        /// Supported version.
+        expected: u32,
+        /// Version in the header.
+        got: u32,
+    },
+    /// The index is not parent index + 1.
+    #[error("block index {got}, expected {expected} (parent index + 1)")]
+    BadIndex {
+        /// Parent index + 1.
+        expected: u64,
+        /// Index in the header.
+        got: u64,
+    },
+    /// The slot is not after the parent's slot.
+    #[error("block slot {slot} is not after its parent's slot {parent_slot}")]
+    SlotNotAfterParent {
+        /// Parent's slot.
+        parent_slot: u64,
+        /// Block's slot.
+        slot: u64,
+    },
+    /// The slot starts later than now plus the allowed clock skew.
+    #[error(
+        "slot {slot} starts at {slot_start_ms} ms, after now {now_ms} ms + skew {max_skew_ms} ms"
+    )]
+    SlotInFuture {
+        /// Block's slot.
+        slot: u64,
+        /// Start of the slot, unix ms (saturated on overflow).
+        slot_start_ms: u64,
+        /// The time the block was judged at.
+        now_ms: u64,
+        /// The genesis's clock skew allowance.
+        max_skew_ms: u64,
+    },
+    /// Nobody has stake, so no block can be valid in this slot.
+    #[error("slot {slot} has no leader")]
+    NoLeader {
+        /// The slot.
+        slot: u64,
+    },
+    /// The producer is not the leader of the slot.
+    #[error("slot {slot} is led by {expected}, block produced by {got}")]
+    WrongLeader {
+        /// The slot.
+        slot: u64,
+        /// The slot leader.
+        expected: PublicKey,
+        /// The producer in the header.
+        got: PublicKey,
+    },
+    /// The producer's signature over the header hash does not verify.
+    #[error("bad block signature: {0}")]
+    BadBlockSignature(SignatureError),
+    /// The header's difficulty is not the genesis difficulty.
+    #[error("block difficulty {got}, the network requires {expected}")]
+    WrongDifficulty {
+        /// Genesis difficulty.
+        expected: u32,
+        /// Difficulty in the header.
+        got: u32,
+    },
+    /// The hash does not start with `difficulty` zero hex digits.
+    #[error("block hash {hash} does not meet difficulty {difficulty}")]
+    BadPow {
+        /// Required leading zero hex digits.
+        difficulty: u32,
+        /// The block hash.
+        hash: Hash,
+    },
+    /// The header's transaction root is not the Merkle root of the transactions.
+    #[error("tx root in header {header} does not match the computed root {computed}")]
+    BadTxRoot {
+        /// Root in the header.
+        header: Hash,
+        /// Root of the block's transactions.
+        computed: Hash,
+    },
+    /// The canonical encoding is larger than `max_block_bytes`.
+    #[error("block is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Encoded size.
+        size: u64,
+        /// Genesis limit.
+        max: u64,
+    },
+    /// More transactions than `max_block_txs`.
+    #[error("block has {count} transactions, more than the {max} allowed")]
+    TooManyTxs {
+        /// Transactions in the block.
+        count: u64,
+        /// Genesis limit.
+        max: u64,
+    },
+    /// A transaction does not apply.
+    #[error("transaction {index} ({id}) is invalid: {error}")]
+    Tx {
+        /// Position in the block.
+        index: usize,
+        /// Its id.
+        id: Hash,
+        /// The rule it breaks.
+        error: TxError,
+    },
+    /// Crediting the block reward would overflow the producer's balance.
+    #[error("block reward overflows the balance of producer {producer}")]
+    RewardOverflow {
+        /// The producer.
+        producer: PublicKey,
+    },
+}
+
+/// Why the chain did not accept a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The block itself is invalid.
+    #[error("invalid block: {0}")]
+    Block(#[from] BlockError),
+    /// The parent is not known (the caller should sync it first).
+    #[error("unknown parent block {hash}")]
+    UnknownParent {
+        /// The missing parent's hash.
+        hash: Hash,
+    },
+    /// Adopting the block's fork would roll back more than `k` blocks.
+    #[error("fork point is {depth} blocks below the tip, more than k = {k}")]
+    ForkTooDeep {
+        /// Blocks that would be rolled back.
+        depth: u64,
+        /// The genesis rollback limit.
+        k: u64,
+    },
+    /// Too many side-chain blocks are held; the block is dropped.
+    #[error("side-chain store is full ({max} blocks)")]
+    SideChainFull {
+        /// Capacity of the store.
+        max: usize,
+    },
+    /// The genesis is invalid.
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] GenesisError),
+}

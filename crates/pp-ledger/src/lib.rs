@@ -19,6 +19,7 @@
 //! ```
 
 pub mod block;
+pub mod chain;
 pub mod consensus;
 pub mod crypto;
 pub mod encoding;
@@ -26,14 +27,19 @@ pub mod error;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod state;
+pub mod testing;
 pub mod tx;
 
 pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
+pub use chain::{AddOutcome, Chain, Equivocation, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
 pub use consensus::{ConsensusRules, StakeMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
 pub use encoding::{Decode, Decoder, Encode, Encoder};
-pub use error::{DecodeError, HexError};
+pub use error::{BlockError, ChainError, DecodeError, HexError, TxError};
 pub use genesis::{Genesis, GenesisError, InitialBalance, InitialStakeholder};
 pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
+pub use state::{BlockUndo, LedgerState};
+pub use testing::RoundRobin;
 pub use tx::{Transaction, TxBody, TxKind};

@@ -1,0 +1,688 @@
+//! The chain: the best chain in memory, side-chain blocks, the tip ledger state, undo data and
+//! the consensus state each block left, with full block validation and fork choice.
+//!
+//! Fork choice (DESIGN §6): the longest valid chain wins; on equal length the chain already held
+//! is kept; no switch rolls back more than `genesis.k` blocks.
+//!
+//! Side-chain blocks are validated fully (transactions included) when they arrive, on a copy of
+//! the ledger state rolled back to the fork point and rolled forward along the side branch. That
+//! copy is only made for blocks that do not extend the tip, which are rare, and only after all
+//! the cheap checks and the producer's signature have passed, so an outsider cannot make us do it.
+//!
+//! Equivocation: when a valid block arrives for a `(slot, producer)` that already has another
+//! block, the evidence is recorded ([`Chain::equivocations`]) and the new block is stored as a
+//! side-chain block only, even if it would extend the tip: the first block seen is kept. Children
+//! built on the second block are judged like any other fork (longest chain), because honest
+//! nodes that saw the second block first may have built on it, and refusing that branch outright
+//! could split the network for good.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Block, BLOCK_VERSION, HEADER_LEN};
+use crate::consensus::ConsensusRules;
+use crate::crypto::PublicKey;
+use crate::error::{BlockError, ChainError};
+use crate::genesis::{Genesis, GenesisError};
+use crate::hash::Hash;
+use crate::state::{BlockUndo, LedgerState};
+use crate::tx::Transaction;
+
+/// Most side-chain blocks held at once; more are refused with [`ChainError::SideChainFull`].
+pub const MAX_SIDE_BLOCKS: usize = 1024;
+/// Most equivocation records kept (the oldest are kept; later ones are dropped).
+pub const MAX_EQUIVOCATIONS: usize = 1024;
+
+/// Evidence that a slot leader signed two different blocks for one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    /// The slot.
+    pub slot: u64,
+    /// The equivocating producer.
+    pub producer: PublicKey,
+    /// The block seen first (kept).
+    pub first: Hash,
+    /// The other block, signed for the same slot.
+    pub second: Hash,
+}
+
+/// What [`Chain::add_block`] did with a valid block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The block extends the best chain; it is the new tip.
+    Extended,
+    /// The block is valid but its branch is not longer than the best chain; it is held.
+    SideChain,
+    /// The block completed a longer fork, which became the best chain.
+    Reorg {
+        /// Blocks removed from the best chain, in ascending index order (their transactions
+        /// may go back to the mempool).
+        rolled_back: Vec<Block>,
+        /// Hashes of the blocks of the new branch now on the best chain, ascending.
+        applied: Vec<Hash>,
+    },
+    /// The block was already held (best or side chain); nothing was done.
+    AlreadyKnown,
+}
+
+/// A held block with what its children need.
+#[derive(Debug, Clone)]
+struct Entry<S> {
+    block: Block,
+    /// Consensus state after this block.
+    cstate: S,
+    /// Undo data; kept for the last `k` blocks of the best chain only.
+    undo: Option<BlockUndo>,
+}
+
+/// The best chain, side chains and the tip state, for consensus rules `C`.
+#[derive(Debug)]
+pub struct Chain<C: ConsensusRules> {
+    genesis: Genesis,
+    genesis_hash: Hash,
+    rules: C,
+    entries: HashMap<Hash, Entry<C::State>>,
+    /// Hashes of the best chain by index.
+    best: Vec<Hash>,
+    /// Hashes of held blocks not on the best chain.
+    side: HashSet<Hash>,
+    /// First block seen for each (slot, producer), for equivocation detection.
+    by_slot: BTreeMap<(u64, PublicKey), Hash>,
+    state: LedgerState,
+    equivocations: Vec<Equivocation>,
+}
+
+impl<C: ConsensusRules> Chain<C> {
+    /// A chain holding only the genesis block.
+    pub fn new(genesis: Genesis, rules: C) -> Result<Self, GenesisError> {
+        genesis.validate()?;
+        let genesis_hash = genesis.hash();
+        let block = genesis.block();
+        let hash = block.hash();
+        let cstate = rules.genesis_state(&genesis);
+        let state = LedgerState::from_genesis(&genesis);
+        let mut entries = HashMap::new();
+        entries.insert(
+            hash,
+            Entry {
+                block,
+                cstate,
+                undo: None,
+            },
+        );
+        Ok(Chain {
+            genesis,
+            genesis_hash,
+            rules,
+            entries,
+            best: vec![hash],
+            side: HashSet::new(),
+            by_slot: BTreeMap::new(),
+            state,
+            equivocations: Vec::new(),
+        })
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The genesis hash (network id).
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The consensus rules.
+    pub fn rules(&self) -> &C {
+        &self.rules
+    }
+
+    /// Index of the tip (the genesis block is 0).
+    pub fn height(&self) -> u64 {
+        (self.best.len() as u64).saturating_sub(1)
+    }
+
+    fn tip_entry(&self) -> &Entry<C::State> {
+        // `best` always holds the genesis block and every hash in it has an entry.
+        match self.best.last().and_then(|h| self.entries.get(h)) {
+            Some(e) => e,
+            None => unreachable!("the best chain always holds the genesis block"),
+        }
+    }
+
+    /// The tip block.
+    pub fn tip(&self) -> &Block {
+        &self.tip_entry().block
+    }
+
+    /// Hash of the tip block.
+    pub fn tip_hash(&self) -> Hash {
+        self.best.last().copied().unwrap_or(Hash::ZERO)
+    }
+
+    /// The best-chain block at `index`.
+    pub fn block_at(&self, index: u64) -> Option<&Block> {
+        let i = usize::try_from(index).ok()?;
+        self.best
+            .get(i)
+            .and_then(|h| self.entries.get(h))
+            .map(|e| &e.block)
+    }
+
+    /// A held block (best or side chain) by hash.
+    pub fn block_by_hash(&self, hash: &Hash) -> Option<&Block> {
+        self.entries.get(hash).map(|e| &e.block)
+    }
+
+    /// True iff `hash` is on the best chain.
+    pub fn is_on_best_chain(&self, hash: &Hash) -> bool {
+        self.entries.get(hash).is_some_and(|e| {
+            usize::try_from(e.block.header.index)
+                .ok()
+                .and_then(|i| self.best.get(i))
+                == Some(hash)
+        })
+    }
+
+    /// True iff the block is held (best or side chain).
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.entries.contains_key(hash)
+    }
+
+    /// The ledger state at the tip.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// Number of side-chain blocks held.
+    pub fn side_chain_len(&self) -> usize {
+        self.side.len()
+    }
+
+    /// The leader of `slot` for a block that would extend the tip.
+    pub fn leader_for_next(&self, slot: u64) -> Option<PublicKey> {
+        let st = self
+            .rules
+            .state_for_slot(&self.tip_entry().cstate, slot, self.state.stakes());
+        self.rules.slot_leader(&st, slot)
+    }
+
+    /// Recorded equivocations, in the order they were detected.
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.equivocations
+    }
+
+    /// Block rewards minted on the best chain.
+    pub fn total_minted(&self) -> u128 {
+        self.state.minted()
+    }
+
+    /// Block locator: hashes of the tip, tip-1, tip-2, tip-4, tip-8, ... and the genesis block,
+    /// so that a peer can find our fork point in O(log n) hashes.
+    pub fn locator(&self) -> Vec<Hash> {
+        let h = self.height();
+        let mut out = vec![self.tip_hash()];
+        let mut step = 1u64;
+        while step <= h {
+            if let Some(b) = self.block_at(h - step) {
+                out.push(b.hash());
+            }
+            step = step.saturating_mul(2);
+        }
+        if h > 0 && out.last() != self.best.first() {
+            out.extend(self.best.first().copied());
+        }
+        out
+    }
+
+    /// Index of the first hash of `locator` that is on our best chain (the fork point with the
+    /// peer that sent it), or `None` if none is (another network).
+    pub fn find_fork_point(&self, locator: &[Hash]) -> Option<u64> {
+        locator
+            .iter()
+            .find(|h| self.is_on_best_chain(h))
+            .and_then(|h| self.entries.get(h))
+            .map(|e| e.block.header.index)
+    }
+
+    /// Picks, in order, the candidates that apply on the tip state one after another, within the
+    /// genesis limits on transaction count and block bytes. Candidates that do not apply (or do
+    /// not fit) are skipped. Fees are not credited during selection, so a producer's own
+    /// transactions cannot spend fees of the same block.
+    pub fn select_transactions<'a>(
+        &self,
+        candidates: impl IntoIterator<Item = &'a Transaction>,
+    ) -> Vec<Transaction> {
+        let max_txs = self.genesis.max_block_txs as usize;
+        let max_bytes = usize::try_from(self.genesis.max_block_bytes).unwrap_or(usize::MAX);
+        let mut bytes = HEADER_LEN + 64 + 4;
+        let mut scratch = self.state.clone();
+        let mut out = Vec::new();
+        for tx in candidates {
+            if out.len() >= max_txs {
+                break;
+            }
+            let len = tx.encoded_len();
+            if bytes.saturating_add(len) > max_bytes {
+                continue;
+            }
+            if scratch.apply_tx_without_fee(tx, &self.genesis_hash).is_ok() {
+                bytes += len;
+                out.push(tx.clone());
+            }
+        }
+        out
+    }
+
+    /// Checks that need only the parent's header and the genesis: version, index, slot order
+    /// and clock, difficulty and PoW, limits and the transaction root. Ordered cheapest first.
+    fn check_structure(
+        &self,
+        block: &Block,
+        parent: &Block,
+        now_ms: u64,
+    ) -> Result<(), BlockError> {
+        let h = &block.header;
+        let g = &self.genesis;
+        if h.version != BLOCK_VERSION {
+            return Err(BlockError::BadVersion {
+                expected: BLOCK_VERSION,
+                got: h.version,
+            });
+        }
+        let expected = parent.header.index.saturating_add(1);
+        if h.index != expected {
+            return Err(BlockError::BadIndex {
+                expected,
+                got: h.index,
+            });
+        }
+        if h.slot <= parent.header.slot {
+            return Err(BlockError::SlotNotAfterParent {
+                parent_slot: parent.header.slot,
+                slot: h.slot,
+            });
+        }
+        let slot_start_ms = h
+            .slot
+            .saturating_mul(g.slot_duration_ms)
+            .saturating_add(g.genesis_time);
+        if slot_start_ms > now_ms.saturating_add(g.max_clock_skew_ms) {
+            return Err(BlockError::SlotInFuture {
+                slot: h.slot,
+                slot_start_ms,
+                now_ms,
+                max_skew_ms: g.max_clock_skew_ms,
+            });
+        }
+        if h.difficulty != g.difficulty {
+            return Err(BlockError::WrongDifficulty {
+                expected: g.difficulty,
+                got: h.difficulty,
+            });
+        }
+        let hash = h.hash();
+        if hash.leading_zero_nibbles() < h.difficulty {
+            return Err(BlockError::BadPow {
+                difficulty: h.difficulty,
+                hash,
+            });
+        }
+        let count = block.transactions.len() as u64;
+        if count > u64::from(g.max_block_txs) {
+            return Err(BlockError::TooManyTxs {
+                count,
+                max: u64::from(g.max_block_txs),
+            });
+        }
+        let size = block.encoded_len() as u64;
+        if size > g.max_block_bytes {
+            return Err(BlockError::TooLarge {
+                size,
+                max: g.max_block_bytes,
+            });
+        }
+        let computed = block.compute_tx_root();
+        if computed != h.tx_root {
+            return Err(BlockError::BadTxRoot {
+                header: h.tx_root,
+                computed,
+            });
+        }
+        Ok(())
+    }
+
+    /// The consensus state `block` is judged by, after checking its producer leads the slot.
+    fn check_leader(
+        &self,
+        block: &Block,
+        parent_cstate: &C::State,
+        parent_state: &LedgerState,
+    ) -> Result<C::State, BlockError> {
+        let slot = block.header.slot;
+        let st = self
+            .rules
+            .state_for_slot(parent_cstate, slot, parent_state.stakes());
+        match self.rules.slot_leader(&st, slot) {
+            None => Err(BlockError::NoLeader { slot }),
+            Some(leader) if leader != block.header.producer => Err(BlockError::WrongLeader {
+                slot,
+                expected: leader,
+                got: block.header.producer,
+            }),
+            Some(_) => Ok(st),
+        }
+    }
+
+    /// Walks from `hash` back to the best chain. Returns the fork point's index and the side
+    /// branch from the fork point's child up to `hash`, ascending (empty if `hash` is on the best
+    /// chain).
+    fn branch_to(&self, hash: &Hash) -> Option<(u64, Vec<Hash>)> {
+        let mut branch = Vec::new();
+        let mut cur = *hash;
+        // Bounded: every step goes one index down, and side blocks are at most MAX_SIDE_BLOCKS.
+        for _ in 0..=MAX_SIDE_BLOCKS + 1 {
+            let e = self.entries.get(&cur)?;
+            if self.is_on_best_chain(&cur) {
+                branch.reverse();
+                return Some((e.block.header.index, branch));
+            }
+            branch.push(cur);
+            cur = e.block.header.prev_hash;
+        }
+        None
+    }
+
+    /// The ledger state after the held block `hash`: the tip state rolled back to the fork
+    /// point, then rolled forward along the side branch.
+    fn state_after(&self, hash: &Hash) -> Result<LedgerState, ChainError> {
+        if *hash == self.tip_hash() {
+            return Ok(self.state.clone());
+        }
+        let (fork, branch) = self
+            .branch_to(hash)
+            .ok_or(ChainError::UnknownParent { hash: *hash })?;
+        let depth = self.height() - fork;
+        let mut st = self.state.clone();
+        for i in (fork + 1..=self.height()).rev() {
+            let undo = usize::try_from(i)
+                .ok()
+                .and_then(|i| self.best.get(i))
+                .and_then(|h| self.entries.get(h))
+                .and_then(|e| e.undo.clone())
+                .ok_or(ChainError::ForkTooDeep {
+                    depth,
+                    k: self.genesis.k,
+                })?;
+            st.rollback(undo);
+        }
+        for h in &branch {
+            let e = self
+                .entries
+                .get(h)
+                .ok_or(ChainError::UnknownParent { hash: *h })?;
+            st.apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)?;
+        }
+        Ok(st)
+    }
+
+    /// Validates `block` fully (DESIGN §5) and adds it: it extends the tip, is held as a side
+    /// chain, or completes a longer fork that becomes the best chain (never rolling back more
+    /// than `k` blocks; on equal length the current chain is kept). `now_ms` is the wall clock
+    /// used for the "slot not in the future" rule.
+    pub fn add_block(&mut self, block: Block, now_ms: u64) -> Result<AddOutcome, ChainError> {
+        let hash = block.hash();
+        if self.entries.contains_key(&hash) {
+            return Ok(AddOutcome::AlreadyKnown);
+        }
+        let parent_hash = block.header.prev_hash;
+        let Some(parent) = self.entries.get(&parent_hash) else {
+            return Err(ChainError::UnknownParent { hash: parent_hash });
+        };
+        self.check_structure(&block, &parent.block, now_ms)?;
+        let extends_tip = parent_hash == self.tip_hash();
+        let slot_key = (block.header.slot, block.header.producer);
+        let first_in_slot = self.by_slot.get(&slot_key).copied();
+
+        if extends_tip && first_in_slot.is_none() {
+            let cstate = self.check_leader(&block, &parent.cstate, &self.state)?;
+            block
+                .verify_signature(&self.genesis_hash)
+                .map_err(BlockError::BadBlockSignature)?;
+            let undo =
+                self.state
+                    .apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
+            let mut cstate = cstate;
+            self.rules.on_block(&mut cstate, &hash);
+            self.by_slot.insert(slot_key, hash);
+            self.entries.insert(
+                hash,
+                Entry {
+                    block,
+                    cstate,
+                    undo: Some(undo),
+                },
+            );
+            self.best.push(hash);
+            self.prune();
+            return Ok(AddOutcome::Extended);
+        }
+
+        // Not a plain extension: a side-chain block, or an equivocating one.
+        let (fork, _) = self
+            .branch_to(&parent_hash)
+            .ok_or(ChainError::UnknownParent { hash: parent_hash })?;
+        let depth = self.height() - fork;
+        if depth > self.genesis.k {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
+        if self.side.len() >= MAX_SIDE_BLOCKS {
+            return Err(ChainError::SideChainFull {
+                max: MAX_SIDE_BLOCKS,
+            });
+        }
+        block
+            .verify_signature(&self.genesis_hash)
+            .map_err(BlockError::BadBlockSignature)?;
+        let parent_cstate = parent.cstate.clone();
+        let mut scratch = self.state_after(&parent_hash)?;
+        let mut cstate = self.check_leader(&block, &parent_cstate, &scratch)?;
+        scratch.apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
+        self.rules.on_block(&mut cstate, &hash);
+
+        let equivocating = match first_in_slot {
+            Some(first) => {
+                if self.equivocations.len() < MAX_EQUIVOCATIONS {
+                    self.equivocations.push(Equivocation {
+                        slot: block.header.slot,
+                        producer: block.header.producer,
+                        first,
+                        second: hash,
+                    });
+                }
+                true
+            }
+            None => {
+                self.by_slot.insert(slot_key, hash);
+                false
+            }
+        };
+        let index = block.header.index;
+        self.entries.insert(
+            hash,
+            Entry {
+                block,
+                cstate,
+                undo: None,
+            },
+        );
+        self.side.insert(hash);
+        if equivocating || index <= self.height() {
+            return Ok(AddOutcome::SideChain);
+        }
+        self.switch_to(&hash)
+    }
+
+    /// Makes the held side block `hash` the tip: rolls back to the fork point, applies the
+    /// branch. If a branch block fails (it was validated on arrival, so this means a bug or a
+    /// corrupted store), the original chain is restored and the bad block dropped.
+    fn switch_to(&mut self, hash: &Hash) -> Result<AddOutcome, ChainError> {
+        let (fork, branch) = self
+            .branch_to(hash)
+            .ok_or(ChainError::UnknownParent { hash: *hash })?;
+        let depth = self.height() - fork;
+        if depth > self.genesis.k {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
+        // Every block to roll back must still have undo data; check before changing anything.
+        let old: Vec<Hash> = self.best[(fork as usize + 1)..].to_vec();
+        if old
+            .iter()
+            .any(|h| self.entries.get(h).is_none_or(|e| e.undo.is_none()))
+        {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
+        for h in old.iter().rev() {
+            if let Some(e) = self.entries.get_mut(h) {
+                if let Some(undo) = e.undo.take() {
+                    self.state.rollback(undo);
+                }
+            }
+            self.best.pop();
+            self.side.insert(*h);
+        }
+        let mut applied = Vec::with_capacity(branch.len());
+        for h in &branch {
+            let r = match self.entries.get(h) {
+                Some(e) => self
+                    .state
+                    .apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)
+                    .map_err(ChainError::from),
+                None => Err(ChainError::UnknownParent { hash: *h }),
+            };
+            match r {
+                Ok(undo) => {
+                    if let Some(e) = self.entries.get_mut(h) {
+                        e.undo = Some(undo);
+                    }
+                    self.best.push(*h);
+                    self.side.remove(h);
+                    applied.push(*h);
+                }
+                Err(err) => {
+                    self.restore_best(&applied, &old);
+                    self.remove_with_descendants(h);
+                    return Err(err);
+                }
+            }
+        }
+        let rolled_back = old
+            .iter()
+            .filter_map(|h| self.entries.get(h).map(|e| e.block.clone()))
+            .collect();
+        self.prune();
+        Ok(AddOutcome::Reorg {
+            rolled_back,
+            applied,
+        })
+    }
+
+    /// Undoes the partly applied branch `applied` and re-applies the previous best blocks `old`.
+    fn restore_best(&mut self, applied: &[Hash], old: &[Hash]) {
+        for h in applied.iter().rev() {
+            if let Some(e) = self.entries.get_mut(h) {
+                if let Some(undo) = e.undo.take() {
+                    self.state.rollback(undo);
+                }
+            }
+            self.best.pop();
+            self.side.insert(*h);
+        }
+        for h in old {
+            let Some(e) = self.entries.get(h) else { break };
+            // These blocks applied before on exactly this state, so they apply again.
+            match self
+                .state
+                .apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)
+            {
+                Ok(undo) => {
+                    if let Some(e) = self.entries.get_mut(h) {
+                        e.undo = Some(undo);
+                    }
+                    self.best.push(*h);
+                    self.side.remove(h);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Drops the side block `hash` and every held block built on it.
+    fn remove_with_descendants(&mut self, hash: &Hash) {
+        let mut doomed = vec![*hash];
+        let mut i = 0;
+        while i < doomed.len() {
+            let h = doomed[i];
+            doomed.extend(
+                self.side
+                    .iter()
+                    .filter(|s| {
+                        self.entries
+                            .get(s)
+                            .is_some_and(|e| e.block.header.prev_hash == h)
+                    })
+                    .copied(),
+            );
+            i += 1;
+        }
+        for h in doomed {
+            self.forget_side(&h);
+        }
+    }
+
+    fn forget_side(&mut self, hash: &Hash) {
+        if self.side.remove(hash) {
+            if let Some(e) = self.entries.remove(hash) {
+                let key = (e.block.header.slot, e.block.header.producer);
+                if self.by_slot.get(&key) == Some(hash) {
+                    self.by_slot.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Bounds memory: side blocks at index <= height - k can never be adopted (their fork point
+    /// is deeper than k), and undo data is needed only for the last k best blocks.
+    fn prune(&mut self) {
+        let floor = self.height().saturating_sub(self.genesis.k);
+        let stale: Vec<Hash> = self
+            .side
+            .iter()
+            .filter(|h| {
+                self.entries
+                    .get(h)
+                    .is_none_or(|e| e.block.header.index <= floor)
+            })
+            .copied()
+            .collect();
+        for h in stale {
+            self.forget_side(&h);
+        }
+        if let Some(h) = usize::try_from(floor).ok().and_then(|i| self.best.get(i)) {
+            if let Some(e) = self.entries.get_mut(h) {
+                e.undo = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The ledger state: balances, nonces, stakes and stakeholder ids, and the rules that change them
+//! (DESIGN §5, docs/consensus.md "Ledger rules").
+//!
+//! Every change goes through a journal of previous values, which serves two purposes: a block
+//! that fails half-way is undone exactly (blocks apply all or nothing), and the journal of an
+//! accepted block is its [`BlockUndo`], which [`LedgerState::rollback`] replays backwards for fork
+//! switches. Undo data is proportional to the block, not to the state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::Block;
+use crate::consensus::StakeMap;
+use crate::crypto::PublicKey;
+use crate::error::{BlockError, TxError};
+use crate::genesis::{is_valid_stakeholder_id, Genesis};
+use crate::hash::Hash;
+use crate::tx::{Transaction, TxKind};
+
+/// Balances, next nonces, stakes and stakeholder id bindings after some block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerState {
+    balances: BTreeMap<PublicKey, u64>,
+    nonces: BTreeMap<PublicKey, u64>,
+    stakes: StakeMap,
+    id_of_key: BTreeMap<PublicKey, String>,
+    key_of_id: BTreeMap<String, PublicKey>,
+    minted: u128,
+}
+
+/// One previous value, recorded before it was overwritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Change {
+    Balance(PublicKey, Option<u64>),
+    Nonce(PublicKey, Option<u64>),
+    Stake(PublicKey, Option<u64>),
+    /// The key was bound to an id by this change (undo: unbind both directions).
+    Bound(PublicKey),
+    Minted(u128),
+}
+
+/// What [`LedgerState::rollback`] needs to undo one block exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockUndo {
+    block_hash: Hash,
+    changes: Vec<Change>,
+}
+
+impl BlockUndo {
+    /// Hash of the block this undoes.
+    pub fn block_hash(&self) -> Hash {
+        self.block_hash
+    }
+}
+
+/// The values a valid transaction leaves, computed before anything is written.
+struct Plan {
+    sender_balance: u64,
+    sender_nonce: u64,
+    credit: Option<PublicKey>,
+    new_stake: Option<u64>,
+    bind: Option<String>,
+}
+
+impl LedgerState {
+    /// The state after the genesis block: initial balances, stakes and stakeholder ids.
+    /// Expects a validated genesis; duplicate entries (which validation rejects) are summed with
+    /// saturation rather than panicking.
+    pub fn from_genesis(genesis: &Genesis) -> LedgerState {
+        let mut s = LedgerState::default();
+        for b in &genesis.initial_balances {
+            let e = s.balances.entry(b.account).or_insert(0);
+            *e = e.saturating_add(b.amount);
+        }
+        for h in &genesis.initial_stakeholders {
+            if h.stake > 0 {
+                let e = s.stakes.entry(h.public_key).or_insert(0);
+                *e = e.saturating_add(h.stake);
+            }
+            if !s.key_of_id.contains_key(&h.id) && !s.id_of_key.contains_key(&h.public_key) {
+                s.key_of_id.insert(h.id.clone(), h.public_key);
+                s.id_of_key.insert(h.public_key, h.id.clone());
+            }
+        }
+        s
+    }
+
+    /// Spendable balance of `account` (0 if unknown).
+    pub fn balance(&self, account: &PublicKey) -> u64 {
+        self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    /// The next nonce `account` must use (0 for an account that never sent).
+    pub fn nonce(&self, account: &PublicKey) -> u64 {
+        self.nonces.get(account).copied().unwrap_or(0)
+    }
+
+    /// Bonded stake of `account` (0 if none).
+    pub fn stake(&self, account: &PublicKey) -> u64 {
+        self.stakes.get(account).copied().unwrap_or(0)
+    }
+
+    /// All non-zero stakes, in key order (what leader election is computed from).
+    pub fn stakes(&self) -> &StakeMap {
+        &self.stakes
+    }
+
+    /// The stakeholder id bound to `account`, if any.
+    pub fn stakeholder_id(&self, account: &PublicKey) -> Option<&str> {
+        self.id_of_key.get(account).map(String::as_str)
+    }
+
+    /// The key a stakeholder id is bound to, if any.
+    pub fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+        self.key_of_id.get(id).copied()
+    }
+
+    /// True iff `account` has a balance, nonce or stake entry (genesis accounts included, and
+    /// accounts whose balance was spent down to zero).
+    pub fn account_exists(&self, account: &PublicKey) -> bool {
+        self.balances.contains_key(account)
+            || self.nonces.contains_key(account)
+            || self.stakes.contains_key(account)
+    }
+
+    /// Number of accounts with a balance entry.
+    pub fn account_count(&self) -> usize {
+        self.balances.len()
+    }
+
+    /// Sum of all balances and stakes. Equals the genesis supply plus [`LedgerState::minted`].
+    pub fn total_supply(&self) -> u128 {
+        let b: u128 = self.balances.values().map(|&v| u128::from(v)).sum();
+        let s: u128 = self.stakes.values().map(|&v| u128::from(v)).sum();
+        b + s
+    }
+
+    /// Total block rewards minted since genesis.
+    pub fn minted(&self) -> u128 {
+        self.minted
+    }
+
+    /// Checks that `tx` would apply now, changing nothing (the mempool's admission test).
+    pub fn check_tx(&self, tx: &Transaction, genesis_hash: &Hash) -> Result<(), TxError> {
+        self.plan(tx, genesis_hash).map(|_| ())
+    }
+
+    /// Applies `tx` and credits its fee to `fee_to` (the block producer). On error nothing
+    /// changes.
+    pub fn apply_tx(
+        &mut self,
+        tx: &Transaction,
+        genesis_hash: &Hash,
+        fee_to: &PublicKey,
+    ) -> Result<(), TxError> {
+        let mut journal = Vec::new();
+        let r = self.apply_tx_journaled(tx, genesis_hash, Some(fee_to), &mut journal);
+        if r.is_err() {
+            self.undo(journal);
+        }
+        r
+    }
+
+    /// Applies `tx` without crediting the fee anywhere (used to select transactions for a block
+    /// whose producer is not known yet). On error nothing changes.
+    pub(crate) fn apply_tx_without_fee(
+        &mut self,
+        tx: &Transaction,
+        genesis_hash: &Hash,
+    ) -> Result<(), TxError> {
+        let mut journal = Vec::new();
+        let r = self.apply_tx_journaled(tx, genesis_hash, None, &mut journal);
+        if r.is_err() {
+            self.undo(journal);
+        }
+        r
+    }
+
+    /// Applies every transaction of `block` in order (fees to the producer as each applies),
+    /// then mints `block_reward` to the producer. All or nothing: on error the state is exactly
+    /// as before. Header rules (leader, PoW, limits...) are the chain's business, not checked
+    /// here.
+    pub fn apply_block(
+        &mut self,
+        block: &Block,
+        genesis_hash: &Hash,
+        block_reward: u64,
+    ) -> Result<BlockUndo, BlockError> {
+        let producer = block.header.producer;
+        let mut journal = Vec::with_capacity(block.transactions.len() * 4 + 2);
+        for (index, tx) in block.transactions.iter().enumerate() {
+            if let Err(error) =
+                self.apply_tx_journaled(tx, genesis_hash, Some(&producer), &mut journal)
+            {
+                self.undo(journal);
+                return Err(BlockError::Tx {
+                    index,
+                    id: tx.id(),
+                    error,
+                });
+            }
+        }
+        if block_reward > 0 {
+            let Some(new) = self.balance(&producer).checked_add(block_reward) else {
+                self.undo(journal);
+                return Err(BlockError::RewardOverflow { producer });
+            };
+            self.set_balance(producer, new, &mut journal);
+            journal.push(Change::Minted(self.minted));
+            self.minted += u128::from(block_reward);
+        }
+        Ok(BlockUndo {
+            block_hash: block.hash(),
+            changes: journal,
+        })
+    }
+
+    /// Undoes the block `undo` was returned for. It must be the last block applied (undo blocks
+    /// in reverse order); the state is then equal to the state before that block.
+    pub fn rollback(&mut self, undo: BlockUndo) {
+        self.undo(undo.changes);
+    }
+
+    fn undo(&mut self, journal: Vec<Change>) {
+        for c in journal.into_iter().rev() {
+            match c {
+                Change::Balance(k, v) => restore(&mut self.balances, k, v),
+                Change::Nonce(k, v) => restore(&mut self.nonces, k, v),
+                Change::Stake(k, v) => restore(&mut self.stakes, k, v),
+                Change::Bound(k) => {
+                    if let Some(id) = self.id_of_key.remove(&k) {
+                        self.key_of_id.remove(&id);
+                    }
+                }
+                Change::Minted(m) => self.minted = m,
+            }
+        }
+    }
+
+    fn set_balance(&mut self, k: PublicKey, v: u64, j: &mut Vec<Change>) {
+        j.push(Change::Balance(k, self.balances.insert(k, v)));
+    }
+
+    /// Validates `tx` against the current state and computes what it leaves. Cheap stateless
+    /// checks first, the signature (the expensive part) last.
+    fn plan(&self, tx: &Transaction, genesis_hash: &Hash) -> Result<Plan, TxError> {
+        let b = &tx.body;
+        let from = b.from;
+        if b.amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        let expected = self.nonce(&from);
+        if b.nonce != expected {
+            return Err(TxError::BadNonce {
+                account: from,
+                expected,
+                got: b.nonce,
+            });
+        }
+        let sender_nonce = expected.checked_add(1).ok_or(TxError::Overflow {
+            account: from,
+            what: "nonce",
+        })?;
+        let available = self.balance(&from);
+        // An unbond pays only its fee from the balance; the amount comes out of the stake.
+        let debit = match b.kind {
+            TxKind::Unbond => b.fee,
+            _ => b.total_debit().ok_or(TxError::Overflow {
+                account: from,
+                what: "amount + fee",
+            })?,
+        };
+        let Some(mut sender_balance) = available.checked_sub(debit) else {
+            return Err(TxError::InsufficientBalance {
+                account: from,
+                needed: debit,
+                available,
+            });
+        };
+        let mut plan = Plan {
+            sender_balance,
+            sender_nonce,
+            credit: None,
+            new_stake: None,
+            bind: None,
+        };
+        match &b.kind {
+            TxKind::Transfer { to } => {
+                // A transfer to oneself credits the already-debited balance.
+                let before = if *to == from {
+                    sender_balance
+                } else {
+                    self.balance(to)
+                };
+                before.checked_add(b.amount).ok_or(TxError::Overflow {
+                    account: *to,
+                    what: "balance",
+                })?;
+                plan.credit = Some(*to);
+            }
+            TxKind::Bond { stakeholder_id } => {
+                if !is_valid_stakeholder_id(stakeholder_id) {
+                    return Err(TxError::BadStakeholderId {
+                        id: stakeholder_id.clone(),
+                    });
+                }
+                match self.id_of_key.get(&from) {
+                    Some(bound) if bound != stakeholder_id => {
+                        return Err(TxError::StakeholderIdMismatch {
+                            account: from,
+                            bound: bound.clone(),
+                            got: stakeholder_id.clone(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some(owner) = self.key_of_id.get(stakeholder_id) {
+                            return Err(TxError::StakeholderIdTaken {
+                                id: stakeholder_id.clone(),
+                                owner: *owner,
+                            });
+                        }
+                        plan.bind = Some(stakeholder_id.clone());
+                    }
+                }
+                plan.new_stake = Some(self.stake(&from).checked_add(b.amount).ok_or(
+                    TxError::Overflow {
+                        account: from,
+                        what: "stake",
+                    },
+                )?);
+            }
+            TxKind::Unbond => {
+                let stake = self.stake(&from);
+                let Some(left) = stake.checked_sub(b.amount) else {
+                    return Err(TxError::InsufficientStake {
+                        account: from,
+                        needed: b.amount,
+                        available: stake,
+                    });
+                };
+                sender_balance = sender_balance
+                    .checked_add(b.amount)
+                    .ok_or(TxError::Overflow {
+                        account: from,
+                        what: "balance",
+                    })?;
+                plan.sender_balance = sender_balance;
+                plan.new_stake = Some(left);
+            }
+        }
+        tx.verify_signature(genesis_hash)
+            .map_err(TxError::BadSignature)?;
+        Ok(plan)
+    }
+
+    fn apply_tx_journaled(
+        &mut self,
+        tx: &Transaction,
+        genesis_hash: &Hash,
+        fee_to: Option<&PublicKey>,
+        j: &mut Vec<Change>,
+    ) -> Result<(), TxError> {
+        let plan = self.plan(tx, genesis_hash)?;
+        let from = tx.body.from;
+        self.set_balance(from, plan.sender_balance, j);
+        j.push(Change::Nonce(
+            from,
+            self.nonces.insert(from, plan.sender_nonce),
+        ));
+        if let Some(to) = plan.credit {
+            // Checked in `plan`; re-checked here because it reads the post-debit balance.
+            let new = self
+                .balance(&to)
+                .checked_add(tx.body.amount)
+                .ok_or(TxError::Overflow {
+                    account: to,
+                    what: "balance",
+                })?;
+            self.set_balance(to, new, j);
+        }
+        if let Some(stake) = plan.new_stake {
+            // Zero stakes are absent from the map (StakeMap's invariant).
+            let old = if stake == 0 {
+                self.stakes.remove(&from)
+            } else {
+                self.stakes.insert(from, stake)
+            };
+            j.push(Change::Stake(from, old));
+        }
+        if let Some(id) = plan.bind {
+            self.key_of_id.insert(id.clone(), from);
+            self.id_of_key.insert(from, id);
+            j.push(Change::Bound(from));
+        }
+        if let Some(producer) = fee_to {
+            if tx.body.fee > 0 {
+                let new =
+                    self.balance(producer)
+                        .checked_add(tx.body.fee)
+                        .ok_or(TxError::Overflow {
+                            account: *producer,
+                            what: "balance",
+                        })?;
+                self.set_balance(*producer, new, j);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn restore(map: &mut BTreeMap<PublicKey, u64>, k: PublicKey, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            map.insert(k, v);
+        }
+        None => {
+            map.remove(&k);
+        }
+    }
+}
