@@ -9,7 +9,7 @@ use pp_ledger::{
 };
 
 fn chain_of(g: Genesis) -> Chain<RoundRobin> {
-    Chain::new(g, RoundRobin).unwrap()
+    Chain::new(g, RoundRobin).expect("valid genesis")
 }
 
 fn add(c: &mut Chain<RoundRobin>, b: &Block) -> Result<AddOutcome, ChainError> {
