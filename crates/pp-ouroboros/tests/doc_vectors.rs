@@ -25,7 +25,7 @@ fn eta0() -> Hash {
 }
 
 fn h(hex: &str) -> Hash {
-    Hash::from_hex(hex).unwrap()
+    Hash::from_hex(hex).expect("vector is valid hex")
 }
 
 fn assert_documented(value: &str) {
