@@ -1,1 +1,52 @@
-//! placeholder
+//! # pp-net
+//!
+//! The pp-ledger peer-to-peer layer: length-prefixed JSON framing, the wire messages, the
+//! `hello` handshake, FetchClient (requests with ids and timeouts over persistent connections),
+//! FetchServer (accept loop bounded by `max_peers`), the peer table with scores, bans and dial
+//! backoff, and a transport seam so the deterministic simulator can drive it. The wire format is
+//! specified in `docs/protocol.md`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use pp_ledger::{Block, BlockHeader, Hash};
+//! use pp_net::{ChainView, NetConfig, Network, TcpTransport};
+//!
+//! struct Empty;
+//! impl ChainView for Empty {
+//!     fn tip(&self) -> (u64, Hash) { (0, Hash::ZERO) }
+//!     fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> { Vec::new() }
+//!     fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> { Vec::new() }
+//! }
+//!
+//! # async fn demo() -> Result<(), pp_net::NetError> {
+//! let genesis = Hash::sha256(b"my network");
+//! let (a, _events_a) = Network::start(NetConfig::new("a", genesis, "127.0.0.1:0"), TcpTransport, Arc::new(Empty)).await?;
+//! let (b, _events_b) = Network::start(NetConfig::new("b", genesis, "127.0.0.1:0"), TcpTransport, Arc::new(Empty)).await?;
+//! let peer = b.connect(&a.local_addr().to_string()).await?;
+//! let blocks = b.get_blocks(peer.id, 0, 10).await?;
+//! assert!(blocks.is_empty());
+//! a.shutdown().await;
+//! b.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod chain_view;
+mod client;
+pub mod codec;
+mod config;
+mod connection;
+mod error;
+pub mod message;
+mod network;
+pub mod peer_table;
+mod server;
+mod transport;
+
+pub use chain_view::ChainView;
+pub use codec::{decode_message, encode_message, FrameCodec, MessageCodec};
+pub use config::{NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
+pub use error::NetError;
+pub use message::{codes, Hello, Message};
+pub use network::{BanInfo, NetEvent, Network};
+pub use peer_table::{Direction, PeerId, PeerInfo};
+pub use transport::{TcpTransport, Transport};

@@ -1,0 +1,269 @@
+//! The wire messages: one serde enum, tagged by its `type` field.
+//!
+//! Every frame carries exactly one JSON object whose `type` names the variant below in
+//! snake_case. Requests (`get_blocks`, `get_headers`, `get_peers`, `ping`) carry a `request_id`
+//! chosen by the sender; the answer (`blocks`, `headers`, `peers`, `pong`, or `error`) echoes it,
+//! so many requests can be in flight on one connection. Announcements (`new_block`, `new_tx`) and
+//! `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
+//! edge rather than silently ignored.
+
+use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use serde::{Deserialize, Serialize};
+
+/// The most blocks a `blocks` answer carries; larger `count`s are capped, not refused.
+pub const MAX_BLOCKS_PER_REQUEST: u32 = 500;
+/// The most headers a `headers` answer carries.
+pub const MAX_HEADERS_PER_REQUEST: u32 = 2_000;
+/// The most addresses a `peers` answer carries.
+pub const MAX_PEERS_PER_RESPONSE: usize = 100;
+/// The longest block locator accepted in `get_headers`.
+pub const MAX_LOCATOR_LEN: usize = 64;
+/// The longest node id accepted in `hello`.
+pub const MAX_NODE_ID_LEN: usize = 64;
+
+/// Error codes carried by `error` frames (the `code` field). A table with their meaning is in
+/// docs/protocol.md.
+pub mod codes {
+    /// The first frame was not `hello`, or a `hello` field is invalid.
+    pub const BAD_HELLO: &str = "bad_hello";
+    /// Genesis hashes differ: the peers are on different networks.
+    pub const GENESIS_MISMATCH: &str = "genesis_mismatch";
+    /// Protocol versions differ.
+    pub const VERSION_MISMATCH: &str = "version_mismatch";
+    /// The remote's node id equals ours.
+    pub const SELF_CONNECTION: &str = "self_connection";
+    /// A connection to this node id already exists.
+    pub const ALREADY_CONNECTED: &str = "already_connected";
+    /// The receiver has `max_peers` connections.
+    pub const TOO_MANY_PEERS: &str = "too_many_peers";
+    /// The sender's node id is banned.
+    pub const BANNED: &str = "banned";
+    /// A frame exceeded the size limit.
+    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+    /// A frame was empty, not UTF-8, not JSON, or not a known message.
+    pub const BAD_FRAME: &str = "bad_frame";
+    /// A well-formed message not allowed in this state (e.g. a second `hello`).
+    pub const PROTOCOL_VIOLATION: &str = "protocol_violation";
+    /// A request's parameters are out of bounds (e.g. locator too long).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The peer was silent for too long (handshake or idle timeout).
+    pub const TIMEOUT: &str = "timeout";
+    /// The sender is shutting down.
+    pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// Anything else.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// The handshake message, sent first by both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Wire protocol version (`PROTOCOL_VERSION`).
+    pub protocol_version: u32,
+    /// Hash of the genesis that defines the network.
+    pub genesis_hash: Hash,
+    /// The sender's node id (1..=64 bytes).
+    pub node_id: String,
+    /// The port the sender accepts p2p connections on (0: does not accept).
+    pub listen_port: u16,
+    /// Index of the sender's best block.
+    pub tip_index: u64,
+    /// Hash of the sender's best block.
+    pub tip_hash: Hash,
+}
+
+/// One wire message. Serialized as a JSON object with `"type": "<snake_case variant>"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Message {
+    /// Handshake; the first frame each way.
+    Hello(Hello),
+    /// Ask for up to `count` blocks of the best chain starting at `from_index`.
+    GetBlocks {
+        /// Chosen by the requester, echoed in the answer.
+        request_id: u64,
+        /// Index of the first block wanted.
+        from_index: u64,
+        /// How many blocks (the server caps it at `MAX_BLOCKS_PER_REQUEST`).
+        count: u32,
+    },
+    /// Answer to `get_blocks`: consecutive blocks, possibly fewer than asked.
+    Blocks {
+        /// The id of the request answered.
+        request_id: u64,
+        /// The blocks, in index order.
+        blocks: Vec<Block>,
+    },
+    /// Announce a new block. The summary fields let a receiver decide cheaply whether it wants
+    /// the block; they must match the block (the hash is recomputed, never trusted).
+    NewBlock {
+        /// `block.header.index`.
+        index: u64,
+        /// `block.header.slot`.
+        slot: u64,
+        /// `block.header.prev_hash`.
+        prev_hash: Hash,
+        /// The block hash (SHA-256 of the canonical header).
+        hash: Hash,
+        /// The full block.
+        block: Block,
+    },
+    /// Ask for headers after the fork point given by a block locator.
+    GetHeaders {
+        /// Chosen by the requester, echoed in the answer.
+        request_id: u64,
+        /// Hashes of the requester's chain, newest first, spaced exponentially (at most 64).
+        locator: Vec<Hash>,
+        /// How many headers (capped at `MAX_HEADERS_PER_REQUEST`).
+        count: u32,
+    },
+    /// Answer to `get_headers`.
+    Headers {
+        /// The id of the request answered.
+        request_id: u64,
+        /// Headers following the first locator hash the server knows, in index order.
+        headers: Vec<BlockHeader>,
+    },
+    /// Announce a transaction for the mempool.
+    NewTx {
+        /// The signed transaction.
+        tx: Transaction,
+    },
+    /// Ask for addresses of other peers.
+    GetPeers {
+        /// Chosen by the requester, echoed in the answer.
+        request_id: u64,
+    },
+    /// Answer to `get_peers`: `"ip:port"` p2p addresses (at most 100).
+    Peers {
+        /// The id of the request answered.
+        request_id: u64,
+        /// The addresses.
+        peers: Vec<String>,
+    },
+    /// Liveness probe; the receiver answers `pong` with the same id.
+    Ping {
+        /// Chosen by the sender, echoed in the `pong`.
+        request_id: u64,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The id of the `ping` answered.
+        request_id: u64,
+    },
+    /// An error: the answer to a failed request (with its id), or the reason for a close.
+    Error {
+        /// The request this answers, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<u64>,
+        /// A machine-readable code (see `codes`).
+        code: String,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+impl Message {
+    /// The wire name of this message (its `type` field).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::GetBlocks { .. } => "get_blocks",
+            Message::Blocks { .. } => "blocks",
+            Message::NewBlock { .. } => "new_block",
+            Message::GetHeaders { .. } => "get_headers",
+            Message::Headers { .. } => "headers",
+            Message::NewTx { .. } => "new_tx",
+            Message::GetPeers { .. } => "get_peers",
+            Message::Peers { .. } => "peers",
+            Message::Ping { .. } => "ping",
+            Message::Pong { .. } => "pong",
+            Message::Error { .. } => "error",
+        }
+    }
+
+    /// The id of the request this message answers, if it is a response.
+    pub fn response_id(&self) -> Option<u64> {
+        match self {
+            Message::Blocks { request_id, .. }
+            | Message::Headers { request_id, .. }
+            | Message::Peers { request_id, .. }
+            | Message::Pong { request_id } => Some(*request_id),
+            Message::Error { request_id, .. } => *request_id,
+            _ => None,
+        }
+    }
+
+    /// A `new_block` announcement for `block`, with summary fields computed from it.
+    pub fn new_block(block: &Block) -> Message {
+        Message::NewBlock {
+            index: block.header.index,
+            slot: block.header.slot,
+            prev_hash: block.header.prev_hash,
+            hash: block.hash(),
+            block: block.clone(),
+        }
+    }
+
+    /// An `error` frame.
+    pub fn error(request_id: Option<u64>, code: &str, message: impl Into<String>) -> Message {
+        Message::Error {
+            request_id,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a `new_block`'s summary does not describe its block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("new_block field {field} says {claimed} but the block has {actual}")]
+pub struct SummaryMismatch {
+    /// The summary field that disagrees.
+    pub field: &'static str,
+    /// What the summary claimed.
+    pub claimed: String,
+    /// What the block actually has.
+    pub actual: String,
+}
+
+/// Check that a `new_block`'s summary fields match the block; the hash is recomputed.
+pub fn check_new_block_summary(
+    index: u64,
+    slot: u64,
+    prev_hash: &Hash,
+    hash: &Hash,
+    block: &Block,
+) -> Result<(), SummaryMismatch> {
+    let mismatch = |field, claimed: String, actual: String| SummaryMismatch {
+        field,
+        claimed,
+        actual,
+    };
+    if index != block.header.index {
+        return Err(mismatch(
+            "index",
+            index.to_string(),
+            block.header.index.to_string(),
+        ));
+    }
+    if slot != block.header.slot {
+        return Err(mismatch(
+            "slot",
+            slot.to_string(),
+            block.header.slot.to_string(),
+        ));
+    }
+    if *prev_hash != block.header.prev_hash {
+        return Err(mismatch(
+            "prev_hash",
+            prev_hash.to_hex(),
+            block.header.prev_hash.to_hex(),
+        ));
+    }
+    let actual = block.hash();
+    if *hash != actual {
+        return Err(mismatch("hash", hash.to_hex(), actual.to_hex()));
+    }
+    Ok(())
+}

@@ -1,0 +1,680 @@
+//! The facade the server uses: [`Network`] starts the FetchServer and the dialer, makes
+//! requests over connections, broadcasts announcements, and reports events.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::chain_view::ChainView;
+use crate::client::FetchClient;
+use crate::codec::encode_message;
+use crate::config::NetConfig;
+use crate::connection::{framed, handshake, send_error_and_close, Live};
+use crate::error::NetError;
+use crate::message::{codes, Hello, Message, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use crate::peer_table::{
+    millis, unix_ms, Admission, DialOutcome, Direction, PeerId, PeerInfo, PeerTable,
+};
+use crate::transport::{TcpTransport, Transport};
+
+/// What the network tells its owner.
+#[derive(Debug, Clone)]
+pub enum NetEvent {
+    /// A peer completed the handshake.
+    PeerConnected(PeerInfo),
+    /// A connection closed.
+    PeerDisconnected {
+        /// The connection that closed.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A peer announced a block (its summary fields were checked against it; nothing else was).
+    NewBlock {
+        /// Who sent it.
+        peer: PeerId,
+        /// The block.
+        block: Block,
+    },
+    /// A peer announced a transaction (not validated).
+    NewTx {
+        /// Who sent it.
+        peer: PeerId,
+        /// The transaction.
+        tx: Transaction,
+    },
+}
+
+/// A ban in force, for display.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BanInfo {
+    /// The banned node id.
+    pub node_id: String,
+    /// Why.
+    pub reason: String,
+    /// Time left, in ms.
+    pub remaining_ms: u64,
+}
+
+/// State shared by the facade and every task.
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) view: Arc<dyn ChainView>,
+    pub(crate) local_addr: SocketAddr,
+    table: Mutex<PeerTable>,
+    conns: Mutex<HashMap<PeerId, FetchClient>>,
+    events: mpsc::Sender<NetEvent>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    tip: Mutex<Option<(u64, Hash)>>,
+    dropped_broadcasts: AtomicU64,
+    dropped_events: AtomicU64,
+}
+
+/// Lock a mutex even if a panicking thread poisoned it: the data are plain maps that every
+/// operation leaves consistent, so the poison carries no information worth dying for.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, PeerTable> {
+        lock(&self.table)
+    }
+
+    fn client(&self, peer: PeerId) -> Result<FetchClient, NetError> {
+        lock(&self.conns)
+            .get(&peer)
+            .cloned()
+            .ok_or(NetError::PeerGone(peer.0))
+    }
+
+    fn our_hello(&self) -> Hello {
+        let (tip_index, tip_hash) = lock(&self.tip).unwrap_or_else(|| self.view.tip());
+        Hello {
+            protocol_version: self.config.protocol_version,
+            genesis_hash: self.config.genesis_hash,
+            node_id: self.config.node_id.clone(),
+            listen_port: self
+                .config
+                .advertised_port
+                .unwrap_or(self.local_addr.port()),
+            tip_index,
+            tip_hash,
+        }
+    }
+
+    /// Add misbehaviour points to a node; at the threshold, ban it and close its connection.
+    pub(crate) fn penalize_node(&self, node_id: &str, points: i32, reason: &str) {
+        let (ban, conn) = {
+            let mut t = self.table();
+            let ban = t.penalize(
+                node_id,
+                points,
+                reason,
+                self.config.ban_threshold,
+                self.config.ban_duration,
+                Instant::now(),
+            );
+            (ban, t.by_node_id(node_id).map(|p| p.id))
+        };
+        debug!(
+            node_id,
+            points,
+            reason,
+            banned = ban.is_some(),
+            "peer penalised"
+        );
+        if let (Some(ban), Some(id)) = (ban, conn) {
+            if let Some(c) = lock(&self.conns).get(&id) {
+                c.close(format!("banned: {}", ban.reason), Some(codes::BANNED));
+            }
+        }
+    }
+
+    pub(crate) fn touch(&self, id: PeerId) {
+        self.table().touch(id);
+    }
+
+    pub(crate) fn update_peer_tip(&self, id: PeerId, index: u64, hash: Hash) {
+        self.table().update_tip(id, index, hash);
+    }
+
+    /// Listen addresses of connected peers other than `except`, for peer exchange.
+    pub(crate) fn peer_addrs_except(&self, except: PeerId) -> Vec<String> {
+        self.table()
+            .peers()
+            .into_iter()
+            .filter(|p| p.id != except)
+            .filter_map(|p| p.listen_addr.map(|a| a.to_string()))
+            .collect()
+    }
+
+    /// Hand an announcement to the owner without waiting: if the owner is behind, drop it and
+    /// count it. Waiting could deadlock (the owner may be awaiting a response that this very
+    /// connection task must read), and announcements are recoverable by sync.
+    pub(crate) fn emit(&self, ev: NetEvent) {
+        if self.events.try_send(ev).is_err() {
+            self.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connect/disconnect events must not be lost: if the channel is full, deliver from a task.
+    fn emit_lifecycle(&self, ev: NetEvent) {
+        match self.events.try_send(ev) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let tx = self.events.clone();
+                self.tasks.spawn(async move {
+                    let _ = tx.send(ev).await;
+                });
+            }
+        }
+    }
+
+    /// Forget a closed connection.
+    pub(crate) fn unregister(&self, id: PeerId, reason: &str) {
+        lock(&self.conns).remove(&id);
+        let removed = self
+            .table()
+            .remove(id, Instant::now(), self.config.dial_backoff_base);
+        if removed.is_some() {
+            self.emit_lifecycle(NetEvent::PeerDisconnected {
+                peer: id,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Handshake on a fresh stream, admit it to the peer table, and start its tasks.
+    pub(crate) async fn establish<S>(
+        self: &Arc<Self>,
+        stream: S,
+        addr: SocketAddr,
+        direction: Direction,
+        dialed_as: Option<&str>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<PeerInfo, NetError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let config = &self.config;
+        let (mut reader, mut writer) = framed(stream, config.max_frame_bytes);
+        let ours = self.our_hello();
+        let exchange = handshake(&mut reader, &mut writer, &ours, config);
+        let theirs = tokio::select! {
+            _ = self.shutdown.cancelled() => return Err(NetError::Shutdown),
+            r = tokio::time::timeout(config.handshake_timeout, exchange) => match r {
+                Ok(r) => r?,
+                Err(_) => {
+                    let e = NetError::HandshakeTimeout { ms: millis(config.handshake_timeout) };
+                    send_error_and_close(&mut writer, codes::TIMEOUT, &e.to_string(), config.max_frame_bytes).await;
+                    return Err(e);
+                }
+            },
+        };
+        let dialed: Option<SocketAddr> = dialed_as.and_then(|d| d.parse().ok());
+        let listen_addr = match (theirs.listen_port, dialed) {
+            (0, _) => None,
+            (port, Some(d)) if d.port() == port => Some(d),
+            (port, _) => Some(SocketAddr::new(addr.ip(), port)),
+        };
+        let now_ms = unix_ms();
+        let (queue_tx, queue_rx) = mpsc::channel(config.outbound_queue.max(1));
+        let admitted = {
+            let mut t = self.table();
+            let id = t.next_peer_id();
+            let info = PeerInfo {
+                id,
+                addr,
+                node_id: theirs.node_id.clone(),
+                direction,
+                listen_addr,
+                tip_index: theirs.tip_index,
+                tip_hash: theirs.tip_hash,
+                score: 0,
+                connected_at_ms: now_ms,
+                last_seen_ms: now_ms,
+            };
+            match t.admit(&config.node_id, &info, Instant::now()) {
+                Admission::Reject(e) => Err(e),
+                admission => {
+                    t.insert(info, dialed_as);
+                    let info = t.get(id).cloned();
+                    let client = FetchClient::new(
+                        id,
+                        queue_tx,
+                        self.shutdown.child_token(),
+                        config.max_frame_bytes,
+                        config.request_timeout,
+                    );
+                    let mut conns = lock(&self.conns);
+                    if let Admission::Replace(old) = admission {
+                        if let Some(c) = conns.get(&old) {
+                            c.close(
+                                "replaced by a connection the tie-break prefers",
+                                Some(codes::ALREADY_CONNECTED),
+                            );
+                        }
+                    }
+                    conns.insert(id, client.clone());
+                    Ok((info, client))
+                }
+            }
+        };
+        let (info, client) = match admitted {
+            Ok((Some(info), client)) => (info, client),
+            Ok((None, _)) => return Err(NetError::PeerGone(0)),
+            Err(e) => {
+                send_error_and_close(
+                    &mut writer,
+                    e.code(),
+                    &e.to_string(),
+                    config.max_frame_bytes,
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        debug!(peer = info.id.0, node = %info.node_id, %addr, ?direction, "peer connected");
+        self.emit_lifecycle(NetEvent::PeerConnected(info.clone()));
+        let live = Live {
+            shared: self.clone(),
+            client,
+            info: info.clone(),
+            reader,
+            writer,
+            queue: queue_rx,
+            permit,
+        };
+        self.tasks.spawn(crate::connection::run(live));
+        Ok(info)
+    }
+}
+
+/// The p2p network of one node. Cheap to clone (an `Arc` inside); call [`Network::shutdown`] to
+/// stop it.
+pub struct Network<T: Transport = TcpTransport> {
+    shared: Arc<Shared>,
+    transport: T,
+}
+
+impl<T: Transport> Clone for Network<T> {
+    fn clone(&self) -> Self {
+        Network {
+            shared: self.shared.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+impl<T: Transport> std::fmt::Debug for Network<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("node_id", &self.shared.config.node_id)
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Network<T> {
+    /// Bind the listener, start the accept loop (FetchServer) and the dialer. Events arrive on the
+    /// returned receiver (bounded by `config.event_queue`; announcements are dropped, and counted,
+    /// when the owner falls behind).
+    pub async fn start(
+        config: NetConfig,
+        transport: T,
+        view: Arc<dyn ChainView>,
+    ) -> Result<(Network<T>, mpsc::Receiver<NetEvent>), NetError> {
+        let listener = transport.bind(&config.listen_addr).await?;
+        let local_addr = T::local_addr(&listener)?;
+        let (events, events_rx) = mpsc::channel(config.event_queue.max(1));
+        let shared = Arc::new(Shared {
+            permits: Arc::new(Semaphore::new(config.max_peers)),
+            config,
+            view,
+            local_addr,
+            table: Mutex::new(PeerTable::new()),
+            conns: Mutex::new(HashMap::new()),
+            events,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            tip: Mutex::new(None),
+            dropped_broadcasts: AtomicU64::new(0),
+            dropped_events: AtomicU64::new(0),
+        });
+        let net = Network { shared, transport };
+        net.shared.tasks.spawn(crate::server::accept_loop::<T>(
+            net.shared.clone(),
+            listener,
+        ));
+        net.shared.tasks.spawn(net.clone().dial_loop());
+        Ok((net, events_rx))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.config.node_id
+    }
+
+    /// Dial `addr` and complete the handshake now. Returns the existing peer if already connected
+    /// to that node, [`NetError::SelfConnection`] if `addr` is this node.
+    pub async fn connect(&self, addr: &str) -> Result<PeerInfo, NetError> {
+        let shared = &self.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(NetError::Shutdown);
+        }
+        let existing = shared
+            .table()
+            .peers()
+            .into_iter()
+            .find(|p| p.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr));
+        if let Some(p) = existing {
+            return Ok(p);
+        }
+        let permit =
+            shared
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| NetError::TooManyPeers {
+                    max: shared.config.max_peers,
+                })?;
+        let timeout = shared.config.handshake_timeout;
+        let stream = tokio::select! {
+            _ = shared.shutdown.cancelled() => return Err(NetError::Shutdown),
+            r = tokio::time::timeout(timeout, self.transport.connect(addr)) => match r {
+                Ok(s) => s?,
+                Err(_) => return Err(NetError::HandshakeTimeout { ms: millis(timeout) }),
+            },
+        };
+        let peer_addr = T::peer_addr(&stream)
+            .or_else(|| addr.parse().ok())
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        match shared
+            .establish(stream, peer_addr, Direction::Outbound, Some(addr), permit)
+            .await
+        {
+            Err(NetError::AlreadyConnected { node_id }) => shared
+                .table()
+                .by_node_id(&node_id)
+                .cloned()
+                .ok_or(NetError::AlreadyConnected { node_id }),
+            r => r,
+        }
+    }
+
+    /// Remember an address; the dialer keeps it connected (with exponential backoff after
+    /// failures) while this node has fewer than `max_peers` peers.
+    pub fn add_known_addr(&self, addr: &str) {
+        let addr = addr.trim();
+        if addr.is_empty() {
+            return;
+        }
+        self.shared
+            .table()
+            .add_known(addr, Instant::now(), self.shared.config.max_known_addrs);
+    }
+
+    /// Fetch up to `count` blocks starting at `from_index` from a peer.
+    pub async fn get_blocks(
+        &self,
+        peer: PeerId,
+        from_index: u64,
+        count: u32,
+    ) -> Result<Vec<Block>, NetError> {
+        let count = count.min(MAX_BLOCKS_PER_REQUEST);
+        let response = self
+            .shared
+            .client(peer)?
+            .request(|request_id| Message::GetBlocks {
+                request_id,
+                from_index,
+                count,
+            })
+            .await?;
+        match response {
+            Message::Blocks { mut blocks, .. } => {
+                blocks.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+                Ok(blocks)
+            }
+            other => Err(NetError::UnexpectedResponse {
+                request: "get_blocks",
+                got: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Fetch up to `count` headers after the fork point identified by `locator`.
+    pub async fn get_headers(
+        &self,
+        peer: PeerId,
+        locator: Vec<Hash>,
+        count: u32,
+    ) -> Result<Vec<BlockHeader>, NetError> {
+        let count = count.min(MAX_HEADERS_PER_REQUEST);
+        let response = self
+            .shared
+            .client(peer)?
+            .request(|request_id| Message::GetHeaders {
+                request_id,
+                locator,
+                count,
+            })
+            .await?;
+        match response {
+            Message::Headers { mut headers, .. } => {
+                headers.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+                Ok(headers)
+            }
+            other => Err(NetError::UnexpectedResponse {
+                request: "get_headers",
+                got: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Ask a peer for the p2p addresses of its peers.
+    pub async fn get_peers(&self, peer: PeerId) -> Result<Vec<String>, NetError> {
+        let response = self
+            .shared
+            .client(peer)?
+            .request(|request_id| Message::GetPeers { request_id })
+            .await?;
+        match response {
+            Message::Peers { mut peers, .. } => {
+                peers.truncate(crate::message::MAX_PEERS_PER_RESPONSE);
+                Ok(peers)
+            }
+            other => Err(NetError::UnexpectedResponse {
+                request: "get_peers",
+                got: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Send a `ping` and wait for the `pong`; returns the round-trip time.
+    pub async fn ping(&self, peer: PeerId) -> Result<std::time::Duration, NetError> {
+        let start = Instant::now();
+        let response = self
+            .shared
+            .client(peer)?
+            .request(|request_id| Message::Ping { request_id })
+            .await?;
+        match response {
+            Message::Pong { .. } => Ok(start.elapsed()),
+            other => Err(NetError::UnexpectedResponse {
+                request: "ping",
+                got: other.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Announce a block to every peer but `except`, without waiting. A peer whose send queue is
+    /// full misses it (counted in [`Network::dropped_broadcasts`]); it will catch up by sync.
+    pub fn broadcast_block(&self, block: &Block, except: Option<PeerId>) {
+        self.broadcast(&Message::new_block(block), except);
+    }
+
+    /// Announce a transaction to every peer but `except`, without waiting.
+    pub fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>) {
+        self.broadcast(&Message::NewTx { tx: tx.clone() }, except);
+    }
+
+    fn broadcast(&self, msg: &Message, except: Option<PeerId>) {
+        // Encode once, share the bytes with every queue.
+        let frame = match encode_message(msg, self.shared.config.max_frame_bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                debug!(error = %e, kind = msg.kind(), "cannot broadcast");
+                return;
+            }
+        };
+        let conns = lock(&self.shared.conns);
+        for (id, c) in conns.iter() {
+            if Some(*id) != except && !c.try_send(frame.clone()) {
+                self.shared
+                    .dropped_broadcasts
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Set the tip announced in future `hello`s (otherwise taken from the [`ChainView`]).
+    pub fn update_tip(&self, index: u64, hash: Hash) {
+        *lock(&self.shared.tip) = Some((index, hash));
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.table().peers()
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.shared.table().len()
+    }
+
+    /// Remembered peer addresses (for persistence by the owner).
+    pub fn known_addrs(&self) -> Vec<String> {
+        self.shared.table().known_addrs()
+    }
+
+    /// Add misbehaviour points to the node behind `peer`; at the threshold it is banned (with
+    /// `reason`, for `config.ban_duration`) and disconnected.
+    pub fn penalize(&self, peer: PeerId, points: i32, reason: &str) {
+        let node = self.shared.table().get(peer).map(|p| p.node_id.clone());
+        if let Some(node) = node {
+            self.shared.penalize_node(&node, points, reason);
+        }
+    }
+
+    /// Disconnect a peer now.
+    pub fn disconnect(&self, peer: PeerId, reason: &str) {
+        if let Some(c) = lock(&self.shared.conns).get(&peer) {
+            c.close(reason.to_string(), None);
+        }
+    }
+
+    /// A node's misbehaviour score (0 if never penalised), connected or not.
+    pub fn node_score(&self, node_id: &str) -> i32 {
+        self.shared.table().score(node_id)
+    }
+
+    /// Bans in force.
+    pub fn bans(&self) -> Vec<BanInfo> {
+        let now = Instant::now();
+        self.shared
+            .table()
+            .bans(now)
+            .into_iter()
+            .map(|(node_id, b)| BanInfo {
+                node_id,
+                reason: b.reason,
+                remaining_ms: millis(b.until.saturating_duration_since(now)),
+            })
+            .collect()
+    }
+
+    /// Broadcast frames dropped because a peer's queue was full.
+    pub fn dropped_broadcasts(&self) -> u64 {
+        self.shared.dropped_broadcasts.load(Ordering::Relaxed)
+    }
+
+    /// Announcement events dropped because the owner's event queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: stop accepting and dialing, close every connection, wait for every
+    /// task to finish.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+
+    /// Keep known addresses connected: every `dial_interval`, dial those due (backoff passed)
+    /// while below `max_peers`.
+    async fn dial_loop(self) {
+        let shared = self.shared.clone();
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(shared.config.dial_interval) => {}
+            }
+            let room = shared
+                .config
+                .max_peers
+                .saturating_sub(shared.permits_in_use());
+            if room == 0 {
+                continue;
+            }
+            let due = shared.table().take_due(Instant::now(), room);
+            for addr in due {
+                let net = self.clone();
+                shared.tasks.spawn(async move {
+                    let outcome = match net.connect(&addr).await {
+                        Ok(_) | Err(NetError::AlreadyConnected { .. }) => DialOutcome::Connected,
+                        Err(NetError::SelfConnection { .. }) => DialOutcome::OwnAddress,
+                        Err(e) => {
+                            debug!(%addr, error = %e, "dial failed");
+                            DialOutcome::Failed
+                        }
+                    };
+                    let c = &net.shared.config;
+                    net.shared.table().dial_result(
+                        &addr,
+                        outcome,
+                        Instant::now(),
+                        c.dial_backoff_base,
+                        c.dial_backoff_max,
+                    );
+                });
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn permits_in_use(&self) -> usize {
+        self.config
+            .max_peers
+            .saturating_sub(self.permits.available_permits())
+    }
+}
