@@ -43,6 +43,6 @@ pub mod rules;
 pub use clock::SlotClock;
 pub use epoch::{genesis_distribution, EpochState, MAX_EPOCH_GAP};
 pub use error::OuroborosError;
-pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LEADER_TAG};
+pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LeaderTable, LEADER_TAG};
 pub use nonce::{epoch_nonce_next, fold_block_hash, rho_of, NONCE_TAG, RHO_EMPTY};
 pub use rules::Ouroboros;

@@ -11,7 +11,7 @@ use pp_ledger::{ConsensusRules, Genesis, Hash, PublicKey, StakeMap};
 use crate::clock::SlotClock;
 use crate::epoch::EpochState;
 use crate::error::OuroborosError;
-use crate::leader::leader;
+use crate::leader::{leader, LeaderTable};
 
 /// Ouroboros (classic, public leader schedule) for one network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +61,15 @@ impl Ouroboros {
     /// The slots of `state`'s epoch led by `key`, in order: what a producer looks at to know when
     /// it will be asked to produce.
     pub fn slots_led_by(&self, state: &EpochState, key: &PublicKey) -> Vec<u64> {
+        // A table built once makes each of the epoch's draws a binary search, not a walk.
+        let Ok(table) = LeaderTable::new(&state.distribution) else {
+            return Vec::new();
+        };
         let first = self.clock.first_slot_of_epoch(state.epoch);
         (0..self.clock.slots_per_epoch())
             .filter_map(|i| first.checked_add(i))
-            .filter(|&s| self.leader_of(state, s).ok().as_ref() == Some(key))
+            .filter(|&s| self.clock.epoch_of_slot(s) == state.epoch)
+            .filter(|&s| table.leader(&state.nonce, s).ok().as_ref() == Some(key))
             .collect()
     }
 }
