@@ -1,1 +1,79 @@
-fn main() {}
+//! `ppd`: the pp-ledger node daemon and its command-line tools.
+//!
+//! ```text
+//! ppd                                   single-node devnet: ./ppd-data, HTTP 127.0.0.1:8080, P2P off
+//! ppd run [--config FILE] [--data-dir DIR] [--genesis FILE] [--node-id ID] [--http ADDR:PORT]
+//!         [--p2p ADDR:PORT] [--peer HOST:PORT]... [--max-peers N]
+//! ppd keygen --out FILE
+//! ppd testnet --nodes N --dir DIR [--base-http-port P] [--base-p2p-port Q] [--slot-ms MS]
+//! ppd tx transfer --key FILE --to ACCOUNT --amount N [--fee N] --node URL
+//! ppd status --node URL
+//! ```
+//!
+//! The binary is thin: it parses arguments and the config file, then hands a `ServerConfig` to
+//! `pp_server::Server`, which does all the work. Errors are reported on stderr with exit code 1.
+
+mod cli;
+mod client;
+mod config;
+mod keyfile;
+
+mod testnet;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, RunArgs, TxCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand. Only the commands that talk to the network build a tokio runtime.
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => {
+            // Interim: the settings are validated; starting the node needs pp_server::Server,
+            // which lands concurrently (wired in run.rs next).
+            let settings = config::Settings::from_args(&args)?;
+            if let Some(g) = &settings.genesis {
+                config::load_genesis(g)?;
+            }
+            anyhow::bail!("`ppd run` cannot start a node yet: pp_server::Server has not landed")
+        }
+        Command::Keygen(args) => {
+            let key = keyfile::generate();
+            keyfile::save(&args.out, &key)?;
+            println!("wrote {}; account {}", args.out.display(), key.public());
+            Ok(())
+        }
+        Command::Testnet(args) => {
+            let written = testnet::write(&args)?;
+            testnet::report(&written);
+            Ok(())
+        }
+        Command::Tx {
+            command: TxCommand::Transfer(args),
+        } => {
+            let id = runtime()?.block_on(client::transfer(&args))?;
+            println!("submitted transaction {id}");
+            Ok(())
+        }
+        Command::Status(args) => runtime()?.block_on(client::status(&args.node)),
+    }
+}
+
+/// A tokio runtime for the client commands (a current-thread one is plenty for a few requests).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,220 @@
+//! The command-line surface of `ppd` (clap derive). Only parsing lives here: each subcommand's
+//! behaviour is in its own module, so the help text and the code that acts on it stay separate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ppd",
+    version,
+    about = "pp-ledger node daemon and command-line tools",
+    long_about = "pp-ledger node daemon and command-line tools.\n\n\
+        With no subcommand, `ppd` runs a single-node devnet with the built-in genesis: data in \
+        ./ppd-data, HTTP API on 127.0.0.1:8080, peer-to-peer networking off. It logs a line per \
+        block. Stop it with Ctrl-C (SIGINT) or SIGTERM.",
+    after_help = "Examples:\n  \
+        ppd                                         # single-node devnet\n  \
+        ppd testnet --nodes 3 --dir ./net           # write a 3-node loopback testnet\n  \
+        ppd run --config ./net/node0/ppd.toml       # start one of its nodes\n  \
+        ppd status --node http://127.0.0.1:8080\n  \
+        ppd keygen --out alice.key\n  \
+        ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080"
+)]
+pub(crate) struct Cli {
+    /// What to do; none means `run` with defaults.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a node. Flags override the values of the TOML config file.
+    Run(RunArgs),
+    /// Write a new node/account key (64 hex characters of the secret seed, mode 0600).
+    Keygen(KeygenArgs),
+    /// Write the genesis, keys and configs of an N-node loopback testnet.
+    Testnet(TestnetArgs),
+    /// Build, sign and submit a transaction to a node.
+    Tx {
+        /// The kind of transaction.
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Print a node's status (GET /status).
+    Status(StatusArgs),
+}
+
+/// `ppd run`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct RunArgs {
+    /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, log).
+    /// Relative paths inside it are resolved against the file's directory.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory (chain, state, node.key) [default: ./ppd-data].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Genesis file (JSON) [default: the built-in devnet genesis].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Human-readable node id (1..=32 of [A-Za-z0-9._-]).
+    #[arg(long, value_name = "ID")]
+    pub(crate) node_id: Option<String>,
+    /// HTTP API listen address [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) http: Option<SocketAddr>,
+    /// Peer-to-peer listen address; giving it turns P2P on.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) p2p: Option<SocketAddr>,
+    /// A peer to connect to at start (repeatable); replaces the config file's list.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub(crate) peers: Vec<String>,
+    /// Most peers connected at once [default: 32].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_peers: Option<usize>,
+}
+
+/// `ppd keygen`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the key; an existing file is never overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+}
+
+/// `ppd testnet`.
+#[derive(Debug, Args)]
+pub(crate) struct TestnetArgs {
+    /// Number of nodes (each a stakeholder with equal stake).
+    #[arg(long, value_name = "N")]
+    pub(crate) nodes: usize,
+    /// Directory to write genesis.json and node0..nodeN-1 into.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// HTTP port of node0; node I listens on P+I.
+    #[arg(long, value_name = "P", default_value_t = 8080)]
+    pub(crate) base_http_port: u16,
+    /// P2P port of node0; node I listens on Q+I.
+    #[arg(long, value_name = "Q", default_value_t = 9000)]
+    pub(crate) base_p2p_port: u16,
+    /// Slot duration in milliseconds (10..=3600000).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub(crate) slot_ms: u64,
+    /// Genesis time = now + this many milliseconds, so every node is up before slot 0.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub(crate) start_delay_ms: u64,
+    /// Proof-of-work difficulty (leading zero hex digits of block hashes).
+    #[arg(long, value_name = "D", default_value_t = 2)]
+    pub(crate) difficulty: u32,
+    /// Slots per epoch.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub(crate) slots_per_epoch: u64,
+    /// Network name written into the genesis.
+    #[arg(long, value_name = "NAME", default_value = "pp-testnet")]
+    pub(crate) network: String,
+}
+
+/// `ppd tx <kind>`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TxCommand {
+    /// Transfer coins from the key's account to another account.
+    Transfer(TransferArgs),
+}
+
+/// `ppd tx transfer`.
+#[derive(Debug, Args)]
+pub(crate) struct TransferArgs {
+    /// Key file of the sender (as written by `ppd keygen` or a node's node.key).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    /// Receiving account (64 hex characters).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub(crate) to: pp_ledger::PublicKey,
+    /// Amount to transfer (> 0).
+    #[arg(long, value_name = "N")]
+    pub(crate) amount: u64,
+    /// Fee paid to the block producer.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) fee: u64,
+    /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub(crate) node: String,
+}
+
+/// `ppd status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub(crate) node: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_arguments_means_default_run() {
+        let cli = Cli::try_parse_from(["ppd"]).unwrap();
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn run_collects_repeated_peers_and_addresses() {
+        let cli = Cli::try_parse_from([
+            "ppd",
+            "run",
+            "--p2p",
+            "127.0.0.1:9001",
+            "--peer",
+            "127.0.0.1:9000",
+            "--peer",
+            "localhost:9002",
+            "--max-peers",
+            "4",
+        ])
+        .unwrap();
+        let Some(Command::Run(a)) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.peers, vec!["127.0.0.1:9000", "localhost:9002"]);
+        assert_eq!(a.p2p, Some("127.0.0.1:9001".parse().unwrap()));
+        assert_eq!(a.max_peers, Some(4));
+    }
+
+    #[test]
+    fn run_rejects_an_http_address_without_port() {
+        assert!(Cli::try_parse_from(["ppd", "run", "--http", "127.0.0.1"]).is_err());
+    }
+
+    #[test]
+    fn transfer_rejects_a_malformed_account() {
+        let r = Cli::try_parse_from([
+            "ppd", "tx", "transfer", "--key", "k", "--to", "abc", "--amount", "1", "--node", "x",
+        ]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn testnet_defaults_match_the_documented_ports() {
+        let cli = Cli::try_parse_from(["ppd", "testnet", "--nodes", "3", "--dir", "d"]).unwrap();
+        let Some(Command::Testnet(t)) = cli.command else {
+            panic!("not testnet")
+        };
+        assert_eq!(
+            (t.base_http_port, t.base_p2p_port, t.slot_ms),
+            (8080, 9000, 1000)
+        );
+    }
+}
