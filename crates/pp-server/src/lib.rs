@@ -1,1 +1,44 @@
-//! placeholder
+//! # pp-server
+//!
+//! The pp-ledger node: [`Server`] ties the chain (`pp-ledger`), the consensus rules
+//! (`pp-ouroboros`) and the peer-to-peer network (`pp-net`) to a mempool, durable storage (redb),
+//! a consensus loop that produces a block when this node leads the slot, block/transaction gossip,
+//! chain sync from peers, and an HTTP API with Prometheus metrics.
+//!
+//! At start the genesis is chosen in this order:
+//! 1. an explicit one ([`Server::set_genesis`], [`ServerConfig::genesis`]);
+//! 2. `genesis.json` already in the data dir;
+//! 3. one built from [`Server::register_stakeholder`] calls;
+//! 4. a devnet genesis with this node as the only stakeholder.
+//!
+//! It is written to `data_dir/genesis.json`; restarting with a different genesis is refused
+//! ([`ServerError::GenesisMismatch`]). The node key is, in order: the configured one,
+//! `data_dir/node.key`, the [`dev_key`] of a registered stakeholder named like the node, or a new
+//! random key; a key not read from `node.key` is written there (mode 0600).
+//!
+//! See `docs/architecture.md` for the tasks, locks and storage layout, and `docs/http-api.md`
+//! for the HTTP API. An example is on [`Server`].
+
+mod clock;
+pub mod config;
+pub mod error;
+mod http;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+mod net;
+mod node;
+mod server;
+pub mod storage;
+mod tasks;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use config::{NetworkConfig, Registration, ServerConfig};
+pub use error::ServerError;
+pub use http::{MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
+pub use keys::dev_key;
+pub use mempool::{Mempool, MempoolError};
+pub use metrics::Metrics;
+pub use net::PeerNet;
+pub use server::{Server, DB_FILE, GENESIS_FILE, REGISTERED_BALANCE};
+pub use storage::{Storage, StorageError};

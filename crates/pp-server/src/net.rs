@@ -1,0 +1,104 @@
+//! The node's view of the peer-to-peer network, as an object-safe trait.
+//!
+//! `pp_net::Network<T>` is generic over its transport (tokio TCP in production, turmoil in
+//! simulations). The server talks to it only through [`PeerNet`], so that nothing else in this
+//! crate is generic: a simulated server differs from a real one only in the `Network` it was
+//! started with ([`Server::start_with_transport`](crate::Server::start_with_transport)).
+
+use std::net::SocketAddr;
+
+use futures::future::BoxFuture;
+use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_net::{NetError, Network, PeerId, PeerInfo, Transport};
+
+/// What the server needs from the network layer.
+pub trait PeerNet: Send + Sync + 'static {
+    /// The bound p2p address.
+    fn local_addr(&self) -> SocketAddr;
+    /// Connected peers.
+    fn peers(&self) -> Vec<PeerInfo>;
+    /// Number of connected peers.
+    fn peer_count(&self) -> usize;
+    /// Addresses we know of (for persistence).
+    fn known_addrs(&self) -> Vec<String>;
+    /// Remembers an address and keeps dialing it while below `max_peers`.
+    fn add_known_addr(&self, addr: &str);
+    /// Announces a block to every peer except `except`.
+    fn broadcast_block(&self, block: &Block, except: Option<PeerId>);
+    /// Announces a transaction to every peer except `except`.
+    fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>);
+    /// Keeps the tip we announce fresh.
+    fn update_tip(&self, index: u64, hash: Hash);
+    /// Adds misbehaviour points to a peer (banned past a threshold).
+    fn penalize(&self, peer: PeerId, points: i32, reason: &str);
+    /// Dials `addr` and completes the handshake.
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Result<PeerInfo, NetError>>;
+    /// Best-chain blocks of `peer` from `from_index`.
+    fn get_blocks(
+        &self,
+        peer: PeerId,
+        from_index: u64,
+        count: u32,
+    ) -> BoxFuture<'_, Result<Vec<Block>, NetError>>;
+    /// Headers of `peer` from the fork point with our `locator`.
+    fn get_headers(
+        &self,
+        peer: PeerId,
+        locator: Vec<Hash>,
+        count: u32,
+    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>>;
+    /// Graceful shutdown of every connection and task.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+impl<T: Transport> PeerNet for Network<T> {
+    fn local_addr(&self) -> SocketAddr {
+        Network::local_addr(self)
+    }
+    fn peers(&self) -> Vec<PeerInfo> {
+        Network::peers(self)
+    }
+    fn peer_count(&self) -> usize {
+        Network::peer_count(self)
+    }
+    fn known_addrs(&self) -> Vec<String> {
+        Network::known_addrs(self)
+    }
+    fn add_known_addr(&self, addr: &str) {
+        Network::add_known_addr(self, addr)
+    }
+    fn broadcast_block(&self, block: &Block, except: Option<PeerId>) {
+        Network::broadcast_block(self, block, except)
+    }
+    fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>) {
+        Network::broadcast_tx(self, tx, except)
+    }
+    fn update_tip(&self, index: u64, hash: Hash) {
+        Network::update_tip(self, index, hash)
+    }
+    fn penalize(&self, peer: PeerId, points: i32, reason: &str) {
+        Network::penalize(self, peer, points, reason)
+    }
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Result<PeerInfo, NetError>> {
+        Box::pin(Network::connect(self, addr))
+    }
+    fn get_blocks(
+        &self,
+        peer: PeerId,
+        from_index: u64,
+        count: u32,
+    ) -> BoxFuture<'_, Result<Vec<Block>, NetError>> {
+        Box::pin(Network::get_blocks(self, peer, from_index, count))
+    }
+    fn get_headers(
+        &self,
+        peer: PeerId,
+        locator: Vec<Hash>,
+        count: u32,
+    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>> {
+        Box::pin(Network::get_headers(self, peer, locator, count))
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Network::shutdown(self))
+    }
+}

@@ -1,0 +1,445 @@
+//! The state shared by every task of a running node, and the operations that change it: importing
+//! a block (ours or a peer's), admitting a transaction, producing a block.
+//!
+//! Locks, always taken in this order, never held across an `.await`:
+//! 1. `import_lock` (std `Mutex<()>`): serializes block imports, so that the order of commits on
+//!    disk is the order of changes in memory. Held during the redb commit.
+//! 2. `chain` (std `RwLock`): the chain and tip state. Written only inside an import, for the
+//!    duration of `add_block`; readers (HTTP, production, the fetch server) are never blocked by
+//!    disk I/O.
+//! 3. `mempool` (std `Mutex`).
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use pp_ledger::chain::{AddOutcome, Chain};
+use pp_ledger::error::{ChainError, TxError};
+use pp_ledger::{
+    Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature, Transaction,
+    BLOCK_VERSION,
+};
+use pp_net::{ChainView, PeerId};
+use pp_ouroboros::{Ouroboros, SlotClock};
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::mempool::{AccountView, Inserted, Mempool, MempoolError};
+use crate::metrics::{gauge_value, Metrics};
+use crate::net::PeerNet;
+use crate::storage::{ChainCommit, Storage, StorageError};
+
+/// Hashes tried between two yields to the runtime while mining, so a block search never stalls
+/// the tasks sharing the thread for more than a few milliseconds.
+const MINE_CHUNK: u64 = 20_000;
+/// Most blocks a `get_blocks` answer may carry from this node.
+pub(crate) const MAX_SERVE_BLOCKS: u32 = 500;
+/// Most headers a `get_headers` answer may carry from this node.
+pub(crate) const MAX_SERVE_HEADERS: u32 = 2_000;
+
+/// A request to the sync task: `peer` claims a best chain ending at `tip_index`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyncRequest {
+    pub(crate) peer: PeerId,
+    pub(crate) tip_index: u64,
+}
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImportError {
+    /// The chain refused it.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// It was accepted in memory but could not be stored: it is not acknowledged.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The tip state seen through the mempool's eyes.
+pub(crate) struct LedgerView<'a> {
+    pub(crate) state: &'a LedgerState,
+    pub(crate) genesis_hash: Hash,
+}
+
+impl AccountView for LedgerView<'_> {
+    fn balance_of(&self, a: &PublicKey) -> u64 {
+        self.state.balance(a)
+    }
+    fn stake_of(&self, a: &PublicKey) -> u64 {
+        self.state.stake(a)
+    }
+    fn next_nonce(&self, a: &PublicKey) -> u64 {
+        self.state.nonce(a)
+    }
+    fn check_next(&self, tx: &Transaction) -> Result<(), (String, String)> {
+        self.state
+            .check_tx(tx, &self.genesis_hash)
+            .map_err(|e| (tx_error_code(&e).to_string(), e.to_string()))
+    }
+}
+
+/// The machine-readable name of a ledger transaction rule (the HTTP error code).
+pub(crate) fn tx_error_code(e: &TxError) -> &'static str {
+    match e {
+        TxError::BadSignature(_) => "bad_signature",
+        TxError::ZeroAmount => "zero_amount",
+        TxError::BadNonce { .. } => "bad_nonce",
+        TxError::InsufficientBalance { .. } => "insufficient_balance",
+        TxError::InsufficientStake { .. } => "insufficient_stake",
+        TxError::Overflow { .. } => "overflow",
+        TxError::BadStakeholderId { .. } => "bad_stakeholder_id",
+        TxError::StakeholderIdTaken { .. } => "stakeholder_id_taken",
+        _ => "invalid_transaction",
+    }
+}
+
+/// What an import did, for the caller to announce and log.
+#[derive(Debug, Clone)]
+pub(crate) struct Imported {
+    pub(crate) outcome: AddOutcome,
+    pub(crate) height: u64,
+}
+
+/// Everything a running node shares between its tasks.
+pub(crate) struct Core {
+    pub(crate) node_id: String,
+    pub(crate) genesis: Genesis,
+    pub(crate) genesis_hash: Hash,
+    pub(crate) key: KeyPair,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) slots: SlotClock,
+    pub(crate) storage: Storage,
+    pub(crate) metrics: Metrics,
+    pub(crate) net: OnceLock<Arc<dyn PeerNet>>,
+    pub(crate) sync_batch: u32,
+    pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
+    import_lock: Mutex<()>,
+    chain: RwLock<Chain<Ouroboros>>,
+    mempool: Mutex<Mempool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave these structures half-updated in a way that is
+    // worse than stopping the node, and no code path here panics on input; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        node_id: String,
+        genesis: Genesis,
+        key: KeyPair,
+        clock: Arc<dyn Clock>,
+        slots: SlotClock,
+        chain: Chain<Ouroboros>,
+        mempool: Mempool,
+        storage: Storage,
+        sync_batch: u32,
+        sync_tx: mpsc::Sender<SyncRequest>,
+    ) -> Core {
+        let genesis_hash = genesis.hash();
+        let metrics = Metrics::new();
+        metrics.height.set(gauge_value(chain.height()));
+        metrics.mempool_size.set(gauge_value(mempool.len()));
+        Core {
+            node_id,
+            genesis,
+            genesis_hash,
+            key,
+            clock,
+            slots,
+            storage,
+            metrics,
+            net: OnceLock::new(),
+            sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
+            sync_tx,
+            import_lock: Mutex::new(()),
+            chain: RwLock::new(chain),
+            mempool: Mutex::new(mempool),
+        }
+    }
+
+    /// Read access to the chain. Hold it briefly.
+    pub(crate) fn chain(&self) -> RwLockReadGuard<'_, Chain<Ouroboros>> {
+        self.chain
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn chain_mut(&self) -> RwLockWriteGuard<'_, Chain<Ouroboros>> {
+        self.chain
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The mempool (after the chain lock, if both are needed).
+    pub(crate) fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        lock(&self.mempool)
+    }
+
+    pub(crate) fn net(&self) -> Option<&Arc<dyn PeerNet>> {
+        self.net.get()
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The current slot (0 before genesis time).
+    pub(crate) fn current_slot(&self) -> u64 {
+        self.slots.slot_at(self.now_ms()).unwrap_or(0)
+    }
+
+    /// Validates `block` fully, applies it and stores it durably. Nothing is announced here.
+    pub(crate) fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
+        let _import = lock(&self.import_lock);
+        let hash = block.hash();
+        let now = self.now_ms();
+        let outcome = self.chain_mut().add_block(block, now)?;
+        let mut commit = ChainCommit::default();
+        let height;
+        {
+            let chain = self.chain();
+            height = chain.height();
+            match &outcome {
+                AddOutcome::AlreadyKnown => {
+                    return Ok(Imported { outcome, height });
+                }
+                AddOutcome::SideChain => {
+                    // Kept on disk too, so a later fork switch finds its blocks after a restart
+                    // is not needed (replay uses the best chain only), but it costs little and
+                    // keeps every acknowledged block on disk.
+                    if let Some(b) = chain.block_by_hash(&hash) {
+                        commit.blocks.push(b.clone());
+                    }
+                }
+                AddOutcome::Extended | AddOutcome::Reorg { .. } => {
+                    let applied: Vec<Hash> = match &outcome {
+                        AddOutcome::Reorg { applied, .. } => applied.clone(),
+                        _ => vec![hash],
+                    };
+                    for h in &applied {
+                        if let Some(b) = chain.block_by_hash(h) {
+                            commit.best.push((b.header.index, *h));
+                            commit.blocks.push(b.clone());
+                        }
+                    }
+                    commit.height = Some(height);
+                    let view = LedgerView {
+                        state: chain.state(),
+                        genesis_hash: self.genesis_hash,
+                    };
+                    let mut mp = self.mempool();
+                    if let AddOutcome::Reorg { rolled_back, .. } = &outcome {
+                        let back: Vec<Transaction> = rolled_back
+                            .iter()
+                            .flat_map(|b| b.transactions.iter().cloned())
+                            .collect();
+                        let (added, dropped) = mp.rebuild(&view, back);
+                        commit.mempool_add = added;
+                        commit.mempool_remove = dropped;
+                    } else {
+                        commit.mempool_remove = mp.revalidate(&view);
+                    }
+                    self.metrics.mempool_size.set(gauge_value(mp.len()));
+                }
+            }
+        }
+        self.storage.commit_chain(&commit)?;
+        self.metrics.height.set(gauge_value(height));
+        if matches!(outcome, AddOutcome::Reorg { .. }) {
+            self.metrics.reorgs.inc();
+        }
+        Ok(Imported { outcome, height })
+    }
+
+    /// Validates a transaction against the tip state and the mempool, journals it durably, and
+    /// returns whether it is new (to relay) or already pending.
+    pub(crate) fn admit_tx(&self, tx: Transaction) -> Result<Inserted, MempoolError> {
+        let inserted = {
+            let chain = self.chain();
+            let view = LedgerView {
+                state: chain.state(),
+                genesis_hash: self.genesis_hash,
+            };
+            let mut mp = self.mempool();
+            let r = mp.insert(&view, tx.clone());
+            self.metrics.mempool_size.set(gauge_value(mp.len()));
+            r
+        };
+        match inserted {
+            Ok(Inserted::New) => {
+                if let Err(e) = self.storage.put_mempool_tx(&tx) {
+                    // Not journaled, so not acknowledged: take it back out.
+                    tracing::error!(error = %e, "cannot journal transaction");
+                    let mut mp = self.mempool();
+                    mp.remove(&tx.id());
+                    self.metrics.mempool_size.set(gauge_value(mp.len()));
+                    return Err(MempoolError::Ledger {
+                        code: "storage_error".into(),
+                        message: e.to_string(),
+                    });
+                }
+                self.metrics.txs_accepted.inc();
+                Ok(Inserted::New)
+            }
+            Ok(Inserted::Duplicate) => Ok(Inserted::Duplicate),
+            Err(e) => {
+                self.metrics.txs_rejected.inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// If this node leads `slot` and the tip is from an earlier slot, builds, mines and signs a
+    /// block on the tip. Mining yields to the runtime every [`MINE_CHUNK`] hashes and gives up at
+    /// the end of the slot.
+    pub(crate) async fn produce(&self, slot: u64) -> Option<Block> {
+        let me = self.key.public();
+        let (parent, txs) = {
+            let chain = self.chain();
+            if chain.leader_for_next(slot) != Some(me) || chain.tip().header.slot >= slot {
+                return None;
+            }
+            let mp = self.mempool();
+            let txs = chain.select_transactions(mp.candidates());
+            (chain.tip().header.clone(), txs)
+        };
+        let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
+        let mut header = BlockHeader {
+            version: BLOCK_VERSION,
+            index: parent.index.checked_add(1)?,
+            slot,
+            prev_hash: parent.hash(),
+            tx_root: pp_ledger::merkle_root(&ids),
+            producer: me,
+            timestamp: self.now_ms(),
+            difficulty: self.genesis.difficulty,
+            nonce: 0,
+        };
+        let deadline = self.slots.slot_start_ms(slot.saturating_add(1));
+        loop {
+            if header.mine(MINE_CHUNK).is_some() {
+                break;
+            }
+            if self.now_ms() >= deadline {
+                tracing::warn!(
+                    slot,
+                    difficulty = header.difficulty,
+                    "no proof of work found within the slot"
+                );
+                return None;
+            }
+            tokio::task::yield_now().await;
+        }
+        let mut block = Block {
+            header,
+            signature: Signature::default(),
+            transactions: txs,
+        };
+        block.sign(&self.key, &self.genesis_hash);
+        Some(block)
+    }
+
+    /// Replays stored best-chain blocks into the (fresh) chain; stops at the first block that is
+    /// missing or invalid and trims the stored best chain there.
+    pub(crate) fn replay(&self) -> Result<u64, StorageError> {
+        let hashes = self.storage.best_chain()?;
+        let mut applied = 0u64;
+        for h in &hashes {
+            let Some(block) = self.storage.block(h)? else {
+                tracing::warn!(hash = %h, "stored best chain refers to a missing block; stopping replay");
+                break;
+            };
+            // Judge each block by the time of its own slot, as when it was first accepted.
+            let now = self
+                .slots
+                .slot_start_ms(block.header.slot)
+                .max(block.header.timestamp);
+            match self.chain_mut().add_block(block, now) {
+                Ok(AddOutcome::Extended) => applied += 1,
+                Ok(other) => {
+                    tracing::warn!(hash = %h, ?other, "stored block did not extend the replayed chain; stopping");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(hash = %h, error = %e, "stored block is invalid; stopping replay");
+                    break;
+                }
+            }
+        }
+        if applied < hashes.len() as u64 {
+            self.storage.commit_chain(&ChainCommit {
+                height: Some(applied),
+                ..ChainCommit::default()
+            })?;
+        }
+        let height = self.chain().height();
+        self.metrics.height.set(gauge_value(height));
+        Ok(height)
+    }
+
+    /// Re-admits journaled mempool transactions (those still valid on the replayed tip).
+    pub(crate) fn restore_mempool(&self) -> Result<usize, StorageError> {
+        let (txs, _bad) = self.storage.mempool_txs()?;
+        let mut sorted = txs;
+        sorted.sort_by_key(|t| (t.body.from, t.body.nonce));
+        let mut stale = Vec::new();
+        let n = {
+            let chain = self.chain();
+            let view = LedgerView {
+                state: chain.state(),
+                genesis_hash: self.genesis_hash,
+            };
+            let mut mp = self.mempool();
+            for t in sorted {
+                let id = t.id();
+                if mp.insert(&view, t).is_err() {
+                    stale.push(id);
+                }
+            }
+            self.metrics.mempool_size.set(gauge_value(mp.len()));
+            mp.len()
+        };
+        if !stale.is_empty() {
+            self.storage.commit_chain(&ChainCommit {
+                mempool_remove: stale,
+                ..ChainCommit::default()
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// Asks the sync task to catch up with `peer` (dropped if a request is already queued).
+    pub(crate) fn request_sync(&self, peer: PeerId, tip_index: u64) {
+        let _ = self.sync_tx.try_send(SyncRequest { peer, tip_index });
+    }
+}
+
+/// The fetch server's window on the chain (answers `get_blocks` / `get_headers` from peers).
+pub(crate) struct CoreView(pub(crate) Arc<Core>);
+
+impl ChainView for CoreView {
+    fn tip(&self) -> (u64, Hash) {
+        let c = self.0.chain();
+        (c.height(), c.tip_hash())
+    }
+
+    fn get_blocks(&self, from_index: u64, count: u32) -> Vec<Block> {
+        let c = self.0.chain();
+        let n = u64::from(count.min(MAX_SERVE_BLOCKS));
+        (from_index..from_index.saturating_add(n))
+            .map_while(|i| c.block_at(i).cloned())
+            .collect()
+    }
+
+    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader> {
+        let c = self.0.chain();
+        let Some(fork) = c.find_fork_point(locator) else {
+            return Vec::new();
+        };
+        let n = u64::from(count.min(MAX_SERVE_HEADERS));
+        (fork.saturating_add(1)..fork.saturating_add(1).saturating_add(n))
+            .map_while(|i| c.block_at(i).map(|b| b.header.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,457 @@
+//! Durable storage of the node in one redb database (`data_dir/chain.redb`).
+//!
+//! Layout (all keys and values are bytes unless noted):
+//!
+//! | table        | key                    | value                                   |
+//! |--------------|------------------------|-----------------------------------------|
+//! | `blocks`     | block hash (32)        | canonical block bytes (`pp_ledger::Encode`) |
+//! | `best_chain` | index (`u64`)          | block hash (32) of the best chain       |
+//! | `tx_index`   | transaction id (32)    | hash (32) of the last stored block holding it |
+//! | `mempool`    | transaction id (32)    | canonical transaction bytes             |
+//! | `peers`      | address (`&str`)       | last time seen, unix ms (`u64`)         |
+//! | `meta`       | name (`&str`)          | bytes (`genesis_hash`)                  |
+//!
+//! Every write is one redb transaction committed with the default durability (fsync before
+//! `commit` returns), so a block or a transaction is on disk before the node acknowledges it, and
+//! a `kill -9` loses nothing acknowledged. Quick repair is enabled so that reopening after a crash
+//! does not scan the whole file.
+//!
+//! Calls are synchronous: redb commits take a few milliseconds and the node makes one per block,
+//! so they run inline on the calling task (no `spawn_blocking`, which a turmoil simulation cannot
+//! use). The database sits behind an `RwLock<Option<..>>` so that [`Storage::close`] can release
+//! the file even while other handles to the storage are still alive (a restart in the same
+//! process reopens the same file).
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use pp_ledger::{Block, Decode, Encode, Hash, Transaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const BLOCKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blocks");
+const BEST: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("best_chain");
+const TX_INDEX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tx_index");
+const MEMPOOL: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mempool");
+const PEERS: TableDefinition<'_, &str, u64> = TableDefinition::new("peers");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+/// Most known peer addresses kept on disk.
+pub const MAX_STORED_PEERS: usize = 1_000;
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database reported an error (I/O, corruption, lock held by another process).
+    #[error("database {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// A stored value could not be decoded (the file was altered or written by other code).
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt {
+        /// Which kind of record.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The storage was closed by a shutdown.
+    #[error("storage is closed")]
+    Closed,
+}
+
+/// A change of the best chain to commit together with the blocks it needs.
+#[derive(Debug, Default, Clone)]
+pub struct ChainCommit {
+    /// Blocks to store (by hash); also indexes their transactions.
+    pub blocks: Vec<Block>,
+    /// New `(index, hash)` entries of the best chain.
+    pub best: Vec<(u64, Hash)>,
+    /// The best chain's height after the change: entries above it are deleted.
+    pub height: Option<u64>,
+    /// Transactions to remove from the mempool journal.
+    pub mempool_remove: Vec<Hash>,
+    /// Transactions to add to the mempool journal (re-admitted after a reorg).
+    pub mempool_add: Vec<Transaction>,
+}
+
+/// The node's database.
+#[derive(Debug)]
+pub struct Storage {
+    path: PathBuf,
+    db: RwLock<Option<Database>>,
+}
+
+impl Storage {
+    /// Opens (or creates) the database at `path` and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        let err = |e: redb::Error| StorageError::Db {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        };
+        let db = Database::builder()
+            .create(path)
+            .map_err(|e| err(e.into()))?;
+        let storage = Storage {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(db)),
+        };
+        storage.write(|tx| {
+            tx.open_table(BLOCKS)?;
+            tx.open_table(BEST)?;
+            tx.open_table(TX_INDEX)?;
+            tx.open_table(MEMPOOL)?;
+            tx.open_table(PEERS)?;
+            tx.open_table(META)?;
+            Ok(())
+        })?;
+        Ok(storage)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Releases the file. Later calls fail with [`StorageError::Closed`].
+    pub fn close(&self) {
+        let mut guard = match self.db.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = None;
+    }
+
+    fn db_err(&self, e: impl Into<redb::Error>) -> StorageError {
+        StorageError::Db {
+            path: self.path.clone(),
+            source: Box::new(e.into()),
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it durably.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<R, redb::Error>,
+    ) -> Result<R, StorageError> {
+        let guard = match self.db.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let db = guard.as_ref().ok_or(StorageError::Closed)?;
+        let mut tx = db.begin_write().map_err(|e| self.db_err(e))?;
+        tx.set_quick_repair(true);
+        let r = f(&tx).map_err(|e| self.db_err(e))?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(r)
+    }
+
+    /// Runs `f` in a read transaction.
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<R, redb::Error>,
+    ) -> Result<R, StorageError> {
+        let guard = match self.db.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let db = guard.as_ref().ok_or(StorageError::Closed)?;
+        let tx = db.begin_read().map_err(|e| self.db_err(e))?;
+        f(&tx).map_err(|e| self.db_err(e))
+    }
+
+    /// The genesis hash this database belongs to, if recorded.
+    pub fn genesis_hash(&self) -> Result<Option<Hash>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(META)?;
+            Ok(t.get("genesis_hash")?.map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|b| hash_from(&b, "genesis hash")).transpose()
+    }
+
+    /// Records the genesis hash this database belongs to.
+    pub fn set_genesis_hash(&self, h: &Hash) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.open_table(META)?
+                .insert("genesis_hash", h.as_bytes().as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Commits blocks, best-chain changes and mempool journal changes atomically and durably.
+    pub fn commit_chain(&self, c: &ChainCommit) -> Result<(), StorageError> {
+        self.write(|tx| {
+            {
+                let mut blocks = tx.open_table(BLOCKS)?;
+                let mut txi = tx.open_table(TX_INDEX)?;
+                for b in &c.blocks {
+                    let h = b.hash();
+                    blocks.insert(h.as_bytes().as_slice(), b.to_canonical_bytes().as_slice())?;
+                    for t in &b.transactions {
+                        txi.insert(t.id().as_bytes().as_slice(), h.as_bytes().as_slice())?;
+                    }
+                }
+            }
+            {
+                let mut best = tx.open_table(BEST)?;
+                for (i, h) in &c.best {
+                    best.insert(*i, h.as_bytes().as_slice())?;
+                }
+                if let Some(height) = c.height {
+                    // Entries above the new height belong to a chain that was abandoned.
+                    let stale: Vec<u64> = best
+                        .range(height.saturating_add(1)..)?
+                        .map(|r| r.map(|(k, _)| k.value()))
+                        .collect::<Result<_, _>>()?;
+                    for k in stale {
+                        best.remove(k)?;
+                    }
+                }
+            }
+            {
+                let mut mp = tx.open_table(MEMPOOL)?;
+                for id in &c.mempool_remove {
+                    mp.remove(id.as_bytes().as_slice())?;
+                }
+                for t in &c.mempool_add {
+                    mp.insert(
+                        t.id().as_bytes().as_slice(),
+                        t.to_canonical_bytes().as_slice(),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Stores one block that is not (yet) on the best chain.
+    pub fn put_block(&self, b: &Block) -> Result<(), StorageError> {
+        self.commit_chain(&ChainCommit {
+            blocks: vec![b.clone()],
+            ..ChainCommit::default()
+        })
+    }
+
+    /// The best chain as stored: hashes by index from 1 upward, stopping at the first gap.
+    pub fn best_chain(&self) -> Result<Vec<Hash>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(BEST)?;
+            let mut out = Vec::new();
+            for (expect, r) in (1u64..).zip(t.range(1u64..)?) {
+                let (k, v) = r?;
+                if k.value() != expect {
+                    break;
+                }
+                out.push(v.value().to_vec());
+            }
+            Ok(out)
+        })?;
+        raw.iter()
+            .map(|b| hash_from(b, "best chain hash"))
+            .collect()
+    }
+
+    /// A stored block by hash.
+    pub fn block(&self, h: &Hash) -> Result<Option<Block>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(BLOCKS)?;
+            Ok(t.get(h.as_bytes().as_slice())?.map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|b| {
+            Block::from_canonical_bytes(&b).map_err(|e| StorageError::Corrupt {
+                what: "block",
+                reason: format!("{h}: {e}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// The hash of the last stored block that holds transaction `id`.
+    pub fn tx_block(&self, id: &Hash) -> Result<Option<Hash>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(TX_INDEX)?;
+            Ok(t.get(id.as_bytes().as_slice())?.map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|b| hash_from(&b, "tx index entry")).transpose()
+    }
+
+    /// Journals an accepted mempool transaction (durably, before it is acknowledged).
+    pub fn put_mempool_tx(&self, t: &Transaction) -> Result<(), StorageError> {
+        self.commit_chain(&ChainCommit {
+            mempool_add: vec![t.clone()],
+            ..ChainCommit::default()
+        })
+    }
+
+    /// Every journaled mempool transaction. Undecodable entries are skipped (they could never
+    /// have been accepted) and reported in the second value.
+    pub fn mempool_txs(&self) -> Result<(Vec<Transaction>, usize), StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(MEMPOOL)?;
+            let mut out = Vec::new();
+            for r in t.iter()? {
+                let (_, v) = r?;
+                out.push(v.value().to_vec());
+            }
+            Ok(out)
+        })?;
+        let mut bad = 0;
+        let mut txs = Vec::with_capacity(raw.len());
+        for b in raw {
+            match Transaction::from_canonical_bytes(&b) {
+                Ok(t) => txs.push(t),
+                Err(_) => bad += 1,
+            }
+        }
+        Ok((txs, bad))
+    }
+
+    /// Replaces the stored known-peer addresses (at most [`MAX_STORED_PEERS`]).
+    pub fn save_peers(&self, addrs: &[String], now_ms: u64) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let mut t = tx.open_table(PEERS)?;
+            t.retain(|_, _| false)?;
+            for a in addrs.iter().take(MAX_STORED_PEERS) {
+                t.insert(a.as_str(), now_ms)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The stored known-peer addresses.
+    pub fn peers(&self) -> Result<Vec<String>, StorageError> {
+        self.read(|tx| {
+            let t = tx.open_table(PEERS)?;
+            let mut out = Vec::new();
+            for r in t.iter()? {
+                let (k, _) = r?;
+                out.push(k.value().to_string());
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn hash_from(b: &[u8], what: &'static str) -> Result<Hash, StorageError> {
+    <[u8; 32]>::try_from(b)
+        .map(Hash)
+        .map_err(|_| StorageError::Corrupt {
+            what,
+            reason: format!("{} bytes instead of 32", b.len()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::{Genesis, KeyPair};
+
+    fn chain_of(n: u64) -> (Genesis, KeyPair, Vec<Block>) {
+        let key = KeyPair::from_seed([5u8; 32]);
+        let g = Genesis::devnet("n", key.public(), 1_700_000_000_000);
+        let gh = g.hash();
+        let mut parent = g.block().header;
+        let mut out = Vec::new();
+        for i in 1..=n {
+            let tx = Transaction::transfer(
+                &key,
+                KeyPair::from_seed([6u8; 32]).public(),
+                1,
+                0,
+                i - 1,
+                &gh,
+            );
+            let b = Block::produce(
+                &parent,
+                i,
+                g.genesis_time + i * 1000,
+                1,
+                vec![tx],
+                &key,
+                &gh,
+                1 << 20,
+            )
+            .unwrap();
+            parent = b.header.clone();
+            out.push(b);
+        }
+        (g, key, out)
+    }
+
+    #[test]
+    fn committed_blocks_survive_reopen_in_best_chain_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        let (g, _, blocks) = chain_of(3);
+        {
+            let s = Storage::open(&path).unwrap();
+            s.set_genesis_hash(&g.hash()).unwrap();
+            s.commit_chain(&ChainCommit {
+                blocks: blocks.clone(),
+                best: blocks.iter().map(|b| (b.header.index, b.hash())).collect(),
+                height: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+            s.close();
+            assert!(matches!(s.best_chain(), Err(StorageError::Closed)));
+        }
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.genesis_hash().unwrap(), Some(g.hash()));
+        let best = s.best_chain().unwrap();
+        assert_eq!(best, blocks.iter().map(Block::hash).collect::<Vec<_>>());
+        assert_eq!(s.block(&best[2]).unwrap().as_ref(), Some(&blocks[2]));
+        let tx_id = blocks[1].transactions[0].id();
+        assert_eq!(s.tx_block(&tx_id).unwrap(), Some(blocks[1].hash()));
+    }
+
+    #[test]
+    fn lowering_the_height_truncates_the_best_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("c.redb")).unwrap();
+        let (_, _, blocks) = chain_of(3);
+        s.commit_chain(&ChainCommit {
+            blocks: blocks.clone(),
+            best: blocks.iter().map(|b| (b.header.index, b.hash())).collect(),
+            height: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        s.commit_chain(&ChainCommit {
+            height: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.best_chain().unwrap(), vec![blocks[0].hash()]);
+    }
+
+    #[test]
+    fn mempool_journal_adds_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("c.redb")).unwrap();
+        let (_, _, blocks) = chain_of(2);
+        let t0 = blocks[0].transactions[0].clone();
+        let t1 = blocks[1].transactions[0].clone();
+        s.put_mempool_tx(&t0).unwrap();
+        s.put_mempool_tx(&t1).unwrap();
+        s.commit_chain(&ChainCommit {
+            mempool_remove: vec![t0.id()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.mempool_txs().unwrap(), (vec![t1], 0));
+    }
+
+    #[test]
+    fn peers_are_replaced_as_a_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("c.redb")).unwrap();
+        s.save_peers(&["127.0.0.1:1".into(), "127.0.0.1:2".into()], 5)
+            .unwrap();
+        s.save_peers(&["127.0.0.1:3".into()], 6).unwrap();
+        assert_eq!(s.peers().unwrap(), vec!["127.0.0.1:3".to_string()]);
+    }
+}

@@ -1,0 +1,346 @@
+//! The long-running tasks of a node: the consensus loop (one turn per slot), the network event
+//! handler (gossip in), and the sync task (catching up from a peer whose chain is longer).
+//!
+//! Every task stops when the shutdown signal (a `watch` channel) flips, and none holds a lock
+//! across an `.await`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pp_ledger::{AddOutcome, Block, ChainError};
+use pp_net::{NetError, NetEvent, PeerId};
+use tokio::sync::{mpsc, watch};
+
+use crate::mempool::{Inserted, MempoolError};
+use crate::metrics::gauge_value;
+use crate::net::PeerNet;
+use crate::node::{Core, ImportError, Imported, SyncRequest, MAX_SERVE_HEADERS};
+
+/// Misbehaviour points for a block that fails validation.
+const PENALTY_INVALID_BLOCK: i32 = 25;
+/// Misbehaviour points for a transaction with a bad signature (cannot happen by accident).
+const PENALTY_BAD_TX_SIGNATURE: i32 = 10;
+/// Misbehaviour points for a sync answer that does not fit together.
+const PENALTY_BAD_SYNC: i32 = 20;
+/// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
+const MAX_SYNC_ROUNDS: u32 = 10_000;
+/// Known peer addresses are saved to disk at most this often, in slots.
+const SAVE_PEERS_EVERY_SLOTS: u64 = 20;
+
+/// Waits until `shutdown` says stop (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn short(h: &pp_ledger::Hash) -> String {
+    h.to_hex()[..12].to_string()
+}
+
+/// Announces an import that changed the best chain and logs it.
+fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId>, produced: bool) {
+    let h = block.hash();
+    match &imported.outcome {
+        AddOutcome::Extended | AddOutcome::Reorg { .. } | AddOutcome::SideChain => {
+            if let Some(net) = core.net() {
+                net.broadcast_block(block, from);
+                let tip = core.chain().tip_hash();
+                net.update_tip(imported.height, tip);
+            }
+        }
+        AddOutcome::AlreadyKnown => return,
+    }
+    let what = if produced { "produced" } else { "received" };
+    match &imported.outcome {
+        AddOutcome::Reorg {
+            rolled_back,
+            applied,
+        } => tracing::info!(
+            index = block.header.index,
+            slot = block.header.slot,
+            hash = %short(&h),
+            txs = block.transactions.len(),
+            rolled_back = rolled_back.len(),
+            applied = applied.len(),
+            "block {what}: fork switch"
+        ),
+        AddOutcome::SideChain => tracing::info!(
+            index = block.header.index,
+            slot = block.header.slot,
+            hash = %short(&h),
+            "block {what}: side chain"
+        ),
+        _ => tracing::info!(
+            index = block.header.index,
+            slot = block.header.slot,
+            hash = %short(&h),
+            txs = block.transactions.len(),
+            "block {what}"
+        ),
+    }
+}
+
+/// One turn per slot: produce if leader, look for peers ahead, sleep to the next slot boundary.
+pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_slot: Option<u64> = None;
+    let mut saved_peers: Vec<String> = Vec::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = core.now_ms();
+        if let Some(slot) = core.slots.slot_at(now) {
+            if last_slot.is_none_or(|l| slot > l) {
+                last_slot = Some(slot);
+                slot_turn(&core, slot, &mut saved_peers).await;
+            }
+        }
+        let now = core.now_ms();
+        let wait = match core.slots.slot_at(now) {
+            Some(_) => core.slots.ms_until_next_slot(now),
+            // Before genesis: wake at genesis time, but at least once a second.
+            None => core.slots.genesis_time_ms().saturating_sub(now).min(1_000),
+        };
+        tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            _ = tokio::time::sleep(Duration::from_millis(wait.max(1))) => {}
+        }
+    }
+}
+
+async fn slot_turn(core: &Arc<Core>, slot: u64, saved_peers: &mut Vec<String>) {
+    if let Some(block) = core.produce(slot).await {
+        match core.import_block(block.clone()) {
+            Ok(imported) => {
+                if matches!(
+                    imported.outcome,
+                    AddOutcome::Extended | AddOutcome::Reorg { .. }
+                ) {
+                    core.metrics.blocks_produced.inc();
+                }
+                announce(core, &block, &imported, None, true);
+            }
+            // A block arrived for this slot while we mined, or storage failed: nothing stored,
+            // nothing announced.
+            Err(e) => tracing::warn!(slot, error = %e, "own block not imported"),
+        }
+    }
+    let Some(net) = core.net() else {
+        return;
+    };
+    core.metrics.peers.set(gauge_value(net.peer_count()));
+    let height = core.chain().height();
+    if let Some(best) = net
+        .peers()
+        .into_iter()
+        .filter(|p| p.tip_index > height)
+        .max_by_key(|p| p.tip_index)
+    {
+        core.request_sync(best.id, best.tip_index);
+    }
+    if slot % SAVE_PEERS_EVERY_SLOTS == 0 {
+        let mut known = net.known_addrs();
+        known.sort();
+        if known != *saved_peers {
+            match core.storage.save_peers(&known, core.now_ms()) {
+                Ok(()) => *saved_peers = known,
+                Err(e) => tracing::warn!(error = %e, "cannot save known peers"),
+            }
+        }
+    }
+}
+
+/// Handles announcements and connection changes from the network.
+pub(crate) async fn event_loop(
+    core: Arc<Core>,
+    mut events: mpsc::Receiver<NetEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let ev = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            ev = events.recv() => match ev { Some(ev) => ev, None => break },
+        };
+        let Some(net) = core.net().cloned() else {
+            continue;
+        };
+        match ev {
+            NetEvent::PeerConnected(info) => {
+                tracing::info!(peer = %info.id, node = %info.node_id, addr = %info.addr, tip = info.tip_index, "peer connected");
+                core.metrics.peers.set(gauge_value(net.peer_count()));
+                if info.tip_index > core.chain().height() {
+                    core.request_sync(info.id, info.tip_index);
+                }
+            }
+            NetEvent::PeerDisconnected { peer, reason } => {
+                tracing::info!(%peer, %reason, "peer disconnected");
+                core.metrics.peers.set(gauge_value(net.peer_count()));
+            }
+            NetEvent::NewBlock { peer, block } => on_block(&core, net.as_ref(), peer, block),
+            NetEvent::NewTx { peer, tx } => match core.admit_tx(tx.clone()) {
+                Ok(Inserted::New) => net.broadcast_tx(&tx, Some(peer)),
+                Ok(Inserted::Duplicate) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, id = %tx.id(), error = %e, "transaction from peer refused");
+                    if matches!(e, MempoolError::BadSignature { .. }) {
+                        net.penalize(
+                            peer,
+                            PENALTY_BAD_TX_SIGNATURE,
+                            "transaction with a bad signature",
+                        );
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
+    let hash = block.hash();
+    if core.chain().contains(&hash) {
+        return;
+    }
+    let index = block.header.index;
+    match core.import_block(block.clone()) {
+        Ok(imported) => {
+            if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
+                core.metrics.blocks_received.inc();
+            }
+            announce(core, &block, &imported, Some(peer), false);
+        }
+        Err(ImportError::Chain(ChainError::UnknownParent { hash: parent })) => {
+            tracing::debug!(%peer, index, parent = %short(&parent), "block with unknown parent: syncing");
+            core.request_sync(peer, index);
+        }
+        Err(ImportError::Chain(ChainError::Block(e))) => {
+            core.metrics.blocks_rejected.inc();
+            tracing::warn!(%peer, index, hash = %short(&hash), error = %e, "invalid block from peer");
+            net.penalize(peer, PENALTY_INVALID_BLOCK, &format!("invalid block: {e}"));
+        }
+        Err(e) => {
+            tracing::warn!(%peer, index, hash = %short(&hash), error = %e, "block not imported")
+        }
+    }
+}
+
+/// Serves sync requests one at a time.
+pub(crate) async fn sync_loop(
+    core: Arc<Core>,
+    mut requests: mpsc::Receiver<SyncRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut req = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            r = requests.recv() => match r { Some(r) => r, None => break },
+        };
+        // Coalesce what queued up meanwhile: follow the peer with the longest claimed chain.
+        while let Ok(r) = requests.try_recv() {
+            if r.tip_index > req.tip_index {
+                req = r;
+            }
+        }
+        if req.tip_index <= core.chain().height() {
+            continue;
+        }
+        let Some(net) = core.net().cloned() else {
+            continue;
+        };
+        tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            r = sync_from(&core, net.as_ref(), req) => match r {
+                Ok(n) if n > 0 => tracing::info!(peer = %req.peer, blocks = n, height = core.chain().height(), "synced"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(peer = %req.peer, error = %e, "sync attempt failed"),
+            },
+        }
+    }
+}
+
+/// Why a sync attempt stopped early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SyncError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("peer sent block {got} where {expected} was asked for")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("peer's block {index} was refused: {error}")]
+    Refused { index: u64, error: ImportError },
+}
+
+/// Fetches and applies the peer's best chain from our fork point. Returns the blocks applied.
+pub(crate) async fn sync_from(
+    core: &Core,
+    net: &dyn PeerNet,
+    req: SyncRequest,
+) -> Result<u64, SyncError> {
+    let locator = core.chain().locator();
+    let headers = net
+        .get_headers(req.peer, locator, MAX_SERVE_HEADERS)
+        .await?;
+    // The first header we do not hold is where their chain leaves ours.
+    let mut next = {
+        let c = core.chain();
+        match headers.iter().find(|h| !c.contains(&h.hash())) {
+            Some(h) => h.index,
+            None => match headers.last() {
+                Some(h) => h.index.saturating_add(1),
+                None => return Ok(0),
+            },
+        }
+    };
+    let batch = core.sync_batch;
+    let mut applied = 0u64;
+    let mut last: Option<Block> = None;
+    for _ in 0..MAX_SYNC_ROUNDS {
+        let blocks = net.get_blocks(req.peer, next, batch).await?;
+        let got = blocks.len();
+        for b in blocks {
+            if b.header.index != next {
+                net.penalize(req.peer, PENALTY_BAD_SYNC, "get_blocks answer out of order");
+                return Err(SyncError::OutOfOrder {
+                    expected: next,
+                    got: b.header.index,
+                });
+            }
+            match core.import_block(b.clone()) {
+                Ok(imported) => {
+                    if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
+                        core.metrics.blocks_received.inc();
+                        applied += 1;
+                    }
+                    last = Some(b);
+                }
+                Err(error) => {
+                    if let ImportError::Chain(ChainError::Block(e)) = &error {
+                        core.metrics.blocks_rejected.inc();
+                        net.penalize(
+                            req.peer,
+                            PENALTY_INVALID_BLOCK,
+                            &format!("invalid block in sync: {e}"),
+                        );
+                    }
+                    return Err(SyncError::Refused { index: next, error });
+                }
+            }
+            next = next.saturating_add(1);
+        }
+        if got < batch as usize {
+            break;
+        }
+    }
+    // Tell our other peers about the new tip once, rather than relaying every synced block.
+    if let Some(b) = last {
+        let c = core.chain();
+        if c.tip_hash() == b.hash() {
+            let height = c.height();
+            drop(c);
+            net.broadcast_block(&b, Some(req.peer));
+            net.update_tip(height, b.hash());
+        }
+    }
+    Ok(applied)
+}
