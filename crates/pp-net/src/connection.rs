@@ -27,7 +27,7 @@ use crate::message::{
     MAX_HEADERS_PER_REQUEST, MAX_LOCATOR_LEN, MAX_NODE_ID_LEN, MAX_PEERS_PER_RESPONSE,
 };
 use crate::network::{NetEvent, Shared};
-use crate::peer_table::{millis, penalty, PeerInfo};
+use crate::peer_table::{millis, penalty, Direction, PeerInfo};
 
 /// The read side of a connection, yielding messages.
 pub(crate) type Reader<S> = FramedRead<ReadHalf<S>, MessageCodec>;
@@ -61,18 +61,26 @@ pub(crate) async fn send_error_and_close<S: AsyncWrite>(
     let _ = tokio::time::timeout(limit, writer.get_mut().shutdown()).await;
 }
 
-/// Exchange `hello`s: send ours, read theirs, check it. On a mismatch the peer is told with an
-/// `error` frame before the error is returned (the caller then drops the stream).
+/// Exchange `hello`s and check the peer's.
+///
+/// The dialer speaks first. The accepting side reads the dialer's `hello` before answering, so
+/// that it can refuse a banned node or itself with an `error` frame instead of a `hello`. When the
+/// networks differ (genesis or version), it still answers with its `hello` and then the `error`,
+/// so that the dialer sees the mismatch with its own eyes and reports it as the same typed error.
+/// `precheck` decides admission questions that need the peer table (self, bans).
 pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
     reader: &mut Reader<S>,
     writer: &mut Writer<S>,
     ours: &Hello,
     config: &NetConfig,
+    direction: Direction,
+    precheck: impl FnOnce(&Hello) -> Result<(), NetError>,
 ) -> Result<Hello, NetError> {
     let max = config.max_frame_bytes;
-    writer
-        .send(encode_message(&Message::Hello(ours.clone()), max)?)
-        .await?;
+    let our_hello = encode_message(&Message::Hello(ours.clone()), max)?;
+    if direction == Direction::Outbound {
+        writer.send(our_hello.clone()).await?;
+    }
     let first = match reader.next().await {
         None => {
             return Err(NetError::Io(std::io::Error::new(
@@ -91,10 +99,12 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
     let theirs = match first {
         Message::Hello(h) => h,
         Message::Error { code, message, .. } => {
-            return Err(if code == codes::TOO_MANY_PEERS {
-                NetError::TooManyPeers { max: 0 }
-            } else {
-                NetError::RemoteError { code, message }
+            return Err(match code.as_str() {
+                codes::TOO_MANY_PEERS => NetError::TooManyPeers { max: 0 },
+                codes::SELF_CONNECTION => NetError::SelfConnection {
+                    node_id: ours.node_id.clone(),
+                },
+                _ => NetError::RemoteError { code, message },
             })
         }
         other => {
@@ -111,8 +121,18 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
             NetError::ProtocolViolation(_) => codes::BAD_HELLO,
             _ => e.code(),
         };
+        if direction == Direction::Inbound && code != codes::BAD_HELLO {
+            let _ = writer.send(our_hello).await;
+        }
         send_error_and_close(writer, code, &e.to_string(), max).await;
         return Err(e);
+    }
+    if let Err(e) = precheck(&theirs) {
+        send_error_and_close(writer, e.code(), &e.to_string(), max).await;
+        return Err(e);
+    }
+    if direction == Direction::Inbound {
+        writer.send(our_hello).await?;
     }
     Ok(theirs)
 }

@@ -267,3 +267,167 @@ pub fn check_new_block_summary(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::{BlockHeader, KeyPair, PublicKey, BLOCK_VERSION};
+    use serde_json::json;
+
+    fn block() -> Block {
+        let k = KeyPair::from_seed([7; 32]);
+        let g = Hash([1; 32]);
+        let tx = Transaction::transfer(&k, PublicKey([2; 32]), 10, 1, 0, &g);
+        let parent = BlockHeader {
+            version: BLOCK_VERSION,
+            index: 0,
+            slot: 0,
+            prev_hash: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            producer: k.public(),
+            timestamp: 0,
+            difficulty: 0,
+            nonce: 0,
+        };
+        Block::produce(&parent, 1, 1000, 0, vec![tx], &k, &g, 1).unwrap()
+    }
+
+    pub(crate) fn one_of_each() -> Vec<Message> {
+        let b = block();
+        vec![
+            Message::Hello(Hello {
+                protocol_version: 1,
+                genesis_hash: Hash([1; 32]),
+                node_id: "node0".into(),
+                listen_port: 7000,
+                tip_index: 3,
+                tip_hash: Hash([3; 32]),
+            }),
+            Message::GetBlocks {
+                request_id: 1,
+                from_index: 0,
+                count: 10,
+            },
+            Message::Blocks {
+                request_id: 1,
+                blocks: vec![b.clone()],
+            },
+            Message::new_block(&b),
+            Message::GetHeaders {
+                request_id: 2,
+                locator: vec![b.hash(), Hash::ZERO],
+                count: 100,
+            },
+            Message::Headers {
+                request_id: 2,
+                headers: vec![b.header.clone()],
+            },
+            Message::NewTx {
+                tx: b.transactions[0].clone(),
+            },
+            Message::GetPeers { request_id: 3 },
+            Message::Peers {
+                request_id: 3,
+                peers: vec!["127.0.0.1:7001".into()],
+            },
+            Message::Ping { request_id: 4 },
+            Message::Pong { request_id: 4 },
+            Message::error(Some(5), codes::BAD_REQUEST, "locator too long"),
+            Message::error(None, codes::GENESIS_MISMATCH, "other network"),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_json_with_its_type_tag() {
+        for m in one_of_each() {
+            let v = serde_json::to_value(&m).unwrap();
+            assert_eq!(v["type"], m.kind(), "{v}");
+            let back: Message = serde_json::from_value(v).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn wire_field_names_are_the_documented_ones() {
+        let m = Message::GetBlocks {
+            request_id: 9,
+            from_index: 5,
+            count: 2,
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"type": "get_blocks", "request_id": 9, "from_index": 5, "count": 2})
+        );
+        let b = block();
+        let v = serde_json::to_value(Message::new_block(&b)).unwrap();
+        for f in ["type", "index", "slot", "prev_hash", "hash", "block"] {
+            assert!(v.get(f).is_some(), "new_block lacks {f}");
+        }
+        assert_eq!(v["hash"], b.hash().to_hex());
+        let e = serde_json::to_value(Message::error(None, "banned", "x")).unwrap();
+        assert_eq!(
+            e,
+            json!({"type": "error", "code": "banned", "message": "x"})
+        );
+        let h = serde_json::to_value(&one_of_each()[0]).unwrap();
+        let mut keys: Vec<_> = h.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "genesis_hash",
+                "listen_port",
+                "node_id",
+                "protocol_version",
+                "tip_hash",
+                "tip_index",
+                "type"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let bad = json!({"type": "get_peers", "request_id": 1, "sneaky": 1});
+        assert!(serde_json::from_value::<Message>(bad).is_err());
+        let bad_hello = json!({"type": "hello", "protocol_version": 1,
+            "genesis_hash": Hash::ZERO, "node_id": "a", "listen_port": 1,
+            "tip_index": 0, "tip_hash": Hash::ZERO, "extra": 0});
+        assert!(serde_json::from_value::<Message>(bad_hello).is_err());
+    }
+
+    #[test]
+    fn responses_carry_the_request_id() {
+        for m in one_of_each() {
+            let expected = match m.kind() {
+                "blocks" | "headers" => Some(if m.kind() == "blocks" { 1 } else { 2 }),
+                "peers" => Some(3),
+                "pong" => Some(4),
+                "error" => match &m {
+                    Message::Error { request_id, .. } => *request_id,
+                    _ => None,
+                },
+                _ => None,
+            };
+            assert_eq!(m.response_id(), expected, "{}", m.kind());
+        }
+    }
+
+    #[test]
+    fn new_block_summary_must_match_the_block() {
+        let b = block();
+        let h = b.hash();
+        let hd = &b.header;
+        assert!(check_new_block_summary(hd.index, hd.slot, &hd.prev_hash, &h, &b).is_ok());
+        let e = check_new_block_summary(hd.index + 1, hd.slot, &hd.prev_hash, &h, &b).unwrap_err();
+        assert_eq!(e.field, "index");
+        let e = check_new_block_summary(hd.index, hd.slot + 1, &hd.prev_hash, &h, &b).unwrap_err();
+        assert_eq!(e.field, "slot");
+        let e = check_new_block_summary(hd.index, hd.slot, &Hash([9; 32]), &h, &b).unwrap_err();
+        assert_eq!(e.field, "prev_hash");
+        let e = check_new_block_summary(hd.index, hd.slot, &hd.prev_hash, &Hash([9; 32]), &b)
+            .unwrap_err();
+        assert_eq!(e.field, "hash");
+        assert_eq!(e.actual, h.to_hex());
+    }
+}

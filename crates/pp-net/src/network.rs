@@ -211,7 +211,11 @@ impl Shared {
         let config = &self.config;
         let (mut reader, mut writer) = framed(stream, config.max_frame_bytes);
         let ours = self.our_hello();
-        let exchange = handshake(&mut reader, &mut writer, &ours, config);
+        let precheck = |h: &Hello| {
+            self.table()
+                .precheck(&config.node_id, &h.node_id, Instant::now())
+        };
+        let exchange = handshake(&mut reader, &mut writer, &ours, config, direction, precheck);
         let theirs = tokio::select! {
             _ = self.shutdown.cancelled() => return Err(NetError::Shutdown),
             r = tokio::time::timeout(config.handshake_timeout, exchange) => match r {

@@ -168,6 +168,28 @@ impl PeerTable {
         }
     }
 
+    /// The checks that need only the remote's node id: not ourselves, not banned.
+    pub fn precheck(
+        &mut self,
+        our_node_id: &str,
+        node_id: &str,
+        now: Instant,
+    ) -> Result<(), NetError> {
+        if node_id == our_node_id {
+            return Err(NetError::SelfConnection {
+                node_id: node_id.to_string(),
+            });
+        }
+        if let Some(ban) = self.ban_of(node_id, now) {
+            return Err(NetError::Banned {
+                node_id: node_id.to_string(),
+                reason: ban.reason,
+                remaining_ms: millis(ban.until.saturating_duration_since(now)),
+            });
+        }
+        Ok(())
+    }
+
     /// Decide whether a connection that completed the handshake may join.
     ///
     /// Two nodes that dial each other at the same moment end up with two connections, and each
@@ -175,17 +197,8 @@ impl PeerTable {
     /// both sides apply the same rule: keep the connection *initiated by the node with the smaller
     /// node id*. Two connections from the same initiator: keep the older.
     pub fn admit(&mut self, our_node_id: &str, candidate: &PeerInfo, now: Instant) -> Admission {
-        if candidate.node_id == our_node_id {
-            return Admission::Reject(NetError::SelfConnection {
-                node_id: candidate.node_id.clone(),
-            });
-        }
-        if let Some(ban) = self.ban_of(&candidate.node_id, now) {
-            return Admission::Reject(NetError::Banned {
-                node_id: candidate.node_id.clone(),
-                reason: ban.reason,
-                remaining_ms: millis(ban.until.saturating_duration_since(now)),
-            });
+        if let Err(e) = self.precheck(our_node_id, &candidate.node_id, now) {
+            return Admission::Reject(e);
         }
         let Some(existing_id) = self.by_node.get(&candidate.node_id).copied() else {
             return Admission::Accept;

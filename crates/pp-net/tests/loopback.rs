@@ -1,0 +1,903 @@
+//! Behaviour over real loopback TCP: requests, announcements, handshake refusals, limits,
+//! timeouts, penalties and the dialer.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use pp_ledger::Hash;
+use pp_net::{codes, Direction, Message, NetError, NetEvent};
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test]
+async fn requests_for_blocks_headers_peers_and_ping_are_answered() {
+    let chain = make_chain(20, 1);
+    let (a, _ea) = start("a", chain.clone()).await;
+    let (b, mut eb) = start("b", vec![]).await;
+    let (c, _ec) = start("c", vec![]).await;
+    let pa = b.connect(&a.local_addr().to_string()).await.unwrap();
+    assert_eq!(pa.node_id, "a");
+    assert_eq!(pa.direction, Direction::Outbound);
+    assert_eq!(pa.tip_index, 20, "hello carries the tip");
+    assert_eq!(pa.tip_hash, chain[19].hash());
+    assert!(wait_event(
+        &mut eb,
+        3,
+        |e| matches!(e, NetEvent::PeerConnected(p) if p.node_id == "a")
+    )
+    .await
+    .is_some());
+    c.connect(&a.local_addr().to_string()).await.unwrap();
+
+    let blocks = b.get_blocks(pa.id, 5, 3).await.unwrap();
+    assert_eq!(blocks, chain[4..7].to_vec());
+    assert!(b.get_blocks(pa.id, 100, 3).await.unwrap().is_empty());
+
+    let headers = b
+        .get_headers(pa.id, vec![chain[9].hash(), Hash::ZERO], 4)
+        .await
+        .unwrap();
+    let want: Vec<_> = chain[10..14].iter().map(|b| b.header.clone()).collect();
+    assert_eq!(headers, want);
+
+    assert!(eventually(3, || a.peer_count() == 2).await);
+    let peers = b.get_peers(pa.id).await.unwrap();
+    assert_eq!(
+        peers,
+        vec![c.local_addr().to_string()],
+        "a tells b about c, not about b"
+    );
+
+    let rtt = b.ping(pa.id).await.unwrap();
+    assert!(rtt < Duration::from_secs(1));
+    for n in [&a, &b, &c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn many_requests_in_flight_on_one_connection_are_matched_by_id() {
+    let chain = make_chain(60, 0);
+    let (a, _ea) = start("a", chain.clone()).await;
+    let (b, _eb) = start("b", vec![]).await;
+    let pa = b.connect(&a.local_addr().to_string()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=50u64 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(
+            async move { (i, b.get_blocks(pa.id, i, 2).await) },
+        ));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        let got = r.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].header.index, i,
+            "response matched to the wrong request"
+        );
+    }
+    assert_eq!(b.peer_count(), 1, "still one connection");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_caps_get_blocks_count_at_500() {
+    let chain = make_chain(520, 0);
+    let (a, _ea) = start("a", chain).await;
+    let (b, _eb) = start("b", vec![]).await;
+    let pa = b.connect(&a.local_addr().to_string()).await.unwrap();
+    let mut raw = raw_handshaken(&a, "raw").await;
+    raw.send(Message::GetBlocks {
+        request_id: 77,
+        from_index: 1,
+        count: 10_000,
+    })
+    .await
+    .unwrap();
+    match next_non_ping(&mut raw, 5).await {
+        Some(Ok(Message::Blocks {
+            request_id: 77,
+            blocks,
+        })) => assert_eq!(blocks.len(), 500),
+        other => panic!("expected blocks, got {other:?}"),
+    }
+    assert_eq!(b.get_blocks(pa.id, 1, u32::MAX).await.unwrap().len(), 500);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn broadcast_block_arrives_as_new_block_and_updates_the_senders_tip() {
+    let chain = make_chain(3, 2);
+    let (a, _ea) = start("a", chain[..2].to_vec()).await;
+    let (b, mut eb) = start("b", vec![]).await;
+    let (c, mut ec) = start("c", vec![]).await;
+    let pa = b.connect(&a.local_addr().to_string()).await.unwrap();
+    c.connect(&a.local_addr().to_string()).await.unwrap();
+    assert!(eventually(3, || a.peer_count() == 2).await);
+    a.broadcast_block(&chain[2], None);
+    for rx in [&mut eb, &mut ec] {
+        match wait_event(rx, 3, |e| matches!(e, NetEvent::NewBlock { .. })).await {
+            Some(NetEvent::NewBlock { block, .. }) => assert_eq!(block, chain[2]),
+            other => panic!("no new_block: {other:?}"),
+        }
+    }
+    let tip = b.peers().into_iter().find(|p| p.id == pa.id).unwrap();
+    assert_eq!((tip.tip_index, tip.tip_hash), (3, chain[2].hash()));
+
+    // `except` skips that peer.
+    let to_b = a.peers().into_iter().find(|p| p.node_id == "b").unwrap().id;
+    a.broadcast_tx(&chain[2].transactions[0], Some(to_b));
+    match wait_event(&mut ec, 3, |e| matches!(e, NetEvent::NewTx { .. })).await {
+        Some(NetEvent::NewTx { tx, .. }) => assert_eq!(tx, chain[2].transactions[0]),
+        other => panic!("no new_tx: {other:?}"),
+    }
+    assert!(
+        wait_event(&mut eb, 1, |e| matches!(e, NetEvent::NewTx { .. }))
+            .await
+            .is_none()
+    );
+    for n in [&a, &b, &c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn raw_client_exchanges_every_message_type_with_a_node() {
+    let chain = make_chain(4, 1);
+    let (a, mut ea) = start("a", chain.clone()).await;
+    let (b, _eb) = start("b", vec![]).await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    // hello both ways.
+    let mut raw = raw_handshaken(&a, "raw").await;
+    assert!(eventually(3, || a.peer_count() == 2).await);
+
+    raw.send(Message::GetBlocks {
+        request_id: 1,
+        from_index: 2,
+        count: 2,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Blocks {
+            request_id: 1,
+            blocks: chain[1..3].to_vec()
+        }
+    );
+    raw.send(Message::GetHeaders {
+        request_id: 2,
+        locator: vec![chain[2].hash()],
+        count: 9,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Headers {
+            request_id: 2,
+            headers: vec![chain[3].header.clone()]
+        }
+    );
+    raw.send(Message::GetPeers { request_id: 3 }).await.unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Peers {
+            request_id: 3,
+            peers: vec![b.local_addr().to_string()]
+        }
+    );
+    raw.send(Message::Ping { request_id: 4 }).await.unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Pong { request_id: 4 }
+    );
+    raw.send(Message::GetHeaders {
+        request_id: 5,
+        locator: vec![Hash::ZERO; 65],
+        count: 1,
+    })
+    .await
+    .unwrap();
+    match next_non_ping(&mut raw, 3).await {
+        Some(Ok(Message::Error {
+            request_id: Some(5),
+            code,
+            ..
+        })) => assert_eq!(code, codes::BAD_REQUEST),
+        other => panic!("expected error for a 65-hash locator, got {other:?}"),
+    }
+
+    // Announcements the node sends.
+    a.broadcast_block(&chain[3], None);
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::new_block(&chain[3])
+    );
+    a.broadcast_tx(&chain[0].transactions[0], None);
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::NewTx {
+            tx: chain[0].transactions[0].clone()
+        }
+    );
+    // Announcements the node receives.
+    raw.send(Message::new_block(&chain[1])).await.unwrap();
+    assert!(wait_event(
+        &mut ea,
+        3,
+        |e| matches!(e, NetEvent::NewBlock { block, .. } if *block == chain[1])
+    )
+    .await
+    .is_some());
+    raw.send(Message::NewTx {
+        tx: chain[1].transactions[0].clone(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_event(&mut ea, 3, |e| matches!(e, NetEvent::NewTx { .. }))
+            .await
+            .is_some()
+    );
+    // The node's own requests reach the raw client, and pong/peers/headers/blocks answers work.
+    let raw_peer = a
+        .peers()
+        .into_iter()
+        .find(|p| p.node_id == "raw")
+        .unwrap()
+        .id;
+    let a2 = a.clone();
+    let asking = tokio::spawn(async move { a2.get_blocks(raw_peer, 1, 1).await });
+    let id = match next_non_ping(&mut raw, 3).await {
+        Some(Ok(Message::GetBlocks {
+            request_id,
+            from_index: 1,
+            count: 1,
+        })) => request_id,
+        other => panic!("expected get_blocks from the node, got {other:?}"),
+    };
+    raw.send(Message::Blocks {
+        request_id: id,
+        blocks: vec![chain[0].clone()],
+    })
+    .await
+    .unwrap();
+    assert_eq!(asking.await.unwrap().unwrap(), vec![chain[0].clone()]);
+    let a2 = a.clone();
+    let asking = tokio::spawn(async move { a2.get_peers(raw_peer).await });
+    let id = match next_non_ping(&mut raw, 3).await {
+        Some(Ok(Message::GetPeers { request_id })) => request_id,
+        other => panic!("expected get_peers, got {other:?}"),
+    };
+    raw.send(Message::error(
+        Some(id),
+        codes::INTERNAL,
+        "no peers for you",
+    ))
+    .await
+    .unwrap();
+    match asking.await.unwrap() {
+        Err(NetError::RemoteError { code, message }) => {
+            assert_eq!(code, codes::INTERNAL);
+            assert_eq!(message, "no peers for you");
+        }
+        other => panic!("expected RemoteError, got {other:?}"),
+    }
+    // An error frame without request id closes the connection.
+    raw.send(Message::error(None, codes::SHUTTING_DOWN, "bye"))
+        .await
+        .unwrap();
+    assert!(wait_event(
+        &mut ea,
+        3,
+        |e| matches!(e, NetEvent::PeerDisconnected { peer, .. } if *peer == raw_peer)
+    )
+    .await
+    .is_some());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_genesis_hash_is_refused_with_an_error_frame() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut cfg = config("b");
+    cfg.genesis_hash = Hash::sha256(b"another network");
+    let (b, _eb) = start_with(cfg, vec![]).await;
+    match b.connect(&a.local_addr().to_string()).await {
+        Err(NetError::GenesisMismatch { ours, theirs }) => {
+            assert_eq!(ours, Hash::sha256(b"another network"));
+            assert_eq!(theirs, genesis_hash());
+        }
+        other => panic!("expected GenesisMismatch, got {other:?}"),
+    }
+    assert_eq!(a.peer_count(), 0);
+    assert_eq!(b.peer_count(), 0);
+
+    let mut raw = raw_connect(&a).await;
+    raw.send(Message::Hello(hello("raw", Hash::sha256(b"x"))))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_msg(&mut raw, 3).await,
+        Some(Ok(Message::Hello(_)))
+    ));
+    match next_msg(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::GENESIS_MISMATCH),
+        other => panic!("expected error frame, got {other:?}"),
+    }
+    assert!(closed_within(&mut raw, 3).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_protocol_version_is_refused() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut cfg = config("b");
+    cfg.protocol_version = 2;
+    let (b, _eb) = start_with(cfg, vec![]).await;
+    assert!(matches!(
+        b.connect(&a.local_addr().to_string()).await,
+        Err(NetError::VersionMismatch { ours: 2, theirs: 1 })
+    ));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn first_frame_other_than_hello_is_refused() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_connect(&a).await;
+    raw.send(Message::GetPeers { request_id: 1 }).await.unwrap();
+    match next_msg(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::BAD_HELLO),
+        other => panic!("expected bad_hello, got {other:?}"),
+    }
+    assert!(closed_within(&mut raw, 3).await);
+    assert_eq!(a.peer_count(), 0);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_peers_is_enforced_with_an_error_frame() {
+    let mut cfg = config("a");
+    cfg.max_peers = 1;
+    let (a, _ea) = start_with(cfg, vec![]).await;
+    let (b, _eb) = start("b", vec![]).await;
+    let (c, _ec) = start("c", vec![]).await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    assert!(matches!(
+        c.connect(&a.local_addr().to_string()).await,
+        Err(NetError::TooManyPeers { .. })
+    ));
+    let mut raw = raw_connect(&a).await;
+    match next_msg(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::TOO_MANY_PEERS),
+        other => panic!("expected too_many_peers, got {other:?}"),
+    }
+    assert!(closed_within(&mut raw, 3).await);
+    assert_eq!(a.peer_count(), 1);
+    // Our own outbound dials count too.
+    assert!(matches!(
+        a.connect(&c.local_addr().to_string()).await,
+        Err(NetError::TooManyPeers { max: 1 })
+    ));
+    // When the slot frees up, a new peer is admitted.
+    b.shutdown().await;
+    assert!(eventually(3, || a.peer_count() == 0).await);
+    assert!(c.connect(&a.local_addr().to_string()).await.is_ok());
+    a.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_peer_times_out_during_the_handshake() {
+    let mut cfg = config("a");
+    cfg.handshake_timeout = Duration::from_millis(300);
+    let (a, _ea) = start_with(cfg, vec![]).await;
+    let mut raw = raw_connect(&a).await;
+    let started = tokio::time::Instant::now();
+    match next_msg(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::TIMEOUT),
+        other => panic!("expected a timeout error frame, got {other:?}"),
+    }
+    assert!(closed_within(&mut raw, 3).await);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn dialing_a_silent_listener_fails_with_handshake_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let mut cfg = config("a");
+    cfg.handshake_timeout = Duration::from_millis(300);
+    let (a, _ea) = start_with(cfg, vec![]).await;
+    // The kernel completes the TCP connect; the listener simply never says hello.
+    assert!(matches!(
+        a.connect(&addr).await,
+        Err(NetError::HandshakeTimeout { ms: 300 })
+    ));
+    drop(silent);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_peer_is_dropped_after_the_idle_timeout() {
+    let mut cfg = config("a");
+    cfg.idle_timeout = Duration::from_millis(400);
+    cfg.ping_interval = Duration::from_secs(60);
+    let (a, mut ea) = start_with(cfg, vec![]).await;
+    let mut raw = raw_handshaken(&a, "quiet").await;
+    assert!(eventually(2, || a.peer_count() == 1).await);
+    match wait_event(&mut ea, 3, |e| {
+        matches!(e, NetEvent::PeerDisconnected { .. })
+    })
+    .await
+    {
+        Some(NetEvent::PeerDisconnected { reason, .. }) => {
+            assert!(reason.contains("idle"), "{reason}")
+        }
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+    match next_non_ping(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::TIMEOUT),
+        other => panic!("expected timeout error frame, got {other:?}"),
+    }
+    assert_eq!(a.peer_count(), 0);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn keepalive_pings_keep_a_quiet_connection_open() {
+    let mut cfg_a = config("a");
+    cfg_a.ping_interval = Duration::from_millis(100);
+    cfg_a.idle_timeout = Duration::from_millis(500);
+    let cfg_b = cfg_a.clone();
+    let mut cfg_b = cfg_b;
+    cfg_b.node_id = "b".into();
+    let (a, _ea) = start_with(cfg_a, vec![]).await;
+    let (b, _eb) = start_with(cfg_b, vec![]).await;
+    let p = b.connect(&a.local_addr().to_string()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(a.peer_count(), 1);
+    assert_eq!(
+        b.peers().first().map(|x| x.id),
+        Some(p.id),
+        "same connection, not a redial"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+async fn expect_penalised_close(raw: &mut Raw, code: &str) {
+    match next_non_ping(raw, 3).await {
+        Some(Ok(Message::Error { code: c, .. })) => assert_eq!(c, code),
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+    assert!(closed_within(raw, 3).await);
+}
+
+#[tokio::test]
+async fn oversized_length_prefix_closes_the_connection_and_penalises_the_peer() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "big").await;
+    let mut buf = BytesMut::new();
+    buf.put_u32(0xFFFF_FFF0);
+    buf.put_slice(b"{\"type\":\"ping\"");
+    raw.get_mut().write_all(&buf).await.unwrap();
+    expect_penalised_close(&mut raw, codes::FRAME_TOO_LARGE).await;
+    assert!(a.node_score("big") >= 50);
+    assert!(eventually(2, || a.peer_count() == 0).await);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_frame_closes_the_connection_and_penalises_the_peer() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "junk").await;
+    let mut buf = BytesMut::new();
+    buf.put_u32(7);
+    buf.put_slice(b"garbage");
+    raw.get_mut().write_all(&buf).await.unwrap();
+    expect_penalised_close(&mut raw, codes::BAD_FRAME).await;
+    assert_eq!(a.node_score("junk"), 50);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_message_type_closes_the_connection_and_penalises_the_peer() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "odd").await;
+    let payload = br#"{"type":"teleport","to":"mars"}"#;
+    let mut buf = BytesMut::new();
+    buf.put_u32(payload.len() as u32);
+    buf.put_slice(payload);
+    raw.get_mut().write_all(&buf).await.unwrap();
+    expect_penalised_close(&mut raw, codes::BAD_FRAME).await;
+    assert_eq!(a.node_score("odd"), 50);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn zero_length_and_bad_utf8_frames_are_rejected() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "zero").await;
+    raw.get_mut().write_all(&[0, 0, 0, 0]).await.unwrap();
+    expect_penalised_close(&mut raw, codes::BAD_FRAME).await;
+    let mut raw = raw_handshaken(&a, "utf").await;
+    raw.get_mut()
+        .write_all(&[0, 0, 0, 2, 0xC3, 0x28])
+        .await
+        .unwrap();
+    expect_penalised_close(&mut raw, codes::BAD_FRAME).await;
+    assert_eq!(a.node_score("utf"), 50);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn truncated_frame_then_close_is_a_clean_disconnect_without_panic() {
+    let (a, mut ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "cut").await;
+    raw.get_mut()
+        .write_all(&[0, 0, 0, 50, b'{', b'"'])
+        .await
+        .unwrap();
+    drop(raw);
+    assert!(wait_event(&mut ea, 3, |e| matches!(
+        e,
+        NetEvent::PeerDisconnected { .. }
+    ))
+    .await
+    .is_some());
+    assert_eq!(a.peer_count(), 0);
+    // The node still works.
+    let (b, _eb) = start("b", vec![]).await;
+    assert!(b.connect(&a.local_addr().to_string()).await.is_ok());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_malformed_frames_ban_the_node() {
+    let (a, _ea) = start("a", vec![]).await;
+    for _ in 0..2 {
+        let mut raw = raw_handshaken(&a, "repeat").await;
+        raw.get_mut().write_all(&[0, 0, 0, 1, b'x']).await.unwrap();
+        expect_penalised_close(&mut raw, codes::BAD_FRAME).await;
+    }
+    let bans = a.bans();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].node_id, "repeat");
+    assert!(bans[0].remaining_ms > 3_000_000);
+    let mut raw = raw_connect(&a).await;
+    raw.send(Message::Hello(hello("repeat", genesis_hash())))
+        .await
+        .unwrap();
+    match next_msg(&mut raw, 3).await {
+        Some(Ok(Message::Error { code, .. })) => assert_eq!(code, codes::BANNED),
+        other => panic!("expected banned, got {other:?}"),
+    }
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_block_with_a_false_summary_is_penalised_and_not_delivered() {
+    let chain = make_chain(2, 0);
+    let (a, mut ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "liar").await;
+    let mut lie = Message::new_block(&chain[1]);
+    if let Message::NewBlock { hash, .. } = &mut lie {
+        *hash = Hash([0xAB; 32]);
+    }
+    raw.send(lie).await.unwrap();
+    raw.send(Message::Ping { request_id: 1 }).await.unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Pong { request_id: 1 }
+    );
+    assert_eq!(a.node_score("liar"), 50);
+    assert!(
+        wait_event(&mut ea, 1, |e| matches!(e, NetEvent::NewBlock { .. }))
+            .await
+            .is_none()
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_hello_is_a_protocol_violation() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "twice").await;
+    raw.send(Message::Hello(hello("twice", genesis_hash())))
+        .await
+        .unwrap();
+    expect_penalised_close(&mut raw, codes::PROTOCOL_VIOLATION).await;
+    assert_eq!(a.node_score("twice"), 20);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn connecting_to_self_is_refused() {
+    let (a, _ea) = start("a", vec![]).await;
+    match a.connect(&a.local_addr().to_string()).await {
+        Err(NetError::SelfConnection { node_id }) => assert_eq!(node_id, "a"),
+        other => panic!("expected SelfConnection, got {other:?}"),
+    }
+    assert_eq!(a.peer_count(), 0);
+    // The dialer learns the address is ours and stops dialing it.
+    a.add_known_addr(&a.local_addr().to_string());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(a.peer_count(), 0);
+    assert!(a.known_addrs().is_empty());
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn connecting_twice_to_the_same_node_returns_the_existing_peer() {
+    let (a, _ea) = start("a", vec![]).await;
+    let (b, _eb) = start("b", vec![]).await;
+    let addr = a.local_addr().to_string();
+    let first = b.connect(&addr).await.unwrap();
+    let second = b.connect(&addr).await.unwrap();
+    assert_eq!(first.id, second.id);
+    // A raw second connection claiming to be b is refused by the tie-break.
+    let mut raw = raw_connect(&a).await;
+    raw.send(Message::Hello(hello("b", genesis_hash())))
+        .await
+        .unwrap();
+    let mut saw_refusal = false;
+    for _ in 0..3 {
+        match next_msg(&mut raw, 3).await {
+            Some(Ok(Message::Error { code, .. })) => {
+                assert_eq!(code, codes::ALREADY_CONNECTED);
+                saw_refusal = true;
+                break;
+            }
+            Some(Ok(_)) => continue,
+            _ => break,
+        }
+    }
+    assert!(saw_refusal);
+    assert_eq!(a.peer_count(), 1);
+    assert_eq!(b.peer_count(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn nodes_that_dial_each_other_end_with_exactly_one_connection() {
+    let mut ca = config("a");
+    ca.dial_interval = Duration::from_millis(20);
+    let mut cb = config("b");
+    cb.dial_interval = Duration::from_millis(20);
+    let (a, _ea) = start_with(ca, vec![]).await;
+    let (b, _eb) = start_with(cb, vec![]).await;
+    a.add_known_addr(&b.local_addr().to_string());
+    b.add_known_addr(&a.local_addr().to_string());
+    assert!(eventually(5, || a.peer_count() == 1 && b.peer_count() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((a.peer_count(), b.peer_count()), (1, 1));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn dialer_keeps_retrying_with_backoff_until_the_peer_appears() {
+    // Reserve a port, free it, and give it to the dialer before anything listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut ca = config("a");
+    ca.dial_interval = Duration::from_millis(20);
+    ca.dial_backoff_base = Duration::from_millis(50);
+    ca.dial_backoff_max = Duration::from_millis(200);
+    let (a, _ea) = start_with(ca, vec![]).await;
+    a.add_known_addr(&addr);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.peer_count(), 0);
+    assert_eq!(a.known_addrs(), vec![addr.clone()]);
+    let mut cb = config("b");
+    cb.listen_addr = addr.clone();
+    let (b, _eb) = start_with(cb, vec![]).await;
+    assert!(
+        eventually(3, || a.peer_count() == 1).await,
+        "dialer did not reconnect"
+    );
+    assert_eq!(a.peers()[0].listen_addr.map(|x| x.to_string()), Some(addr));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn penalize_past_the_threshold_bans_and_disconnects() {
+    let (a, mut ea) = start("a", vec![]).await;
+    let (b, _eb) = start("b", vec![]).await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    let pb = a.peers()[0].id;
+    a.penalize(pb, 60, "bad block");
+    assert_eq!(a.peer_count(), 1);
+    a.penalize(pb, 60, "bad block again");
+    match wait_event(&mut ea, 3, |e| {
+        matches!(e, NetEvent::PeerDisconnected { .. })
+    })
+    .await
+    {
+        Some(NetEvent::PeerDisconnected { reason, .. }) => {
+            assert!(reason.contains("banned"), "{reason}")
+        }
+        other => panic!("expected disconnect, got {other:?}"),
+    }
+    assert_eq!(a.bans()[0].reason, "bad block again");
+    assert!(eventually(3, || b.peer_count() == 0).await);
+    match b.connect(&a.local_addr().to_string()).await {
+        Err(NetError::RemoteError { code, .. }) => assert_eq!(code, codes::BANNED),
+        other => panic!("expected banned refusal, got {other:?}"),
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_to_an_unresponsive_peer_times_out_and_a_late_answer_is_ignored() {
+    let mut cfg = config("a");
+    cfg.request_timeout = Duration::from_millis(300);
+    let (a, _ea) = start_with(cfg, vec![]).await;
+    let mut raw = raw_handshaken(&a, "mute").await;
+    let p = a.peers()[0].id;
+    let started = tokio::time::Instant::now();
+    match a.get_blocks(p, 0, 1).await {
+        Err(NetError::RequestTimeout { ms, .. }) => assert_eq!(ms, 300),
+        other => panic!("expected RequestTimeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The late answer is ignored (not penalised), and the connection stays up.
+    let id = match next_non_ping(&mut raw, 1).await {
+        Some(Ok(Message::GetBlocks { request_id, .. })) => request_id,
+        other => panic!("{other:?}"),
+    };
+    raw.send(Message::Blocks {
+        request_id: id,
+        blocks: vec![],
+    })
+    .await
+    .unwrap();
+    raw.send(Message::Ping { request_id: 9 }).await.unwrap();
+    assert_eq!(
+        next_non_ping(&mut raw, 3).await.unwrap().unwrap(),
+        Message::Pong { request_id: 9 }
+    );
+    assert_eq!(a.node_score("mute"), 0);
+    assert_eq!(a.peer_count(), 1);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_to_a_gone_peer_fail_fast() {
+    let (a, _ea) = start("a", vec![]).await;
+    assert!(matches!(
+        a.get_blocks(pp_net::PeerId(999), 0, 1).await,
+        Err(NetError::PeerGone(999))
+    ));
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_does_not_read_cannot_grow_our_memory() {
+    // The raw peer never reads; we broadcast far more than the queue holds. Broadcasts beyond
+    // the queue (and the socket buffers) are dropped and counted instead of buffered.
+    let mut cfg = config("a");
+    cfg.outbound_queue = 8;
+    let (a, _ea) = start_with(cfg, vec![]).await;
+    let _raw = raw_handshaken(&a, "sleepy").await;
+    let chain = make_chain(1, 200);
+    for _ in 0..2_000 {
+        a.broadcast_block(&chain[0], None);
+    }
+    assert!(a.dropped_broadcasts() > 0);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_and_stops_accepting() {
+    let (a, _ea) = start("a", vec![]).await;
+    let (b, mut eb) = start("b", vec![]).await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    let addr = a.local_addr();
+    tokio::time::timeout(Duration::from_secs(5), a.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(wait_event(&mut eb, 3, |e| matches!(
+        e,
+        NetEvent::PeerDisconnected { .. }
+    ))
+    .await
+    .is_some());
+    assert_eq!(a.peer_count(), 0);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener still open"
+    );
+    assert!(matches!(
+        a.connect(&b.local_addr().to_string()).await,
+        Err(NetError::Shutdown)
+    ));
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_message_type_crosses_a_raw_tcp_connection_intact() {
+    use pp_net::MessageCodec;
+    use tokio_util::codec::Framed;
+    let chain = make_chain(2, 3);
+    let b = &chain[1];
+    let msgs = vec![
+        Message::Hello(hello("n", genesis_hash())),
+        Message::GetBlocks {
+            request_id: 1,
+            from_index: 0,
+            count: 10,
+        },
+        Message::Blocks {
+            request_id: 1,
+            blocks: chain.clone(),
+        },
+        Message::new_block(b),
+        Message::GetHeaders {
+            request_id: 2,
+            locator: vec![b.hash()],
+            count: 5,
+        },
+        Message::Headers {
+            request_id: 2,
+            headers: vec![b.header.clone()],
+        },
+        Message::NewTx {
+            tx: b.transactions[0].clone(),
+        },
+        Message::GetPeers { request_id: 3 },
+        Message::Peers {
+            request_id: 3,
+            peers: vec!["127.0.0.1:1".into()],
+        },
+        Message::Ping { request_id: 4 },
+        Message::Pong { request_id: 4 },
+        Message::error(Some(5), codes::BAD_REQUEST, "x"),
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = msgs.clone();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut f = Framed::new(s, MessageCodec::new(1 << 20));
+        let mut got = Vec::new();
+        while let Some(m) = f.next().await {
+            let m = m.unwrap();
+            f.send(&m).await.unwrap(); // echo
+            got.push(m);
+        }
+        got
+    });
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut f = Framed::new(s, MessageCodec::new(1 << 20));
+    for m in &sent {
+        f.send(m).await.unwrap();
+        assert_eq!(&f.next().await.unwrap().unwrap(), m, "echo of {}", m.kind());
+    }
+    drop(f);
+    assert_eq!(server.await.unwrap(), msgs);
+}
