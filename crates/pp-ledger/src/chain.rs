@@ -17,11 +17,12 @@
 //! could split the network for good.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BLOCK_VERSION, HEADER_LEN};
-use crate::consensus::ConsensusRules;
+use crate::consensus::{ConsensusRules, StakeMap};
 use crate::crypto::PublicKey;
 use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
@@ -74,6 +75,9 @@ struct Entry<S> {
     cstate: S,
     /// Undo data; kept for the last `k` blocks of the best chain only.
     undo: Option<BlockUndo>,
+    /// Stakes of the ledger after this block, shared with the parent's when unchanged, so that
+    /// a child's leader can be checked without rebuilding the ledger state of its branch.
+    stakes: Arc<StakeMap>,
 }
 
 /// The best chain, side chains and the tip state, for consensus rules `C`.
@@ -102,6 +106,7 @@ impl<C: ConsensusRules> Chain<C> {
         let hash = block.hash();
         let cstate = rules.genesis_state(&genesis);
         let state = LedgerState::from_genesis(&genesis);
+        let stakes = Arc::new(state.stakes().clone());
         let mut entries = HashMap::new();
         entries.insert(
             hash,
@@ -109,6 +114,7 @@ impl<C: ConsensusRules> Chain<C> {
                 block,
                 cstate,
                 undo: None,
+                stakes,
             },
         );
         Ok(Chain {
@@ -359,12 +365,12 @@ impl<C: ConsensusRules> Chain<C> {
         &self,
         block: &Block,
         parent_cstate: &C::State,
-        parent_state: &LedgerState,
+        parent_stakes: &StakeMap,
     ) -> Result<C::State, BlockError> {
         let slot = block.header.slot;
         let st = self
             .rules
-            .state_for_slot(parent_cstate, slot, parent_state.stakes());
+            .state_for_slot(parent_cstate, slot, parent_stakes);
         match self.rules.slot_leader(&st, slot) {
             None => Err(BlockError::NoLeader { slot }),
             Some(leader) if leader != block.header.producer => Err(BlockError::WrongLeader {
@@ -446,16 +452,18 @@ impl<C: ConsensusRules> Chain<C> {
         let slot_key = (block.header.slot, block.header.producer);
         let first_in_slot = self.by_slot.get(&slot_key).copied();
 
+        let mut cstate = self.check_leader(&block, &parent.cstate, &parent.stakes)?;
+        block
+            .verify_signature(&self.genesis_hash)
+            .map_err(BlockError::BadBlockSignature)?;
+        let parent_stakes = Arc::clone(&parent.stakes);
+
         if extends_tip && first_in_slot.is_none() {
-            let cstate = self.check_leader(&block, &parent.cstate, &self.state)?;
-            block
-                .verify_signature(&self.genesis_hash)
-                .map_err(BlockError::BadBlockSignature)?;
             let undo =
                 self.state
                     .apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
-            let mut cstate = cstate;
             self.rules.on_block(&mut cstate, &hash);
+            let stakes = shared_stakes(parent_stakes, self.state.stakes());
             self.by_slot.insert(slot_key, hash);
             self.entries.insert(
                 hash,
@@ -463,6 +471,7 @@ impl<C: ConsensusRules> Chain<C> {
                     block,
                     cstate,
                     undo: Some(undo),
+                    stakes,
                 },
             );
             self.best.push(hash);
@@ -486,14 +495,12 @@ impl<C: ConsensusRules> Chain<C> {
                 max: MAX_SIDE_BLOCKS,
             });
         }
-        block
-            .verify_signature(&self.genesis_hash)
-            .map_err(BlockError::BadBlockSignature)?;
-        let parent_cstate = parent.cstate.clone();
+        // Only a signed block from the slot leader gets this far, so outsiders cannot make us
+        // rebuild branch states.
         let mut scratch = self.state_after(&parent_hash)?;
-        let mut cstate = self.check_leader(&block, &parent_cstate, &scratch)?;
         scratch.apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
         self.rules.on_block(&mut cstate, &hash);
+        let stakes = shared_stakes(parent_stakes, scratch.stakes());
 
         let equivocating = match first_in_slot {
             Some(first) => {
@@ -519,6 +526,7 @@ impl<C: ConsensusRules> Chain<C> {
                 block,
                 cstate,
                 undo: None,
+                stakes,
             },
         );
         self.side.insert(hash);
@@ -684,5 +692,14 @@ impl<C: ConsensusRules> Chain<C> {
                 e.undo = None;
             }
         }
+    }
+}
+
+/// The parent's stake map if the block left stakes unchanged (most blocks), else a new one.
+fn shared_stakes(parent: Arc<StakeMap>, after: &StakeMap) -> Arc<StakeMap> {
+    if *parent == *after {
+        parent
+    } else {
+        Arc::new(after.clone())
     }
 }

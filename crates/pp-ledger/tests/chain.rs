@@ -539,3 +539,62 @@ fn select_transactions_skips_invalid_and_respects_limits() {
     let b = block_on(&g, c.tip(), 1, picked);
     assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
 }
+
+/// Rules where the richest stakeholder (after the parent) leads every slot: makes the leader
+/// depend on the parent's stakes, which `RoundRobin` ignores.
+#[derive(Debug)]
+struct RichestLeads;
+
+impl pp_ledger::ConsensusRules for RichestLeads {
+    type State = pp_ledger::StakeMap;
+    fn genesis_state(&self, _g: &Genesis) -> Self::State {
+        Default::default()
+    }
+    fn state_for_slot(
+        &self,
+        _parent: &Self::State,
+        _slot: u64,
+        stakes: &pp_ledger::StakeMap,
+    ) -> Self::State {
+        stakes.clone()
+    }
+    fn slot_leader(&self, state: &Self::State, _slot: u64) -> Option<pp_ledger::PublicKey> {
+        state.iter().max_by_key(|(_, &s)| s).map(|(k, _)| *k)
+    }
+    fn on_block(&self, _state: &mut Self::State, _hash: &Hash) {}
+}
+
+#[test]
+fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
+    let g = genesis(); // alice (key 1) 1000, bob (key 2) 2000: bob leads.
+    let gh = g.hash();
+    let mut c = Chain::new(g.clone(), RichestLeads).expect("valid genesis");
+    assert_eq!(c.leader_for_next(1), Some(key(2).public()));
+    let grow = bond(1, "alice", 5_000, 0, 0, &gh);
+    let a1 = block_by(&g, &g.block(), 1, vec![grow.clone()], &key(2));
+    assert_eq!(c.add_block(a1.clone(), LATE), Ok(AddOutcome::Extended));
+    // Alice now has 6000: she leads the next slot, bob no longer does.
+    assert_eq!(c.leader_for_next(2), Some(key(1).public()));
+    let by_bob = block_by(&g, &a1, 2, vec![], &key(2));
+    assert!(matches!(
+        c.add_block(by_bob, LATE),
+        Err(ChainError::Block(BlockError::WrongLeader { .. }))
+    ));
+    // The same on a side branch whose state differs from the tip's.
+    let s1 = block_by(&g, &g.block(), 3, vec![grow], &key(2));
+    assert_eq!(c.add_block(s1.clone(), LATE), Ok(AddOutcome::SideChain));
+    let by_bob = block_by(&g, &s1, 4, vec![], &key(2));
+    assert_eq!(
+        c.add_block(by_bob, LATE),
+        Err(ChainError::Block(BlockError::WrongLeader {
+            slot: 4,
+            expected: key(1).public(),
+            got: key(2).public()
+        }))
+    );
+    let by_alice = block_by(&g, &s1, 4, vec![], &key(1));
+    assert!(matches!(
+        c.add_block(by_alice, LATE),
+        Ok(AddOutcome::Reorg { .. })
+    ));
+}
