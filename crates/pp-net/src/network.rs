@@ -377,7 +377,8 @@ impl<T: Transport> Network<T> {
     }
 
     /// Dial `addr` and complete the handshake now. Returns the existing peer if already connected
-    /// to that node, [`NetError::SelfConnection`] if `addr` is this node.
+    /// to that node, [`NetError::SelfConnection`] if `addr` is this node. On success the address
+    /// is also remembered (as by [`Network::add_known_addr`]), so it is redialed after a drop.
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo, NetError> {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
@@ -410,7 +411,7 @@ impl<T: Transport> Network<T> {
         let peer_addr = T::peer_addr(&stream)
             .or_else(|| addr.parse().ok())
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
-        match shared
+        let result = match shared
             .establish(stream, peer_addr, Direction::Outbound, Some(addr), permit)
             .await
         {
@@ -420,7 +421,22 @@ impl<T: Transport> Network<T> {
                 .cloned()
                 .ok_or(NetError::AlreadyConnected { node_id }),
             r => r,
+        };
+        if result.is_ok() {
+            // An address worth dialing once is worth keeping: remember it, so the dialer
+            // reconnects after a drop and the owner can persist it.
+            let c = &shared.config;
+            let mut t = shared.table();
+            t.add_known(addr, Instant::now(), c.max_known_addrs);
+            t.dial_result(
+                addr,
+                DialOutcome::Connected,
+                Instant::now(),
+                c.dial_backoff_base,
+                c.dial_backoff_max,
+            );
         }
+        result
     }
 
     /// Remember an address; the dialer keeps it connected (with exponential backoff after
