@@ -17,6 +17,31 @@
 //!                            genesis.difficulty, vec![tx], &producer, &gh, 1 << 24).unwrap();
 //! assert!(block.hash().to_hex().starts_with("00"));
 //! ```
+//!
+//! A [`Chain`] validates blocks (DESIGN §5) and chooses forks; it is generic over the
+//! [`ConsensusRules`] that say who leads each slot (`pp_ouroboros::Ouroboros` in a node,
+//! [`RoundRobin`] in tests):
+//!
+//! ```
+//! use pp_ledger::{AddOutcome, Block, Chain, Genesis, KeyPair, RoundRobin, Transaction};
+//!
+//! let producer = KeyPair::from_seed([1u8; 32]);
+//! let genesis = Genesis::devnet("node0", producer.public(), 1_700_000_000_000);
+//! let mut chain = Chain::new(genesis.clone(), RoundRobin).unwrap();
+//! let gh = chain.genesis_hash();
+//! let alice = KeyPair::from_seed([2u8; 32]);
+//! let tx = Transaction::transfer(&producer, alice.public(), 100, 1, 0, &gh);
+//! assert!(chain.state().check_tx(&tx, &gh).is_ok());
+//! let slot = 1;
+//! assert_eq!(chain.leader_for_next(slot), Some(producer.public()));
+//! let txs = chain.select_transactions([&tx]);
+//! let block = Block::produce(&chain.tip().header, slot, genesis.genesis_time + 1000,
+//!                            genesis.difficulty, txs, &producer, &gh, 1 << 24).unwrap();
+//! let now_ms = genesis.genesis_time + 1000;
+//! assert_eq!(chain.add_block(block, now_ms), Ok(AddOutcome::Extended));
+//! assert_eq!(chain.state().balance(&alice.public()), 100);
+//! assert_eq!(chain.height(), 1);
+//! ```
 
 pub mod block;
 pub mod chain;
