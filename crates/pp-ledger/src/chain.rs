@@ -703,3 +703,39 @@ fn shared_stakes(parent: Arc<StakeMap>, after: &StakeMap) -> Arc<StakeMap> {
         Arc::new(after.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyPair;
+    use crate::testing::RoundRobin;
+
+    #[test]
+    fn undo_data_is_kept_only_for_the_last_k_blocks() {
+        let key = KeyPair::from_seed([1u8; 32]);
+        let mut g = Genesis::devnet("solo", key.public(), 1_000_000);
+        g.k = 2;
+        g.difficulty = 1;
+        let gh = g.hash();
+        let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+        for slot in 1..=5u64 {
+            let b =
+                Block::produce(&c.tip().header, slot, 0, 1, vec![], &key, &gh, 1 << 20).unwrap();
+            assert_eq!(c.add_block(b, u64::MAX), Ok(AddOutcome::Extended));
+        }
+        let with_undo: Vec<u64> = c
+            .best
+            .iter()
+            .filter_map(|h| c.entries.get(h))
+            .filter(|e| e.undo.is_some())
+            .map(|e| e.block.header.index)
+            .collect();
+        assert_eq!(with_undo, vec![4, 5]);
+        // Stakes never changed, so every entry shares the genesis stake map.
+        let first = &c.entries[&c.best[0]].stakes;
+        assert!(c
+            .best
+            .iter()
+            .all(|h| Arc::ptr_eq(&c.entries[h].stakes, first)));
+    }
+}
