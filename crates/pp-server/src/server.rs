@@ -644,6 +644,15 @@ impl Server {
         self.core.as_ref()?.chain().block_at(index).cloned()
     }
 
+    /// Runs `f` with read access to the node's chain (best chain, side chains and the tip ledger
+    /// state); `None` before the first start. The chain lock is held while `f` runs, so keep it
+    /// short. Used by the deterministic simulator (`pp-sim`) to check invariants without HTTP.
+    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain<Ouroboros>) -> R) -> Option<R> {
+        let core = self.core.as_ref()?;
+        let chain = core.chain();
+        Some(f(&chain))
+    }
+
     /// Balance of an account on the best chain.
     pub fn balance(&self, wallet: &PublicKey) -> Result<u64, ServerError> {
         let core = self.core.as_ref().ok_or(ServerError::NotStarted)?;

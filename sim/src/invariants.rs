@@ -1,0 +1,346 @@
+//! The invariants checked after every simulation step, from outside the nodes.
+//!
+//! For each running node the checker keeps a mirror of its best chain (block hashes by index)
+//! and an independent [`Chain`] fed with the same blocks in the same order. Whenever a node's tip
+//! changes it checks:
+//! - supply: balances + stakes = genesis supply + minted, and minted = height × block reward;
+//! - rules: the independent chain accepts every newly adopted block, picks the same tip (so the
+//!   fork choice was followed) and computes the same ledger state;
+//! - rollback: a node never undoes more than `k` blocks, and its height never goes down;
+//! - settled prefix: a node never adopts a block that contradicts a block that was more than `k`
+//!   below the common prefix of the running nodes at some earlier step;
+//! - majority: a block once held at the same index by a strict majority of the nodes is never
+//!   replaced there by another block held by a majority, and is on every chain at the end.
+
+use std::collections::BTreeMap;
+
+use pp_ledger::{Chain, Genesis, Hash};
+use pp_ouroboros::Ouroboros;
+use pp_server::Server;
+
+use crate::error::SimError;
+
+/// What the checker remembers of one node.
+struct NodeTrack {
+    name: String,
+    /// Best-chain hashes by index, as last observed.
+    best: Vec<Hash>,
+    /// The same blocks, judged again by a chain of our own.
+    checker: Chain<Ouroboros>,
+    /// Set by [`Invariants::restarted`]: the next observation may show a different chain
+    /// (checked separately against the pre-crash tip).
+    restarted: bool,
+}
+
+/// Counters worth reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tip changes observed, over all nodes.
+    pub tip_changes: u64,
+    /// Observed switches to another branch (a rollback of at least one block).
+    pub reorgs: u64,
+    /// Deepest rollback observed on any node.
+    pub max_rollback: u64,
+    /// Blocks ever held by a strict majority.
+    pub majority_blocks: u64,
+    /// Height of the settled prefix (common prefix minus k).
+    pub settled_height: u64,
+}
+
+/// The invariant checker of one simulation run.
+pub struct Invariants {
+    genesis: Genesis,
+    initial_supply: u128,
+    reward: u128,
+    k: u64,
+    nodes: Vec<NodeTrack>,
+    /// The settled chain: index → hash, contiguous from genesis.
+    settled: Vec<Hash>,
+    /// Blocks held by a strict majority at some step: index → hash.
+    majority: BTreeMap<u64, Hash>,
+    /// How many nodes make a strict majority.
+    majority_of: usize,
+    stats: Stats,
+}
+
+fn genesis_chain(genesis: &Genesis) -> Result<Chain<Ouroboros>, SimError> {
+    let rules = Ouroboros::new(genesis)
+        .map_err(|e| SimError::Setup(format!("genesis refused by pp-ouroboros: {e}")))?;
+    Chain::new(genesis.clone(), rules)
+        .map_err(|e| SimError::Setup(format!("genesis refused by pp-ledger: {e}")))
+}
+
+impl Invariants {
+    /// A checker for a network on `genesis` whose node count decides what a majority is.
+    pub fn new(genesis: &Genesis, node_count: usize) -> Result<Invariants, SimError> {
+        let probe = genesis_chain(genesis)?;
+        Ok(Invariants {
+            initial_supply: probe.state().total_supply(),
+            reward: u128::from(genesis.block_reward),
+            k: genesis.k,
+            settled: vec![probe.tip_hash()],
+            genesis: genesis.clone(),
+            nodes: Vec::new(),
+            majority: BTreeMap::new(),
+            majority_of: node_count / 2 + 1,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Starts tracking a node; returns its index in the checker.
+    pub fn add_node(&mut self, name: &str) -> Result<usize, SimError> {
+        let checker = genesis_chain(&self.genesis)?;
+        self.nodes.push(NodeTrack {
+            name: name.to_string(),
+            best: vec![checker.tip_hash()],
+            checker,
+            restarted: false,
+        });
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Sets the number of nodes a majority is counted against (a newcomer raises it).
+    pub fn set_node_count(&mut self, count: usize) {
+        self.majority_of = count / 2 + 1;
+    }
+
+    /// The node restarted from its disk: its next observation is allowed to differ (the caller
+    /// checks it against the pre-crash tip).
+    pub fn restarted(&mut self, node: usize) {
+        if let Some(t) = self.nodes.get_mut(node) {
+            t.restarted = true;
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The last observed best chain of a node (hashes by index).
+    pub fn best_chain(&self, node: usize) -> &[Hash] {
+        self.nodes.get(node).map_or(&[], |t| t.best.as_slice())
+    }
+
+    /// Checks `server` (node `node`) if its tip changed since the last look. Returns the lowest
+    /// index whose block changed, if anything changed.
+    pub fn observe(
+        &mut self,
+        node: usize,
+        server: &Server,
+        now_ms: u64,
+    ) -> Result<Option<u64>, SimError> {
+        let Some(track) = self.nodes.get_mut(node) else {
+            return Ok(None);
+        };
+        if track.best.last() == Some(&server.tip_hash()) && !track.restarted {
+            return Ok(None);
+        }
+        let initial = self.initial_supply;
+        let reward = self.reward;
+        let k = self.k;
+        let settled = &self.settled;
+        let stats = &mut self.stats;
+        let outcome = server.with_chain(|c| -> Result<Option<u64>, SimError> {
+            let height = c.height();
+            let name = &track.name;
+            let st = c.state();
+            let minted = st.minted();
+            if st.total_supply() != initial + minted {
+                return Err(SimError::SupplyNotConserved {
+                    node: name.clone(),
+                    height,
+                    total: st.total_supply(),
+                    initial,
+                    minted,
+                });
+            }
+            let expected = reward * u128::from(height);
+            if minted != expected {
+                return Err(SimError::MintedMismatch {
+                    node: name.clone(),
+                    height,
+                    minted,
+                    expected,
+                });
+            }
+            let old_height = (track.best.len() - 1) as u64;
+            if height < old_height && !track.restarted {
+                return Err(SimError::HeightDecreased {
+                    node: name.clone(),
+                    from: old_height,
+                    to: height,
+                });
+            }
+            // The fork point: the highest index where the node still holds what we saw.
+            let mut fork = height.min(old_height);
+            while fork > 0 {
+                let same =
+                    c.block_at(fork).map(|b| b.hash()) == track.best.get(fork as usize).copied();
+                if same {
+                    break;
+                }
+                fork -= 1;
+            }
+            let depth = old_height - fork;
+            if depth > k && !track.restarted {
+                return Err(SimError::RollbackTooDeep {
+                    node: name.clone(),
+                    depth,
+                    k,
+                    from: old_height,
+                });
+            }
+            if depth > 0 {
+                stats.reorgs += 1;
+                stats.max_rollback = stats.max_rollback.max(depth);
+            }
+            stats.tip_changes += 1;
+            track.best.truncate(fork as usize + 1);
+            for index in fork + 1..=height {
+                let Some(block) = c.block_at(index) else {
+                    return Err(SimError::RuleViolation {
+                        node: name.clone(),
+                        index,
+                        hash: Hash::ZERO,
+                        error: "the best chain has a gap".into(),
+                    });
+                };
+                let hash = block.hash();
+                if let Some(s) = settled.get(index as usize) {
+                    if *s != hash {
+                        return Err(SimError::SettledRolledBack {
+                            node: name.clone(),
+                            index,
+                            settled: *s,
+                            held: hash,
+                            k,
+                        });
+                    }
+                }
+                if let Err(e) = track.checker.add_block(block.clone(), now_ms) {
+                    return Err(SimError::RuleViolation {
+                        node: name.clone(),
+                        index,
+                        hash,
+                        error: e.to_string(),
+                    });
+                }
+                track.best.push(hash);
+            }
+            if track.checker.tip_hash() != c.tip_hash() {
+                return Err(SimError::ForkChoiceMismatch {
+                    node: name.clone(),
+                    height,
+                    node_tip: c.tip_hash(),
+                    checker_tip: track.checker.tip_hash(),
+                });
+            }
+            if track.checker.state() != c.state() {
+                return Err(SimError::StateMismatch {
+                    node: name.clone(),
+                    height,
+                });
+            }
+            Ok(Some(fork + 1))
+        });
+        track.restarted = false;
+        match outcome {
+            Some(r) => r,
+            None => Ok(None),
+        }
+    }
+
+    /// After every node was observed: extends the settled prefix and records majority blocks.
+    /// `live` are the nodes running now; `changed_from` the lowest index that changed on any.
+    pub fn after_step(
+        &mut self,
+        live: &[usize],
+        changed_from: Option<u64>,
+    ) -> Result<(), SimError> {
+        let Some(lo) = changed_from else {
+            return Ok(());
+        };
+        let chains: Vec<&NodeTrack> = live.iter().filter_map(|&i| self.nodes.get(i)).collect();
+        if chains.is_empty() {
+            return Ok(());
+        }
+        // Majority blocks: only indices at or above the lowest change can have new holders.
+        let top = chains.iter().map(|t| t.best.len()).max().unwrap_or(0);
+        for index in lo as usize..top {
+            let mut counts: Vec<(Hash, usize)> = Vec::new();
+            for t in &chains {
+                if let Some(h) = t.best.get(index) {
+                    match counts.iter_mut().find(|(x, _)| x == h) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((*h, 1)),
+                    }
+                }
+            }
+            for (h, n) in counts {
+                if n < self.majority_of {
+                    continue;
+                }
+                match self.majority.get(&(index as u64)) {
+                    Some(old) if *old != h => {
+                        let loser = chains
+                            .iter()
+                            .find(|t| t.best.get(index) == Some(&h))
+                            .map_or_else(String::new, |t| t.name.clone());
+                        return Err(SimError::MajorityBlockLost {
+                            index: index as u64,
+                            hash: *old,
+                            node: loser,
+                            held: Some(h),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.majority.insert(index as u64, h);
+                        self.stats.majority_blocks += 1;
+                    }
+                }
+            }
+        }
+        // The common prefix of the running nodes, and what it settles (k below it).
+        let min_len = chains.iter().map(|t| t.best.len()).min().unwrap_or(1);
+        let mut cp = min_len - 1;
+        while cp > 0 {
+            let h = chains[0].best[cp];
+            if chains.iter().all(|t| t.best[cp] == h) {
+                break;
+            }
+            cp -= 1;
+        }
+        let k = usize::try_from(self.k).unwrap_or(usize::MAX);
+        if cp >= k {
+            let target = cp - k;
+            while self.settled.len() <= target {
+                let i = self.settled.len();
+                self.settled.push(chains[0].best[i]);
+            }
+            self.stats.settled_height = (self.settled.len() - 1) as u64;
+        }
+        Ok(())
+    }
+
+    /// Final check: every block ever held by a majority is on the best chain of every node in
+    /// `live`.
+    pub fn check_majority_kept(&self, live: &[usize]) -> Result<(), SimError> {
+        for &i in live {
+            let Some(t) = self.nodes.get(i) else { continue };
+            for (&index, &hash) in &self.majority {
+                let held = t.best.get(index as usize).copied();
+                if held != Some(hash) {
+                    return Err(SimError::MajorityBlockLost {
+                        index,
+                        hash,
+                        node: t.name.clone(),
+                        held,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
