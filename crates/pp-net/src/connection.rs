@@ -246,9 +246,13 @@ where
         }
     }
     // Whoever asked us to close (penalize, shutdown, replacement) said why; otherwise it was us.
-    let (reason, code) = match client.close_reason() {
-        Some(r) if ended.is_none() => (r.reason, r.code),
-        _ => ended.unwrap_or_else(|| ("closed".to_string(), None)),
+    let (reason, code) = match (ended, client.close_reason()) {
+        (Some(ended), _) => ended,
+        (None, Some(r)) => (r.reason, r.code),
+        (None, None) if shared.shutdown.is_cancelled() => {
+            ("node shutting down".to_string(), Some(codes::SHUTTING_DOWN))
+        }
+        (None, None) => ("closed".to_string(), None),
     };
     client.close(reason.clone(), code);
     client.fail_pending();

@@ -821,12 +821,16 @@ async fn shutdown_closes_connections_and_stops_accepting() {
     tokio::time::timeout(Duration::from_secs(5), a.shutdown())
         .await
         .expect("shutdown finishes");
-    assert!(wait_event(&mut eb, 3, |e| matches!(
-        e,
-        NetEvent::PeerDisconnected { .. }
-    ))
+    match wait_event(&mut eb, 3, |e| {
+        matches!(e, NetEvent::PeerDisconnected { .. })
+    })
     .await
-    .is_some());
+    {
+        Some(NetEvent::PeerDisconnected { reason, .. }) => {
+            assert!(reason.contains(codes::SHUTTING_DOWN), "{reason}")
+        }
+        other => panic!("expected disconnect, got {other:?}"),
+    }
     assert_eq!(a.peer_count(), 0);
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
