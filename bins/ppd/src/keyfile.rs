@@ -1,7 +1,9 @@
-//! Key files: the format a node keeps in `data_dir/node.key` and `ppd keygen` writes.
+//! Key files at any path: what `ppd keygen --out FILE` writes and `ppd tx --key FILE` reads.
 //!
-//! The format is 64 lowercase hex characters of the 32-byte ed25519 secret seed and a newline,
-//! file mode 0600. Writing never overwrites an existing file (a lost node key is a lost identity
+//! The format is the Server's `data_dir/node.key` format (`pp_server::keys`): 64 lowercase hex
+//! characters of the 32-byte ed25519 secret seed and a newline, file mode 0600. `pp_server::keys`
+//! only reads and writes `node.key` inside a data dir; these take any path (and bound the read),
+//! and a test proves both sides read each other's files. Writing never overwrites an existing file (a lost node key is a lost identity
 //! and a lost stake), so the file is created with `create_new`.
 
 use std::io::{Read as _, Write as _};
@@ -81,9 +83,9 @@ pub(crate) fn save(path: &Path, key: &KeyPair) -> Result<(), KeyFileError> {
     Ok(())
 }
 
-/// A new key from the operating system's randomness.
+/// A new key from the operating system's randomness (the Server's generator).
 pub(crate) fn generate() -> KeyPair {
-    KeyPair::from_seed(rand::random::<[u8; 32]>())
+    pp_server::keys::random_key()
 }
 
 #[cfg(test)]
@@ -106,6 +108,21 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn key_files_are_interchangeable_with_the_servers_node_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = generate();
+        save(&dir.path().join(pp_server::keys::KEY_FILE), &ours).unwrap();
+        let read = pp_server::keys::read_key(dir.path()).unwrap().unwrap();
+        assert_eq!(read.public(), ours.public());
+
+        let other = tempfile::tempdir().unwrap();
+        let theirs = generate();
+        pp_server::keys::write_key(other.path(), &theirs).unwrap();
+        let loaded = load(&other.path().join(pp_server::keys::KEY_FILE)).unwrap();
+        assert_eq!(loaded.public(), theirs.public());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod cli;
 mod client;
 mod config;
 mod keyfile;
+mod run;
 
 mod testnet;
 
@@ -40,15 +41,7 @@ fn main() -> ExitCode {
 /// Runs one subcommand. Only the commands that talk to the network build a tokio runtime.
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
-        Command::Run(args) => {
-            // Interim: the settings are validated; starting the node needs pp_server::Server,
-            // which lands concurrently (wired in run.rs next).
-            let settings = config::Settings::from_args(&args)?;
-            if let Some(g) = &settings.genesis {
-                config::load_genesis(g)?;
-            }
-            anyhow::bail!("`ppd run` cannot start a node yet: pp_server::Server has not landed")
-        }
+        Command::Run(args) => run::run(&args),
         Command::Keygen(args) => {
             let key = keyfile::generate();
             keyfile::save(&args.out, &key)?;

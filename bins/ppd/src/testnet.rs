@@ -134,7 +134,8 @@ pub(crate) fn write(args: &TestnetArgs) -> anyhow::Result<Written> {
         let node_dir = dir.join(format!("node{i}"));
         std::fs::create_dir(&node_dir)
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
-        keyfile::save(&node_dir.join("node.key"), key)?;
+        // The node reads its key from its data dir ("." = node_dir): write it the Server's way.
+        pp_server::keys::write_key(&node_dir, key)?;
         let config = node_config(args, i);
         let path = node_dir.join("ppd.toml");
         std::fs::write(&path, config.to_toml())

@@ -1,0 +1,102 @@
+//! `ppd run` (and `ppd` with no arguments): start a node and run it until SIGINT/SIGTERM.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use pp_server::{NetworkConfig, Server, ServerConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::RunArgs;
+use crate::config::{load_genesis, Settings};
+
+/// Sets up logging: RUST_LOG if set, else the config's `log`, else `info`.
+fn init_logging(config_filter: Option<&str>) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v).context("RUST_LOG is invalid")?,
+        _ => EnvFilter::try_new(config_filter.unwrap_or("info"))
+            .context("config value `log` is not a valid log filter")?,
+    };
+    // Logs go to stderr so that stdout stays free for machine-readable output.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: redirected logs (files, journald) stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// Translates validated settings into the Server's configuration.
+fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
+    let genesis = match &settings.genesis {
+        Some(path) => Some(load_genesis(path)?),
+        None => None,
+    };
+    let mut config = ServerConfig::new(settings.data_dir.clone());
+    // The defaults of ServerConfig::new are the devnet's; ppd only overrides what it was told.
+    config.genesis = genesis;
+    config.http_addr = Some(settings.http);
+    if let Some(id) = &settings.node_id {
+        config.node_id = id.clone();
+    }
+    config.network = match settings.p2p {
+        Some(p2p) => NetworkConfig {
+            enable_p2p: true,
+            node_id: config.node_id.clone(),
+            bootstrap_peers: settings.peers.clone(),
+            listen_addr: p2p.ip().to_string(),
+            p2p_port: p2p.port(),
+            max_peers: settings.max_peers,
+        },
+        None => NetworkConfig {
+            node_id: config.node_id.clone(),
+            max_peers: settings.max_peers,
+            ..NetworkConfig::default()
+        },
+    };
+    Ok(config)
+}
+
+/// Runs a node with `args` until a signal arrives, then shuts it down cleanly.
+pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Settings are validated before logging starts so a config error is one clear line.
+    let settings = Settings::from_args(args)?;
+    init_logging(settings.log.as_deref())?;
+    let config = server_config(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let data_dir = config.data_dir.clone().unwrap_or_default();
+    let mut server = Server::with_config(config);
+    server
+        .start_configured()
+        .await
+        .with_context(|| format!("cannot start the node (data dir {})", data_dir.display()))?;
+    info!(
+        node_id = %server.node_id(),
+        account = %server.public_key(),
+        genesis = %server.genesis().hash(),
+        network = %server.genesis().network,
+        http = ?server.http_addr(),
+        p2p = ?server.p2p_addr(),
+        data_dir = %data_dir.display(),
+        "ppd started"
+    );
+    // The node logs a line per block itself; the daemon only waits for a signal.
+    tokio::select! {
+        _ = sigint.recv() => info!("SIGINT received, shutting down"),
+        _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+    }
+    server.shutdown().await;
+    info!("ppd stopped");
+    Ok(())
+}
