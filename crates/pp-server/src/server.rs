@@ -168,6 +168,23 @@ impl Server {
         self.config.key = Some(key);
     }
 
+    /// Where the HTTP API listens at the next [`Server::start_configured`] /
+    /// [`Server::start_with_transport`]; `None` disables it (as in a simulation).
+    pub fn set_http_addr(&mut self, addr: Option<SocketAddr>) {
+        self.config.http_addr = addr;
+    }
+
+    /// The P2P settings for the next [`Server::start_configured`] /
+    /// [`Server::start_with_transport`].
+    pub fn set_network(&mut self, net: NetworkConfig) {
+        self.config.network = net;
+    }
+
+    /// The node id (the P2P `node_id`, if set, takes precedence).
+    pub fn set_node_id(&mut self, id: &str) {
+        self.config.node_id = id.into();
+    }
+
     /// Replaces the clock (a simulation passes a [`TokioClock`](crate::TokioClock)).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.clock = clock;
