@@ -1,4 +1,5 @@
 //! The HTTP API of a running node: every endpoint, its JSON, and the JSON error form.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Several in-process nodes on loopback P2P: block propagation, sync of a joining node,
 //! transaction gossip, and restart + catch-up.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 

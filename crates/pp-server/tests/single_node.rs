@@ -1,5 +1,6 @@
 //! One node: block production through the Server API, transfers, restart from disk, the
 //! mempool journal, and genesis checks.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 
@@ -168,8 +169,10 @@ async fn registered_dev_stakeholder_uses_its_dev_key_and_produces() {
     assert!(s.register_stakeholder("alice", 5).is_err());
     assert!(s.register_stakeholder("bad id!", 5).is_err());
     assert!(s.register_stakeholder("bob", 0).is_err());
-    let mut net = pp_server::NetworkConfig::default();
-    net.node_id = "alice".into();
+    let net = pp_server::NetworkConfig {
+        node_id: "alice".into(),
+        ..Default::default()
+    };
     s.start_with_network(0, net).await.unwrap();
     assert_eq!(s.public_key(), dev_key("alice").public());
     assert_eq!(s.node_id(), "alice");
