@@ -415,11 +415,14 @@ impl<T: Transport> Network<T> {
             .establish(stream, peer_addr, Direction::Outbound, Some(addr), permit)
             .await
         {
-            Err(NetError::AlreadyConnected { node_id }) => shared
-                .table()
-                .by_node_id(&node_id)
-                .cloned()
-                .ok_or(NetError::AlreadyConnected { node_id }),
+            Err(NetError::AlreadyConnected { node_id }) => {
+                let mut t = shared.table();
+                let existing = t.by_node_id(&node_id).cloned();
+                if let Some(p) = &existing {
+                    t.link_dialed_addr(p.id, addr);
+                }
+                existing.ok_or(NetError::AlreadyConnected { node_id })
+            }
             r => r,
         };
         if result.is_ok() {

@@ -130,7 +130,7 @@ pub struct PeerTable {
     known: BTreeMap<String, KnownAddr>,
     /// The address string each outbound connection was dialed as (it may differ from the
     /// listen address the peer announced, e.g. a host name), so its drop re-arms that entry.
-    dialed_as: HashMap<PeerId, String>,
+    dialed_as: HashMap<PeerId, Vec<String>>,
     next_id: u64,
 }
 
@@ -238,7 +238,10 @@ impl PeerTable {
             }
         }
         if let Some(d) = dialed_as {
-            self.dialed_as.insert(info.id, d.to_string());
+            self.dialed_as
+                .entry(info.id)
+                .or_default()
+                .push(d.to_string());
         }
         self.by_node.insert(info.node_id.clone(), info.id);
         self.peers.insert(info.id, info);
@@ -254,7 +257,7 @@ impl PeerTable {
             .listen_addr
             .map(|a| a.to_string())
             .into_iter()
-            .chain(self.dialed_as.remove(&id));
+            .chain(self.dialed_as.remove(&id).unwrap_or_default());
         for key in keys {
             if let Some(k) = self.known.get_mut(&key) {
                 if k.state == AddrState::Connected {
@@ -264,6 +267,17 @@ impl PeerTable {
             }
         }
         Some(info)
+    }
+
+    /// Record that dialing `addr` led to the existing connection `id` (the node was already
+    /// connected, e.g. inbound), so that when `id` drops, `addr` is dialed again.
+    pub fn link_dialed_addr(&mut self, id: PeerId, addr: &str) {
+        if self.peers.contains_key(&id) {
+            let v = self.dialed_as.entry(id).or_default();
+            if !v.iter().any(|a| a == addr) {
+                v.push(addr.to_string());
+            }
+        }
     }
 
     /// The peer with this connection id.
@@ -529,6 +543,25 @@ mod tests {
         assert_eq!(t.take_due(now + 2 * b, 10).len(), 1);
         t.dial_result("127.0.0.1:7000", DialOutcome::Connected, now, b, m);
         assert_eq!(t.known_addr("127.0.0.1:7000").map(|k| k.failures), Some(0));
+    }
+
+    #[test]
+    fn an_address_linked_to_an_existing_connection_is_redialed_when_it_drops() {
+        let mut t = PeerTable::new();
+        let now = Instant::now();
+        let d = Duration::from_secs(1);
+        t.add_known("hub:7000", now, 10);
+        assert_eq!(t.take_due(now, 10).len(), 1);
+        // The dial found the node already connected inbound (listen addr is an IP, not "hub").
+        t.insert(info(1, "hub", Direction::Inbound), None);
+        t.link_dialed_addr(PeerId(1), "hub:7000");
+        t.dial_result("hub:7000", DialOutcome::Connected, now, d, d);
+        assert!(
+            t.take_due(now + d * 10, 10).is_empty(),
+            "connected: not due"
+        );
+        t.remove(PeerId(1), now, d);
+        assert_eq!(t.take_due(now + d, 10), vec!["hub:7000".to_string()]);
     }
 
     #[test]
