@@ -32,8 +32,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most blocks returned by `GET /blocks`.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
-/// How long `POST /peers` waits for the dial and handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `POST /peers` waits for the dial and handshake (below the request timeout, so the
+/// client gets the specific error).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// An error answer: status, machine-readable code, human-readable message with the values.
 #[derive(Debug)]

@@ -175,3 +175,77 @@ async fn restarted_node_keeps_its_blocks_and_catches_up() {
     n2.shutdown().await;
     n1.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_forks_converge_and_rolled_back_transactions_are_included() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let t = now_ms();
+    // Two stakeholders, not connected: each builds its own fork from its own slots.
+    let mut n1 = member(d1.path(), t);
+    n1.start_with_network(0, NetworkConfig::p2p("node1", 0))
+        .await
+        .unwrap();
+    let mut n2 = member(d2.path(), t);
+    n2.start_with_network(0, NetworkConfig::p2p("node2", 0))
+        .await
+        .unwrap();
+    let gh = n1.genesis().hash();
+    let carol = KeyPair::from_seed([34u8; 32]).public();
+    n1.submit_transaction(Transaction::transfer(
+        &dev_key("node1"),
+        carol,
+        100,
+        1,
+        0,
+        &gh,
+    ))
+    .unwrap();
+    n2.submit_transaction(Transaction::transfer(
+        &dev_key("node2"),
+        carol,
+        10,
+        1,
+        0,
+        &gh,
+    ))
+    .unwrap();
+    assert!(
+        wait_until(LIMIT, || n1.balance(&carol).ok() == Some(100)
+            && n2.balance(&carol).ok() == Some(10)
+            && n1.height() >= 3
+            && n2.height() >= 3)
+        .await,
+        "each fork includes its own transfer"
+    );
+    assert!(
+        !agree_at(&n1, &n2, 1) || !agree_at(&n1, &n2, 2),
+        "forks differ"
+    );
+
+    // Heal the partition: the shorter fork switches to the longer one, and the transfer that was
+    // only on the losing fork goes back to the mempool and into the winning chain.
+    n2.connect_to_peer(&n1.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(LIMIT, || n1.balance(&carol).ok() == Some(110)
+            && n2.balance(&carol).ok() == Some(110))
+        .await,
+        "carol on node1 {:?}, node2 {:?}",
+        n1.balance(&carol),
+        n2.balance(&carol)
+    );
+    let h = n1.height().min(n2.height()).saturating_sub(1);
+    assert!(wait_until(LIMIT, || agree_at(&n1, &n2, h)).await);
+    let reorgs = |s: &Server| {
+        s.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("pp_reorgs_total ").map(str::to_string))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(reorgs(&n1) + reorgs(&n2) >= 1, "one side switched forks");
+    n2.shutdown().await;
+    n1.shutdown().await;
+}
