@@ -1,0 +1,169 @@
+//! Measurements on real `ppd` processes (ignored by default; they print numbers, they do not
+//! judge them). Run with:
+//!
+//! ```sh
+//! cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
+//! ```
+//!
+//! - `block_propagation_on_a_5_node_testnet`: for 20 consecutive blocks, the time from the block's
+//!   production (its header timestamp, the producer's clock — same machine) until the last of the
+//!   5 nodes serves it over HTTP. Polling every 5 ms adds up to ~5 ms plus one HTTP round.
+//! - `sync_speed_of_a_fresh_node_over_2000_blocks`: a fresh node with an empty data dir downloads
+//!   2,000+ blocks from one peer; blocks/s measured from its first synced block to the target
+//!   (excluding process start-up), and from process start.
+
+use std::time::{Duration, Instant};
+
+use pp_integration_tests::{
+    block_hash, block_hashes, free_port_block, get_json, height, http, now_ms, peer_count,
+    wait_all_up, wait_for, wait_height, write_follower_config, Node, Testnet,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly, see the module docs"]
+async fn block_propagation_on_a_5_node_testnet() {
+    const SLOT_MS: u64 = 500;
+    let mut net = Testnet::write(
+        5,
+        &[
+            "--slot-ms",
+            &SLOT_MS.to_string(),
+            "--start-delay-ms",
+            "4000",
+        ],
+    )
+    .unwrap();
+    net.start_all().unwrap();
+    let urls = net.urls();
+    let client = http();
+    wait_all_up(&client, &urls, Duration::from_secs(60))
+        .await
+        .unwrap();
+    wait_for(
+        "every node to have a peer",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            for u in &urls {
+                if peer_count(&client, u).await? < 1 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await
+    .unwrap();
+    wait_height(&client, &urls, 2, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut h = 0;
+    for u in &urls {
+        h = h.max(height(&client, u).await.unwrap_or(0));
+    }
+    let mut delays = Vec::new();
+    for index in h + 1..=h + 20 {
+        let hash = wait_for(
+            &format!("block {index} everywhere"),
+            Duration::from_secs(30),
+            Duration::from_millis(5),
+            || async {
+                let mut first: Option<String> = None;
+                for u in &urls {
+                    let x = block_hash(&client, u, index).await?;
+                    if first.as_ref().is_some_and(|f| *f != x) {
+                        return None;
+                    }
+                    first = Some(x);
+                }
+                first
+            },
+        )
+        .await
+        .unwrap();
+        let at = now_ms();
+        let b = get_json(&client, &format!("{}/blocks/{index}", urls[0]))
+            .await
+            .unwrap();
+        assert_eq!(b["hash"], hash.as_str());
+        let ts = b["header"]["timestamp"].as_u64().unwrap();
+        delays.push(at.saturating_sub(ts));
+    }
+    delays.sort_unstable();
+    let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
+    println!(
+        "propagation, 5 nodes, slot {SLOT_MS} ms, {} blocks: mean {mean:.1} ms, p50 {} ms, p90 {} ms, max {} ms",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() * 9 / 10],
+        delays[delays.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly, see the module docs"]
+async fn sync_speed_of_a_fresh_node_over_2000_blocks() {
+    const TARGET: u64 = 2_000;
+    let mut net = Testnet::write(1, &["--slot-ms", "10", "--start-delay-ms", "500"]).unwrap();
+    net.start_all().unwrap();
+    let source = net.urls()[0].clone();
+    let client = http();
+    wait_all_up(
+        &client,
+        std::slice::from_ref(&source),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let built = Instant::now();
+    wait_for(
+        "the source to build the chain",
+        Duration::from_secs(300),
+        Duration::from_millis(200),
+        || async { (height(&client, &source).await? >= TARGET).then_some(()) },
+    )
+    .await
+    .unwrap();
+    println!("source built {TARGET} blocks in {:?}", built.elapsed());
+
+    let ports = free_port_block(2);
+    let cfg = write_follower_config(
+        &net.dir.path().join("fresh"),
+        "fresh",
+        &net.root().join("genesis.json"),
+        ports,
+        ports + 1,
+        &[format!("127.0.0.1:{}", net.p2p_base)],
+    )
+    .unwrap();
+    let spawned = Instant::now();
+    let fresh = Node::spawn_config("fresh", ports, &cfg).unwrap();
+    let first = wait_for(
+        "the first synced block",
+        Duration::from_secs(60),
+        Duration::from_millis(2),
+        || async { (height(&client, &fresh.url).await? >= 1).then(Instant::now) },
+    )
+    .await
+    .unwrap();
+    let h_first = height(&client, &fresh.url).await.unwrap();
+    let done = wait_for(
+        "the fresh node to reach the target",
+        Duration::from_secs(300),
+        Duration::from_millis(10),
+        || async { (height(&client, &fresh.url).await? >= TARGET).then(Instant::now) },
+    )
+    .await
+    .unwrap();
+    let steady = done - first;
+    let total = done - spawned;
+    println!(
+        "sync: {} blocks in {steady:?} from the first synced block ({:.0} blocks/s); {TARGET} blocks in {total:?} from process start ({:.0} blocks/s)",
+        TARGET - h_first,
+        (TARGET - h_first) as f64 / steady.as_secs_f64(),
+        TARGET as f64 / total.as_secs_f64()
+    );
+    let mine = block_hashes(&client, &fresh.url, TARGET).await.unwrap();
+    let theirs = block_hashes(&client, &source, TARGET).await.unwrap();
+    assert_eq!(mine, theirs);
+}
