@@ -1,0 +1,106 @@
+//! A raw pp-net peer that sends an invalid block and a forged transaction: the server refuses
+//! both, counts them, penalises the peer, and keeps its own chain.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::wait_until;
+use pp_ledger::{Block, BlockHeader, Hash, KeyPair, Transaction};
+use pp_net::{ChainView, NetConfig, Network, TcpTransport};
+use pp_server::NetworkConfig;
+
+/// A peer with nothing to serve.
+struct Empty;
+
+impl ChainView for Empty {
+    fn tip(&self) -> (u64, Hash) {
+        (0, Hash::ZERO)
+    }
+    fn get_blocks(&self, _from_index: u64, _count: u32) -> Vec<Block> {
+        Vec::new()
+    }
+    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
+        Vec::new()
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([41u8; 32]);
+    let mut s = common::single(dir.path(), &key);
+    s.start_with_network(0, NetworkConfig::p2p("honest", 0))
+        .await
+        .unwrap();
+    let g = s.genesis();
+    let gh = g.hash();
+
+    let cfg = NetConfig::new("mallory", gh, "127.0.0.1:0");
+    let (mallory, _events) = Network::start(cfg, TcpTransport, Arc::new(Empty))
+        .await
+        .unwrap();
+    let info = mallory
+        .connect(&s.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(info.node_id, "honest");
+    assert!(wait_until(Duration::from_secs(10), || s.peer_count() == 1).await);
+
+    // A well-formed block at slot 1, but mallory is not the slot leader.
+    let evil = KeyPair::from_seed([42u8; 32]);
+    let bad = Block::produce(
+        &g.block().header,
+        1,
+        g.genesis_time + 1,
+        g.difficulty,
+        vec![],
+        &evil,
+        &gh,
+        1 << 20,
+    )
+    .unwrap();
+    mallory.broadcast_block(&bad, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            &s.metrics_text(),
+            "pp_blocks_rejected_total"
+        ) == 1)
+        .await
+    );
+    // A transaction whose signature does not verify.
+    let mut forged = Transaction::transfer(&key, evil.public(), 1, 1, 0, &gh);
+    forged.body.amount = 1_000;
+    mallory.broadcast_tx(&forged, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            &s.metrics_text(),
+            "pp_txs_rejected_total"
+        ) == 1)
+        .await
+    );
+    assert_eq!(s.pending_transaction_count(), 0);
+
+    // The penalties show in the peer table (25 for the block, 10 for the transaction).
+    let api = format!("http://{}/peers", s.http_addr().unwrap());
+    let peers: serde_json::Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+    let p = &peers["peers"][0];
+    assert_eq!(p["node_id"], "mallory");
+    assert_eq!(p["score"], 35, "{peers}");
+    // The honest chain goes on without the bad block.
+    let bad_hash = bad.hash();
+    assert!(wait_until(Duration::from_secs(10), || s.height() >= 2).await);
+    assert_ne!(s.block_at(1).unwrap().hash(), bad_hash);
+    assert_eq!(s.block_at(1).unwrap().header.producer, key.public());
+
+    mallory.shutdown().await;
+    s.shutdown().await;
+}
