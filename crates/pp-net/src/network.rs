@@ -1,7 +1,7 @@
 //! The facade the server uses: [`Network`] starts the FetchServer and the dialer, makes
 //! requests over connections, broadcasts announcements, and reports events.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -71,12 +71,15 @@ pub(crate) struct Shared {
     pub(crate) view: Arc<dyn ChainView>,
     pub(crate) local_addr: SocketAddr,
     table: Mutex<PeerTable>,
-    conns: Mutex<HashMap<PeerId, FetchClient>>,
+    /// Ordered by connection id, so broadcasts go out in a reproducible order (the simulator's
+    /// runs must replay exactly from their seed).
+    conns: Mutex<BTreeMap<PeerId, FetchClient>>,
     events: mpsc::Sender<NetEvent>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     tip: Mutex<Option<(u64, Hash)>>,
+    dialing: Mutex<std::collections::HashSet<String>>,
     dropped_broadcasts: AtomicU64,
     dropped_events: AtomicU64,
 }
@@ -349,11 +352,12 @@ impl<T: Transport> Network<T> {
             view,
             local_addr,
             table: Mutex::new(PeerTable::new()),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(BTreeMap::new()),
             events,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             tip: Mutex::new(None),
+            dialing: Mutex::new(std::collections::HashSet::new()),
             dropped_broadcasts: AtomicU64::new(0),
             dropped_events: AtomicU64::new(0),
         });
@@ -384,14 +388,20 @@ impl<T: Transport> Network<T> {
         if shared.shutdown.is_cancelled() {
             return Err(NetError::Shutdown);
         }
-        let existing = shared
-            .table()
-            .peers()
-            .into_iter()
-            .find(|p| p.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr));
-        if let Some(p) = existing {
-            return Ok(p);
-        }
+        // One dial per address at a time: two concurrent dials to one node from one side would
+        // race to become its connection. A second caller waits for the first and shares its peer.
+        let _dialing = loop {
+            if let Some(p) = shared.table().by_addr(addr).cloned() {
+                return Ok(p);
+            }
+            if let Some(guard) = DialGuard::claim(shared, addr) {
+                break guard;
+            }
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return Err(NetError::Shutdown),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        };
         let permit =
             shared
                 .permits
@@ -691,6 +701,29 @@ impl<T: Transport> Network<T> {
                 });
             }
         }
+    }
+}
+
+/// Marks an address as being dialed; released on drop, however the dial ends.
+struct DialGuard<'a> {
+    shared: &'a Shared,
+    addr: String,
+}
+
+impl<'a> DialGuard<'a> {
+    fn claim(shared: &'a Shared, addr: &str) -> Option<DialGuard<'a>> {
+        lock(&shared.dialing)
+            .insert(addr.to_string())
+            .then(|| DialGuard {
+                shared,
+                addr: addr.to_string(),
+            })
+    }
+}
+
+impl Drop for DialGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.dialing).remove(&self.addr);
     }
 }
 

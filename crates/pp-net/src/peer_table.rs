@@ -195,7 +195,9 @@ impl PeerTable {
     /// Two nodes that dial each other at the same moment end up with two connections, and each
     /// side sees the other's as the duplicate. To keep exactly one without a further round trip,
     /// both sides apply the same rule: keep the connection *initiated by the node with the smaller
-    /// node id*. Two connections from the same initiator: keep the older.
+    /// node id*. Two connections from the same initiator: only the initiator decides (it keeps
+    /// the older and closes the newer), because the two sides may see the two handshakes finish
+    /// in opposite orders; the accepting side admits both and follows the initiator's choice.
     pub fn admit(&mut self, our_node_id: &str, candidate: &PeerInfo, now: Instant) -> Admission {
         if let Err(e) = self.precheck(our_node_id, &candidate.node_id, now) {
             return Admission::Reject(e);
@@ -215,6 +217,8 @@ impl PeerTable {
         let preferred = our_node_id.min(candidate.node_id.as_str());
         if old_init != new_init && new_init == preferred {
             Admission::Replace(existing_id)
+        } else if old_init == new_init && new_init != our_node_id {
+            Admission::Accept
         } else {
             Admission::Reject(NetError::AlreadyConnected {
                 node_id: candidate.node_id.clone(),
@@ -252,6 +256,10 @@ impl PeerTable {
         let info = self.peers.remove(&id)?;
         if self.by_node.get(&info.node_id) == Some(&id) {
             self.by_node.remove(&info.node_id);
+            // A transient duplicate (see `admit`) takes over as the node's connection.
+            if let Some(other) = self.peers.values().find(|p| p.node_id == info.node_id) {
+                self.by_node.insert(info.node_id.clone(), other.id);
+            }
         }
         let keys = info
             .listen_addr
@@ -283,6 +291,17 @@ impl PeerTable {
     /// The peer with this connection id.
     pub fn get(&self, id: PeerId) -> Option<&PeerInfo> {
         self.peers.get(&id)
+    }
+
+    /// The connection whose announced listen address is `addr`, or that dialing `addr` led to.
+    pub fn by_addr(&self, addr: &str) -> Option<&PeerInfo> {
+        self.peers.values().find(|p| {
+            p.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr)
+                || self
+                    .dialed_as
+                    .get(&p.id)
+                    .is_some_and(|v| v.iter().any(|d| d == addr))
+        })
     }
 
     /// The connection to this node id, if any.
@@ -622,13 +641,23 @@ mod tests {
             t.admit("b", &info(2, "a", Direction::Inbound), now),
             Admission::Replace(PeerId(1))
         ));
-        // Same initiator twice: keep the older.
+        // We dialed twice: keep the older.
+        let mut t = PeerTable::new();
+        t.insert(info(1, "b", Direction::Outbound), None);
+        assert!(matches!(
+            t.admit("a", &info(2, "b", Direction::Outbound), now),
+            Admission::Reject(NetError::AlreadyConnected { .. })
+        ));
+        // The remote dialed twice: admit both, the remote closes one; the survivor stays mapped.
         let mut t = PeerTable::new();
         t.insert(info(1, "a", Direction::Inbound), None);
         assert!(matches!(
             t.admit("b", &info(2, "a", Direction::Inbound), now),
-            Admission::Reject(NetError::AlreadyConnected { .. })
+            Admission::Accept
         ));
+        t.insert(info(2, "a", Direction::Inbound), None);
+        t.remove(PeerId(2), now, Duration::from_secs(1));
+        assert_eq!(t.by_node_id("a").map(|p| p.id), Some(PeerId(1)));
     }
 
     #[test]

@@ -648,14 +648,16 @@ async fn connecting_to_self_is_refused() {
 #[tokio::test]
 async fn connecting_twice_to_the_same_node_returns_the_existing_peer() {
     let (a, _ea) = start("a", vec![]).await;
-    let (b, _eb) = start("b", vec![]).await;
-    let addr = a.local_addr().to_string();
-    let first = b.connect(&addr).await.unwrap();
-    let second = b.connect(&addr).await.unwrap();
+    let (z, _ez) = start("z", vec![]).await;
+    let addr = z.local_addr().to_string();
+    let first = a.connect(&addr).await.unwrap();
+    let second = a.connect(&addr).await.unwrap();
     assert_eq!(first.id, second.id);
-    // A raw second connection claiming to be b is refused by the tie-break.
+    assert_eq!(a.peer_count(), 1);
+    // A second connection from "z" to "a": "a" already has the one it dialed itself, and the
+    // tie-break keeps the connection dialed by the smaller node id ("a"), so this one is refused.
     let mut raw = raw_connect(&a).await;
-    raw.send(Message::Hello(hello("b", genesis_hash())))
+    raw.send(Message::Hello(hello("z", genesis_hash())))
         .await
         .unwrap();
     let mut saw_refusal = false;
@@ -672,7 +674,35 @@ async fn connecting_twice_to_the_same_node_returns_the_existing_peer() {
     }
     assert!(saw_refusal);
     assert_eq!(a.peer_count(), 1);
-    assert_eq!(b.peer_count(), 1);
+    assert_eq!(
+        a.peers()[0].id,
+        first.id,
+        "the original connection survives"
+    );
+    assert_eq!(z.peer_count(), 1);
+    a.shutdown().await;
+    z.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_connects_to_one_address_share_one_connection() {
+    let (a, _ea) = start("a", vec![]).await;
+    let (b, _eb) = start("b", vec![]).await;
+    let addr = a.local_addr().to_string();
+    b.add_known_addr(&addr); // the dialer may race the explicit connects too
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (b, addr) = (b.clone(), addr.clone());
+        tasks.push(tokio::spawn(async move { b.connect(&addr).await }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap().id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "all callers got the same connection");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!((a.peer_count(), b.peer_count()), (1, 1));
     a.shutdown().await;
     b.shutdown().await;
 }
