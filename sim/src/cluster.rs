@@ -149,6 +149,8 @@ struct Node {
 pub struct Outcome {
     /// Final height of the common tip.
     pub height: u64,
+    /// The common tip.
+    pub tip: Hash,
     /// Transactions acknowledged by the nodes (all of them in the final chain).
     pub txs: usize,
     /// Invariant counters.
@@ -161,14 +163,15 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "height {}, {} txs, {} reorgs (deepest {}), {} majority blocks, settled {}, {} s simulated",
+            "height {} tip {}, {} txs, {} reorgs (deepest {}), {} majority blocks, settled {}, {} ms simulated",
             self.height,
+            &self.tip.to_string()[..16],
             self.txs,
             self.stats.reorgs,
             self.stats.max_rollback,
             self.stats.majority_blocks,
             self.stats.settled_height,
-            self.sim_ms / 1000
+            self.sim_ms
         )
     }
 }
@@ -378,6 +381,13 @@ impl Cluster {
     /// The simulated wall clock (unix ms).
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.sim.since_epoch().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The current slot by the simulated clock. (A node's own `current_slot` must not be read
+    /// from outside its host: its clock follows that host's paused runtime.)
+    pub fn current_slot(&self) -> u64 {
+        self.now_ms().saturating_sub(self.genesis.genesis_time)
+            / self.genesis.slot_duration_ms.max(1)
     }
 
     /// Names of all nodes, stakeholders first.
@@ -697,6 +707,7 @@ impl Cluster {
         }
         Ok(Outcome {
             height: self.height(&self.nodes[first].name).unwrap_or(0),
+            tip,
             txs: self.workload.acknowledged.len(),
             stats: self.inv.stats(),
             sim_ms: u64::try_from(self.sim.elapsed().as_millis()).unwrap_or(u64::MAX),
