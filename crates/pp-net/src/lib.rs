@@ -48,5 +48,5 @@ pub use config::{NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
 pub use error::NetError;
 pub use message::{codes, Hello, Message};
 pub use network::{BanInfo, NetEvent, Network};
-pub use peer_table::{Direction, PeerId, PeerInfo};
+pub use peer_table::{AddrInfo, AddrState, Direction, PeerId, PeerInfo};
 pub use transport::{TcpTransport, Transport};

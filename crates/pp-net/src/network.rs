@@ -22,7 +22,7 @@ use crate::connection::{framed, handshake, send_error_and_close, Live};
 use crate::error::NetError;
 use crate::message::{codes, Hello, Message, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
 use crate::peer_table::{
-    millis, unix_ms, Admission, DialOutcome, Direction, PeerId, PeerInfo, PeerTable,
+    millis, unix_ms, AddrInfo, Admission, DialOutcome, Direction, PeerId, PeerInfo, PeerTable,
 };
 use crate::transport::{TcpTransport, Transport};
 
@@ -606,6 +606,11 @@ impl<T: Transport> Network<T> {
     /// Remembered peer addresses (for persistence by the owner).
     pub fn known_addrs(&self) -> Vec<String> {
         self.shared.table().known_addrs()
+    }
+
+    /// Remembered addresses with their dial state and backoff.
+    pub fn address_book(&self) -> Vec<AddrInfo> {
+        self.shared.table().address_book(Instant::now())
     }
 
     /// Add misbehaviour points to the node behind `peer`; at the threshold it is banned (with

@@ -109,6 +109,19 @@ pub struct KnownAddr {
     pub next_attempt: Instant,
 }
 
+/// A known address as shown to operators (e.g. by the server's peers endpoint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AddrInfo {
+    /// The address as given (`ip:port` or `host:port`).
+    pub addr: String,
+    /// Where it stands in the dial cycle.
+    pub state: AddrState,
+    /// Consecutive failed dials.
+    pub failures: u32,
+    /// Time until the next dial may happen, in ms (0: due now, or connected).
+    pub retry_in_ms: u64,
+}
+
 /// The outcome of asking whether a freshly handshaken connection may join.
 #[derive(Debug)]
 pub enum Admission {
@@ -429,6 +442,19 @@ impl PeerTable {
             .iter()
             .filter(|(_, k)| k.state != AddrState::OwnAddress)
             .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    /// Every known address with its dial state, sorted by address.
+    pub fn address_book(&self, now: Instant) -> Vec<AddrInfo> {
+        self.known
+            .iter()
+            .map(|(addr, k)| AddrInfo {
+                addr: addr.clone(),
+                state: k.state,
+                failures: k.failures,
+                retry_in_ms: millis(k.next_attempt.saturating_duration_since(now)),
+            })
             .collect()
     }
 

@@ -741,6 +741,9 @@ async fn dialer_keeps_retrying_with_backoff_until_the_peer_appears() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(a.peer_count(), 0);
     assert_eq!(a.known_addrs(), vec![addr.clone()]);
+    let book = a.address_book();
+    assert!(book[0].failures >= 2, "failed dials are counted: {book:?}");
+    assert!(book[0].retry_in_ms <= 200, "backoff is capped: {book:?}");
     let mut cb = config("b");
     cb.listen_addr = addr.clone();
     let (b, _eb) = start_with(cb, vec![]).await;
