@@ -298,35 +298,45 @@ pub(crate) async fn sync_from(
     for _ in 0..MAX_SYNC_ROUNDS {
         let blocks = net.get_blocks(req.peer, next, batch).await?;
         let got = blocks.len();
-        for b in blocks {
-            if b.header.index != next {
-                net.penalize(req.peer, PENALTY_BAD_SYNC, "get_blocks answer out of order");
-                return Err(SyncError::OutOfOrder {
-                    expected: next,
-                    got: b.header.index,
-                });
+        if let Some((i, b)) = blocks
+            .iter()
+            .enumerate()
+            .find(|(i, b)| b.header.index != next.saturating_add(*i as u64))
+        {
+            net.penalize(req.peer, PENALTY_BAD_SYNC, "get_blocks answer out of order");
+            return Err(SyncError::OutOfOrder {
+                expected: next.saturating_add(i as u64),
+                got: b.header.index,
+            });
+        }
+        let tail = blocks.last().cloned();
+        let (done, refused) = core.import_blocks(blocks).map_err(|e| SyncError::Refused {
+            index: next,
+            error: ImportError::Storage(e),
+        })?;
+        let fresh = done
+            .iter()
+            .filter(|d| !matches!(d.outcome, AddOutcome::AlreadyKnown))
+            .count() as u64;
+        core.metrics.blocks_received.inc_by(fresh);
+        applied += fresh;
+        next = next.saturating_add(done.len() as u64);
+        if let Some(e) = refused {
+            if let ChainError::Block(be) = &e {
+                core.metrics.blocks_rejected.inc();
+                net.penalize(
+                    req.peer,
+                    PENALTY_INVALID_BLOCK,
+                    &format!("invalid block in sync: {be}"),
+                );
             }
-            match core.import_block(b.clone()) {
-                Ok(imported) => {
-                    if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
-                        core.metrics.blocks_received.inc();
-                        applied += 1;
-                    }
-                    last = Some(b);
-                }
-                Err(error) => {
-                    if let ImportError::Chain(ChainError::Block(e)) = &error {
-                        core.metrics.blocks_rejected.inc();
-                        net.penalize(
-                            req.peer,
-                            PENALTY_INVALID_BLOCK,
-                            &format!("invalid block in sync: {e}"),
-                        );
-                    }
-                    return Err(SyncError::Refused { index: next, error });
-                }
-            }
-            next = next.saturating_add(1);
+            return Err(SyncError::Refused {
+                index: next,
+                error: ImportError::Chain(e),
+            });
+        }
+        if tail.is_some() {
+            last = tail;
         }
         if got < batch as usize {
             break;

@@ -1,0 +1,105 @@
+//! A chain of a few hundred blocks written straight to a data dir: the server replays it at start
+//! (full validation), and a joining node syncs it over several `get_blocks` batches.
+//!
+//! Also a measurement: `PP_MEASURE_BLOCKS=2000 cargo test -p pp-server --test long_chain --
+//! --nocapture` prints the replay and sync rates.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{now_ms, wait_until};
+use pp_ledger::{Block, Genesis, KeyPair, Transaction};
+use pp_server::storage::ChainCommit;
+use pp_server::{NetworkConfig, Server, Storage, DB_FILE};
+
+const TXS_PER_BLOCK: u64 = 10;
+
+/// Writes `n` valid blocks (slots 1..=n, each with `TXS_PER_BLOCK` transfers) into `dir`.
+fn write_chain(dir: &std::path::Path, g: &Genesis, key: &KeyPair, n: u64) {
+    let gh = g.hash();
+    let storage = Storage::open(&dir.join(DB_FILE)).unwrap();
+    storage.set_genesis_hash(&gh).unwrap();
+    let to = KeyPair::from_seed([52u8; 32]).public();
+    let mut parent = g.block().header;
+    let mut nonce = 0;
+    let mut batch = ChainCommit::default();
+    for slot in 1..=n {
+        let txs: Vec<Transaction> = (0..TXS_PER_BLOCK)
+            .map(|_| {
+                nonce += 1;
+                Transaction::transfer(key, to, 1, 1, nonce - 1, &gh)
+            })
+            .collect();
+        let ts = g.genesis_time + slot * g.slot_duration_ms;
+        let b = Block::produce(&parent, slot, ts, g.difficulty, txs, key, &gh, 1 << 24).unwrap();
+        parent = b.header.clone();
+        batch.best.push((slot, b.hash()));
+        batch.blocks.push(b);
+        if batch.blocks.len() == 100 || slot == n {
+            batch.height = Some(slot);
+            storage.commit_chain(&batch).unwrap();
+            batch = ChainCommit::default();
+        }
+    }
+    storage.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_a_stored_chain_and_a_joiner_syncs_it_in_batches() {
+    let n: u64 = std::env::var("PP_MEASURE_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(450);
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([51u8; 32]);
+    let slot_ms = 1_000;
+    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
+    g.difficulty = 1;
+    write_chain(d1.path(), &g, &key, n);
+
+    let mut a = Server::new(1);
+    a.set_data_dir(d1.path());
+    a.set_genesis(g.clone());
+    a.set_key(key.clone());
+    let t0 = Instant::now();
+    a.start_with_network(0, NetworkConfig::p2p("producer", 0))
+        .await
+        .unwrap();
+    let replay = t0.elapsed();
+    assert!(a.height() >= n, "replayed {} of {n}", a.height());
+    let tip_n = a.block_at(n).unwrap().hash();
+
+    let mut b = Server::new(1);
+    b.set_data_dir(d2.path());
+    b.set_genesis(g);
+    b.start_with_network(0, NetworkConfig::p2p("joiner", 0))
+        .await
+        .unwrap();
+    let t1 = Instant::now();
+    b.connect_to_peer(&a.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || b.height() >= n).await,
+        "joiner synced {} of {n}",
+        b.height()
+    );
+    let sync = t1.elapsed();
+    assert_eq!(b.block_at(n).unwrap().hash(), tip_n);
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "{n} blocks x {TXS_PER_BLOCK} txs: replay {:.2?} ({:.0} blocks/s, {:.0} tx/s); \
+         sync {:.2?} ({:.0} blocks/s, {:.0} tx/s)",
+        replay,
+        rate(replay),
+        rate(replay) * TXS_PER_BLOCK as f64,
+        sync,
+        rate(sync),
+        rate(sync) * TXS_PER_BLOCK as f64
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
