@@ -211,6 +211,7 @@ async fn block_produced_on_one_node_is_on_all_others_within_two_slots() {
             let produced_at = block["header"]["timestamp"].as_u64().unwrap();
             producers.insert(block["header"]["producer"].as_str().unwrap().to_string());
             let delay = on_all_at.saturating_sub(produced_at);
+            eprintln!("block {index}: on every node {delay} ms after production");
             assert!(
                 delay <= 2 * SLOT_MS,
                 "block {index} reached the last node {delay} ms after production (> 2 slots)"

@@ -9,6 +9,16 @@ use pp_integration_tests::{
 
 const UP: Duration = Duration::from_secs(60);
 
+/// The `height=N` of the first `node state loaded` line in `log` (the Server's start-up line).
+fn loaded_height(log: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains("node state loaded"))?;
+    let rest = &line[line.find(" height=")? + " height=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_killed_with_sigkill_keeps_every_block_it_had_and_catches_up() {
     let test = async {
@@ -33,10 +43,24 @@ async fn node_killed_with_sigkill_keeps_every_block_it_had_and_catches_up() {
             .await
             .unwrap();
 
+        let log_before_restart = net.nodes[2].log_text().len();
         net.nodes[2].start().unwrap();
         wait_all_up(&client, std::slice::from_ref(&victim), UP)
             .await
             .unwrap();
+        // The node loads its chain from its own disk before it talks to any peer; the height it
+        // loaded proves the blocks survived the kill (rather than being fetched again).
+        let restart_log = net.nodes[2]
+            .log_text()
+            .get(log_before_restart..)
+            .unwrap_or_default()
+            .to_string();
+        let loaded = loaded_height(&restart_log)
+            .unwrap_or_else(|| panic!("no `node state loaded` line after restart:\n{restart_log}"));
+        assert!(
+            loaded >= h_before,
+            "node2 reloaded height {loaded} from disk but had reported {h_before}"
+        );
         // Straight from its own disk: every block it had is still there, at the same index.
         let after = block_hashes(&client, &victim, h_before).await.unwrap();
         assert_eq!(after, before, "blocks changed across kill -9");

@@ -72,6 +72,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
+fn addr_or_off(a: Option<std::net::SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
+}
+
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
@@ -86,8 +90,8 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         account = %server.public_key(),
         genesis = %server.genesis().hash(),
         network = %server.genesis().network,
-        http = ?server.http_addr(),
-        p2p = ?server.p2p_addr(),
+        http = %addr_or_off(server.http_addr()),
+        p2p = %addr_or_off(server.p2p_addr()),
         data_dir = %data_dir.display(),
         "ppd started"
     );
