@@ -442,3 +442,62 @@ async fn metrics(State(core): State<Arc<Core>>) -> Response {
     );
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+    use pp_ledger::KeyPair;
+    use tower::ServiceExt as _;
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, Value) {
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn post_peers(from: [u8; 4]) -> Request<Body> {
+        let mut req = Request::post("/peers")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"addr":"127.0.0.1:9"}"#))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((from, 5555))));
+        req
+    }
+
+    #[tokio::test]
+    async fn add_peer_is_forbidden_to_non_loopback_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = crate::node::testing::core(dir.path(), &KeyPair::from_seed([71u8; 32]));
+        let (st, v) = call(router(core.clone()), post_peers([10, 0, 0, 7])).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert_eq!(v["error"]["code"], "forbidden");
+        // From loopback it gets past the check (and fails later: P2P is off here).
+        let (st, v) = call(router(core), post_peers([127, 0, 0, 1])).await;
+        assert_eq!(st, StatusCode::CONFLICT);
+        assert_eq!(v["error"]["code"], "p2p_disabled");
+    }
+
+    #[tokio::test]
+    async fn non_json_errors_are_rewritten_to_the_json_error_form() {
+        let res =
+            json_errors((StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response())
+                .await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"]["code"], "body_too_large");
+        // Successful answers pass untouched.
+        let ok = json_errors("fine".into_response()).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+}

@@ -485,3 +485,165 @@ impl ChainView for CoreView {
             .collect()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    /// A node core over a fresh devnet (sole stakeholder `key`) stored in `dir`, no tasks running.
+    pub(crate) fn core(dir: &std::path::Path, key: &KeyPair) -> Arc<Core> {
+        let g = Genesis::devnet("test", key.public(), SystemClock.now_ms());
+        let rules = Ouroboros::new(&g).unwrap();
+        let slots = SlotClock::from_genesis(&g).unwrap();
+        let chain = Chain::new(g.clone(), rules).unwrap();
+        let mempool = Mempool::new(g.hash(), 100, 10);
+        let storage = Storage::open(&dir.join("chain.redb")).unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        Arc::new(Core::new(
+            "test".into(),
+            g,
+            key.clone(),
+            Arc::new(SystemClock),
+            slots,
+            chain,
+            mempool,
+            storage,
+            200,
+            tx,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next_block(core: &Core, txs: Vec<Transaction>) -> Block {
+        let c = core.chain();
+        let tip = c.tip().header.clone();
+        let slot = tip.slot + 1;
+        let ts = core.slots.slot_start_ms(slot);
+        Block::produce(
+            &tip,
+            slot,
+            ts,
+            core.genesis.difficulty,
+            txs,
+            &core.key,
+            &core.genesis_hash,
+            1 << 24,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn imported_block_is_stored_and_its_transactions_leave_the_mempool() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([61u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let to = KeyPair::from_seed([62u8; 32]).public();
+        let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+        let t1 = Transaction::transfer(&key, to, 5, 1, 1, &core.genesis_hash);
+        assert_eq!(core.admit_tx(t0.clone()), Ok(Inserted::New));
+        assert_eq!(core.admit_tx(t1.clone()), Ok(Inserted::New));
+        assert_eq!(core.admit_tx(t1.clone()), Ok(Inserted::Duplicate));
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 2);
+
+        // A block including only t0: t1 stays pending, t0 leaves the pool and the journal.
+        let b = next_block(&core, vec![t0.clone()]);
+        let imported = core.import_block(b.clone()).unwrap();
+        assert_eq!(imported.outcome, AddOutcome::Extended);
+        assert_eq!(imported.height, 1);
+        assert_eq!(core.storage.best_chain().unwrap(), vec![b.hash()]);
+        assert_eq!(core.storage.tx_block(&t0.id()).unwrap(), Some(b.hash()));
+        assert!(!core.mempool().contains(&t0.id()));
+        assert!(core.mempool().contains(&t1.id()));
+        assert_eq!(core.storage.mempool_txs().unwrap().0, vec![t1]);
+        // The same block again is known, and nothing changes.
+        assert_eq!(
+            core.import_block(b).unwrap().outcome,
+            AddOutcome::AlreadyKnown
+        );
+        assert_eq!(core.metrics.height.get(), 1);
+    }
+
+    #[test]
+    fn refused_block_is_neither_applied_nor_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([63u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let mut b = next_block(&core, vec![]);
+        b.header.nonce = b.header.nonce.wrapping_add(1); // breaks the signature (and maybe PoW)
+        assert!(matches!(
+            core.import_block(b),
+            Err(ImportError::Chain(ChainError::Block(_)))
+        ));
+        assert_eq!(core.chain().height(), 0);
+        assert!(core.storage.best_chain().unwrap().is_empty());
+    }
+
+    #[test]
+    fn batch_import_stops_at_the_first_refused_block_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([64u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        // Build two valid blocks on a scratch copy of the chain, then a broken third.
+        let b1 = next_block(&core, vec![]);
+        let b2 = {
+            let slot = b1.header.slot + 1;
+            Block::produce(
+                &b1.header,
+                slot,
+                core.slots.slot_start_ms(slot),
+                core.genesis.difficulty,
+                vec![],
+                &key,
+                &core.genesis_hash,
+                1 << 24,
+            )
+            .unwrap()
+        };
+        let mut b3 = b2.clone();
+        b3.header.index += 1;
+        let (done, refused) = core
+            .import_blocks(vec![b1.clone(), b2.clone(), b3])
+            .unwrap();
+        assert_eq!(done.len(), 2);
+        assert!(refused.is_some());
+        assert_eq!(
+            core.storage.best_chain().unwrap(),
+            vec![b1.hash(), b2.hash()]
+        );
+    }
+
+    #[test]
+    fn chain_view_serves_blocks_and_headers_after_the_fork_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([65u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let b1 = next_block(&core, vec![]);
+        core.import_block(b1.clone()).unwrap();
+        let view = CoreView(core.clone());
+        assert_eq!(view.tip(), (1, b1.hash()));
+        let blocks = view.get_blocks(0, 10);
+        assert_eq!(blocks.len(), 2);
+        let genesis_hash = blocks[0].hash();
+        let headers = view.get_headers(&[genesis_hash], 10);
+        assert_eq!(headers, vec![b1.header.clone()]);
+        assert!(view.get_headers(&[b1.hash()], 10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn produce_only_when_leader_and_block_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([66u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let b = core.produce(1).await.unwrap();
+        assert_eq!(b.header.producer, key.public());
+        assert!(b.header.meets_pow());
+        core.import_block(b).unwrap();
+        // Not again for a slot at or before the tip's.
+        assert!(core.produce(1).await.is_none());
+    }
+}

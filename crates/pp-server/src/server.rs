@@ -813,6 +813,12 @@ impl Drop for Server {
             }
             if let Some(core) = &self.core {
                 core.storage.close();
+                // pp-net's tasks hold the listener; ask them to stop if a runtime is at hand.
+                if let (Some(net), Ok(rt)) =
+                    (core.net().cloned(), tokio::runtime::Handle::try_current())
+                {
+                    rt.spawn(async move { net.shutdown().await });
+                }
             }
         }
         if let Some(dir) = self.temp_dir.take() {
