@@ -204,6 +204,8 @@ where
 
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    // After a stall, one ping is enough; a burst of catch-up pings would only add noise.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_deadline = Instant::now() + config.idle_timeout;
     let mut ended: Option<(String, Option<&'static str>)> = None;
     loop {
@@ -449,34 +451,132 @@ struct BlocksRef<'a> {
     blocks: &'a [pp_ledger::Block],
 }
 
-/// A `blocks` answer that fits in a frame: halve the batch until it does (a requester simply
-/// asks again from where the answer ends).
+/// Counts bytes instead of storing them: sizes a JSON encoding without allocating it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_len<T: serde::Serialize>(value: &T) -> Result<usize, NetError> {
+    let mut c = ByteCounter(0);
+    serde_json::to_writer(&mut c, value).map_err(|e| NetError::BadJson(e.to_string()))?;
+    Ok(c.0)
+}
+
+/// A `blocks` answer that fits in a frame: the longest prefix of `blocks` whose encoding fits
+/// (a requester simply asks again from where the answer ends). Sizes are counted block by block
+/// first, so a large request never materialises an oversized frame in memory.
 fn encode_blocks_answer(
     request_id: u64,
     blocks: &[pp_ledger::Block],
     max_frame_bytes: usize,
 ) -> Result<Bytes, NetError> {
-    let mut n = blocks.len();
-    loop {
-        let msg = BlocksRef {
-            kind: "blocks",
-            request_id,
-            blocks: blocks.get(..n).unwrap_or(blocks),
+    let envelope = BlocksRef {
+        kind: "blocks",
+        request_id,
+        blocks: &[],
+    };
+    let mut total = json_len(&envelope)?;
+    let mut n = 0;
+    for block in blocks {
+        // One separating comma between array elements.
+        let add = json_len(block)? + usize::from(n > 0);
+        if total + add > max_frame_bytes {
+            break;
+        }
+        total += add;
+        n += 1;
+    }
+    if n == 0 && !blocks.is_empty() {
+        return encode_message(
+            &Message::error(
+                Some(request_id),
+                codes::FRAME_TOO_LARGE,
+                "a single block does not fit in one frame",
+            ),
+            max_frame_bytes,
+        );
+    }
+    let msg = BlocksRef {
+        kind: "blocks",
+        request_id,
+        blocks: blocks.get(..n).unwrap_or(blocks),
+    };
+    let json = serde_json::to_vec(&msg).map_err(|e| NetError::BadJson(e.to_string()))?;
+    Ok(Bytes::from(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_answer_is_the_longest_prefix_that_fits_the_frame() {
+        let k = pp_ledger::KeyPair::from_seed([3; 32]);
+        let g = pp_ledger::Hash([4; 32]);
+        let mut parent = pp_ledger::BlockHeader {
+            version: pp_ledger::BLOCK_VERSION,
+            index: 0,
+            slot: 0,
+            prev_hash: g,
+            tx_root: pp_ledger::Hash::ZERO,
+            producer: k.public(),
+            timestamp: 0,
+            difficulty: 0,
+            nonce: 0,
         };
-        let json = serde_json::to_vec(&msg).map_err(|e| NetError::BadJson(e.to_string()))?;
-        if json.len() <= max_frame_bytes {
-            return Ok(Bytes::from(json));
+        let mut blocks = Vec::new();
+        for i in 1..=10 {
+            let tx =
+                pp_ledger::Transaction::transfer(&k, pp_ledger::PublicKey([1; 32]), 1, 1, i, &g);
+            let b = pp_ledger::Block::produce(&parent, i, i, 0, vec![tx], &k, &g, 1).unwrap();
+            parent = b.header.clone();
+            blocks.push(b);
         }
-        if n <= 1 {
-            return encode_message(
-                &Message::error(
-                    Some(request_id),
-                    codes::FRAME_TOO_LARGE,
-                    "a single block does not fit in one frame",
-                ),
-                max_frame_bytes,
-            );
+        let all = encode_blocks_answer(9, &blocks, usize::MAX).unwrap();
+        let whole = encode_message(
+            &Message::Blocks {
+                request_id: 9,
+                blocks: blocks.clone(),
+            },
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(all, whole, "same bytes as the enum encoding");
+        for max in [whole.len(), whole.len() - 1, whole.len() / 2, 1200] {
+            let part = encode_blocks_answer(9, &blocks, max).unwrap();
+            assert!(part.len() <= max);
+            match crate::codec::decode_message(&part).unwrap() {
+                Message::Blocks {
+                    request_id: 9,
+                    blocks: got,
+                } => {
+                    assert_eq!(got[..], blocks[..got.len()]);
+                    // Exactly the longest prefix: one more block would not fit.
+                    if got.len() < blocks.len() {
+                        let longer =
+                            encode_blocks_answer(9, &blocks[..=got.len()], usize::MAX).unwrap();
+                        assert!(longer.len() > max);
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        n /= 2;
+        match crate::codec::decode_message(&encode_blocks_answer(9, &blocks, 300).unwrap()).unwrap()
+        {
+            Message::Error {
+                code,
+                request_id: Some(9),
+                ..
+            } => assert_eq!(code, codes::FRAME_TOO_LARGE),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -938,3 +938,32 @@ async fn every_message_type_crosses_a_raw_tcp_connection_intact() {
     drop(f);
     assert_eq!(server.await.unwrap(), msgs);
 }
+
+#[tokio::test]
+async fn blocks_answers_are_trimmed_to_fit_the_frame_limit() {
+    let chain = make_chain(10, 1);
+    let mut ca = config("a");
+    ca.max_frame_bytes = 4096;
+    let mut cb = config("b");
+    cb.max_frame_bytes = 4096;
+    let (a, _ea) = start_with(ca, chain.clone()).await;
+    let (b, _eb) = start_with(cb, vec![]).await;
+    let p = b.connect(&a.local_addr().to_string()).await.unwrap();
+    let first = b.get_blocks(p.id, 1, 10).await.unwrap();
+    assert!(!first.is_empty() && first.len() < 10, "got {}", first.len());
+    assert_eq!(first[..], chain[..first.len()]);
+    // Paging from where the answer ended fetches the rest.
+    let mut all = first;
+    for _ in 0..10 {
+        if all.len() == 10 {
+            break;
+        }
+        let next = b.get_blocks(p.id, all.len() as u64 + 1, 10).await.unwrap();
+        assert!(!next.is_empty());
+        all.extend(next);
+    }
+    assert_eq!(all, chain);
+    assert_eq!(b.peer_count(), 1, "no frame error closed the connection");
+    a.shutdown().await;
+    b.shutdown().await;
+}
