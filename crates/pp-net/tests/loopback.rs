@@ -967,3 +967,32 @@ async fn blocks_answers_are_trimmed_to_fit_the_frame_limit() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn node_survives_random_bytes_after_the_handshake_and_keeps_serving() {
+    use rand::{Rng, SeedableRng};
+    let chain = make_chain(3, 0);
+    let (a, _ea) = start("a", chain.clone()).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for i in 0..20 {
+        let mut raw = raw_handshaken(&a, &format!("fuzz{i}")).await;
+        let len = rng.random_range(1..4096);
+        let mut junk = vec![0u8; len];
+        rng.fill(&mut junk[..]);
+        // Half the time, a plausible small length prefix so the JSON parser sees the junk.
+        if i % 2 == 0 && len > 4 {
+            let n = (len - 4) as u32;
+            junk[..4].copy_from_slice(&n.to_be_bytes());
+        }
+        let _ = raw.get_mut().write_all(&junk).await;
+        assert!(
+            closed_within(&mut raw, 3).await,
+            "junk #{i} did not close the connection"
+        );
+    }
+    let (b, _eb) = start("b", vec![]).await;
+    let p = b.connect(&a.local_addr().to_string()).await.unwrap();
+    assert_eq!(b.get_blocks(p.id, 1, 3).await.unwrap(), chain);
+    a.shutdown().await;
+    b.shutdown().await;
+}
