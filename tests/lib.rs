@@ -19,8 +19,9 @@ use serde_json::Value;
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The freshly built `ppd` binary. The first call in a test process runs
-/// `$CARGO build -p ppd --bin ppd` (cargo sets `CARGO` for tests), so the tests never run a stale
-/// binary; later calls return the cached path.
+/// `$CARGO build -p ppd --bin ppd` (cargo sets `CARGO` for tests; `--release` too when
+/// `PP_TEST_RELEASE=1`), so the tests never run a stale binary; later calls return the cached
+/// path.
 pub fn ppd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match build_ppd() {
@@ -36,14 +37,20 @@ fn build_ppd() -> anyhow::Result<PathBuf> {
         .context("tests/ has no parent directory")?
         .to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // PP_TEST_RELEASE=1 runs the processes from an optimised build (for the benchmarks).
+    let release = std::env::var_os("PP_TEST_RELEASE").is_some_and(|v| v == "1");
+    let mut args = vec!["build", "-p", "ppd", "--bin", "ppd"];
+    if release {
+        args.push("--release");
+    }
     let status = Command::new(&cargo)
-        .args(["build", "-p", "ppd", "--bin", "ppd"])
+        .args(&args)
         .current_dir(&workspace)
         .stdin(Stdio::null())
         .status()
         .with_context(|| format!("cannot run {cargo:?}"))?;
     if !status.success() {
-        bail!("`cargo build -p ppd --bin ppd` failed: {status}");
+        bail!("`cargo {}` failed: {status}", args.join(" "));
     }
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => {
@@ -56,7 +63,9 @@ fn build_ppd() -> anyhow::Result<PathBuf> {
         }
         None => workspace.join("target"),
     };
-    let bin = target.join("debug").join("ppd");
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("ppd");
     if !bin.is_file() {
         bail!("built ppd but {} does not exist", bin.display());
     }

@@ -87,6 +87,8 @@ fn tx_transfer_to_an_unreachable_node_exits_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_node_serves_status_accepts_cli_transfers_and_stops_cleanly_on_sigterm() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     let test = async {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");

@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
+//! # the nodes from an optimised build:
+//! PP_TEST_RELEASE=1 cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
 //! ```
 //!
 //! - `block_propagation_on_a_5_node_testnet`: for 20 consecutive blocks, the time from the block's
@@ -22,6 +24,8 @@ use pp_integration_tests::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly, see the module docs"]
 async fn block_propagation_on_a_5_node_testnet() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     const SLOT_MS: u64 = 500;
     let mut net = Testnet::write(
         5,
@@ -103,6 +107,8 @@ async fn block_propagation_on_a_5_node_testnet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly, see the module docs"]
 async fn sync_speed_of_a_fresh_node_over_2000_blocks() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     const TARGET: u64 = 2_000;
     let mut net = Testnet::write(1, &["--slot-ms", "10", "--start-delay-ms", "500"]).unwrap();
     net.start_all().unwrap();

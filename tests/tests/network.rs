@@ -75,6 +75,8 @@ async fn snapshot(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_testnet_reaches_the_same_tip_and_balances_after_transfers() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     let test = async {
         let mut net = Testnet::write(3, &["--slot-ms", "500", "--start-delay-ms", "3000"]).unwrap();
         net.start_all().unwrap();
@@ -167,6 +169,8 @@ async fn three_node_testnet_reaches_the_same_tip_and_balances_after_transfers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_produced_on_one_node_is_on_all_others_within_two_slots() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     const SLOT_MS: u64 = 1000;
     let test = async {
         let slot = SLOT_MS.to_string();
@@ -226,6 +230,8 @@ async fn block_produced_on_one_node_is_on_all_others_within_two_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_with_another_genesis_is_refused_while_same_genesis_is_accepted() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     let test = async {
         let client = http();
         // Network A: one node. Network B: another genesis, one node told to dial A.

@@ -21,6 +21,8 @@ fn loaded_height(log: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_killed_with_sigkill_keeps_every_block_it_had_and_catches_up() {
+    // Build ppd before the clock starts: a cold build must not eat the test's time bound.
+    pp_integration_tests::ppd_bin();
     let test = async {
         let mut net = Testnet::write(3, &["--slot-ms", "300", "--start-delay-ms", "3000"]).unwrap();
         net.start_all().unwrap();
