@@ -309,11 +309,25 @@ impl Shared {
     }
 }
 
-/// The p2p network of one node. Cheap to clone (an `Arc` inside); call [`Network::shutdown`] to
-/// stop it.
+/// The p2p network of one node. Cheap to clone (an `Arc` inside). [`Network::shutdown`] stops it
+/// and waits for every task; dropping the last handle also stops it, without waiting.
 pub struct Network<T: Transport = TcpTransport> {
     shared: Arc<Shared>,
     transport: T,
+    /// Held by handles given to the owner, not by the network's own tasks, so that the network
+    /// stops when the owner lets go of it instead of running unreachable forever.
+    owner: Option<Arc<OwnerGuard>>,
+}
+
+/// Cancels the network when the last owner handle is dropped.
+struct OwnerGuard {
+    shutdown: CancellationToken,
+}
+
+impl Drop for OwnerGuard {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl<T: Transport> Clone for Network<T> {
@@ -321,6 +335,7 @@ impl<T: Transport> Clone for Network<T> {
         Network {
             shared: self.shared.clone(),
             transport: self.transport.clone(),
+            owner: self.owner.clone(),
         }
     }
 }
@@ -361,13 +376,29 @@ impl<T: Transport> Network<T> {
             dropped_broadcasts: AtomicU64::new(0),
             dropped_events: AtomicU64::new(0),
         });
-        let net = Network { shared, transport };
+        let owner = Some(Arc::new(OwnerGuard {
+            shutdown: shared.shutdown.clone(),
+        }));
+        let net = Network {
+            shared,
+            transport,
+            owner,
+        };
         net.shared.tasks.spawn(crate::server::accept_loop::<T>(
             net.shared.clone(),
             listener,
         ));
-        net.shared.tasks.spawn(net.clone().dial_loop());
+        net.shared.tasks.spawn(net.detached().dial_loop());
         Ok((net, events_rx))
+    }
+
+    /// A handle for the network's own tasks: it does not keep the network alive.
+    fn detached(&self) -> Network<T> {
+        Network {
+            shared: self.shared.clone(),
+            transport: self.transport.clone(),
+            owner: None,
+        }
     }
 
     /// The address the listener is bound to.

@@ -996,3 +996,29 @@ async fn node_survives_random_bytes_after_the_handshake_and_keeps_serving() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_every_handle_stops_the_network() {
+    let (a, ea) = start("a", vec![]).await;
+    let (b, mut eb) = start("b", vec![]).await;
+    let addr = a.local_addr();
+    b.connect(&addr.to_string()).await.unwrap();
+    let a2 = a.clone();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(a2.peer_count(), 1, "a clone keeps it running");
+    drop(a2);
+    drop(ea);
+    assert!(
+        wait_event(&mut eb, 3, |e| matches!(
+            e,
+            NetEvent::PeerDisconnected { .. }
+        ))
+        .await
+        .is_some(),
+        "connections close when the last handle is dropped"
+    );
+    let listener_closed = eventually(3, || std::net::TcpStream::connect(addr).is_err()).await;
+    assert!(listener_closed, "listener still accepting");
+    b.shutdown().await;
+}
