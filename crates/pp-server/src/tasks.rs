@@ -26,6 +26,13 @@ const PENALTY_BAD_SYNC: i32 = 20;
 const MAX_SYNC_ROUNDS: u32 = 10_000;
 /// Known peer addresses are saved to disk at most this often, in slots.
 const SAVE_PEERS_EVERY_SLOTS: u64 = 20;
+/// After a start, a node that has peers to reach produces no block until no connected peer
+/// claims a longer chain, or until this much time has passed (so a lying or unreachable peer
+/// cannot silence it for long). A block made on a stale tip right after a restart forks the
+/// chain; if the restarted node also leads the next slot, its fork is the longer one and the
+/// network drops a block that a majority already held (found by the pp-sim crash/restart
+/// scenario).
+const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(15);
 
 /// Waits until `shutdown` says stop (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -87,6 +94,8 @@ fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId
 pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let mut last_slot: Option<u64> = None;
     let mut saved_peers: Vec<String> = Vec::new();
+    let started = tokio::time::Instant::now();
+    let mut caught_up = false;
     loop {
         if *shutdown.borrow() {
             break;
@@ -95,7 +104,13 @@ pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receive
         if let Some(slot) = core.slots.slot_at(now) {
             if last_slot.is_none_or(|l| slot > l) {
                 last_slot = Some(slot);
-                slot_turn(&core, slot, &mut saved_peers).await;
+                caught_up = caught_up || caught_up_after_start(&core, started);
+                // Cancelling a turn is safe: its only await points are in mining (no lock held,
+                // nothing written yet) and imports are synchronous.
+                tokio::select! {
+                    _ = stopped(&mut shutdown) => break,
+                    () = slot_turn(&core, slot, caught_up, &mut saved_peers) => {}
+                }
             }
         }
         let now = core.now_ms();
@@ -111,8 +126,32 @@ pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receive
     }
 }
 
-async fn slot_turn(core: &Arc<Core>, slot: u64, saved_peers: &mut Vec<String>) {
-    if let Some(block) = core.produce(slot).await {
+/// Whether a node that started at `started` may produce: always without P2P or peers to wait
+/// for; otherwise once every connected peer's tip is at most our height (sync requests bring us
+/// there), or after [`STARTUP_SYNC_GRACE`].
+fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
+    let Some(net) = core.net() else {
+        return true;
+    };
+    if started.elapsed() >= STARTUP_SYNC_GRACE {
+        return true;
+    }
+    let peers = net.peers();
+    if peers.is_empty() {
+        // A lone node (no address to dial) has nobody to catch up with.
+        return net.known_addrs().is_empty();
+    }
+    let height = core.chain().height();
+    peers.iter().all(|p| p.tip_index <= height)
+}
+
+async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut Vec<String>) {
+    let block = if produce {
+        core.produce(slot).await
+    } else {
+        None
+    };
+    if let Some(block) = block {
         match core.import_block(block.clone()) {
             Ok(imported) => {
                 if matches!(
