@@ -359,11 +359,18 @@ impl Core {
             nonce: 0,
         };
         let deadline = self.slots.slot_start_ms(slot.saturating_add(1));
+        // Expected work is 16^difficulty hashes; 64 times that fails with probability e^-64.
+        let max_attempts = 16u64
+            .checked_pow(header.difficulty)
+            .and_then(|w| w.checked_mul(64))
+            .unwrap_or(u64::MAX);
+        let mut attempts = 0u64;
         loop {
             if header.mine(MINE_CHUNK).is_some() {
                 break;
             }
-            if self.now_ms() >= deadline {
+            attempts = attempts.saturating_add(MINE_CHUNK);
+            if self.now_ms() >= deadline || attempts >= max_attempts {
                 tracing::warn!(
                     slot,
                     difficulty = header.difficulty,
