@@ -32,6 +32,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most blocks returned by `GET /blocks`.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
+/// Newest best-chain blocks searched for a transaction that is not (yet) in the index.
+const RECENT_BLOCKS_SCANNED: u64 = 4;
 /// How long `POST /peers` waits for the dial and handshake (below the request timeout, so the
 /// client gets the specific error).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(9);
@@ -317,17 +319,25 @@ async fn tx_status(
             e.to_string(),
         )
     })?;
-    if let Some(h) = stored {
-        let c = core.chain();
-        if c.is_on_best_chain(&h) {
-            if let Some(b) = c.block_by_hash(&h) {
-                return ok_json(json!({
-                    "id": id,
-                    "status": "included",
-                    "block": { "index": b.header.index, "hash": h },
-                }));
-            }
-        }
+    let c = core.chain();
+    let found = stored
+        .filter(|h| c.is_on_best_chain(h))
+        .and_then(|h| c.block_by_hash(&h))
+        .or_else(|| {
+            // A block being committed right now has left the mempool but is not indexed yet:
+            // look at the newest blocks in memory.
+            let h = c.height();
+            (h.saturating_sub(RECENT_BLOCKS_SCANNED)..=h)
+                .rev()
+                .filter_map(|i| c.block_at(i))
+                .find(|b| b.transactions.iter().any(|t| t.id() == id))
+        });
+    if let Some(b) = found {
+        return ok_json(json!({
+            "id": id,
+            "status": "included",
+            "block": { "index": b.header.index, "hash": b.hash() },
+        }));
     }
     Err(ApiError::not_found(
         "unknown_transaction",

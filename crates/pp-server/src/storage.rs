@@ -6,7 +6,7 @@
 //! |--------------|------------------------|-----------------------------------------|
 //! | `blocks`     | block hash (32)        | canonical block bytes (`pp_ledger::Encode`) |
 //! | `best_chain` | index (`u64`)          | block hash (32) of the best chain       |
-//! | `tx_index`   | transaction id (32)    | hash (32) of the last stored block holding it |
+//! | `tx_index`   | transaction id (32)    | hash (32) of the last best-chain block holding it |
 //! | `mempool`    | transaction id (32)    | canonical transaction bytes             |
 //! | `peers`      | address (`&str`)       | last time seen, unix ms (`u64`)         |
 //! | `meta`       | name (`&str`)          | bytes (`genesis_hash`)                  |
@@ -66,7 +66,7 @@ pub enum StorageError {
 /// A change of the best chain to commit together with the blocks it needs.
 #[derive(Debug, Default, Clone)]
 pub struct ChainCommit {
-    /// Blocks to store (by hash); also indexes their transactions.
+    /// Blocks to store (by hash); the transactions of those also listed in `best` are indexed.
     pub blocks: Vec<Block>,
     /// New `(index, hash)` entries of the best chain.
     pub best: Vec<(u64, Hash)>,
@@ -190,8 +190,12 @@ impl Storage {
                 for b in &c.blocks {
                     let h = b.hash();
                     blocks.insert(h.as_bytes().as_slice(), b.to_canonical_bytes().as_slice())?;
-                    for t in &b.transactions {
-                        txi.insert(t.id().as_bytes().as_slice(), h.as_bytes().as_slice())?;
+                    // Only best-chain blocks are indexed, so that a side-chain block holding the
+                    // same transaction cannot hide where it is included.
+                    if c.best.iter().any(|(_, bh)| *bh == h) {
+                        for t in &b.transactions {
+                            txi.insert(t.id().as_bytes().as_slice(), h.as_bytes().as_slice())?;
+                        }
                     }
                 }
             }
@@ -269,7 +273,8 @@ impl Storage {
         .transpose()
     }
 
-    /// The hash of the last stored block that holds transaction `id`.
+    /// The hash of the last block that held transaction `id` when it joined the best chain (check
+    /// that it still is on it).
     pub fn tx_block(&self, id: &Hash) -> Result<Option<Hash>, StorageError> {
         let raw = self.read(|tx| {
             let t = tx.open_table(TX_INDEX)?;
@@ -453,5 +458,23 @@ mod tests {
             .unwrap();
         s.save_peers(&["127.0.0.1:3".into()], 6).unwrap();
         assert_eq!(s.peers().unwrap(), vec!["127.0.0.1:3".to_string()]);
+    }
+
+    #[test]
+    fn only_best_chain_blocks_index_their_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("c.redb")).unwrap();
+        let (_, _, blocks) = chain_of(1);
+        s.put_block(&blocks[0]).unwrap();
+        let id = blocks[0].transactions[0].id();
+        assert_eq!(s.tx_block(&id).unwrap(), None);
+        s.commit_chain(&ChainCommit {
+            blocks: blocks.clone(),
+            best: vec![(1, blocks[0].hash())],
+            height: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.tx_block(&id).unwrap(), Some(blocks[0].hash()));
     }
 }
