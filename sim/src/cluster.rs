@@ -595,6 +595,22 @@ impl Cluster {
         Ok(())
     }
 
+    /// True if every node is up and all hold the same tip.
+    pub fn same_tip(&self) -> bool {
+        let mut tip = None;
+        for n in &self.nodes {
+            let guard = n.slot.borrow();
+            let Some(s) = guard.as_ref().filter(|_| n.live) else {
+                return false;
+            };
+            let t = s.tip_hash();
+            if *tip.get_or_insert(t) != t {
+                return false;
+            }
+        }
+        tip.is_some()
+    }
+
     /// True if every running node has the same tip and an empty mempool.
     pub fn agreed(&self) -> bool {
         let live = self.live();
