@@ -249,3 +249,53 @@ async fn partitioned_forks_converge_and_rolled_back_transactions_are_included() 
     n2.shutdown().await;
     n1.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_peers_connects_two_nodes_over_http() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([35u8; 32]);
+    let mut n1 = common::single(d1.path(), &key);
+    n1.start_with_network(0, NetworkConfig::p2p("node1", 0))
+        .await
+        .unwrap();
+    let mut n2 = Server::new(1);
+    n2.set_data_dir(d2.path());
+    n2.set_genesis(n1.genesis());
+    n2.start_with_network(0, NetworkConfig::p2p("node2", 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}/peers", n2.http_addr().unwrap());
+    let client = reqwest::Client::new();
+    let res = client
+        .post(&url)
+        .body(format!("{{\"addr\":\"{}\"}}", n1.p2p_addr().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["peer"]["node_id"], "node1");
+    let v: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["peers"][0]["node_id"], "node1");
+    assert!(wait_until(LIMIT, || n2.height() >= 2 && agree_at(&n1, &n2, 2)).await);
+    // A node of another network is refused with a clear error.
+    let d3 = tempfile::tempdir().unwrap();
+    let mut other = common::single(d3.path(), &KeyPair::from_seed([36u8; 32]));
+    other
+        .start_with_network(0, NetworkConfig::p2p("stranger", 0))
+        .await
+        .unwrap();
+    let res = client
+        .post(&url)
+        .body(format!("{{\"addr\":\"{}\"}}", other.p2p_addr().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::BAD_GATEWAY);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "connect_failed", "{v}");
+    other.shutdown().await;
+    n2.shutdown().await;
+    n1.shutdown().await;
+}

@@ -31,6 +31,11 @@ async fn single_node_produces_blocks_through_the_server_api() {
     assert_eq!(s.public_key(), key.public());
     assert!(dir.path().join("genesis.json").exists());
     assert!(dir.path().join("chain.redb").exists());
+    assert!(matches!(s.start(0).await, Err(ServerError::AlreadyStarted)));
+    assert!(matches!(
+        s.connect_to_peer("127.0.0.1:1").await,
+        Err(ServerError::P2pDisabled)
+    ));
     s.shutdown().await;
     s.shutdown().await; // idempotent
     assert!(!s.is_running());
