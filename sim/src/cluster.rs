@@ -407,6 +407,11 @@ impl Cluster {
             .ok_or_else(|| SimError::UnknownNode(name.to_string()))
     }
 
+    /// The data dir of a node (it outlives crashes; removed when the cluster is dropped).
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
     /// Runs `f` on a node's running server; `None` if it is down or still starting.
     pub fn with_server<R>(&self, name: &str, f: impl FnOnce(&Server) -> R) -> Option<R> {
         let n = self.nodes.iter().find(|n| n.name == name)?;

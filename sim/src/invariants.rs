@@ -344,3 +344,93 @@ impl Invariants {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::KeyPair;
+
+    fn genesis() -> Genesis {
+        let mut g = Genesis::devnet("node1", KeyPair::from_seed([7; 32]).public(), 1_000);
+        g.k = 2;
+        g
+    }
+
+    fn h(n: u8) -> Hash {
+        Hash::blake2b(&[n])
+    }
+
+    /// A checker over three nodes whose observed chains are set directly.
+    fn with_chains(chains: [&[u8]; 3]) -> Invariants {
+        let mut inv = Invariants::new(&genesis(), 3).expect("genesis");
+        let g = inv.settled[0];
+        for (i, c) in chains.iter().enumerate() {
+            inv.add_node(&format!("n{i}")).expect("node");
+            inv.nodes[i].best = std::iter::once(g).chain(c.iter().map(|&b| h(b))).collect();
+        }
+        inv
+    }
+
+    fn set(inv: &mut Invariants, node: usize, chain: &[u8]) {
+        let g = inv.settled[0];
+        inv.nodes[node].best = std::iter::once(g)
+            .chain(chain.iter().map(|&b| h(b)))
+            .collect();
+    }
+
+    #[test]
+    fn block_held_by_a_majority_then_replaced_by_another_majority_block_is_reported() {
+        let mut inv = with_chains([&[1, 2], &[1, 2], &[1, 3]]);
+        inv.after_step(&[0, 1, 2], Some(1)).expect("first look");
+        assert_eq!(inv.majority.get(&2), Some(&h(2)));
+        set(&mut inv, 0, &[1, 3, 4]);
+        set(&mut inv, 1, &[1, 3, 4]);
+        let err = inv
+            .after_step(&[0, 1, 2], Some(2))
+            .expect_err("block 2 was lost");
+        assert!(
+            matches!(err, SimError::MajorityBlockLost { index: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn majority_block_missing_from_a_final_chain_is_reported() {
+        let mut inv = with_chains([&[1, 2], &[1, 2], &[1]]);
+        inv.after_step(&[0, 1, 2], Some(1)).expect("look");
+        inv.check_majority_kept(&[0, 1]).expect("both hold block 2");
+        let err = inv
+            .check_majority_kept(&[0, 1, 2])
+            .expect_err("n2 lacks block 2");
+        assert!(
+            matches!(err, SimError::MajorityBlockLost { index: 2, held: None, ref node, .. } if node == "n2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn minority_blocks_are_not_counted_as_majority_blocks() {
+        let mut inv = with_chains([&[1, 2], &[1, 3], &[1, 4]]);
+        inv.after_step(&[0, 1, 2], Some(1)).expect("look");
+        assert_eq!(inv.majority.get(&1), Some(&h(1)));
+        assert_eq!(inv.majority.get(&2), None);
+        // A node that is down does not count towards the majority.
+        let mut inv = with_chains([&[1, 2], &[1, 2], &[1, 3]]);
+        inv.after_step(&[0, 2], Some(1)).expect("look");
+        assert_eq!(inv.majority.get(&2), None);
+    }
+
+    #[test]
+    fn settled_prefix_is_k_below_the_common_prefix_of_live_nodes() {
+        // k = 2; common prefix of the three chains is index 4 (block 4), so index 2 is settled.
+        let mut inv = with_chains([&[1, 2, 3, 4, 5], &[1, 2, 3, 4], &[1, 2, 3, 4, 6]]);
+        inv.after_step(&[0, 1, 2], Some(1)).expect("look");
+        assert_eq!(inv.settled.len(), 3);
+        assert_eq!(inv.settled[2], h(2));
+        assert_eq!(inv.stats().settled_height, 2);
+        // A node that is down does not hold the prefix back.
+        let mut inv = with_chains([&[1, 2, 3, 4, 5], &[1], &[1, 2, 3, 4, 5]]);
+        inv.after_step(&[0, 2], Some(1)).expect("look");
+        assert_eq!(inv.stats().settled_height, 3);
+    }
+}

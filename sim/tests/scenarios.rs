@@ -357,3 +357,24 @@ fn same_seed_replays_the_same_run() {
         assert_eq!(first, second, "seed {seed} did not replay identically");
     }
 }
+
+/// The durability check can fail: a node restarted without its database (as if its disk had
+/// lost what it acknowledged) is reported, not silently resynced.
+#[test]
+fn restart_without_its_database_is_reported_as_lost_blocks() {
+    let params = SimParams::new(5);
+    let epoch = params.epoch();
+    let mut c = Cluster::new(params).expect("cluster");
+    c.set_load(true);
+    c.run_for(epoch).expect("first epoch");
+    c.crash("node2").expect("crash");
+    std::fs::remove_file(c.data_dir("node2").join(pp_server::DB_FILE)).expect("remove db");
+    c.bounce("node2").expect("bounce");
+    let err = (0..100)
+        .find_map(|_| c.step().err())
+        .expect("the lost chain must be reported");
+    assert!(
+        matches!(err, SimError::LostOnRestart { ref node, .. } if node == "node2"),
+        "unexpected error: {err}"
+    );
+}
