@@ -24,13 +24,23 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// path.
 pub fn ppd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| match build_ppd() {
+    BIN.get_or_init(|| match build_bin("ppd") {
         Ok(p) => p,
         Err(e) => panic!("cannot build ppd: {e:#}"),
     })
 }
 
-fn build_ppd() -> anyhow::Result<PathBuf> {
+/// The freshly built `multi_node_example` binary (built like [`ppd_bin`]).
+pub fn multi_node_example_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match build_bin("multi_node_example") {
+        Ok(p) => p,
+        Err(e) => panic!("cannot build multi_node_example: {e:#}"),
+    })
+}
+
+/// Runs `$CARGO build -p NAME --bin NAME` in the workspace and returns the binary's path.
+fn build_bin(name: &str) -> anyhow::Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
         .parent()
@@ -39,7 +49,7 @@ fn build_ppd() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // PP_TEST_RELEASE=1 runs the processes from an optimised build (for the benchmarks).
     let release = std::env::var_os("PP_TEST_RELEASE").is_some_and(|v| v == "1");
-    let mut args = vec!["build", "-p", "ppd", "--bin", "ppd"];
+    let mut args = vec!["build", "-p", name, "--bin", name];
     if release {
         args.push("--release");
     }
@@ -65,11 +75,51 @@ fn build_ppd() -> anyhow::Result<PathBuf> {
     };
     let bin = target
         .join(if release { "release" } else { "debug" })
-        .join("ppd");
+        .join(name);
     if !bin.is_file() {
-        bail!("built ppd but {} does not exist", bin.display());
+        bail!("built {name} but {} does not exist", bin.display());
     }
     Ok(bin)
+}
+
+/// Runs `program ARGS` to completion, killed after `timeout`, capturing both streams through
+/// temporary files (pipes could fill up and block a child we are not reading from).
+pub fn run_bounded(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<CliOutput> {
+    let out = tempfile::NamedTempFile::new()?;
+    let err = tempfile::NamedTempFile::new()?;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.reopen()?)
+        .stderr(err.reopen()?)
+        .spawn()
+        .with_context(|| format!("cannot spawn {}", program.display()))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{} {args:?} did not finish within {timeout:?}",
+                program.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(CliOutput {
+        status,
+        stdout: std::fs::read_to_string(out.path())?,
+        stderr: std::fs::read_to_string(err.path())?,
+    })
 }
 
 /// What a finished CLI command printed.
@@ -104,36 +154,9 @@ impl CliOutput {
     }
 }
 
-/// Runs `ppd ARGS` to completion (killed after [`CLI_TIMEOUT`]), capturing both streams through
-/// temporary files (pipes could fill up and block a child we are not reading from).
+/// Runs `ppd ARGS` to completion (killed after [`CLI_TIMEOUT`]).
 pub fn ppd(args: &[&str]) -> anyhow::Result<CliOutput> {
-    let out = tempfile::NamedTempFile::new()?;
-    let err = tempfile::NamedTempFile::new()?;
-    let mut child = Command::new(ppd_bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(out.reopen()?)
-        .stderr(err.reopen()?)
-        .spawn()
-        .context("cannot spawn ppd")?;
-    let deadline = Instant::now() + CLI_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("ppd {args:?} did not finish within {CLI_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok(CliOutput {
-        status,
-        stdout: std::fs::read_to_string(out.path())?,
-        stderr: std::fs::read_to_string(err.path())?,
-    })
+    run_bounded(ppd_bin(), args, &[("RUST_LOG", "warn")], CLI_TIMEOUT)
 }
 
 /// Ports handed out in this process, so parallel tests never pick the same ones.

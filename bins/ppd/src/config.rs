@@ -26,8 +26,8 @@ pub(crate) const MAX_MAX_PEERS: usize = 1024;
 pub(crate) const DEFAULT_DATA_DIR: &str = "ppd-data";
 /// Default HTTP listen address.
 pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:8080";
-/// Default `max_peers`.
-pub(crate) const DEFAULT_MAX_PEERS: usize = 32;
+/// Default `max_peers`: the Server's own default.
+pub(crate) const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
 
 /// A config file or value that breaks a rule.
 #[derive(Debug, thiserror::Error)]
