@@ -362,6 +362,7 @@ impl Server {
         if net_cfg.enable_p2p {
             let mut nc = NetConfig::new(node_id.clone(), genesis_hash, net_cfg.listen_socket());
             nc.max_peers = net_cfg.max_peers.max(1);
+            let nc_max_peers = nc.max_peers;
             let view = Arc::new(CoreView(core.clone()));
             let (network, events) = match Network::start(nc, transport, view).await {
                 Ok(x) => x,
@@ -385,9 +386,13 @@ impl Server {
                     shutdown_rx.clone(),
                 )),
             ));
-            // Dial the bootstrap peers now rather than at the dialer's next tick, so that a node
-            // started with bootstrap peers is connected (and syncing) as soon as they answer.
-            for a in net_cfg.bootstrap_peers.clone() {
+            // Dial the bootstrap peers and the saved ones now rather than at the dialer's next
+            // tick, so that a node is connected (and syncing) as soon as they answer: a restarted
+            // node that reached only some of its peers before its slot made blocks the others
+            // did not see in time (pp-sim crash/restart scenario).
+            known.sort();
+            known.dedup();
+            for a in known.into_iter().take(nc_max_peers) {
                 let network = network.clone();
                 let mut stop = shutdown_rx.clone();
                 tasks.push((

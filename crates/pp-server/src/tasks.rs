@@ -210,6 +210,12 @@ pub(crate) async fn event_loop(
             NetEvent::PeerConnected(info) => {
                 tracing::info!(peer = %info.id, node = %info.node_id, addr = %info.addr, tip = info.tip_index, "peer connected");
                 core.metrics.peers.set(gauge_value(net.peer_count()));
+                // Remember where an inbound peer listens: known addresses are saved, so after a
+                // restart this node redials it at once instead of waiting to be dialed again
+                // (until then it could make blocks that only some peers see).
+                if let (pp_net::Direction::Inbound, Some(a)) = (info.direction, info.listen_addr) {
+                    net.add_known_addr(&a.to_string());
+                }
                 if info.tip_index > core.chain().height() {
                     core.request_sync(info.id, info.tip_index);
                 }
