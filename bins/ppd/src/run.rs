@@ -104,3 +104,57 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     info!("ppd stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::merge(None, &RunArgs::default()).unwrap()
+    }
+
+    #[test]
+    fn default_settings_give_a_devnet_server_with_p2p_off() {
+        let c = server_config(&settings()).unwrap();
+        assert_eq!(c.data_dir, Some("ppd-data".into()));
+        assert_eq!(c.http_addr, Some("127.0.0.1:8080".parse().unwrap()));
+        assert!(
+            c.genesis.is_none(),
+            "the Server resolves the built-in devnet genesis"
+        );
+        assert!(!c.network.enable_p2p);
+        assert_eq!(c.effective_node_id(), "node0");
+    }
+
+    #[test]
+    fn p2p_address_turns_p2p_on_with_peers_node_id_and_limits() {
+        let mut s = settings();
+        s.p2p = Some("127.0.0.1:9001".parse().unwrap());
+        s.peers = vec!["127.0.0.1:9000".into()];
+        s.node_id = Some("node1".into());
+        s.max_peers = 5;
+        let c = server_config(&s).unwrap();
+        assert!(c.network.enable_p2p);
+        assert_eq!(c.network.listen_socket(), "127.0.0.1:9001");
+        assert_eq!(c.network.bootstrap_peers, vec!["127.0.0.1:9000"]);
+        assert_eq!(c.network.max_peers, 5);
+        assert_eq!(c.effective_node_id(), "node1");
+    }
+
+    #[test]
+    fn genesis_file_is_loaded_and_a_bad_one_is_refused_before_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.json");
+        let g = pp_ledger::Genesis::devnet(
+            "node0",
+            pp_ledger::KeyPair::from_seed([5; 32]).public(),
+            1_700_000_000_000,
+        );
+        std::fs::write(&path, g.to_json_pretty()).unwrap();
+        let mut s = settings();
+        s.genesis = Some(path.clone());
+        assert_eq!(server_config(&s).unwrap().genesis, Some(g));
+        std::fs::write(&path, "{}").unwrap();
+        assert!(server_config(&s).is_err());
+    }
+}
