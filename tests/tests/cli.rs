@@ -61,6 +61,18 @@ fn run_refuses_peers_without_p2p() {
 }
 
 #[test]
+fn run_exits_1_naming_the_address_when_the_http_port_is_taken() {
+    pp_integration_tests::ppd_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let d = dir.path().join("data").display().to_string();
+    let out = ppd(&["run", "--data-dir", &d, "--http", &addr]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains(&addr), "{out:?}");
+}
+
+#[test]
 fn tx_transfer_to_an_unreachable_node_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k");
