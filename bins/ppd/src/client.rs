@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cli::TransferArgs;
-use crate::keyfile;
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,7 +145,7 @@ pub(crate) async fn transfer(args: &TransferArgs) -> anyhow::Result<Hash> {
     if args.amount == 0 {
         bail!("--amount must be greater than 0");
     }
-    let key = keyfile::load(&args.key)?;
+    let key = pp_server::keys::load_key_file(&args.key)?;
     let client = NodeClient::new(&args.node)?;
     let status: StatusView = serde_json::from_value(client.get("/status").await?)
         .context("the node's /status has no valid genesis_hash")?;

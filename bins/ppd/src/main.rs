@@ -16,7 +16,6 @@
 mod cli;
 mod client;
 mod config;
-mod keyfile;
 mod run;
 
 mod testnet;
@@ -43,8 +42,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run::run(&args),
         Command::Keygen(args) => {
-            let key = keyfile::generate();
-            keyfile::save(&args.out, &key)?;
+            let key = pp_server::keys::random_key();
+            pp_server::keys::save_key_file(&args.out, &key)?;
             println!("wrote {}; account {}", args.out.display(), key.public());
             Ok(())
         }

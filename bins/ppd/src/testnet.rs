@@ -13,7 +13,6 @@ use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair};
 
 use crate::cli::TestnetArgs;
 use crate::config::FileConfig;
-use crate::keyfile;
 
 /// Most nodes a testnet may have: one machine's loopback, not a real deployment.
 pub(crate) const MAX_TESTNET_NODES: usize = 64;
@@ -122,7 +121,9 @@ pub(crate) fn write(args: &TestnetArgs) -> anyhow::Result<Written> {
             );
         }
     }
-    let keys: Vec<KeyPair> = (0..args.nodes).map(|_| keyfile::generate()).collect();
+    let keys: Vec<KeyPair> = (0..args.nodes)
+        .map(|_| pp_server::keys::random_key())
+        .collect();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?
@@ -218,7 +219,7 @@ mod tests {
         assert_eq!(g.initial_stakeholders.len(), 3);
         for i in 0..3 {
             let node = root.join(format!("node{i}"));
-            let key = keyfile::load(&node.join("node.key")).unwrap();
+            let key = pp_server::keys::load_key_file(&node.join("node.key")).unwrap();
             let sh = &g.initial_stakeholders[i];
             assert_eq!(sh.public_key, key.public());
             assert_eq!(sh.id, format!("node{i}"));

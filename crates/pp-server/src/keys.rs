@@ -21,35 +21,72 @@ pub fn dev_key(id: &str) -> KeyPair {
     KeyPair::from_seed(Hash::blake2b_parts(&[b"pp-ledger/dev-key/v1", id.as_bytes()]).0)
 }
 
-/// Reads `dir/node.key`, if it exists.
-pub fn read_key(dir: &Path) -> Result<Option<KeyPair>, ServerError> {
-    let path = dir.join(KEY_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ServerError::io(&path, e)),
+/// Largest key file read: the seed, a newline and some whitespace slack.
+pub const MAX_KEY_FILE_BYTES: u64 = 256;
+
+/// Reads a key file at any path (`ppd keygen` output or a data dir's `node.key`): 64 hex
+/// characters of the 32-byte seed, surrounding whitespace allowed. The read is bounded, so a
+/// wrong path pointing at a huge file is an error, not a memory spike.
+pub fn load_key_file(path: &Path) -> Result<KeyPair, ServerError> {
+    use std::io::Read as _;
+    let bad = |reason: &str| ServerError::BadKeyFile {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
     };
-    let seed = Hash::from_hex(text.trim()).map_err(|e| ServerError::BadKeyFile {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some(KeyPair::from_seed(seed.0)))
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| ServerError::io(path, e))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(bad("larger than a key file can be"));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not text"))?;
+    let seed = Hash::from_hex(text.trim())
+        .map_err(|e| bad(&format!("expected the 32-byte seed as hex: {e}")))?;
+    Ok(KeyPair::from_seed(seed.0))
 }
 
-/// Writes `key` to `dir/node.key` (hex seed, mode 0600 on unix), refusing to overwrite.
-pub fn write_key(dir: &Path, key: &KeyPair) -> Result<(), ServerError> {
-    let path = dir.join(KEY_FILE);
+/// Writes `key` to a new file at `path` (hex seed and a newline, mode 0600 on unix, synced).
+/// Never overwrites: a lost node key is a lost identity and a lost stake.
+pub fn save_key_file(path: &Path, key: &KeyPair) -> Result<(), ServerError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
+        // Set the mode at creation so the secret is never readable by others, not even briefly.
         opts.mode(0o600);
     }
-    let mut f = opts.open(&path).map_err(|e| ServerError::io(&path, e))?;
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            ServerError::BadKeyFile {
+                path: path.to_path_buf(),
+                reason: "already exists; refusing to overwrite it".into(),
+            }
+        } else {
+            ServerError::io(path, e)
+        }
+    })?;
     f.write_all(format!("{}\n", hex::encode(key.secret_bytes())).as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| ServerError::io(&path, e))
+        .map_err(|e| ServerError::io(path, e))
+}
+
+/// Reads `dir/node.key`, if it exists.
+pub fn read_key(dir: &Path) -> Result<Option<KeyPair>, ServerError> {
+    let path = dir.join(KEY_FILE);
+    match load_key_file(&path) {
+        Ok(k) => Ok(Some(k)),
+        Err(ServerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `key` to `dir/node.key` (see [`save_key_file`]).
+pub fn write_key(dir: &Path, key: &KeyPair) -> Result<(), ServerError> {
+    save_key_file(&dir.join(KEY_FILE), key)
 }
 
 /// A new random key.
@@ -84,6 +121,36 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn key_files_at_any_path_are_bounded_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.key");
+        let k = random_key();
+        save_key_file(&path, &k).unwrap();
+        assert_eq!(load_key_file(&path).unwrap().public(), k.public());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().len(), 65);
+        assert!(matches!(
+            save_key_file(&path, &random_key()),
+            Err(ServerError::BadKeyFile { .. })
+        ));
+        assert_eq!(load_key_file(&path).unwrap().public(), k.public());
+        for (i, content) in ["", "abc", &"zz".repeat(32), &"a".repeat(1000)]
+            .iter()
+            .enumerate()
+        {
+            let p = dir.path().join(format!("bad{i}"));
+            std::fs::write(&p, content).unwrap();
+            assert!(
+                matches!(load_key_file(&p), Err(ServerError::BadKeyFile { .. })),
+                "{content:?}"
+            );
+        }
+        assert!(matches!(
+            load_key_file(&dir.path().join("missing")),
+            Err(ServerError::Io { .. })
+        ));
     }
 
     #[test]
