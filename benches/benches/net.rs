@@ -49,7 +49,10 @@ fn frame_codec(c: &mut Criterion) {
     let mut frame = BytesMut::new();
     codec.encode(&msg, &mut frame).expect("encodes");
     let frame = frame.freeze();
-    eprintln!("new_block frame with 1,000 transactions: {} bytes", frame.len());
+    eprintln!(
+        "new_block frame with 1,000 transactions: {} bytes",
+        frame.len()
+    );
 
     let mut g = c.benchmark_group("frame_1000tx_block");
     g.throughput(Throughput::Bytes(frame.len() as u64));
@@ -63,7 +66,10 @@ fn frame_codec(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| {
             let mut src = BytesMut::from(&frame[..]);
-            codec.decode(&mut src).expect("decodes").expect("whole frame")
+            codec
+                .decode(&mut src)
+                .expect("decodes")
+                .expect("whole frame")
         })
     });
     g.finish();
@@ -102,9 +108,13 @@ fn loopback_round_trip(c: &mut Criterion) {
     let (server, client, peer) = rt.block_on(async {
         let g = genesis_hash();
         let view = Arc::new(Fixed(vec![small.clone(), big.clone()]));
-        let (server, _se) = Network::start(NetConfig::new("server", g, "127.0.0.1:0"), TcpTransport, view)
-            .await
-            .expect("server starts");
+        let (server, _se) = Network::start(
+            NetConfig::new("server", g, "127.0.0.1:0"),
+            TcpTransport,
+            view,
+        )
+        .await
+        .expect("server starts");
         let (client, _ce) = Network::start(
             NetConfig::new("client", g, "127.0.0.1:0"),
             TcpTransport,
