@@ -443,6 +443,7 @@ async fn run(seed: u64) {
     }
     events.sort_by_key(|e| (e.0, e.2.is_some()));
     let mut kills_after_202 = 0;
+    let mut durable_checks = 0;
     for (at, node, fault) in events {
         if let Some(wait) = at.checked_sub(load_start.elapsed()) {
             tokio::time::sleep(wait).await;
@@ -477,6 +478,31 @@ async fn run(seed: u64) {
                     "{:>6.1}s restart node{node}",
                     load_start.elapsed().as_secs_f64()
                 );
+                // `202` means journaled durably: as soon as the node answers again (its state and
+                // journal are loaded before HTTP starts), every transaction it acknowledged
+                // before the kill is known to it from its own disk — pending (journal) or
+                // included (its chain) — whether or not the relay reached anyone.
+                wait_all_up(&client, std::slice::from_ref(&urls[node]), WAIT)
+                    .await
+                    .expect("restarted node answers");
+                let mine: Vec<String> = load
+                    .lock()
+                    .await
+                    .acked
+                    .iter()
+                    .filter(|a| a.via == node && a.got_202)
+                    .map(|a| a.id.clone())
+                    .collect();
+                for id in &mine {
+                    match tx_known(&client, &urls[node], id).await {
+                        Some(true) => durable_checks += 1,
+                        Some(false) => panic!(
+                            "node{node} acknowledged {id} with 202 before it was killed, and \
+                             after the restart it neither has it pending nor in its chain"
+                        ),
+                        None => panic!("node{node} does not answer right after its restart"),
+                    }
+                }
             }
         }
     }
@@ -492,7 +518,8 @@ async fn run(seed: u64) {
         let l = load.lock().await;
         eprintln!(
             "load done after {:.1}s: {:?}, {} acknowledged ({} via 202), {kills_after_202} kills \
-             right after a 202, height {load_end_height}",
+             right after a 202, {durable_checks} acknowledged transactions found on their node \
+             right after its restart, height {load_end_height}",
             load_start.elapsed().as_secs_f64(),
             l.stats,
             l.acked.len(),
