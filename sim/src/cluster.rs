@@ -564,7 +564,8 @@ impl Cluster {
         }
     }
 
-    /// Kills a node's software at once (like `kill -9`); its data dir stays.
+    /// Kills a node's software at once, as a power loss would (its sockets send nothing more);
+    /// its data dir stays. Its links are healthy afterwards, whatever they were before.
     pub fn crash(&mut self, name: &str) -> Result<(), SimError> {
         let i = self.index(name)?;
         let tip = self.nodes[i]
@@ -572,7 +573,23 @@ impl Cluster {
             .borrow()
             .as_ref()
             .map(|s| (s.height(), s.tip_hash()));
+        // Cut the victim off for the instant of the crash: the FIN/RST segments its dying
+        // sockets send come out in the order tokio drops its tasks, which depends on
+        // process-wide task ids and so is not reproducible; lost, they cannot make replays
+        // diverge. Peers see what a power loss looks like: silence, then the node's reconnection.
+        let others: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != name)
+            .map(|n| n.name.clone())
+            .collect();
+        for o in &others {
+            self.sim.partition(name, o.as_str());
+        }
         self.sim.crash(name);
+        for o in &others {
+            self.sim.repair(name, o.as_str());
+        }
         // The runtime and every task are gone; dropping the server now closes its files.
         let server = self.nodes[i].slot.borrow_mut().take();
         drop(server);

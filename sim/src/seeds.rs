@@ -43,8 +43,9 @@ pub struct SeedReport {
 }
 
 /// Runs `run(seed)` for every selected seed, catching failures (errors and panics) so that every
-/// seed runs, then prints one line per failure with the command that replays it. Returns the
-/// report; [`assert_all_passed`] turns failures into a test failure.
+/// seed runs, then prints one line per failure with the command that replays it (`scenario`
+/// should be the name of the calling test, which the command filters on).
+/// Returns the report; [`assert_all_passed`] turns failures into a test failure.
 pub fn run_seeds<F>(scenario: &str, mut run: F) -> SeedReport
 where
     F: FnMut(u64) -> Result<String, String>,
@@ -70,7 +71,7 @@ where
             }
             Err(msg) => {
                 eprintln!(
-                    "pp-sim {scenario} FAILED for seed {seed}: {msg}\n  replay: PP_SIM_SEED={seed} cargo test -p pp-sim --test scenarios {scenario} -- --nocapture"
+                    "pp-sim {scenario} FAILED for seed {seed}: {msg}\n  replay: PP_SIM_SEED={seed} cargo test -p pp-sim {scenario} -- --nocapture"
                 );
                 report.failed.push((seed, msg));
             }

@@ -110,6 +110,7 @@ fn run_handshake(seed: u64) -> Result<String, String> {
 
 #[test]
 fn handshake_completes_over_simulated_tcp_and_foreign_genesis_is_refused() {
-    let report = run_seeds("handshake", run_handshake);
-    assert_all_passed("handshake", &report);
+    let name = "handshake_completes_over_simulated_tcp_and_foreign_genesis_is_refused";
+    let report = run_seeds(name, run_handshake);
+    assert_all_passed(name, &report);
 }

@@ -209,7 +209,11 @@ where
     let mut idle_deadline = Instant::now() + config.idle_timeout;
     let mut ended: Option<(String, Option<&'static str>)> = None;
     loop {
+        // Biased (branches tried in the order written, a close request first): an unbiased
+        // select starts at a random branch (tokio's per-process RNG), which made simulated runs
+        // differ between replays of one seed (pp-sim).
         tokio::select! {
+            biased;
             _ = client.close_token().cancelled() => break,
             _ = ping.tick() => {
                 let frame = encode_message(&Message::Ping { request_id: client.next_id() }, config.max_frame_bytes);
