@@ -4,6 +4,10 @@
 //! `PP_CHAOS_SEED=<u64>` replays it (OS timing is not replayed, the decisions are); without it a
 //! fresh seed is drawn. The seed is printed at the start and again if the test fails.
 //!
+//! At every restart, as soon as the node answers HTTP, every transaction it had acknowledged with
+//! `202` must be known to it from its own disk (pending in its journal, or included in its
+//! chain), whether or not its relay reached anyone. Half of the kills come right on a `202`.
+//!
 //! What must hold at the end:
 //! - every transaction some node acknowledged with `202` is `included`, in the same block, on
 //!   every node. No acknowledged transaction may be lost as a "conflict": the client signs

@@ -9,7 +9,8 @@
 //! Only namespaces and links this test creates are touched (names carry the test's pid, addresses
 //! are 10.213.0.0/24 on those veth links only); the host's interfaces and routes are never
 //! changed. Every namespace is deleted in a `Drop` guard, even on panic. Namespaces left by an
-//! earlier run that was killed (its pid is gone) are deleted at the start.
+//! earlier run that was killed (its pid is gone) are deleted at the start, after the processes
+//! still running in them are killed.
 //!
 //! It needs root and `ip netns` (CI runs as root); without them it prints
 //! `skipped: <reason>` and passes. HTTP listens on 127.0.0.1 inside each namespace, so the test
@@ -153,6 +154,16 @@ fn delete_stale_namespaces() {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            // A `ppd` that run started may still live in it (its parent was killed, so no guard
+            // ran): end exactly those processes, by pid, before deleting the namespace.
+            if let Ok(p) = run("ip", &["netns", "pids", name]) {
+                for orphan in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                    if orphan.parse::<u32>().is_ok() {
+                        eprintln!("killing pid {orphan} left in stale namespace {name}");
+                        let _ = run("kill", &["-KILL", orphan]);
+                    }
+                }
+            }
             eprintln!("deleting stale namespace {name} of dead pid {pid}");
             let _ = run("ip", &["netns", "del", name]);
         }
