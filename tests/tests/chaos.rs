@@ -79,18 +79,23 @@ fn seed() -> u64 {
 
 /// One scheduled fault: SIGKILL `node` at `at` (from the start of the load), restart it `down`
 /// later; with `submit_first`, first submit a transfer to it and kill it right after the `202`,
-/// so the acknowledged transaction's only certain copy is that node's journal.
+/// so the acknowledged transaction's only certain copy is that node's journal; with `flap`, the
+/// restart is killed again after that long (while the node opens its database, replays its
+/// chain or syncs) and restarted once more.
 #[derive(Debug, Clone, Copy)]
 struct Fault {
     at: Duration,
     node: usize,
     down: Duration,
     submit_first: bool,
+    flap: Option<Duration>,
 }
 
 /// The seeded fault schedule: a kill every 1.5–4.5 s, each node down 1–6 s, never more than
-/// [`MAX_DOWN`] down at once, everyone back up before the load ends.
-fn schedule(rng: &mut StdRng) -> Vec<Fault> {
+/// [`MAX_DOWN`] down at once, everyone back up before the load ends; a third of the restarts
+/// are killed again within 0–600 ms. (The flaps are drawn from `flap_rng`, so adding them left
+/// the schedules of earlier seeds unchanged.)
+fn schedule(rng: &mut StdRng, flap_rng: &mut StdRng) -> Vec<Fault> {
     let mut faults: Vec<Fault> = Vec::new();
     let mut t = Duration::from_millis(rng.random_range(2_000..4_000));
     let last = LOAD.saturating_sub(Duration::from_secs(3));
@@ -109,6 +114,9 @@ fn schedule(rng: &mut StdRng) -> Vec<Fault> {
                 node,
                 down,
                 submit_first: rng.random_bool(0.5),
+                flap: flap_rng
+                    .random_bool(1.0 / 3.0)
+                    .then(|| Duration::from_millis(flap_rng.random_range(0..600))),
             });
         }
         t += Duration::from_millis(rng.random_range(1_500..4_500));
@@ -364,7 +372,8 @@ async fn run(seed: u64) {
     let started = Instant::now();
     let mut sched_rng = StdRng::seed_from_u64(seed);
     let mut load_rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let faults = schedule(&mut sched_rng);
+    let mut flap_rng = StdRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d);
+    let faults = schedule(&mut sched_rng, &mut flap_rng);
     eprintln!("fault schedule: {faults:?}");
 
     let mut net = Testnet::write(
@@ -440,20 +449,23 @@ async fn run(seed: u64) {
     };
 
     // The fault injector, on this task: kills and restarts as scheduled.
-    let mut events: Vec<(Duration, usize, Option<Fault>)> = Vec::new();
+    // (time, node, the fault for a kill / the flap delay for a restart)
+    let mut events: Vec<(Duration, usize, Result<Fault, Option<Duration>>)> = Vec::new();
     for f in &faults {
-        events.push((f.at, f.node, Some(*f)));
-        events.push((f.at + f.down, f.node, None));
+        events.push((f.at, f.node, Ok(*f)));
+        events.push((f.at + f.down, f.node, Err(f.flap)));
     }
-    events.sort_by_key(|e| (e.0, e.2.is_some()));
+    // At equal times restarts go first, so a node is never killed twice in a row.
+    events.sort_by_key(|e| (e.0, e.2.is_ok()));
     let mut kills_after_202 = 0;
     let mut durable_checks = 0;
+    let mut flaps = 0;
     for (at, node, fault) in events {
         if let Some(wait) = at.checked_sub(load_start.elapsed()) {
             tokio::time::sleep(wait).await;
         }
         match fault {
-            Some(f) => {
+            Ok(f) => {
                 if let Some(st) = net.nodes[node].exited() {
                     panic!("node{node} exited on its own ({st}) before its scheduled kill");
                 }
@@ -476,12 +488,28 @@ async fn run(seed: u64) {
                     load_start.elapsed().as_secs_f64()
                 );
             }
-            None => {
+            Err(flap) => {
                 net.nodes[node].start().expect("restart node");
                 eprintln!(
                     "{:>6.1}s restart node{node}",
                     load_start.elapsed().as_secs_f64()
                 );
+                if let Some(after) = flap {
+                    tokio::time::sleep(after).await;
+                    if let Some(st) = net.nodes[node].exited() {
+                        panic!("node{node} exited on its own ({st}) right after its restart");
+                    }
+                    net.nodes[node].kill9();
+                    net.nodes[node]
+                        .start()
+                        .expect("restart node after the flap");
+                    eprintln!(
+                        "{:>6.1}s kill -9 node{node} {} ms into its restart, restart again",
+                        load_start.elapsed().as_secs_f64(),
+                        after.as_millis()
+                    );
+                    flaps += 1;
+                }
                 // `202` means journaled durably: as soon as the node answers again (its state and
                 // journal are loaded before HTTP starts), every transaction it acknowledged
                 // before the kill is known to it from its own disk — pending (journal) or
@@ -522,7 +550,7 @@ async fn run(seed: u64) {
         let l = load.lock().await;
         eprintln!(
             "load done after {:.1}s: {:?}, {} acknowledged ({} via 202), {kills_after_202} kills \
-             right after a 202, {durable_checks} acknowledged transactions found on their node \
+             right after a 202, {flaps} kills during a restart, {durable_checks} acknowledged transactions found on their node \
              right after its restart, height {load_end_height}",
             load_start.elapsed().as_secs_f64(),
             l.stats,
