@@ -19,9 +19,9 @@ use serde_json::Value;
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The freshly built `ppd` binary. The first call in a test process runs
-/// `$CARGO build -p ppd --bin ppd` (cargo sets `CARGO` for tests; `--release` too when
-/// `PP_TEST_RELEASE=1`), so the tests never run a stale binary; later calls return the cached
-/// path.
+/// `$CARGO build --workspace --bins --tests` (cargo sets `CARGO` for tests; with
+/// `PP_TEST_RELEASE=1`, `$CARGO build --release -p ppd --bin ppd`), so the tests never run a
+/// stale binary; later calls return the cached path.
 pub fn ppd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match build_bin("ppd") {
@@ -39,7 +39,7 @@ pub fn multi_node_example_bin() -> &'static Path {
     })
 }
 
-/// Runs `$CARGO build -p NAME --bin NAME` in the workspace and returns the binary's path.
+/// Builds the workspace binaries (see [`ppd_bin`]) and returns the path of binary `NAME`.
 fn build_bin(name: &str) -> anyhow::Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
@@ -49,10 +49,14 @@ fn build_bin(name: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // PP_TEST_RELEASE=1 runs the processes from an optimised build (for the benchmarks).
     let release = std::env::var_os("PP_TEST_RELEASE").is_some_and(|v| v == "1");
-    let mut args = vec!["build", "-p", name, "--bin", name];
-    if release {
-        args.push("--release");
-    }
+    // Debug: build what `cargo test --workspace` builds (same packages, same dev-dependency
+    // features, same profile), so under the README's test command this is a no-op and never a
+    // second compilation of the dependency tree. Release (benchmarks only): just the binary.
+    let args: Vec<&str> = if release {
+        vec!["build", "--release", "-p", name, "--bin", name]
+    } else {
+        vec!["build", "--workspace", "--bins", "--tests"]
+    };
     let status = Command::new(&cargo)
         .args(&args)
         .current_dir(&workspace)
