@@ -205,8 +205,8 @@ impl Core {
 
     /// Validates and applies `blocks` in order, stopping at the first one the chain refuses, then
     /// stores everything applied in **one** durable commit (with the mempool changes the new tip
-    /// implies). Returns what each applied block did and the refusal, if any. Nothing is
-    /// announced here. If the commit fails, nothing is acknowledged: the error is returned.
+    /// implies). Returns what each applied block did and the refusal, if any. Blocks are not
+    /// announced here (the caller does); transactions re-admitted by a fork switch are relayed. If the commit fails, nothing is acknowledged: the error is returned.
     ///
     /// Sync imports a whole `get_blocks` batch this way: one fsync per batch instead of per block.
     pub(crate) fn import_blocks(
@@ -288,6 +288,15 @@ impl Core {
         }
         if !commit.blocks.is_empty() || commit.height.is_some() {
             self.storage.commit_chain(&commit)?;
+        }
+        // Re-admitted transactions of abandoned blocks are relayed once they are journaled:
+        // peers that were on the winning branch may never have seen them, and without a relay
+        // only the nodes that held them could include them (a long convergence tail, found by
+        // the pp-sim partition scenario).
+        if let Some(net) = self.net() {
+            for tx in &commit.mempool_add {
+                net.broadcast_tx(tx, None);
+            }
         }
         self.metrics.height.set(gauge_value(self.chain().height()));
         self.metrics.reorgs.inc_by(reorgs);
@@ -500,7 +509,17 @@ pub(crate) mod testing {
 
     /// A node core over a fresh devnet (sole stakeholder `key`) stored in `dir`, no tasks running.
     pub(crate) fn core(dir: &std::path::Path, key: &KeyPair) -> Arc<Core> {
-        let g = Genesis::devnet("test", key.public(), SystemClock.now_ms());
+        core_with_genesis_time(dir, key, SystemClock.now_ms())
+    }
+
+    /// Like [`core`], with the devnet starting at `genesis_time` (in the past: lower slots are
+    /// usable at once, e.g. to build forks).
+    pub(crate) fn core_with_genesis_time(
+        dir: &std::path::Path,
+        key: &KeyPair,
+        genesis_time: u64,
+    ) -> Arc<Core> {
+        let g = Genesis::devnet("test", key.public(), genesis_time);
         let rules = Ouroboros::new(&g).unwrap();
         let slots = SlotClock::from_genesis(&g).unwrap();
         let chain = Chain::new(g.clone(), rules).unwrap();
@@ -573,6 +592,109 @@ mod tests {
             AddOutcome::AlreadyKnown
         );
         assert_eq!(core.metrics.height.get(), 1);
+    }
+
+    /// Records what the node announces; every request fails (no peers).
+    #[derive(Default)]
+    struct RecordingNet {
+        txs: Mutex<Vec<Hash>>,
+    }
+
+    impl crate::net::PeerNet for RecordingNet {
+        fn local_addr(&self) -> std::net::SocketAddr {
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+        fn peers(&self) -> Vec<pp_net::PeerInfo> {
+            Vec::new()
+        }
+        fn peer_count(&self) -> usize {
+            0
+        }
+        fn known_addrs(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn add_known_addr(&self, _addr: &str) {}
+        fn broadcast_block(&self, _block: &Block, _except: Option<pp_net::PeerId>) {}
+        fn broadcast_tx(&self, tx: &Transaction, _except: Option<pp_net::PeerId>) {
+            lock(&self.txs).push(tx.id());
+        }
+        fn update_tip(&self, _index: u64, _hash: Hash) {}
+        fn penalize(&self, _peer: pp_net::PeerId, _points: i32, _reason: &str) {}
+        fn connect<'a>(
+            &'a self,
+            _addr: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<pp_net::PeerInfo, pp_net::NetError>> {
+            Box::pin(async { Err(pp_net::NetError::Shutdown) })
+        }
+        fn get_blocks(
+            &self,
+            _peer: pp_net::PeerId,
+            _from_index: u64,
+            _count: u32,
+        ) -> futures::future::BoxFuture<'_, Result<Vec<Block>, pp_net::NetError>> {
+            Box::pin(async { Err(pp_net::NetError::Shutdown) })
+        }
+        fn get_headers(
+            &self,
+            _peer: pp_net::PeerId,
+            _locator: Vec<Hash>,
+            _count: u32,
+        ) -> futures::future::BoxFuture<'_, Result<Vec<BlockHeader>, pp_net::NetError>> {
+            Box::pin(async { Err(pp_net::NetError::Shutdown) })
+        }
+        fn shutdown(&self) -> futures::future::BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn block_on(core: &Core, parent: &BlockHeader, slot: u64, txs: Vec<Transaction>) -> Block {
+        Block::produce(
+            parent,
+            slot,
+            core.slots.slot_start_ms(slot),
+            core.genesis.difficulty,
+            txs,
+            &core.key,
+            &core.genesis_hash,
+            1 << 24,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fork_switch_relays_the_transactions_it_puts_back_in_the_mempool() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([66u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let core = testing::core_with_genesis_time(dir.path(), &key, start);
+        let net = Arc::new(RecordingNet::default());
+        assert!(core.net.set(net.clone()).is_ok());
+        let genesis = core.chain().tip().header.clone();
+        let to = KeyPair::from_seed([67u8; 32]).public();
+        let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+
+        // Our branch: one block (slot 5) holding t0.
+        let ours = block_on(&core, &genesis, 5, vec![t0.clone()]);
+        assert_eq!(
+            core.import_block(ours).unwrap().outcome,
+            AddOutcome::Extended
+        );
+        // A longer branch from genesis (slots 3, 4) without t0 wins.
+        let c1 = block_on(&core, &genesis, 3, vec![]);
+        let c2 = block_on(&core, &c1.header, 4, vec![]);
+        assert_eq!(
+            core.import_block(c1).unwrap().outcome,
+            AddOutcome::SideChain
+        );
+        assert!(matches!(
+            core.import_block(c2).unwrap().outcome,
+            AddOutcome::Reorg { .. }
+        ));
+
+        // t0 is pending again, journaled, and announced so that other nodes can include it.
+        assert!(core.mempool().contains(&t0.id()));
+        assert_eq!(core.storage.mempool_txs().unwrap().0, vec![t0.clone()]);
+        assert_eq!(*lock(&net.txs), vec![t0.id()]);
     }
 
     #[test]
