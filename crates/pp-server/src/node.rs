@@ -546,21 +546,8 @@ mod tests {
     use super::*;
 
     fn next_block(core: &Core, txs: Vec<Transaction>) -> Block {
-        let c = core.chain();
-        let tip = c.tip().header.clone();
-        let slot = tip.slot + 1;
-        let ts = core.slots.slot_start_ms(slot);
-        Block::produce(
-            &tip,
-            slot,
-            ts,
-            core.genesis.difficulty,
-            txs,
-            &core.key,
-            &core.genesis_hash,
-            1 << 24,
-        )
-        .unwrap()
+        let tip = core.chain().tip().header.clone();
+        block_on(core, &tip, tip.slot + 1, txs)
     }
 
     #[test]
