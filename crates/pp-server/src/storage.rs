@@ -132,21 +132,31 @@ impl Storage {
         }
     }
 
+    /// Runs `f` on the open database (a poisoned lock is taken over: the database itself keeps
+    /// its own consistency, a panic elsewhere cannot have left it half-written).
+    fn with_db<R>(
+        &self,
+        f: impl FnOnce(&redb::Database) -> Result<R, StorageError>,
+    ) -> Result<R, StorageError> {
+        let guard = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(guard.as_ref().ok_or(StorageError::Closed)?)
+    }
+
     /// Runs `f` in a write transaction and commits it durably.
     fn write<R>(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<R, redb::Error>,
     ) -> Result<R, StorageError> {
-        let guard = match self.db.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let db = guard.as_ref().ok_or(StorageError::Closed)?;
-        let mut tx = db.begin_write().map_err(|e| self.db_err(e))?;
-        tx.set_quick_repair(true);
-        let r = f(&tx).map_err(|e| self.db_err(e))?;
-        tx.commit().map_err(|e| self.db_err(e))?;
-        Ok(r)
+        self.with_db(|db| {
+            let mut tx = db.begin_write().map_err(|e| self.db_err(e))?;
+            tx.set_quick_repair(true);
+            let r = f(&tx).map_err(|e| self.db_err(e))?;
+            tx.commit().map_err(|e| self.db_err(e))?;
+            Ok(r)
+        })
     }
 
     /// Runs `f` in a read transaction.
@@ -154,13 +164,10 @@ impl Storage {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<R, redb::Error>,
     ) -> Result<R, StorageError> {
-        let guard = match self.db.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let db = guard.as_ref().ok_or(StorageError::Closed)?;
-        let tx = db.begin_read().map_err(|e| self.db_err(e))?;
-        f(&tx).map_err(|e| self.db_err(e))
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(|e| self.db_err(e))?;
+            f(&tx).map_err(|e| self.db_err(e))
+        })
     }
 
     /// The genesis hash this database belongs to, if recorded.
