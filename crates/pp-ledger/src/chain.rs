@@ -292,12 +292,7 @@ impl<C: ConsensusRules> Chain<C> {
     ) -> Result<(), BlockError> {
         let h = &block.header;
         let g = &self.genesis;
-        if h.version != BLOCK_VERSION {
-            return Err(BlockError::BadVersion {
-                expected: BLOCK_VERSION,
-                got: h.version,
-            });
-        }
+        check_version(block)?;
         let expected = parent.header.index.saturating_add(1);
         if h.index != expected {
             return Err(BlockError::BadIndex {
@@ -323,6 +318,26 @@ impl<C: ConsensusRules> Chain<C> {
                 max_skew_ms: g.max_clock_skew_ms,
             });
         }
+        self.check_contents(block)
+    }
+
+    /// The checks that need neither the parent nor the state: version, difficulty and proof of
+    /// work, the transaction count and size limits, the transaction root, and the producer's
+    /// signature. A block that fails one of them is invalid on every chain, so a node can refuse
+    /// it (and blame its sender) before it knows the block's parent. Every block that
+    /// [`Chain::add_block`] accepts passes these checks.
+    pub fn check_detached(&self, block: &Block) -> Result<(), BlockError> {
+        check_version(block)?;
+        self.check_contents(block)?;
+        block
+            .verify_signature(&self.genesis_hash)
+            .map_err(BlockError::BadBlockSignature)
+    }
+
+    /// Difficulty, proof of work, limits and the transaction root, cheapest first.
+    fn check_contents(&self, block: &Block) -> Result<(), BlockError> {
+        let h = &block.header;
+        let g = &self.genesis;
         if h.difficulty != g.difficulty {
             return Err(BlockError::WrongDifficulty {
                 expected: g.difficulty,
@@ -702,6 +717,17 @@ fn shared_stakes(parent: Arc<StakeMap>, after: &StakeMap) -> Arc<StakeMap> {
     } else {
         Arc::new(after.clone())
     }
+}
+
+/// The header version must be the one this code implements.
+fn check_version(block: &Block) -> Result<(), BlockError> {
+    if block.header.version != BLOCK_VERSION {
+        return Err(BlockError::BadVersion {
+            expected: BLOCK_VERSION,
+            got: block.header.version,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,18 +2,24 @@
 
 use std::time::Duration;
 
-use pp_ledger::Hash;
+use pp_ledger::{Hash, KeyPair};
 
 /// The wire protocol version announced in `hello`; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: frames run inside a Noise session whose handshake proves each side's identity key.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Default maximum frame payload: 8 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 /// Everything a [`crate::Network`] needs to know before it starts.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
-    /// This node's id, announced in `hello`; also used to detect self-connections.
+    /// This node's human-readable label, announced in `hello` and shown in logs. It decides
+    /// nothing: peers are told apart by their identity keys.
     pub node_id: String,
+    /// This node's network identity (an ed25519 key pair; a node uses its `node.key`). Peers,
+    /// duplicates, self-connections, scores and bans are keyed by identity keys that the Noise
+    /// handshake proves (default: a fresh random key).
+    pub identity: KeyPair,
     /// The genesis hash that defines the network; peers with another one are refused.
     pub genesis_hash: Hash,
     /// Protocol version announced (default [`PROTOCOL_VERSION`]).
@@ -22,8 +28,19 @@ pub struct NetConfig {
     pub listen_addr: String,
     /// The p2p port announced in `hello` (default: the port actually bound).
     pub advertised_port: Option<u16>,
-    /// Maximum simultaneous connections, inbound and outbound together (default 32).
+    /// Connection slots, split into outbound and inbound by [`NetConfig::max_outbound`] and
+    /// [`NetConfig::max_inbound`] (default 32: 8 outbound, 24 inbound).
     pub max_peers: usize,
+    /// Most outbound connections (default 8); never counted against inbound. The effective
+    /// limit is at most half of `max_peers` (at least 1), see [`NetConfig::max_outbound`].
+    pub outbound_slots: usize,
+    /// Most inbound connections from one address group (a /16 of a public IPv4 address, a /32
+    /// of an IPv6 address, the exact address for loopback and private ranges; default 8).
+    pub max_inbound_per_group: usize,
+    /// Most connections still in the handshake, in total (default 32).
+    pub max_handshaking: usize,
+    /// Most connections still in the handshake from one IP address (default 4).
+    pub max_handshaking_per_ip: usize,
     /// Maximum frame payload in bytes (default [`DEFAULT_MAX_FRAME_BYTES`]).
     pub max_frame_bytes: usize,
     /// Time allowed for connect + `hello` exchange (default 10 s).
@@ -32,14 +49,36 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     /// How often a `ping` is sent on a connection (default 10 s).
     pub ping_interval: Duration,
-    /// A connection with no frame received for this long is closed (default 30 s).
+    /// A connection with no frame received for this long is closed (default 30 s). A peer that
+    /// does not answer a keepalive `ping` within two ping intervals is closed sooner.
     pub idle_timeout: Duration,
-    /// Per-peer bounded send queue, in frames (default 256).
+    /// Per-peer send queue, in frames (default 1024); see also `outbound_queue_bytes`.
     pub outbound_queue: usize,
+    /// Per-peer send queue, in bytes of frames waiting to be written (default 4 MiB, and
+    /// never below one maximum frame). A full queue makes answers wait (so we stop reading that
+    /// peer's requests) and drops broadcasts.
+    pub outbound_queue_bytes: usize,
+    /// Most bytes of blocks in one `blocks` answer (default 2 MiB; the first block is always
+    /// sent if it fits in a frame). Bounds the memory a `get_blocks` can make us allocate.
+    pub max_blocks_answer_bytes: usize,
+    /// Most of our own requests in flight on one connection (default 64).
+    pub max_requests_in_flight: usize,
+    /// Sustained unsolicited inbound bytes per second per peer (requests, announcements and
+    /// anything that is not an answer to our request; default 4 MiB/s). The burst is twice the
+    /// maximum frame. A peer over its budget is not read until the budget allows it.
+    pub inbound_bytes_per_sec: u32,
+    /// Messages per second per peer and type (`new_tx`, `get_blocks`, `get_headers`,
+    /// `get_peers`); see [`MessageRates`].
+    pub message_rates: MessageRates,
     /// Capacity of the event channel to the owner (default 1024).
     pub event_queue: usize,
-    /// Misbehaviour score at which a node is banned (default 100).
+    /// Misbehaviour score at which a node (or an IP address) is banned (default 100).
     pub ban_threshold: i32,
+    /// A misbehaviour score not added to for this long is forgotten (default 1 h).
+    pub score_ttl: Duration,
+    /// Most identities and addresses whose scores and bans are remembered; the least recently
+    /// touched are forgotten first (default 4096 each), so fresh identities cannot grow memory.
+    pub max_tracked_offenders: usize,
     /// How long a ban lasts (default 1 h).
     pub ban_duration: Duration,
     /// First redial delay after a failed dial; doubled per failure (default 1 s).
@@ -61,24 +100,84 @@ impl NetConfig {
     ) -> NetConfig {
         NetConfig {
             node_id: node_id.into(),
+            identity: KeyPair::from_seed(rand::random::<[u8; 32]>()),
             genesis_hash,
             protocol_version: PROTOCOL_VERSION,
             listen_addr: listen_addr.into(),
             advertised_port: None,
             max_peers: 32,
+            outbound_slots: 8,
+            max_inbound_per_group: 8,
+            max_handshaking: 32,
+            max_handshaking_per_ip: 4,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
-            outbound_queue: 256,
+            outbound_queue: 1024,
+            outbound_queue_bytes: 4 * 1024 * 1024,
+            max_blocks_answer_bytes: 2 * 1024 * 1024,
+            max_requests_in_flight: 64,
+            inbound_bytes_per_sec: 4 * 1024 * 1024,
+            message_rates: MessageRates::default(),
             event_queue: 1024,
             ban_threshold: 100,
+            score_ttl: Duration::from_secs(3600),
+            max_tracked_offenders: 4096,
             ban_duration: Duration::from_secs(3600),
             dial_backoff_base: Duration::from_secs(1),
             dial_backoff_max: Duration::from_secs(300),
             dial_interval: Duration::from_secs(1),
             max_known_addrs: 1000,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Use `identity` as this node's network identity.
+    pub fn with_identity(mut self, identity: KeyPair) -> NetConfig {
+        self.identity = identity;
+        self
+    }
+
+    /// The outbound limit: `outbound_slots`, but at most half of `max_peers` and at least 1.
+    pub fn max_outbound(&self) -> usize {
+        self.outbound_slots.min(self.max_peers / 2).max(1)
+    }
+
+    /// The inbound limit: the slots of `max_peers` that outbound does not take (at least 1).
+    pub fn max_inbound(&self) -> usize {
+        self.max_peers.saturating_sub(self.max_outbound()).max(1)
+    }
+
+    /// The outbound queue budget in bytes: `outbound_queue_bytes`, at least one maximum frame
+    /// (plus its length prefix), so that any single answer can always be queued.
+    pub fn queue_bytes(&self) -> usize {
+        self.outbound_queue_bytes.max(self.max_frame_bytes + 4)
+    }
+}
+
+/// Per-peer message budgets, in messages per second; the burst allowed is twice the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRates {
+    /// `new_tx` announcements (default 10,000/s: twice what the rules let the chain include).
+    pub new_tx: u32,
+    /// `get_blocks` requests (default 20/s).
+    pub get_blocks: u32,
+    /// `get_headers` requests (default 20/s).
+    pub get_headers: u32,
+    /// `get_peers` requests (default 1/s).
+    pub get_peers: u32,
+}
+
+impl Default for MessageRates {
+    fn default() -> Self {
+        MessageRates {
+            new_tx: 10_000,
+            get_blocks: 20,
+            get_headers: 20,
+            get_peers: 1,
         }
     }
 }

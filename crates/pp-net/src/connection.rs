@@ -1,38 +1,60 @@
-//! One connection: the `hello` handshake, then a reader loop and a writer task.
+//! One connection after the Noise handshake: the `hello` exchange, then a reader loop and a
+//! writer task.
 //!
 //! After the handshake both sides are symmetric: either may send requests and announcements.
 //! The reader loop answers requests from the [`ChainView`](crate::ChainView), hands responses to
 //! the waiting [`FetchClient`] request, and announcements to the owner as events. The writer task
-//! drains a bounded queue into the socket. Nothing here grows without bound: the queue is bounded;
-//! when it is full, answers wait (which stops us reading from that peer, so TCP pushes back on
-//! it) and broadcasts are dropped; events to the owner are bounded too.
+//! drains a bounded queue into the socket. Nothing here grows without bound:
+//! - the send queue is bounded in frames and in bytes; when it is full, answers wait (which
+//!   stops us reading from that peer, so TCP pushes back on it) and broadcasts are dropped;
+//! - what a peer sends unasked (requests, announcements) is charged to its budgets (bytes per
+//!   second, messages per second per type); over budget, the peer is not read until the budget
+//!   allows it, and only a sustained excess scores;
+//! - a `blocks` answer is capped in bytes, and built block by block, never all at once;
+//! - a peer that does not answer a keepalive `ping` within two ping intervals is dropped.
 
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
-use crate::client::FetchClient;
-use crate::codec::{encode_message, FrameCodec, MessageCodec};
-use crate::config::NetConfig;
+use crate::chain_view::ChainView;
+use crate::client::{FetchClient, Queued, ResponseFate};
+use crate::codec::{decode_message, encode_message, FrameCodec, LENGTH_PREFIX_LEN};
+use crate::config::{MessageRates, NetConfig};
 use crate::error::NetError;
 use crate::message::{
     check_new_block_summary, codes, Hello, Message, MAX_BLOCKS_PER_REQUEST,
     MAX_HEADERS_PER_REQUEST, MAX_LOCATOR_LEN, MAX_NODE_ID_LEN, MAX_PEERS_PER_RESPONSE,
 };
+use crate::misbehaviour::Misbehaviour;
 use crate::network::{NetEvent, Shared};
-use crate::peer_table::{millis, penalty, Direction, PeerInfo};
+use crate::peer_table::{millis, Direction, PeerCounters, PeerInfo};
 
-/// The read side of a connection, yielding messages.
-pub(crate) type Reader<S> = FramedRead<ReadHalf<S>, MessageCodec>;
+/// The read side of a connection, yielding frame payloads.
+pub(crate) type Reader<S> = FramedRead<ReadHalf<S>, FrameCodec>;
 /// The write side of a connection, taking encoded payloads.
 pub(crate) type Writer<S> = FramedWrite<WriteHalf<S>, FrameCodec>;
+
+/// A wait longer than this for one message means the peer sends far beyond its budget: it
+/// scores [`Misbehaviour::Flooding`] (and is still only read when the budget allows).
+const FLOOD_WAIT: Duration = Duration::from_secs(2);
+/// Blocks fetched from the chain view at a time while building a `blocks` answer.
+const BLOCKS_PER_FETCH: u32 = 16;
 
 /// Split a stream into framed halves.
 pub(crate) fn framed<S: AsyncRead + AsyncWrite>(
@@ -41,9 +63,20 @@ pub(crate) fn framed<S: AsyncRead + AsyncWrite>(
 ) -> (Reader<S>, Writer<S>) {
     let (r, w) = tokio::io::split(stream);
     (
-        FramedRead::new(r, MessageCodec::new(max_frame_bytes)),
+        FramedRead::new(r, FrameCodec::new(max_frame_bytes)),
         FramedWrite::new(w, FrameCodec::new(max_frame_bytes)),
     )
+}
+
+/// The next message and the size of its frame on the wire (length prefix included);
+/// `None` when the peer closed cleanly.
+pub(crate) async fn next_message<S: AsyncRead>(
+    reader: &mut Reader<S>,
+) -> Option<Result<(Message, usize), NetError>> {
+    Some(match reader.next().await? {
+        Ok(payload) => decode_message(&payload).map(|m| (m, payload.len() + LENGTH_PREFIX_LEN)),
+        Err(e) => Err(e),
+    })
 }
 
 /// Best effort: tell the peer why we close, then close. Bounded in time, errors ignored
@@ -61,14 +94,15 @@ pub(crate) async fn send_error_and_close<S: AsyncWrite>(
     let _ = tokio::time::timeout(limit, writer.get_mut().shutdown()).await;
 }
 
-/// Exchange `hello`s and check the peer's.
+/// Exchange `hello`s (inside the encrypted stream) and check the peer's.
 ///
 /// The dialer speaks first. The accepting side reads the dialer's `hello` before answering, so
 /// that it can refuse a banned node or itself with an `error` frame instead of a `hello`. When the
 /// networks differ (genesis or version), it still answers with its `hello` and then the `error`,
 /// so that the dialer sees the mismatch with its own eyes and reports it as the same typed error.
-/// `precheck` decides admission questions that need the peer table (self, bans).
-pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
+/// `precheck` decides admission (self, bans, duplicates, room) for the proven identity, so that
+/// a refusal is the first frame the dialer reads instead of a `hello` followed by a close.
+pub(crate) async fn hello_exchange<S: AsyncRead + AsyncWrite>(
     reader: &mut Reader<S>,
     writer: &mut Writer<S>,
     ours: &Hello,
@@ -81,7 +115,7 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
     if direction == Direction::Outbound {
         writer.send(our_hello.clone()).await?;
     }
-    let first = match reader.next().await {
+    let first = match next_message(reader).await {
         None => {
             return Err(NetError::Io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -94,7 +128,7 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
             }
             return Err(e);
         }
-        Some(Ok(m)) => m,
+        Some(Ok((m, _))) => m,
     };
     let theirs = match first {
         Message::Hello(h) => h,
@@ -102,7 +136,7 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
             return Err(match code.as_str() {
                 codes::TOO_MANY_PEERS => NetError::TooManyPeers { max: 0 },
                 codes::SELF_CONNECTION => NetError::SelfConnection {
-                    node_id: ours.node_id.clone(),
+                    key: config.identity.public().to_hex(),
                 },
                 _ => NetError::RemoteError { code, message },
             })
@@ -137,8 +171,8 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite>(
     Ok(theirs)
 }
 
-/// The rules a remote `hello` must satisfy (self-connection and duplicates are decided later,
-/// against the peer table).
+/// The rules a remote `hello` must satisfy (identity, self-connection and duplicates are
+/// decided on the key the Noise handshake proved).
 fn check_hello(theirs: &Hello, ours: &Hello) -> Result<(), NetError> {
     if theirs.protocol_version != ours.protocol_version {
         return Err(NetError::VersionMismatch {
@@ -161,15 +195,127 @@ fn check_hello(theirs: &Hello, ours: &Hello) -> Result<(), NetError> {
     Ok(())
 }
 
+/// governor's clock, driven by tokio's time, so paused-time tests and the simulator (turmoil)
+/// control the budgets like every other timer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokioClock {
+    origin: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.origin.elapsed())
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+
+fn limiter(per_sec: u32, burst: u32, clock: TokioClock) -> Limiter {
+    let rate = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct_with_clock(Quota::per_second(rate).allow_burst(burst), clock)
+}
+
+/// One peer's budgets for what it sends unasked.
+pub(crate) struct Budget {
+    clock: TokioClock,
+    bytes: Limiter,
+    new_tx: Limiter,
+    get_blocks: Limiter,
+    get_headers: Limiter,
+    get_peers: Limiter,
+}
+
+impl Budget {
+    pub(crate) fn new(config: &NetConfig) -> Budget {
+        let clock = TokioClock {
+            origin: Instant::now(),
+        };
+        let frame = u32::try_from(config.max_frame_bytes + LENGTH_PREFIX_LEN).unwrap_or(u32::MAX);
+        let MessageRates {
+            new_tx,
+            get_blocks,
+            get_headers,
+            get_peers,
+        } = config.message_rates;
+        let per_type = |rate: u32| limiter(rate, rate.saturating_mul(2), clock);
+        Budget {
+            clock,
+            bytes: limiter(config.inbound_bytes_per_sec, frame.saturating_mul(2), clock),
+            new_tx: per_type(new_tx),
+            get_blocks: per_type(get_blocks),
+            get_headers: per_type(get_headers),
+            get_peers: per_type(get_peers),
+        }
+    }
+
+    fn for_kind(&self, msg: &Message) -> Option<&Limiter> {
+        match msg {
+            Message::NewTx { .. } => Some(&self.new_tx),
+            Message::GetBlocks { .. } => Some(&self.get_blocks),
+            Message::GetHeaders { .. } => Some(&self.get_headers),
+            Message::GetPeers { .. } => Some(&self.get_peers),
+            _ => None,
+        }
+    }
+
+    /// Wait until `limiter` grants `n` cells (or `close` fires). Returns the time waited.
+    async fn take(
+        &self,
+        limiter: &Limiter,
+        n: u32,
+        close: &CancellationToken,
+    ) -> Result<Duration, ()> {
+        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        let mut waited = Duration::ZERO;
+        loop {
+            let wait = match limiter.check_n(n) {
+                Ok(Ok(())) => return Ok(waited),
+                Ok(Err(not_until)) => not_until.wait_time_from(self.clock.now()),
+                // More than the burst can never pass: n is capped at one frame, and every burst
+                // is at least two frames, so this cannot happen; let it through rather than stall.
+                Err(_) => return Ok(waited),
+            };
+            let wait = wait.max(Duration::from_millis(1));
+            tokio::select! {
+                biased;
+                _ = close.cancelled() => return Err(()),
+                _ = tokio::time::sleep(wait) => waited += wait,
+            }
+        }
+    }
+
+    /// Charge an unsolicited message of `size` bytes; waits while over budget. Returns the time
+    /// waited, or `Err` if the connection is closing.
+    async fn charge(
+        &self,
+        msg: &Message,
+        size: usize,
+        close: &CancellationToken,
+    ) -> Result<Duration, ()> {
+        let mut waited = Duration::ZERO;
+        if let Some(l) = self.for_kind(msg) {
+            waited += self.take(l, 1, close).await?;
+        }
+        let n = u32::try_from(size).unwrap_or(u32::MAX);
+        waited += self.take(&self.bytes, n, close).await?;
+        Ok(waited)
+    }
+}
+
 /// Everything a live connection task owns.
 pub(crate) struct Live<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) client: FetchClient,
     pub(crate) info: PeerInfo,
+    pub(crate) counters: Arc<PeerCounters>,
     pub(crate) reader: Reader<S>,
     pub(crate) writer: Writer<S>,
-    pub(crate) queue: mpsc::Receiver<Bytes>,
-    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) queue: mpsc::Receiver<Queued>,
+    /// The outbound slot, for connections we dialed.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Run a registered connection until it closes, then unregister it.
@@ -177,9 +323,11 @@ pub(crate) async fn run<S>(live: Live<S>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let span = tracing::debug_span!("peer", id = live.info.id.0, node = %live.info.node_id, addr = %live.info.addr);
+    let span = tracing::debug_span!("peer", id = live.info.id.0, node = %live.info.node_id, key = %live.info.key, addr = %live.info.addr);
     run_inner(live).instrument(span).await;
 }
+
+type Close = (String, Option<&'static str>);
 
 async fn run_inner<S>(live: Live<S>)
 where
@@ -189,6 +337,7 @@ where
         shared,
         client,
         info,
+        counters,
         mut reader,
         writer,
         queue,
@@ -199,15 +348,18 @@ where
         writer,
         queue,
         client.clone(),
-        config.request_timeout,
+        counters.clone(),
+        shared.clone(),
     ));
-
+    let budget = Budget::new(config);
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     // After a stall, one ping is enough; a burst of catch-up pings would only add noise.
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pong_deadline = config.ping_interval * 2;
+    let mut ping_out: Option<(u64, Instant)> = None;
     let mut idle_deadline = Instant::now() + config.idle_timeout;
-    let mut ended: Option<(String, Option<&'static str>)> = None;
+    let mut ended: Option<Close> = None;
     loop {
         // Biased (branches tried in the order written, a close request first): an unbiased
         // select starts at a random branch (tokio's per-process RNG), which made simulated runs
@@ -216,35 +368,69 @@ where
             biased;
             _ = client.close_token().cancelled() => break,
             _ = ping.tick() => {
-                let frame = encode_message(&Message::Ping { request_id: client.next_id() }, config.max_frame_bytes);
-                if let Ok(frame) = frame {
+                if let Some((_, sent)) = ping_out {
+                    if sent.elapsed() >= pong_deadline {
+                        ended = Some((format!("no pong within {} ms", millis(pong_deadline)), Some(codes::TIMEOUT)));
+                        break;
+                    }
+                    continue;
+                }
+                let id = client.next_id();
+                if let Ok(frame) = encode_message(&Message::Ping { request_id: id }, config.max_frame_bytes) {
                     // A full queue already proves traffic is flowing; skip this ping.
-                    let _ = client.try_send(frame);
+                    if client.try_send(frame) {
+                        ping_out = Some((id, Instant::now()));
+                    }
                 }
             }
             _ = tokio::time::sleep_until(idle_deadline) => {
                 ended = Some((format!("idle for {} ms", millis(config.idle_timeout)), Some(codes::TIMEOUT)));
                 break;
             }
-            frame = reader.next() => match frame {
+            frame = next_message(&mut reader) => match frame {
                 None => {
                     ended = Some(("closed by peer".to_string(), None));
                     break;
                 }
                 Some(Err(e)) => {
                     if e.is_malformed_input() {
-                        shared.penalize_node(&info.node_id, penalty::MALFORMED_FRAME, &e.to_string());
+                        shared.penalize_peer(&info, Misbehaviour::MalformedFrame, &e.to_string());
                         ended = Some((e.to_string(), Some(e.code())));
                     } else {
                         ended = Some((e.to_string(), None));
                     }
                     break;
                 }
-                Some(Ok(msg)) => {
+                Some(Ok((msg, size))) => {
                     idle_deadline = Instant::now() + config.idle_timeout;
+                    counters.bytes_in.fetch_add(size as u64, Ordering::Relaxed);
+                    counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                    shared.stats.received(&msg, size);
                     shared.touch(info.id);
-                    if let Err((reason, code)) = handle_message(&shared, &client, &info, msg).await {
-                        ended = Some((reason, code));
+                    if let Some(id) = msg.response_id() {
+                        let fate = match (&msg, ping_out) {
+                            (Message::Pong { .. }, Some((pid, sent))) if pid == id => {
+                                let rtt = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                                counters.min_rtt_us.fetch_min(rtt, Ordering::Relaxed);
+                                ping_out = None;
+                                ResponseFate::Delivered
+                            }
+                            _ => client.complete(id, msg),
+                        };
+                        if fate != ResponseFate::Unsolicited {
+                            continue;
+                        }
+                        shared.penalize_peer(&info, Misbehaviour::UnsolicitedResponse, &format!("answer to unknown request {id}"));
+                        if throttle(&shared, &budget, &info, &counters, &Message::Pong { request_id: id }, size, &client).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if throttle(&shared, &budget, &info, &counters, &msg, size, &client).await.is_err() {
+                        break;
+                    }
+                    if let Err(close) = handle_message(&shared, &client, &info, msg).await {
+                        ended = Some(close);
                         break;
                     }
                 }
@@ -278,14 +464,49 @@ where
     debug!(%reason, "connection closed");
 }
 
+/// Charge `msg` to the peer's budgets, waiting (not reading) while it is over; a long wait
+/// scores flooding. `Err` when the connection is closing.
+async fn throttle(
+    shared: &Shared,
+    budget: &Budget,
+    info: &PeerInfo,
+    counters: &PeerCounters,
+    msg: &Message,
+    size: usize,
+    client: &FetchClient,
+) -> Result<(), ()> {
+    let waited = budget.charge(msg, size, client.close_token()).await?;
+    if waited > Duration::ZERO {
+        counters.throttled.fetch_add(1, Ordering::Relaxed);
+        shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+    if waited > FLOOD_WAIT {
+        shared.penalize_peer(
+            info,
+            Misbehaviour::Flooding,
+            &format!("{} over budget for {} ms", msg.kind(), millis(waited)),
+        );
+    }
+    Ok(())
+}
+
 /// Drain the queue into the socket until the connection closes. Frames are fed in small batches
-/// and flushed once per batch, so a burst costs one syscall, not one per frame.
+/// and flushed once per batch, so a burst costs one syscall, not one per frame. A frame's share
+/// of the byte budget returns once it is handed to the socket.
 async fn write_loop<S: AsyncWrite>(
     mut writer: Writer<S>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<Queued>,
     client: FetchClient,
-    write_timeout: Duration,
+    counters: Arc<PeerCounters>,
+    shared: Arc<Shared>,
 ) -> Writer<S> {
+    let write_timeout = shared.config.request_timeout;
+    let count = |q: &Queued| {
+        let size = q.frame.len() + LENGTH_PREFIX_LEN;
+        counters.bytes_out.fetch_add(size as u64, Ordering::Relaxed);
+        counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        shared.stats.sent(&q.frame, size);
+    };
     loop {
         let first = tokio::select! {
             biased;
@@ -294,10 +515,15 @@ async fn write_loop<S: AsyncWrite>(
         };
         let Some(first) = first else { break };
         let batch = async {
-            writer.feed(first).await?;
+            count(&first);
+            writer.feed(first.frame.clone()).await?;
+            drop(first);
             for _ in 0..64 {
                 match queue.try_recv() {
-                    Ok(f) => writer.feed(f).await?,
+                    Ok(q) => {
+                        count(&q);
+                        writer.feed(q.frame.clone()).await?;
+                    }
                     Err(_) => break,
                 }
             }
@@ -322,8 +548,6 @@ async fn write_loop<S: AsyncWrite>(
     writer
 }
 
-type Close = (String, Option<&'static str>);
-
 /// Act on one message. Err means: close the connection with this reason (and code to send).
 async fn handle_message(
     shared: &Arc<Shared>,
@@ -335,26 +559,28 @@ async fn handle_message(
     let answer = match msg {
         Message::Hello(_) => {
             let reason = "second hello".to_string();
-            shared.penalize_node(&info.node_id, penalty::PROTOCOL_VIOLATION, &reason);
+            shared.penalize_peer(info, Misbehaviour::ProtocolViolation, &reason);
             return Err((reason, Some(codes::PROTOCOL_VIOLATION)));
         }
         Message::GetBlocks {
             request_id,
             from_index,
             count,
-        } => {
-            let count = count.min(MAX_BLOCKS_PER_REQUEST);
-            let mut blocks = shared.view.get_blocks(from_index, count);
-            blocks.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-            encode_blocks_answer(request_id, &blocks, config.max_frame_bytes)
-        }
+        } => blocks_answer(
+            shared.view.as_ref(),
+            request_id,
+            from_index,
+            count.min(MAX_BLOCKS_PER_REQUEST),
+            config.max_blocks_answer_bytes,
+            config.max_frame_bytes,
+        ),
         Message::GetHeaders {
             request_id,
             locator,
             count,
         } => {
             if locator.len() > MAX_LOCATOR_LEN {
-                shared.penalize_node(&info.node_id, penalty::BAD_REQUEST, "locator too long");
+                shared.penalize_peer(info, Misbehaviour::BadRequest, "locator too long");
                 encode_message(
                     &Message::error(
                         Some(request_id),
@@ -398,7 +624,7 @@ async fn handle_message(
             block,
         } => {
             if let Err(e) = check_new_block_summary(index, slot, &prev_hash, &hash, &block) {
-                shared.penalize_node(&info.node_id, penalty::BAD_ANNOUNCEMENT, &e.to_string());
+                shared.penalize_peer(info, Misbehaviour::BadAnnouncement, &e.to_string());
                 debug!(error = %e, "dropped new_block with a false summary");
                 return Ok(());
             }
@@ -420,18 +646,12 @@ async fn handle_message(
         } => {
             return Err((format!("peer closed with error {code}: {message}"), None));
         }
-        response @ (Message::Blocks { .. }
+        // Answers are dispatched by the reader loop before this function is called.
+        Message::Blocks { .. }
         | Message::Headers { .. }
         | Message::Peers { .. }
         | Message::Pong { .. }
-        | Message::Error { .. }) => {
-            if let Some(id) = response.response_id() {
-                // Nobody waiting is normal: our keepalive pings and answers that arrive after the
-                // request timed out.
-                client.complete(id, response);
-            }
-            return Ok(());
-        }
+        | Message::Error { .. } => return Ok(()),
     };
     let frame = match answer {
         Ok(f) => f,
@@ -445,60 +665,57 @@ async fn handle_message(
         .map_err(|e| (format!("cannot queue answer: {e}"), Some(codes::TIMEOUT)))
 }
 
-/// The `blocks` answer, serialized exactly as `Message::Blocks` would be, but from a borrowed
-/// slice so that shrinking the batch does not clone blocks.
-#[derive(serde::Serialize)]
-struct BlocksRef<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
+/// The `blocks` answer to `get_blocks(from_index, count)`: consecutive best-chain blocks,
+/// serialized exactly as `Message::Blocks` would be. It holds as many blocks as fit in
+/// `max_answer_bytes` (the first block always, if it fits in a frame), so a requester simply
+/// asks again from where the answer ends. Blocks are fetched a few at a time and serialized
+/// once, so a large request never materialises more than one answer in memory. If the chain
+/// changes between fetches, the answer ends where the blocks stop connecting.
+pub(crate) fn blocks_answer(
+    view: &dyn ChainView,
     request_id: u64,
-    blocks: &'a [pp_ledger::Block],
-}
-
-/// Counts bytes instead of storing them: sizes a JSON encoding without allocating it.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn json_len<T: serde::Serialize>(value: &T) -> Result<usize, NetError> {
-    let mut c = ByteCounter(0);
-    serde_json::to_writer(&mut c, value).map_err(|e| NetError::BadJson(e.to_string()))?;
-    Ok(c.0)
-}
-
-/// A `blocks` answer that fits in a frame: the longest prefix of `blocks` whose encoding fits
-/// (a requester simply asks again from where the answer ends). Sizes are counted block by block
-/// first, so a large request never materialises an oversized frame in memory.
-fn encode_blocks_answer(
-    request_id: u64,
-    blocks: &[pp_ledger::Block],
+    from_index: u64,
+    count: u32,
+    max_answer_bytes: usize,
     max_frame_bytes: usize,
 ) -> Result<Bytes, NetError> {
-    let envelope = BlocksRef {
-        kind: "blocks",
-        request_id,
-        blocks: &[],
-    };
-    let mut total = json_len(&envelope)?;
-    let mut n = 0;
-    for block in blocks {
-        // One separating comma between array elements.
-        let add = json_len(block)? + usize::from(n > 0);
-        if total + add > max_frame_bytes {
+    const TAIL: &[u8] = b"]}";
+    let mut out = format!(r#"{{"type":"blocks","request_id":{request_id},"blocks":["#).into_bytes();
+    let mut n: u32 = 0;
+    let mut last_hash = None;
+    let mut first_too_large = false;
+    'fetch: while n < count {
+        let want = (count - n).min(BLOCKS_PER_FETCH);
+        let chunk = view.get_blocks(from_index.saturating_add(u64::from(n)), want);
+        if chunk.is_empty() {
             break;
         }
-        total += add;
-        n += 1;
+        let got = chunk.len();
+        for block in chunk
+            .into_iter()
+            .take(usize::try_from(want).unwrap_or(usize::MAX))
+        {
+            if last_hash.is_some_and(|h| h != block.header.prev_hash) {
+                break 'fetch;
+            }
+            let json = serde_json::to_vec(&block).map_err(|e| NetError::BadJson(e.to_string()))?;
+            let total = out.len() + usize::from(n > 0) + json.len() + TAIL.len();
+            if total > max_frame_bytes || (n > 0 && total > max_answer_bytes) {
+                first_too_large = n == 0;
+                break 'fetch;
+            }
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&json);
+            last_hash = Some(block.hash());
+            n += 1;
+        }
+        if got < usize::try_from(want).unwrap_or(usize::MAX) {
+            break;
+        }
     }
-    if n == 0 && !blocks.is_empty() {
+    if first_too_large {
         return encode_message(
             &Message::error(
                 Some(request_id),
@@ -508,21 +725,35 @@ fn encode_blocks_answer(
             max_frame_bytes,
         );
     }
-    let msg = BlocksRef {
-        kind: "blocks",
-        request_id,
-        blocks: blocks.get(..n).unwrap_or(blocks),
-    };
-    let json = serde_json::to_vec(&msg).map_err(|e| NetError::BadJson(e.to_string()))?;
-    Ok(Bytes::from(json))
+    out.extend_from_slice(TAIL);
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pp_ledger::{Block, BlockHeader, Hash};
 
-    #[test]
-    fn blocks_answer_is_the_longest_prefix_that_fits_the_frame() {
+    struct Blocks(Vec<Block>);
+
+    impl ChainView for Blocks {
+        fn tip(&self) -> (u64, Hash) {
+            (0, Hash::ZERO)
+        }
+        fn get_blocks(&self, from: u64, count: u32) -> Vec<Block> {
+            self.0
+                .iter()
+                .skip(usize::try_from(from).unwrap())
+                .take(count as usize)
+                .cloned()
+                .collect()
+        }
+        fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+            Vec::new()
+        }
+    }
+
+    fn chain(n: u64) -> Vec<Block> {
         let k = pp_ledger::KeyPair::from_seed([3; 32]);
         let g = pp_ledger::Hash([4; 32]);
         let mut parent = pp_ledger::BlockHeader {
@@ -537,14 +768,21 @@ mod tests {
             nonce: 0,
         };
         let mut blocks = Vec::new();
-        for i in 1..=10 {
+        for i in 1..=n {
             let tx =
                 pp_ledger::Transaction::transfer(&k, pp_ledger::PublicKey([1; 32]), 1, 1, i, &g);
             let b = pp_ledger::Block::produce(&parent, i, i, 0, vec![tx], &k, &g, 1).unwrap();
             parent = b.header.clone();
             blocks.push(b);
         }
-        let all = encode_blocks_answer(9, &blocks, usize::MAX).unwrap();
+        blocks
+    }
+
+    #[test]
+    fn blocks_answer_is_the_longest_prefix_that_fits_and_encodes_like_the_enum() {
+        let blocks = chain(40);
+        let view = Blocks(blocks.clone());
+        let all = blocks_answer(&view, 9, 0, 40, usize::MAX, usize::MAX).unwrap();
         let whole = encode_message(
             &Message::Blocks {
                 request_id: 9,
@@ -555,31 +793,61 @@ mod tests {
         .unwrap();
         assert_eq!(all, whole, "same bytes as the enum encoding");
         for max in [whole.len(), whole.len() - 1, whole.len() / 2, 1200] {
-            let part = encode_blocks_answer(9, &blocks, max).unwrap();
-            assert!(part.len() <= max);
-            match crate::codec::decode_message(&part).unwrap() {
-                Message::Blocks {
-                    request_id: 9,
-                    blocks: got,
-                } => {
-                    assert_eq!(got[..], blocks[..got.len()]);
-                    // Exactly the longest prefix: one more block would not fit.
-                    if got.len() < blocks.len() {
-                        let longer =
-                            encode_blocks_answer(9, &blocks[..=got.len()], usize::MAX).unwrap();
-                        assert!(longer.len() > max);
+            for (answer_cap, frame_cap) in [(usize::MAX, max), (max, usize::MAX)] {
+                let part = blocks_answer(&view, 9, 0, 40, answer_cap, frame_cap).unwrap();
+                assert!(part.len() <= max);
+                match crate::codec::decode_message(&part).unwrap() {
+                    Message::Blocks {
+                        request_id: 9,
+                        blocks: got,
+                    } => {
+                        assert!(!got.is_empty());
+                        assert_eq!(got[..], blocks[..got.len()]);
+                        // Exactly the longest prefix: one more block would not fit.
+                        if got.len() < blocks.len() {
+                            let longer = encode_message(
+                                &Message::Blocks {
+                                    request_id: 9,
+                                    blocks: blocks[..=got.len()].to_vec(),
+                                },
+                                usize::MAX,
+                            )
+                            .unwrap();
+                            assert!(longer.len() > max);
+                        }
                     }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
             }
         }
-        match crate::codec::decode_message(&encode_blocks_answer(9, &blocks, 300).unwrap()).unwrap()
+        // The byte cap never withholds the first block; the frame cap does.
+        let one = blocks_answer(&view, 9, 3, 40, 1, usize::MAX).unwrap();
+        match crate::codec::decode_message(&one).unwrap() {
+            Message::Blocks { blocks: got, .. } => assert_eq!(got, vec![blocks[3].clone()]),
+            other => panic!("{other:?}"),
+        }
+        match crate::codec::decode_message(&blocks_answer(&view, 9, 0, 40, 300, 300).unwrap())
+            .unwrap()
         {
             Message::Error {
                 code,
                 request_id: Some(9),
                 ..
             } => assert_eq!(code, codes::FRAME_TOO_LARGE),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn blocks_answer_stops_where_the_chain_stops_connecting() {
+        let mut blocks = chain(40);
+        let other = chain(40);
+        // Blocks 20.. come from another chain (as after a reorg between two fetches).
+        blocks[20] = other[30].clone();
+        let view = Blocks(blocks.clone());
+        let part = blocks_answer(&view, 1, 0, 40, usize::MAX, usize::MAX).unwrap();
+        match crate::codec::decode_message(&part).unwrap() {
+            Message::Blocks { blocks: got, .. } => assert_eq!(got[..], blocks[..20]),
             other => panic!("{other:?}"),
         }
     }

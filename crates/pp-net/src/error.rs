@@ -39,6 +39,22 @@ pub enum NetError {
     /// A message arrived in a state where it is not allowed (e.g. a second `hello`).
     #[error("protocol violation: {0}")]
     ProtocolViolation(String),
+    /// The Noise handshake failed before any encrypted channel existed: a handshake message of
+    /// length 0, one that is not valid for `Noise_XX_25519_ChaChaPoly_BLAKE2b` with our prologue
+    /// (garbage, a plaintext or old-version peer, a tampered message), a payload in message 1,
+    /// or the connection closing mid-handshake.
+    #[error("noise handshake failed: {reason}")]
+    HandshakeFailed {
+        /// What went wrong, for logs.
+        reason: String,
+    },
+    /// The peer's identity proof (handshake message 2 or 3) is not 96 bytes, or its signature
+    /// does not verify for the Noise static key the handshake authenticated.
+    #[error("bad identity proof: {reason}")]
+    BadIdentityProof {
+        /// Why the proof was rejected.
+        reason: String,
+    },
     /// The peer did not complete the `hello` exchange in time.
     #[error("handshake not completed within {ms} ms")]
     HandshakeTimeout {
@@ -61,17 +77,17 @@ pub enum NetError {
         /// The version the peer announced.
         theirs: u32,
     },
-    /// The remote node is this node (same node id).
-    #[error("connection to self (node id {node_id:?})")]
+    /// The remote node is this node (it proved our own identity key).
+    #[error("connection to self (identity key {key})")]
     SelfConnection {
-        /// Our own node id, which the remote announced too.
-        node_id: String,
+        /// Our identity key (hex).
+        key: String,
     },
     /// A connection to this node already exists and is kept instead of this one.
-    #[error("already connected to node {node_id:?}")]
+    #[error("already connected to node {key}")]
     AlreadyConnected {
-        /// The node id of the remote.
-        node_id: String,
+        /// The remote's identity key (hex).
+        key: String,
     },
     /// No room for another peer (`max_peers` reached, here or on the remote side).
     #[error("too many peers (max {max})")]
@@ -90,15 +106,21 @@ pub enum NetError {
     /// The peer is not (or no longer) connected.
     #[error("peer {0} is not connected")]
     PeerGone(u64),
-    /// The peer is banned.
-    #[error("node {node_id:?} is banned for {remaining_ms} more ms: {reason}")]
+    /// The peer (its identity key or its IP address) is banned.
+    #[error("{target} is banned for {remaining_ms} more ms: {reason}")]
     Banned {
-        /// The banned node id.
-        node_id: String,
+        /// The banned identity key (hex) or IP address.
+        target: String,
         /// Why it was banned.
         reason: String,
         /// Time left on the ban.
         remaining_ms: u64,
+    },
+    /// Too many of our requests are already waiting for this peer's answers.
+    #[error("{in_flight} requests already in flight to this peer")]
+    TooManyRequests {
+        /// The limit reached.
+        in_flight: usize,
     },
     /// The network is shutting down.
     #[error("network is shutting down")]
@@ -141,6 +163,9 @@ impl NetError {
             | NetError::UnknownMessage(_) => codes::BAD_FRAME,
             NetError::ProtocolViolation(_) => codes::PROTOCOL_VIOLATION,
             NetError::HandshakeTimeout { .. } => codes::TIMEOUT,
+            NetError::HandshakeFailed { .. } | NetError::BadIdentityProof { .. } => {
+                codes::HANDSHAKE_FAILED
+            }
             NetError::GenesisMismatch { .. } => codes::GENESIS_MISMATCH,
             NetError::VersionMismatch { .. } => codes::VERSION_MISMATCH,
             NetError::SelfConnection { .. } => codes::SELF_CONNECTION,

@@ -30,23 +30,33 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 mod chain_view;
 mod client;
 pub mod codec;
 mod config;
 mod connection;
 mod error;
+pub mod loglimit;
 pub mod message;
+pub mod misbehaviour;
 mod network;
+pub mod noise;
 pub mod peer_table;
+pub mod reputation;
 mod server;
+pub mod stats;
 mod transport;
 
 pub use chain_view::ChainView;
 pub use codec::{decode_message, encode_message, FrameCodec, MessageCodec};
-pub use config::{NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
+pub use config::{MessageRates, NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
 pub use error::NetError;
 pub use message::{codes, Hello, Message};
+pub use misbehaviour::Misbehaviour;
 pub use network::{BanInfo, NetEvent, Network};
-pub use peer_table::{AddrInfo, AddrState, Direction, PeerId, PeerInfo};
+pub use noise::NoiseIdentity;
+pub use peer_table::{AddrInfo, AddrState, Direction, PeerId, PeerInfo, PeerStats};
+pub use reputation::BanTarget;
+pub use stats::NetStatsSnapshot;
 pub use transport::{TcpTransport, Transport};

@@ -3,27 +3,34 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_ledger::{Block, BlockHeader, Hash, PublicKey, Transaction};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, info};
 
+use crate::admission::{HandshakeLimiter, HandshakeSlot};
 use crate::chain_view::ChainView;
-use crate::client::FetchClient;
+use crate::client::{ClientLimits, FetchClient};
 use crate::codec::encode_message;
 use crate::config::NetConfig;
-use crate::connection::{framed, handshake, send_error_and_close, Live};
+use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
 use crate::error::NetError;
+use crate::loglimit::LogLimiter;
 use crate::message::{codes, Hello, Message, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use crate::misbehaviour::Misbehaviour;
+use crate::noise::NoiseIdentity;
 use crate::peer_table::{
-    millis, unix_ms, AddrInfo, Admission, DialOutcome, Direction, PeerId, PeerInfo, PeerTable,
+    millis, unix_ms, AddrInfo, Admission, DialOutcome, Direction, Limits, PeerCounters, PeerId,
+    PeerInfo, PeerStats, PeerTable,
 };
+use crate::reputation::{BanTarget, Reputation};
+use crate::stats::{HandshakeFailure, NetStats, NetStatsSnapshot};
 use crate::transport::{TcpTransport, Transport};
 
 /// What the network tells its owner.
@@ -54,20 +61,25 @@ pub enum NetEvent {
     },
 }
 
-/// A ban in force, for display.
+/// A ban in force, for display and persistence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BanInfo {
-    /// The banned node id.
-    pub node_id: String,
+    /// The banned identity key or IP address.
+    pub target: BanTarget,
     /// Why.
     pub reason: String,
     /// Time left, in ms.
     pub remaining_ms: u64,
+    /// When it ends, unix ms.
+    pub expires_at_ms: u64,
+    /// Made by the operator (not by a score reaching the threshold).
+    pub manual: bool,
 }
 
 /// State shared by the facade and every task.
 pub(crate) struct Shared {
     pub(crate) config: NetConfig,
+    pub(crate) identity: NoiseIdentity,
     pub(crate) view: Arc<dyn ChainView>,
     pub(crate) local_addr: SocketAddr,
     table: Mutex<PeerTable>,
@@ -75,13 +87,16 @@ pub(crate) struct Shared {
     /// runs must replay exactly from their seed).
     conns: Mutex<BTreeMap<PeerId, FetchClient>>,
     events: mpsc::Sender<NetEvent>,
-    pub(crate) permits: Arc<Semaphore>,
+    /// Outbound slots: a permit per outbound connection, taken before dialing.
+    pub(crate) outbound: Arc<Semaphore>,
+    /// Inbound connections still in the handshake.
+    pub(crate) handshakes: HandshakeLimiter,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     tip: Mutex<Option<(u64, Hash)>>,
     dialing: Mutex<std::collections::HashSet<String>>,
-    dropped_broadcasts: AtomicU64,
-    dropped_events: AtomicU64,
+    pub(crate) stats: NetStats,
+    pub(crate) logs: LogLimiter,
 }
 
 /// Lock a mutex even if a panicking thread poisoned it: the data are plain maps that every
@@ -117,32 +132,55 @@ impl Shared {
         }
     }
 
-    /// Add misbehaviour points to a node; at the threshold, ban it and close its connection.
-    pub(crate) fn penalize_node(&self, node_id: &str, points: i32, reason: &str) {
-        let (ban, conn) = {
+    /// Score `offence` against the peer's identity key and (for offences that prove a hostile
+    /// sender) its IP; at the threshold, ban and close every connection the ban covers.
+    pub(crate) fn penalize_peer(&self, peer: &PeerInfo, offence: Misbehaviour, reason: &str) {
+        self.penalize(Some(peer.key), Some(peer.addr.ip()), offence, reason);
+    }
+
+    /// [`Shared::penalize_peer`] for what is known of an offender (an unauthenticated
+    /// connection has an address but no proven key).
+    pub(crate) fn penalize(
+        &self,
+        key: Option<PublicKey>,
+        ip: Option<IpAddr>,
+        offence: Misbehaviour,
+        reason: &str,
+    ) {
+        self.stats.penalty(offence);
+        let (bans, closing) = {
             let mut t = self.table();
-            let ban = t.penalize(
-                node_id,
-                points,
-                reason,
-                self.config.ban_threshold,
-                self.config.ban_duration,
-                Instant::now(),
-            );
-            (ban, t.by_node_id(node_id).map(|p| p.id))
+            let bans = t.penalize(key, ip, offence, reason, Instant::now());
+            let closing: Vec<(PeerId, String)> = bans
+                .iter()
+                .flat_map(|(target, ban)| {
+                    t.ids_of(*target)
+                        .into_iter()
+                        .map(move |id| (id, format!("banned ({target}): {}", ban.reason)))
+                })
+                .collect();
+            (bans, closing)
         };
-        debug!(
-            node_id,
-            points,
-            reason,
-            banned = ban.is_some(),
-            "peer penalised"
-        );
-        if let (Some(ban), Some(id)) = (ban, conn) {
-            if let Some(c) = lock(&self.conns).get(&id) {
-                c.close(format!("banned: {}", ban.reason), Some(codes::BANNED));
+        if self.logs.allow("penalty") {
+            debug!(key = ?key.map(|k| k.to_hex()), ?ip, %offence, reason, banned = bans.len(), "peer penalised");
+        }
+        for (target, ban) in &bans {
+            self.stats.ban(offence);
+            if self.logs.allow("ban") {
+                info!(%target, reason = %ban.reason, "banned");
             }
         }
+        let conns = lock(&self.conns);
+        for (id, why) in closing {
+            if let Some(c) = conns.get(&id) {
+                c.close(why, Some(codes::BANNED));
+            }
+        }
+    }
+
+    /// Err if `ip` is banned.
+    pub(crate) fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), NetError> {
+        self.table().check_ip(ip, now)
     }
 
     pub(crate) fn touch(&self, id: PeerId) {
@@ -168,7 +206,7 @@ impl Shared {
     /// connection task must read), and announcements are recoverable by sync.
     pub(crate) fn emit(&self, ev: NetEvent) {
         if self.events.try_send(ev).is_err() {
-            self.dropped_events.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -199,50 +237,61 @@ impl Shared {
         }
     }
 
-    /// Handshake on a fresh stream, admit it to the peer table, and start its tasks.
+    /// Run the Noise handshake and the `hello` exchange on a fresh stream (one deadline for
+    /// both), admit the peer to the peer table, and start its tasks. `slot` holds an inbound
+    /// connection's place in the handshake limits until this returns; `permit` is an outbound
+    /// connection's slot, kept for the connection's life.
     pub(crate) async fn establish<S>(
         self: &Arc<Self>,
         stream: S,
         addr: SocketAddr,
         direction: Direction,
         dialed_as: Option<&str>,
-        permit: OwnedSemaphorePermit,
+        permit: Option<OwnedSemaphorePermit>,
+        slot: Option<HandshakeSlot>,
     ) -> Result<PeerInfo, NetError>
     where
-        S: AsyncRead + AsyncWrite + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let result = self
+            .establish_inner(stream, addr, direction, dialed_as, permit)
+            .await;
+        drop(slot);
+        if let Err(e) = &result {
+            self.note_handshake_failure(e, addr, direction);
+        }
+        result
+    }
+
+    async fn establish_inner<S>(
+        self: &Arc<Self>,
+        stream: S,
+        addr: SocketAddr,
+        direction: Direction,
+        dialed_as: Option<&str>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<PeerInfo, NetError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let config = &self.config;
-        let (mut reader, mut writer) = framed(stream, config.max_frame_bytes);
         let ours = self.our_hello();
-        let precheck = |h: &Hello| {
-            self.table()
-                .precheck(&config.node_id, &h.node_id, Instant::now())
+        let our_key = self.identity.public_key();
+        let limits = Limits {
+            max_inbound: config.max_inbound(),
+            max_inbound_per_group: config.max_inbound_per_group,
         };
-        let exchange = handshake(&mut reader, &mut writer, &ours, config, direction, precheck);
-        let theirs = tokio::select! {
-            _ = self.shutdown.cancelled() => return Err(NetError::Shutdown),
-            r = tokio::time::timeout(config.handshake_timeout, exchange) => match r {
-                Ok(r) => r?,
-                Err(_) => {
-                    let e = NetError::HandshakeTimeout { ms: millis(config.handshake_timeout) };
-                    send_error_and_close(&mut writer, codes::TIMEOUT, &e.to_string(), config.max_frame_bytes).await;
-                    return Err(e);
-                }
-            },
-        };
-        let dialed: Option<SocketAddr> = dialed_as.and_then(|d| d.parse().ok());
-        let listen_addr = match (theirs.listen_port, dialed) {
-            (0, _) => None,
-            (port, Some(d)) if d.port() == port => Some(d),
-            (port, _) => Some(SocketAddr::new(addr.ip(), port)),
-        };
-        let now_ms = unix_ms();
-        let (queue_tx, queue_rx) = mpsc::channel(config.outbound_queue.max(1));
-        let admitted = {
-            let mut t = self.table();
-            let id = t.next_peer_id();
-            let info = PeerInfo {
+        let candidate = |id: PeerId, key: PublicKey, theirs: &Hello| {
+            let dialed: Option<SocketAddr> = dialed_as.and_then(|d| d.parse().ok());
+            let listen_addr = match (theirs.listen_port, dialed) {
+                (0, _) => None,
+                (port, Some(d)) if d.port() == port => Some(d),
+                (port, _) => Some(SocketAddr::new(addr.ip(), port)),
+            };
+            let now_ms = unix_ms();
+            PeerInfo {
                 id,
+                key,
                 addr,
                 node_id: theirs.node_id.clone(),
                 direction,
@@ -252,26 +301,75 @@ impl Shared {
                 score: 0,
                 connected_at_ms: now_ms,
                 last_seen_ms: now_ms,
+                stats: PeerStats::default(),
+            }
+        };
+        let exchange = async {
+            let (stream, key) =
+                crate::noise::handshake(stream, &self.identity, direction == Direction::Outbound)
+                    .await?;
+            let (mut reader, mut writer) = framed(stream, config.max_frame_bytes);
+            // The same admission as below, asked before we answer, so that a refusal is what
+            // the dialer reads first.
+            let precheck = |theirs: &Hello| {
+                let info = candidate(PeerId(0), key, theirs);
+                match self.table().admit(&our_key, &info, limits, Instant::now()) {
+                    Admission::Reject(e) => Err(e),
+                    _ => Ok(()),
+                }
             };
-            match t.admit(&config.node_id, &info, Instant::now()) {
+            let theirs =
+                hello_exchange(&mut reader, &mut writer, &ours, config, direction, precheck)
+                    .await?;
+            Ok::<_, NetError>((reader, writer, key, theirs))
+        };
+        let (reader, mut writer, key, theirs) = tokio::select! {
+            _ = self.shutdown.cancelled() => return Err(NetError::Shutdown),
+            r = tokio::time::timeout(config.handshake_timeout, exchange) => match r {
+                Ok(r) => r?,
+                Err(_) => return Err(NetError::HandshakeTimeout { ms: millis(config.handshake_timeout) }),
+            },
+        };
+        let (queue_tx, queue_rx) = mpsc::channel(config.outbound_queue.max(1));
+        let counters = Arc::new(PeerCounters::new());
+        let admitted = {
+            let mut t = self.table();
+            let id = t.next_peer_id();
+            let info = candidate(id, key, &theirs);
+            let now = Instant::now();
+            match t.admit(&our_key, &info, limits, now) {
                 Admission::Reject(e) => Err(e),
                 admission => {
-                    t.insert(info, dialed_as);
-                    let info = t.get(id).cloned();
+                    t.insert(info, counters.clone(), dialed_as, now);
+                    let info = t.get(id);
                     let client = FetchClient::new(
                         id,
                         queue_tx,
                         self.shutdown.child_token(),
-                        config.max_frame_bytes,
-                        config.request_timeout,
+                        ClientLimits {
+                            max_frame_bytes: config.max_frame_bytes,
+                            request_timeout: config.request_timeout,
+                            queue_bytes: config.queue_bytes(),
+                            max_in_flight: config.max_requests_in_flight,
+                        },
+                        counters.clone(),
                     );
                     let mut conns = lock(&self.conns);
-                    if let Admission::Replace(old) = admission {
+                    let closing = match admission {
+                        Admission::Replace(old) => Some((
+                            old,
+                            "replaced by a connection the tie-break prefers",
+                            codes::ALREADY_CONNECTED,
+                        )),
+                        Admission::Evict(old) => {
+                            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                            Some((old, "evicted for a newcomer", codes::TOO_MANY_PEERS))
+                        }
+                        _ => None,
+                    };
+                    if let Some((old, why, code)) = closing {
                         if let Some(c) = conns.get(&old) {
-                            c.close(
-                                "replaced by a connection the tie-break prefers",
-                                Some(codes::ALREADY_CONNECTED),
-                            );
+                            c.close(why, Some(code));
                         }
                     }
                     conns.insert(id, client.clone());
@@ -293,12 +391,13 @@ impl Shared {
                 return Err(e);
             }
         };
-        debug!(peer = info.id.0, node = %info.node_id, %addr, ?direction, "peer connected");
+        debug!(peer = info.id.0, node = %info.node_id, key = %info.key, %addr, ?direction, "peer connected");
         self.emit_lifecycle(NetEvent::PeerConnected(info.clone()));
         let live = Live {
             shared: self.clone(),
             client,
             info: info.clone(),
+            counters,
             reader,
             writer,
             queue: queue_rx,
@@ -306,6 +405,47 @@ impl Shared {
         };
         self.tasks.spawn(crate::connection::run(live));
         Ok(info)
+    }
+
+    /// Count a failed handshake, log it (rate-limited), and score what proves a hostile sender.
+    fn note_handshake_failure(&self, e: &NetError, addr: SocketAddr, direction: Direction) {
+        let reason = match e {
+            NetError::HandshakeFailed { .. } | NetError::BadIdentityProof { .. } => {
+                HandshakeFailure::Noise
+            }
+            NetError::HandshakeTimeout { .. } => HandshakeFailure::Timeout,
+            NetError::GenesisMismatch { .. } | NetError::VersionMismatch { .. } => {
+                HandshakeFailure::WrongNetwork
+            }
+            NetError::Banned { .. } => HandshakeFailure::Banned,
+            NetError::TooManyPeers { .. } => HandshakeFailure::NoRoom,
+            NetError::SelfConnection { .. } | NetError::AlreadyConnected { .. } => {
+                HandshakeFailure::Duplicate
+            }
+            NetError::Shutdown => return,
+            _ => HandshakeFailure::Other,
+        };
+        self.stats.handshake_failed(reason);
+        if reason == HandshakeFailure::Noise && direction == Direction::Inbound {
+            self.penalize(
+                None,
+                Some(addr.ip()),
+                Misbehaviour::BadHandshake,
+                &e.to_string(),
+            );
+        }
+        let line = match reason {
+            HandshakeFailure::Noise => Some("handshake failed"),
+            HandshakeFailure::WrongNetwork => Some("wrong network"),
+            _ => None,
+        };
+        if let Some(line) = line {
+            if self.logs.allow(line) {
+                info!(%addr, ?direction, error = %e, "{line}");
+            }
+        } else {
+            debug!(%addr, ?direction, error = %e, "handshake did not complete");
+        }
     }
 }
 
@@ -361,20 +501,31 @@ impl<T: Transport> Network<T> {
         let listener = transport.bind(&config.listen_addr).await?;
         let local_addr = T::local_addr(&listener)?;
         let (events, events_rx) = mpsc::channel(config.event_queue.max(1));
+        let reputation = Reputation::new(
+            config.max_tracked_offenders,
+            config.ban_threshold,
+            config.ban_duration,
+            config.score_ttl,
+        );
         let shared = Arc::new(Shared {
-            permits: Arc::new(Semaphore::new(config.max_peers)),
+            outbound: Arc::new(Semaphore::new(config.max_outbound())),
+            handshakes: HandshakeLimiter::new(
+                config.max_handshaking,
+                config.max_handshaking_per_ip,
+            ),
+            identity: NoiseIdentity::new(&config.identity),
             config,
             view,
             local_addr,
-            table: Mutex::new(PeerTable::new()),
+            table: Mutex::new(PeerTable::new(reputation)),
             conns: Mutex::new(BTreeMap::new()),
             events,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             tip: Mutex::new(None),
             dialing: Mutex::new(std::collections::HashSet::new()),
-            dropped_broadcasts: AtomicU64::new(0),
-            dropped_events: AtomicU64::new(0),
+            stats: NetStats::default(),
+            logs: LogLimiter::new(),
         });
         let owner = Some(Arc::new(OwnerGuard {
             shutdown: shared.shutdown.clone(),
@@ -406,9 +557,14 @@ impl<T: Transport> Network<T> {
         self.shared.local_addr
     }
 
-    /// This node's id.
+    /// This node's label.
     pub fn node_id(&self) -> &str {
         &self.shared.config.node_id
+    }
+
+    /// This node's identity key (what peers know it by).
+    pub fn identity(&self) -> PublicKey {
+        self.shared.identity.public_key()
     }
 
     /// Dial `addr` and complete the handshake now. Returns the existing peer if already connected
@@ -422,7 +578,7 @@ impl<T: Transport> Network<T> {
         // One dial per address at a time: two concurrent dials to one node from one side would
         // race to become its connection. A second caller waits for the first and shares its peer.
         let _dialing = loop {
-            if let Some(p) = shared.table().by_addr(addr).cloned() {
+            if let Some(p) = shared.table().by_addr(addr) {
                 return Ok(p);
             }
             if let Some(guard) = DialGuard::claim(shared, addr) {
@@ -435,11 +591,11 @@ impl<T: Transport> Network<T> {
         };
         let permit =
             shared
-                .permits
+                .outbound
                 .clone()
                 .try_acquire_owned()
                 .map_err(|_| NetError::TooManyPeers {
-                    max: shared.config.max_peers,
+                    max: shared.config.max_outbound(),
                 })?;
         let timeout = shared.config.handshake_timeout;
         let stream = tokio::select! {
@@ -453,16 +609,23 @@ impl<T: Transport> Network<T> {
             .or_else(|| addr.parse().ok())
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
         let result = match shared
-            .establish(stream, peer_addr, Direction::Outbound, Some(addr), permit)
+            .establish(
+                stream,
+                peer_addr,
+                Direction::Outbound,
+                Some(addr),
+                Some(permit),
+                None,
+            )
             .await
         {
-            Err(NetError::AlreadyConnected { node_id }) => {
+            Err(NetError::AlreadyConnected { key }) => {
                 let mut t = shared.table();
-                let existing = t.by_node_id(&node_id).cloned();
+                let existing = PublicKey::from_hex(&key).ok().and_then(|k| t.by_key(&k));
                 if let Some(p) = &existing {
                     t.link_dialed_addr(p.id, addr);
                 }
-                existing.ok_or(NetError::AlreadyConnected { node_id })
+                existing.ok_or(NetError::AlreadyConnected { key })
             }
             r => r,
         };
@@ -484,7 +647,7 @@ impl<T: Transport> Network<T> {
     }
 
     /// Remember an address; the dialer keeps it connected (with exponential backoff after
-    /// failures) while this node has fewer than `max_peers` peers.
+    /// failures) while outbound slots are free.
     pub fn add_known_addr(&self, addr: &str) {
         let addr = addr.trim();
         if addr.is_empty() {
@@ -613,8 +776,10 @@ impl<T: Transport> Network<T> {
         for (id, c) in conns.iter() {
             if Some(*id) != except && !c.try_send(frame.clone()) {
                 self.shared
+                    .stats
                     .dropped_broadcasts
                     .fetch_add(1, Ordering::Relaxed);
+                c.count_dropped();
             }
         }
     }
@@ -644,13 +809,20 @@ impl<T: Transport> Network<T> {
         self.shared.table().address_book(Instant::now())
     }
 
-    /// Add misbehaviour points to the node behind `peer`; at the threshold it is banned (with
-    /// `reason`, for `config.ban_duration`) and disconnected.
-    pub fn penalize(&self, peer: PeerId, points: i32, reason: &str) {
-        let node = self.shared.table().get(peer).map(|p| p.node_id.clone());
-        if let Some(node) = node {
-            self.shared.penalize_node(&node, points, reason);
+    /// Score `offence` against the node behind `peer` (and, for offences that prove a hostile
+    /// sender, its IP address); at the threshold it is banned for `config.ban_duration` and
+    /// disconnected.
+    pub fn penalize(&self, peer: PeerId, offence: Misbehaviour, reason: &str) {
+        let info = self.shared.table().get(peer);
+        if let Some(info) = info {
+            self.shared.penalize_peer(&info, offence, reason);
         }
+    }
+
+    /// Record that `peer` delivered a valid block or transaction: the most useful peers are
+    /// the last to be evicted.
+    pub fn credit(&self, peer: PeerId) {
+        self.shared.table().credit(peer, Instant::now());
     }
 
     /// Disconnect a peer now.
@@ -660,34 +832,82 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// A node's misbehaviour score (0 if never penalised), connected or not.
-    pub fn node_score(&self, node_id: &str) -> i32 {
-        self.shared.table().score(node_id)
-    }
-
-    /// Bans in force.
-    pub fn bans(&self) -> Vec<BanInfo> {
-        let now = Instant::now();
+    /// The misbehaviour score of an identity key or an IP address (0 if never penalised).
+    pub fn score(&self, target: BanTarget) -> i32 {
         self.shared
             .table()
+            .reputation()
+            .score(target, Instant::now())
+    }
+
+    /// Ban `target` (an identity key or an IP address) for `duration`, as the operator, and
+    /// close the connections it covers. False if the operator ban list is full.
+    pub fn ban(&self, target: BanTarget, duration: std::time::Duration, reason: &str) -> bool {
+        let until = Instant::now() + duration;
+        let closing = {
+            let mut t = self.shared.table();
+            if !t.reputation().ban(target, reason, until, true) {
+                return false;
+            }
+            t.ids_of(target)
+        };
+        let conns = lock(&self.shared.conns);
+        for id in closing {
+            if let Some(c) = conns.get(&id) {
+                c.close(format!("banned ({target}): {reason}"), Some(codes::BANNED));
+            }
+        }
+        true
+    }
+
+    /// Lift a ban; true if one was in force.
+    pub fn unban(&self, target: BanTarget) -> bool {
+        self.shared
+            .table()
+            .reputation()
+            .unban(target, Instant::now())
+    }
+
+    /// Bans in force, sorted by target.
+    pub fn bans(&self) -> Vec<BanInfo> {
+        let now = Instant::now();
+        let unix_now = unix_ms();
+        self.shared
+            .table()
+            .reputation()
             .bans(now)
             .into_iter()
-            .map(|(node_id, b)| BanInfo {
-                node_id,
-                reason: b.reason,
-                remaining_ms: millis(b.until.saturating_duration_since(now)),
+            .map(|(target, b)| {
+                let remaining_ms = millis(b.until.saturating_duration_since(now));
+                BanInfo {
+                    target,
+                    reason: b.reason,
+                    remaining_ms,
+                    expires_at_ms: unix_now.saturating_add(remaining_ms),
+                    manual: b.manual,
+                }
             })
             .collect()
     }
 
     /// Broadcast frames dropped because a peer's queue was full.
     pub fn dropped_broadcasts(&self) -> u64 {
-        self.shared.dropped_broadcasts.load(Ordering::Relaxed)
+        self.shared.stats.dropped_broadcasts.load(Ordering::Relaxed)
     }
 
     /// Announcement events dropped because the owner's event queue was full.
     pub fn dropped_events(&self) -> u64 {
-        self.shared.dropped_events.load(Ordering::Relaxed)
+        self.shared.stats.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Traffic, throttling, penalty, ban and handshake counters since start.
+    pub fn stats(&self) -> NetStatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Inbound connections still in the handshake.
+    pub fn handshakes_in_progress(&self) -> usize {
+        self.shared.handshakes.in_progress()
     }
 
     /// Graceful shutdown: stop accepting and dialing, close every connection, wait for every
@@ -699,7 +919,7 @@ impl<T: Transport> Network<T> {
     }
 
     /// Keep known addresses connected: every `dial_interval`, dial those due (backoff passed)
-    /// while below `max_peers`.
+    /// while outbound slots are free.
     async fn dial_loop(self) {
         let shared = self.shared.clone();
         loop {
@@ -707,10 +927,7 @@ impl<T: Transport> Network<T> {
                 _ = shared.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(shared.config.dial_interval) => {}
             }
-            let room = shared
-                .config
-                .max_peers
-                .saturating_sub(shared.permits_in_use());
+            let room = shared.outbound.available_permits();
             if room == 0 {
                 continue;
             }
@@ -760,13 +977,5 @@ impl<'a> DialGuard<'a> {
 impl Drop for DialGuard<'_> {
     fn drop(&mut self) {
         lock(&self.shared.dialing).remove(&self.addr);
-    }
-}
-
-impl Shared {
-    fn permits_in_use(&self) -> usize {
-        self.config
-            .max_peers
-            .saturating_sub(self.permits.available_permits())
     }
 }

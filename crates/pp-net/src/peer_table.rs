@@ -1,33 +1,26 @@
-//! The peer table: who we are connected to, what we know about them, whom we refuse, and which
-//! addresses to dial when.
+//! The peer table: who we are connected to (by identity key), what we know about them, whether
+//! a new connection may join, and which addresses to dial when.
 //!
 //! A plain synchronous data structure; the network keeps it behind a `std::sync::Mutex` held only
 //! for a few map operations and never across an `.await`. Time is passed in (tokio's `Instant`,
 //! so the simulator and paused-time tests control it), which keeps every rule here unit-testable.
+//! Identity keys come from the Noise handshake, never from a claim: nothing here is replaced,
+//! penalised or banned on an unauthenticated string.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pp_ledger::Hash;
+use pp_ledger::{Hash, PublicKey};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::admission::{addr_group, select_eviction, EvictionCandidate};
 use crate::error::NetError;
-
-/// Misbehaviour points per offence (a node is banned when its score reaches the threshold,
-/// 100 by default). Chosen so that one clear proof of a broken or hostile peer (a malformed frame,
-/// a lying announcement) costs half the budget, and a merely odd request far less.
-pub mod penalty {
-    /// A frame that is too large, empty, not UTF-8, not JSON, or not a known message.
-    pub const MALFORMED_FRAME: i32 = 50;
-    /// A well-formed message where it is not allowed (a second `hello`).
-    pub const PROTOCOL_VIOLATION: i32 = 20;
-    /// A `new_block` whose summary fields do not match its block.
-    pub const BAD_ANNOUNCEMENT: i32 = 50;
-    /// A request outside the limits (e.g. a locator longer than 64 hashes).
-    pub const BAD_REQUEST: i32 = 10;
-}
+use crate::misbehaviour::Misbehaviour;
+use crate::reputation::{Ban, BanTarget, Reputation};
 
 /// Identifies one connection (not one node: a node that reconnects gets a new id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -49,14 +42,71 @@ pub enum Direction {
     Outbound,
 }
 
+/// Traffic counters of one connection, updated by its tasks without the table lock.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCounters {
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    /// Best keepalive round trip in µs (u64::MAX: none yet).
+    pub(crate) min_rtt_us: AtomicU64,
+    /// When the peer last delivered a valid block or transaction (table-relative ms; 0: never).
+    pub(crate) last_useful_ms: AtomicU64,
+}
+
+impl PeerCounters {
+    pub(crate) fn new() -> PeerCounters {
+        let c = PeerCounters::default();
+        c.min_rtt_us.store(u64::MAX, Ordering::Relaxed);
+        c
+    }
+
+    fn snapshot(&self) -> PeerStats {
+        let rtt = self.min_rtt_us.load(Ordering::Relaxed);
+        PeerStats {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            min_rtt_us: (rtt != u64::MAX).then_some(rtt),
+        }
+    }
+}
+
+/// Traffic of one connection so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStats {
+    /// Frame bytes received (length prefixes included, Noise overhead not).
+    pub bytes_in: u64,
+    /// Frame bytes sent.
+    pub bytes_out: u64,
+    /// Messages received.
+    pub messages_in: u64,
+    /// Messages sent.
+    pub messages_out: u64,
+    /// Times the peer was not read because it exceeded a budget (bytes or messages).
+    pub throttled: u64,
+    /// Broadcasts dropped because its send queue was full.
+    pub dropped: u64,
+    /// Best keepalive round trip, µs.
+    pub min_rtt_us: Option<u64>,
+}
+
 /// What we know about a connected peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PeerInfo {
     /// The connection id.
     pub id: PeerId,
+    /// The remote's identity key, proven by the Noise handshake.
+    pub key: PublicKey,
     /// The remote socket address of this connection.
     pub addr: SocketAddr,
-    /// The node id the remote announced in `hello`.
+    /// The label the remote announced in `hello` (display only).
     pub node_id: String,
     /// Who dialed.
     pub direction: Direction,
@@ -67,21 +117,14 @@ pub struct PeerInfo {
     pub tip_index: u64,
     /// The remote's best block hash.
     pub tip_hash: Hash,
-    /// Misbehaviour score of the node (higher is worse; banned at the threshold).
+    /// Misbehaviour score of the remote's identity (higher is worse; banned at the threshold).
     pub score: i32,
     /// When the connection was established (unix ms).
     pub connected_at_ms: u64,
     /// When a frame was last received from it (unix ms).
     pub last_seen_ms: u64,
-}
-
-/// A ban on a node id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ban {
-    /// Why.
-    pub reason: String,
-    /// Until when.
-    pub until: Instant,
+    /// Traffic so far (filled in when the table is listed).
+    pub stats: PeerStats,
 }
 
 /// Where a known address stands in the dial cycle.
@@ -129,22 +172,48 @@ pub enum Admission {
     Accept,
     /// Add it and close the given older connection to the same node (see [`PeerTable::admit`]).
     Replace(PeerId),
+    /// Add it and evict the given inbound peer: inbound was full (see
+    /// [`crate::admission::select_eviction`]).
+    Evict(PeerId),
     /// Refuse it.
     Reject(NetError),
 }
 
-/// Peers, scores, bans and known addresses.
-#[derive(Debug, Default)]
+/// Connection limits the table enforces at admission.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most inbound peers.
+    pub max_inbound: usize,
+    /// Most inbound peers from one address group.
+    pub max_inbound_per_group: usize,
+}
+
+struct Entry {
+    info: PeerInfo,
+    counters: Arc<PeerCounters>,
+    connected: Instant,
+}
+
+/// Peers, reputation and known addresses.
 pub struct PeerTable {
-    peers: BTreeMap<PeerId, PeerInfo>,
-    by_node: HashMap<String, PeerId>,
-    scores: HashMap<String, i32>,
-    bans: HashMap<String, Ban>,
+    peers: BTreeMap<PeerId, Entry>,
+    by_key: HashMap<PublicKey, PeerId>,
+    reputation: Reputation,
     known: BTreeMap<String, KnownAddr>,
     /// The address string each outbound connection was dialed as (it may differ from the
     /// listen address the peer announced, e.g. a host name), so its drop re-arms that entry.
     dialed_as: HashMap<PeerId, Vec<String>>,
     next_id: u64,
+    origin: Instant,
+}
+
+impl std::fmt::Debug for PeerTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTable")
+            .field("peers", &self.peers.len())
+            .field("known", &self.known.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Unix time in ms, for display fields only (all decisions use `Instant`).
@@ -156,9 +225,17 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 impl PeerTable {
-    /// An empty table.
-    pub fn new() -> PeerTable {
-        PeerTable::default()
+    /// An empty table whose scores and bans follow `reputation`.
+    pub fn new(reputation: Reputation) -> PeerTable {
+        PeerTable {
+            peers: BTreeMap::new(),
+            by_key: HashMap::new(),
+            reputation,
+            known: BTreeMap::new(),
+            dialed_as: HashMap::new(),
+            next_id: 0,
+            origin: Instant::now(),
+        }
     }
 
     /// A fresh connection id.
@@ -167,35 +244,44 @@ impl PeerTable {
         PeerId(self.next_id)
     }
 
-    /// The ban on `node_id`, if one is in force at `now` (expired bans are forgotten).
-    pub fn ban_of(&mut self, node_id: &str, now: Instant) -> Option<Ban> {
-        match self.bans.get(node_id) {
-            Some(b) if b.until > now => Some(b.clone()),
-            Some(_) => {
-                self.bans.remove(node_id);
-                // A served ban wipes the slate, or the next small slip would re-ban at once.
-                self.scores.remove(node_id);
-                None
-            }
-            None => None,
+    /// Milliseconds since the table was made (for the eviction clocks).
+    pub(crate) fn elapsed_ms(&self, now: Instant) -> u64 {
+        millis(now.saturating_duration_since(self.origin))
+    }
+
+    /// Scores and bans.
+    pub fn reputation(&mut self) -> &mut Reputation {
+        &mut self.reputation
+    }
+
+    /// Refuse an IP address that is banned (checked on accept, before any handshake work).
+    pub fn check_ip(&mut self, ip: IpAddr, now: Instant) -> Result<(), NetError> {
+        match self.reputation.ban_of(BanTarget::Ip(ip), now) {
+            Some(ban) => Err(NetError::Banned {
+                target: ip.to_string(),
+                reason: ban.reason,
+                remaining_ms: millis(ban.until.saturating_duration_since(now)),
+            }),
+            None => Ok(()),
         }
     }
 
-    /// The checks that need only the remote's node id: not ourselves, not banned.
+    /// The checks that need only the remote's proven key and address: not ourselves, neither
+    /// the key nor the IP banned.
     pub fn precheck(
         &mut self,
-        our_node_id: &str,
-        node_id: &str,
+        ours: &PublicKey,
+        key: &PublicKey,
+        ip: IpAddr,
         now: Instant,
     ) -> Result<(), NetError> {
-        if node_id == our_node_id {
-            return Err(NetError::SelfConnection {
-                node_id: node_id.to_string(),
-            });
+        if key == ours {
+            return Err(NetError::SelfConnection { key: key.to_hex() });
         }
-        if let Some(ban) = self.ban_of(node_id, now) {
+        self.check_ip(ip, now)?;
+        if let Some(ban) = self.reputation.ban_of(BanTarget::Key(*key), now) {
             return Err(NetError::Banned {
-                node_id: node_id.to_string(),
+                target: key.to_hex(),
                 reason: ban.reason,
                 remaining_ms: millis(ban.until.saturating_duration_since(now)),
             });
@@ -205,44 +291,103 @@ impl PeerTable {
 
     /// Decide whether a connection that completed the handshake may join.
     ///
-    /// Two nodes that dial each other at the same moment end up with two connections, and each
-    /// side sees the other's as the duplicate. To keep exactly one without a further round trip,
-    /// both sides apply the same rule: keep the connection *initiated by the node with the smaller
-    /// node id*. Two connections from the same initiator: only the initiator decides (it keeps
-    /// the older and closes the newer), because the two sides may see the two handshakes finish
-    /// in opposite orders; the accepting side admits both and follows the initiator's choice.
-    pub fn admit(&mut self, our_node_id: &str, candidate: &PeerInfo, now: Instant) -> Admission {
-        if let Err(e) = self.precheck(our_node_id, &candidate.node_id, now) {
+    /// Duplicates: two nodes that dial each other at the same moment end up with two
+    /// connections, and each side sees the other's as the duplicate. To keep exactly one
+    /// without a further round trip, both sides keep the connection *initiated by the node with
+    /// the smaller identity key* (byte order). Two connections from the same initiator: only the
+    /// initiator decides (it keeps the older and closes the newer), because the two sides may see
+    /// the two handshakes finish in opposite orders; the accepting side admits both and follows
+    /// the initiator's choice. Keys are proven by the handshake, so no one can claim another
+    /// node's place.
+    ///
+    /// Capacity: an inbound connection must fit the per-group limit; when inbound is full, it
+    /// may evict another inbound peer (see [`select_eviction`]). Outbound capacity is reserved
+    /// before dialing, not here.
+    pub fn admit(
+        &mut self,
+        ours: &PublicKey,
+        candidate: &PeerInfo,
+        limits: Limits,
+        now: Instant,
+    ) -> Admission {
+        if let Err(e) = self.precheck(ours, &candidate.key, candidate.addr.ip(), now) {
             return Admission::Reject(e);
         }
-        let Some(existing_id) = self.by_node.get(&candidate.node_id).copied() else {
+        if let Some(existing) = self
+            .by_key
+            .get(&candidate.key)
+            .and_then(|id| self.peers.get(id))
+        {
+            let existing_id = existing.info.id;
+            let initiator = |d: Direction| match d {
+                Direction::Outbound => *ours,
+                Direction::Inbound => candidate.key,
+            };
+            let old_init = initiator(existing.info.direction);
+            let new_init = initiator(candidate.direction);
+            let preferred = (*ours).min(candidate.key);
+            return if old_init != new_init && new_init == preferred {
+                Admission::Replace(existing_id)
+            } else if old_init == new_init && new_init != *ours {
+                Admission::Accept
+            } else {
+                Admission::Reject(NetError::AlreadyConnected {
+                    key: candidate.key.to_hex(),
+                })
+            };
+        }
+        if candidate.direction == Direction::Outbound {
             return Admission::Accept;
-        };
-        let Some(existing) = self.peers.get(&existing_id) else {
+        }
+        let group = addr_group(candidate.addr.ip());
+        let inbound: Vec<&Entry> = self
+            .peers
+            .values()
+            .filter(|e| e.info.direction == Direction::Inbound)
+            .collect();
+        let in_group = inbound
+            .iter()
+            .filter(|e| addr_group(e.info.addr.ip()) == group)
+            .count();
+        if in_group >= limits.max_inbound_per_group {
+            return Admission::Reject(NetError::TooManyPeers {
+                max: limits.max_inbound_per_group,
+            });
+        }
+        if inbound.len() < limits.max_inbound {
             return Admission::Accept;
-        };
-        let initiator = |d: Direction| match d {
-            Direction::Outbound => our_node_id,
-            Direction::Inbound => candidate.node_id.as_str(),
-        };
-        let old_init = initiator(existing.direction);
-        let new_init = initiator(candidate.direction);
-        let preferred = our_node_id.min(candidate.node_id.as_str());
-        if old_init != new_init && new_init == preferred {
-            Admission::Replace(existing_id)
-        } else if old_init == new_init && new_init != our_node_id {
-            Admission::Accept
-        } else {
-            Admission::Reject(NetError::AlreadyConnected {
-                node_id: candidate.node_id.clone(),
+        }
+        let candidates: Vec<EvictionCandidate> = inbound
+            .iter()
+            .map(|e| {
+                let rtt = e.counters.min_rtt_us.load(Ordering::Relaxed);
+                EvictionCandidate {
+                    id: e.info.id,
+                    group: addr_group(e.info.addr.ip()),
+                    connected_ms: millis(e.connected.saturating_duration_since(self.origin)),
+                    last_useful_ms: e.counters.last_useful_ms.load(Ordering::Relaxed),
+                    min_rtt_us: (rtt != u64::MAX).then_some(rtt),
+                }
             })
+            .collect();
+        match select_eviction(&candidates) {
+            Some(victim) => Admission::Evict(victim),
+            None => Admission::Reject(NetError::TooManyPeers {
+                max: limits.max_inbound,
+            }),
         }
     }
 
-    /// Add a connected peer (after [`PeerTable::admit`]); its score is the node's standing score.
-    /// `dialed_as` is the address string an outbound connection was dialed with.
-    pub fn insert(&mut self, mut info: PeerInfo, dialed_as: Option<&str>) {
-        info.score = self.scores.get(&info.node_id).copied().unwrap_or(0);
+    /// Add a connected peer (after [`PeerTable::admit`]); its score is its identity's standing
+    /// score. `dialed_as` is the address string an outbound connection was dialed with.
+    pub(crate) fn insert(
+        &mut self,
+        mut info: PeerInfo,
+        counters: Arc<PeerCounters>,
+        dialed_as: Option<&str>,
+        now: Instant,
+    ) {
+        info.score = self.reputation.score(BanTarget::Key(info.key), now);
         let keys = info
             .listen_addr
             .map(|a| a.to_string())
@@ -260,18 +405,25 @@ impl PeerTable {
                 .or_default()
                 .push(d.to_string());
         }
-        self.by_node.insert(info.node_id.clone(), info.id);
-        self.peers.insert(info.id, info);
+        self.by_key.insert(info.key, info.id);
+        self.peers.insert(
+            info.id,
+            Entry {
+                info,
+                counters,
+                connected: now,
+            },
+        );
     }
 
     /// Remove a peer; its listen address (if known) becomes dialable after the base backoff.
     pub fn remove(&mut self, id: PeerId, now: Instant, base: Duration) -> Option<PeerInfo> {
-        let info = self.peers.remove(&id)?;
-        if self.by_node.get(&info.node_id) == Some(&id) {
-            self.by_node.remove(&info.node_id);
+        let info = self.peers.remove(&id)?.info;
+        if self.by_key.get(&info.key) == Some(&id) {
+            self.by_key.remove(&info.key);
             // A transient duplicate (see `admit`) takes over as the node's connection.
-            if let Some(other) = self.peers.values().find(|p| p.node_id == info.node_id) {
-                self.by_node.insert(info.node_id.clone(), other.id);
+            if let Some(other) = self.peers.values().find(|e| e.info.key == info.key) {
+                self.by_key.insert(info.key, other.info.id);
             }
         }
         let keys = info
@@ -302,34 +454,63 @@ impl PeerTable {
     }
 
     /// The peer with this connection id.
-    pub fn get(&self, id: PeerId) -> Option<&PeerInfo> {
-        self.peers.get(&id)
+    pub fn get(&self, id: PeerId) -> Option<PeerInfo> {
+        self.peers.get(&id).map(|e| self.listed(e))
+    }
+
+    fn listed(&self, e: &Entry) -> PeerInfo {
+        let mut info = e.info.clone();
+        info.stats = e.counters.snapshot();
+        info
     }
 
     /// The connection whose announced listen address is `addr`, or that dialing `addr` led to.
-    pub fn by_addr(&self, addr: &str) -> Option<&PeerInfo> {
-        self.peers.values().find(|p| {
-            p.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr)
-                || self
-                    .dialed_as
-                    .get(&p.id)
-                    .is_some_and(|v| v.iter().any(|d| d == addr))
-        })
+    pub fn by_addr(&self, addr: &str) -> Option<PeerInfo> {
+        self.peers
+            .values()
+            .find(|e| {
+                e.info.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr)
+                    || self
+                        .dialed_as
+                        .get(&e.info.id)
+                        .is_some_and(|v| v.iter().any(|d| d == addr))
+            })
+            .map(|e| self.listed(e))
     }
 
-    /// The connection to this node id, if any.
-    pub fn by_node_id(&self, node_id: &str) -> Option<&PeerInfo> {
-        self.by_node.get(node_id).and_then(|id| self.peers.get(id))
+    /// The connection to the node with this identity key, if any.
+    pub fn by_key(&self, key: &PublicKey) -> Option<PeerInfo> {
+        self.by_key
+            .get(key)
+            .and_then(|id| self.peers.get(id))
+            .map(|e| self.listed(e))
+    }
+
+    /// Connections from this IP address.
+    pub fn ids_from_ip(&self, ip: IpAddr) -> Vec<PeerId> {
+        self.peers
+            .values()
+            .filter(|e| e.info.addr.ip() == ip)
+            .map(|e| e.info.id)
+            .collect()
     }
 
     /// All connected peers, by connection id.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.peers.values().cloned().collect()
+        self.peers.values().map(|e| self.listed(e)).collect()
     }
 
     /// Number of connected peers.
     pub fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Number of connected peers in one direction.
+    pub fn count(&self, direction: Direction) -> usize {
+        self.peers
+            .values()
+            .filter(|e| e.info.direction == direction)
+            .count()
     }
 
     /// True when no peer is connected.
@@ -339,78 +520,72 @@ impl PeerTable {
 
     /// Record that a frame arrived from the peer.
     pub fn touch(&mut self, id: PeerId) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.last_seen_ms = unix_ms();
+        if let Some(e) = self.peers.get_mut(&id) {
+            e.info.last_seen_ms = unix_ms();
         }
     }
 
     /// Record a peer's new tip (from a `new_block`); only ever moves it forward.
     pub fn update_tip(&mut self, id: PeerId, index: u64, hash: Hash) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            if index >= p.tip_index {
-                p.tip_index = index;
-                p.tip_hash = hash;
+        if let Some(e) = self.peers.get_mut(&id) {
+            if index >= e.info.tip_index {
+                e.info.tip_index = index;
+                e.info.tip_hash = hash;
             }
         }
     }
 
-    /// Add `points` to the node's misbehaviour score. Returns the ban if the score reached
-    /// `threshold` (the node is then banned until `now + duration`).
+    /// Record that the peer delivered something valid (protects it from eviction).
+    pub fn credit(&mut self, id: PeerId, now: Instant) {
+        let ms = self.elapsed_ms(now).max(1);
+        if let Some(e) = self.peers.get(&id) {
+            e.counters.last_useful_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Add `offence`'s points to the identity `key` and, for offences that prove a hostile
+    /// sender, to its IP. Returns the bans this caused.
     pub fn penalize(
         &mut self,
-        node_id: &str,
-        points: i32,
+        key: Option<PublicKey>,
+        ip: Option<IpAddr>,
+        offence: Misbehaviour,
         reason: &str,
-        threshold: i32,
-        duration: Duration,
         now: Instant,
-    ) -> Option<Ban> {
-        let score = self.scores.entry(node_id.to_string()).or_insert(0);
-        *score = score.saturating_add(points);
-        let score = *score;
-        if let Some(id) = self.by_node.get(node_id) {
-            if let Some(p) = self.peers.get_mut(id) {
-                p.score = score;
+    ) -> Vec<(BanTarget, Ban)> {
+        let mut bans = Vec::new();
+        let points = offence.points();
+        let reason = format!("{offence}: {reason}");
+        if let Some(k) = key {
+            let target = BanTarget::Key(k);
+            if let Some(ban) = self.reputation.penalize(target, points, &reason, now) {
+                bans.push((target, ban));
+            }
+            let score = self.reputation.score(target, now);
+            for e in self.peers.values_mut().filter(|e| e.info.key == k) {
+                e.info.score = score;
             }
         }
-        if score >= threshold {
-            let ban = Ban {
-                reason: reason.to_string(),
-                until: now + duration,
-            };
-            self.bans.insert(node_id.to_string(), ban.clone());
-            Some(ban)
-        } else {
-            None
+        if let Some(ip) = ip.filter(|_| offence.scores_address()) {
+            let target = BanTarget::Ip(ip);
+            if let Some(ban) = self.reputation.penalize(target, points, &reason, now) {
+                bans.push((target, ban));
+            }
         }
+        bans
     }
 
-    /// The node's misbehaviour score (0 if never penalised).
-    pub fn score(&self, node_id: &str) -> i32 {
-        self.scores.get(node_id).copied().unwrap_or(0)
-    }
-
-    /// Bans in force at `now`: (node id, ban).
-    pub fn bans(&self, now: Instant) -> Vec<(String, Ban)> {
-        let mut v: Vec<_> = self
-            .bans
-            .iter()
-            .filter(|(_, b)| b.until > now)
-            .map(|(n, b)| (n.clone(), b.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// Ban a node outright.
-    pub fn ban(&mut self, node_id: &str, reason: &str, until: Instant) {
-        self.bans.insert(
-            node_id.to_string(),
-            Ban {
-                reason: reason.to_string(),
-                until,
-            },
-        );
+    /// Connections a ban on `target` applies to.
+    pub fn ids_of(&self, target: BanTarget) -> Vec<PeerId> {
+        match target {
+            BanTarget::Key(k) => self
+                .peers
+                .values()
+                .filter(|e| e.info.key == k)
+                .map(|e| e.info.id)
+                .collect(),
+            BanTarget::Ip(ip) => self.ids_from_ip(ip),
+        }
     }
 
     /// Remember an address to dial (ignored when `max` addresses are already known).
@@ -421,7 +596,7 @@ impl PeerTable {
         let connected = self
             .peers
             .values()
-            .any(|p| p.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr));
+            .any(|e| e.info.listen_addr.map(|a| a.to_string()).as_deref() == Some(addr));
         self.known.insert(
             addr.to_string(),
             KnownAddr {
@@ -468,7 +643,7 @@ impl PeerTable {
         let connected: Vec<String> = self
             .peers
             .values()
-            .filter_map(|p| p.listen_addr.map(|a| a.to_string()))
+            .filter_map(|e| e.info.listen_addr.map(|a| a.to_string()))
             .collect();
         let mut due = Vec::new();
         for (addr, k) in self.known.iter_mut() {
@@ -540,19 +715,49 @@ pub(crate) fn millis(d: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    fn info(id: u64, node: &str, dir: Direction) -> PeerInfo {
+    fn key(n: u8) -> PublicKey {
+        PublicKey([n; 32])
+    }
+
+    fn table() -> PeerTable {
+        PeerTable::new(Reputation::new(
+            64,
+            100,
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        ))
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_inbound: 4,
+            max_inbound_per_group: 4,
+        }
+    }
+
+    fn info_from(id: u64, k: u8, dir: Direction, ip: [u8; 4]) -> PeerInfo {
         PeerInfo {
             id: PeerId(id),
-            addr: SocketAddr::from(([127, 0, 0, 1], 40000 + id as u16)),
-            node_id: node.to_string(),
+            key: key(k),
+            addr: SocketAddr::from((ip, 40000 + id as u16)),
+            node_id: format!("node{k}"),
             direction: dir,
-            listen_addr: Some(SocketAddr::from(([127, 0, 0, 1], 7000))),
+            listen_addr: Some(SocketAddr::from((ip, 7000))),
             tip_index: 0,
             tip_hash: Hash::ZERO,
             score: 0,
             connected_at_ms: 0,
             last_seen_ms: 0,
+            stats: PeerStats::default(),
         }
+    }
+
+    fn info(id: u64, k: u8, dir: Direction) -> PeerInfo {
+        info_from(id, k, dir, [127, 0, 0, 1])
+    }
+
+    fn insert(t: &mut PeerTable, i: PeerInfo, now: Instant) {
+        t.insert(i, Arc::new(PeerCounters::new()), None, now);
     }
 
     #[test]
@@ -568,7 +773,7 @@ mod tests {
 
     #[test]
     fn failed_dials_back_off_exponentially_and_success_resets() {
-        let mut t = PeerTable::new();
+        let mut t = table();
         let now = Instant::now();
         let (b, m) = (Duration::from_secs(1), Duration::from_secs(100));
         t.add_known("127.0.0.1:7000", now, 10);
@@ -592,13 +797,13 @@ mod tests {
 
     #[test]
     fn an_address_linked_to_an_existing_connection_is_redialed_when_it_drops() {
-        let mut t = PeerTable::new();
+        let mut t = table();
         let now = Instant::now();
         let d = Duration::from_secs(1);
         t.add_known("hub:7000", now, 10);
         assert_eq!(t.take_due(now, 10).len(), 1);
         // The dial found the node already connected inbound (listen addr is an IP, not "hub").
-        t.insert(info(1, "hub", Direction::Inbound), None);
+        insert(&mut t, info(1, 9, Direction::Inbound), now);
         t.link_dialed_addr(PeerId(1), "hub:7000");
         t.dial_result("hub:7000", DialOutcome::Connected, now, d, d);
         assert!(
@@ -611,7 +816,7 @@ mod tests {
 
     #[test]
     fn own_address_is_never_dialed_again() {
-        let mut t = PeerTable::new();
+        let mut t = table();
         let now = Instant::now();
         t.add_known("127.0.0.1:1", now, 10);
         assert_eq!(t.take_due(now, 10).len(), 1);
@@ -622,89 +827,172 @@ mod tests {
     }
 
     #[test]
-    fn admit_rejects_self_and_banned_nodes() {
-        let mut t = PeerTable::new();
+    fn admit_rejects_self_banned_keys_and_banned_ips() {
+        let mut t = table();
         let now = Instant::now();
+        let l = limits();
         assert!(matches!(
-            t.admit("a", &info(1, "a", Direction::Inbound), now),
+            t.admit(&key(1), &info(1, 1, Direction::Inbound), l, now),
             Admission::Reject(NetError::SelfConnection { .. })
         ));
-        t.ban("b", "spam", now + Duration::from_secs(10));
+        t.reputation().ban(
+            BanTarget::Key(key(2)),
+            "spam",
+            now + Duration::from_secs(10),
+            false,
+        );
         assert!(matches!(
-            t.admit("a", &info(1, "b", Direction::Inbound), now),
+            t.admit(&key(1), &info(1, 2, Direction::Inbound), l, now),
             Admission::Reject(NetError::Banned { .. })
         ));
         assert!(matches!(
             t.admit(
-                "a",
-                &info(1, "b", Direction::Inbound),
+                &key(1),
+                &info(1, 2, Direction::Inbound),
+                l,
                 now + Duration::from_secs(11)
             ),
             Admission::Accept
         ));
+        let ip = [127, 0, 0, 9];
+        t.reputation().ban(
+            BanTarget::Ip(ip.into()),
+            "garbage",
+            now + Duration::from_secs(10),
+            false,
+        );
+        assert!(matches!(
+            t.admit(&key(1), &info_from(2, 3, Direction::Inbound, ip), l, now),
+            Admission::Reject(NetError::Banned { .. })
+        ));
     }
 
     #[test]
-    fn duplicate_connections_keep_the_one_dialed_by_the_smaller_node_id() {
-        // Node "a" < "b". On a's side: a's outbound must win over b's inbound, whatever order.
+    fn duplicate_connections_keep_the_one_dialed_by_the_smaller_key() {
+        // Key 1 < key 2. On 1's side: 1's outbound must win over 2's inbound, whatever order.
         let now = Instant::now();
-        let mut t = PeerTable::new();
-        t.insert(info(1, "b", Direction::Inbound), None);
+        let l = limits();
+        let mut t = table();
+        insert(&mut t, info(1, 2, Direction::Inbound), now);
         assert!(matches!(
-            t.admit("a", &info(2, "b", Direction::Outbound), now),
+            t.admit(&key(1), &info(2, 2, Direction::Outbound), l, now),
             Admission::Replace(PeerId(1))
         ));
-        let mut t = PeerTable::new();
-        t.insert(info(1, "b", Direction::Outbound), None);
+        let mut t = table();
+        insert(&mut t, info(1, 2, Direction::Outbound), now);
         assert!(matches!(
-            t.admit("a", &info(2, "b", Direction::Inbound), now),
+            t.admit(&key(1), &info(2, 2, Direction::Inbound), l, now),
             Admission::Reject(NetError::AlreadyConnected { .. })
         ));
-        // On b's side the same connection (initiated by a = inbound for b) wins.
-        let mut t = PeerTable::new();
-        t.insert(info(1, "a", Direction::Outbound), None);
+        // On 2's side the same connection (initiated by 1 = inbound for 2) wins.
+        let mut t = table();
+        insert(&mut t, info(1, 1, Direction::Outbound), now);
         assert!(matches!(
-            t.admit("b", &info(2, "a", Direction::Inbound), now),
+            t.admit(&key(2), &info(2, 1, Direction::Inbound), l, now),
             Admission::Replace(PeerId(1))
         ));
         // We dialed twice: keep the older.
-        let mut t = PeerTable::new();
-        t.insert(info(1, "b", Direction::Outbound), None);
+        let mut t = table();
+        insert(&mut t, info(1, 2, Direction::Outbound), now);
         assert!(matches!(
-            t.admit("a", &info(2, "b", Direction::Outbound), now),
+            t.admit(&key(1), &info(2, 2, Direction::Outbound), l, now),
             Admission::Reject(NetError::AlreadyConnected { .. })
         ));
         // The remote dialed twice: admit both, the remote closes one; the survivor stays mapped.
-        let mut t = PeerTable::new();
-        t.insert(info(1, "a", Direction::Inbound), None);
+        let mut t = table();
+        insert(&mut t, info(1, 1, Direction::Inbound), now);
         assert!(matches!(
-            t.admit("b", &info(2, "a", Direction::Inbound), now),
+            t.admit(&key(2), &info(2, 1, Direction::Inbound), l, now),
             Admission::Accept
         ));
-        t.insert(info(2, "a", Direction::Inbound), None);
+        insert(&mut t, info(2, 1, Direction::Inbound), now);
         t.remove(PeerId(2), now, Duration::from_secs(1));
-        assert_eq!(t.by_node_id("a").map(|p| p.id), Some(PeerId(1)));
+        assert_eq!(t.by_key(&key(1)).map(|p| p.id), Some(PeerId(1)));
     }
 
     #[test]
-    fn penalties_accumulate_to_a_ban_that_expires() {
-        let mut t = PeerTable::new();
+    fn a_full_inbound_evicts_from_the_largest_group_and_the_group_cap_refuses() {
         let now = Instant::now();
-        let d = Duration::from_secs(60);
-        t.insert(info(1, "b", Direction::Inbound), None);
-        assert!(t.penalize("b", 40, "x", 100, d, now).is_none());
-        assert_eq!(t.get(PeerId(1)).map(|p| p.score), Some(40));
-        assert!(t.penalize("b", 40, "x", 100, d, now).is_none());
-        let ban = t.penalize("b", 40, "bad frames", 100, d, now);
-        assert_eq!(ban.map(|b| b.reason), Some("bad frames".to_string()));
-        assert!(t.ban_of("b", now + Duration::from_secs(59)).is_some());
-        assert!(t.ban_of("b", now + Duration::from_secs(61)).is_none());
+        let mut t = table();
+        for i in 1..=4u8 {
+            insert(
+                &mut t,
+                info_from(u64::from(i), 10 + i, Direction::Inbound, [127, 0, 0, 2]),
+                now + Duration::from_millis(u64::from(i)),
+            );
+        }
+        // Inbound full, all from one address: a newcomer from another evicts the youngest.
+        let newcomer = info_from(9, 30, Direction::Inbound, [127, 0, 0, 3]);
+        assert!(matches!(
+            t.admit(&key(1), &newcomer, limits(), now),
+            Admission::Evict(PeerId(4))
+        ));
+        // With a group cap of 4, a fifth connection from the same address is refused.
+        let same = info_from(10, 31, Direction::Inbound, [127, 0, 0, 2]);
+        assert!(matches!(
+            t.admit(
+                &key(1),
+                &same,
+                Limits {
+                    max_inbound: 8,
+                    max_inbound_per_group: 4
+                },
+                now
+            ),
+            Admission::Reject(NetError::TooManyPeers { .. })
+        ));
+    }
+
+    #[test]
+    fn penalties_ban_the_key_and_for_hostile_offences_the_ip() {
+        let mut t = table();
+        let now = Instant::now();
+        let ip: IpAddr = [127, 0, 0, 5].into();
+        insert(
+            &mut t,
+            info_from(1, 2, Direction::Inbound, [127, 0, 0, 5]),
+            now,
+        );
+        let bans = t.penalize(
+            Some(key(2)),
+            Some(ip),
+            Misbehaviour::MalformedFrame,
+            "x",
+            now,
+        );
+        assert!(bans.is_empty());
+        assert_eq!(t.get(PeerId(1)).map(|p| p.score), Some(50));
+        // A fresh key from the same IP: the IP's score keeps counting.
+        let bans = t.penalize(
+            Some(key(3)),
+            Some(ip),
+            Misbehaviour::MalformedFrame,
+            "y",
+            now,
+        );
+        assert_eq!(bans.len(), 1);
+        assert_eq!(bans[0].0, BanTarget::Ip(ip));
+        assert!(t.check_ip(ip, now).is_err());
+        // Offences an honest node can commit never score the address.
+        let other: IpAddr = [127, 0, 0, 6].into();
+        for _ in 0..20 {
+            t.penalize(
+                Some(key(4)),
+                Some(other),
+                Misbehaviour::RejectedBlock,
+                "z",
+                now,
+            );
+        }
+        assert!(t.check_ip(other, now).is_ok());
+        assert!(t.reputation().ban_of(BanTarget::Key(key(4)), now).is_some());
     }
 
     #[test]
     fn tip_only_moves_forward() {
-        let mut t = PeerTable::new();
-        t.insert(info(1, "b", Direction::Inbound), None);
+        let mut t = table();
+        let now = Instant::now();
+        insert(&mut t, info(1, 2, Direction::Inbound), now);
         t.update_tip(PeerId(1), 5, Hash([5; 32]));
         t.update_tip(PeerId(1), 3, Hash([3; 32]));
         assert_eq!(t.get(PeerId(1)).map(|p| p.tip_index), Some(5));

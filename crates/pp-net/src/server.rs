@@ -1,26 +1,29 @@
 //! FetchServer: the accept loop.
 //!
-//! Inbound connections are bounded by a semaphore shared with outbound dials (`max_peers` is the
-//! total). A connection that finds no permit is told so with an `error {code: "too_many_peers"}`
-//! frame before it is closed, so the dialer learns why instead of guessing. Accept errors (e.g.
-//! out of file descriptors) back off 1, 2, 4 … 64 s rather than spinning.
+//! Before any handshake work, an inbound connection from a banned address is closed at once,
+//! and so is one over the limits on connections still in the handshake (in total and per IP),
+//! so that silent sockets cannot hold peer slots: peer slots are only decided after the Noise
+//! handshake has proven who is calling (see [`crate::peer_table::PeerTable::admit`]). Accept
+//! errors (e.g. out of file descriptors) back off 10 ms, 20 ms … up to 1 s rather than spin,
+//! and never longer, so the listener is back as soon as descriptors are.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::connection::{framed, send_error_and_close};
-use crate::message::codes;
 use crate::network::Shared;
 use crate::peer_table::Direction;
 use crate::transport::Transport;
 
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(64);
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accept connections until shutdown; each one gets its own task.
 pub(crate) async fn accept_loop<T: Transport>(shared: Arc<Shared>, listener: T::Listener) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = FIRST_ACCEPT_BACKOFF;
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -29,7 +32,9 @@ pub(crate) async fn accept_loop<T: Transport>(shared: Arc<Shared>, listener: T::
         let (stream, addr) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                if shared.logs.allow("accept failed") {
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                }
                 tokio::select! {
                     _ = shared.shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
@@ -38,31 +43,29 @@ pub(crate) async fn accept_loop<T: Transport>(shared: Arc<Shared>, listener: T::
                 continue;
             }
         };
-        backoff = Duration::from_secs(1);
-        match shared.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let s = shared.clone();
-                shared.tasks.spawn(async move {
-                    if let Err(e) = s
-                        .establish(stream, addr, Direction::Inbound, None, permit)
-                        .await
-                    {
-                        debug!(%addr, error = %e, "inbound handshake failed");
-                    }
-                });
-            }
-            Err(_) => {
-                let max = shared.config.max_peers;
-                let max_frame = shared.config.max_frame_bytes;
-                debug!(%addr, max, "refusing inbound connection: too many peers");
-                shared.tasks.spawn(async move {
-                    let (_reader, mut writer) = framed(stream, max_frame);
-                    let message = format!("this node already has its maximum of {max} peers");
-                    send_error_and_close(&mut writer, codes::TOO_MANY_PEERS, &message, max_frame)
-                        .await;
-                });
-            }
+        backoff = FIRST_ACCEPT_BACKOFF;
+        if shared.check_ip(addr.ip(), Instant::now()).is_err() {
+            shared.stats.refused_banned.fetch_add(1, Ordering::Relaxed);
+            debug!(%addr, "refused: banned address");
+            continue;
         }
+        let Some(slot) = shared.handshakes.try_acquire(addr.ip()) else {
+            shared
+                .stats
+                .refused_handshake_limit
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%addr, "refused: too many handshakes in progress");
+            continue;
+        };
+        let s = shared.clone();
+        shared.tasks.spawn(async move {
+            if let Err(e) = s
+                .establish(stream, addr, Direction::Inbound, None, None, Some(slot))
+                .await
+            {
+                debug!(%addr, error = %e, "inbound handshake failed");
+            }
+        });
     }
     debug!("accept loop stopped");
 }

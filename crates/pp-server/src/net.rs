@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 use pp_ledger::{Block, BlockHeader, Hash, Transaction};
-use pp_net::{NetError, Network, PeerId, PeerInfo, Transport};
+use pp_net::{
+    BanInfo, BanTarget, Misbehaviour, NetError, NetStatsSnapshot, Network, PeerId, PeerInfo,
+    Transport,
+};
 
 /// What the server needs from the network layer.
 pub trait PeerNet: Send + Sync + 'static {
@@ -29,8 +32,26 @@ pub trait PeerNet: Send + Sync + 'static {
     fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>);
     /// Keeps the tip we announce fresh.
     fn update_tip(&self, index: u64, hash: Hash);
-    /// Adds misbehaviour points to a peer (banned past a threshold).
-    fn penalize(&self, peer: PeerId, points: i32, reason: &str);
+    /// Scores an offence against a peer (banned past a threshold).
+    fn penalize(&self, peer: PeerId, offence: Misbehaviour, reason: &str);
+    /// Records that a peer delivered a valid block or transaction (the last to be evicted).
+    fn credit(&self, _peer: PeerId) {}
+    /// Bans in force.
+    fn bans(&self) -> Vec<BanInfo> {
+        Vec::new()
+    }
+    /// Bans `target` for `duration` as the operator; false if refused.
+    fn ban(&self, _target: BanTarget, _duration: std::time::Duration, _reason: &str) -> bool {
+        false
+    }
+    /// Lifts a ban; true if one was in force.
+    fn unban(&self, _target: BanTarget) -> bool {
+        false
+    }
+    /// Traffic, throttling, penalty, ban and handshake counters.
+    fn stats(&self) -> NetStatsSnapshot {
+        NetStatsSnapshot::default()
+    }
     /// Dials `addr` and completes the handshake.
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Result<PeerInfo, NetError>>;
     /// Best-chain blocks of `peer` from `from_index`.
@@ -76,8 +97,23 @@ impl<T: Transport> PeerNet for Network<T> {
     fn update_tip(&self, index: u64, hash: Hash) {
         Network::update_tip(self, index, hash)
     }
-    fn penalize(&self, peer: PeerId, points: i32, reason: &str) {
-        Network::penalize(self, peer, points, reason)
+    fn penalize(&self, peer: PeerId, offence: Misbehaviour, reason: &str) {
+        Network::penalize(self, peer, offence, reason)
+    }
+    fn credit(&self, peer: PeerId) {
+        Network::credit(self, peer)
+    }
+    fn bans(&self) -> Vec<BanInfo> {
+        Network::bans(self)
+    }
+    fn ban(&self, target: BanTarget, duration: std::time::Duration, reason: &str) -> bool {
+        Network::ban(self, target, duration, reason)
+    }
+    fn unban(&self, target: BanTarget) -> bool {
+        Network::unban(self, target)
+    }
+    fn stats(&self) -> NetStatsSnapshot {
+        Network::stats(self)
     }
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Result<PeerInfo, NetError>> {
         Box::pin(Network::connect(self, addr))

@@ -606,7 +606,7 @@ mod tests {
             lock(&self.txs).push(tx.id());
         }
         fn update_tip(&self, _index: u64, _hash: Hash) {}
-        fn penalize(&self, _peer: pp_net::PeerId, _points: i32, _reason: &str) {}
+        fn penalize(&self, _peer: pp_net::PeerId, _offence: pp_net::Misbehaviour, _reason: &str) {}
         fn connect<'a>(
             &'a self,
             _addr: &'a str,

@@ -360,9 +360,12 @@ impl Server {
         let mut p2p_addr = None;
         let net_cfg = self.config.network.clone();
         if net_cfg.enable_p2p {
-            let mut nc = NetConfig::new(node_id.clone(), genesis_hash, net_cfg.listen_socket());
+            // The node's key is its network identity: peers know it by the key it proves in
+            // the Noise handshake, never by its label.
+            let mut nc = NetConfig::new(node_id.clone(), genesis_hash, net_cfg.listen_socket())
+                .with_identity(core.key.clone());
             nc.max_peers = net_cfg.max_peers.max(1);
-            let nc_max_peers = nc.max_peers;
+            let nc_max_peers = nc.max_outbound();
             let view = Arc::new(CoreView(core.clone()));
             let (network, events) = match Network::start(nc, transport, view).await {
                 Ok(x) => x,

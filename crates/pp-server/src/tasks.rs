@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pp_ledger::{AddOutcome, Block, ChainError};
-use pp_net::{NetError, NetEvent, PeerId};
+use pp_ledger::{AddOutcome, Block, BlockError, ChainError};
+use pp_net::{Misbehaviour, NetError, NetEvent, PeerId};
 use tokio::sync::{mpsc, watch};
 
 use crate::mempool::{Inserted, MempoolError};
@@ -16,12 +16,6 @@ use crate::metrics::gauge_value;
 use crate::net::PeerNet;
 use crate::node::{Core, ImportError, Imported, SyncRequest, MAX_SERVE_HEADERS};
 
-/// Misbehaviour points for a block that fails validation.
-const PENALTY_INVALID_BLOCK: i32 = 25;
-/// Misbehaviour points for a transaction with a bad signature (cannot happen by accident).
-const PENALTY_BAD_TX_SIGNATURE: i32 = 10;
-/// Misbehaviour points for a sync answer that does not fit together.
-const PENALTY_BAD_SYNC: i32 = 20;
 /// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
 const MAX_SYNC_ROUNDS: u32 = 10_000;
 /// Known peer addresses are saved to disk at most this often, in slots.
@@ -226,14 +220,17 @@ pub(crate) async fn event_loop(
             }
             NetEvent::NewBlock { peer, block } => on_block(&core, net.as_ref(), peer, block),
             NetEvent::NewTx { peer, tx } => match core.admit_tx(tx.clone()) {
-                Ok(Inserted::New) => net.broadcast_tx(&tx, Some(peer)),
+                Ok(Inserted::New) => {
+                    net.credit(peer);
+                    net.broadcast_tx(&tx, Some(peer));
+                }
                 Ok(Inserted::Duplicate) => {}
                 Err(e) => {
                     tracing::debug!(%peer, id = %tx.id(), error = %e, "transaction from peer refused");
                     if matches!(e, MempoolError::BadSignature { .. }) {
                         net.penalize(
                             peer,
-                            PENALTY_BAD_TX_SIGNATURE,
+                            Misbehaviour::InvalidTransaction,
                             "transaction with a bad signature",
                         );
                     }
@@ -253,21 +250,47 @@ fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
         Ok(imported) => {
             if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
                 core.metrics.blocks_received.inc();
+                net.credit(peer);
             }
             announce(core, &block, &imported, Some(peer), false);
         }
         Err(ImportError::Chain(ChainError::UnknownParent { hash: parent })) => {
+            // What can be checked without the parent is checked before anything is fetched
+            // for it: an invalid block is refused, and its sender blamed, at once.
+            let detached = core.chain().check_detached(&block);
+            if let Err(e) = detached {
+                core.metrics.blocks_rejected.inc();
+                tracing::debug!(%peer, index, hash = %short(&hash), error = %e, "invalid block with unknown parent");
+                net.penalize(peer, block_offence(&e), &format!("invalid block: {e}"));
+                return;
+            }
             tracing::debug!(%peer, index, parent = %short(&parent), "block with unknown parent: syncing");
             core.request_sync(peer, index);
         }
         Err(ImportError::Chain(ChainError::Block(e))) => {
             core.metrics.blocks_rejected.inc();
-            tracing::warn!(%peer, index, hash = %short(&hash), error = %e, "invalid block from peer");
-            net.penalize(peer, PENALTY_INVALID_BLOCK, &format!("invalid block: {e}"));
+            tracing::debug!(%peer, index, hash = %short(&hash), error = %e, "invalid block from peer");
+            net.penalize(peer, block_offence(&e), &format!("invalid block: {e}"));
         }
         Err(e) => {
             tracing::warn!(%peer, index, hash = %short(&hash), error = %e, "block not imported")
         }
+    }
+}
+
+/// The offence of sending a block that breaks `e`: rules no fork or delay can excuse (the
+/// block is invalid on every chain) are [`Misbehaviour::InvalidBlock`] or, for a block over the
+/// size limit, [`Misbehaviour::OversizedBlock`]; the rest (leader, slot, clock, transactions on
+/// this chain) can be an honest node's view of another fork: [`Misbehaviour::RejectedBlock`].
+fn block_offence(e: &BlockError) -> Misbehaviour {
+    match e {
+        BlockError::TooLarge { .. } | BlockError::TooManyTxs { .. } => Misbehaviour::OversizedBlock,
+        BlockError::BadVersion { .. }
+        | BlockError::WrongDifficulty { .. }
+        | BlockError::BadPow { .. }
+        | BlockError::BadTxRoot { .. }
+        | BlockError::BadBlockSignature(_) => Misbehaviour::InvalidBlock,
+        _ => Misbehaviour::RejectedBlock,
     }
 }
 
@@ -333,7 +356,19 @@ pub(crate) async fn sync_from(
             Some(h) => h.index,
             None => match headers.last() {
                 Some(h) => h.index.saturating_add(1),
-                None => return Ok(0),
+                None => {
+                    // It claimed (in `hello` or an announcement) a chain longer than ours and
+                    // has nothing past our fork point to show for it.
+                    if req.tip_index > c.height() {
+                        drop(c);
+                        net.penalize(
+                            req.peer,
+                            Misbehaviour::UndeliverableAnnouncement,
+                            &format!("claimed height {} but sent no headers", req.tip_index),
+                        );
+                    }
+                    return Ok(0);
+                }
             },
         }
     };
@@ -348,7 +383,11 @@ pub(crate) async fn sync_from(
             .enumerate()
             .find(|(i, b)| b.header.index != next.saturating_add(*i as u64))
         {
-            net.penalize(req.peer, PENALTY_BAD_SYNC, "get_blocks answer out of order");
+            net.penalize(
+                req.peer,
+                Misbehaviour::BadSyncAnswer,
+                "get_blocks answer out of order",
+            );
             return Err(SyncError::OutOfOrder {
                 expected: next.saturating_add(i as u64),
                 got: b.header.index,
@@ -371,7 +410,7 @@ pub(crate) async fn sync_from(
                 core.metrics.blocks_rejected.inc();
                 net.penalize(
                     req.peer,
-                    PENALTY_INVALID_BLOCK,
+                    block_offence(be),
                     &format!("invalid block in sync: {be}"),
                 );
             }

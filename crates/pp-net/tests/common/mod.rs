@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use pp_ledger::{Block, BlockHeader, Hash, KeyPair, PublicKey, Transaction, BLOCK_VERSION};
-use pp_net::{ChainView, Hello, Message, MessageCodec, NetConfig, NetEvent, Network, TcpTransport};
-use tokio::net::TcpStream;
+use pp_net::noise::{NoiseIdentity, NoiseStream};
+use pp_net::{
+    BanTarget, ChainView, Hello, Message, MessageCodec, NetConfig, NetEvent, Network, TcpTransport,
+};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
@@ -96,8 +99,32 @@ impl ChainView for TestChain {
     }
 }
 
+/// The identity key of the node or raw client labelled `label` (fixed per label, so a raw
+/// client can speak as a node of the same label, and tests can name keys by label).
+pub fn id_key(label: &str) -> KeyPair {
+    KeyPair::from_seed(Hash::sha256(label.as_bytes()).0)
+}
+
+/// `label`'s identity key as a ban target.
+pub fn key_target(label: &str) -> BanTarget {
+    BanTarget::Key(id_key(label).public())
+}
+
+/// The loopback address a raw client labelled `label` connects from (127.0.x.y from a hash of
+/// the label), so that raw clients model distinct hosts and address penalties stay apart.
+pub fn ip_of(label: &str) -> std::net::Ipv4Addr {
+    let h = Hash::sha256(format!("ip:{label}").as_bytes()).0;
+    std::net::Ipv4Addr::new(127, 0, h[0], h[1].max(2))
+}
+
+/// The misbehaviour score of the identity labelled `label` on `net`.
+pub fn score_of(net: &Network<TcpTransport>, label: &str) -> i32 {
+    net.score(key_target(label))
+}
+
 pub fn config(node_id: &str) -> NetConfig {
-    let mut c = NetConfig::new(node_id, genesis_hash(), "127.0.0.1:0");
+    let mut c =
+        NetConfig::new(node_id, genesis_hash(), "127.0.0.1:0").with_identity(id_key(node_id));
     c.handshake_timeout = Duration::from_secs(3);
     c.request_timeout = Duration::from_secs(3);
     c
@@ -150,7 +177,7 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-pub type Raw = Framed<TcpStream, MessageCodec>;
+pub type Raw = Framed<NoiseStream<TcpStream>, MessageCodec>;
 
 pub fn hello(node_id: &str, genesis: Hash) -> Hello {
     Hello {
@@ -163,16 +190,40 @@ pub fn hello(node_id: &str, genesis: Hash) -> Hello {
     }
 }
 
-/// A raw framed TCP connection to `net`, not yet handshaken.
-pub async fn raw_connect(net: &Network<TcpTransport>) -> Raw {
-    let s = TcpStream::connect(net.local_addr()).await.expect("connect");
-    Framed::new(s, MessageCodec::new(pp_net::DEFAULT_MAX_FRAME_BYTES))
+/// A plain TCP connection to `net` from `ip_of(label)`: no Noise, nothing sent.
+pub async fn tcp_from(net: &Network<TcpTransport>, label: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((ip_of(label), 0)))
+        .expect("bind a loopback source address");
+    socket.connect(net.local_addr()).await.expect("connect")
 }
 
-/// A raw connection that has completed the handshake as `node_id`.
-pub async fn raw_handshaken(net: &Network<TcpTransport>, node_id: &str) -> Raw {
-    let mut raw = raw_connect(net).await;
-    raw.send(Message::Hello(hello(node_id, genesis_hash())))
+/// A raw framed connection to `net` from `ip_of(label)` with identity `id_key(label)`, after
+/// the Noise handshake but before any `hello`.
+pub async fn raw_connect_as(net: &Network<TcpTransport>, label: &str) -> Raw {
+    let s = tcp_from(net, label).await;
+    let identity = NoiseIdentity::new(&id_key(label));
+    let (stream, key) = tokio::time::timeout(
+        Duration::from_secs(3),
+        pp_net::noise::handshake(s, &identity, true),
+    )
+    .await
+    .expect("noise handshake in time")
+    .expect("noise handshake");
+    assert_eq!(key, net.identity(), "the node proves its identity key");
+    Framed::new(stream, MessageCodec::new(pp_net::DEFAULT_MAX_FRAME_BYTES))
+}
+
+/// A raw connection after the Noise handshake (as a client labelled "raw"), before `hello`.
+pub async fn raw_connect(net: &Network<TcpTransport>) -> Raw {
+    raw_connect_as(net, "raw").await
+}
+
+/// A raw connection that has completed the handshake (Noise and `hello`) as `label`.
+pub async fn raw_handshaken(net: &Network<TcpTransport>, label: &str) -> Raw {
+    let mut raw = raw_connect_as(net, label).await;
+    raw.send(Message::Hello(hello(label, genesis_hash())))
         .await
         .expect("send hello");
     match next_msg(&mut raw, 3).await {

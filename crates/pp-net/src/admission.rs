@@ -1,0 +1,286 @@
+//! Admission: address groups, the cap on connections still in the handshake, and which inbound
+//! peer to evict when a newcomer finds inbound full.
+//!
+//! The rules follow Bitcoin Core's: a stranger who controls many connections from one address
+//! group must not be able to keep every other group out. Limits are per group, and when inbound
+//! is full an authenticated newcomer may take the slot of the youngest connection of the most
+//! represented group, after the peers that were useful (recently delivered valid blocks or
+//! transactions) and the fastest ones have been set aside.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+
+use crate::peer_table::PeerId;
+
+/// The address group of an IP: the unit of the per-group limits and of eviction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AddrGroup {
+    /// A public IPv4 address's /16.
+    V4([u8; 2]),
+    /// A public IPv6 address's /32.
+    V6([u8; 4]),
+    /// Loopback and private-range addresses, each its own group (so tests can model distinct
+    /// hosts with 127.0.0.x, and hosts of one LAN are told apart).
+    Exact(IpAddr),
+}
+
+/// The group of `ip`: /16 for public IPv4, /32 for IPv6, the exact address for loopback,
+/// private (RFC 1918, shared 100.64/10, link-local) and unique-local IPv6 ranges. IPv4-mapped
+/// IPv6 addresses are grouped as IPv4.
+pub fn addr_group(ip: IpAddr) -> AddrGroup {
+    match ip {
+        IpAddr::V4(v4) => v4_group(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4_group(v4),
+            None if is_local_v6(&v6) => AddrGroup::Exact(ip),
+            None => {
+                let o = v6.octets();
+                AddrGroup::V6([o[0], o[1], o[2], o[3]])
+            }
+        },
+    }
+}
+
+fn v4_group(v4: Ipv4Addr) -> AddrGroup {
+    let o = v4.octets();
+    let shared = o[0] == 100 && (o[1] & 0xc0) == 64;
+    if v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || shared {
+        AddrGroup::Exact(IpAddr::V4(v4))
+    } else {
+        AddrGroup::V4([o[0], o[1]])
+    }
+}
+
+fn is_local_v6(v6: &Ipv6Addr) -> bool {
+    let first = v6.segments()[0];
+    v6.is_loopback()
+        || v6.is_unspecified()
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+}
+
+/// What eviction needs to know about one inbound peer.
+#[derive(Clone, Debug)]
+pub struct EvictionCandidate {
+    /// The connection.
+    pub id: PeerId,
+    /// Its address group.
+    pub group: AddrGroup,
+    /// When it connected (ms, any monotonic origin): larger is younger.
+    pub connected_ms: u64,
+    /// When it last delivered a valid block or transaction (0: never).
+    pub last_useful_ms: u64,
+    /// Its best keepalive round trip, in µs (None: not measured yet).
+    pub min_rtt_us: Option<u64>,
+}
+
+/// The inbound peer to evict for a newcomer, or `None` when every peer is protected.
+///
+/// Protected first: up to a quarter of the peers that most recently delivered something
+/// valid, then up to a quarter of the rest with the lowest round trip, and every peer that is
+/// alone in its address group (a group is only ever cut down, never cut out). Of those left, the
+/// group with the most connections loses its youngest (ties: the group whose youngest is
+/// youngest).
+pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
+    let quarter = peers.len() / 4;
+    let mut left: Vec<&EvictionCandidate> = peers.iter().collect();
+
+    let mut useful: Vec<&EvictionCandidate> = left
+        .iter()
+        .copied()
+        .filter(|p| p.last_useful_ms > 0)
+        .collect();
+    useful.sort_by(|a, b| {
+        b.last_useful_ms
+            .cmp(&a.last_useful_ms)
+            .then(a.id.cmp(&b.id))
+    });
+    let protected: Vec<PeerId> = useful.iter().take(quarter).map(|p| p.id).collect();
+    left.retain(|p| !protected.contains(&p.id));
+
+    let mut fast: Vec<&EvictionCandidate> = left
+        .iter()
+        .copied()
+        .filter(|p| p.min_rtt_us.is_some())
+        .collect();
+    fast.sort_by(|a, b| a.min_rtt_us.cmp(&b.min_rtt_us).then(a.id.cmp(&b.id)));
+    let protected: Vec<PeerId> = fast.iter().take(quarter).map(|p| p.id).collect();
+    left.retain(|p| !protected.contains(&p.id));
+
+    let mut group_size: HashMap<AddrGroup, usize> = HashMap::new();
+    for p in peers {
+        *group_size.entry(p.group).or_default() += 1;
+    }
+    let mut groups: HashMap<AddrGroup, Vec<&EvictionCandidate>> = HashMap::new();
+    for p in left {
+        if group_size.get(&p.group).copied().unwrap_or(0) >= 2 {
+            groups.entry(p.group).or_default().push(p);
+        }
+    }
+    let youngest = |v: &[&EvictionCandidate]| -> Option<(u64, PeerId)> {
+        v.iter().map(|p| (p.connected_ms, p.id)).max()
+    };
+    groups
+        .iter()
+        .max_by_key(|(g, v)| (group_size.get(*g).copied().unwrap_or(0), youngest(v)))
+        .and_then(|(_, v)| youngest(v))
+        .map(|(_, id)| id)
+}
+
+/// Counts connections still in the handshake, in total and per IP. A [`HandshakeSlot`] holds
+/// one count until it is dropped, however the handshake ends.
+#[derive(Debug, Clone)]
+pub struct HandshakeLimiter {
+    inner: Arc<Mutex<HandshakeCounts>>,
+    max_total: usize,
+    max_per_ip: usize,
+}
+
+#[derive(Debug, Default)]
+struct HandshakeCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One connection's place in the handshake count.
+#[derive(Debug)]
+pub struct HandshakeSlot {
+    inner: Arc<Mutex<HandshakeCounts>>,
+    ip: IpAddr,
+}
+
+impl HandshakeLimiter {
+    /// At most `max_total` handshakes at once, `max_per_ip` from one IP.
+    pub fn new(max_total: usize, max_per_ip: usize) -> HandshakeLimiter {
+        HandshakeLimiter {
+            inner: Arc::new(Mutex::new(HandshakeCounts::default())),
+            max_total: max_total.max(1),
+            max_per_ip: max_per_ip.max(1),
+        }
+    }
+
+    /// A slot for a handshake from `ip`, or `None` if a limit is reached.
+    pub fn try_acquire(&self, ip: IpAddr) -> Option<HandshakeSlot> {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let here = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= self.max_total || here >= self.max_per_ip {
+            return None;
+        }
+        c.total += 1;
+        c.per_ip.insert(ip, here + 1);
+        Some(HandshakeSlot {
+            inner: self.inner.clone(),
+            ip,
+        })
+    }
+
+    /// Handshakes in progress.
+    pub fn in_progress(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn groups_are_slash16_for_public_v4_and_exact_for_local_ranges() {
+        assert_eq!(addr_group(ip("8.8.4.4")), addr_group(ip("8.8.200.1")));
+        assert_ne!(addr_group(ip("8.8.4.4")), addr_group(ip("8.9.4.4")));
+        assert_ne!(addr_group(ip("127.0.0.2")), addr_group(ip("127.0.0.3")));
+        assert_ne!(addr_group(ip("10.0.0.1")), addr_group(ip("10.0.0.2")));
+        assert_ne!(addr_group(ip("192.168.1.1")), addr_group(ip("192.168.1.2")));
+        assert_ne!(addr_group(ip("100.64.0.1")), addr_group(ip("100.64.0.2")));
+        assert_eq!(
+            addr_group(ip("2001:db8:1::1")),
+            addr_group(ip("2001:db8:ffff::2"))
+        );
+        assert_ne!(addr_group(ip("fd00::1")), addr_group(ip("fd00::2")));
+        assert_eq!(addr_group(ip("::ffff:8.8.4.4")), addr_group(ip("8.8.1.1")));
+    }
+
+    fn cand(
+        id: u64,
+        group: &str,
+        connected: u64,
+        useful: u64,
+        rtt: Option<u64>,
+    ) -> EvictionCandidate {
+        EvictionCandidate {
+            id: PeerId(id),
+            group: addr_group(ip(group)),
+            connected_ms: connected,
+            last_useful_ms: useful,
+            min_rtt_us: rtt,
+        }
+    }
+
+    #[test]
+    fn evicts_the_youngest_of_the_largest_group() {
+        let peers = vec![
+            cand(1, "127.0.0.2", 10, 0, None),
+            cand(2, "127.0.0.3", 11, 0, None),
+            cand(3, "127.0.0.3", 12, 0, None),
+            cand(4, "127.0.0.3", 13, 0, None),
+            cand(5, "127.0.0.4", 14, 0, None),
+        ];
+        assert_eq!(select_eviction(&peers), Some(PeerId(4)));
+    }
+
+    #[test]
+    fn useful_and_fast_peers_are_protected() {
+        // One IP holds every slot; one of its peers delivered blocks, one is the fastest.
+        let mut peers: Vec<_> = (1..=8)
+            .map(|i| cand(i, "127.0.0.2", i * 10, 0, Some(1000 + i)))
+            .collect();
+        peers[7].last_useful_ms = 5; // the youngest delivered a block
+        peers[6].min_rtt_us = Some(1); // the next youngest is the fastest
+        let victim = select_eviction(&peers);
+        assert_eq!(victim, Some(PeerId(6)));
+    }
+
+    #[test]
+    fn nothing_is_evicted_when_all_are_protected_or_alone_in_their_group() {
+        assert_eq!(select_eviction(&[]), None);
+        let alone = vec![
+            cand(1, "127.0.0.2", 10, 0, None),
+            cand(2, "127.0.0.3", 11, 0, None),
+        ];
+        assert_eq!(select_eviction(&alone), None);
+    }
+
+    #[test]
+    fn handshake_slots_are_capped_per_ip_and_in_total_and_released_on_drop() {
+        let l = HandshakeLimiter::new(3, 2);
+        let a1 = l.try_acquire(ip("127.0.0.2"));
+        let a2 = l.try_acquire(ip("127.0.0.2"));
+        assert!(a1.is_some() && a2.is_some());
+        assert!(l.try_acquire(ip("127.0.0.2")).is_none(), "per-IP cap");
+        let b = l.try_acquire(ip("127.0.0.3"));
+        assert!(b.is_some());
+        assert!(l.try_acquire(ip("127.0.0.4")).is_none(), "total cap");
+        drop(a1);
+        assert!(l.try_acquire(ip("127.0.0.4")).is_some());
+        drop((a2, b));
+        assert_eq!(l.in_progress(), 0);
+    }
+}

@@ -1,0 +1,238 @@
+//! Network-wide counters for metrics: bytes and messages by type and direction, throttling,
+//! drops, penalties and bans by offence, failed handshakes by reason. Atomics only, updated
+//! without locks; the owner reads a [`NetStatsSnapshot`] when it is scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::message::Message;
+use crate::misbehaviour::Misbehaviour;
+
+/// Message types in a fixed order (the index into the per-type counters).
+pub const MESSAGE_KINDS: [&str; 12] = [
+    "hello",
+    "get_blocks",
+    "blocks",
+    "new_block",
+    "get_headers",
+    "headers",
+    "new_tx",
+    "get_peers",
+    "peers",
+    "ping",
+    "pong",
+    "error",
+];
+
+/// Why a handshake failed, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeFailure {
+    /// Not Noise, bad Noise, or a bad identity proof.
+    Noise,
+    /// The deadline passed.
+    Timeout,
+    /// Another genesis or protocol version.
+    WrongNetwork,
+    /// The key or the address is banned.
+    Banned,
+    /// No room (slots, group limit, handshake limit).
+    NoRoom,
+    /// Self-connection or duplicate.
+    Duplicate,
+    /// Anything else (I/O errors, a closed socket).
+    Other,
+}
+
+impl HandshakeFailure {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [HandshakeFailure; 7] = [
+        HandshakeFailure::Noise,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::WrongNetwork,
+        HandshakeFailure::Banned,
+        HandshakeFailure::NoRoom,
+        HandshakeFailure::Duplicate,
+        HandshakeFailure::Other,
+    ];
+
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandshakeFailure::Noise => "noise",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::WrongNetwork => "wrong_network",
+            HandshakeFailure::Banned => "banned",
+            HandshakeFailure::NoRoom => "no_room",
+            HandshakeFailure::Duplicate => "duplicate",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        HandshakeFailure::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(0)
+    }
+}
+
+const OFFENCES: usize = Misbehaviour::ALL.len();
+
+/// The counters.
+#[derive(Debug, Default)]
+pub(crate) struct NetStats {
+    bytes_in: [AtomicU64; 12],
+    bytes_out: [AtomicU64; 12],
+    messages_in: [AtomicU64; 12],
+    messages_out: [AtomicU64; 12],
+    pub(crate) throttled: AtomicU64,
+    pub(crate) dropped_broadcasts: AtomicU64,
+    pub(crate) dropped_events: AtomicU64,
+    pub(crate) refused_banned: AtomicU64,
+    pub(crate) refused_handshake_limit: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    penalties: [AtomicU64; OFFENCES],
+    bans: [AtomicU64; OFFENCES],
+    handshakes_failed: [AtomicU64; 7],
+}
+
+/// The index of a frame's message type, read from its first bytes (every frame we encode
+/// starts with `{"type":"`); `None` for anything else.
+fn kind_index_of_frame(frame: &[u8]) -> Option<usize> {
+    let rest = frame.strip_prefix(br#"{"type":""#)?;
+    let end = rest.iter().take(16).position(|b| *b == b'"')?;
+    let kind = rest.get(..end)?;
+    MESSAGE_KINDS.iter().position(|k| k.as_bytes() == kind)
+}
+
+fn kind_index(msg: &Message) -> usize {
+    MESSAGE_KINDS
+        .iter()
+        .position(|k| *k == msg.kind())
+        .unwrap_or(MESSAGE_KINDS.len() - 1)
+}
+
+fn offence_index(m: Misbehaviour) -> usize {
+    Misbehaviour::ALL.iter().position(|o| *o == m).unwrap_or(0)
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+impl NetStats {
+    pub(crate) fn received(&self, msg: &Message, size: usize) {
+        let i = kind_index(msg);
+        add(&self.bytes_in[i], size as u64);
+        add(&self.messages_in[i], 1);
+    }
+
+    pub(crate) fn sent(&self, frame: &[u8], size: usize) {
+        if let Some(i) = kind_index_of_frame(frame) {
+            add(&self.bytes_out[i], size as u64);
+            add(&self.messages_out[i], 1);
+        }
+    }
+
+    pub(crate) fn penalty(&self, m: Misbehaviour) {
+        add(&self.penalties[offence_index(m)], 1);
+    }
+
+    pub(crate) fn ban(&self, m: Misbehaviour) {
+        add(&self.bans[offence_index(m)], 1);
+    }
+
+    pub(crate) fn handshake_failed(&self, r: HandshakeFailure) {
+        add(&self.handshakes_failed[r.index()], 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> NetStatsSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let per_kind = |v: &[AtomicU64; 12]| {
+            MESSAGE_KINDS
+                .iter()
+                .zip(v.iter())
+                .map(|(k, a)| (*k, load(a)))
+                .collect()
+        };
+        let per_offence = |v: &[AtomicU64; OFFENCES]| {
+            Misbehaviour::ALL
+                .iter()
+                .zip(v.iter())
+                .map(|(m, a)| (m.name(), load(a)))
+                .collect()
+        };
+        NetStatsSnapshot {
+            bytes_in: per_kind(&self.bytes_in),
+            bytes_out: per_kind(&self.bytes_out),
+            messages_in: per_kind(&self.messages_in),
+            messages_out: per_kind(&self.messages_out),
+            throttled: load(&self.throttled),
+            dropped_broadcasts: load(&self.dropped_broadcasts),
+            dropped_events: load(&self.dropped_events),
+            refused_banned: load(&self.refused_banned),
+            refused_handshake_limit: load(&self.refused_handshake_limit),
+            evictions: load(&self.evictions),
+            penalties: per_offence(&self.penalties),
+            bans: per_offence(&self.bans),
+            handshakes_failed: HandshakeFailure::ALL
+                .iter()
+                .zip(self.handshakes_failed.iter())
+                .map(|(r, a)| (r.name(), load(a)))
+                .collect(),
+        }
+    }
+}
+
+/// The counters at one moment. Per-type and per-reason lists are `(name, value)` pairs in a
+/// fixed order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NetStatsSnapshot {
+    /// Frame bytes received, by message type.
+    pub bytes_in: Vec<(&'static str, u64)>,
+    /// Frame bytes sent, by message type.
+    pub bytes_out: Vec<(&'static str, u64)>,
+    /// Messages received, by type.
+    pub messages_in: Vec<(&'static str, u64)>,
+    /// Messages sent, by type.
+    pub messages_out: Vec<(&'static str, u64)>,
+    /// Times a peer was not read because it was over a budget.
+    pub throttled: u64,
+    /// Broadcast frames dropped because a peer's send queue was full.
+    pub dropped_broadcasts: u64,
+    /// Announcements dropped because the owner's event queue was full.
+    pub dropped_events: u64,
+    /// Inbound connections closed at accept because their address is banned.
+    pub refused_banned: u64,
+    /// Inbound connections closed at accept because of the handshake limits.
+    pub refused_handshake_limit: u64,
+    /// Inbound peers evicted for a newcomer.
+    pub evictions: u64,
+    /// Penalties, by offence.
+    pub penalties: Vec<(&'static str, u64)>,
+    /// Bans, by the offence that triggered them.
+    pub bans: Vec<(&'static str, u64)>,
+    /// Failed handshakes, by reason.
+    pub handshakes_failed: Vec<(&'static str, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_kinds_are_read_from_the_type_field() {
+        assert_eq!(
+            kind_index_of_frame(br#"{"type":"new_tx","tx":{}}"#),
+            Some(6)
+        );
+        assert_eq!(kind_index_of_frame(br#"{"type":"nope"}"#), None);
+        assert_eq!(kind_index_of_frame(b"xx"), None);
+        let s = NetStats::default();
+        s.sent(br#"{"type":"pong","request_id":1}"#, 40);
+        let snap = s.snapshot();
+        assert_eq!(snap.bytes_out[10], ("pong", 40));
+    }
+}
