@@ -39,6 +39,22 @@ pub enum NetError {
     /// A message arrived in a state where it is not allowed (e.g. a second `hello`).
     #[error("protocol violation: {0}")]
     ProtocolViolation(String),
+    /// The Noise handshake failed before any encrypted channel existed: a handshake message of
+    /// length 0, one that is not valid for `Noise_XX_25519_ChaChaPoly_BLAKE2b` with our prologue
+    /// (garbage, a plaintext or old-version peer, a tampered message), a payload in message 1,
+    /// or the connection closing mid-handshake.
+    #[error("noise handshake failed: {reason}")]
+    HandshakeFailed {
+        /// What went wrong, for logs.
+        reason: String,
+    },
+    /// The peer's identity proof (handshake message 2 or 3) is not 96 bytes, or its signature
+    /// does not verify for the Noise static key the handshake authenticated.
+    #[error("bad identity proof: {reason}")]
+    BadIdentityProof {
+        /// Why the proof was rejected.
+        reason: String,
+    },
     /// The peer did not complete the `hello` exchange in time.
     #[error("handshake not completed within {ms} ms")]
     HandshakeTimeout {
@@ -141,6 +157,9 @@ impl NetError {
             | NetError::UnknownMessage(_) => codes::BAD_FRAME,
             NetError::ProtocolViolation(_) => codes::PROTOCOL_VIOLATION,
             NetError::HandshakeTimeout { .. } => codes::TIMEOUT,
+            NetError::HandshakeFailed { .. } | NetError::BadIdentityProof { .. } => {
+                codes::HANDSHAKE_FAILED
+            }
             NetError::GenesisMismatch { .. } => codes::GENESIS_MISMATCH,
             NetError::VersionMismatch { .. } => codes::VERSION_MISMATCH,
             NetError::SelfConnection { .. } => codes::SELF_CONNECTION,
@@ -153,6 +172,10 @@ impl NetError {
     }
 
     /// True for errors that prove the peer sent malformed data (and so deserves a penalty).
+    ///
+    /// Noise handshake failures (`HandshakeFailed`, `BadIdentityProof`) are not counted: they
+    /// happen before any node id is known (nobody to penalize) and before an encrypted channel
+    /// exists (no `error` frame can be sent); the connection is simply closed.
     pub fn is_malformed_input(&self) -> bool {
         matches!(
             self,

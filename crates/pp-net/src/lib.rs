@@ -38,6 +38,7 @@ mod connection;
 mod error;
 pub mod message;
 mod network;
+pub mod noise;
 pub mod peer_table;
 mod server;
 mod transport;

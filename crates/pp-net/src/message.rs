@@ -50,6 +50,9 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// The sender is shutting down.
     pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// The Noise handshake or the identity proof failed. Never sent in an `error` frame (there is
+    /// no encrypted channel yet to send it on); it names the failure in logs and metrics.
+    pub const HANDSHAKE_FAILED: &str = "handshake_failed";
     /// Anything else.
     pub const INTERNAL: &str = "internal";
 }
