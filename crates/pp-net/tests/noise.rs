@@ -25,7 +25,7 @@ fn identity(seed: u8, static_seed: u8) -> NoiseIdentity {
 async fn write_msg<S: AsyncWrite + Unpin>(s: &mut S, msg: &[u8]) {
     let mut out = (msg.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(msg);
-    s.write_all(&out).await.unwrap();
+    s.write_all(&out).await.expect("in-memory pipe");
 }
 
 async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Vec<u8>> {
@@ -46,21 +46,25 @@ fn proof_over(identity: &KeyPair, static_public: &[u8]) -> Vec<u8> {
 }
 
 fn builder(static_secret: &[u8; 32]) -> snow::Builder<'_> {
-    snow::Builder::new(NOISE_PARAMS.parse().unwrap())
+    snow::Builder::new(NOISE_PARAMS.parse().expect("valid noise parameters"))
         .local_private_key(static_secret)
-        .unwrap()
+        .expect("valid noise parameters")
         .prologue(PROLOGUE)
-        .unwrap()
+        .expect("valid noise parameters")
 }
 
 /// A scripted responder that sends `proof` as message 2's payload. Returns what it read as
 /// message 3 (if the initiator sent one).
 async fn rogue_responder(mut s: DuplexStream, static_secret: [u8; 32], proof: Vec<u8>) {
-    let mut hs = builder(&static_secret).build_responder().unwrap();
-    let m1 = read_msg(&mut s).await.unwrap();
+    let mut hs = builder(&static_secret)
+        .build_responder()
+        .expect("scripted noise peer");
+    let m1 = read_msg(&mut s).await.expect("in-memory pipe");
     let mut buf = vec![0u8; 65535];
-    hs.read_message(&m1, &mut buf).unwrap();
-    let n = hs.write_message(&proof, &mut buf).unwrap();
+    hs.read_message(&m1, &mut buf).expect("scripted noise peer");
+    let n = hs
+        .write_message(&proof, &mut buf)
+        .expect("scripted noise peer");
     write_msg(&mut s, &buf[..n]).await;
     // The initiator must hang up instead of sending message 3.
     assert!(read_msg(&mut s).await.is_err(), "initiator sent message 3");
@@ -68,13 +72,19 @@ async fn rogue_responder(mut s: DuplexStream, static_secret: [u8; 32], proof: Ve
 
 /// A scripted initiator that sends `proof` as message 3's payload.
 async fn rogue_initiator(mut s: DuplexStream, static_secret: [u8; 32], proof: Vec<u8>) {
-    let mut hs = builder(&static_secret).build_initiator().unwrap();
+    let mut hs = builder(&static_secret)
+        .build_initiator()
+        .expect("scripted noise peer");
     let mut buf = vec![0u8; 65535];
-    let n = hs.write_message(&[], &mut buf).unwrap();
+    let n = hs
+        .write_message(&[], &mut buf)
+        .expect("scripted noise peer");
     write_msg(&mut s, &buf[..n]).await;
-    let m2 = read_msg(&mut s).await.unwrap();
-    hs.read_message(&m2, &mut buf).unwrap();
-    let n = hs.write_message(&proof, &mut buf).unwrap();
+    let m2 = read_msg(&mut s).await.expect("in-memory pipe");
+    hs.read_message(&m2, &mut buf).expect("scripted noise peer");
+    let n = hs
+        .write_message(&proof, &mut buf)
+        .expect("scripted noise peer");
     write_msg(&mut s, &buf[..n]).await;
 }
 
@@ -114,11 +124,11 @@ async fn write_chunked<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], chunks: &[
     let mut i = 0;
     while pos < data.len() {
         let end = (pos + chunks[i % chunks.len()]).min(data.len());
-        w.write_all(&data[pos..end]).await.unwrap();
+        w.write_all(&data[pos..end]).await.expect("in-memory pipe");
         pos = end;
         i += 1;
     }
-    w.shutdown().await.unwrap();
+    w.shutdown().await.expect("in-memory pipe");
 }
 
 /// Reads until EOF with reads of the given sizes (cycled).
@@ -127,7 +137,7 @@ async fn read_chunked<R: AsyncRead + Unpin>(r: &mut R, reads: &[usize]) -> Vec<u
     let mut i = 0;
     loop {
         let mut buf = vec![0u8; reads[i % reads.len()]];
-        let n = r.read(&mut buf).await.unwrap();
+        let n = r.read(&mut buf).await.expect("in-memory pipe");
         if n == 0 {
             return out;
         }
@@ -213,7 +223,7 @@ async fn a_responder_proof_signed_over_another_static_key_is_rejected() {
     let other_static = identity(9, 99).static_public();
     let proof = proof_over(&rogue_key, &other_static);
     let (r, ()) = tokio::join!(
-        handshake(a, &*ALICE, true),
+        handshake(a, &ALICE, true),
         rogue_responder(b, [33; 32], proof)
     );
     assert!(
@@ -229,7 +239,7 @@ async fn an_initiator_proof_signed_over_another_static_key_is_rejected() {
     let rogue_key = KeyPair::from_seed([9; 32]);
     let proof = proof_over(&rogue_key, &identity(9, 99).static_public());
     let (r, ()) = tokio::join!(
-        handshake(b, &*BOB, false),
+        handshake(b, &BOB, false),
         rogue_initiator(a, [33; 32], proof)
     );
     assert!(matches!(r, Err(NetError::BadIdentityProof { .. })));
@@ -244,7 +254,7 @@ async fn the_right_proof_from_a_scripted_peer_is_accepted() {
     let static_public = NoiseIdentity::from_static_secret(&key, static_secret).static_public();
     let proof = proof_over(&key, &static_public);
     let (r, ()) = tokio::join!(
-        handshake(b, &*BOB, false),
+        handshake(b, &BOB, false),
         rogue_initiator(a, static_secret, proof)
     );
     assert_eq!(r.unwrap().1, key.public());
@@ -261,7 +271,7 @@ async fn wrong_length_proofs_are_rejected_both_ways() {
     for proof in [Vec::new(), good[..95].to_vec(), long, good[..32].to_vec()] {
         let (a, b) = duplex(4096);
         let (r, ()) = tokio::join!(
-            handshake(a, &*ALICE, true),
+            handshake(a, &ALICE, true),
             rogue_responder(b, static_secret, proof.clone())
         );
         assert!(
@@ -271,7 +281,7 @@ async fn wrong_length_proofs_are_rejected_both_ways() {
         );
         let (a, b) = duplex(4096);
         let (r, ()) = tokio::join!(
-            handshake(b, &*BOB, false),
+            handshake(b, &BOB, false),
             rogue_initiator(a, static_secret, proof.clone())
         );
         assert!(matches!(r, Err(NetError::BadIdentityProof { .. })));
@@ -281,9 +291,9 @@ async fn wrong_length_proofs_are_rejected_both_ways() {
 /// Feeds `bytes` to a responder (then closes) and returns its result.
 async fn responder_fed(bytes: &[u8]) -> Result<PublicKey, NetError> {
     let (a, mut b) = duplex(1 << 17);
-    b.write_all(bytes).await.unwrap();
-    b.shutdown().await.unwrap();
-    let r = handshake(a, &*BOB, false).await.map(|x| x.1);
+    b.write_all(bytes).await.expect("in-memory pipe");
+    b.shutdown().await.expect("in-memory pipe");
+    let r = handshake(a, &BOB, false).await.map(|x| x.1);
     drop(b);
     r
 }
@@ -338,7 +348,7 @@ async fn a_plaintext_peer_sending_hello_fails_the_handshake() {
         b.write_all(&hello).await.unwrap();
         b
     };
-    let (r, _b) = tokio::join!(handshake(a, &*ALICE, true), old);
+    let (r, _b) = tokio::join!(handshake(a, &ALICE, true), old);
     assert!(
         matches!(r, Err(NetError::HandshakeFailed { .. })),
         "{:?}",

@@ -39,7 +39,9 @@ fn vector(doc: &str) -> BTreeMap<String, Vec<u8>> {
         }
         if line.starts_with(char::is_whitespace) {
             let key: &String = current.as_ref().expect("continuation after a key");
-            out.get_mut(key).unwrap().push_str(line.trim());
+            out.get_mut(key)
+                .expect("key inserted above")
+                .push_str(line.trim());
         } else {
             let (k, v) = line.split_once(':').expect("name: hex");
             current = Some(k.trim().to_string());
@@ -135,7 +137,7 @@ fn hello_frame() -> Vec<u8> {
         }),
         DEFAULT_MAX_FRAME_BYTES,
     )
-    .unwrap();
+    .expect("encodes");
     assert_eq!(&json[..], HELLO_JSON.as_bytes(), "serde field order");
     [&(json.len() as u32).to_be_bytes()[..], &json].concat()
 }
@@ -155,7 +157,7 @@ async fn recording_relay<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     log: Arc<Mutex<Vec<Vec<u8>>>>,
 ) {
     while let Ok(m) = read_msg(&mut from).await {
-        log.lock().unwrap().push(m.clone());
+        log.lock().expect("lock not poisoned").push(m.clone());
         if to.write_all(&m).await.is_err() {
             break;
         }
@@ -179,25 +181,25 @@ async fn live_transcript(i: &Inputs) -> [Vec<u8>; 4] {
         handshake_with_ephemeral(a, &ini, true, Some(i.initiator_ephemeral_secret)),
         handshake_with_ephemeral(b, &res, false, Some(i.responder_ephemeral_secret)),
     );
-    let (mut sa, peer_of_a) = ra.unwrap();
-    let (sb, peer_of_b) = rb.unwrap();
+    let (mut sa, peer_of_a) = ra.expect("handshake");
+    let (sb, peer_of_b) = rb.expect("handshake");
     assert_eq!(peer_of_a, res.public_key());
     assert_eq!(peer_of_b, ini.public_key());
     // The whole frame in one write: one transport message.
-    sa.write_all(&hello_frame()).await.unwrap();
-    sa.flush().await.unwrap();
+    sa.write_all(&hello_frame()).await.expect("in-memory pipe");
+    sa.flush().await.expect("in-memory pipe");
     let mut frames = FramedRead::new(sb, MessageCodec::new(DEFAULT_MAX_FRAME_BYTES));
     assert!(matches!(
-        frames.next().await.unwrap().unwrap(),
+        frames.next().await.expect("a frame").expect("decodes"),
         Message::Hello(_)
     ));
-    sa.shutdown().await.unwrap();
+    sa.shutdown().await.expect("in-memory pipe");
     drop(sa);
     drop(frames);
-    f.await.unwrap();
-    g.await.unwrap();
-    let fw = forward.lock().unwrap().clone();
-    let bw = backward.lock().unwrap().clone();
+    f.await.expect("relay task");
+    g.await.expect("relay task");
+    let fw = forward.lock().expect("lock not poisoned").clone();
+    let bw = backward.lock().expect("lock not poisoned").clone();
     assert_eq!(fw.len(), 3, "message 1, message 3, one transport message");
     assert_eq!(bw.len(), 1, "message 2");
     [fw[0].clone(), bw[0].clone(), fw[1].clone(), fw[2].clone()]
@@ -206,7 +208,7 @@ async fn live_transcript(i: &Inputs) -> [Vec<u8>; 4] {
 fn wrap(hex: &str) -> String {
     hex.as_bytes()
         .chunks(64)
-        .map(|c| format!("  {}", std::str::from_utf8(c).unwrap()))
+        .map(|c| format!("  {}", std::str::from_utf8(c).expect("hex is ASCII")))
         .collect::<Vec<_>>()
         .join("\n")
 }
