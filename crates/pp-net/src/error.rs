@@ -178,6 +178,10 @@ impl NetError {
     }
 
     /// True for errors that prove the peer sent malformed data (and so deserves a penalty).
+    ///
+    /// Noise handshake failures (`HandshakeFailed`, `BadIdentityProof`) are not counted: they
+    /// happen before any node id is known (nobody to penalize) and before an encrypted channel
+    /// exists (no `error` frame can be sent); the connection is simply closed.
     pub fn is_malformed_input(&self) -> bool {
         matches!(
             self,

@@ -73,7 +73,8 @@ struct IdentityInner {
 }
 
 impl NoiseIdentity {
-    /// A transport identity with a fresh random Noise static key (from the OS RNG).
+    /// A transport identity with a fresh random Noise static key, drawn from `rand`'s thread-local
+    /// CSPRNG (ChaCha, seeded from the operating system).
     pub fn new(identity: &KeyPair) -> NoiseIdentity {
         NoiseIdentity::from_static_secret(identity, rand::random::<[u8; DH_LEN]>())
     }
@@ -188,6 +189,16 @@ fn handshake_error(stage: &str, e: snow::Error) -> NetError {
 /// No timeout inside: the caller bounds the whole handshake (Noise + `hello`) with one deadline.
 /// The handshake reads exactly the bytes of its three messages from `stream`, so transport data
 /// the peer sends right after message 3 is left for the returned [`NoiseStream`].
+///
+/// # Errors
+///
+/// * [`NetError::HandshakeFailed`]: a message of length 0, a message snow rejects (garbage,
+///   wrong prologue, tampering), a payload in message 1, or end of stream mid-handshake;
+/// * [`NetError::BadIdentityProof`]: the peer's proof is not 96 bytes or does not verify for the
+///   static key the handshake authenticated;
+/// * [`NetError::Io`]: any other I/O error of `stream`.
+///
+/// On error nothing more is sent; the caller drops (closes) the stream.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     ours: &NoiseIdentity,
@@ -569,6 +580,13 @@ mod tests {
         let (ia, ib) = (identity(1, 11), identity(2, 22));
         let (ra, rb) = tokio::join!(handshake(a, &ia, true), handshake(b, &ib, false));
         (ra.unwrap().0, rb.unwrap().0)
+    }
+
+    #[test]
+    fn streams_can_move_between_tasks() {
+        fn assert_send<T: Send + Unpin>() {}
+        assert_send::<NoiseStream<tokio::net::TcpStream>>();
+        assert_send::<NoiseIdentity>();
     }
 
     #[test]

@@ -115,6 +115,7 @@ fn every_error_code_in_the_code_module_is_in_the_doc_table() {
         pp_net::codes::BAD_REQUEST,
         pp_net::codes::TIMEOUT,
         pp_net::codes::SHUTTING_DOWN,
+        pp_net::codes::HANDSHAKE_FAILED,
         pp_net::codes::INTERNAL,
     ] {
         assert!(
