@@ -54,9 +54,9 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Per-peer send queue, in frames (default 1024); see also `outbound_queue_bytes`.
     pub outbound_queue: usize,
-    /// Per-peer send queue, in bytes of frames waiting to be written (default 4 MiB, and
-    /// never below one maximum frame). A full queue makes answers wait (so we stop reading that
-    /// peer's requests) and drops broadcasts.
+    /// Per-peer send queue, in bytes of frames waiting to be written (default 4 MiB). A full
+    /// queue makes answers wait (so we stop reading that peer's requests) and drops broadcasts;
+    /// a frame larger than the budget is sent alone.
     pub outbound_queue_bytes: usize,
     /// Most bytes of blocks in one `blocks` answer (default 2 MiB; the first block is always
     /// sent if it fits in a frame). Bounds the memory a `get_blocks` can make us allocate.
@@ -151,10 +151,10 @@ impl NetConfig {
         self.max_peers.saturating_sub(self.max_outbound()).max(1)
     }
 
-    /// The outbound queue budget in bytes: `outbound_queue_bytes`, at least one maximum frame
-    /// (plus its length prefix), so that any single answer can always be queued.
+    /// The outbound queue budget in bytes (`outbound_queue_bytes`, at least 1). A frame larger
+    /// than the whole budget is still sent, alone, when the queue is empty.
     pub fn queue_bytes(&self) -> usize {
-        self.outbound_queue_bytes.max(self.max_frame_bytes + 4)
+        self.outbound_queue_bytes.max(1)
     }
 }
 

@@ -50,8 +50,8 @@ pub(crate) type Reader<S> = FramedRead<ReadHalf<S>, FrameCodec>;
 /// The write side of a connection, taking encoded payloads.
 pub(crate) type Writer<S> = FramedWrite<WriteHalf<S>, FrameCodec>;
 
-/// A wait longer than this for one message means the peer sends far beyond its budget: it
-/// scores [`Misbehaviour::Flooding`] (and is still only read when the budget allows).
+/// Each time a peer has kept us waiting this long in total because it was over its budgets, it
+/// scores [`Misbehaviour::Flooding`] (and is still only read when the budgets allow).
 const FLOOD_WAIT: Duration = Duration::from_secs(2);
 /// Blocks fetched from the chain view at a time while building a `blocks` answer.
 const BLOCKS_PER_FETCH: u32 = 16;
@@ -352,6 +352,7 @@ where
         shared.clone(),
     ));
     let budget = Budget::new(config);
+    let mut over_budget = Duration::ZERO;
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     // After a stall, one ping is enough; a burst of catch-up pings would only add noise.
@@ -421,12 +422,12 @@ where
                             continue;
                         }
                         shared.penalize_peer(&info, Misbehaviour::UnsolicitedResponse, &format!("answer to unknown request {id}"));
-                        if throttle(&shared, &budget, &info, &counters, &Message::Pong { request_id: id }, size, &client).await.is_err() {
+                        if throttle(&shared, &budget, &info, &counters, &Message::Pong { request_id: id }, size, &client, &mut over_budget).await.is_err() {
                             break;
                         }
                         continue;
                     }
-                    if throttle(&shared, &budget, &info, &counters, &msg, size, &client).await.is_err() {
+                    if throttle(&shared, &budget, &info, &counters, &msg, size, &client, &mut over_budget).await.is_err() {
                         break;
                     }
                     if let Err(close) = handle_message(&shared, &client, &info, msg).await {
@@ -464,8 +465,10 @@ where
     debug!(%reason, "connection closed");
 }
 
-/// Charge `msg` to the peer's budgets, waiting (not reading) while it is over; a long wait
-/// scores flooding. `Err` when the connection is closing.
+/// Charge `msg` to the peer's budgets, waiting (not reading) while it is over. Every
+/// [`FLOOD_WAIT`] of waiting in total (`over_budget` keeps the sum) scores flooding once, so only
+/// sustained abuse scores. `Err` when the connection is closing.
+#[allow(clippy::too_many_arguments)]
 async fn throttle(
     shared: &Shared,
     budget: &Budget,
@@ -474,17 +477,25 @@ async fn throttle(
     msg: &Message,
     size: usize,
     client: &FetchClient,
+    over_budget: &mut Duration,
 ) -> Result<(), ()> {
     let waited = budget.charge(msg, size, client.close_token()).await?;
-    if waited > Duration::ZERO {
-        counters.throttled.fetch_add(1, Ordering::Relaxed);
-        shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
+    if waited == Duration::ZERO {
+        return Ok(());
     }
-    if waited > FLOOD_WAIT {
+    counters.throttled.fetch_add(1, Ordering::Relaxed);
+    shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
+    *over_budget += waited;
+    if *over_budget >= FLOOD_WAIT {
+        *over_budget = Duration::ZERO;
         shared.penalize_peer(
             info,
             Misbehaviour::Flooding,
-            &format!("{} over budget for {} ms", msg.kind(), millis(waited)),
+            &format!(
+                "kept over its budget for {} ms ({})",
+                millis(FLOOD_WAIT),
+                msg.kind()
+            ),
         );
     }
     Ok(())

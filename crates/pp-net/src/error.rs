@@ -41,8 +41,9 @@ pub enum NetError {
     ProtocolViolation(String),
     /// The Noise handshake failed before any encrypted channel existed: a handshake message of
     /// length 0, one that is not valid for `Noise_XX_25519_ChaChaPoly_BLAKE2b` with our prologue
-    /// (garbage, a plaintext or old-version peer, a tampered message), a payload in message 1,
-    /// or the connection closing mid-handshake.
+    /// (garbage, a plaintext or old-version peer, a tampered message), or a payload in
+    /// message 1. (A connection closing mid-handshake is [`NetError::Io`]: it proves nothing
+    /// against the peer.)
     #[error("noise handshake failed: {reason}")]
     HandshakeFailed {
         /// What went wrong, for logs.

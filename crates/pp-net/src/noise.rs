@@ -288,11 +288,14 @@ async fn read_handshake_message<S: AsyncRead + Unpin>(
     hs: &mut snow::HandshakeState,
     n: u8,
 ) -> Result<Vec<u8>, NetError> {
+    // A peer that goes away mid-handshake proves nothing against it (it may have crashed): an
+    // I/O error, not a failed handshake, which would score its address.
     let eof = |e: io::Error| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            NetError::HandshakeFailed {
-                reason: format!("connection closed before message {n} was complete"),
-            }
+            NetError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("connection closed before handshake message {n} was complete"),
+            ))
         } else {
             NetError::Io(e)
         }
@@ -673,10 +676,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn handshake_eof_is_a_typed_error() {
+    async fn handshake_eof_is_an_io_error_not_a_failed_handshake() {
         let (a, b) = tokio::io::duplex(1024);
         drop(b);
         let r = handshake(a, &identity(1, 11), false).await;
-        assert!(matches!(r, Err(NetError::HandshakeFailed { .. })), "{r:?}");
+        assert!(
+            matches!(&r, Err(NetError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{r:?}"
+        );
     }
 }
