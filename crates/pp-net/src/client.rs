@@ -42,7 +42,15 @@ const ABANDONED_MEMORY: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub(crate) frame: Bytes,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Queued {
+    /// The frame, and its share of the byte budget (to hold until the frame has left the
+    /// writer's buffer).
+    pub(crate) fn into_parts(self) -> (Bytes, OwnedSemaphorePermit) {
+        (self.frame, self.permit)
+    }
 }
 
 /// What became of a response that arrived.
@@ -158,12 +166,7 @@ impl FetchClient {
         let Ok(permit) = self.queue_bytes.clone().try_acquire_many_owned(n) else {
             return false;
         };
-        self.queue
-            .try_send(Queued {
-                frame,
-                _permit: permit,
-            })
-            .is_ok()
+        self.queue.try_send(Queued { frame, permit }).is_ok()
     }
 
     /// Queue an encoded frame, waiting for room (frames and bytes).
@@ -176,10 +179,7 @@ impl FetchClient {
             .await
             .map_err(|_| NetError::PeerGone(self.id.0))?;
         self.queue
-            .send(Queued {
-                frame,
-                _permit: permit,
-            })
+            .send(Queued { frame, permit })
             .await
             .map_err(|_| NetError::PeerGone(self.id.0))
     }

@@ -503,7 +503,8 @@ async fn throttle(
 
 /// Drain the queue into the socket until the connection closes. Frames are fed in small batches
 /// and flushed once per batch, so a burst costs one syscall, not one per frame. A frame's share
-/// of the byte budget returns once it is handed to the socket.
+/// of the byte budget returns once the batch holding it is flushed, so the budget covers the
+/// writer's buffer too.
 async fn write_loop<S: AsyncWrite>(
     mut writer: Writer<S>,
     mut queue: mpsc::Receiver<Queued>,
@@ -512,12 +513,13 @@ async fn write_loop<S: AsyncWrite>(
     shared: Arc<Shared>,
 ) -> Writer<S> {
     let write_timeout = shared.config.request_timeout;
-    let count = |q: &Queued| {
-        let size = q.frame.len() + LENGTH_PREFIX_LEN;
+    let count = |frame: &Bytes| {
+        let size = frame.len() + LENGTH_PREFIX_LEN;
         counters.bytes_out.fetch_add(size as u64, Ordering::Relaxed);
         counters.messages_out.fetch_add(1, Ordering::Relaxed);
-        shared.stats.sent(&q.frame, size);
+        shared.stats.sent(frame, size);
     };
+    let mut permits = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -526,21 +528,20 @@ async fn write_loop<S: AsyncWrite>(
         };
         let Some(first) = first else { break };
         let batch = async {
-            count(&first);
-            writer.feed(first.frame.clone()).await?;
-            drop(first);
-            for _ in 0..64 {
-                match queue.try_recv() {
-                    Ok(q) => {
-                        count(&q);
-                        writer.feed(q.frame.clone()).await?;
-                    }
-                    Err(_) => break,
-                }
+            let mut next = Some(first);
+            for _ in 0..=64 {
+                let Some(q) = next.take() else { break };
+                let (frame, permit) = q.into_parts();
+                count(&frame);
+                permits.push(permit);
+                writer.feed(frame).await?;
+                next = queue.try_recv().ok();
             }
             writer.flush().await
         };
-        match tokio::time::timeout(write_timeout, batch).await {
+        let result = tokio::time::timeout(write_timeout, batch).await;
+        permits.clear();
+        match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 client.close(format!("write failed: {e}"), None);

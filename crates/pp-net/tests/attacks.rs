@@ -12,9 +12,7 @@ use common::*;
 use futures::SinkExt;
 use pp_ledger::{Block, BlockHeader, Hash};
 use pp_net::noise::NoiseIdentity;
-use pp_net::{
-    BanTarget, ChainView, Message, NetConfig, NetError, NetEvent, Network, TcpTransport,
-};
+use pp_net::{BanTarget, ChainView, Message, NetConfig, NetError, NetEvent, Network, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -41,7 +39,10 @@ async fn an_impersonator_cannot_displace_penalise_or_ban_an_honest_peer() {
             other => panic!("round {round}: expected hello, got {other:?}"),
         }
         assert_eq!(a.peer_count(), 2, "both are connected side by side");
-        raw.get_mut().write_all(&[0, 0, 0, 3, b'x', b'y', b'z']).await.unwrap();
+        raw.get_mut()
+            .write_all(&[0, 0, 0, 3, b'x', b'y', b'z'])
+            .await
+            .unwrap();
         assert!(closed_within(&mut raw, 3).await);
     }
     // The honest connection is the same one, unscored, unbanned.
@@ -305,7 +306,11 @@ async fn a_peer_that_does_not_answer_pings_is_dropped_within_two_intervals() {
         }
         other => panic!("expected a disconnect, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     a.shutdown().await;
 }
 
@@ -407,11 +412,12 @@ async fn a_flipped_byte_on_the_wire_closes_the_connection_and_applies_nothing() 
             .is_none(),
         "nothing of the tampered message is applied"
     );
-    assert!(
-        wait_event(&mut eb, 3, |e| matches!(e, NetEvent::PeerDisconnected { .. }))
-            .await
-            .is_some()
-    );
+    assert!(wait_event(&mut eb, 3, |e| matches!(
+        e,
+        NetEvent::PeerDisconnected { .. }
+    ))
+    .await
+    .is_some());
     // A third party's tampering is nobody's fault: the honest peer is not penalised.
     assert_eq!(a.score(BanTarget::Key(b.identity())), 0);
     a.shutdown().await;
