@@ -21,6 +21,8 @@ use clap::{Args, Parser, Subcommand};
         ppd testnet --nodes 3 --dir ./net           # write a 3-node loopback testnet\n  \
         ppd run --config ./net/node0/ppd.toml       # start one of its nodes\n  \
         ppd status --node http://127.0.0.1:8080\n  \
+        ppd peers list\n  \
+        ppd peers add 127.0.0.1:9001 --data-dir ./ppd-data  # reads ./ppd-data/admin.token\n  \
         ppd keygen --out alice.key\n  \
         ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080"
 )]
@@ -47,6 +49,64 @@ pub(crate) enum Command {
     },
     /// Print a node's status (GET /status).
     Status(StatusArgs),
+    /// List a node's peers or connect it to one.
+    Peers {
+        /// What to do.
+        #[command(subcommand)]
+        command: PeersCommand,
+    },
+}
+
+/// `ppd peers <what>`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeersCommand {
+    /// Print the node's connected peers (GET /peers).
+    List(PeersListArgs),
+    /// Make the node dial a peer and keep it (POST /peers; needs the node's admin token).
+    Add(PeersAddArgs),
+}
+
+/// `ppd peers list`.
+#[derive(Debug, Args)]
+pub(crate) struct PeersListArgs {
+    /// Base URL of the node's HTTP API.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub(crate) node: String,
+}
+
+/// `ppd peers add`.
+#[derive(Debug, Args)]
+pub(crate) struct PeersAddArgs {
+    /// The peer's P2P address.
+    #[arg(value_name = "HOST:PORT")]
+    pub(crate) addr: String,
+    /// Base URL of the node's HTTP API.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub(crate) node: String,
+    #[command(flatten)]
+    pub(crate) token: TokenArgs,
+}
+
+/// Where an admin command finds the node's admin token.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TokenArgs {
+    /// The node's data directory; the token is read from DIR/admin.token [default: ./ppd-data].
+    #[arg(long, value_name = "DIR", conflicts_with = "token_file")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A file holding the node's admin token (its data_dir/admin.token, or a copy).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token file these flags name.
+    pub(crate) fn path(&self) -> PathBuf {
+        match (&self.token_file, &self.data_dir) {
+            (Some(f), _) => f.clone(),
+            (None, Some(d)) => d.join(pp_server::ADMIN_TOKEN_FILE),
+            (None, None) => PathBuf::from("ppd-data").join(pp_server::ADMIN_TOKEN_FILE),
+        }
+    }
 }
 
 /// `ppd run`.
@@ -204,6 +264,31 @@ mod tests {
             "ppd", "tx", "transfer", "--key", "k", "--to", "abc", "--amount", "1", "--node", "x",
         ]);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn peers_add_reads_the_token_from_the_data_dir_or_a_file() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["ppd", "peers", "add", "127.0.0.1:9001"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Some(Command::Peers {
+                    command: PeersCommand::Add(a),
+                })) => Ok(a),
+                Ok(other) => panic!("not peers add: {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.addr, "127.0.0.1:9001");
+        assert_eq!(a.node, "http://127.0.0.1:8080");
+        assert_eq!(a.token.path(), PathBuf::from("ppd-data/admin.token"));
+        let a = parse(&["--data-dir", "/x/d"]).unwrap();
+        assert_eq!(a.token.path(), PathBuf::from("/x/d/admin.token"));
+        let a = parse(&["--token-file", "/t"]).unwrap();
+        assert_eq!(a.token.path(), PathBuf::from("/t"));
+        assert!(parse(&["--token-file", "/t", "--data-dir", "/d"]).is_err());
+        assert!(Cli::try_parse_from(["ppd", "peers", "add"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! HTTP clients of a running node: `ppd status` and `ppd tx transfer`.
+//! HTTP clients of a running node: `ppd status`, `ppd tx transfer` and `ppd peers`.
 //!
 //! A node's answers are untrusted too: bodies are size-bounded before they are parsed, and every
 //! request has a timeout so the CLI never hangs on a stuck node.
@@ -10,7 +10,7 @@ use pp_ledger::{Hash, Transaction};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cli::TransferArgs;
+use crate::cli::{PeersAddArgs, TransferArgs};
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +21,8 @@ const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) struct NodeClient {
     http: reqwest::Client,
     base: String,
+    /// The admin token sent as `Authorization: Bearer` on every request, if set.
+    token: Option<String>,
 }
 
 /// The parts of `GET /status` the CLI needs.
@@ -83,7 +85,14 @@ impl NodeClient {
         Ok(NodeClient {
             http,
             base: normalise_base(url)?,
+            token: None,
         })
+    }
+
+    /// The same client, sending the node's admin token with every request.
+    pub(crate) fn with_token(mut self, token: String) -> NodeClient {
+        self.token = Some(token);
+        self
     }
 
     async fn read(&self, resp: reqwest::Response) -> anyhow::Result<Value> {
@@ -110,10 +119,11 @@ impl NodeClient {
     /// POST `body` as JSON to `path`.
     pub(crate) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(body)
+        let mut req = self.http.post(&url).json(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
             .send()
             .await
             .with_context(|| format!("POST {url} failed"))?;
@@ -137,6 +147,63 @@ async fn read_bounded(mut resp: reqwest::Response) -> anyhow::Result<Vec<u8>> {
 pub(crate) async fn status(node: &str) -> anyhow::Result<()> {
     let v = NodeClient::new(node)?.get("/status").await?;
     println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// Reads the admin token from `path`; the error says where it looked and how to point elsewhere.
+pub(crate) fn read_admin_token(path: &std::path::Path) -> anyhow::Result<String> {
+    // ServerError's message already names the file and the OS error: keep it as one message so
+    // that `{:#}` prints each cause once.
+    pp_server::admin::read_token_file(path).map_err(|e| {
+        anyhow!(
+            "cannot read the node's admin token: {e} (the node writes it to its data dir at \
+             start; pass --data-dir DIR or --token-file FILE)"
+        )
+    })
+}
+
+/// `ppd peers list`: one line per connected peer.
+pub(crate) async fn peers_list(node: &str) -> anyhow::Result<()> {
+    let v = NodeClient::new(node)?.get("/peers").await?;
+    let peers = v
+        .get("peers")
+        .and_then(Value::as_array)
+        .context("the node's /peers answer has no `peers` list")?;
+    if peers.is_empty() {
+        println!("no peers");
+    }
+    for p in peers {
+        println!("{}", peer_line(p));
+    }
+    Ok(())
+}
+
+/// `node_id addr direction listen=.. tip=..` for a peer of `/peers`.
+fn peer_line(p: &Value) -> String {
+    let field = |k: &str| match p.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_string(),
+        Some(other) => other.to_string(),
+    };
+    format!(
+        "{} {} {} listen={} tip={}",
+        field("node_id"),
+        field("addr"),
+        field("direction"),
+        field("listen_addr"),
+        field("tip_index")
+    )
+}
+
+/// `ppd peers add`: makes the node dial `addr` (POST /peers with the admin token).
+pub(crate) async fn peers_add(args: &PeersAddArgs) -> anyhow::Result<()> {
+    let token = read_admin_token(&args.token.path())?;
+    let client = NodeClient::new(&args.node)?.with_token(token);
+    let v = client
+        .post("/peers", &serde_json::json!({ "addr": args.addr }))
+        .await?;
+    let peer = v.get("peer").context("the node's answer has no `peer`")?;
+    println!("connected: {}", peer_line(peer));
     Ok(())
 }
 
@@ -190,6 +257,23 @@ mod tests {
         assert_eq!(normalise_base("http://h:1/").unwrap(), "http://h:1");
         assert!(normalise_base("https://h:1").is_err());
         assert!(normalise_base("  ").is_err());
+    }
+
+    #[test]
+    fn peer_lines_name_the_peer() {
+        let p = serde_json::json!({"node_id":"node1","addr":"127.0.0.1:5","direction":"outbound",
+            "listen_addr":null,"tip_index":7});
+        assert_eq!(peer_line(&p), "node1 127.0.0.1:5 outbound listen=- tip=7");
+    }
+
+    #[test]
+    fn a_missing_token_file_says_where_it_looked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let m = format!("{:#}", read_admin_token(&path).unwrap_err());
+        assert_eq!(m.matches("admin.token").count(), 1, "{m}");
+        assert_eq!(m.matches("No such file").count(), 1, "{m}");
+        assert!(m.contains("--data-dir"), "{m}");
     }
 
     #[test]

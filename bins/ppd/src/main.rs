@@ -8,6 +8,8 @@
 //! ppd testnet --nodes N --dir DIR [--base-http-port P] [--base-p2p-port Q] [--slot-ms MS]
 //! ppd tx transfer --key FILE --to ACCOUNT --amount N [--fee N] --node URL
 //! ppd status --node URL
+//! ppd peers list [--node URL]
+//! ppd peers add HOST:PORT [--node URL] [--data-dir DIR | --token-file FILE]
 //! ```
 //!
 //! The binary is thin: it parses arguments and the config file, then hands a `ServerConfig` to
@@ -24,7 +26,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, RunArgs, TxCommand};
+use crate::cli::{Cli, Command, PeersCommand, RunArgs, TxCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,6 +62,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status(args) => runtime()?.block_on(client::status(&args.node)),
+        Command::Peers {
+            command: PeersCommand::List(args),
+        } => runtime()?.block_on(client::peers_list(&args.node)),
+        Command::Peers {
+            command: PeersCommand::Add(args),
+        } => runtime()?.block_on(client::peers_add(&args)),
     }
 }
 

@@ -64,12 +64,29 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     // Settings are validated before logging starts so a config error is one clear line.
     let settings = Settings::from_args(args)?;
     init_logging(settings.log.as_deref())?;
+    raise_open_file_limit();
     let config = server_config(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(serve(config))
+}
+
+/// Raises the soft limit on open files to the hard limit, so that many peers and HTTP clients
+/// never starve the listeners of descriptors (the HTTP API bounds its own connections too).
+/// Logs the result once; a failure is only a warning.
+fn raise_open_file_limit() {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => info!(
+            soft_before = before.map_or(0, |(s, _)| s),
+            soft = soft,
+            hard = before.map_or(0, |(_, h)| h),
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 fn addr_or_off(a: Option<std::net::SocketAddr>) -> String {

@@ -27,6 +27,14 @@ pub enum ServerError {
         /// What is wrong.
         reason: String,
     },
+    /// An admin token file is not one printable word.
+    #[error("admin token file {path} is invalid: {reason}")]
+    BadTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The genesis (given, or read from `genesis.json`) breaks a rule.
     #[error("genesis {source_name} is invalid: {error}")]
     BadGenesis {

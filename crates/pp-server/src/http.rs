@@ -4,7 +4,15 @@
 //! Errors are always `{"error":{"code","message"}}` with a 4xx/5xx status, including axum's own
 //! rejections, unknown routes, wrong methods, oversized bodies (tower-http body limit) and
 //! timeouts: a last middleware rewrites any error response that is not already JSON.
-//! Endpoints that change the node (`POST /peers`) answer only clients on a loopback address.
+//!
+//! Two rules keep strangers (and web pages in the operator's browser) out:
+//! * every `POST`/`PUT`/`PATCH` must be `Content-Type: application/json`, checked before anything
+//!   else runs (`415 unsupported_media_type`). A page can send a cross-origin request without a
+//!   CORS preflight only as `text/plain`, a form or multipart; and this API sends no CORS headers,
+//!   so preflighted requests fail;
+//! * admin endpoints (`POST /peers`) take the [`AdminAuth`] extractor: they need
+//!   `Authorization: Bearer <token>` with the token of `data_dir/admin.token`
+//!   (`401 unauthorized` otherwise), from any client address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +20,17 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use pp_ledger::{Block, Hash, PublicKey, Transaction};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq as _;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -142,10 +153,102 @@ async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such endpoint")
 }
 
-/// The API router for `core`. Serve it with connect info (`into_make_service_with_connect_info
-/// ::<SocketAddr>`) so that `POST /peers` can check the client address.
-pub(crate) fn router(core: Arc<Core>) -> Router {
-    Router::new()
+/// The admin token in force, attached to the router as an extension for [`AdminAuth`].
+#[derive(Clone)]
+pub(crate) struct AdminToken(pub(crate) Arc<str>);
+
+/// Proof that a request carried the admin token: `Authorization: Bearer <token>` (scheme
+/// case-insensitive), compared in constant time. Take it as a handler argument to make an
+/// endpoint admin-only; without the token the handler never runs (`401 unauthorized`, with
+/// `WWW-Authenticate: Bearer`). A router without an [`AdminToken`] refuses every admin call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdminAuth;
+
+fn unauthorized(message: &str) -> Response {
+    let mut res = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"pp-ledger admin\""),
+    );
+    res
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let Some(AdminToken(expected)) = parts.extensions.get::<AdminToken>() else {
+            return Err(unauthorized("this node has no admin token"));
+        };
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(unauthorized(
+                "admin endpoint: send the token of the node's data_dir/admin.token as \
+                 `Authorization: Bearer <token>` (exactly one Authorization header)",
+            ));
+        };
+        let given = value.to_str().ok().and_then(bearer_token);
+        match given {
+            Some(t) if bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => Ok(AdminAuth),
+            Some(_) => Err(unauthorized(
+                "wrong admin token (the node writes a new one to data_dir/admin.token at each start)",
+            )),
+            None => Err(unauthorized(
+                "the Authorization header must be `Bearer <token>`",
+            )),
+        }
+    }
+}
+
+/// Whether a Content-Type value is `application/json`, parameters (`; charset=utf-8`) allowed.
+fn is_json_media_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Refuses a request with a body (`POST`, `PUT`, `PATCH`) unless it is declared JSON, before the
+/// body is read or any handler runs.
+async fn require_json(req: Request, next: Next) -> Response {
+    let method = req.method();
+    if method == Method::POST || method == Method::PUT || method == Method::PATCH {
+        let mut values = req.headers().get_all(header::CONTENT_TYPE).iter();
+        let (first, second) = (values.next(), values.next());
+        let ok = second.is_none()
+            && first
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_json_media_type);
+        if !ok {
+            let given = match (first, second) {
+                (None, _) => "none".to_string(),
+                (Some(_), Some(_)) => "several".to_string(),
+                (Some(v), None) => format!("{:?}", String::from_utf8_lossy(v.as_bytes())),
+            };
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("{method} needs Content-Type: application/json; got {given}"),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The API router for `core`; admin endpoints accept `admin_token` (none: they refuse every
+/// call). Serve it with `ConnectInfo<SocketAddr>` in the request extensions (see `http_serve`).
+pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router {
+    let router = Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/blocks", get(blocks))
@@ -157,7 +260,13 @@ pub(crate) fn router(core: Arc<Core>) -> Router {
         .route("/peers", get(peers).post(add_peer))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .with_state(core)
+        .with_state::<()>(core);
+    let router = match admin_token {
+        Some(t) => router.layer(Extension(t)),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn(require_json))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -388,19 +497,10 @@ struct AddPeer {
 
 async fn add_peer(
     State(core): State<Arc<Core>>,
+    _admin: AdminAuth,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    if !client.ip().is_loopback() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "POST /peers is only allowed from loopback, not {}",
-                client.ip()
-            ),
-        ));
-    }
     let body = body?;
     let req: AddPeer = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
@@ -408,6 +508,7 @@ async fn add_peer(
             format!("expected {{\"addr\":\"host:port\"}}: {e}"),
         )
     })?;
+    tracing::info!(%client, addr = %req.addr, "admin: POST /peers");
     let Some(net) = core.net().cloned() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -472,27 +573,95 @@ mod tests {
         )
     }
 
-    fn post_peers(from: [u8; 4]) -> Request<Body> {
-        let mut req = Request::post("/peers")
-            .header("content-type", "application/json")
-            .body(Body::from(r#"{"addr":"127.0.0.1:9"}"#))
-            .unwrap();
+    fn post_peers(from: [u8; 4], auth: Option<&str>, content_type: &str) -> Request<Body> {
+        let mut b = Request::post("/peers").header("content-type", content_type);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let mut req = b.body(Body::from(r#"{"addr":"127.0.0.1:9"}"#)).unwrap();
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::from((from, 5555))));
         req
     }
 
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn app(core: &Arc<Core>, token: Option<&str>) -> Router {
+        router(core.clone(), token.map(|t| AdminToken(Arc::from(t))))
+    }
+
     #[tokio::test]
-    async fn add_peer_is_forbidden_to_non_loopback_clients() {
+    async fn add_peer_needs_the_admin_token_from_every_address() {
         let dir = tempfile::tempdir().unwrap();
         let core = crate::node::testing::core(dir.path(), &KeyPair::from_seed([71u8; 32]));
-        let (st, v) = call(router(core.clone()), post_peers([10, 0, 0, 7])).await;
-        assert_eq!(st, StatusCode::FORBIDDEN);
-        assert_eq!(v["error"]["code"], "forbidden");
-        // From loopback it gets past the check (and fails later: P2P is off here).
-        let (st, v) = call(router(core), post_peers([127, 0, 0, 1])).await;
-        assert_eq!(st, StatusCode::CONFLICT);
-        assert_eq!(v["error"]["code"], "p2p_disabled");
+        let json = "application/json";
+        let good = format!("Bearer {TOKEN}");
+        for from in [[127, 0, 0, 1], [10, 0, 0, 7]] {
+            for auth in [
+                None,
+                Some("Bearer wrong"),
+                Some(&good[..good.len() - 1]),
+                Some(TOKEN),
+                Some("Basic dXNlcjpwYXNz"),
+                Some("Bearer "),
+            ] {
+                let (st, v) = call(app(&core, Some(TOKEN)), post_peers(from, auth, json)).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{from:?} {auth:?}");
+                assert_eq!(v["error"]["code"], "unauthorized");
+            }
+            // With the token it gets past the check (and fails later: P2P is off here).
+            for auth in [good.as_str(), &format!("bearer  {TOKEN} ")] {
+                let req = post_peers(from, Some(auth), "application/json; charset=utf-8");
+                let (st, v) = call(app(&core, Some(TOKEN)), req).await;
+                assert_eq!(st, StatusCode::CONFLICT, "{from:?} {auth:?}");
+                assert_eq!(v["error"]["code"], "p2p_disabled");
+            }
+        }
+        // No token configured: nobody is admin.
+        let (st, _) = call(
+            app(&core, None),
+            post_peers([127, 0, 0, 1], Some(&good), json),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn posts_that_are_not_json_are_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = crate::node::testing::core(dir.path(), &KeyPair::from_seed([72u8; 32]));
+        let good = format!("Bearer {TOKEN}");
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "",
+        ] {
+            let (st, v) = call(
+                app(&core, Some(TOKEN)),
+                post_peers([127, 0, 0, 1], Some(&good), ct),
+            )
+            .await;
+            assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+            assert_eq!(v["error"]["code"], "unsupported_media_type");
+            let req = Request::post("/transactions")
+                .header("content-type", ct)
+                .body(Body::from("{}"))
+                .unwrap();
+            let (st, _) = call(app(&core, Some(TOKEN)), req).await;
+            assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        }
+        let req = Request::post("/transactions")
+            .body(Body::from("{}"))
+            .unwrap();
+        let (st, _) = call(app(&core, Some(TOKEN)), req).await;
+        assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // GETs need no content type.
+        let req = Request::get("/health").body(Body::empty()).unwrap();
+        let (st, _) = call(app(&core, Some(TOKEN)), req).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(is_json_media_type("Application/JSON ; charset=utf-8"));
     }
 
     #[tokio::test]

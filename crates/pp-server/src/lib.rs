@@ -14,15 +14,19 @@
 //! It is written to `data_dir/genesis.json`; restarting with a different genesis is refused
 //! ([`ServerError::GenesisMismatch`]). The node key is, in order: the configured one,
 //! `data_dir/node.key`, the [`dev_key`] of a registered stakeholder named like the node, or a new
-//! random key; a key not read from `node.key` is written there (mode 0600).
+//! random key; a key not read from `node.key` is written there (mode 0600). Each start also writes
+//! a fresh admin token to `data_dir/admin.token` (mode 0600, see [`admin`]): the HTTP API's admin
+//! endpoints require it as `Authorization: Bearer <token>`.
 //!
 //! See `docs/architecture.md` for the tasks, locks and storage layout, and `docs/http-api.md`
 //! for the HTTP API. An example is on [`Server`].
 
+pub mod admin;
 mod clock;
 pub mod config;
 pub mod error;
 mod http;
+mod http_serve;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
@@ -32,10 +36,12 @@ mod server;
 pub mod storage;
 mod tasks;
 
+pub use admin::ADMIN_TOKEN_FILE;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{NetworkConfig, Registration, ServerConfig};
 pub use error::ServerError;
 pub use http::{MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
+pub use http_serve::{HEADER_READ_TIMEOUT, MAX_HTTP_CONNECTIONS};
 pub use keys::dev_key;
 pub use mempool::{Mempool, MempoolError};
 pub use metrics::Metrics;

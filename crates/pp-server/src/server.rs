@@ -94,6 +94,8 @@ pub struct Server {
     temp_dir: Option<PathBuf>,
     core: Option<Arc<Core>>,
     running: Option<Running>,
+    /// The admin token written at the last start, and its file.
+    admin_token: Option<(PathBuf, String)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -134,6 +136,7 @@ impl Server {
             temp_dir: None,
             core: None,
             running: None,
+            admin_token: None,
         }
     }
 
@@ -266,6 +269,12 @@ impl Server {
         }
         let data_dir = self.data_dir();
         std::fs::create_dir_all(&data_dir).map_err(|e| ServerError::io(&data_dir, e))?;
+        // A fresh admin token at every start, before the API can answer (see `admin`).
+        let admin_token = crate::admin::write_new_token(&data_dir)?;
+        self.admin_token = Some((
+            data_dir.join(crate::admin::ADMIN_TOKEN_FILE),
+            admin_token.clone(),
+        ));
         let node_id = self.config.effective_node_id();
         let stored_genesis = read_genesis_file(&data_dir)?;
         let fixed_genesis = match (&self.config.genesis, &stored_genesis) {
@@ -447,21 +456,13 @@ impl Server {
             };
             let bound = listener.local_addr().unwrap_or(addr);
             http_addr = Some(bound);
-            let app = crate::http::router(core.clone())
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let mut stop = shutdown_rx.clone();
+            let app = crate::http::router(
+                core.clone(),
+                Some(crate::http::AdminToken(Arc::from(admin_token.as_str()))),
+            );
             tasks.push((
                 "http",
-                tokio::spawn(async move {
-                    let r = axum::serve(listener, app)
-                        .with_graceful_shutdown(
-                            async move { crate::tasks::stopped(&mut stop).await },
-                        )
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "HTTP server failed");
-                    }
-                }),
+                tokio::spawn(crate::http_serve::serve(listener, app, shutdown_rx.clone())),
             ));
             tracing::info!(addr = %bound, "HTTP API listening");
         }
@@ -702,6 +703,17 @@ impl Server {
     /// The bound HTTP address, while running.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.running.as_ref()?.http_addr
+    }
+
+    /// The file holding the admin token (`data_dir/admin.token`), once started. Its content is
+    /// the capability for the HTTP API's admin endpoints (`Authorization: Bearer <token>`).
+    pub fn admin_token_path(&self) -> Option<&Path> {
+        self.admin_token.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// The admin token written at the last start (a new one at each start), once started.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_ref().map(|(_, t)| t.as_str())
     }
 
     /// The bound P2P address, while running with P2P.

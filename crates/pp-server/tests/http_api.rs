@@ -3,16 +3,26 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{single, wait_until};
 use pp_ledger::{KeyPair, Transaction};
+use pp_server::{NetworkConfig, HEADER_READ_TIMEOUT, MAX_HTTP_CONNECTIONS};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 struct Api {
     base: String,
     client: reqwest::Client,
+}
+
+async fn answer(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
 }
 
 impl Api {
@@ -27,6 +37,20 @@ impl Api {
         let text = r.text().await.unwrap();
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, v)
+    }
+
+    /// POST `body` with the given headers (no content type unless given).
+    async fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(body.to_string()).send().await.unwrap()
     }
 
     async fn post_raw(&self, path: &str, body: String) -> (StatusCode, Value) {
@@ -51,10 +75,17 @@ fn assert_error(v: &Value, code: &str) {
 }
 
 async fn node(seed: u8) -> (tempfile::TempDir, KeyPair, pp_server::Server, Api) {
+    node_with(seed, NetworkConfig::default()).await
+}
+
+async fn node_with(
+    seed: u8,
+    net: NetworkConfig,
+) -> (tempfile::TempDir, KeyPair, pp_server::Server, Api) {
     let dir = tempfile::tempdir().unwrap();
     let key = KeyPair::from_seed([seed; 32]);
     let mut s = single(dir.path(), &key);
-    s.start(0).await.unwrap();
+    s.start_with_network(0, net).await.unwrap();
     let api = Api {
         base: format!("http://{}", s.http_addr().unwrap()),
         client: reqwest::Client::new(),
@@ -249,13 +280,344 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let (st, v) = api.get("/peers").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["peers"], json!([]));
-    let (st, v) = api
-        .post_raw("/peers", json!({"addr": "127.0.0.1:1"}).to_string())
-        .await;
+    let auth = format!("Bearer {}", s.admin_token().unwrap());
+    let json_ct = ("content-type", "application/json");
+    let (st, v) = answer(
+        api.post_with(
+            "/peers",
+            &[json_ct, ("authorization", &auth)],
+            &json!({"addr": "127.0.0.1:1"}).to_string(),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_error(&v, "p2p_disabled");
-    let (st, v) = api.post_raw("/peers", "[]".into()).await;
+    let (st, v) = answer(
+        api.post_with("/peers", &[json_ct, ("authorization", &auth)], "[]")
+            .await,
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_error(&v, "malformed_json");
+    s.shutdown().await;
+}
+
+/// A loopback listener that records every connection made to it (standing in for a peer the
+/// node must not dial).
+async fn recording_listener() -> (std::net::SocketAddr, tokio::sync::watch::Receiver<usize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(0usize);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: a handful of connections at most; the task ends with the test's runtime.
+        for n in 1..=16 {
+            let Ok((sock, _)) = l.accept().await else {
+                return;
+            };
+            held.push(sock);
+            let _ = tx.send(n);
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_text_plain_post_peers_is_refused_and_nothing_is_dialed() {
+    let (_dir, _key, mut s, api) = node_with(21, NetworkConfig::p2p("node0", 0)).await;
+    let (target, dialed) = recording_listener().await;
+    let body = json!({ "addr": target.to_string() }).to_string();
+    let auth = format!("Bearer {}", s.admin_token().unwrap());
+    // What a web page in the operator's browser can send without a CORS preflight: text/plain,
+    // a form or multipart, from a foreign Origin. Even with the token (a page cannot have it, but
+    // the content type alone must stop it before anything runs).
+    for (ct, with_token) in [
+        ("text/plain", false),
+        ("text/plain;charset=UTF-8", true),
+        ("application/x-www-form-urlencoded", false),
+        ("multipart/form-data; boundary=x", true),
+    ] {
+        let mut headers = vec![("content-type", ct), ("origin", "http://evil.example")];
+        if with_token {
+            headers.push(("authorization", &auth));
+        }
+        let r = api.post_with("/peers", &headers, &body).await;
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "no CORS headers, ever"
+        );
+        let (st, v) = answer(r).await;
+        assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}: {v}");
+        assert_error(&v, "unsupported_media_type");
+    }
+    // Without the token, JSON does not help either.
+    let r = api
+        .post_with(
+            "/peers",
+            &[
+                ("content-type", "application/json"),
+                ("origin", "http://evil.example"),
+            ],
+            &body,
+        )
+        .await;
+    let (st, v) = answer(r).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert_error(&v, "unauthorized");
+    // The node dialed nothing and learned no address.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        *dialed.borrow(),
+        0,
+        "the node dialed the attacker's address"
+    );
+    assert_eq!(s.peer_count(), 0);
+    let (_, v) = api.get("/peers").await;
+    assert_eq!(v["peers"], json!([]));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_peers_needs_the_token_from_the_data_dir() {
+    let (_dir, _key, mut s, api) = node_with(22, NetworkConfig::p2p("node0", 0)).await;
+    let json_ct = ("content-type", "application/json");
+    // A dead address: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = json!({ "addr": dead.to_string() }).to_string();
+    for auth in [
+        None,
+        Some("Bearer nope".to_string()),
+        Some(format!("Bearer {}", "0".repeat(64))),
+        Some(format!("Basic {}", s.admin_token().unwrap())),
+    ] {
+        let mut headers = vec![json_ct];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        let (st, v) = answer(api.post_with("/peers", &headers, &body).await).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{auth:?}: {v}");
+        assert_error(&v, "unauthorized");
+    }
+    // The token is what the node wrote to its data dir.
+    let path = s.admin_token_path().unwrap().to_path_buf();
+    assert_eq!(path.file_name().unwrap(), pp_server::ADMIN_TOKEN_FILE);
+    let token = std::fs::read_to_string(&path).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let (st, v) = answer(
+        api.post_with("/peers", &[json_ct, ("authorization", &auth)], &body)
+            .await,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_GATEWAY, "{v}");
+    assert_error(&v, "connect_failed");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_file_is_private_and_new_at_each_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([23u8; 32]);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let mut s = single(dir.path(), &key);
+        s.start(0).await.unwrap();
+        let path = dir.path().join(pp_server::ADMIN_TOKEN_FILE);
+        assert_eq!(s.admin_token_path(), Some(path.as_path()));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let token = text.trim().to_string();
+        assert_eq!(text, format!("{token}\n"));
+        assert_eq!(token.len(), 64, "32 random bytes as hex");
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(s.admin_token(), Some(token.as_str()));
+        // The previous start's token no longer works.
+        if let Some(old) = tokens.last() {
+            let api = reqwest::Client::new();
+            let r = api
+                .post(format!("http://{}/peers", s.http_addr().unwrap()))
+                .header("content-type", "application/json")
+                .bearer_auth(old)
+                .body(r#"{"addr":"127.0.0.1:1"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        tokens.push(token);
+        s.shutdown().await;
+    }
+    assert_ne!(tokens[0], tokens[1], "a fresh token at each start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_must_be_json() {
+    let (_dir, key, mut s, api) = node(24).await;
+    let gh = s.genesis().hash();
+    let bob = KeyPair::from_seed([25u8; 32]).public();
+    let tx = serde_json::to_string(&Transaction::transfer(&key, bob, 5, 1, 0, &gh)).unwrap();
+    for headers in [
+        vec![],
+        vec![("content-type", "text/plain")],
+        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![
+            ("content-type", "application/json"),
+            ("content-type", "text/plain"),
+        ],
+    ] {
+        let (st, v) = answer(api.post_with("/transactions", &headers, &tx).await).await;
+        assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{headers:?}");
+        assert_error(&v, "unsupported_media_type");
+    }
+    assert_eq!(s.pending_transaction_count(), 0, "nothing was executed");
+    let (st, v) = answer(
+        api.post_with(
+            "/transactions",
+            &[("content-type", "application/json; charset=utf-8")],
+            &tx,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    s.shutdown().await;
+}
+
+/// Waits (bounded) for the server to close `sock`; returns when it did, or `None`.
+async fn closed_within(sock: &mut TcpStream, limit: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    // Bounded in time; each read either makes progress, ends the stream or errors.
+    for _ in 0..64 {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, sock.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(Instant::now()),
+            Ok(Ok(_)) => {} // a response (e.g. 408); the close follows
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_headers_are_cut_off_by_the_header_read_timeout() {
+    let (_dir, _key, mut s, _api) = node(26).await;
+    let addr = s.http_addr().unwrap();
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    sock.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(3);
+    let mut closed_at = None;
+    // A header line every 2 s, for at most 10 lines (20 s): a live connection would take them all.
+    for i in 0..10 {
+        if let Some(t) = closed_within(&mut sock, Duration::from_secs(2)).await {
+            closed_at = Some(t);
+            break;
+        }
+        if sock
+            .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed_at = Some(Instant::now());
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("the slowloris connection was never closed");
+    let took = closed_at - start;
+    assert!(
+        took <= limit && took + Duration::from_millis(500) >= HEADER_READ_TIMEOUT,
+        "closed after {took:?}; the header-read timeout is {HEADER_READ_TIMEOUT:?}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_kept_alive_connections_are_closed() {
+    let (_dir, _key, mut s, _api) = node(27).await;
+    let addr = s.http_addr().unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let start = Instant::now();
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(3);
+    assert!(
+        closed_within(&mut silent, limit).await.is_some(),
+        "a silent connection stays open"
+    );
+    assert!(
+        closed_within(&mut kept, limit.saturating_sub(start.elapsed()))
+            .await
+            .is_some(),
+        "an idle kept-alive connection stays open"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_above_the_limit_are_closed_at_once() {
+    let (_dir, _key, mut s, api) = node(28).await;
+    let addr = s.http_addr().unwrap();
+    let extra = 40;
+    let mut socks = Vec::new();
+    for _ in 0..MAX_HTTP_CONNECTIONS + extra {
+        socks.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Well before the header-read timeout frees any slot: exactly the extra ones are closed.
+    let checks = socks.into_iter().map(|mut sock| {
+        tokio::spawn(async move {
+            let closed = closed_within(&mut sock, Duration::from_millis(1500))
+                .await
+                .is_some();
+            (closed, sock)
+        })
+    });
+    let mut closed = 0;
+    let mut held = Vec::new();
+    for c in checks.collect::<Vec<_>>() {
+        let (was_closed, sock) = c.await.unwrap();
+        closed += usize::from(was_closed);
+        held.push(sock);
+    }
+    assert_eq!(
+        closed, extra,
+        "connections over {MAX_HTTP_CONNECTIONS} are closed at once"
+    );
+    // Once the held ones time out, the API answers again.
+    let start = Instant::now();
+    let mut ok = false;
+    while start.elapsed() < HEADER_READ_TIMEOUT + Duration::from_secs(5) {
+        if let Ok(r) = api.client.get(format!("{}/health", api.base)).send().await {
+            if r.status() == StatusCode::OK {
+                ok = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        ok,
+        "/health never answered after the idle connections timed out"
+    );
+    drop(held);
     s.shutdown().await;
 }

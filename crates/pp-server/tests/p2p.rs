@@ -267,8 +267,11 @@ async fn post_peers_connects_two_nodes_over_http() {
         .unwrap();
     let url = format!("http://{}/peers", n2.http_addr().unwrap());
     let client = reqwest::Client::new();
+    let token = std::fs::read_to_string(n2.admin_token_path().unwrap()).unwrap();
     let res = client
         .post(&url)
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
         .body(format!("{{\"addr\":\"{}\"}}", n1.p2p_addr().unwrap()))
         .send()
         .await
@@ -288,6 +291,8 @@ async fn post_peers_connects_two_nodes_over_http() {
         .unwrap();
     let res = client
         .post(&url)
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
         .body(format!("{{\"addr\":\"{}\"}}", other.p2p_addr().unwrap()))
         .send()
         .await
