@@ -860,6 +860,26 @@ impl<T: Transport> Network<T> {
         true
     }
 
+    /// Put back a ban saved earlier (across a restart): in force until `expires_at_ms` (unix
+    /// ms). False if it has expired (or the operator ban list is full).
+    pub fn restore_ban(
+        &self,
+        target: BanTarget,
+        reason: &str,
+        expires_at_ms: u64,
+        manual: bool,
+    ) -> bool {
+        let now_ms = unix_ms();
+        if expires_at_ms <= now_ms {
+            return false;
+        }
+        let until = Instant::now() + std::time::Duration::from_millis(expires_at_ms - now_ms);
+        self.shared
+            .table()
+            .reputation()
+            .ban(target, reason, until, manual)
+    }
+
     /// Lift a ban; true if one was in force.
     pub fn unban(&self, target: BanTarget) -> bool {
         self.shared

@@ -300,13 +300,14 @@ async fn responder_fed(bytes: &[u8]) -> Result<PublicKey, NetError> {
 
 #[tokio::test]
 async fn garbage_instead_of_message_1_fails_the_handshake() {
-    let mut garbage = Vec::new();
-    // Too short to hold an ephemeral key.
-    garbage.push([&[0u8, 16][..], &[0xab; 16]].concat());
-    // 200 bytes: a key followed by a payload, which message 1 must not have.
-    garbage.push([&[0u8, 200][..], &[0x5a; 200]].concat());
-    // Length 0.
-    garbage.push(vec![0, 0, 1, 2, 3]);
+    let garbage = vec![
+        // Too short to hold an ephemeral key.
+        [&[0u8, 16][..], &[0xab; 16]].concat(),
+        // 200 bytes: a key followed by a payload, which message 1 must not have.
+        [&[0u8, 200][..], &[0x5a; 200]].concat(),
+        // Length 0.
+        vec![0, 0, 1, 2, 3],
+    ];
     for g in garbage {
         let r = responder_fed(&g).await;
         assert!(

@@ -34,6 +34,9 @@ use subtle::ConstantTimeEq as _;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+#[path = "http_bans.rs"]
+mod bans;
+
 use crate::mempool::Inserted;
 use crate::node::{Core, LedgerView};
 
@@ -258,6 +261,8 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/transactions/{id}", get(tx_status))
         .route("/accounts/{id}", get(account))
         .route("/peers", get(peers).post(add_peer))
+        .route("/bans", get(bans::bans).post(bans::add_ban))
+        .route("/bans/{target}", axum::routing::delete(bans::remove_ban))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state::<()>(core);
@@ -545,6 +550,7 @@ async fn metrics(State(core): State<Arc<Core>>) -> Response {
         core.metrics
             .peers
             .set(crate::metrics::gauge_value(n.peer_count()));
+        core.metrics.observe_net(&n.stats(), n.bans().len());
     }
     let mut res = Response::new(Body::from(core.metrics.encode()));
     res.headers_mut().insert(

@@ -4,9 +4,27 @@
 //! nodes in one process (tests, simulations) keep separate numbers.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+/// Labels of the per-message-type traffic counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrafficLabels {
+    /// `in` or `out`.
+    pub direction: String,
+    /// The message type (`new_block`, `get_blocks`, ...).
+    pub r#type: String,
+}
+
+/// A label naming a reason (an offence, a handshake failure, a refusal).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason, in snake_case.
+    pub reason: String,
+}
 
 /// The node's metrics. Cloning the handles is cheap (atomics behind `Arc`).
 #[derive(Debug)]
@@ -30,6 +48,26 @@ pub struct Metrics {
     pub reorgs: Counter,
     /// Pending transactions.
     pub mempool_size: Gauge,
+    /// P2P frame bytes by direction and message type.
+    pub p2p_bytes: Family<TrafficLabels, Counter>,
+    /// P2P messages by direction and message type.
+    pub p2p_messages: Family<TrafficLabels, Counter>,
+    /// Times a peer was not read because it was over a budget.
+    pub p2p_throttled: Counter,
+    /// Broadcasts dropped (a peer's send queue full) and announcements dropped (the node's
+    /// event queue full), by `reason` (`peer_queue_full`, `event_queue_full`).
+    pub p2p_dropped: Family<ReasonLabel, Counter>,
+    /// Penalties by offence.
+    pub p2p_penalties: Family<ReasonLabel, Counter>,
+    /// Bans by the offence that caused them.
+    pub p2p_bans: Family<ReasonLabel, Counter>,
+    /// Bans in force (keys and addresses, automatic and operator).
+    pub p2p_bans_active: Gauge,
+    /// Failed handshakes by reason.
+    pub p2p_handshakes_failed: Family<ReasonLabel, Counter>,
+    /// Inbound connections refused at accept, by reason (`banned`, `handshake_limit`), and
+    /// inbound peers evicted for a newcomer (`evicted`).
+    pub p2p_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -46,6 +84,15 @@ impl Metrics {
             peers: Gauge::default(),
             reorgs: Counter::default(),
             mempool_size: Gauge::default(),
+            p2p_bytes: Family::default(),
+            p2p_messages: Family::default(),
+            p2p_throttled: Counter::default(),
+            p2p_dropped: Family::default(),
+            p2p_penalties: Family::default(),
+            p2p_bans: Family::default(),
+            p2p_bans_active: Gauge::default(),
+            p2p_handshakes_failed: Family::default(),
+            p2p_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register("chain_height", "Height of the best chain", m.height.clone());
@@ -81,7 +128,104 @@ impl Metrics {
             "Pending transactions",
             m.mempool_size.clone(),
         );
+        registry.register(
+            "p2p_bytes",
+            "P2P frame bytes by direction and message type",
+            m.p2p_bytes.clone(),
+        );
+        registry.register(
+            "p2p_messages",
+            "P2P messages by direction and message type",
+            m.p2p_messages.clone(),
+        );
+        registry.register(
+            "p2p_throttled",
+            "Times a peer was not read because it was over its budget",
+            m.p2p_throttled.clone(),
+        );
+        registry.register(
+            "p2p_dropped",
+            "P2P broadcasts and announcements dropped, by reason",
+            m.p2p_dropped.clone(),
+        );
+        registry.register(
+            "p2p_penalties",
+            "Misbehaviour penalties by offence",
+            m.p2p_penalties.clone(),
+        );
+        registry.register(
+            "p2p_bans",
+            "Bans by the offence that caused them",
+            m.p2p_bans.clone(),
+        );
+        registry.register(
+            "p2p_bans_active",
+            "Bans in force",
+            m.p2p_bans_active.clone(),
+        );
+        registry.register(
+            "p2p_handshakes_failed",
+            "Failed P2P handshakes by reason",
+            m.p2p_handshakes_failed.clone(),
+        );
+        registry.register(
+            "p2p_refused",
+            "Inbound connections refused at accept or evicted, by reason",
+            m.p2p_refused.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Bring the P2P counters up to the network's cumulative numbers (called at scrape time;
+    /// counters only ever move forward).
+    pub fn observe_net(&self, s: &pp_net::NetStatsSnapshot, bans_active: usize) {
+        fn catch_up(c: &Counter, total: u64) {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        }
+        let traffic = |family: &Family<TrafficLabels, Counter>, dir: &str, v: &[(&str, u64)]| {
+            for (kind, n) in v {
+                let labels = TrafficLabels {
+                    direction: dir.to_string(),
+                    r#type: (*kind).to_string(),
+                };
+                catch_up(&family.get_or_create(&labels), *n);
+            }
+        };
+        traffic(&self.p2p_bytes, "in", &s.bytes_in);
+        traffic(&self.p2p_bytes, "out", &s.bytes_out);
+        traffic(&self.p2p_messages, "in", &s.messages_in);
+        traffic(&self.p2p_messages, "out", &s.messages_out);
+        let reasons = |family: &Family<ReasonLabel, Counter>, v: &[(&str, u64)]| {
+            for (reason, n) in v {
+                let label = ReasonLabel {
+                    reason: (*reason).to_string(),
+                };
+                catch_up(&family.get_or_create(&label), *n);
+            }
+        };
+        reasons(&self.p2p_penalties, &s.penalties);
+        reasons(&self.p2p_bans, &s.bans);
+        reasons(&self.p2p_handshakes_failed, &s.handshakes_failed);
+        reasons(
+            &self.p2p_dropped,
+            &[
+                ("peer_queue_full", s.dropped_broadcasts),
+                ("event_queue_full", s.dropped_events),
+            ],
+        );
+        reasons(
+            &self.p2p_refused,
+            &[
+                ("banned", s.refused_banned),
+                ("handshake_limit", s.refused_handshake_limit),
+                ("evicted", s.evictions),
+            ],
+        );
+        catch_up(&self.p2p_throttled, s.throttled);
+        self.p2p_bans_active.set(gauge_value(bans_active));
     }
 
     /// The OpenMetrics text exposition.

@@ -384,6 +384,12 @@ impl Server {
                 }
             };
             p2p_addr = Some(network.local_addr());
+            // Bans hold across restarts: put back those that have not expired.
+            for b in core.storage.bans().unwrap_or_default() {
+                if let Ok(target) = b.target.parse::<pp_net::BanTarget>() {
+                    network.restore_ban(target, &b.reason, b.expires_at_ms, b.manual);
+                }
+            }
             let _ = core.net.set(Arc::new(network.clone()));
             let mut known = core.storage.peers().unwrap_or_default();
             known.extend(net_cfg.bootstrap_peers.iter().cloned());
@@ -801,6 +807,9 @@ impl Server {
                 known.sort();
                 if let Err(e) = core.storage.save_peers(&known, core.now_ms()) {
                     tracing::warn!(error = %e, "cannot save known peers");
+                }
+                if let Err(e) = crate::tasks::save_bans(core, net.as_ref()) {
+                    tracing::warn!(error = %e, "cannot save bans");
                 }
                 net.shutdown().await;
             }

@@ -9,6 +9,7 @@
 //! | `tx_index`   | transaction id (32)    | hash (32) of the last best-chain block holding it |
 //! | `mempool`    | transaction id (32)    | canonical transaction bytes             |
 //! | `peers`      | address (`&str`)       | last time seen, unix ms (`u64`)         |
+//! | `bans`       | identity key (hex) or IP (`&str`) | JSON `{reason, expires_at_ms, manual}` |
 //! | `meta`       | name (`&str`)          | bytes (`genesis_hash`)                  |
 //!
 //! Every write is one redb transaction committed with the default durability (fsync before
@@ -33,10 +34,26 @@ const BEST: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("best_chain")
 const TX_INDEX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tx_index");
 const MEMPOOL: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mempool");
 const PEERS: TableDefinition<'_, &str, u64> = TableDefinition::new("peers");
+const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Most known peer addresses kept on disk.
 pub const MAX_STORED_PEERS: usize = 1_000;
+/// Most bans stored.
+pub const MAX_STORED_BANS: usize = 20_000;
+
+/// A ban as stored: it is put back at start until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredBan {
+    /// The banned identity key (hex) or IP address.
+    pub target: String,
+    /// Why.
+    pub reason: String,
+    /// When it ends, unix ms.
+    pub expires_at_ms: u64,
+    /// Made by the operator.
+    pub manual: bool,
+}
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +122,7 @@ impl Storage {
             tx.open_table(TX_INDEX)?;
             tx.open_table(MEMPOOL)?;
             tx.open_table(PEERS)?;
+            tx.open_table(BANS)?;
             tx.open_table(META)?;
             Ok(())
         })?;
@@ -333,6 +351,50 @@ impl Storage {
         })
     }
 
+    /// Replaces the stored bans (at most [`MAX_STORED_BANS`]).
+    pub fn save_bans(&self, bans: &[StoredBan]) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let mut t = tx.open_table(BANS)?;
+            t.retain(|_, _| false)?;
+            for b in bans.iter().take(MAX_STORED_BANS) {
+                let value = serde_json::json!({
+                    "reason": b.reason,
+                    "expires_at_ms": b.expires_at_ms,
+                    "manual": b.manual,
+                })
+                .to_string();
+                t.insert(b.target.as_str(), value.as_bytes())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The stored bans (entries that do not parse are skipped: a ban is advice, not state).
+    pub fn bans(&self) -> Result<Vec<StoredBan>, StorageError> {
+        #[derive(serde::Deserialize)]
+        struct Value {
+            reason: String,
+            expires_at_ms: u64,
+            manual: bool,
+        }
+        self.read(|tx| {
+            let t = tx.open_table(BANS)?;
+            let mut out = Vec::new();
+            for r in t.iter()? {
+                let (k, v) = r?;
+                if let Ok(v) = serde_json::from_slice::<Value>(v.value()) {
+                    out.push(StoredBan {
+                        target: k.value().to_string(),
+                        reason: v.reason,
+                        expires_at_ms: v.expires_at_ms,
+                        manual: v.manual,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// The stored known-peer addresses.
     pub fn peers(&self) -> Result<Vec<String>, StorageError> {
         self.read(|tx| {
@@ -455,6 +517,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.mempool_txs().unwrap(), (vec![t1], 0));
+    }
+
+    #[test]
+    fn bans_are_replaced_as_a_set_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.redb");
+        let ban = |t: &str, manual| StoredBan {
+            target: t.into(),
+            reason: "r".into(),
+            expires_at_ms: 99,
+            manual,
+        };
+        {
+            let s = Storage::open(&path).unwrap();
+            s.save_bans(&[ban("127.0.0.9", true), ban("10.0.0.1", false)])
+                .unwrap();
+            s.save_bans(&[ban("127.0.0.9", true)]).unwrap();
+            s.close();
+        }
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.bans().unwrap(), vec![ban("127.0.0.9", true)]);
     }
 
     #[test]

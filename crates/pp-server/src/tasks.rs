@@ -15,6 +15,7 @@ use crate::mempool::{Inserted, MempoolError};
 use crate::metrics::gauge_value;
 use crate::net::PeerNet;
 use crate::node::{Core, ImportError, Imported, SyncRequest, MAX_SERVE_HEADERS};
+use crate::storage::{StorageError, StoredBan};
 
 /// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
 const MAX_SYNC_ROUNDS: u32 = 10_000;
@@ -175,6 +176,9 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
         core.request_sync(best.id, best.tip_index);
     }
     if slot % SAVE_PEERS_EVERY_SLOTS == 0 {
+        if let Err(e) = save_bans(core, net.as_ref()) {
+            tracing::warn!(error = %e, "cannot save bans");
+        }
         let mut known = net.known_addrs();
         known.sort();
         if known != *saved_peers {
@@ -184,6 +188,21 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
             }
         }
     }
+}
+
+/// Stores the bans in force, so that they hold across a restart.
+pub(crate) fn save_bans(core: &Core, net: &dyn PeerNet) -> Result<(), StorageError> {
+    let bans: Vec<StoredBan> = net
+        .bans()
+        .into_iter()
+        .map(|b| StoredBan {
+            target: b.target.to_string(),
+            reason: b.reason,
+            expires_at_ms: b.expires_at_ms,
+            manual: b.manual,
+        })
+        .collect();
+    core.storage.save_bans(&bans)
 }
 
 /// Handles announcements and connection changes from the network.
