@@ -578,30 +578,36 @@ async fn connections_above_the_limit_are_closed_at_once() {
     let (_dir, _key, mut s, api) = node(28).await;
     let addr = s.http_addr().unwrap();
     let extra = 40;
-    let mut socks = Vec::new();
+    let started = Instant::now();
+    // Each connection is watched from the moment it is made: an over-limit one is closed at once,
+    // a held one only by the header-read timeout (5 s), well after the 1.5 s watch.
+    let mut checks = Vec::new();
     for _ in 0..MAX_HTTP_CONNECTIONS + extra {
-        socks.push(TcpStream::connect(addr).await.unwrap());
-    }
-    // Well before the header-read timeout frees any slot: exactly the extra ones are closed.
-    let checks = socks.into_iter().map(|mut sock| {
-        tokio::spawn(async move {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        checks.push(tokio::spawn(async move {
             let closed = closed_within(&mut sock, Duration::from_millis(1500))
                 .await
                 .is_some();
             (closed, sock)
-        })
-    });
+        }));
+    }
+    let connecting = started.elapsed();
     let mut closed = 0;
     let mut held = Vec::new();
-    for c in checks.collect::<Vec<_>>() {
+    for c in checks {
         let (was_closed, sock) = c.await.unwrap();
         closed += usize::from(was_closed);
         held.push(sock);
     }
-    assert_eq!(
-        closed, extra,
-        "connections over {MAX_HTTP_CONNECTIONS} are closed at once"
-    );
+    if connecting + Duration::from_secs(1) < HEADER_READ_TIMEOUT {
+        assert_eq!(
+            closed, extra,
+            "connections over {MAX_HTTP_CONNECTIONS} are closed at once"
+        );
+    } else {
+        // So slow a machine that early connections timed out and freed slots meanwhile.
+        assert!(closed > 0, "no connection over the limit was closed");
+    }
     // Once the held ones time out, the API answers again.
     let start = Instant::now();
     let mut ok = false;
