@@ -89,18 +89,124 @@ async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
     );
     assert_eq!(s.pending_transaction_count(), 0);
 
-    // The penalties show in the peer table (25 for the block, 10 for the transaction).
+    // The penalties show in the peer table: 10 for a block another fork's leader could have
+    // made (`rejected_block`), 10 for a transaction whose signature does not verify.
     let api = format!("http://{}/peers", s.http_addr().unwrap());
     let peers: serde_json::Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
     let p = &peers["peers"][0];
     assert_eq!(p["node_id"], "mallory");
-    assert_eq!(p["score"], 35, "{peers}");
+    assert_eq!(p["score"], 20, "{peers}");
+    assert_eq!(p["key"], mallory.identity().to_hex());
     // The honest chain goes on without the bad block.
     let bad_hash = bad.hash();
     assert!(wait_until(Duration::from_secs(10), || s.height() >= 2).await);
     assert_ne!(s.block_at(1).unwrap().hash(), bad_hash);
     assert_eq!(s.block_at(1).unwrap().header.producer, key.public());
 
+    mallory.shutdown().await;
+    s.shutdown().await;
+}
+
+/// Blocks that are invalid on every chain (over the size limit, a wrong transaction root) and
+/// whose parent is unknown are refused before anything is fetched for them, and their sender
+/// is penalised (50 each): two get it banned and disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_blocks_with_unknown_parents_are_penalised_until_a_ban() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([43u8; 32]);
+    let mut s = common::single(dir.path(), &key);
+    s.start_with_network(0, NetworkConfig::p2p("honest", 0))
+        .await
+        .unwrap();
+    let g = s.genesis();
+    let gh = g.hash();
+    let cfg = NetConfig::new("mallory", gh, "127.0.0.1:0");
+    let (mallory, mut events) = Network::start(cfg, TcpTransport, Arc::new(Empty))
+        .await
+        .unwrap();
+    mallory
+        .connect(&s.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || s.peer_count() == 1).await);
+
+    let evil = KeyPair::from_seed([44u8; 32]);
+    let mut orphan_parent = g.block().header.clone();
+    orphan_parent.index = 7;
+    orphan_parent.slot = 7;
+    orphan_parent.prev_hash = Hash([9; 32]);
+    // Over the transaction-count limit (frame ~1.7 MB, under the 8 MiB frame limit).
+    let txs: Vec<Transaction> = (0..u64::from(g.max_block_txs) + 1)
+        .map(|n| Transaction::transfer(&evil, key.public(), 1, 1, n, &gh))
+        .collect();
+    let oversized = Block::produce(
+        &orphan_parent,
+        8,
+        g.genesis_time + 8,
+        g.difficulty,
+        txs,
+        &evil,
+        &gh,
+        1 << 20,
+    )
+    .unwrap();
+    mallory.broadcast_block(&oversized, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            &s.metrics_text(),
+            "pp_blocks_rejected_total"
+        ) == 1)
+        .await
+    );
+    // A wrong transaction root.
+    let mut bad_root = Block::produce(
+        &orphan_parent,
+        9,
+        g.genesis_time + 9,
+        g.difficulty,
+        vec![],
+        &evil,
+        &gh,
+        1 << 20,
+    )
+    .unwrap();
+    bad_root.header.tx_root = Hash([1; 32]);
+    bad_root.header.mine(1 << 20).unwrap();
+    bad_root.sign(&evil, &gh);
+    mallory.broadcast_block(&bad_root, None);
+    let disconnected = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.recv().await {
+            if let pp_net::NetEvent::PeerDisconnected { reason, .. } = ev {
+                return reason;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap();
+    assert!(disconnected.contains("banned"), "{disconnected}");
+    let text = s.metrics_text();
+    assert_eq!(metric(&text, "pp_blocks_rejected_total"), 2);
+    assert!(
+        text.contains("pp_p2p_bans_total{reason=\"invalid_block\"}"),
+        "{text}"
+    );
+    let api = format!("http://{}/bans", s.http_addr().unwrap());
+    let bans: serde_json::Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+    let targets: Vec<&str> = bans["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["target"].as_str())
+        .collect();
+    assert!(
+        targets.contains(&mallory.identity().to_hex().as_str()),
+        "{bans}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || s.height() >= 2).await,
+        "the node keeps producing"
+    );
     mallory.shutdown().await;
     s.shutdown().await;
 }
