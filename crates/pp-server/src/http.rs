@@ -546,13 +546,7 @@ async fn add_peer(
 }
 
 async fn metrics(State(core): State<Arc<Core>>) -> Response {
-    if let Some(n) = core.net() {
-        core.metrics
-            .peers
-            .set(crate::metrics::gauge_value(n.peer_count()));
-        core.metrics.observe_net(&n.stats(), n.bans().len());
-    }
-    let mut res = Response::new(Body::from(core.metrics.encode()));
+    let mut res = Response::new(Body::from(core.metrics_text()));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

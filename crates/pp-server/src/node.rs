@@ -468,6 +468,17 @@ impl Core {
     }
 
     /// Asks the sync task to catch up with `peer` (dropped if a request is already queued).
+    /// The metrics exposition, with the gauges and P2P counters read from their sources now.
+    pub(crate) fn metrics_text(&self) -> String {
+        if let Some(n) = self.net() {
+            self.metrics
+                .peers
+                .set(crate::metrics::gauge_value(n.peer_count()));
+            self.metrics.observe_net(&n.stats(), n.bans().len());
+        }
+        self.metrics.encode()
+    }
+
     pub(crate) fn request_sync(&self, peer: PeerId, tip_index: u64) {
         let _ = self.sync_tx.try_send(SyncRequest { peer, tip_index });
     }

@@ -784,7 +784,7 @@ impl Server {
     pub fn metrics_text(&self) -> String {
         self.core
             .as_ref()
-            .map(|c| c.metrics.encode())
+            .map(|c| c.metrics_text())
             .unwrap_or_default()
     }
 
