@@ -1,0 +1,265 @@
+//! Exact boundaries of the consensus rules: the cases where `>` and `>=` (or `==` and `!=`)
+//! differ. Each test here kills a mutant that cargo-mutants found surviving the rest of the
+//! suite (see docs/testing.md, "Mutation testing").
+
+mod common;
+
+use common::*;
+use pp_ledger::{
+    merkle_proof, merkle_root, AddOutcome, Block, BlockError, Chain, ChainError, Genesis, Hash,
+    InitialBalance, InitialStakeholder, KeyPair, LedgerState, MerkleProof, RoundRobin, Transaction,
+    TxError, HEADER_LEN,
+};
+
+fn chain_of(g: Genesis) -> Chain<RoundRobin> {
+    Chain::new(g, RoundRobin).expect("valid genesis")
+}
+
+fn add(c: &mut Chain<RoundRobin>, b: &Block) -> Result<AddOutcome, ChainError> {
+    c.add_block(b.clone(), LATE)
+}
+
+/// Bytes of a block with no transactions: header, signature, transaction count.
+const EMPTY_BLOCK_LEN: usize = HEADER_LEN + 64 + 4;
+
+/// `n` transfers from key 3 with nonces `0..n` (all the same encoded size).
+fn transfers(n: u64, gh: &Hash) -> Vec<Transaction> {
+    (0..n).map(|i| transfer(3, 4, 1, 0, i, gh)).collect()
+}
+
+#[test]
+fn block_of_exactly_max_block_bytes_is_accepted_and_one_byte_less_limit_rejects_it() {
+    // Encoded sizes do not depend on the genesis, so measure first, then fix the limit.
+    let probe = genesis();
+    let n = 7;
+    let size = block_on(&probe, &probe.block(), 1, transfers(n, &probe.hash())).encoded_len();
+    assert!(size >= 1024, "the genesis minimum is 1 KiB; got {size}");
+
+    let mut g = genesis();
+    g.max_block_bytes = size as u64;
+    let mut c = chain_of(g.clone());
+    let b = block_on(&g, c.tip(), 1, transfers(n, &g.hash()));
+    assert_eq!(b.encoded_len(), size);
+    assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+
+    let mut g = genesis();
+    g.max_block_bytes = size as u64 - 1;
+    let mut c = chain_of(g.clone());
+    let b = block_on(&g, c.tip(), 1, transfers(n, &g.hash()));
+    assert_eq!(
+        add(&mut c, &b),
+        Err(ChainError::Block(BlockError::TooLarge {
+            size: size as u64,
+            max: size as u64 - 1
+        }))
+    );
+    assert_eq!(c.height(), 0);
+}
+
+#[test]
+fn reorg_of_exactly_k_blocks_is_carried_out() {
+    let g = genesis(); // k = 3
+    let mut c = chain_of(g.clone());
+    let mut best = Vec::new();
+    for s in 1..=5u64 {
+        let b = block_on(&g, c.tip(), s, vec![]);
+        assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+        best.push(b);
+    }
+    // Fork at index 2 (best[1]): switching rolls back indices 3, 4 and 5, exactly k blocks.
+    let f1 = block_on(&g, &best[1], 6, vec![]);
+    let f2 = block_on(&g, &f1, 7, vec![]);
+    let f3 = block_on(&g, &f2, 8, vec![]);
+    let f4 = block_on(&g, &f3, 9, vec![]);
+    for f in [&f1, &f2, &f3] {
+        assert_eq!(add(&mut c, f), Ok(AddOutcome::SideChain));
+    }
+    assert_eq!(
+        add(&mut c, &f4),
+        Ok(AddOutcome::Reorg {
+            rolled_back: best[2..].to_vec(),
+            applied: vec![f1.hash(), f2.hash(), f3.hash(), f4.hash()],
+        })
+    );
+    assert_eq!(c.tip_hash(), f4.hash());
+    assert_eq!(c.height(), 6);
+}
+
+#[test]
+fn reorg_of_k_plus_one_blocks_is_refused() {
+    let g = genesis(); // k = 3
+    let mut c = chain_of(g.clone());
+    let mut best = Vec::new();
+    for s in 1..=5u64 {
+        let b = block_on(&g, c.tip(), s, vec![]);
+        assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+        best.push(b);
+    }
+    // Fork at index 1 (best[0]): switching would roll back 4 blocks.
+    let f1 = block_on(&g, &best[0], 6, vec![]);
+    assert_eq!(
+        add(&mut c, &f1),
+        Err(ChainError::ForkTooDeep { depth: 4, k: 3 })
+    );
+    assert_eq!(c.tip_hash(), best[4].hash());
+}
+
+#[test]
+fn select_transactions_fills_the_block_exactly_to_max_block_bytes() {
+    let probe = genesis();
+    let tx_len = transfers(1, &probe.hash())[0].encoded_len();
+    // The smallest count whose block reaches the 1 KiB genesis minimum.
+    let n = (1024 - EMPTY_BLOCK_LEN).div_ceil(tx_len);
+    let limit = EMPTY_BLOCK_LEN + n * tx_len;
+
+    let mut g = genesis();
+    g.max_block_bytes = limit as u64;
+    let gh = g.hash();
+    let mut c = chain_of(g.clone());
+    let cands = transfers(3 * n as u64, &gh);
+    let picked = c.select_transactions(cands.iter());
+    assert_eq!(picked, cands[..n].to_vec(), "exactly n transactions fit");
+    let b = block_on(&g, c.tip(), 1, picked);
+    assert_eq!(b.encoded_len(), limit);
+    assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+}
+
+#[test]
+fn select_transactions_never_exceeds_max_block_bytes_and_leaves_no_room_for_another() {
+    let probe = genesis();
+    let tx_len = transfers(1, &probe.hash())[0].encoded_len();
+    let n = (1024 - EMPTY_BLOCK_LEN).div_ceil(tx_len);
+    // One byte short of room for the (n+1)-th transaction.
+    let limit = EMPTY_BLOCK_LEN + (n + 1) * tx_len - 1;
+
+    let mut g = genesis();
+    g.max_block_bytes = limit as u64;
+    let gh = g.hash();
+    let mut c = chain_of(g.clone());
+    let cands = transfers(3 * n as u64, &gh);
+    let picked = c.select_transactions(cands.iter());
+    assert_eq!(picked.len(), n);
+    let b = block_on(&g, c.tip(), 1, picked.clone());
+    assert!(b.encoded_len() <= limit);
+    assert!(
+        b.encoded_len() + tx_len > limit,
+        "another transaction would have fit"
+    );
+    assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+}
+
+#[test]
+fn transfer_that_overflows_the_recipient_balance_is_rejected_by_check_tx() {
+    let mut g = genesis();
+    g.initial_balances.push(InitialBalance {
+        account: key(4).public(),
+        amount: u64::MAX - 5,
+    });
+    let gh = g.hash();
+    let s = LedgerState::from_genesis(&g);
+    assert_eq!(
+        s.check_tx(&transfer(3, 4, 6, 1, 0, &gh), &gh),
+        Err(TxError::Overflow {
+            account: key(4).public(),
+            what: "balance"
+        })
+    );
+    // Exactly up to u64::MAX is fine.
+    assert_eq!(s.check_tx(&transfer(3, 4, 5, 1, 0, &gh), &gh), Ok(()));
+}
+
+#[test]
+fn self_transfer_of_a_balance_near_u64_max_is_accepted() {
+    let mut g = genesis();
+    g.initial_balances.push(InitialBalance {
+        account: key(4).public(),
+        amount: u64::MAX,
+    });
+    let gh = g.hash();
+    let mut s = LedgerState::from_genesis(&g);
+    let tx = transfer(4, 4, u64::MAX - 1, 1, 0, &gh);
+    assert_eq!(s.check_tx(&tx, &gh), Ok(()));
+    s.apply_tx(&tx, &gh, &key(1).public()).expect("applies");
+    assert_eq!(s.balance(&key(4).public()), u64::MAX - 1);
+}
+
+#[test]
+fn merkle_proof_with_index_beyond_the_leaf_count_does_not_verify() {
+    let id = Hash::blake2b(b"only tx");
+    let root = merkle_root(&[id]);
+    let good = merkle_proof(&[id], 0).expect("index 0 exists");
+    assert!(good.verify(&id, &root));
+    let bad = MerkleProof {
+        index: 7,
+        leaf_count: 1,
+        siblings: vec![],
+    };
+    assert!(!bad.verify(&id, &root));
+    let at_count = MerkleProof {
+        index: 1,
+        leaf_count: 1,
+        siblings: vec![],
+    };
+    assert!(!at_count.verify(&id, &root));
+}
+
+#[test]
+fn merkle_proof_with_more_than_64_siblings_does_not_verify() {
+    // A proof may not claim a tree deeper than 64 levels, however its counts are set.
+    let id = Hash::blake2b(b"only tx");
+    let root = merkle_root(&[id]);
+    let p = MerkleProof {
+        index: 0,
+        leaf_count: 1,
+        siblings: vec![Hash::ZERO; 65],
+    };
+    assert!(!p.verify(&id, &root));
+}
+
+#[test]
+fn account_count_counts_balance_entries_and_a_stakeholder_without_balance_exists() {
+    let mut g = genesis();
+    g.initial_stakeholders.push(InitialStakeholder {
+        id: "carol".into(),
+        public_key: key(5).public(),
+        stake: 300,
+    });
+    let s = LedgerState::from_genesis(&g);
+    // Keys 1, 2 and 3 have balances; key 5 only a stake.
+    assert_eq!(s.account_count(), 3);
+    assert_eq!(s.balance(&key(5).public()), 0);
+    assert!(s.account_exists(&key(5).public()));
+    assert!(!s.account_exists(&key(6).public()));
+    // A new recipient adds a balance entry.
+    let gh = g.hash();
+    let mut s = s;
+    s.apply_tx(&transfer(3, 6, 10, 0, 0, &gh), &gh, &key(1).public())
+        .expect("applies");
+    assert_eq!(s.account_count(), 4);
+}
+
+#[test]
+fn account_that_only_sent_and_spent_everything_still_exists() {
+    let g = genesis();
+    let gh = g.hash();
+    let mut s = LedgerState::from_genesis(&g);
+    s.apply_tx(&transfer(3, 4, 499_990, 10, 0, &gh), &gh, &key(1).public())
+        .expect("applies");
+    assert_eq!(s.balance(&key(3).public()), 0);
+    assert!(s.account_exists(&key(3).public()));
+}
+
+#[test]
+fn key_pair_rebuilt_from_its_secret_bytes_is_the_same_key() {
+    for seed in [[0u8; 32], [1u8; 32], [0xffu8; 32]] {
+        let k = KeyPair::from_seed(seed);
+        assert_eq!(k.secret_bytes(), seed);
+        let again = KeyPair::from_seed(k.secret_bytes());
+        assert_eq!(again.public(), k.public());
+        assert_eq!(again.sign(b"msg"), k.sign(b"msg"));
+    }
+    assert_ne!(
+        KeyPair::from_seed([1u8; 32]).public(),
+        KeyPair::from_seed([2u8; 32]).public()
+    );
+}
