@@ -263,3 +263,30 @@ fn key_pair_rebuilt_from_its_secret_bytes_is_the_same_key() {
         KeyPair::from_seed([2u8; 32]).public()
     );
 }
+
+#[test]
+fn locator_lists_tip_powers_of_two_back_and_the_genesis_block_exactly_once() {
+    let g = genesis();
+    let mut c = chain_of(g.clone());
+    let mut hashes = vec![g.block().hash()];
+    for h in 0..=9u64 {
+        if h > 0 {
+            let b = block_on(&g, c.tip(), h, vec![]);
+            assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+            hashes.push(b.hash());
+        }
+        // tip, tip-1, tip-2, tip-4, ... while >= 0, then the genesis block if not already last.
+        let mut expected = vec![hashes[h as usize]];
+        let mut step = 1;
+        while step <= h {
+            expected.push(hashes[(h - step) as usize]);
+            step *= 2;
+        }
+        if expected.last() != Some(&hashes[0]) {
+            expected.push(hashes[0]);
+        }
+        assert_eq!(c.locator(), expected, "height {h}");
+        let genesis_count = c.locator().iter().filter(|x| **x == hashes[0]).count();
+        assert_eq!(genesis_count, 1, "height {h}");
+    }
+}
