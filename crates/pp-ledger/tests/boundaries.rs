@@ -8,7 +8,7 @@ use common::*;
 use pp_ledger::{
     merkle_proof, merkle_root, AddOutcome, Block, BlockError, Chain, ChainError, Genesis, Hash,
     InitialBalance, InitialStakeholder, KeyPair, LedgerState, MerkleProof, RoundRobin, Transaction,
-    TxError, HEADER_LEN,
+    TxError, HEADER_LEN, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS,
 };
 
 fn chain_of(g: Genesis) -> Chain<RoundRobin> {
@@ -289,4 +289,51 @@ fn locator_lists_tip_powers_of_two_back_and_the_genesis_block_exactly_once() {
         let genesis_count = c.locator().iter().filter(|x| **x == hashes[0]).count();
         assert_eq!(genesis_count, 1, "height {h}");
     }
+}
+
+#[test]
+fn side_branch_of_max_side_blocks_blocks_can_still_win() {
+    let mut g = genesis();
+    g.k = 2 * MAX_SIDE_BLOCKS as u64; // deep enough that only the side-block bound matters
+    let mut c = chain_of(g.clone());
+    let n = MAX_SIDE_BLOCKS as u64;
+    for s in 1..n {
+        let b = block_on(&g, c.tip(), s, vec![]);
+        assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+    }
+    // A branch from the genesis block, one block longer than the best chain: MAX_SIDE_BLOCKS
+    // side blocks, the most the chain holds.
+    let mut parent = g.block();
+    for i in 1..=n {
+        let b = block_on(&g, &parent, n + i, vec![]);
+        let r = add(&mut c, &b);
+        if i < n {
+            assert_eq!(r, Ok(AddOutcome::SideChain), "side block {i}");
+        } else {
+            assert!(matches!(r, Ok(AddOutcome::Reorg { .. })), "{r:?}");
+        }
+        parent = b;
+    }
+    assert_eq!(c.tip_hash(), parent.hash());
+    assert_eq!(c.height(), n);
+}
+
+#[test]
+fn equivocations_are_recorded_up_to_max_equivocations_keeping_the_oldest() {
+    let g = genesis(); // k = 3: twins fall out of the side set, the records stay
+    let gh = g.hash();
+    let mut c = chain_of(g.clone());
+    let total = MAX_EQUIVOCATIONS as u64 + 2;
+    for s in 1..=total {
+        let parent = c.tip().clone();
+        let b = block_on(&g, &parent, s, vec![]);
+        assert_eq!(add(&mut c, &b), Ok(AddOutcome::Extended));
+        // The same leader signs a different block for the same slot.
+        let twin = block_on(&g, &parent, s, vec![transfer(3, 4, 1, 0, 0, &gh)]);
+        assert_eq!(add(&mut c, &twin), Ok(AddOutcome::SideChain), "slot {s}");
+    }
+    let e = c.equivocations();
+    assert_eq!(e.len(), MAX_EQUIVOCATIONS);
+    assert_eq!(e.first().map(|e| e.slot), Some(1));
+    assert_eq!(e.last().map(|e| e.slot), Some(MAX_EQUIVOCATIONS as u64));
 }
