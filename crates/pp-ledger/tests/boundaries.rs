@@ -337,3 +337,30 @@ fn equivocations_are_recorded_up_to_max_equivocations_keeping_the_oldest() {
     assert_eq!(e.first().map(|e| e.slot), Some(1));
     assert_eq!(e.last().map(|e| e.slot), Some(MAX_EQUIVOCATIONS as u64));
 }
+
+#[test]
+fn merkle_proof_with_exactly_64_siblings_verifies() {
+    // A tree of u64::MAX leaves is 64 levels deep: the proof of leaf 0 has 64 siblings, the
+    // most any proof can have. Leaves are H(0x00 ‖ id), inner nodes H(0x01 ‖ left ‖ right).
+    let id = Hash::blake2b(b"first of very many");
+    let siblings: Vec<Hash> = (0..64u8).map(|i| Hash::blake2b(&[i])).collect();
+    let mut root = Hash::blake2b_parts(&[&[0u8], &id.0]);
+    for s in &siblings {
+        root = Hash::blake2b_parts(&[&[1u8], &root.0, &s.0]);
+    }
+    let p = MerkleProof {
+        index: 0,
+        leaf_count: u64::MAX,
+        siblings: siblings.clone(),
+    };
+    assert!(p.verify(&id, &root));
+    // One sibling fewer or more no longer fits the tree.
+    let short = MerkleProof {
+        siblings: siblings[..63].to_vec(),
+        ..p.clone()
+    };
+    assert!(!short.verify(&id, &root));
+    let mut long = p;
+    long.siblings.push(Hash::ZERO);
+    assert!(!long.verify(&id, &root));
+}
