@@ -364,3 +364,33 @@ fn merkle_proof_with_exactly_64_siblings_verifies() {
     long.siblings.push(Hash::ZERO);
     assert!(!long.verify(&id, &root));
 }
+
+#[test]
+fn zero_stake_zero_reward_and_zero_fee_create_no_entries() {
+    let mut g = genesis();
+    g.block_reward = 0;
+    g.initial_stakeholders.push(InitialStakeholder {
+        id: "zero".into(),
+        public_key: key(6).public(),
+        stake: 0,
+    });
+    let gh = g.hash();
+    let mut s = LedgerState::from_genesis(&g);
+    // A zero stake is no stake entry (leader election reads the map).
+    assert!(!s.stakes().contains_key(&key(6).public()));
+    assert!(!s.account_exists(&key(6).public()));
+    // Producer key 5 has no account: a zero fee and a zero reward must not create one.
+    let producer = key(5).public();
+    let b = Block {
+        header: genesis().block().header,
+        signature: Default::default(),
+        transactions: vec![transfer(3, 4, 10, 0, 0, &gh)],
+    };
+    let before = s.account_count();
+    let mut b = b;
+    b.header.producer = producer;
+    s.apply_block(&b, &gh, g.block_reward).expect("applies");
+    assert!(!s.account_exists(&producer));
+    assert_eq!(s.account_count(), before + 1); // only the recipient, key 4
+    assert_eq!(s.minted(), 0);
+}
