@@ -26,15 +26,15 @@ use clap::{Args, Parser, Subcommand};
         ppd keygen --out alice.key\n  \
         ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080"
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     /// What to do; none means `run` with defaults.
     #[command(subcommand)]
-    pub(crate) command: Option<Command>,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Run a node. Flags override the values of the TOML config file.
     Run(RunArgs),
     /// Write a new node/account key (64 hex characters of the secret seed, mode 0600).
@@ -59,7 +59,7 @@ pub(crate) enum Command {
 
 /// `ppd peers <what>`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum PeersCommand {
+pub enum PeersCommand {
     /// Print the node's connected peers (GET /peers).
     List(PeersListArgs),
     /// Make the node dial a peer and keep it (POST /peers; needs the node's admin token).
@@ -68,39 +68,40 @@ pub(crate) enum PeersCommand {
 
 /// `ppd peers list`.
 #[derive(Debug, Args)]
-pub(crate) struct PeersListArgs {
+pub struct PeersListArgs {
     /// Base URL of the node's HTTP API.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub(crate) node: String,
+    pub node: String,
 }
 
 /// `ppd peers add`.
 #[derive(Debug, Args)]
-pub(crate) struct PeersAddArgs {
+pub struct PeersAddArgs {
     /// The peer's P2P address.
     #[arg(value_name = "HOST:PORT")]
-    pub(crate) addr: String,
+    pub addr: String,
     /// Base URL of the node's HTTP API.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub(crate) node: String,
+    pub node: String,
+    /// Where to find the node's admin token.
     #[command(flatten)]
-    pub(crate) token: TokenArgs,
+    pub token: TokenArgs,
 }
 
 /// Where an admin command finds the node's admin token.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct TokenArgs {
+pub struct TokenArgs {
     /// The node's data directory; the token is read from DIR/admin.token [default: ./ppd-data].
     #[arg(long, value_name = "DIR", conflicts_with = "token_file")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// A file holding the node's admin token (its data_dir/admin.token, or a copy).
     #[arg(long, value_name = "FILE")]
-    pub(crate) token_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
 }
 
 impl TokenArgs {
     /// The token file these flags name.
-    pub(crate) fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         match (&self.token_file, &self.data_dir) {
             (Some(f), _) => f.clone(),
             (None, Some(d)) => d.join(pp_server::ADMIN_TOKEN_FILE),
@@ -111,107 +112,107 @@ impl TokenArgs {
 
 /// `ppd run`.
 #[derive(Debug, Clone, Default, Args)]
-pub(crate) struct RunArgs {
+pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, log).
     /// Relative paths inside it are resolved against the file's directory.
     #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Data directory (chain, state, node.key) [default: ./ppd-data].
     #[arg(long, value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Genesis file (JSON) [default: the built-in devnet genesis].
     #[arg(long, value_name = "FILE")]
-    pub(crate) genesis: Option<PathBuf>,
+    pub genesis: Option<PathBuf>,
     /// Human-readable node id (1..=32 of [A-Za-z0-9._-]).
     #[arg(long, value_name = "ID")]
-    pub(crate) node_id: Option<String>,
+    pub node_id: Option<String>,
     /// HTTP API listen address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR:PORT")]
-    pub(crate) http: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
     /// Peer-to-peer listen address; giving it turns P2P on.
     #[arg(long, value_name = "ADDR:PORT")]
-    pub(crate) p2p: Option<SocketAddr>,
+    pub p2p: Option<SocketAddr>,
     /// A peer to connect to at start (repeatable); replaces the config file's list.
     #[arg(long = "peer", value_name = "HOST:PORT")]
-    pub(crate) peers: Vec<String>,
+    pub peers: Vec<String>,
     /// Most peers connected at once [default: 32].
     #[arg(long, value_name = "N")]
-    pub(crate) max_peers: Option<usize>,
+    pub max_peers: Option<usize>,
 }
 
 /// `ppd keygen`.
 #[derive(Debug, Args)]
-pub(crate) struct KeygenArgs {
+pub struct KeygenArgs {
     /// Where to write the key; an existing file is never overwritten.
     #[arg(long, value_name = "FILE")]
-    pub(crate) out: PathBuf,
+    pub out: PathBuf,
 }
 
 /// `ppd testnet`.
 #[derive(Debug, Args)]
-pub(crate) struct TestnetArgs {
+pub struct TestnetArgs {
     /// Number of nodes (each a stakeholder with equal stake).
     #[arg(long, value_name = "N")]
-    pub(crate) nodes: usize,
+    pub nodes: usize,
     /// Directory to write genesis.json and node0..nodeN-1 into.
     #[arg(long, value_name = "DIR")]
-    pub(crate) dir: PathBuf,
+    pub dir: PathBuf,
     /// HTTP port of node0; node I listens on P+I.
     #[arg(long, value_name = "P", default_value_t = 8080)]
-    pub(crate) base_http_port: u16,
+    pub base_http_port: u16,
     /// P2P port of node0; node I listens on Q+I.
     #[arg(long, value_name = "Q", default_value_t = 9000)]
-    pub(crate) base_p2p_port: u16,
+    pub base_p2p_port: u16,
     /// Slot duration in milliseconds (10..=3600000).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub(crate) slot_ms: u64,
+    pub slot_ms: u64,
     /// Genesis time = now + this many milliseconds, so every node is up before slot 0.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
-    pub(crate) start_delay_ms: u64,
+    pub start_delay_ms: u64,
     /// Proof-of-work difficulty (leading zero hex digits of block hashes).
     #[arg(long, value_name = "D", default_value_t = 2)]
-    pub(crate) difficulty: u32,
+    pub difficulty: u32,
     /// Slots per epoch.
     #[arg(long, value_name = "N", default_value_t = 60)]
-    pub(crate) slots_per_epoch: u64,
+    pub slots_per_epoch: u64,
     /// Network name written into the genesis.
     #[arg(long, value_name = "NAME", default_value = "pp-testnet")]
-    pub(crate) network: String,
+    pub network: String,
 }
 
 /// `ppd tx <kind>`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum TxCommand {
+pub enum TxCommand {
     /// Transfer coins from the key's account to another account.
     Transfer(TransferArgs),
 }
 
 /// `ppd tx transfer`.
 #[derive(Debug, Args)]
-pub(crate) struct TransferArgs {
+pub struct TransferArgs {
     /// Key file of the sender (as written by `ppd keygen` or a node's node.key).
     #[arg(long, value_name = "FILE")]
-    pub(crate) key: PathBuf,
+    pub key: PathBuf,
     /// Receiving account (64 hex characters).
     #[arg(long, value_name = "ACCOUNT")]
-    pub(crate) to: pp_ledger::PublicKey,
+    pub to: pp_ledger::PublicKey,
     /// Amount to transfer (> 0).
     #[arg(long, value_name = "N")]
-    pub(crate) amount: u64,
+    pub amount: u64,
     /// Fee paid to the block producer.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    pub(crate) fee: u64,
+    pub fee: u64,
     /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
-    pub(crate) node: String,
+    pub node: String,
 }
 
 /// `ppd status`.
 #[derive(Debug, Args)]
-pub(crate) struct StatusArgs {
+pub struct StatusArgs {
     /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub(crate) node: String,
+    pub node: String,
 }
 
 #[cfg(test)]

@@ -17,21 +17,21 @@ use serde::{Deserialize, Serialize};
 use crate::cli::RunArgs;
 
 /// Largest config file accepted, in bytes. A real config is a few hundred bytes.
-pub(crate) const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// Most peers accepted in `peers`.
-pub(crate) const MAX_CONFIG_PEERS: usize = 256;
+pub const MAX_CONFIG_PEERS: usize = 256;
 /// Upper bound for `max_peers`: beyond it a loopback/test node would only exhaust descriptors.
-pub(crate) const MAX_MAX_PEERS: usize = 1024;
+pub const MAX_MAX_PEERS: usize = 1024;
 /// Default data directory of `ppd` / `ppd run`.
-pub(crate) const DEFAULT_DATA_DIR: &str = "ppd-data";
+pub const DEFAULT_DATA_DIR: &str = "ppd-data";
 /// Default HTTP listen address.
-pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// Default `max_peers`: the Server's own default.
-pub(crate) const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
+pub const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
 
 /// A config file or value that breaks a rule.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -92,36 +92,36 @@ fn bad(key: &'static str, reason: impl Into<String>) -> ConfigError {
 /// The keys of `ppd.toml`, exactly as written in the file. Every key is optional.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileConfig {
+pub struct FileConfig {
     /// Data directory.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Genesis file.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) genesis: Option<PathBuf>,
+    pub genesis: Option<PathBuf>,
     /// Node id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) node_id: Option<String>,
+    pub node_id: Option<String>,
     /// HTTP listen address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) http: Option<String>,
+    pub http: Option<String>,
     /// P2P listen address (present = P2P on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) p2p: Option<String>,
+    pub p2p: Option<String>,
     /// Peers to connect to at start.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) peers: Option<Vec<String>>,
+    pub peers: Option<Vec<String>>,
     /// Most peers at once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) max_peers: Option<usize>,
+    pub max_peers: Option<usize>,
     /// Log filter (RUST_LOG syntax), used when RUST_LOG is not set.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) log: Option<String>,
+    pub log: Option<String>,
 }
 
 impl FileConfig {
     /// Reads and parses `path`, bounded to [`MAX_CONFIG_BYTES`]; paths stay as written.
-    pub(crate) fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let read_err = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -143,7 +143,7 @@ impl FileConfig {
     }
 
     /// Parses TOML bytes; `path` is only used in error messages.
-    pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<FileConfig, ConfigError> {
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: format!("not UTF-8: {e}"),
@@ -155,7 +155,7 @@ impl FileConfig {
     }
 
     /// The file as TOML text (used by `ppd testnet`).
-    pub(crate) fn to_toml(&self) -> String {
+    pub fn to_toml(&self) -> String {
         // Plain strings, numbers and arrays always serialize.
         toml::to_string(self).unwrap_or_default()
     }
@@ -163,28 +163,28 @@ impl FileConfig {
 
 /// Everything `ppd run` needs, after merging defaults, the config file and flags, and validating.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// Data directory.
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Genesis file, if not the built-in devnet.
-    pub(crate) genesis: Option<PathBuf>,
+    pub genesis: Option<PathBuf>,
     /// Node id, if given.
-    pub(crate) node_id: Option<String>,
+    pub node_id: Option<String>,
     /// HTTP listen address.
-    pub(crate) http: SocketAddr,
+    pub http: SocketAddr,
     /// P2P listen address; `None` = P2P off.
-    pub(crate) p2p: Option<SocketAddr>,
+    pub p2p: Option<SocketAddr>,
     /// Peers to connect to at start.
-    pub(crate) peers: Vec<String>,
+    pub peers: Vec<String>,
     /// Most peers at once.
-    pub(crate) max_peers: usize,
+    pub max_peers: usize,
     /// Log filter from the config file.
-    pub(crate) log: Option<String>,
+    pub log: Option<String>,
 }
 
 impl Settings {
     /// Merges `args` over the config file it names (if any) over the defaults.
-    pub(crate) fn from_args(args: &RunArgs) -> Result<Settings, ConfigError> {
+    pub fn from_args(args: &RunArgs) -> Result<Settings, ConfigError> {
         let file = match &args.config {
             Some(path) => Some((FileConfig::load(path)?, config_dir(path))),
             None => None,
@@ -193,7 +193,7 @@ impl Settings {
     }
 
     /// Merges `args` over `file` (with the directory its relative paths are resolved against).
-    pub(crate) fn merge(
+    pub fn merge(
         file: Option<(FileConfig, PathBuf)>,
         args: &RunArgs,
     ) -> Result<Settings, ConfigError> {
@@ -321,7 +321,7 @@ fn check_peer(p: &str) -> Result<(), ConfigError> {
 }
 
 /// Reads and validates a genesis file, bounded to the genesis size limit.
-pub(crate) fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
+pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
     let read_err = |source| ConfigError::GenesisRead {
         path: path.to_path_buf(),
         source,

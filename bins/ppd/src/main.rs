@@ -15,10 +15,10 @@
 //! The binary is thin: it parses arguments and the config file, then hands a `ServerConfig` to
 //! `pp_server::Server`, which does all the work. Errors are reported on stderr with exit code 1.
 
-mod cli;
 mod client;
-mod config;
 mod run;
+
+use ppd::{cli, config};
 
 mod testnet;
 

@@ -764,4 +764,155 @@ mod tests {
             .iter()
             .all(|h| Arc::ptr_eq(&c.entries[h].stakes, first)));
     }
+
+    /// A two-stakeholder genesis (keys from seeds 1 and 2, round robin) for the tests below.
+    fn two_stakeholders() -> (Genesis, [KeyPair; 2]) {
+        let keys = [KeyPair::from_seed([1u8; 32]), KeyPair::from_seed([2u8; 32])];
+        let mut g = Genesis::devnet("alice", keys[0].public(), 0);
+        g.k = 5;
+        g.difficulty = 0;
+        g.initial_stakeholders
+            .push(crate::genesis::InitialStakeholder {
+                id: "bob".into(),
+                public_key: keys[1].public(),
+                stake: 1_000,
+            });
+        (g, keys)
+    }
+
+    fn produce(
+        g: &Genesis,
+        keys: &[KeyPair; 2],
+        parent: &Block,
+        slot: u64,
+        txs: Vec<Transaction>,
+    ) -> Block {
+        let leader = RoundRobin::leader(g, slot).unwrap();
+        let key = keys.iter().find(|k| k.public() == leader).unwrap();
+        Block::produce(
+            &parent.header,
+            slot,
+            0,
+            g.difficulty,
+            txs,
+            key,
+            &g.hash(),
+            1 << 20,
+        )
+        .unwrap()
+    }
+
+    /// A branch block that fails when the switch applies it makes the chain restore the old
+    /// best chain and state exactly, and drop the bad block with its descendants.
+    ///
+    /// Through `add_block` this cannot happen with intact entries: the new block's parent state
+    /// is rebuilt along the same branch (`state_after`) before the switch, so a held block that
+    /// no longer applies fails there first. It takes a bug or a corrupted entry between arrival
+    /// and switch; simulated here by replacing a held block's transactions, then calling
+    /// `switch_to` as `add_block` would.
+    #[test]
+    fn failed_fork_switch_restores_the_old_best_chain_and_drops_the_bad_branch_tail() {
+        let (g, keys) = two_stakeholders();
+        let gh = g.hash();
+        let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+        let pay = |nonce| Transaction::transfer(&keys[0], keys[1].public(), 5, 1, nonce, &gh);
+        let a1 = produce(&g, &keys, &g.block(), 1, vec![pay(0)]);
+        let a2 = produce(&g, &keys, &a1, 2, vec![pay(1)]);
+        let a3 = produce(&g, &keys, &a2, 3, vec![]);
+        for b in [&a1, &a2, &a3] {
+            assert_eq!(c.add_block(b.clone(), u64::MAX), Ok(AddOutcome::Extended));
+        }
+        let b1 = produce(&g, &keys, &g.block(), 4, vec![pay(0)]);
+        let b2 = produce(&g, &keys, &b1, 5, vec![]);
+        let b3 = produce(&g, &keys, &b2, 6, vec![]);
+        for b in [&b1, &b2, &b3] {
+            assert_eq!(c.add_block(b.clone(), u64::MAX), Ok(AddOutcome::SideChain));
+        }
+        let state_before = c.state.clone();
+        let best_before = c.best.clone();
+        let by_slot_before = c.by_slot.clone();
+        // Corrupt the held b2: a replay of nonce 0 fails once b1 is applied.
+        c.entries.get_mut(&b2.hash()).unwrap().block.transactions = vec![pay(0)];
+
+        let err = c.switch_to(&b3.hash()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Block(BlockError::Tx {
+                    index: 0,
+                    error: crate::error::TxError::BadNonce { .. },
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        // The old best chain and its exact state are back, with undo data to roll back again.
+        assert_eq!(c.best, best_before);
+        assert_eq!(c.tip_hash(), a3.hash());
+        assert_eq!(c.state, state_before);
+        for a in [&a1, &a2, &a3] {
+            assert!(c.entries[&a.hash()].undo.is_some());
+        }
+        // b1 (valid) is still a side block; b2 and its child b3 are gone everywhere.
+        assert_eq!(c.side, HashSet::from([b1.hash()]));
+        assert!(c.contains(&b1.hash()));
+        assert!(!c.contains(&b2.hash()));
+        assert!(!c.contains(&b3.hash()));
+        let mut expected_by_slot = by_slot_before;
+        expected_by_slot.retain(|_, h| *h != b2.hash() && *h != b3.hash());
+        assert_eq!(c.by_slot, expected_by_slot);
+        // The restored chain works: it extends, and the rolled-back undo data is usable.
+        let a4 = produce(&g, &keys, &a3, 7, vec![pay(2)]);
+        assert_eq!(c.add_block(a4, u64::MAX), Ok(AddOutcome::Extended));
+        let b2 = produce(&g, &keys, &b1, 8, vec![]);
+        let b3 = produce(&g, &keys, &b2, 9, vec![]);
+        let b4 = produce(&g, &keys, &b3, 10, vec![]);
+        let b5 = produce(&g, &keys, &b4, 11, vec![]);
+        for b in [b2, b3, b4] {
+            assert_eq!(c.add_block(b, u64::MAX), Ok(AddOutcome::SideChain));
+        }
+        assert!(matches!(
+            c.add_block(b5.clone(), u64::MAX),
+            Ok(AddOutcome::Reorg { .. })
+        ));
+        let mut fresh = LedgerState::from_genesis(&g);
+        for h in &c.best[1..] {
+            fresh
+                .apply_block(&c.entries[h].block, &gh, g.block_reward)
+                .unwrap();
+        }
+        assert_eq!(c.state, fresh);
+        assert_eq!(c.tip_hash(), b5.hash());
+    }
+
+    /// The same when the very first branch block fails: nothing of the branch was applied.
+    #[test]
+    fn failed_fork_switch_at_the_first_branch_block_drops_the_whole_branch() {
+        let (g, keys) = two_stakeholders();
+        let gh = g.hash();
+        let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+        let pay = |nonce| Transaction::transfer(&keys[0], keys[1].public(), 5, 1, nonce, &gh);
+        let a1 = produce(&g, &keys, &g.block(), 1, vec![pay(0)]);
+        assert_eq!(c.add_block(a1.clone(), u64::MAX), Ok(AddOutcome::Extended));
+        let b1 = produce(&g, &keys, &g.block(), 2, vec![]);
+        let b2 = produce(&g, &keys, &b1, 3, vec![]);
+        assert_eq!(c.add_block(b1.clone(), u64::MAX), Ok(AddOutcome::SideChain));
+        let state_before = c.state.clone();
+        // Insert b2 as held without switching (as `add_block` does just before `switch_to`).
+        let mut e = c.entries[&b1.hash()].clone();
+        e.block = b2.clone();
+        c.entries.insert(b2.hash(), e);
+        c.side.insert(b2.hash());
+        c.entries.get_mut(&b1.hash()).unwrap().block.transactions = vec![pay(1)];
+        assert!(matches!(
+            c.switch_to(&b2.hash()),
+            Err(ChainError::Block(BlockError::Tx { .. }))
+        ));
+        assert_eq!(c.best, vec![g.block().hash(), a1.hash()]);
+        assert_eq!(c.state, state_before);
+        assert!(c.entries[&a1.hash()].undo.is_some());
+        assert!(c.side.is_empty());
+        assert!(!c.contains(&b1.hash()) && !c.contains(&b2.hash()));
+        assert!(c.by_slot.values().all(|h| *h == a1.hash()));
+    }
 }

@@ -1,0 +1,30 @@
+//! The `ppd.toml` parser (`ppd::config::FileConfig::parse`) and its validation
+//! (`Settings::merge` with no command-line flags): never panic; an accepted file re-serializes
+//! (`to_toml`, as `ppd testnet` writes it) to TOML that parses back to the same config, which
+//! validates the same way.
+#![no_main]
+
+use std::path::{Path, PathBuf};
+
+use libfuzzer_sys::fuzz_target;
+use ppd::cli::RunArgs;
+use ppd::config::{FileConfig, Settings};
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("/fuzz/ppd.toml");
+    let Ok(cfg) = FileConfig::parse(data, path) else {
+        return;
+    };
+    let text = cfg.to_toml();
+    let back = FileConfig::parse(text.as_bytes(), path).expect("written config parses back");
+    assert_eq!(back, cfg, "TOML round trip differs");
+    let base = PathBuf::from("/fuzz");
+    let args = RunArgs::default();
+    let a = Settings::merge(Some((cfg, base.clone())), &args);
+    let b = Settings::merge(Some((back, base)), &args);
+    match (a, b) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("validation differs after the round trip: {a:?} vs {b:?}"),
+    }
+});
