@@ -16,20 +16,7 @@ use crate::message::Message;
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
 /// The `type` values this version understands; used to tell an unknown message from bad JSON.
-const KNOWN_TYPES: &[&str] = &[
-    "hello",
-    "get_blocks",
-    "blocks",
-    "new_block",
-    "get_headers",
-    "headers",
-    "new_tx",
-    "get_peers",
-    "peers",
-    "ping",
-    "pong",
-    "error",
-];
+const KNOWN_TYPES: &[&str] = &crate::stats::MESSAGE_KINDS;
 
 /// Splits a byte stream into frame payloads and writes payloads as frames.
 #[derive(Debug, Clone, Copy)]

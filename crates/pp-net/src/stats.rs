@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::message::Message;
 use crate::misbehaviour::Misbehaviour;
 
-/// Message types in a fixed order (the index into the per-type counters).
+/// Every message type of this protocol version, in a fixed order (the index into the per-type
+/// counters; the codec also uses it to tell an unknown type from bad JSON).
 pub const MESSAGE_KINDS: [&str; 12] = [
     "hello",
     "get_blocks",

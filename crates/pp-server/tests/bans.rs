@@ -8,25 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::wait_until;
-use pp_ledger::{Block, BlockHeader, Hash, KeyPair};
-use pp_net::{ChainView, NetConfig, NetError, Network, TcpTransport};
+use common::{wait_until, Empty};
+use pp_ledger::KeyPair;
+use pp_net::{NetConfig, NetError, Network, TcpTransport};
 use pp_server::NetworkConfig;
 use serde_json::{json, Value};
-
-struct Empty;
-
-impl ChainView for Empty {
-    fn tip(&self) -> (u64, Hash) {
-        (0, Hash::ZERO)
-    }
-    fn get_blocks(&self, _from_index: u64, _count: u32) -> Vec<Block> {
-        Vec::new()
-    }
-    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
-        Vec::new()
-    }
-}
 
 async fn call(
     method: reqwest::Method,

@@ -7,25 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::wait_until;
-use pp_ledger::{Block, BlockHeader, Hash, KeyPair, Transaction};
-use pp_net::{ChainView, NetConfig, Network, TcpTransport};
+use common::{wait_until, Empty};
+use pp_ledger::{Block, Hash, KeyPair, Transaction};
+use pp_net::{NetConfig, Network, TcpTransport};
 use pp_server::NetworkConfig;
-
-/// A peer with nothing to serve.
-struct Empty;
-
-impl ChainView for Empty {
-    fn tip(&self) -> (u64, Hash) {
-        (0, Hash::ZERO)
-    }
-    fn get_blocks(&self, _from_index: u64, _count: u32) -> Vec<Block> {
-        Vec::new()
-    }
-    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
-        Vec::new()
-    }
-}
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pp_ledger::{Genesis, KeyPair};
+use pp_ledger::{Block, BlockHeader, Genesis, Hash, KeyPair};
+use pp_net::ChainView;
 use pp_server::{Clock, Server, SystemClock};
 
 /// Slot length used by the tests: short so blocks come quickly, long enough for 2 cores.
@@ -42,4 +43,19 @@ pub fn fast_genesis(id: &str, key: &KeyPair) -> Genesis {
     g.slot_duration_ms = SLOT.as_millis() as u64;
     g.difficulty = 1;
     g
+}
+
+/// A raw pp-net peer's chain view with nothing to serve.
+pub struct Empty;
+
+impl ChainView for Empty {
+    fn tip(&self) -> (u64, Hash) {
+        (0, Hash::ZERO)
+    }
+    fn get_blocks(&self, _from_index: u64, _count: u32) -> Vec<Block> {
+        Vec::new()
+    }
+    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
+        Vec::new()
+    }
 }
