@@ -22,11 +22,21 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// `$CARGO build --workspace --bins --tests` (cargo sets `CARGO` for tests; with
 /// `PP_TEST_RELEASE=1`, `$CARGO build --release -p ppd --bin ppd`), so the tests never run a
 /// stale binary; later calls return the cached path.
+///
+/// If `PP_PPD_BIN` is set, that file is used as is and nothing is built (e.g. to benchmark an
+/// older release with this harness); the call panics if it is not a file.
 pub fn ppd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| match build_bin("ppd") {
-        Ok(p) => p,
-        Err(e) => panic!("cannot build ppd: {e:#}"),
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("PP_PPD_BIN") {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "PP_PPD_BIN={} is not a file", p.display());
+            return p;
+        }
+        match build_bin("ppd") {
+            Ok(p) => p,
+            Err(e) => panic!("cannot build ppd: {e:#}"),
+        }
     })
 }
 

@@ -5,6 +5,8 @@
 //! cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
 //! # the nodes from an optimised build:
 //! PP_TEST_RELEASE=1 cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
+//! # a prebuilt ppd instead (nothing is built), e.g. an older commit's, to compare versions:
+//! PP_PPD_BIN=/path/to/ppd cargo test -p pp-integration-tests --test net_benchmark -- --ignored --nocapture --test-threads 1
 //! ```
 //!
 //! - `block_propagation_on_a_5_node_testnet`: for 20 consecutive blocks, the time from the block's
