@@ -135,7 +135,7 @@ pub struct RunArgs {
     /// A peer to connect to at start (repeatable); replaces the config file's list.
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub peers: Vec<String>,
-    /// Most peers connected at once [default: 32].
+    /// Connection slots [default: 32]: outbound min(8, N/2), inbound the rest.
     #[arg(long, value_name = "N")]
     pub max_peers: Option<usize>,
 }

@@ -23,14 +23,15 @@ pub struct NetworkConfig {
     /// The human-readable node id announced to peers (and the dev-stakeholder name, see
     /// [`dev_key`](crate::dev_key)). Empty: use [`ServerConfig::node_id`].
     pub node_id: String,
-    /// Peers to dial at start (`"host:port"`); they are redialed with backoff while below
-    /// `max_peers`.
+    /// Peers to dial at start (`"host:port"`); they are redialed with backoff while an
+    /// outbound slot is free.
     pub bootstrap_peers: Vec<String>,
     /// The address to listen on for peers (IP only; the port is `p2p_port`).
     pub listen_addr: String,
     /// The peer-to-peer port; 0 picks a free one (see [`Server::p2p_addr`](crate::Server::p2p_addr)).
     pub p2p_port: u16,
-    /// Most connected peers.
+    /// Connection slots: outbound `min(8, max_peers / 2)` (at least 1), inbound the rest (at
+    /// least 1); see `pp_net::NetConfig::max_outbound`.
     pub max_peers: usize,
 }
 
