@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{wait_until, Empty};
 use pp_ledger::{Block, Hash, KeyPair, Transaction};
-use pp_net::{NetConfig, Network, TcpTransport};
-use pp_server::NetworkConfig;
+use pp_net::{NetConfig, NetEvent, Network, TcpTransport};
+use pp_server::{NetworkConfig, Server};
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -18,19 +18,24 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = KeyPair::from_seed([41u8; 32]);
-    let mut s = common::single(dir.path(), &key);
+/// An honest single-node devnet with P2P (key from `seed`, data in `dir`), and "mallory", a raw
+/// pp-net peer connected to it.
+async fn honest_node_and_mallory(
+    dir: &std::path::Path,
+    seed: u8,
+) -> (
+    Server,
+    KeyPair,
+    Network<TcpTransport>,
+    tokio::sync::mpsc::Receiver<NetEvent>,
+) {
+    let key = KeyPair::from_seed([seed; 32]);
+    let mut s = common::single(dir, &key);
     s.start_with_network(0, NetworkConfig::p2p("honest", 0))
         .await
         .unwrap();
-    let g = s.genesis();
-    let gh = g.hash();
-
-    let cfg = NetConfig::new("mallory", gh, "127.0.0.1:0");
-    let (mallory, _events) = Network::start(cfg, TcpTransport, Arc::new(Empty))
+    let cfg = NetConfig::new("mallory", s.genesis().hash(), "127.0.0.1:0");
+    let (mallory, events) = Network::start(cfg, TcpTransport, Arc::new(Empty))
         .await
         .unwrap();
     let info = mallory
@@ -39,6 +44,23 @@ async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
         .unwrap();
     assert_eq!(info.node_id, "honest");
     assert!(wait_until(Duration::from_secs(10), || s.peer_count() == 1).await);
+    (s, key, mallory, events)
+}
+
+/// Waits (at most 10 s) until the node has rejected `n` blocks.
+async fn rejected_blocks_reach(s: &Server, n: u64) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        metric(&s.metrics_text(), "pp_blocks_rejected_total") == n
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, key, mallory, _events) = honest_node_and_mallory(dir.path(), 41).await;
+    let g = s.genesis();
+    let gh = g.hash();
 
     // A well-formed block at slot 1, but mallory is not the slot leader.
     let evil = KeyPair::from_seed([42u8; 32]);
@@ -54,13 +76,7 @@ async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
     )
     .unwrap();
     mallory.broadcast_block(&bad, None);
-    assert!(
-        wait_until(Duration::from_secs(10), || metric(
-            &s.metrics_text(),
-            "pp_blocks_rejected_total"
-        ) == 1)
-        .await
-    );
+    assert!(rejected_blocks_reach(&s, 1).await);
     // A transaction whose signature does not verify.
     let mut forged = Transaction::transfer(&key, evil.public(), 1, 1, 0, &gh);
     forged.body.amount = 1_000;
@@ -98,22 +114,9 @@ async fn rejects_block_from_non_leader_and_penalizes_the_sender() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_blocks_with_unknown_parents_are_penalised_until_a_ban() {
     let dir = tempfile::tempdir().unwrap();
-    let key = KeyPair::from_seed([43u8; 32]);
-    let mut s = common::single(dir.path(), &key);
-    s.start_with_network(0, NetworkConfig::p2p("honest", 0))
-        .await
-        .unwrap();
+    let (mut s, key, mallory, mut events) = honest_node_and_mallory(dir.path(), 43).await;
     let g = s.genesis();
     let gh = g.hash();
-    let cfg = NetConfig::new("mallory", gh, "127.0.0.1:0");
-    let (mallory, mut events) = Network::start(cfg, TcpTransport, Arc::new(Empty))
-        .await
-        .unwrap();
-    mallory
-        .connect(&s.p2p_addr().unwrap().to_string())
-        .await
-        .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || s.peer_count() == 1).await);
 
     let evil = KeyPair::from_seed([44u8; 32]);
     let mut orphan_parent = g.block().header.clone();
@@ -136,13 +139,7 @@ async fn invalid_blocks_with_unknown_parents_are_penalised_until_a_ban() {
     )
     .unwrap();
     mallory.broadcast_block(&oversized, None);
-    assert!(
-        wait_until(Duration::from_secs(10), || metric(
-            &s.metrics_text(),
-            "pp_blocks_rejected_total"
-        ) == 1)
-        .await
-    );
+    assert!(rejected_blocks_reach(&s, 1).await);
     // A wrong transaction root.
     let mut bad_root = Block::produce(
         &orphan_parent,
@@ -161,7 +158,7 @@ async fn invalid_blocks_with_unknown_parents_are_penalised_until_a_ban() {
     mallory.broadcast_block(&bad_root, None);
     let disconnected = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(ev) = events.recv().await {
-            if let pp_net::NetEvent::PeerDisconnected { reason, .. } = ev {
+            if let NetEvent::PeerDisconnected { reason, .. } = ev {
                 return reason;
             }
         }
