@@ -24,7 +24,8 @@ use clap::{Args, Parser, Subcommand};
         ppd peers list\n  \
         ppd peers add 127.0.0.1:9001 --data-dir ./ppd-data  # reads ./ppd-data/admin.token\n  \
         ppd keygen --out alice.key\n  \
-        ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080"
+        ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080\n  \
+        ppd bench --node http://127.0.0.1:8080 --key ./net/node0/node.key --observer http://127.0.0.1:8081 --duration 60"
 )]
 pub struct Cli {
     /// What to do; none means `run` with defaults.
@@ -49,6 +50,9 @@ pub enum Command {
     },
     /// Print a node's status (GET /status).
     Status(StatusArgs),
+    /// Load a node with signed transfers and measure accepted and included throughput, latency,
+    /// slot fill and acknowledged-but-lost transactions.
+    Bench(BenchArgs),
     /// List a node's peers or connect it to one.
     Peers {
         /// What to do.
@@ -215,6 +219,51 @@ pub struct StatusArgs {
     pub node: String,
 }
 
+/// `ppd bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Base URL of the node the transactions are submitted to.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// Key file of a funded account; it pays for the load accounts.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Another node on which inclusion, latency and slot fill are measured [default: --node].
+    #[arg(long, value_name = "URL")]
+    pub observer: Option<String>,
+    /// Number of load accounts funded from --key (1..=1000).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub accounts: usize,
+    /// Coins given to each load account.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub fund: u64,
+    /// Target submission rate in transactions per second; 0 = as fast as the node accepts.
+    #[arg(long, value_name = "TX_PER_S", default_value_t = 0)]
+    pub rate: u64,
+    /// How long to submit, in seconds (1..=86400).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub duration: u64,
+    /// After the load, how long to wait for acknowledged transactions to be included (0..=3600).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub grace: u64,
+    /// Requests in flight at once (1..=512, and at most --accounts: one per account at a time).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Transactions per request (1..=256). Above 1, POST /transactions gets a JSON array if the
+    /// node accepts that form (tried on the first request); otherwise one per request.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch: usize,
+    /// Fee of each transfer.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub fee: u64,
+    /// Seconds between progress lines (1..=3600).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub progress: u64,
+    /// Write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +339,21 @@ mod tests {
         assert_eq!(a.token.path(), PathBuf::from("/t"));
         assert!(parse(&["--token-file", "/t", "--data-dir", "/d"]).is_err());
         assert!(Cli::try_parse_from(["ppd", "peers", "add"]).is_err());
+    }
+
+    #[test]
+    fn bench_defaults_and_required_key() {
+        let cli = Cli::try_parse_from(["ppd", "bench", "--key", "k"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            (b.accounts, b.rate, b.duration, b.concurrency, b.batch),
+            (64, 0, 60, 32, 1)
+        );
+        assert_eq!(b.node, "http://127.0.0.1:8080");
+        assert!(b.observer.is_none() && b.json.is_none());
+        assert!(Cli::try_parse_from(["ppd", "bench"]).is_err());
     }
 
     #[test]

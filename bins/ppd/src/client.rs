@@ -97,7 +97,7 @@ impl NodeClient {
 
     async fn read(&self, resp: reqwest::Response) -> anyhow::Result<Value> {
         let status = resp.status();
-        let body = read_bounded(resp).await?;
+        let body = read_bounded(resp, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
             return Err(anyhow!(error_message(status, &body)));
         }
@@ -131,12 +131,15 @@ impl NodeClient {
     }
 }
 
-/// Reads a response body, refusing more than [`MAX_RESPONSE_BYTES`].
-async fn read_bounded(mut resp: reqwest::Response) -> anyhow::Result<Vec<u8>> {
+/// Reads a response body, refusing more than `max` bytes.
+pub(crate) async fn read_bounded(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await.context("reading the node's answer")? {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            bail!("the node's answer is larger than {MAX_RESPONSE_BYTES} bytes");
+        if out.len() + chunk.len() > max {
+            bail!("the node's answer is larger than {max} bytes");
         }
         out.extend_from_slice(&chunk);
     }

@@ -10,11 +10,14 @@
 //! ppd status --node URL
 //! ppd peers list [--node URL]
 //! ppd peers add HOST:PORT [--node URL] [--data-dir DIR | --token-file FILE]
+//! ppd bench --key FILE [--node URL] [--observer URL] [--accounts N] [--rate TX_PER_S]
+//!           [--duration SECS] [--grace SECS] [--concurrency N] [--batch N] [--json FILE]
 //! ```
 //!
 //! The binary is thin: it parses arguments and the config file, then hands a `ServerConfig` to
 //! `pp_server::Server`, which does all the work. Errors are reported on stderr with exit code 1.
 
+mod bench;
 mod client;
 mod run;
 
@@ -24,6 +27,7 @@ mod testnet;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command, PeersCommand, RunArgs, TxCommand};
@@ -61,6 +65,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("submitted transaction {id}");
             Ok(())
         }
+        Command::Bench(args) => bench(&args),
         Command::Status(args) => runtime()?.block_on(client::status(&args.node)),
         Command::Peers {
             command: PeersCommand::List(args),
@@ -69,6 +74,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             command: PeersCommand::Add(args),
         } => runtime()?.block_on(client::peers_add(&args)),
     }
+}
+
+/// `ppd bench`: runs the load, prints the summary, writes the JSON results if asked.
+fn bench(args: &cli::BenchArgs) -> anyhow::Result<()> {
+    // Two workers: signing and the block follower's parsing share the machine with the nodes.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(bench::run(args))?;
+    println!("{}", report.summary());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// A tokio runtime for the client commands (a current-thread one is plenty for a few requests).
