@@ -27,7 +27,9 @@ async fn devnet(dir: &Path) -> Node {
         "the devnet to produce block 1",
         Duration::from_secs(30),
         Duration::from_millis(100),
-        || async { (status(&client, &node.url).await.ok()?["height"].as_u64()? >= 1).then_some(()) },
+        || async {
+            (status(&client, &node.url).await.ok()?["height"].as_u64()? >= 1).then_some(())
+        },
     )
     .await
     .unwrap();
@@ -40,15 +42,31 @@ fn bench(node: &Node, dir: &Path, extra: &[&str]) -> (Value, String) {
     let json = dir.join("bench.json");
     let json_s = json.display().to_string();
     let mut args = vec![
-        "bench", "--node", &node.url, "--key", &key, "--accounts", "8", "--concurrency", "4",
-        "--grace", "30", "--progress", "1", "--json", &json_s,
+        "bench",
+        "--node",
+        &node.url,
+        "--key",
+        &key,
+        "--accounts",
+        "8",
+        "--concurrency",
+        "4",
+        "--grace",
+        "30",
+        "--progress",
+        "1",
+        "--json",
+        &json_s,
     ];
     args.extend_from_slice(extra);
     let out = run_bounded(ppd_bin(), &args, &[("RUST_LOG", "warn")], BENCH_TIMEOUT)
         .unwrap()
         .ok()
         .unwrap();
-    assert!(out.stdout.contains("accepted"), "summary on stdout: {out:?}");
+    assert!(
+        out.stdout.contains("accepted"),
+        "summary on stdout: {out:?}"
+    );
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     (v, out.stderr)
 }
@@ -76,7 +94,9 @@ fn assert_healthy(v: &Value) {
     );
     assert!(v.pointer("/slots/fill").is_some(), "{v:#}");
     assert!(
-        v.get("mempool").and_then(Value::as_array).is_some_and(|m| !m.is_empty()),
+        v.get("mempool")
+            .and_then(Value::as_array)
+            .is_some_and(|m| !m.is_empty()),
         "{v:#}"
     );
 }
@@ -91,7 +111,9 @@ async fn bench_loads_a_devnet_and_reports_accepted_included_latency_and_no_loss(
     assert_healthy(&v);
     assert_eq!(v["batch_form"], "unused", "{v:#}");
     assert!(
-        v.pointer("/included_tps").and_then(Value::as_f64).is_some_and(|t| t > 0.0),
+        v.pointer("/included_tps")
+            .and_then(Value::as_f64)
+            .is_some_and(|t| t > 0.0),
         "{v:#}"
     );
     assert!(stderr.contains("] accepted "), "progress lines: {stderr}");
