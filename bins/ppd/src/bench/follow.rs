@@ -93,6 +93,11 @@ impl ChainView {
         self.blocks.last_key_value().map(|(i, _)| *i)
     }
 
+    /// The slot the followed node reported at the latest poll.
+    pub(crate) fn last_slot(&self) -> Option<u64> {
+        self.last_slot
+    }
+
     /// Slot length timed between the first and the latest slot change seen, in milliseconds.
     pub(crate) fn slot_ms(&self) -> Option<f64> {
         let (t0, s0) = self.first_slot_change?;

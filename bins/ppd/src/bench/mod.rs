@@ -147,10 +147,15 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     );
     run_workers(&ctx, keys, concurrency).await;
     let load_seconds = start.elapsed().as_secs_f64();
-    let last = observer
-        .status()
-        .await
-        .context("cannot read the observer's status")?;
+    // The slot at the end of the load; if the observer does not answer now, the last slot its
+    // follower saw (the results gathered so far are worth more than this one figure).
+    let last_slot = match observer.status().await {
+        Ok(s) => s.slot,
+        Err(e) => {
+            eprintln!("bench: cannot read the observer's status at the end of the load: {e:#}");
+            view.lock().last_slot().unwrap_or(first.slot)
+        }
+    };
 
     wait_grace(&tally, &view, Duration::from_secs(args.grace)).await;
     let _ = stop_tx.send(true);
@@ -158,7 +163,7 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let samples = sampler.await.unwrap_or_default();
 
     let lost = lost(&api, &tally, &view).await;
-    let fill = slot_fill(&view, first.slot, last.slot);
+    let fill = slot_fill(&view, first.slot, last_slot);
     let (latency_ms, included_own) = latencies(&tally, &view);
     let v = view.lock();
     let included_tps = fill.slot_ms.filter(|_| fill.total > 0).map(|ms| {
