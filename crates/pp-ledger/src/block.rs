@@ -11,7 +11,7 @@ use crate::merkle::merkle_root;
 use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 
 /// The header version this code produces and accepts.
-pub const BLOCK_VERSION: u32 = 1;
+pub const BLOCK_VERSION: u32 = 2;
 
 /// Size of the canonical header encoding in bytes.
 pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
