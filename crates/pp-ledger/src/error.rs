@@ -276,4 +276,12 @@ pub enum ChainError {
     /// The genesis is invalid.
     #[error("invalid genesis: {0}")]
     Genesis(#[from] GenesisError),
+    /// The block was verified for another network (a caller's mistake, never a peer's).
+    #[error("block was verified for network {got}, this chain is {expected}")]
+    OtherNetwork {
+        /// This chain's genesis hash.
+        expected: Hash,
+        /// The genesis hash the block was verified for.
+        got: Hash,
+    },
 }

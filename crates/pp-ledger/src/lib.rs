@@ -38,7 +38,7 @@
 //! let block = Block::produce(&chain.tip().header, slot, genesis.genesis_time + 1000,
 //!                            genesis.difficulty, txs, &producer, &gh, 1 << 24).unwrap();
 //! let now_ms = genesis.genesis_time + 1000;
-//! assert_eq!(chain.add_block(block, now_ms), Ok(AddOutcome::Extended));
+//! assert_eq!(chain.verify_and_add(block, now_ms), Ok(AddOutcome::Extended));
 //! assert_eq!(chain.state().balance(&alice.public()), 100);
 //! assert_eq!(chain.height(), 1);
 //! ```
@@ -53,9 +53,11 @@ pub mod genesis;
 pub mod hash;
 pub mod merkle;
 pub mod sigbatch;
+pub mod sigcache;
 pub mod state;
 pub mod testing;
 pub mod tx;
+pub mod verified;
 
 pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
 pub use chain::{AddOutcome, Chain, Equivocation, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
@@ -67,6 +69,10 @@ pub use genesis::{Genesis, GenesisError, InitialBalance, InitialStakeholder};
 pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
+pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
 pub use state::{BlockUndo, LedgerState};
 pub use testing::RoundRobin;
 pub use tx::{Transaction, TxBody, TxKind};
+pub use verified::{
+    BlockVerifier, ChunkVerified, PendingBlock, SigChunk, VerifiedBlock, VerifiedTx,
+};

@@ -13,7 +13,7 @@ fn chain_of(g: Genesis) -> Chain<RoundRobin> {
 }
 
 fn add(c: &mut Chain<RoundRobin>, b: &Block) -> Result<AddOutcome, ChainError> {
-    c.add_block(b.clone(), LATE)
+    c.verify_and_add(b.clone(), LATE)
 }
 
 /// Extends the chain with empty blocks in slots `slots`, returning them.
@@ -194,7 +194,7 @@ fn rejects_slot_in_future() {
     let start = GENESIS_TIME + 10 * SLOT_MS;
     let now = start - g.max_clock_skew_ms - 1;
     assert_eq!(
-        c.add_block(b.clone(), now),
+        c.verify_and_add(b.clone(), now),
         Err(ChainError::Block(BlockError::SlotInFuture {
             slot: 10,
             slot_start_ms: start,
@@ -204,7 +204,7 @@ fn rejects_slot_in_future() {
     );
     // Exactly at the skew allowance the block is accepted.
     assert_eq!(
-        c.add_block(b, start - g.max_clock_skew_ms),
+        c.verify_and_add(b, start - g.max_clock_skew_ms),
         Ok(AddOutcome::Extended)
     );
 }
@@ -572,20 +572,23 @@ fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
     assert_eq!(c.leader_for_next(1), Some(key(2).public()));
     let grow = bond(1, "alice", 5_000, 0, 0, &gh);
     let a1 = block_by(&g, &g.block(), 1, vec![grow.clone()], &key(2));
-    assert_eq!(c.add_block(a1.clone(), LATE), Ok(AddOutcome::Extended));
+    assert_eq!(c.verify_and_add(a1.clone(), LATE), Ok(AddOutcome::Extended));
     // Alice now has 6000: she leads the next slot, bob no longer does.
     assert_eq!(c.leader_for_next(2), Some(key(1).public()));
     let by_bob = block_by(&g, &a1, 2, vec![], &key(2));
     assert!(matches!(
-        c.add_block(by_bob, LATE),
+        c.verify_and_add(by_bob, LATE),
         Err(ChainError::Block(BlockError::WrongLeader { .. }))
     ));
     // The same on a side branch whose state differs from the tip's.
     let s1 = block_by(&g, &g.block(), 3, vec![grow], &key(2));
-    assert_eq!(c.add_block(s1.clone(), LATE), Ok(AddOutcome::SideChain));
+    assert_eq!(
+        c.verify_and_add(s1.clone(), LATE),
+        Ok(AddOutcome::SideChain)
+    );
     let by_bob = block_by(&g, &s1, 4, vec![], &key(2));
     assert_eq!(
-        c.add_block(by_bob, LATE),
+        c.verify_and_add(by_bob, LATE),
         Err(ChainError::Block(BlockError::WrongLeader {
             slot: 4,
             expected: key(1).public(),
@@ -594,7 +597,7 @@ fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
     );
     let by_alice = block_by(&g, &s1, 4, vec![], &key(1));
     assert!(matches!(
-        c.add_block(by_alice, LATE),
+        c.verify_and_add(by_alice, LATE),
         Ok(AddOutcome::Reorg { .. })
     ));
 }
