@@ -60,7 +60,7 @@ pub mod tx;
 pub mod verified;
 
 pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
-pub use chain::{AddOutcome, Chain, Equivocation, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
+pub use chain::{AddOutcome, Chain, Equivocation, Screened, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
 pub use consensus::{ConsensusRules, StakeMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
 pub use encoding::{Decode, Decoder, Encode, Encoder};
