@@ -10,20 +10,22 @@
 //! the cheap checks and the producer's signature have passed, so an outsider cannot make us do it.
 //!
 //! Equivocation: when a valid block arrives for a `(slot, producer)` that already has another
-//! block, the evidence is recorded ([`Chain::equivocations`]) and the new block is stored as a
-//! side-chain block only, even if it would extend the tip: the first block seen is kept. Children
-//! built on the second block are judged like any other fork (longest chain), because honest
-//! nodes that saw the second block first may have built on it, and refusing that branch outright
-//! could split the network for good.
+//! block, the evidence (both signed headers) is recorded ([`Chain::equivocations`]) and the new
+//! block is stored as a side-chain block only, even if it would extend the tip: the first block
+//! seen is kept. Children built on that second block are judged like any other fork (longest
+//! chain), because honest nodes that saw it first may have built on it, and refusing that
+//! branch outright could split the network for good. A third or later block for the same
+//! `(slot, producer)` is not stored ([`ChainError::Equivocation`]): one leader signing many
+//! blocks for one slot costs at most one side-block slot, so it cannot fill the side store.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Block, HEADER_LEN};
+use crate::block::{Block, BlockHeader, HEADER_LEN};
 use crate::consensus::{ConsensusRules, StakeMap};
-use crate::crypto::PublicKey;
+use crate::crypto::{PublicKey, Signature};
 use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::Hash;
@@ -54,7 +56,8 @@ pub enum Screened {
     Fresh,
 }
 
-/// Evidence that a slot leader signed two different blocks for one slot.
+/// Evidence that a slot leader signed two different blocks for one slot: both headers with the
+/// producer's signatures, which anyone can check against the producer's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Equivocation {
     /// The slot.
@@ -65,6 +68,21 @@ pub struct Equivocation {
     pub first: Hash,
     /// The other block, signed for the same slot.
     pub second: Hash,
+    /// The first block's header.
+    pub first_header: BlockHeader,
+    /// The producer's signature of the first block.
+    pub first_signature: Signature,
+    /// The second block's header.
+    pub second_header: BlockHeader,
+    /// The producer's signature of the second block.
+    pub second_signature: Signature,
+}
+
+/// The blocks held for one (slot, producer): the first seen, and at most one other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlotBlocks {
+    first: Hash,
+    second: Option<Hash>,
 }
 
 /// What [`Chain::add_block`] did with a valid block.
@@ -111,7 +129,7 @@ pub struct Chain<C: ConsensusRules> {
     /// Hashes of held blocks not on the best chain.
     side: HashSet<Hash>,
     /// First block seen for each (slot, producer), for equivocation detection.
-    by_slot: BTreeMap<(u64, PublicKey), Hash>,
+    by_slot: BTreeMap<(u64, PublicKey), SlotBlocks>,
     state: LedgerState,
     equivocations: Vec<Equivocation>,
     /// The stateless stage for this network (and its signature cache).
@@ -427,6 +445,7 @@ impl<C: ConsensusRules> Chain<C> {
         };
         self.check_parent(block, &parent.block, now_ms)?;
         self.check_leader(block, &parent_hash, parent)?;
+        self.check_not_third_in_slot(block)?;
         Ok(Screened::Fresh)
     }
 
@@ -545,10 +564,11 @@ impl<C: ConsensusRules> Chain<C> {
         };
         self.check_parent(block.block(), &parent.block, now_ms)?;
         let mut cstate = self.check_leader(block.block(), &parent_hash, parent)?;
+        self.check_not_third_in_slot(block.block())?;
         let parent_stakes = Arc::clone(&parent.stakes);
         let extends_tip = parent_hash == self.tip_hash();
         let slot_key = (block.block().header.slot, block.block().header.producer);
-        let first_in_slot = self.by_slot.get(&slot_key).copied();
+        let first_in_slot = self.by_slot.get(&slot_key).map(|s| s.first);
 
         if extends_tip && first_in_slot.is_none() {
             let undo = self
@@ -556,7 +576,13 @@ impl<C: ConsensusRules> Chain<C> {
                 .apply_verified_block(&block, self.genesis.block_reward)?;
             self.rules.on_block(&mut cstate, &hash);
             let stakes = shared_stakes(parent_stakes, self.state.stakes());
-            self.by_slot.insert(slot_key, hash);
+            self.by_slot.insert(
+                slot_key,
+                SlotBlocks {
+                    first: hash,
+                    second: None,
+                },
+            );
             self.entries.insert(
                 hash,
                 Entry {
@@ -597,18 +623,20 @@ impl<C: ConsensusRules> Chain<C> {
 
         let equivocating = match first_in_slot {
             Some(first) => {
-                if self.equivocations.len() < MAX_EQUIVOCATIONS {
-                    self.equivocations.push(Equivocation {
-                        slot: block.header.slot,
-                        producer: block.header.producer,
-                        first,
-                        second: hash,
-                    });
+                self.record_equivocation(first, &block, hash);
+                if let Some(held) = self.by_slot.get_mut(&slot_key) {
+                    held.second = Some(hash);
                 }
                 true
             }
             None => {
-                self.by_slot.insert(slot_key, hash);
+                self.by_slot.insert(
+                    slot_key,
+                    SlotBlocks {
+                        first: hash,
+                        second: None,
+                    },
+                );
                 false
             }
         };
@@ -627,6 +655,41 @@ impl<C: ConsensusRules> Chain<C> {
             return Ok(AddOutcome::SideChain);
         }
         self.switch_to(&hash)
+    }
+
+    /// Refuses a block for a (slot, producer) that has two blocks held already: the evidence
+    /// of the first two is kept, and storing more would let one leader fill the side store.
+    fn check_not_third_in_slot(&self, block: &Block) -> Result<(), ChainError> {
+        let h = &block.header;
+        match self.by_slot.get(&(h.slot, h.producer)) {
+            Some(SlotBlocks {
+                second: Some(_), ..
+            }) => Err(ChainError::Equivocation {
+                slot: h.slot,
+                producer: h.producer,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keeps the evidence that the producer of `second` (hash `second_hash`) also signed the
+    /// held block `first` for the same slot.
+    fn record_equivocation(&mut self, first: Hash, second: &Block, second_hash: Hash) {
+        let Some(first_block) = self.entries.get(&first).map(|e| &e.block) else {
+            return;
+        };
+        if self.equivocations.len() < MAX_EQUIVOCATIONS {
+            self.equivocations.push(Equivocation {
+                slot: second.header.slot,
+                producer: second.header.producer,
+                first,
+                second: second_hash,
+                first_header: first_block.header.clone(),
+                first_signature: first_block.signature,
+                second_header: second.header.clone(),
+                second_signature: second.signature,
+            });
+        }
     }
 
     /// Makes the held side block `hash` the tip: rolls back to the fork point, applies the
@@ -765,8 +828,17 @@ impl<C: ConsensusRules> Chain<C> {
         if self.side.remove(hash) {
             if let Some(e) = self.entries.remove(hash) {
                 let key = (e.block.header.slot, e.block.header.producer);
-                if self.by_slot.get(&key) == Some(hash) {
-                    self.by_slot.remove(&key);
+                if let Some(held) = self.by_slot.get_mut(&key) {
+                    if held.second == Some(*hash) {
+                        held.second = None;
+                    } else if held.first == *hash {
+                        match held.second.take() {
+                            Some(second) => held.first = second,
+                            None => {
+                                self.by_slot.remove(&key);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -941,7 +1013,7 @@ mod tests {
         assert!(!c.contains(&b2.hash()));
         assert!(!c.contains(&b3.hash()));
         let mut expected_by_slot = by_slot_before;
-        expected_by_slot.retain(|_, h| *h != b2.hash() && *h != b3.hash());
+        expected_by_slot.retain(|_, h| h.first != b2.hash() && h.first != b3.hash());
         assert_eq!(c.by_slot, expected_by_slot);
         // The restored chain works: it extends, and the rolled-back undo data is usable.
         let a4 = produce(&g, &keys, &a3, 7, vec![pay(2)]);
@@ -1001,6 +1073,6 @@ mod tests {
         assert!(c.entries[&a1.hash()].undo.is_some());
         assert!(c.side.is_empty());
         assert!(!c.contains(&b1.hash()) && !c.contains(&b2.hash()));
-        assert!(c.by_slot.values().all(|h| *h == a1.hash()));
+        assert!(c.by_slot.values().all(|h| h.first == a1.hash()));
     }
 }

@@ -601,3 +601,60 @@ fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
         Ok(AddOutcome::Reorg { .. })
     ));
 }
+
+/// A leader that signs 1,100 blocks for one slot: the first is kept, one more is held aside as
+/// evidence, the rest are refused without being stored, so the side store (1,024 blocks) stays
+/// free for honest forks.
+#[test]
+fn a_leader_signing_1100_blocks_for_one_slot_does_not_fill_the_side_store() {
+    let g = genesis();
+    let gh = g.hash();
+    let mut c = chain_of(g.clone());
+    let a = extend(&mut c, [1]);
+    let flooder = leader(&g, 2);
+    let mut outcomes = Vec::new();
+    for i in 0..1_100u64 {
+        let b = Block::produce(
+            &a[0].header,
+            2,
+            GENESIS_TIME + i,
+            g.difficulty,
+            vec![],
+            &flooder,
+            &gh,
+            1 << 24,
+        )
+        .expect("proof of work found");
+        outcomes.push(add(&mut c, &b));
+    }
+    assert_eq!(outcomes[0], Ok(AddOutcome::Extended));
+    assert_eq!(outcomes[1], Ok(AddOutcome::SideChain));
+    let refused = ChainError::Equivocation {
+        slot: 2,
+        producer: flooder.public(),
+    };
+    assert!(outcomes[2..].iter().all(|o| *o == Err(refused.clone())));
+    assert_eq!(c.side_chain_len(), 1);
+    // One record, with both signed headers, checkable by anyone.
+    assert_eq!(c.equivocations().len(), 1);
+    let e = &c.equivocations()[0];
+    assert_eq!((e.slot, e.producer), (2, flooder.public()));
+    assert_ne!(e.first_header, e.second_header);
+    for (header, sig) in [
+        (&e.first_header, &e.first_signature),
+        (&e.second_header, &e.second_signature),
+    ] {
+        let msg = pp_ledger::crypto::signing_message(
+            pp_ledger::crypto::Domain::Block,
+            &gh,
+            &header.hash(),
+        );
+        assert_eq!(e.producer.verify(&msg, sig), Ok(()));
+    }
+    assert_eq!(e.first, e.first_header.hash());
+    assert_eq!(e.second, e.second_header.hash());
+    // Honest forks are still held.
+    let fork = block_on(&g, &g.block(), 3, vec![]);
+    assert_eq!(add(&mut c, &fork), Ok(AddOutcome::SideChain));
+    assert_eq!(c.side_chain_len(), 2);
+}
