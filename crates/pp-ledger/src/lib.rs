@@ -59,7 +59,7 @@ pub mod testing;
 pub mod tx;
 pub mod verified;
 
-pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
+pub use block::{Block, BlockHeader, PowMidstate, BLOCK_VERSION, HEADER_LEN, NONCE_OFFSET};
 pub use chain::{AddOutcome, Chain, Equivocation, Screened, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
 pub use consensus::{ConsensusRules, StakeMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
