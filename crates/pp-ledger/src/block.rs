@@ -2,7 +2,7 @@
 //! signature over the header hash, and the transactions.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::block_api::compress256;
 
 use crate::crypto::{signing_message, Domain, KeyPair, PublicKey, Signature, SignatureError};
 use crate::encoding::{Decode, Decoder, Encode, Encoder};
@@ -18,32 +18,61 @@ pub const BLOCK_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
 
 /// Offset of the nonce in the canonical header: it is the last field, so that a miner hashes
-/// everything before it once (two of the header's three SHA-256 blocks) and only the final
-/// compression per attempt.
+/// everything before it once (two whole SHA-256 blocks) and only the final compression per
+/// attempt.
 pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
+// The midstate covers whole SHA-256 blocks and the nonce fits the final one.
+const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
 
-/// The SHA-256 state after the first [`NONCE_OFFSET`] bytes of a header (a multiple of the
-/// 64-byte block size, so nothing is left buffered): hashing a nonce from it costs one
-/// compression instead of three, and gives exactly [`BlockHeader::hash`].
+/// The SHA-256 state after the first [`NONCE_OFFSET`] bytes of a header (two whole 64-byte
+/// blocks), and the padded final block with the nonce left to fill: hashing a nonce from it is
+/// one compression instead of three, and gives exactly [`BlockHeader::hash`].
 #[derive(Clone)]
 pub struct PowMidstate {
-    state: Sha256,
+    state: [u32; 8],
+    tail: [u8; 64],
 }
+
+/// SHA-256's initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
 
 impl PowMidstate {
     /// The midstate of `header` (its nonce is ignored).
     pub fn new(header: &BlockHeader) -> PowMidstate {
         let bytes = header.canonical_bytes();
-        let mut state = Sha256::new();
-        state.update(&bytes[..NONCE_OFFSET]);
-        PowMidstate { state }
+        let mut state = SHA256_IV;
+        let mut blocks = [[0u8; 64]; 2];
+        blocks[0].copy_from_slice(&bytes[..64]);
+        blocks[1].copy_from_slice(&bytes[64..NONCE_OFFSET]);
+        compress256(&mut state, &blocks);
+        // The final block: nonce (8 bytes), the 0x80 pad byte, zeros, the message length in
+        // bits as a big-endian u64 (FIPS 180-4 §5.1.1).
+        let mut tail = [0u8; 64];
+        tail[8] = 0x80;
+        tail[56..].copy_from_slice(&((HEADER_LEN as u64) * 8).to_be_bytes());
+        PowMidstate { state, tail }
     }
 
     /// The hash of the header with `nonce`.
     pub fn hash(&self, nonce: u64) -> Hash {
-        let mut h = self.state.clone();
-        h.update(nonce.to_be_bytes());
-        Hash(h.finalize().into())
+        let mut state = self.state;
+        let mut block = self.tail;
+        block[..8].copy_from_slice(&nonce.to_be_bytes());
+        compress256(&mut state, &[block]);
+        let mut out = [0u8; 32];
+        for (o, w) in out.chunks_exact_mut(4).zip(state) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        Hash(out)
     }
 }
 
