@@ -1,5 +1,5 @@
 //! pp-ledger benchmarks: SHA-256 header hashing (hashes/s), the proof-of-work search at
-//! difficulties 2, 3 and 4, ed25519 verification (strict single and batch of 64/256), and
+//! difficulties 2, 3 and 4, ed25519 verification (single, ZIP-215; ed25519-dalek batches of 64/256), and
 //! validating + applying a block of 1,000 signed transfers (`LedgerState::apply_block`, and the
 //! full `Chain::add_block` path).
 //!
