@@ -1,7 +1,7 @@
 //! Block validation on a small fixed chain (genesis + 2 blocks, `pp_fuzz::fixture`). The input
 //! is `flags ‖ canonical block`; `flags` may repair the signatures and the transaction root
 //! (`pp_fuzz::repair`) so the fuzzer reaches the ledger and fork-choice rules. Then
-//! `Chain::add_block`:
+//! `Chain::verify_and_add` (the stateless stage, then `Chain::add_block`):
 //! - rejected: the tip and the ledger state are unchanged;
 //! - accepted: the block passes an independent statement of the rules (`pp_fuzz::spec_check`),
 //!   supply is conserved (balances + stakes = genesis supply + height × reward), the tip state
@@ -36,7 +36,7 @@ fuzz_target!(
         let before_state = c.state().clone();
         let before_tip = c.tip_hash();
         let spec = spec_check(&c, &block, NOW_MS);
-        match c.add_block(block.clone(), NOW_MS) {
+        match c.verify_and_add(block.clone(), NOW_MS) {
             Err(_) => {
                 assert_eq!(c.tip_hash(), before_tip, "a rejected block moved the tip");
                 assert_eq!(c.state(), &before_state, "a rejected block changed the state");
@@ -55,11 +55,11 @@ fuzz_target!(
                 let mut fresh = Chain::new(g.clone(), RoundRobin).expect("valid genesis");
                 for i in 1..=c.height() {
                     let b = c.block_at(i).expect("best chain block").clone();
-                    assert_eq!(fresh.add_block(b, NOW_MS), Ok(AddOutcome::Extended));
+                    assert_eq!(fresh.verify_and_add(b, NOW_MS), Ok(AddOutcome::Extended));
                 }
                 assert_eq!(fresh.tip_hash(), c.tip_hash());
                 assert_eq!(fresh.state(), c.state(), "tip state is not the replay");
-                assert_eq!(c.add_block(block, NOW_MS), Ok(AddOutcome::AlreadyKnown));
+                assert_eq!(c.verify_and_add(block, NOW_MS), Ok(AddOutcome::AlreadyKnown));
             }
         }
     }

@@ -135,7 +135,7 @@ pub fn fixture_chain() -> Chain<RoundRobin> {
     let f = fixture();
     let mut c = Chain::new(f.genesis.clone(), RoundRobin).expect("valid fixture genesis");
     for b in &f.blocks {
-        c.add_block(b.clone(), NOW_MS)
+        c.verify_and_add(b.clone(), NOW_MS)
             .expect("fixture blocks are valid");
     }
     c

@@ -218,7 +218,7 @@ impl Invariants {
                         });
                     }
                 }
-                if let Err(e) = track.checker.add_block(block.clone(), now_ms) {
+                if let Err(e) = track.checker.verify_and_add(block.clone(), now_ms) {
                     return Err(SimError::RuleViolation {
                         node: name.clone(),
                         index,

@@ -2,6 +2,7 @@
 //! signature over the header hash, and the transactions.
 
 use serde::{Deserialize, Serialize};
+use sha2::block_api::compress256;
 
 use crate::crypto::{signing_message, Domain, KeyPair, PublicKey, Signature, SignatureError};
 use crate::encoding::{Decode, Decoder, Encode, Encoder};
@@ -11,10 +12,75 @@ use crate::merkle::merkle_root;
 use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 
 /// The header version this code produces and accepts.
-pub const BLOCK_VERSION: u32 = 1;
+pub const BLOCK_VERSION: u32 = 2;
 
 /// Size of the canonical header encoding in bytes.
 pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
+
+/// Offset of the nonce in the canonical header: it is the last field, so that a miner hashes
+/// everything before it once (two whole SHA-256 blocks) and only the final compression per
+/// attempt.
+pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
+// The midstate covers whole SHA-256 blocks and the nonce fits the final one.
+const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
+
+/// The SHA-256 state after the first [`NONCE_OFFSET`] bytes of a header (two whole 64-byte
+/// blocks), and the padded final block with the nonce left to fill: hashing a nonce from it is
+/// one compression instead of three, and gives exactly [`BlockHeader::hash`].
+#[derive(Clone)]
+pub struct PowMidstate {
+    state: [u32; 8],
+    tail: [u8; 64],
+}
+
+/// SHA-256's initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+impl PowMidstate {
+    /// The midstate of `header` (its nonce is ignored).
+    pub fn new(header: &BlockHeader) -> PowMidstate {
+        let bytes = header.canonical_bytes();
+        let mut state = SHA256_IV;
+        let mut blocks = [[0u8; 64]; 2];
+        blocks[0].copy_from_slice(&bytes[..64]);
+        blocks[1].copy_from_slice(&bytes[64..NONCE_OFFSET]);
+        compress256(&mut state, &blocks);
+        // The final block: nonce (8 bytes), the 0x80 pad byte, zeros, the message length in
+        // bits as a big-endian u64 (FIPS 180-4 §5.1.1).
+        let mut tail = [0u8; 64];
+        tail[8] = 0x80;
+        tail[56..].copy_from_slice(&((HEADER_LEN as u64) * 8).to_be_bytes());
+        PowMidstate { state, tail }
+    }
+
+    /// The hash of the header with `nonce`.
+    pub fn hash(&self, nonce: u64) -> Hash {
+        let mut state = self.state;
+        let mut block = self.tail;
+        block[..8].copy_from_slice(&nonce.to_be_bytes());
+        compress256(&mut state, &[block]);
+        let mut out = [0u8; 32];
+        for (o, w) in out.chunks_exact_mut(4).zip(state) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        Hash(out)
+    }
+}
+
+impl std::fmt::Debug for PowMidstate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PowMidstate")
+    }
+}
 
 /// A block header. Its canonical encoding is fixed-size ([`HEADER_LEN`] bytes), fields in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,11 +171,9 @@ impl BlockHeader {
     /// hashes were tried. Returns the hash found, or `None` (the nonce is then left advanced, so
     /// the search can be resumed).
     pub fn mine(&mut self, max_attempts: u64) -> Option<Hash> {
-        let mut bytes = self.canonical_bytes();
-        let nonce_at = HEADER_LEN - 8;
+        let midstate = PowMidstate::new(self);
         for _ in 0..max_attempts {
-            bytes[nonce_at..].copy_from_slice(&self.nonce.to_be_bytes());
-            let h = Hash::sha256(&bytes);
+            let h = midstate.hash(self.nonce);
             if h.leading_zero_nibbles() >= self.difficulty {
                 return Some(h);
             }
@@ -256,6 +320,44 @@ mod tests {
         assert_eq!(via_encoder.len(), HEADER_LEN);
         assert_eq!(&via_encoder[..], &h.canonical_bytes()[..]);
         assert_eq!(BlockHeader::from_canonical_bytes(&via_encoder), Ok(h));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The midstate hash is the plain header hash, for any header and nonce.
+        #[test]
+        fn midstate_hash_equals_the_plain_header_hash(
+            fields in proptest::prelude::any::<(u32, u64, u64, [u8; 32], [u8; 32], [u8; 32], u64, u32)>(),
+            nonces in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..8),
+        ) {
+            let (version, index, slot, prev, root, producer, timestamp, difficulty) = fields;
+            let mut h = BlockHeader {
+                version, index, slot, prev_hash: Hash(prev), tx_root: Hash(root),
+                producer: PublicKey(producer), timestamp, difficulty, nonce: 0,
+            };
+            let mid = PowMidstate::new(&h);
+            for n in nonces {
+                h.nonce = n;
+                proptest::prop_assert_eq!(mid.hash(n), h.hash());
+                proptest::prop_assert_eq!(mid.hash(n), Hash::sha256(&h.canonical_bytes()));
+            }
+        }
+    }
+
+    #[test]
+    fn mining_finds_the_first_nonce_that_meets_the_difficulty() {
+        let mut h = parent();
+        h.difficulty = 2;
+        let found = h.mine(1 << 24).unwrap();
+        assert_eq!(found, h.hash());
+        assert!(found.leading_zero_nibbles() >= 2);
+        let first = (0..h.nonce).find(|&n| {
+            let mut t = h.clone();
+            t.nonce = n;
+            t.hash().leading_zero_nibbles() >= 2
+        });
+        assert_eq!(first, None);
     }
 
     #[test]

@@ -10,32 +10,54 @@
 //! the cheap checks and the producer's signature have passed, so an outsider cannot make us do it.
 //!
 //! Equivocation: when a valid block arrives for a `(slot, producer)` that already has another
-//! block, the evidence is recorded ([`Chain::equivocations`]) and the new block is stored as a
-//! side-chain block only, even if it would extend the tip: the first block seen is kept. Children
-//! built on the second block are judged like any other fork (longest chain), because honest
-//! nodes that saw the second block first may have built on it, and refusing that branch outright
-//! could split the network for good.
+//! block, the evidence (both signed headers) is recorded ([`Chain::equivocations`]) and the new
+//! block is stored as a side-chain block only, even if it would extend the tip: the first block
+//! seen is kept. Children built on that second block are judged like any other fork (longest
+//! chain), because honest nodes that saw it first may have built on it, and refusing that
+//! branch outright could split the network for good. A third or later block for the same
+//! `(slot, producer)` is not stored ([`ChainError::Equivocation`]): one leader signing many
+//! blocks for one slot costs at most one side-block slot, so it cannot fill the side store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Block, BLOCK_VERSION, HEADER_LEN};
+use crate::block::{Block, BlockHeader, HEADER_LEN};
 use crate::consensus::{ConsensusRules, StakeMap};
-use crate::crypto::PublicKey;
+use crate::crypto::{PublicKey, Signature};
 use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::Hash;
-use crate::state::{BlockUndo, LedgerState};
+use crate::sigcache::SignatureCache;
+use crate::state::{BlockUndo, LedgerState, Sigs};
 use crate::tx::Transaction;
+use crate::verified::{BlockVerifier, VerifiedBlock};
 
 /// Most side-chain blocks held at once; more are refused with [`ChainError::SideChainFull`].
 pub const MAX_SIDE_BLOCKS: usize = 1024;
 /// Most equivocation records kept (the oldest are kept; later ones are dropped).
 pub const MAX_EQUIVOCATIONS: usize = 1024;
+/// Consensus states kept for (parent, epoch) pairs, so that a leader check never advances the
+/// same parent's state over the same epochs twice.
+const EPOCH_STATE_CACHE: usize = 64;
 
-/// Evidence that a slot leader signed two different blocks for one slot.
+/// Consensus states by (parent hash, epoch), oldest first.
+type EpochStates<S> = VecDeque<((Hash, u64), S)>;
+
+/// What [`Chain::screen`] found: the block is known already, or it passed the cheap checks and
+/// is worth verifying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screened {
+    /// The block is held already; [`Chain::add_block`] would answer [`AddOutcome::AlreadyKnown`].
+    Known,
+    /// The parent is known and recent, the block's index, slot and clock fit it, and its
+    /// producer leads the slot.
+    Fresh,
+}
+
+/// Evidence that a slot leader signed two different blocks for one slot: both headers with the
+/// producer's signatures, which anyone can check against the producer's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Equivocation {
     /// The slot.
@@ -46,6 +68,21 @@ pub struct Equivocation {
     pub first: Hash,
     /// The other block, signed for the same slot.
     pub second: Hash,
+    /// The first block's header.
+    pub first_header: BlockHeader,
+    /// The producer's signature of the first block.
+    pub first_signature: Signature,
+    /// The second block's header.
+    pub second_header: BlockHeader,
+    /// The producer's signature of the second block.
+    pub second_signature: Signature,
+}
+
+/// The blocks held for one (slot, producer): the first seen, and at most one other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlotBlocks {
+    first: Hash,
+    second: Option<Hash>,
 }
 
 /// What [`Chain::add_block`] did with a valid block.
@@ -92,9 +129,13 @@ pub struct Chain<C: ConsensusRules> {
     /// Hashes of held blocks not on the best chain.
     side: HashSet<Hash>,
     /// First block seen for each (slot, producer), for equivocation detection.
-    by_slot: BTreeMap<(u64, PublicKey), Hash>,
+    by_slot: BTreeMap<(u64, PublicKey), SlotBlocks>,
     state: LedgerState,
     equivocations: Vec<Equivocation>,
+    /// The stateless stage for this network (and its signature cache).
+    verifier: BlockVerifier,
+    /// Consensus states by (parent hash, epoch of the slot), most recent last.
+    epochs: Mutex<EpochStates<C::State>>,
 }
 
 impl<C: ConsensusRules> Chain<C> {
@@ -105,6 +146,7 @@ impl<C: ConsensusRules> Chain<C> {
         let block = genesis.block();
         let hash = block.hash();
         let cstate = rules.genesis_state(&genesis);
+        let verifier = BlockVerifier::new(&genesis, Arc::new(SignatureCache::default()));
         let state = LedgerState::from_genesis(&genesis);
         let stakes = Arc::new(state.stakes().clone());
         let mut entries = HashMap::new();
@@ -127,7 +169,26 @@ impl<C: ConsensusRules> Chain<C> {
             by_slot: BTreeMap::new(),
             state,
             equivocations: Vec::new(),
+            verifier,
+            epochs: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// Uses `cache` for the signatures this chain verifies (share it with the mempool, so that
+    /// a block of already admitted transactions verifies none of them again).
+    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Self {
+        self.verifier = BlockVerifier::new(&self.genesis, cache);
+        self
+    }
+
+    /// The stateless stage of this chain's network (cheap to clone; use it off any lock).
+    pub fn verifier(&self) -> &BlockVerifier {
+        &self.verifier
+    }
+
+    /// The signature cache (and its verification counter).
+    pub fn signature_cache(&self) -> &Arc<SignatureCache> {
+        self.verifier.cache()
     }
 
     /// The genesis.
@@ -209,10 +270,40 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// The leader of `slot` for a block that would extend the tip.
     pub fn leader_for_next(&self, slot: u64) -> Option<PublicKey> {
+        let tip = self.tip_entry();
+        let st = self.slot_state(&self.tip_hash(), &tip.cstate, &tip.stakes, slot);
+        self.rules.slot_leader(&st, slot)
+    }
+
+    fn epochs(&self) -> MutexGuard<'_, EpochStates<C::State>> {
+        // The cache is only ever pushed to or popped from whole; a panic elsewhere cannot
+        // leave it inconsistent.
+        self.epochs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The consensus state a child of `parent` in `slot` is judged by, advanced at most once
+    /// per (parent, epoch): [`ConsensusRules::state_for_slot`] depends on the slot only through
+    /// [`ConsensusRules::epoch_of`].
+    fn slot_state(
+        &self,
+        parent: &Hash,
+        parent_cstate: &C::State,
+        parent_stakes: &StakeMap,
+        slot: u64,
+    ) -> C::State {
+        let key = (*parent, self.rules.epoch_of(slot));
+        if let Some((_, st)) = self.epochs().iter().find(|(k, _)| *k == key) {
+            return st.clone();
+        }
         let st = self
             .rules
-            .state_for_slot(&self.tip_entry().cstate, slot, self.state.stakes());
-        self.rules.slot_leader(&st, slot)
+            .state_for_slot(parent_cstate, slot, parent_stakes);
+        let mut cache = self.epochs();
+        if cache.len() >= EPOCH_STATE_CACHE {
+            cache.pop_front();
+        }
+        cache.push_back((key, st.clone()));
+        st
     }
 
     /// Recorded equivocations, in the order they were detected.
@@ -274,7 +365,11 @@ impl<C: ConsensusRules> Chain<C> {
             if bytes.saturating_add(len) > max_bytes {
                 continue;
             }
-            if scratch.apply_tx_without_fee(tx, &self.genesis_hash).is_ok() {
+            let sigs = Sigs::Cached(self.verifier.cache());
+            if scratch
+                .apply_tx_without_fee(tx, &self.genesis_hash, sigs)
+                .is_ok()
+            {
                 bytes += len;
                 out.push(tx.clone());
             }
@@ -282,29 +377,33 @@ impl<C: ConsensusRules> Chain<C> {
         out
     }
 
-    /// Checks that need only the parent's header and the genesis: version, index, slot order
-    /// and clock, difficulty and PoW, limits and the transaction root. Ordered cheapest first.
-    fn check_structure(
-        &self,
-        block: &Block,
-        parent: &Block,
-        now_ms: u64,
-    ) -> Result<(), BlockError> {
+    /// The checks against the parent: it is at most `k` below the tip (a block on an older
+    /// parent could only start a fork deeper than `k`, which is never adopted: refused before
+    /// any consensus work), then index, slot order and clock.
+    fn check_parent(&self, block: &Block, parent: &Block, now_ms: u64) -> Result<(), ChainError> {
+        let depth = self.height().saturating_sub(parent.header.index);
+        if depth > self.genesis.k {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
         let h = &block.header;
         let g = &self.genesis;
-        check_version(block)?;
         let expected = parent.header.index.saturating_add(1);
         if h.index != expected {
             return Err(BlockError::BadIndex {
                 expected,
                 got: h.index,
-            });
+            }
+            .into());
         }
         if h.slot <= parent.header.slot {
             return Err(BlockError::SlotNotAfterParent {
                 parent_slot: parent.header.slot,
                 slot: h.slot,
-            });
+            }
+            .into());
         }
         let slot_start_ms = h
             .slot
@@ -316,9 +415,10 @@ impl<C: ConsensusRules> Chain<C> {
                 slot_start_ms,
                 now_ms,
                 max_skew_ms: g.max_clock_skew_ms,
-            });
+            }
+            .into());
         }
-        self.check_contents(block)
+        Ok(())
     }
 
     /// The checks that need neither the parent nor the state: version, difficulty and proof of
@@ -327,65 +427,47 @@ impl<C: ConsensusRules> Chain<C> {
     /// it (and blame its sender) before it knows the block's parent. Every block that
     /// [`Chain::add_block`] accepts passes these checks.
     pub fn check_detached(&self, block: &Block) -> Result<(), BlockError> {
-        check_version(block)?;
-        self.check_contents(block)?;
-        block
-            .verify_signature(&self.genesis_hash)
-            .map_err(BlockError::BadBlockSignature)
+        self.verifier.check_detached(block)
     }
 
-    /// Difficulty, proof of work, limits and the transaction root, cheapest first.
-    fn check_contents(&self, block: &Block) -> Result<(), BlockError> {
-        let h = &block.header;
-        let g = &self.genesis;
-        if h.difficulty != g.difficulty {
-            return Err(BlockError::WrongDifficulty {
-                expected: g.difficulty,
-                got: h.difficulty,
-            });
+    /// The cheap stateful checks, to run before the stateless stage spends time on a block:
+    /// known already, parent known and at most `k` below the tip, index, slot, clock, and the
+    /// producer leads the slot. [`Chain::add_block`] checks them again (the chain may have
+    /// moved in between).
+    pub fn screen(&self, block: &Block, now_ms: u64) -> Result<Screened, ChainError> {
+        let hash = block.hash();
+        if self.entries.contains_key(&hash) {
+            return Ok(Screened::Known);
         }
-        let hash = h.hash();
-        if hash.leading_zero_nibbles() < h.difficulty {
-            return Err(BlockError::BadPow {
-                difficulty: h.difficulty,
-                hash,
-            });
+        let parent_hash = block.header.prev_hash;
+        let Some(parent) = self.entries.get(&parent_hash) else {
+            return Err(ChainError::UnknownParent { hash: parent_hash });
+        };
+        self.check_parent(block, &parent.block, now_ms)?;
+        self.check_leader(block, &parent_hash, parent)?;
+        self.check_not_third_in_slot(block)?;
+        Ok(Screened::Fresh)
+    }
+
+    /// Both stages on this thread: [`Chain::screen`], the stateless stage
+    /// ([`BlockVerifier::verify_block`]), then [`Chain::add_block`].
+    pub fn verify_and_add(&mut self, block: Block, now_ms: u64) -> Result<AddOutcome, ChainError> {
+        if self.screen(&block, now_ms)? == Screened::Known {
+            return Ok(AddOutcome::AlreadyKnown);
         }
-        let count = block.transactions.len() as u64;
-        if count > u64::from(g.max_block_txs) {
-            return Err(BlockError::TooManyTxs {
-                count,
-                max: u64::from(g.max_block_txs),
-            });
-        }
-        let size = block.encoded_len() as u64;
-        if size > g.max_block_bytes {
-            return Err(BlockError::TooLarge {
-                size,
-                max: g.max_block_bytes,
-            });
-        }
-        let computed = block.compute_tx_root();
-        if computed != h.tx_root {
-            return Err(BlockError::BadTxRoot {
-                header: h.tx_root,
-                computed,
-            });
-        }
-        Ok(())
+        let verified = self.verifier.verify_block(block)?;
+        self.add_block(verified, now_ms)
     }
 
     /// The consensus state `block` is judged by, after checking its producer leads the slot.
     fn check_leader(
         &self,
         block: &Block,
-        parent_cstate: &C::State,
-        parent_stakes: &StakeMap,
+        parent_hash: &Hash,
+        parent: &Entry<C::State>,
     ) -> Result<C::State, BlockError> {
         let slot = block.header.slot;
-        let st = self
-            .rules
-            .state_for_slot(parent_cstate, slot, parent_stakes);
+        let st = self.slot_state(parent_hash, &parent.cstate, &parent.stakes, slot);
         match self.rules.slot_leader(&st, slot) {
             None => Err(BlockError::NoLeader { slot }),
             Some(leader) if leader != block.header.producer => Err(BlockError::WrongLeader {
@@ -444,46 +526,67 @@ impl<C: ConsensusRules> Chain<C> {
                 .entries
                 .get(h)
                 .ok_or(ChainError::UnknownParent { hash: *h })?;
-            st.apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)?;
+            st.apply_block_with(
+                &e.block,
+                h,
+                &self.genesis_hash,
+                self.genesis.block_reward,
+                Sigs::Verified,
+            )?;
         }
         Ok(st)
     }
 
-    /// Validates `block` fully (DESIGN §5) and adds it: it extends the tip, is held as a side
-    /// chain, or completes a longer fork that becomes the best chain (never rolling back more
-    /// than `k` blocks; on equal length the current chain is kept). `now_ms` is the wall clock
-    /// used for the "slot not in the future" rule.
-    pub fn add_block(&mut self, block: Block, now_ms: u64) -> Result<AddOutcome, ChainError> {
+    /// The stateful stage: adds a block that passed the stateless stage (DESIGN §5). It extends
+    /// the tip, is held as a side chain, or completes a longer fork that becomes the best chain
+    /// (never rolling back more than `k` blocks; on equal length the current chain is kept).
+    /// Checks the parent (known, at most `k` below the tip), index, slot, clock (`now_ms` is
+    /// the wall clock for "slot not in the future"), the leader, and applies the transactions;
+    /// no signature is verified here.
+    pub fn add_block(
+        &mut self,
+        block: VerifiedBlock,
+        now_ms: u64,
+    ) -> Result<AddOutcome, ChainError> {
+        if block.genesis_hash() != self.genesis_hash {
+            return Err(ChainError::OtherNetwork {
+                expected: self.genesis_hash,
+                got: block.genesis_hash(),
+            });
+        }
         let hash = block.hash();
         if self.entries.contains_key(&hash) {
             return Ok(AddOutcome::AlreadyKnown);
         }
-        let parent_hash = block.header.prev_hash;
+        let parent_hash = block.block().header.prev_hash;
         let Some(parent) = self.entries.get(&parent_hash) else {
             return Err(ChainError::UnknownParent { hash: parent_hash });
         };
-        self.check_structure(&block, &parent.block, now_ms)?;
-        let extends_tip = parent_hash == self.tip_hash();
-        let slot_key = (block.header.slot, block.header.producer);
-        let first_in_slot = self.by_slot.get(&slot_key).copied();
-
-        let mut cstate = self.check_leader(&block, &parent.cstate, &parent.stakes)?;
-        block
-            .verify_signature(&self.genesis_hash)
-            .map_err(BlockError::BadBlockSignature)?;
+        self.check_parent(block.block(), &parent.block, now_ms)?;
+        let mut cstate = self.check_leader(block.block(), &parent_hash, parent)?;
+        self.check_not_third_in_slot(block.block())?;
         let parent_stakes = Arc::clone(&parent.stakes);
+        let extends_tip = parent_hash == self.tip_hash();
+        let slot_key = (block.block().header.slot, block.block().header.producer);
+        let first_in_slot = self.by_slot.get(&slot_key).map(|s| s.first);
 
         if extends_tip && first_in_slot.is_none() {
-            let undo =
-                self.state
-                    .apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
+            let undo = self
+                .state
+                .apply_verified_block(&block, self.genesis.block_reward)?;
             self.rules.on_block(&mut cstate, &hash);
             let stakes = shared_stakes(parent_stakes, self.state.stakes());
-            self.by_slot.insert(slot_key, hash);
+            self.by_slot.insert(
+                slot_key,
+                SlotBlocks {
+                    first: hash,
+                    second: None,
+                },
+            );
             self.entries.insert(
                 hash,
                 Entry {
-                    block,
+                    block: block.into_block(),
                     cstate,
                     undo: Some(undo),
                     stakes,
@@ -513,24 +616,27 @@ impl<C: ConsensusRules> Chain<C> {
         // Only a signed block from the slot leader gets this far, so outsiders cannot make us
         // rebuild branch states.
         let mut scratch = self.state_after(&parent_hash)?;
-        scratch.apply_block(&block, &self.genesis_hash, self.genesis.block_reward)?;
+        scratch.apply_verified_block(&block, self.genesis.block_reward)?;
+        let block = block.into_block();
         self.rules.on_block(&mut cstate, &hash);
         let stakes = shared_stakes(parent_stakes, scratch.stakes());
 
         let equivocating = match first_in_slot {
             Some(first) => {
-                if self.equivocations.len() < MAX_EQUIVOCATIONS {
-                    self.equivocations.push(Equivocation {
-                        slot: block.header.slot,
-                        producer: block.header.producer,
-                        first,
-                        second: hash,
-                    });
+                self.record_equivocation(first, &block, hash);
+                if let Some(held) = self.by_slot.get_mut(&slot_key) {
+                    held.second = Some(hash);
                 }
                 true
             }
             None => {
-                self.by_slot.insert(slot_key, hash);
+                self.by_slot.insert(
+                    slot_key,
+                    SlotBlocks {
+                        first: hash,
+                        second: None,
+                    },
+                );
                 false
             }
         };
@@ -549,6 +655,41 @@ impl<C: ConsensusRules> Chain<C> {
             return Ok(AddOutcome::SideChain);
         }
         self.switch_to(&hash)
+    }
+
+    /// Refuses a block for a (slot, producer) that has two blocks held already: the evidence
+    /// of the first two is kept, and storing more would let one leader fill the side store.
+    fn check_not_third_in_slot(&self, block: &Block) -> Result<(), ChainError> {
+        let h = &block.header;
+        match self.by_slot.get(&(h.slot, h.producer)) {
+            Some(SlotBlocks {
+                second: Some(_), ..
+            }) => Err(ChainError::Equivocation {
+                slot: h.slot,
+                producer: h.producer,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keeps the evidence that the producer of `second` (hash `second_hash`) also signed the
+    /// held block `first` for the same slot.
+    fn record_equivocation(&mut self, first: Hash, second: &Block, second_hash: Hash) {
+        let Some(first_block) = self.entries.get(&first).map(|e| &e.block) else {
+            return;
+        };
+        if self.equivocations.len() < MAX_EQUIVOCATIONS {
+            self.equivocations.push(Equivocation {
+                slot: second.header.slot,
+                producer: second.header.producer,
+                first,
+                second: second_hash,
+                first_header: first_block.header.clone(),
+                first_signature: first_block.signature,
+                second_header: second.header.clone(),
+                second_signature: second.signature,
+            });
+        }
     }
 
     /// Makes the held side block `hash` the tip: rolls back to the fork point, applies the
@@ -590,7 +731,13 @@ impl<C: ConsensusRules> Chain<C> {
             let r = match self.entries.get(h) {
                 Some(e) => self
                     .state
-                    .apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)
+                    .apply_block_with(
+                        &e.block,
+                        h,
+                        &self.genesis_hash,
+                        self.genesis.block_reward,
+                        Sigs::Verified,
+                    )
                     .map_err(ChainError::from),
                 None => Err(ChainError::UnknownParent { hash: *h }),
             };
@@ -635,10 +782,13 @@ impl<C: ConsensusRules> Chain<C> {
         for h in old {
             let Some(e) = self.entries.get(h) else { break };
             // These blocks applied before on exactly this state, so they apply again.
-            match self
-                .state
-                .apply_block(&e.block, &self.genesis_hash, self.genesis.block_reward)
-            {
+            match self.state.apply_block_with(
+                &e.block,
+                h,
+                &self.genesis_hash,
+                self.genesis.block_reward,
+                Sigs::Verified,
+            ) {
                 Ok(undo) => {
                     if let Some(e) = self.entries.get_mut(h) {
                         e.undo = Some(undo);
@@ -678,8 +828,17 @@ impl<C: ConsensusRules> Chain<C> {
         if self.side.remove(hash) {
             if let Some(e) = self.entries.remove(hash) {
                 let key = (e.block.header.slot, e.block.header.producer);
-                if self.by_slot.get(&key) == Some(hash) {
-                    self.by_slot.remove(&key);
+                if let Some(held) = self.by_slot.get_mut(&key) {
+                    if held.second == Some(*hash) {
+                        held.second = None;
+                    } else if held.first == *hash {
+                        match held.second.take() {
+                            Some(second) => held.first = second,
+                            None => {
+                                self.by_slot.remove(&key);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -719,17 +878,6 @@ fn shared_stakes(parent: Arc<StakeMap>, after: &StakeMap) -> Arc<StakeMap> {
     }
 }
 
-/// The header version must be the one this code implements.
-fn check_version(block: &Block) -> Result<(), BlockError> {
-    if block.header.version != BLOCK_VERSION {
-        return Err(BlockError::BadVersion {
-            expected: BLOCK_VERSION,
-            got: block.header.version,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,7 +895,7 @@ mod tests {
         for slot in 1..=5u64 {
             let b =
                 Block::produce(&c.tip().header, slot, 0, 1, vec![], &key, &gh, 1 << 20).unwrap();
-            assert_eq!(c.add_block(b, u64::MAX), Ok(AddOutcome::Extended));
+            assert_eq!(c.verify_and_add(b, u64::MAX), Ok(AddOutcome::Extended));
         }
         let with_undo: Vec<u64> = c
             .best
@@ -820,13 +968,19 @@ mod tests {
         let a2 = produce(&g, &keys, &a1, 2, vec![pay(1)]);
         let a3 = produce(&g, &keys, &a2, 3, vec![]);
         for b in [&a1, &a2, &a3] {
-            assert_eq!(c.add_block(b.clone(), u64::MAX), Ok(AddOutcome::Extended));
+            assert_eq!(
+                c.verify_and_add(b.clone(), u64::MAX),
+                Ok(AddOutcome::Extended)
+            );
         }
         let b1 = produce(&g, &keys, &g.block(), 4, vec![pay(0)]);
         let b2 = produce(&g, &keys, &b1, 5, vec![]);
         let b3 = produce(&g, &keys, &b2, 6, vec![]);
         for b in [&b1, &b2, &b3] {
-            assert_eq!(c.add_block(b.clone(), u64::MAX), Ok(AddOutcome::SideChain));
+            assert_eq!(
+                c.verify_and_add(b.clone(), u64::MAX),
+                Ok(AddOutcome::SideChain)
+            );
         }
         let state_before = c.state.clone();
         let best_before = c.best.clone();
@@ -859,20 +1013,20 @@ mod tests {
         assert!(!c.contains(&b2.hash()));
         assert!(!c.contains(&b3.hash()));
         let mut expected_by_slot = by_slot_before;
-        expected_by_slot.retain(|_, h| *h != b2.hash() && *h != b3.hash());
+        expected_by_slot.retain(|_, h| h.first != b2.hash() && h.first != b3.hash());
         assert_eq!(c.by_slot, expected_by_slot);
         // The restored chain works: it extends, and the rolled-back undo data is usable.
         let a4 = produce(&g, &keys, &a3, 7, vec![pay(2)]);
-        assert_eq!(c.add_block(a4, u64::MAX), Ok(AddOutcome::Extended));
+        assert_eq!(c.verify_and_add(a4, u64::MAX), Ok(AddOutcome::Extended));
         let b2 = produce(&g, &keys, &b1, 8, vec![]);
         let b3 = produce(&g, &keys, &b2, 9, vec![]);
         let b4 = produce(&g, &keys, &b3, 10, vec![]);
         let b5 = produce(&g, &keys, &b4, 11, vec![]);
         for b in [b2, b3, b4] {
-            assert_eq!(c.add_block(b, u64::MAX), Ok(AddOutcome::SideChain));
+            assert_eq!(c.verify_and_add(b, u64::MAX), Ok(AddOutcome::SideChain));
         }
         assert!(matches!(
-            c.add_block(b5.clone(), u64::MAX),
+            c.verify_and_add(b5.clone(), u64::MAX),
             Ok(AddOutcome::Reorg { .. })
         ));
         let mut fresh = LedgerState::from_genesis(&g);
@@ -893,10 +1047,16 @@ mod tests {
         let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
         let pay = |nonce| Transaction::transfer(&keys[0], keys[1].public(), 5, 1, nonce, &gh);
         let a1 = produce(&g, &keys, &g.block(), 1, vec![pay(0)]);
-        assert_eq!(c.add_block(a1.clone(), u64::MAX), Ok(AddOutcome::Extended));
+        assert_eq!(
+            c.verify_and_add(a1.clone(), u64::MAX),
+            Ok(AddOutcome::Extended)
+        );
         let b1 = produce(&g, &keys, &g.block(), 2, vec![]);
         let b2 = produce(&g, &keys, &b1, 3, vec![]);
-        assert_eq!(c.add_block(b1.clone(), u64::MAX), Ok(AddOutcome::SideChain));
+        assert_eq!(
+            c.verify_and_add(b1.clone(), u64::MAX),
+            Ok(AddOutcome::SideChain)
+        );
         let state_before = c.state.clone();
         // Insert b2 as held without switching (as `add_block` does just before `switch_to`).
         let mut e = c.entries[&b1.hash()].clone();
@@ -913,6 +1073,6 @@ mod tests {
         assert!(c.entries[&a1.hash()].undo.is_some());
         assert!(c.side.is_empty());
         assert!(!c.contains(&b1.hash()) && !c.contains(&b2.hash()));
-        assert!(c.by_slot.values().all(|h| *h == a1.hash()));
+        assert!(c.by_slot.values().all(|h| h.first == a1.hash()));
     }
 }

@@ -25,13 +25,21 @@ pub trait ConsensusRules: Send + Sync {
     fn genesis_state(&self, genesis: &Genesis) -> Self::State;
 
     /// The state a block in `slot` is judged by, given the state its parent left and the stakes
-    /// of the ledger after the parent (used for snapshots when epochs are crossed).
+    /// of the ledger after the parent (used for snapshots when epochs are crossed). Must depend
+    /// on `slot` only through [`ConsensusRules::epoch_of`]: the chain reuses the answer for
+    /// every slot of an epoch.
     fn state_for_slot(
         &self,
         parent: &Self::State,
         slot: u64,
         stakes_at_parent: &StakeMap,
     ) -> Self::State;
+
+    /// The epoch of `slot`: the chain caches [`ConsensusRules::state_for_slot`] per (parent,
+    /// epoch). The default treats every slot as its own epoch (always correct, never shared).
+    fn epoch_of(&self, slot: u64) -> u64 {
+        slot
+    }
 
     /// The leader of `slot` under `state` (as returned by [`ConsensusRules::state_for_slot`]),
     /// or `None` if nobody has stake.

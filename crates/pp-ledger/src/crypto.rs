@@ -1,4 +1,9 @@
-//! Ed25519 keys and signatures with strict verification.
+//! Ed25519 keys and signatures, verified under the ZIP-215 rules.
+//!
+//! Signing is standard RFC 8032 ed25519. Verification follows ZIP-215 (docs/consensus.md §4),
+//! as implemented by `ed25519-zebra`: a rule precise enough that single verification, batch
+//! verification ([`crate::sigbatch`]) and the verification cache ([`crate::SignatureCache`]) give
+//! the same answer on every input, which a consensus rule needs and RFC 8032 does not promise.
 //!
 //! An account is identified by its 32-byte public key, written as 64 lowercase hex characters.
 //! Every signature in pp-ledger is over a domain-separated message (see [`signing_message`]) so
@@ -8,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_zebra::{SigningKey, VerificationKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::HexError;
@@ -31,10 +36,10 @@ impl Default for Signature {
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    /// The public key bytes are not a valid (or are a weak) curve point.
+    /// The public key bytes do not decode to a curve point.
     #[error("public key {0} is not a valid ed25519 key")]
     BadPublicKey(PublicKey),
-    /// The signature does not verify under strict ed25519 rules.
+    /// The signature does not verify under the ZIP-215 rules.
     #[error("signature does not verify for key {0}")]
     BadSignature(PublicKey),
 }
@@ -50,15 +55,13 @@ impl PublicKey {
         Ok(PublicKey(decode_fixed::<32>(s)?))
     }
 
-    /// Verifies `sig` over `msg` with strict ed25519 (rejects weak keys and malleable signatures).
+    /// Verifies `sig` over `msg` under ZIP-215 (docs/consensus.md §4): the key and `R` must
+    /// decode to curve points (non-canonical encodings and small-order points accepted), `s`
+    /// must be canonical (`s < l`), and `[8][s]B = [8]R + [8][k]A` must hold.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), SignatureError> {
         let vk =
-            VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadPublicKey(*self))?;
-        if vk.is_weak() {
-            return Err(SignatureError::BadPublicKey(*self));
-        }
-        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        vk.verify_strict(msg, &sig)
+            VerificationKey::try_from(self.0).map_err(|_| SignatureError::BadPublicKey(*self))?;
+        vk.verify(&ed25519_zebra::Signature::from_bytes(&sig.0), msg)
             .map_err(|_| SignatureError::BadSignature(*self))
     }
 }
@@ -115,7 +118,7 @@ impl KeyPair {
     /// Builds a key pair from a 32-byte secret seed.
     pub fn from_seed(seed: [u8; 32]) -> KeyPair {
         KeyPair {
-            signing: SigningKey::from_bytes(&seed),
+            signing: SigningKey::from(seed),
         }
     }
 
@@ -126,7 +129,7 @@ impl KeyPair {
 
     /// The public key (account id).
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.signing.verifying_key().to_bytes())
+        PublicKey(VerificationKey::from(&self.signing).into())
     }
 
     /// Signs raw bytes.
@@ -197,13 +200,51 @@ mod tests {
     }
 
     #[test]
-    fn invalid_and_weak_public_keys_are_rejected() {
+    fn undecodable_public_keys_are_rejected() {
         let sig = Signature([0u8; 64]);
-        // The identity point (a weak, small-order key) must never verify anything.
+        // y = 2 is not the y-coordinate of a curve point.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert_eq!(
+            PublicKey(not_a_point).verify(b"m", &sig),
+            Err(SignatureError::BadPublicKey(PublicKey(not_a_point)))
+        );
+    }
+
+    /// ZIP-215 accepts small-order keys: with a small-order `A` and `R` and `s = 0` both sides
+    /// of the cofactored equation are the identity, for every message. Such a key is an account
+    /// anyone can sign for (docs/consensus.md §4).
+    #[test]
+    fn small_order_key_with_small_order_r_and_zero_s_verifies_any_message() {
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert!(PublicKey(identity).verify(b"m", &sig).is_err());
-        assert!(PublicKey([0xff; 32]).verify(b"m", &sig).is_err());
+        let mut sig = [0u8; 64];
+        sig[0] = 1; // R = identity, s = 0
+        assert_eq!(PublicKey(identity).verify(b"m", &Signature(sig)), Ok(()));
+        assert_eq!(
+            PublicKey(identity).verify(b"other", &Signature(sig)),
+            Ok(())
+        );
+    }
+
+    /// RFC 8032 §7.1, test 1: keys and signatures are standard ed25519.
+    #[test]
+    fn signing_matches_rfc8032_test_1() {
+        let seed: [u8; 32] =
+            decode_fixed("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .unwrap();
+        let kp = KeyPair::from_seed(seed);
+        assert_eq!(
+            kp.public().to_hex(),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        let sig = kp.sign(b"");
+        assert_eq!(
+            sig.to_hex(),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
+             5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert_eq!(kp.public().verify(b"", &sig), Ok(()));
     }
 
     #[test]

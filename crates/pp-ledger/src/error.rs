@@ -276,4 +276,21 @@ pub enum ChainError {
     /// The genesis is invalid.
     #[error("invalid genesis: {0}")]
     Genesis(#[from] GenesisError),
+    /// The producer already has two blocks held for this slot (the evidence is kept); further
+    /// ones are not stored.
+    #[error("producer {producer} already has two blocks for slot {slot}; this one is not stored")]
+    Equivocation {
+        /// The slot.
+        slot: u64,
+        /// The equivocating producer.
+        producer: PublicKey,
+    },
+    /// The block was verified for another network (a caller's mistake, never a peer's).
+    #[error("block was verified for network {got}, this chain is {expected}")]
+    OtherNetwork {
+        /// This chain's genesis hash.
+        expected: Hash,
+        /// The genesis hash the block was verified for.
+        got: Hash,
+    },
 }

@@ -38,7 +38,7 @@
 //! let block = Block::produce(&chain.tip().header, slot, genesis.genesis_time + 1000,
 //!                            genesis.difficulty, txs, &producer, &gh, 1 << 24).unwrap();
 //! let now_ms = genesis.genesis_time + 1000;
-//! assert_eq!(chain.add_block(block, now_ms), Ok(AddOutcome::Extended));
+//! assert_eq!(chain.verify_and_add(block, now_ms), Ok(AddOutcome::Extended));
 //! assert_eq!(chain.state().balance(&alice.public()), 100);
 //! assert_eq!(chain.height(), 1);
 //! ```
@@ -52,12 +52,15 @@ pub mod error;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod sigbatch;
+pub mod sigcache;
 pub mod state;
 pub mod testing;
 pub mod tx;
+pub mod verified;
 
-pub use block::{Block, BlockHeader, BLOCK_VERSION, HEADER_LEN};
-pub use chain::{AddOutcome, Chain, Equivocation, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
+pub use block::{Block, BlockHeader, PowMidstate, BLOCK_VERSION, HEADER_LEN, NONCE_OFFSET};
+pub use chain::{AddOutcome, Chain, Equivocation, Screened, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
 pub use consensus::{ConsensusRules, StakeMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
 pub use encoding::{Decode, Decoder, Encode, Encoder};
@@ -65,6 +68,11 @@ pub use error::{BlockError, ChainError, DecodeError, HexError, TxError};
 pub use genesis::{Genesis, GenesisError, InitialBalance, InitialStakeholder};
 pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
+pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
+pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
 pub use state::{BlockUndo, LedgerState};
 pub use testing::RoundRobin;
 pub use tx::{Transaction, TxBody, TxKind};
+pub use verified::{
+    BlockVerifier, ChunkVerified, PendingBlock, SigChunk, VerifiedBlock, VerifiedTx,
+};

@@ -16,7 +16,9 @@ use crate::crypto::PublicKey;
 use crate::error::{BlockError, TxError};
 use crate::genesis::{is_valid_stakeholder_id, Genesis};
 use crate::hash::Hash;
+use crate::sigcache::SignatureCache;
 use crate::tx::{Transaction, TxKind};
+use crate::verified::{VerifiedBlock, VerifiedTx};
 
 /// Balances, next nonces, stakes and stakeholder id bindings after some block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -143,7 +145,25 @@ impl LedgerState {
 
     /// Checks that `tx` would apply now, changing nothing (the mempool's admission test).
     pub fn check_tx(&self, tx: &Transaction, genesis_hash: &Hash) -> Result<(), TxError> {
-        self.plan(tx, genesis_hash).map(|_| ())
+        self.plan(tx, genesis_hash, Sigs::Verify).map(|_| ())
+    }
+
+    /// [`LedgerState::check_tx`], with the signature checked through `cache` (a hit costs no
+    /// verification; a verified signature is remembered).
+    pub fn check_tx_cached(
+        &self,
+        tx: &Transaction,
+        genesis_hash: &Hash,
+        cache: &SignatureCache,
+    ) -> Result<(), TxError> {
+        self.plan(tx, genesis_hash, Sigs::Cached(cache)).map(|_| ())
+    }
+
+    /// [`LedgerState::check_tx`] for a transaction whose signature is already verified: the
+    /// stateful rules only.
+    pub fn check_verified_tx(&self, tx: &VerifiedTx) -> Result<(), TxError> {
+        // The genesis hash only matters to the signature, which is not checked again.
+        self.plan(tx.tx(), &Hash::ZERO, Sigs::Verified).map(|_| ())
     }
 
     /// Applies `tx` and credits its fee to `fee_to` (the block producer). On error nothing
@@ -155,7 +175,7 @@ impl LedgerState {
         fee_to: &PublicKey,
     ) -> Result<(), TxError> {
         let mut journal = Vec::new();
-        let r = self.apply_tx_journaled(tx, genesis_hash, Some(fee_to), &mut journal);
+        let r = self.apply_tx_journaled(tx, genesis_hash, Some(fee_to), Sigs::Verify, &mut journal);
         if r.is_err() {
             self.undo(journal);
         }
@@ -168,9 +188,10 @@ impl LedgerState {
         &mut self,
         tx: &Transaction,
         genesis_hash: &Hash,
+        sigs: Sigs<'_>,
     ) -> Result<(), TxError> {
         let mut journal = Vec::new();
-        let r = self.apply_tx_journaled(tx, genesis_hash, None, &mut journal);
+        let r = self.apply_tx_journaled(tx, genesis_hash, None, sigs, &mut journal);
         if r.is_err() {
             self.undo(journal);
         }
@@ -187,11 +208,44 @@ impl LedgerState {
         genesis_hash: &Hash,
         block_reward: u64,
     ) -> Result<BlockUndo, BlockError> {
+        self.apply_block_with(
+            block,
+            &block.hash(),
+            genesis_hash,
+            block_reward,
+            Sigs::Verify,
+        )
+    }
+
+    /// [`LedgerState::apply_block`] for a block whose signatures were all verified by the
+    /// stateless stage: the stateful rules only.
+    pub fn apply_verified_block(
+        &mut self,
+        block: &VerifiedBlock,
+        block_reward: u64,
+    ) -> Result<BlockUndo, BlockError> {
+        self.apply_block_with(
+            block.block(),
+            &block.hash(),
+            &block.genesis_hash(),
+            block_reward,
+            Sigs::Verified,
+        )
+    }
+
+    pub(crate) fn apply_block_with(
+        &mut self,
+        block: &Block,
+        block_hash: &Hash,
+        genesis_hash: &Hash,
+        block_reward: u64,
+        sigs: Sigs<'_>,
+    ) -> Result<BlockUndo, BlockError> {
         let producer = block.header.producer;
         let mut journal = Vec::with_capacity(block.transactions.len() * 4 + 2);
         for (index, tx) in block.transactions.iter().enumerate() {
             if let Err(error) =
-                self.apply_tx_journaled(tx, genesis_hash, Some(&producer), &mut journal)
+                self.apply_tx_journaled(tx, genesis_hash, Some(&producer), sigs, &mut journal)
             {
                 self.undo(journal);
                 return Err(BlockError::Tx {
@@ -211,7 +265,7 @@ impl LedgerState {
             self.minted += u128::from(block_reward);
         }
         Ok(BlockUndo {
-            block_hash: block.hash(),
+            block_hash: *block_hash,
             changes: journal,
         })
     }
@@ -244,7 +298,7 @@ impl LedgerState {
 
     /// Validates `tx` against the current state and computes what it leaves. Cheap stateless
     /// checks first, the signature (the expensive part) last.
-    fn plan(&self, tx: &Transaction, genesis_hash: &Hash) -> Result<Plan, TxError> {
+    fn plan(&self, tx: &Transaction, genesis_hash: &Hash, sigs: Sigs<'_>) -> Result<Plan, TxError> {
         let b = &tx.body;
         let from = b.from;
         if b.amount == 0 {
@@ -350,8 +404,12 @@ impl LedgerState {
                 plan.new_stake = Some(left);
             }
         }
-        tx.verify_signature(genesis_hash)
-            .map_err(TxError::BadSignature)?;
+        match sigs {
+            Sigs::Verify => tx.verify_signature(genesis_hash),
+            Sigs::Cached(cache) => cache.verify_tx(tx, &tx.id(), genesis_hash),
+            Sigs::Verified => Ok(()),
+        }
+        .map_err(TxError::BadSignature)?;
         Ok(plan)
     }
 
@@ -360,9 +418,10 @@ impl LedgerState {
         tx: &Transaction,
         genesis_hash: &Hash,
         fee_to: Option<&PublicKey>,
+        sigs: Sigs<'_>,
         j: &mut Vec<Change>,
     ) -> Result<(), TxError> {
-        let plan = self.plan(tx, genesis_hash)?;
+        let plan = self.plan(tx, genesis_hash, sigs)?;
         let from = tx.body.from;
         self.set_balance(from, plan.sender_balance, j);
         j.push(Change::Nonce(
@@ -408,6 +467,17 @@ impl LedgerState {
         }
         Ok(())
     }
+}
+
+/// How a transaction's signature is checked while its rules are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sigs<'a> {
+    /// Verified now.
+    Verify,
+    /// Through the cache: a hit costs nothing, a verification is remembered.
+    Cached(&'a SignatureCache),
+    /// Already verified by the stateless stage ([`VerifiedTx`], [`VerifiedBlock`]).
+    Verified,
 }
 
 fn restore(map: &mut BTreeMap<PublicKey, u64>, k: PublicKey, v: Option<u64>) {

@@ -16,7 +16,7 @@ fn chain_of(g: Genesis) -> Chain<RoundRobin> {
 }
 
 fn add(c: &mut Chain<RoundRobin>, b: &Block) -> Result<AddOutcome, ChainError> {
-    c.add_block(b.clone(), LATE)
+    c.verify_and_add(b.clone(), LATE)
 }
 
 /// Bytes of a block with no transactions: header, signature, transaction count.

@@ -13,7 +13,7 @@ fn chain_of(g: Genesis) -> Chain<RoundRobin> {
 }
 
 fn add(c: &mut Chain<RoundRobin>, b: &Block) -> Result<AddOutcome, ChainError> {
-    c.add_block(b.clone(), LATE)
+    c.verify_and_add(b.clone(), LATE)
 }
 
 /// Extends the chain with empty blocks in slots `slots`, returning them.
@@ -194,7 +194,7 @@ fn rejects_slot_in_future() {
     let start = GENESIS_TIME + 10 * SLOT_MS;
     let now = start - g.max_clock_skew_ms - 1;
     assert_eq!(
-        c.add_block(b.clone(), now),
+        c.verify_and_add(b.clone(), now),
         Err(ChainError::Block(BlockError::SlotInFuture {
             slot: 10,
             slot_start_ms: start,
@@ -204,7 +204,7 @@ fn rejects_slot_in_future() {
     );
     // Exactly at the skew allowance the block is accepted.
     assert_eq!(
-        c.add_block(b, start - g.max_clock_skew_ms),
+        c.verify_and_add(b, start - g.max_clock_skew_ms),
         Ok(AddOutcome::Extended)
     );
 }
@@ -572,20 +572,23 @@ fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
     assert_eq!(c.leader_for_next(1), Some(key(2).public()));
     let grow = bond(1, "alice", 5_000, 0, 0, &gh);
     let a1 = block_by(&g, &g.block(), 1, vec![grow.clone()], &key(2));
-    assert_eq!(c.add_block(a1.clone(), LATE), Ok(AddOutcome::Extended));
+    assert_eq!(c.verify_and_add(a1.clone(), LATE), Ok(AddOutcome::Extended));
     // Alice now has 6000: she leads the next slot, bob no longer does.
     assert_eq!(c.leader_for_next(2), Some(key(1).public()));
     let by_bob = block_by(&g, &a1, 2, vec![], &key(2));
     assert!(matches!(
-        c.add_block(by_bob, LATE),
+        c.verify_and_add(by_bob, LATE),
         Err(ChainError::Block(BlockError::WrongLeader { .. }))
     ));
     // The same on a side branch whose state differs from the tip's.
     let s1 = block_by(&g, &g.block(), 3, vec![grow], &key(2));
-    assert_eq!(c.add_block(s1.clone(), LATE), Ok(AddOutcome::SideChain));
+    assert_eq!(
+        c.verify_and_add(s1.clone(), LATE),
+        Ok(AddOutcome::SideChain)
+    );
     let by_bob = block_by(&g, &s1, 4, vec![], &key(2));
     assert_eq!(
-        c.add_block(by_bob, LATE),
+        c.verify_and_add(by_bob, LATE),
         Err(ChainError::Block(BlockError::WrongLeader {
             slot: 4,
             expected: key(1).public(),
@@ -594,7 +597,64 @@ fn leader_check_uses_the_stakes_after_the_parent_on_every_branch() {
     );
     let by_alice = block_by(&g, &s1, 4, vec![], &key(1));
     assert!(matches!(
-        c.add_block(by_alice, LATE),
+        c.verify_and_add(by_alice, LATE),
         Ok(AddOutcome::Reorg { .. })
     ));
+}
+
+/// A leader that signs 1,100 blocks for one slot: the first is kept, one more is held aside as
+/// evidence, the rest are refused without being stored, so the side store (1,024 blocks) stays
+/// free for honest forks.
+#[test]
+fn a_leader_signing_1100_blocks_for_one_slot_does_not_fill_the_side_store() {
+    let g = genesis();
+    let gh = g.hash();
+    let mut c = chain_of(g.clone());
+    let a = extend(&mut c, [1]);
+    let flooder = leader(&g, 2);
+    let mut outcomes = Vec::new();
+    for i in 0..1_100u64 {
+        let b = Block::produce(
+            &a[0].header,
+            2,
+            GENESIS_TIME + i,
+            g.difficulty,
+            vec![],
+            &flooder,
+            &gh,
+            1 << 24,
+        )
+        .expect("proof of work found");
+        outcomes.push(add(&mut c, &b));
+    }
+    assert_eq!(outcomes[0], Ok(AddOutcome::Extended));
+    assert_eq!(outcomes[1], Ok(AddOutcome::SideChain));
+    let refused = ChainError::Equivocation {
+        slot: 2,
+        producer: flooder.public(),
+    };
+    assert!(outcomes[2..].iter().all(|o| *o == Err(refused.clone())));
+    assert_eq!(c.side_chain_len(), 1);
+    // One record, with both signed headers, checkable by anyone.
+    assert_eq!(c.equivocations().len(), 1);
+    let e = &c.equivocations()[0];
+    assert_eq!((e.slot, e.producer), (2, flooder.public()));
+    assert_ne!(e.first_header, e.second_header);
+    for (header, sig) in [
+        (&e.first_header, &e.first_signature),
+        (&e.second_header, &e.second_signature),
+    ] {
+        let msg = pp_ledger::crypto::signing_message(
+            pp_ledger::crypto::Domain::Block,
+            &gh,
+            &header.hash(),
+        );
+        assert_eq!(e.producer.verify(&msg, sig), Ok(()));
+    }
+    assert_eq!(e.first, e.first_header.hash());
+    assert_eq!(e.second, e.second_header.hash());
+    // Honest forks are still held.
+    let fork = block_on(&g, &g.block(), 3, vec![]);
+    assert_eq!(add(&mut c, &fork), Ok(AddOutcome::SideChain));
+    assert_eq!(c.side_chain_len(), 2);
 }

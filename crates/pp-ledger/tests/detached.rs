@@ -25,7 +25,7 @@ fn a_valid_block_with_an_unknown_parent_passes_the_detached_checks() {
     let (mut c, b2) = orphan();
     assert_eq!(c.check_detached(&b2), Ok(()));
     assert!(matches!(
-        c.add_block(b2, LATE),
+        c.verify_and_add(b2, LATE),
         Err(ChainError::UnknownParent { .. })
     ));
 }
@@ -85,6 +85,6 @@ fn a_block_the_chain_accepts_passes_the_detached_checks() {
     for slot in 1..=5 {
         let b = block_on(&g, c.tip(), slot, vec![]);
         assert_eq!(c.check_detached(&b), Ok(()));
-        c.add_block(b, LATE).expect("valid block");
+        c.verify_and_add(b, LATE).expect("valid block");
     }
 }

@@ -281,7 +281,7 @@ proptest! {
                 vec![]
             };
             let b = block_on(&g, &parent, slot, txs);
-            let r = c.add_block(b.clone(), LATE);
+            let r = c.verify_and_add(b.clone(), LATE);
             if matches!(r, Ok(AddOutcome::Extended | AddOutcome::SideChain | AddOutcome::Reorg { .. })) {
                 built.push(b);
             }
@@ -319,10 +319,10 @@ proptest! {
         if let Ok(bad) = Block::from_canonical_bytes(&bytes) {
             let before = c.state().clone();
             // Every byte is covered: header bytes by the block signature, transactions by the tx root.
-            prop_assert!(c.add_block(bad, LATE).is_err());
+            prop_assert!(c.verify_and_add(bad, LATE).is_err());
             prop_assert_eq!(c.state(), &before);
             prop_assert_eq!(c.height(), 0);
         }
-        prop_assert_eq!(c.add_block(b, LATE), Ok(AddOutcome::Extended));
+        prop_assert_eq!(c.verify_and_add(b, LATE), Ok(AddOutcome::Extended));
     }
 }

@@ -94,6 +94,10 @@ impl ConsensusRules for Ouroboros {
             .unwrap_or_else(|_| parent.clone())
     }
 
+    fn epoch_of(&self, slot: u64) -> u64 {
+        self.clock.epoch_of_slot(slot)
+    }
+
     fn slot_leader(&self, state: &EpochState, slot: u64) -> Option<PublicKey> {
         self.leader_of(state, slot).ok()
     }

@@ -75,14 +75,17 @@ fn chain_accepts_only_the_leader_predicted_from_its_own_block_hashes() {
         let forged = produce(&chain, slot, impostor, &clock);
         assert!(
             matches!(
-                chain.add_block(forged, now),
+                chain.verify_and_add(forged, now),
                 Err(ChainError::Block(BlockError::WrongLeader { .. }))
             ),
             "slot {slot}: a non-leader's block must be refused"
         );
         let block = produce(&chain, slot, by_key[&expected], &clock);
         let hash = block.hash();
-        assert_eq!(chain.add_block(block, now).unwrap(), AddOutcome::Extended);
+        assert_eq!(
+            chain.verify_and_add(block, now).unwrap(),
+            AddOutcome::Extended
+        );
         hashes_by_epoch.entry(epoch).or_default().push(hash);
         producers.insert(expected);
     }

@@ -477,6 +477,7 @@ async fn account(
     let view = LedgerView {
         state: st,
         genesis_hash: core.genesis_hash,
+        sigs: c.signature_cache(),
     };
     let pending_nonce = core.mempool().pending_nonce(&view, &pk);
     ok_json(json!({

@@ -12,8 +12,9 @@
 //! senders and in nonce order within a sender ([`Mempool::candidates`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use pp_ledger::{Hash, PublicKey, Transaction, TxKind};
+use pp_ledger::{Hash, PublicKey, SignatureCache, Transaction, TxKind};
 
 /// Default bound on the number of pending transactions.
 pub const DEFAULT_MAX_TXS: usize = 10_000;
@@ -150,6 +151,8 @@ pub struct Mempool {
     /// Per sender, pending ids by nonce; nonces are consecutive from the sender's state nonce.
     by_sender: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     next_seq: u64,
+    /// Verified signatures, shared with the chain.
+    sigs: Arc<SignatureCache>,
 }
 
 /// What one sender's pending transactions spend.
@@ -183,7 +186,15 @@ impl Mempool {
             by_id: HashMap::new(),
             by_sender: BTreeMap::new(),
             next_seq: 0,
+            sigs: Arc::new(SignatureCache::default()),
         }
+    }
+
+    /// Verifies signatures through `cache` (the chain's), so that a block of transactions
+    /// admitted here verifies none of them again.
+    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Mempool {
+        self.sigs = cache;
+        self
     }
 
     /// Number of pending transactions.
@@ -262,7 +273,8 @@ impl Mempool {
             });
         }
         // The signature last: it is the expensive check, and everything above is cheap to refute.
-        tx.verify_signature(&self.genesis_hash)
+        self.sigs
+            .verify_tx(tx, &tx.id(), &self.genesis_hash)
             .map_err(|_| MempoolError::BadSignature { from: b.from })?;
         if b.nonce == state.next_nonce(&b.from) {
             // The sender's very next transaction: the ledger's own rules (e.g. stakeholder id

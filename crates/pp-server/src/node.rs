@@ -11,11 +11,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use pp_ledger::chain::{AddOutcome, Chain};
+use pp_ledger::chain::{AddOutcome, Chain, Screened};
 use pp_ledger::error::{ChainError, TxError};
 use pp_ledger::{
-    Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature, Transaction,
-    BLOCK_VERSION,
+    Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature, SignatureCache,
+    Transaction, VerifiedBlock, BLOCK_VERSION,
 };
 use pp_net::{ChainView, PeerId};
 use pp_ouroboros::{Ouroboros, SlotClock};
@@ -57,6 +57,8 @@ pub(crate) enum ImportError {
 pub(crate) struct LedgerView<'a> {
     pub(crate) state: &'a LedgerState,
     pub(crate) genesis_hash: Hash,
+    /// The chain's signature cache: the mempool verified the signature through it already.
+    pub(crate) sigs: &'a SignatureCache,
 }
 
 impl AccountView for LedgerView<'_> {
@@ -71,7 +73,7 @@ impl AccountView for LedgerView<'_> {
     }
     fn check_next(&self, tx: &Transaction) -> Result<(), (String, String)> {
         self.state
-            .check_tx(tx, &self.genesis_hash)
+            .check_tx_cached(tx, &self.genesis_hash, self.sigs)
             .map_err(|e| (tx_error_code(&e).to_string(), e.to_string()))
     }
 }
@@ -189,6 +191,19 @@ impl Core {
         self.slots.slot_at(self.now_ms()).unwrap_or(0)
     }
 
+    /// The cheap checks under the read lock ([`Chain::screen`]), then the stateless stage with no
+    /// lock held. `None` if the block is already held.
+    fn verify_block(&self, block: Block, now: u64) -> Result<Option<VerifiedBlock>, ChainError> {
+        let verifier = {
+            let chain = self.chain();
+            if chain.screen(&block, now)? == Screened::Known {
+                return Ok(None);
+            }
+            chain.verifier().clone()
+        };
+        Ok(Some(verifier.verify_block(block)?))
+    }
+
     /// Validates `block` fully, applies it and stores it durably. Nothing is announced here.
     pub(crate) fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
         let (mut done, refused) = self.import_blocks(vec![block])?;
@@ -223,7 +238,10 @@ impl Core {
         for block in blocks {
             let hash = block.hash();
             let now = self.now_ms();
-            let outcome = match self.chain_mut().add_block(block, now) {
+            let outcome = match self.verify_block(block, now).and_then(|v| match v {
+                Some(v) => self.chain_mut().add_block(v, now),
+                None => Ok(AddOutcome::AlreadyKnown),
+            }) {
                 Ok(o) => o,
                 Err(e) => {
                     refused = Some(e);
@@ -274,6 +292,7 @@ impl Core {
             let view = LedgerView {
                 state: chain.state(),
                 genesis_hash: self.genesis_hash,
+                sigs: chain.signature_cache(),
             };
             let mut mp = self.mempool();
             if rolled_back_txs.is_empty() {
@@ -311,6 +330,7 @@ impl Core {
             let view = LedgerView {
                 state: chain.state(),
                 genesis_hash: self.genesis_hash,
+                sigs: chain.signature_cache(),
             };
             let mut mp = self.mempool();
             let r = mp.insert(&view, tx.clone());
@@ -413,7 +433,7 @@ impl Core {
                 .slots
                 .slot_start_ms(block.header.slot)
                 .max(block.header.timestamp);
-            match self.chain_mut().add_block(block, now) {
+            match self.chain_mut().verify_and_add(block, now) {
                 Ok(AddOutcome::Extended) => applied += 1,
                 Ok(other) => {
                     tracing::warn!(hash = %h, ?other, "stored block did not extend the replayed chain; stopping");
@@ -447,6 +467,7 @@ impl Core {
             let view = LedgerView {
                 state: chain.state(),
                 genesis_hash: self.genesis_hash,
+                sigs: chain.signature_cache(),
             };
             let mut mp = self.mempool();
             for t in sorted {

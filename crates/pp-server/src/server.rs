@@ -338,7 +338,8 @@ impl Server {
             genesis_hash,
             self.config.mempool_max_txs,
             self.config.mempool_max_per_sender,
-        );
+        )
+        .with_signature_cache(Arc::clone(chain.signature_cache()));
         let (sync_tx, sync_rx) = mpsc::channel(64);
         let core = Arc::new(Core::new(
             node_id.clone(),
@@ -702,6 +703,7 @@ impl Server {
         let view = crate::node::LedgerView {
             state: c.state(),
             genesis_hash: core.genesis_hash,
+            sigs: c.signature_cache(),
         };
         Ok(core.mempool().pending_nonce(&view, wallet))
     }
