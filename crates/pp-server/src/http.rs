@@ -265,6 +265,10 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/bans/{target}", axum::routing::delete(bans::remove_ban))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            fail_stop,
+        ))
         .with_state::<()>(core);
     let router = match admin_token {
         Some(t) => router.layer(Extension(t)),
@@ -295,8 +299,24 @@ pub(crate) fn block_json(b: &Block) -> Value {
 }
 
 async fn health(State(core): State<Arc<Core>>) -> ApiResult {
+    // A failed node never reaches here: `fail_stop` answers for it.
     let height = core.chain().height();
     ok_json(json!({ "status": "ok", "height": height }))
+}
+
+/// Once the storage failed, every endpoint but `/metrics` answers `503 storage_failed` with the
+/// reason: memory may hold blocks and transactions the disk does not, and the node must not
+/// serve them (`/health` included, so that a supervisor sees the failure).
+async fn fail_stop(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    match core.health.failure() {
+        Some(reason) if req.uri().path() != "/metrics" => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            format!("the node stopped after a storage failure: {reason}"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 pub(crate) fn status_json(core: &Core) -> Value {
@@ -400,7 +420,7 @@ async fn submit_tx(
     let tx: Transaction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("not a transaction: {e}")))?;
     let id = tx.id();
-    match core.admit_tx(tx.clone()) {
+    match core.admit_tx(tx.clone()).await {
         Ok(inserted) => {
             if inserted == Inserted::New {
                 if let Some(n) = core.net() {
@@ -451,6 +471,16 @@ async fn tx_status(
             "id": id,
             "status": "included",
             "block": { "index": b.header.index, "hash": b.hash() },
+        }));
+    }
+    drop(c);
+    if let Some(reason) = core.mempool().dropped(&id) {
+        return ok_json(json!({
+            "id": id,
+            "status": "dropped",
+            "reason": reason.code(),
+            "message": reason.message(),
+            "block": null,
         }));
     }
     Err(ApiError::not_found(
