@@ -1002,4 +1002,147 @@ mod tests {
         let c: Vec<Transaction> = m.candidates().into_iter().cloned().collect();
         assert_eq!(c, vec![t0, t1]);
     }
+
+    fn pay_fee(from: &KeyPair, fee: u64, nonce: u64) -> Transaction {
+        Transaction::transfer(from, key(99).public(), 1, fee, nonce, &G)
+    }
+
+    #[test]
+    fn fork_switch_over_the_per_sender_bound_keeps_every_acknowledged_transaction() {
+        let a = key(1);
+        let mut v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 3);
+        let t: Vec<_> = (0..5).map(|n| pay(&a, 10, n)).collect();
+        // t0, t1 are in our best block; t2..t4 were acknowledged on top (the sender's bound).
+        v.nonce.insert(a.public(), 2);
+        for x in &t[2..] {
+            assert_eq!(m.insert(&v, x.clone()), Ok(Inserted::New));
+        }
+        // A fork switch abandons that block: t0, t1 come back in front of t2..t4.
+        v.nonce.insert(a.public(), 0);
+        let (added, dropped) = m.rebuild_after(&v, t[..2].to_vec(), Some(&HashSet::new()));
+        assert_eq!(added, t[..2].to_vec());
+        assert_eq!(
+            dropped,
+            Vec::<Hash>::new(),
+            "acknowledged transactions were dropped"
+        );
+        assert_eq!(m.len(), 5);
+        // The sender's queue is over its bound until it drains: no newcomer meanwhile.
+        assert!(matches!(
+            m.insert(&v, pay(&a, 10, 5)),
+            Err(MempoolError::SenderFull { .. })
+        ));
+    }
+
+    #[test]
+    fn fork_switch_over_the_total_bound_evicts_the_lowest_fee_rates_and_says_so() {
+        let (a, b) = (key(1), key(2));
+        let mut v = view_with(&a, 1_000);
+        v.balance.insert(b.public(), 1_000);
+        let mut m = Mempool::new(G, 3, 10);
+        // Pending: b's two cheap ones and a's nonce 1 (nonce 0 is in our block).
+        v.nonce.insert(a.public(), 1);
+        let a1 = pay_fee(&a, 9, 1);
+        let (b0, b1) = (pay_fee(&b, 2, 0), pay_fee(&b, 1, 1));
+        for x in [&a1, &b0, &b1] {
+            m.insert(&v, x.clone()).unwrap();
+        }
+        v.nonce.insert(a.public(), 0);
+        let a0 = pay_fee(&a, 9, 0);
+        let (added, dropped) = m.rebuild_after(&v, vec![a0.clone()], Some(&HashSet::new()));
+        assert_eq!(added, vec![a0]);
+        // Four for three places: b's last (lowest fee rate) goes, recorded as evicted.
+        assert_eq!(dropped, vec![b1.id()]);
+        assert_eq!(m.dropped(&b1.id()), Some(&DropReason::EvictedByFee));
+        assert!(m.contains(&a1.id()) && m.contains(&b0.id()));
+    }
+
+    #[test]
+    fn a_pending_transaction_whose_nonce_another_one_used_is_reported_as_a_conflict() {
+        let a = key(1);
+        let mut v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 10);
+        let mine = pay(&a, 10, 0);
+        let later = pay(&a, 10, 1);
+        m.insert(&v, mine.clone()).unwrap();
+        m.insert(&v, later.clone()).unwrap();
+        // A block holds another transaction with nonce 0 (and, say, nonce 1 is now unaffordable).
+        let other = pay(&a, 11, 0);
+        v.nonce.insert(a.public(), 1);
+        v.balance.insert(a.public(), 5);
+        let included: HashSet<Hash> = [other.id()].into();
+        let dropped = m.revalidate_after(&v, Some(&included));
+        assert_eq!(dropped, vec![mine.id(), later.id()]);
+        assert_eq!(m.dropped(&mine.id()), Some(&DropReason::Conflict));
+        assert_eq!(
+            m.dropped(&later.id()).map(DropReason::code),
+            Some("invalid")
+        );
+        // An included one is not a drop.
+        let mut m = Mempool::new(G, 100, 10);
+        v.nonce.insert(a.public(), 0);
+        v.balance.insert(a.public(), 1_000);
+        m.insert(&v, mine.clone()).unwrap();
+        v.nonce.insert(a.public(), 1);
+        let included: HashSet<Hash> = [mine.id()].into();
+        assert_eq!(m.revalidate_after(&v, Some(&included)), vec![mine.id()]);
+        assert_eq!(m.dropped(&mine.id()), None);
+    }
+
+    #[test]
+    fn zero_fee_spam_is_refused_below_the_minimum_fee() {
+        let a = key(1);
+        let v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 10);
+        m.set_min_fee(1);
+        let err = m.insert(&v, pay_fee(&a, 0, 0)).unwrap_err();
+        assert_eq!(err, MempoolError::FeeBelowMinimum { fee: 0, min: 1 });
+        assert_eq!(err.code(), "fee_below_minimum");
+        assert_eq!(m.insert(&v, pay_fee(&a, 1, 0)), Ok(Inserted::New));
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_cheapest_for_a_better_fee_rate_and_refuses_a_cheaper_one() {
+        let keys: Vec<KeyPair> = (1..=5).map(key).collect();
+        let mut v = View::default();
+        for k in &keys {
+            v.balance.insert(k.public(), 1_000);
+        }
+        let mut m = Mempool::new(G, 3, 10);
+        // Zero-fee spam fills the pool (a node with no minimum fee).
+        for k in &keys[..3] {
+            m.insert(&v, pay_fee(k, 0, 0)).unwrap();
+        }
+        let spam_ids: Vec<Hash> = keys[..3].iter().map(|k| pay_fee(k, 0, 0).id()).collect();
+        // Equal fee rate: nothing to gain, refused.
+        assert_eq!(
+            m.insert(&v, pay_fee(&keys[3], 0, 0)),
+            Err(MempoolError::PoolFull { max: 3 })
+        );
+        // A paying transaction takes the place of the newest spam.
+        let honest = pay_fee(&keys[3], 5, 0);
+        assert_eq!(m.insert(&v, honest.clone()), Ok(Inserted::New));
+        assert_eq!(m.take_evicted(), vec![spam_ids[2]]);
+        assert_eq!(m.dropped(&spam_ids[2]), Some(&DropReason::EvictedByFee));
+        assert!(m.contains(&honest.id()));
+        assert_eq!(m.len(), 3);
+        // Once only paying transactions are left, a cheaper one is refused with the reason.
+        m.insert(&v, pay_fee(&keys[2], 6, 0)).unwrap();
+        m.insert(&v, pay_fee(&keys[4], 7, 0)).unwrap();
+        assert!(m.dropped(&spam_ids[0]).is_some() && m.dropped(&spam_ids[1]).is_some());
+        let err = m.insert(&v, pay_fee(&keys[0], 4, 0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MempoolError::Underpriced {
+                    fee: 4,
+                    cheapest_fee: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.code(), "fee_too_low");
+    }
 }

@@ -989,4 +989,86 @@ mod tests {
         // Not again for a slot at or before the tip's.
         assert!(core.produce(1).await.is_none());
     }
+
+    /// What `GET /transactions/{id}` answers: (HTTP status, `status` field).
+    async fn tx_status(core: &Arc<Core>, id: &Hash) -> (u16, String) {
+        use tower::ServiceExt as _;
+        let app = crate::http::router(core.clone(), None);
+        let req = axum::http::Request::get(format!("/transactions/{id}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, v["status"].as_str().unwrap_or("").to_string())
+    }
+
+    #[tokio::test]
+    async fn no_acknowledged_transaction_is_silently_lost_in_a_fork_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([68u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        // The test pool holds at most 10 transactions per sender.
+        let core = testing::core_with_genesis_time(dir.path(), &key, start);
+        let genesis = core.chain().tip().header.clone();
+        let to = KeyPair::from_seed([69u8; 32]).public();
+        let txs: Vec<Transaction> = (0..12)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        // Our branch: a block (slot 5) with t0, t1; then t2..t11 acknowledged on top of it.
+        let ours = block_on(&core, &genesis, 5, txs[..2].to_vec());
+        core.import_block(ours).await.unwrap();
+        for t in &txs[2..] {
+            assert_eq!(core.admit_tx(t.clone()).await, Ok(Inserted::New));
+        }
+        // A longer branch without them wins: t0, t1 come back in front of t2..t11.
+        let c1 = block_on(&core, &genesis, 3, vec![]);
+        let c2 = block_on(&core, &c1.header, 4, vec![]);
+        core.import_block(c1).await.unwrap();
+        assert!(matches!(
+            core.import_block(c2).await.unwrap().outcome,
+            AddOutcome::Reorg { .. }
+        ));
+        // Every acknowledged transaction is still known: pending here.
+        for t in &txs {
+            assert_eq!(tx_status(&core, &t.id()).await, (200, "pending".into()));
+        }
+        // The sender's next nonce counts all of them: no `bad_nonce` surprise.
+        let next = {
+            let c = core.chain();
+            let view = LedgerView {
+                state: c.state(),
+                genesis_hash: core.genesis_hash,
+            };
+            core.mempool().pending_nonce(&view, &key.public())
+        };
+        assert_eq!(next, 12);
+        // And they are journaled: a restart brings them back.
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 12);
+    }
+
+    #[tokio::test]
+    async fn a_pending_transaction_beaten_by_a_conflicting_block_is_reported_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([70u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let to = KeyPair::from_seed([71u8; 32]).public();
+        let mine = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+        let other = Transaction::transfer(&key, to, 6, 1, 0, &core.genesis_hash);
+        core.admit_tx(mine.clone()).await.unwrap();
+        let b = next_block(&core, vec![other.clone()]);
+        core.import_block(b).await.unwrap();
+        assert_eq!(
+            tx_status(&core, &other.id()).await,
+            (200, "included".into())
+        );
+        assert_eq!(tx_status(&core, &mine.id()).await, (200, "dropped".into()));
+        assert_eq!(
+            core.mempool().dropped(&mine.id()),
+            Some(&crate::mempool::DropReason::Conflict)
+        );
+    }
 }
