@@ -38,6 +38,7 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
     // The defaults of ServerConfig::new are the devnet's; ppd only overrides what it was told.
     config.genesis = genesis;
     config.http_addr = Some(settings.http);
+    config.mempool_min_fee = settings.min_fee;
     if let Some(id) = &settings.node_id {
         config.node_id = id.clone();
     }

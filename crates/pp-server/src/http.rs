@@ -44,6 +44,8 @@ use crate::node::{Core, LedgerView};
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Time allowed to answer one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most transactions in one `POST /transactions` array (the body limit applies too).
+pub const MAX_BATCH_TXS: usize = 1_000;
 /// Most blocks returned by `GET /blocks`.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 /// Newest best-chain blocks searched for a transaction that is not (yet) in the index.
@@ -417,6 +419,9 @@ async fn submit_tx(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return submit_batch(&core, &body).await;
+    }
     let tx: Transaction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("not a transaction: {e}")))?;
     let id = tx.id();
@@ -435,6 +440,62 @@ async fn submit_tx(
             e.to_string(),
         )),
     }
+}
+
+/// `POST /transactions` with an array: admits the transactions in order (each judged with the
+/// earlier ones pending), journals every accepted one in one group commit, and answers `200`
+/// with one result per transaction, in order, once they are durable.
+async fn submit_batch(core: &Core, body: &[u8]) -> ApiResult {
+    let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("not an array of transactions: {e}"),
+        )
+    })?;
+    if items.is_empty() || items.len() > MAX_BATCH_TXS {
+        return Err(ApiError::bad_request(
+            "bad_batch_size",
+            format!(
+                "a batch holds 1 to {MAX_BATCH_TXS} transactions; this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    let mut txs = Vec::with_capacity(items.len());
+    for item in items {
+        match serde_json::from_value::<Transaction>(item) {
+            Ok(tx) => {
+                out.push(Value::Null);
+                txs.push((out.len() - 1, tx));
+            }
+            Err(e) => out.push(json!({
+                "status": "rejected",
+                "id": null,
+                "error": { "code": "malformed_transaction", "message": format!("not a transaction: {e}") },
+            })),
+        }
+    }
+    let results = core
+        .admit_txs(txs.iter().map(|(_, t)| t.clone()).collect())
+        .await;
+    let net = core.net();
+    for ((slot, tx), r) in txs.into_iter().zip(results) {
+        out[slot] = match r {
+            Ok(inserted) => {
+                if let (Inserted::New, Some(n)) = (inserted, net) {
+                    n.broadcast_tx(&tx, None);
+                }
+                json!({ "status": "accepted", "id": tx.id() })
+            }
+            Err(e) => json!({
+                "status": "rejected",
+                "id": tx.id(),
+                "error": { "code": e.code(), "message": e.to_string() },
+            }),
+        };
+    }
+    ok_json(Value::Array(out))
 }
 
 async fn tx_status(

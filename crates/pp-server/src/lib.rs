@@ -43,7 +43,7 @@ pub use blocking::{Blocking, InlineBlocking, TokioBlocking};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{NetworkConfig, Registration, ServerConfig};
 pub use error::ServerError;
-pub use http::{MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
+pub use http::{MAX_BATCH_TXS, MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
 pub use http_serve::{HEADER_READ_TIMEOUT, MAX_HTTP_CONNECTIONS};
 pub use keys::dev_key;
 pub use mempool::{DropReason, Mempool, MempoolError};

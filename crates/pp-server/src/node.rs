@@ -1071,4 +1071,31 @@ mod tests {
             Some(&crate::mempool::DropReason::Conflict)
         );
     }
+
+    #[tokio::test]
+    async fn transactions_admitted_together_share_one_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([72u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let to = KeyPair::from_seed([73u8; 32]).public();
+        let txs: Vec<Transaction> = (0..8)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        let before = core.metrics.storage_commits.get();
+        let results = core.admit_txs(txs.clone()).await;
+        assert!(results.iter().all(|r| *r == Ok(Inserted::New)));
+        assert_eq!(core.metrics.storage_commits.get() - before, 1);
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 8);
+        // Admissions queued one after another before any commit are committed together too.
+        let more: Vec<Transaction> = (8..10)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        let before = core.metrics.storage_commits.get();
+        let a = core.begin_admit(vec![more[0].clone()]).await;
+        let b = core.begin_admit(vec![more[1].clone()]).await;
+        assert_eq!(b.finish(&core).await, vec![Ok(Inserted::New)]);
+        assert_eq!(a.finish(&core).await, vec![Ok(Inserted::New)]);
+        assert!(core.metrics.storage_commits.get() - before <= 2);
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 10);
+    }
 }
