@@ -14,14 +14,15 @@
 //!
 //! Every write is one redb transaction committed with the default durability (fsync before
 //! `commit` returns), so a block or a transaction is on disk before the node acknowledges it, and
-//! a `kill -9` loses nothing acknowledged. Quick repair is enabled so that reopening after a crash
-//! does not scan the whole file.
+//! a `kill -9` loses nothing acknowledged. [`Storage::apply`] commits many changes in one such
+//! transaction: the storage writer (`writer.rs`) uses it to commit whatever is queued with one
+//! fsync. Quick repair is enabled so that reopening after a crash does not scan the whole file.
 //!
-//! Calls are synchronous: redb commits take a few milliseconds and the node makes one per block,
-//! so they run inline on the calling task (no `spawn_blocking`, which a turmoil simulation cannot
-//! use). The database sits behind an `RwLock<Option<..>>` so that [`Storage::close`] can release
-//! the file even while other handles to the storage are still alive (a restart in the same
-//! process reopens the same file).
+//! Calls are synchronous; a running node makes them through the writer, which runs them on the
+//! `Blocking` seam (tokio's blocking pool, or inline under a simulation). The database sits
+//! behind an `RwLock<Option<..>>` so that [`Storage::close`] can release the file even while
+//! other handles to the storage are still alive (a restart in the same process reopens the same
+//! file). [`StorageFault`] makes the file's writes fail on demand, for tests.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
