@@ -1,5 +1,6 @@
 //! `POST /transactions` with a JSON array: one result per transaction, in order, all accepted
 //! ones durable before the answer.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Fail-stop on a storage failure: a node whose disk stops taking writes (as when it is full)
 //! stops producing and importing, reports the failure on `/health` and in metrics, refuses to
 //! serve state, and after a restart holds everything it served before the failure.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 
