@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair, LedgerState};
-use pp_server::{dev_key, NetworkConfig, Server, ServerConfig, TokioClock};
+use pp_server::{dev_key, InlineBlocking, NetworkConfig, Server, ServerConfig, TokioClock};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -316,6 +316,8 @@ impl Cluster {
                 });
                 let mut server = Server::with_config(config);
                 server.set_clock(Arc::new(TokioClock::new(now_ms)));
+                // Storage commits run inline: tokio's blocking pool is outside virtual time.
+                server.set_blocking(Arc::new(InlineBlocking));
                 server.start_with_transport(TurmoilTransport).await?;
                 *slot.borrow_mut() = Some(server);
                 std::future::pending::<()>().await;

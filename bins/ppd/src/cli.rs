@@ -117,7 +117,8 @@ impl TokenArgs {
 /// `ppd run`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, log).
+    /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
+    /// log).
     /// Relative paths inside it are resolved against the file's directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -142,6 +143,10 @@ pub struct RunArgs {
     /// Connection slots [default: 32]: outbound min(8, N/2), inbound the rest.
     #[arg(long, value_name = "N")]
     pub max_peers: Option<usize>,
+    /// Smallest fee this node admits to its mempool [default: 1]. Node policy, not a consensus
+    /// rule: blocks holding cheaper transactions stay valid.
+    #[arg(long, value_name = "FEE")]
+    pub min_fee: Option<u64>,
 }
 
 /// `ppd keygen`.

@@ -114,6 +114,9 @@ pub struct FileConfig {
     /// Most peers at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_peers: Option<usize>,
+    /// Smallest fee admitted to the mempool (node policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_fee: Option<u64>,
     /// Log filter (RUST_LOG syntax), used when RUST_LOG is not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -178,6 +181,8 @@ pub struct Settings {
     pub peers: Vec<String>,
     /// Most peers at once.
     pub max_peers: usize,
+    /// Smallest fee admitted to the mempool (node policy).
+    pub min_fee: u64,
     /// Log filter from the config file.
     pub log: Option<String>,
 }
@@ -266,6 +271,10 @@ impl Settings {
                 format!("{max_peers} is not between 1 and {MAX_MAX_PEERS}"),
             ));
         }
+        let min_fee = args
+            .min_fee
+            .or(file.min_fee)
+            .unwrap_or(pp_server::mempool::DEFAULT_MIN_FEE);
         if let Some(l) = &file.log {
             if l.len() > 1024 {
                 return Err(bad("log", "longer than 1024 characters"));
@@ -279,6 +288,7 @@ impl Settings {
             p2p,
             peers,
             max_peers,
+            min_fee,
             log: file.log,
         })
     }
@@ -404,6 +414,19 @@ mod tests {
     }
 
     #[test]
+    fn min_fee_comes_from_the_flag_else_the_file_else_the_default() {
+        let s = merged("", &RunArgs::default()).unwrap();
+        assert_eq!(s.min_fee, pp_server::mempool::DEFAULT_MIN_FEE);
+        let s = merged("min_fee = 0\n", &RunArgs::default()).unwrap();
+        assert_eq!(s.min_fee, 0);
+        let args = RunArgs {
+            min_fee: Some(7),
+            ..RunArgs::default()
+        };
+        assert_eq!(merged("min_fee = 0\n", &args).unwrap().min_fee, 7);
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_the_key_named() {
         let e = parse("peer = [\"127.0.0.1:9000\"]\n").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
@@ -475,6 +498,7 @@ mod tests {
             p2p: Some("127.0.0.1:9002".into()),
             peers: Some(vec!["127.0.0.1:9000".into()]),
             max_peers: None,
+            min_fee: None,
             log: None,
         };
         assert_eq!(parse(&c.to_toml()).unwrap(), c);

@@ -38,6 +38,7 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
     // The defaults of ServerConfig::new are the devnet's; ppd only overrides what it was told.
     config.genesis = genesis;
     config.http_addr = Some(settings.http);
+    config.mempool_min_fee = settings.min_fee;
     if let Some(id) = &settings.node_id {
         config.node_id = id.clone();
     }
@@ -112,15 +113,40 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         "ppd started"
     );
-    // The node logs a line per block itself; the daemon only waits for a signal.
-    tokio::select! {
-        _ = sigint.recv() => info!("SIGINT received, shutting down"),
-        _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+    // The node logs a line per block itself; the daemon waits for a signal, or for the node to
+    // fail-stop on a storage error.
+    let mut watch = tokio::time::interval(FAILURE_POLL);
+    let failure = loop {
+        tokio::select! {
+            _ = sigint.recv() => { info!("SIGINT received, shutting down"); break None }
+            _ = sigterm.recv() => { info!("SIGTERM received, shutting down"); break None }
+            _ = watch.tick() => if let Some(reason) = server.storage_failure() {
+                break Some(reason);
+            },
+        }
+    };
+    if let Some(reason) = failure {
+        // `/health` answers 503 with the reason meanwhile, so that a supervisor sees why.
+        tracing::error!(error = %reason, grace_s = FAILURE_EXIT_GRACE.as_secs(), "storage failed: the node stopped; exiting");
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+            _ = tokio::time::sleep(FAILURE_EXIT_GRACE) => {}
+        }
+        server.shutdown().await;
+        anyhow::bail!(
+            "storage failed: {reason} (restart the node once the disk is fixed: it resumes from              what the disk holds)"
+        );
     }
     server.shutdown().await;
     info!("ppd stopped");
     Ok(())
 }
+
+/// How often the daemon checks the node for a storage failure.
+const FAILURE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a failed node keeps answering `/health` (with the failure) before the daemon exits.
+const FAILURE_EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

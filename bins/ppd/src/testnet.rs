@@ -165,6 +165,7 @@ fn node_config(args: &TestnetArgs, i: usize) -> FileConfig {
         p2p: Some(format!("127.0.0.1:{}", port(args.base_p2p_port))),
         peers: (i > 0).then(|| vec![format!("127.0.0.1:{}", args.base_p2p_port)]),
         max_peers: None,
+        min_fee: None,
         log: None,
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pp_ledger::{Genesis, KeyPair, PublicKey};
 
-use crate::mempool::{DEFAULT_MAX_PER_SENDER, DEFAULT_MAX_TXS};
+use crate::mempool::{DEFAULT_MAX_PER_SENDER, DEFAULT_MAX_TXS, DEFAULT_MIN_FEE};
 
 /// Default node id when none is given.
 pub const DEFAULT_NODE_ID: &str = "node0";
@@ -116,6 +116,9 @@ pub struct ServerConfig {
     pub mempool_max_txs: usize,
     /// Bound on pending transactions per sender.
     pub mempool_max_per_sender: usize,
+    /// Minimum fee of a transaction this node admits to its mempool: node policy, not a
+    /// consensus rule (blocks holding cheaper transactions stay valid).
+    pub mempool_min_fee: u64,
     /// Most blocks requested per `get_blocks` during sync.
     pub sync_batch: u32,
 }
@@ -135,6 +138,7 @@ impl Default for ServerConfig {
             registrations: Vec::new(),
             mempool_max_txs: DEFAULT_MAX_TXS,
             mempool_max_per_sender: DEFAULT_MAX_PER_SENDER,
+            mempool_min_fee: DEFAULT_MIN_FEE,
             sync_batch: 200,
         }
     }

@@ -44,6 +44,8 @@ use crate::node::{Core, LedgerView};
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Time allowed to answer one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most transactions in one `POST /transactions` array (the body limit applies too).
+pub const MAX_BATCH_TXS: usize = 1_000;
 /// Most blocks returned by `GET /blocks`.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 /// Newest best-chain blocks searched for a transaction that is not (yet) in the index.
@@ -265,6 +267,10 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/bans/{target}", axum::routing::delete(bans::remove_ban))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            fail_stop,
+        ))
         .with_state::<()>(core);
     let router = match admin_token {
         Some(t) => router.layer(Extension(t)),
@@ -295,8 +301,24 @@ pub(crate) fn block_json(b: &Block) -> Value {
 }
 
 async fn health(State(core): State<Arc<Core>>) -> ApiResult {
+    // A failed node never reaches here: `fail_stop` answers for it.
     let height = core.chain().height();
     ok_json(json!({ "status": "ok", "height": height }))
+}
+
+/// Once the storage failed, every endpoint but `/metrics` answers `503 storage_failed` with the
+/// reason: memory may hold blocks and transactions the disk does not, and the node must not
+/// serve them (`/health` included, so that a supervisor sees the failure).
+async fn fail_stop(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    match core.health.failure() {
+        Some(reason) if req.uri().path() != "/metrics" => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            format!("the node stopped after a storage failure: {reason}"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 pub(crate) fn status_json(core: &Core) -> Value {
@@ -397,10 +419,13 @@ async fn submit_tx(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return submit_batch(&core, &body).await;
+    }
     let tx: Transaction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("not a transaction: {e}")))?;
     let id = tx.id();
-    match core.admit_tx(tx.clone()) {
+    match core.admit_tx(tx.clone()).await {
         Ok(inserted) => {
             if inserted == Inserted::New {
                 if let Some(n) = core.net() {
@@ -415,6 +440,62 @@ async fn submit_tx(
             e.to_string(),
         )),
     }
+}
+
+/// `POST /transactions` with an array: admits the transactions in order (each judged with the
+/// earlier ones pending), journals every accepted one in one group commit, and answers `200`
+/// with one result per transaction, in order, once they are durable.
+async fn submit_batch(core: &Core, body: &[u8]) -> ApiResult {
+    let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("not an array of transactions: {e}"),
+        )
+    })?;
+    if items.is_empty() || items.len() > MAX_BATCH_TXS {
+        return Err(ApiError::bad_request(
+            "bad_batch_size",
+            format!(
+                "a batch holds 1 to {MAX_BATCH_TXS} transactions; this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    let mut txs = Vec::with_capacity(items.len());
+    for item in items {
+        match serde_json::from_value::<Transaction>(item) {
+            Ok(tx) => {
+                out.push(Value::Null);
+                txs.push((out.len() - 1, tx));
+            }
+            Err(e) => out.push(json!({
+                "status": "rejected",
+                "id": null,
+                "error": { "code": "malformed_transaction", "message": format!("not a transaction: {e}") },
+            })),
+        }
+    }
+    let results = core
+        .admit_txs(txs.iter().map(|(_, t)| t.clone()).collect())
+        .await;
+    let net = core.net();
+    for ((slot, tx), r) in txs.into_iter().zip(results) {
+        out[slot] = match r {
+            Ok(inserted) => {
+                if let (Inserted::New, Some(n)) = (inserted, net) {
+                    n.broadcast_tx(&tx, None);
+                }
+                json!({ "status": "accepted", "id": tx.id() })
+            }
+            Err(e) => json!({
+                "status": "rejected",
+                "id": tx.id(),
+                "error": { "code": e.code(), "message": e.to_string() },
+            }),
+        };
+    }
+    ok_json(Value::Array(out))
 }
 
 async fn tx_status(
@@ -451,6 +532,16 @@ async fn tx_status(
             "id": id,
             "status": "included",
             "block": { "index": b.header.index, "hash": b.hash() },
+        }));
+    }
+    drop(c);
+    if let Some(reason) = core.mempool().dropped(&id) {
+        return ok_json(json!({
+            "id": id,
+            "status": "dropped",
+            "reason": reason.code(),
+            "message": reason.message(),
+            "block": null,
         }));
     }
     Err(ApiError::not_found(

@@ -22,6 +22,7 @@
 //! for the HTTP API. An example is on [`Server`].
 
 pub mod admin;
+pub mod blocking;
 mod clock;
 pub mod config;
 pub mod error;
@@ -35,16 +36,18 @@ mod node;
 mod server;
 pub mod storage;
 mod tasks;
+mod writer;
 
 pub use admin::ADMIN_TOKEN_FILE;
+pub use blocking::{Blocking, InlineBlocking, TokioBlocking};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{NetworkConfig, Registration, ServerConfig};
 pub use error::ServerError;
-pub use http::{MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
+pub use http::{MAX_BATCH_TXS, MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
 pub use http_serve::{HEADER_READ_TIMEOUT, MAX_HTTP_CONNECTIONS};
 pub use keys::dev_key;
-pub use mempool::{Mempool, MempoolError};
+pub use mempool::{DropReason, Mempool, MempoolError};
 pub use metrics::Metrics;
 pub use net::PeerNet;
 pub use server::{Server, DB_FILE, GENESIS_FILE, REGISTERED_BALANCE};
-pub use storage::{Storage, StorageError};
+pub use storage::{Storage, StorageError, StorageFault};

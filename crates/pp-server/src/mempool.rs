@@ -7,11 +7,26 @@
 //! are not counted: a transaction may only spend what the tip state already holds.
 //!
 //! The pool is bounded in total and per sender, deduplicated by id, and re-validated after every
-//! new tip ([`Mempool::revalidate`]): transactions that were included (their nonce is now below the
-//! sender's) or became invalid are dropped. Candidates for a block come out round-robin across
-//! senders and in nonce order within a sender ([`Mempool::candidates`]).
+//! new tip ([`Mempool::revalidate_after`]): transactions that were included (their nonce is now
+//! below the sender's) or became invalid are dropped. Candidates for a block come out round-robin
+//! across senders and in nonce order within a sender ([`Mempool::candidates`]).
+//!
+//! Fee policy (this node's, not a consensus rule: blocks with any fee stay valid):
+//! * a transaction paying less than the minimum fee ([`Mempool::set_min_fee`]) is refused;
+//! * when the pool is full, a newcomer must pay a higher fee rate (fee per byte of the canonical
+//!   encoding) than the cheapest pending transaction that can go: the last pending transaction of
+//!   another sender (taking a middle one would leave a nonce gap). That one is evicted; a
+//!   newcomer paying no more is refused.
+//!
+//! No acknowledged transaction leaves the pool silently: every one that goes without being
+//! included is recorded with its [`DropReason`] in a bounded log ([`Mempool::dropped`]), which the
+//! HTTP API reports at `GET /transactions/{id}`. A fork switch puts the transactions of abandoned
+//! blocks back in front of the pending ones ([`Mempool::rebuild_after`]); the pool may then exceed
+//! its per-sender bound (those queues drain with the next blocks) and, over the total bound, sheds
+//! the lowest fee rates, each one recorded as evicted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use pp_ledger::{Hash, PublicKey, SignatureCache, Transaction, TxKind};
@@ -20,6 +35,10 @@ use pp_ledger::{Hash, PublicKey, SignatureCache, Transaction, TxKind};
 pub const DEFAULT_MAX_TXS: usize = 10_000;
 /// Default bound on pending transactions of one sender.
 pub const DEFAULT_MAX_PER_SENDER: usize = 256;
+/// Default minimum fee of an admitted transaction (node policy).
+pub const DEFAULT_MIN_FEE: u64 = 1;
+/// Most dropped transaction ids remembered with their reason (the oldest are forgotten first).
+pub const MAX_DROPPED_RECORDS: usize = 100_000;
 
 /// What the pool needs to know of the tip state. Implemented for `pp_ledger::LedgerState`.
 pub trait AccountView {
@@ -107,6 +126,30 @@ pub enum MempoolError {
         /// The bound.
         max: usize,
     },
+    /// The fee is below this node's minimum (policy, not consensus).
+    #[error("fee {fee} is below this node's minimum fee {min}")]
+    FeeBelowMinimum {
+        /// The fee paid.
+        fee: u64,
+        /// The node's minimum.
+        min: u64,
+    },
+    /// The pool is full and the fee rate is below that of the cheapest pending transaction
+    /// that could make room.
+    #[error(
+        "mempool is full and fee {fee} for {bytes} bytes pays a lower rate than the cheapest \
+         pending transaction ({cheapest_fee} for {cheapest_bytes} bytes): raise the fee"
+    )]
+    Underpriced {
+        /// The fee paid.
+        fee: u64,
+        /// The transaction's encoded size.
+        bytes: usize,
+        /// The fee of the cheapest evictable pending transaction.
+        cheapest_fee: u64,
+        /// Its encoded size.
+        cheapest_bytes: usize,
+    },
 }
 
 impl MempoolError {
@@ -122,9 +165,116 @@ impl MempoolError {
             MempoolError::Ledger { code, .. } => code,
             MempoolError::PoolFull { .. } => "mempool_full",
             MempoolError::SenderFull { .. } => "sender_mempool_full",
+            MempoolError::FeeBelowMinimum { .. } => "fee_below_minimum",
+            MempoolError::Underpriced { .. } => "fee_too_low",
         }
     }
 }
+
+/// Why a transaction left the pool without being included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// The pool was full and a transaction paying a higher fee rate took its place.
+    EvictedByFee,
+    /// Another transaction of the same sender with the same nonce is on the best chain.
+    Conflict,
+    /// It no longer applies on the new tip (e.g. the balance it spent left with a fork switch).
+    Invalid {
+        /// The broken rule ([`MempoolError::code`]).
+        code: String,
+        /// What was wrong, with values.
+        message: String,
+    },
+    /// An earlier transaction of the same sender was dropped: this one's nonce is out of reach.
+    NonceGap,
+}
+
+impl DropReason {
+    /// A short machine-readable name (`evicted_by_fee`, `conflict`, `invalid`, `nonce_gap`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DropReason::EvictedByFee => "evicted_by_fee",
+            DropReason::Conflict => "conflict",
+            DropReason::Invalid { .. } => "invalid",
+            DropReason::NonceGap => "nonce_gap",
+        }
+    }
+
+    /// A sentence for people.
+    pub fn message(&self) -> String {
+        match self {
+            DropReason::EvictedByFee => {
+                "evicted from a full mempool by a transaction paying a higher fee rate".into()
+            }
+            DropReason::Conflict => {
+                "another transaction of the sender with the same nonce is on the best chain".into()
+            }
+            DropReason::Invalid { code, message } => {
+                format!("no longer valid on the best chain ({code}): {message}")
+            }
+            DropReason::NonceGap => {
+                "an earlier transaction of the sender was dropped, leaving a nonce gap".into()
+            }
+        }
+    }
+}
+
+/// A bounded record of dropped transactions: the newest [`MAX_DROPPED_RECORDS`].
+#[derive(Debug, Clone, Default)]
+struct DropLog {
+    reasons: HashMap<Hash, DropReason>,
+    order: VecDeque<Hash>,
+}
+
+impl DropLog {
+    fn record(&mut self, id: Hash, reason: DropReason) {
+        if self.reasons.insert(id, reason).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_DROPPED_RECORDS {
+            if let Some(old) = self.order.pop_front() {
+                self.reasons.remove(&old);
+            }
+        }
+    }
+}
+
+/// A fee rate, fee per encoded byte, compared exactly (by cross-multiplication).
+#[derive(Debug, Clone, Copy)]
+struct FeeRate {
+    fee: u64,
+    bytes: u64,
+}
+
+impl FeeRate {
+    fn of(tx: &Transaction) -> FeeRate {
+        FeeRate {
+            fee: tx.body.fee,
+            bytes: tx.encoded_len().max(1) as u64,
+        }
+    }
+}
+
+impl Ord for FeeRate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (u128::from(self.fee) * u128::from(other.bytes))
+            .cmp(&(u128::from(other.fee) * u128::from(self.bytes)))
+    }
+}
+
+impl PartialOrd for FeeRate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for FeeRate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for FeeRate {}
 
 /// What [`Mempool::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,12 +297,16 @@ pub struct Mempool {
     genesis_hash: Hash,
     max_txs: usize,
     max_per_sender: usize,
+    min_fee: u64,
     by_id: HashMap<Hash, Entry>,
     /// Per sender, pending ids by nonce; nonces are consecutive from the sender's state nonce.
     by_sender: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     next_seq: u64,
     /// Verified signatures, shared with the chain.
     sigs: Arc<SignatureCache>,
+    dropped: DropLog,
+    /// Ids evicted by admissions since the last [`Mempool::take_evicted`].
+    evicted: Vec<Hash>,
 }
 
 /// What one sender's pending transactions spend.
@@ -183,10 +337,13 @@ impl Mempool {
             genesis_hash,
             max_txs: max_txs.max(1),
             max_per_sender: max_per_sender.max(1),
+            min_fee: 0,
             by_id: HashMap::new(),
             by_sender: BTreeMap::new(),
             next_seq: 0,
             sigs: Arc::new(SignatureCache::default()),
+            dropped: DropLog::default(),
+            evicted: Vec::new(),
         }
     }
 
@@ -195,6 +352,32 @@ impl Mempool {
     pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Mempool {
         self.sigs = cache;
         self
+    }
+
+    /// Sets the minimum fee a new transaction must pay (0: none).
+    pub fn set_min_fee(&mut self, fee: u64) {
+        self.min_fee = fee;
+    }
+
+    /// The minimum fee a new transaction must pay.
+    pub fn min_fee(&self) -> u64 {
+        self.min_fee
+    }
+
+    /// Why `id` was dropped without being included, if it was (among the newest
+    /// [`MAX_DROPPED_RECORDS`] drops).
+    pub fn dropped(&self, id: &Hash) -> Option<&DropReason> {
+        self.dropped.reasons.get(id)
+    }
+
+    /// Records that `id` left (or never re-entered) the pool for `reason`.
+    pub fn record_drop(&mut self, id: Hash, reason: DropReason) {
+        self.dropped.record(id, reason);
+    }
+
+    /// The ids that admissions evicted since the last call (to remove from the journal).
+    pub fn take_evicted(&mut self) -> Vec<Hash> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Number of pending transactions.
@@ -286,7 +469,9 @@ impl Mempool {
         Ok(())
     }
 
-    /// Validates and inserts `tx`.
+    /// Validates and inserts a new `tx` under this node's policy: the minimum fee, the
+    /// per-sender bound, and, when the pool is full, the fee-rate rule (see the module docs).
+    /// Transactions it evicts are recorded and returned by [`Mempool::take_evicted`].
     pub fn insert(
         &mut self,
         state: &impl AccountView,
@@ -296,10 +481,13 @@ impl Mempool {
         if self.by_id.contains_key(&id) {
             return Ok(Inserted::Duplicate);
         }
-        self.check(state, &tx)?;
-        if self.by_id.len() >= self.max_txs {
-            return Err(MempoolError::PoolFull { max: self.max_txs });
+        if tx.body.fee < self.min_fee {
+            return Err(MempoolError::FeeBelowMinimum {
+                fee: tx.body.fee,
+                min: self.min_fee,
+            });
         }
+        self.check(state, &tx)?;
         let from = tx.body.from;
         let per = self.by_sender.get(&from).map_or(0, BTreeMap::len);
         if per >= self.max_per_sender {
@@ -308,8 +496,16 @@ impl Mempool {
                 max: self.max_per_sender,
             });
         }
+        if self.by_id.len() >= self.max_txs {
+            self.make_room(&tx)?;
+        }
+        self.insert_entry(id, tx);
+        Ok(Inserted::New)
+    }
+
+    fn insert_entry(&mut self, id: Hash, tx: Transaction) {
         self.by_sender
-            .entry(from)
+            .entry(tx.body.from)
             .or_default()
             .insert(tx.body.nonce, id);
         self.by_id.insert(
@@ -320,7 +516,47 @@ impl Mempool {
             },
         );
         self.next_seq += 1;
-        Ok(Inserted::New)
+    }
+
+    /// The cheapest transaction that can leave without a nonce gap (the last pending one of a
+    /// sender other than `except`): lowest fee rate, then newest.
+    fn cheapest_tail(&self, except: Option<&PublicKey>) -> Option<(FeeRate, Hash)> {
+        self.by_sender
+            .iter()
+            .filter(|(from, _)| Some(*from) != except)
+            .filter_map(|(_, m)| m.values().next_back())
+            .filter_map(|id| self.by_id.get(id).map(|e| (id, e)))
+            .min_by_key(|(_, e)| (FeeRate::of(&e.tx), Reverse(e.seq)))
+            .map(|(id, e)| (FeeRate::of(&e.tx), *id))
+    }
+
+    /// Evicts the cheapest evictable transaction if `tx` pays a higher fee rate, else refuses.
+    fn make_room(&mut self, tx: &Transaction) -> Result<(), MempoolError> {
+        let Some((cheapest, victim)) = self.cheapest_tail(Some(&tx.body.from)) else {
+            return Err(MempoolError::PoolFull { max: self.max_txs });
+        };
+        let rate = FeeRate::of(tx);
+        match rate.cmp(&cheapest) {
+            Ordering::Greater => {
+                self.evict(&victim);
+                Ok(())
+            }
+            Ordering::Equal => Err(MempoolError::PoolFull { max: self.max_txs }),
+            Ordering::Less => Err(MempoolError::Underpriced {
+                fee: rate.fee,
+                bytes: rate.bytes as usize,
+                cheapest_fee: cheapest.fee,
+                cheapest_bytes: cheapest.bytes as usize,
+            }),
+        }
+    }
+
+    /// Removes a sender's last pending transaction, recording it as evicted.
+    fn evict(&mut self, id: &Hash) {
+        for gone in self.remove(id) {
+            self.dropped.record(gone, DropReason::EvictedByFee);
+            self.evicted.push(gone);
+        }
     }
 
     /// Removes one transaction (and every later one of its sender, whose nonces would now have a
@@ -344,21 +580,34 @@ impl Mempool {
         removed
     }
 
-    /// Re-checks every pending transaction against a new tip state; drops those included (nonce
-    /// below the sender's) or no longer valid. Returns the dropped ids (to remove from the journal).
+    /// [`Mempool::revalidate_after`] with no block's transactions known (every pending
+    /// transaction whose nonce is used up is taken as included).
     pub fn revalidate(&mut self, state: &impl AccountView) -> Vec<Hash> {
+        self.revalidate_after(state, None)
+    }
+
+    /// Re-checks every pending transaction against a new tip state; drops those included (nonce
+    /// below the sender's) or no longer valid. `included` holds the ids of the transactions of
+    /// the blocks that made this tip: a used-up nonce of any other transaction is a conflict
+    /// (with `None`, every used-up nonce counts as included). Each drop that is not an inclusion
+    /// is recorded with its reason. Returns the dropped ids (to remove from the journal).
+    pub fn revalidate_after(
+        &mut self,
+        state: &impl AccountView,
+        included: Option<&HashSet<Hash>>,
+    ) -> Vec<Hash> {
         let mut dropped = Vec::new();
         let senders: Vec<PublicKey> = self.by_sender.keys().copied().collect();
         for from in senders {
             let Some(nonces) = self.by_sender.remove(&from) else {
                 continue;
             };
-            let mut ok = true;
+            let mut gap = false;
             for (_, id) in nonces {
                 let Some(entry) = self.by_id.remove(&id) else {
                     continue;
                 };
-                if ok {
+                if !gap {
                     // Re-insert one by one so that each is judged with its predecessors pending.
                     match self.check(state, &entry.tx) {
                         Ok(()) => {
@@ -369,14 +618,17 @@ impl Mempool {
                             self.by_id.insert(id, entry);
                             continue;
                         }
-                        Err(_) => {
-                            // Stale nonces (included) are simply skipped; anything else breaks
-                            // the run: later nonces would have a gap.
-                            if entry.tx.body.nonce >= state.next_nonce(&from) {
-                                ok = false;
+                        Err(e) => {
+                            // Used-up nonces are skipped; anything else breaks the run: later
+                            // nonces would have a gap.
+                            if let Some(reason) = classify(state, &entry.tx, &e, included) {
+                                gap = !matches!(reason, DropReason::Conflict);
+                                self.dropped.record(id, reason);
                             }
                         }
                     }
+                } else {
+                    self.dropped.record(id, DropReason::NonceGap);
                 }
                 dropped.push(id);
             }
@@ -384,33 +636,107 @@ impl Mempool {
         dropped
     }
 
-    /// After a fork switch: re-admits the transactions of the rolled-back blocks (`back`, those
-    /// still valid on the new tip) together with the pending ones, each sender's in nonce order.
-    /// Returns the re-admitted transactions of `back` (to journal) and the previously pending ids
-    /// that were dropped (to remove from the journal).
+    /// [`Mempool::rebuild_after`] with no block's transactions known.
     pub fn rebuild(
         &mut self,
         state: &impl AccountView,
         back: Vec<Transaction>,
     ) -> (Vec<Transaction>, Vec<Hash>) {
+        self.rebuild_after(state, back, None)
+    }
+
+    /// After a fork switch: re-admits the transactions of the rolled-back blocks (`back`, those
+    /// still valid on the new tip) together with the pending ones, each sender's in nonce order.
+    /// Neither the minimum fee nor the per-sender bound applies (these transactions were
+    /// acknowledged or in a block already); over the total bound, the lowest fee rates are
+    /// evicted. Every pending transaction that does not come back is recorded with its reason
+    /// (`included` as in [`Mempool::revalidate_after`]). Returns the re-admitted transactions of
+    /// `back` (to journal) and the previously pending ids that are gone (to remove from the
+    /// journal).
+    pub fn rebuild_after(
+        &mut self,
+        state: &impl AccountView,
+        back: Vec<Transaction>,
+        included: Option<&HashSet<Hash>>,
+    ) -> (Vec<Transaction>, Vec<Hash>) {
         let old: Vec<Entry> = self.by_id.drain().map(|(_, e)| e).collect();
         self.by_sender.clear();
+        let old_ids: Vec<Hash> = old.iter().map(|e| e.tx.id()).collect();
         let mut all: Vec<(Transaction, bool)> = back.into_iter().map(|t| (t, true)).collect();
         all.extend(old.into_iter().map(|e| (e.tx, false)));
+        // Arrival order within a sender does not matter: its nonces must be consecutive.
         all.sort_by_key(|(t, _)| (t.body.from, t.body.nonce));
-        let mut added = Vec::new();
-        let mut dropped = Vec::new();
+        let mut back_ids = Vec::new();
+        let mut gap_of: Option<PublicKey> = None;
         for (t, from_block) in all {
             let id = t.id();
-            let ok = !self.by_id.contains_key(&id)
-                && matches!(self.insert(state, t.clone()), Ok(Inserted::New));
-            match (ok, from_block) {
-                (true, true) => added.push(t),
-                (false, false) => dropped.push(id),
-                _ => {}
+            if self.by_id.contains_key(&id) {
+                continue;
+            }
+            if gap_of == Some(t.body.from) {
+                if !from_block {
+                    self.dropped.record(id, DropReason::NonceGap);
+                }
+                continue;
+            }
+            match self.check(state, &t) {
+                Ok(()) => {
+                    if from_block {
+                        back_ids.push(id);
+                    }
+                    self.insert_entry(id, t);
+                }
+                Err(e) => {
+                    let reason = classify(state, &t, &e, included);
+                    if reason
+                        .as_ref()
+                        .is_some_and(|r| !matches!(r, DropReason::Conflict))
+                    {
+                        gap_of = Some(t.body.from);
+                    }
+                    if let (false, Some(r)) = (from_block, reason) {
+                        self.dropped.record(id, r);
+                    }
+                }
             }
         }
+        self.trim();
+        let added = back_ids
+            .iter()
+            .filter_map(|id| self.by_id.get(id).map(|e| e.tx.clone()))
+            .collect();
+        let dropped = old_ids
+            .into_iter()
+            .filter(|id| !self.by_id.contains_key(id))
+            .collect();
         (added, dropped)
+    }
+
+    /// Evicts the lowest fee rates (a sender's last pending transaction each time, so no nonce
+    /// gap opens) until the pool is within its total bound.
+    fn trim(&mut self) {
+        if self.by_id.len() <= self.max_txs {
+            return;
+        }
+        let tail = |m: &Mempool, from: &PublicKey| {
+            let id = *m.by_sender.get(from)?.values().next_back()?;
+            let e = m.by_id.get(&id)?;
+            Some(Reverse((FeeRate::of(&e.tx), Reverse(e.seq), *from, id)))
+        };
+        let mut heap: BinaryHeap<_> = self
+            .by_sender
+            .keys()
+            .filter_map(|from| tail(self, from))
+            .collect();
+        while self.by_id.len() > self.max_txs {
+            let Some(Reverse((_, _, from, id))) = heap.pop() else {
+                break;
+            };
+            self.evict(&id);
+            heap.extend(tail(self, &from));
+        }
+        // Evictions here are reported by the caller's `dropped` list, not by `take_evicted`.
+        self.evicted.clear();
     }
 
     /// Pending transactions in the order a block should consider them: round-robin across senders
@@ -432,6 +758,29 @@ impl Mempool {
     pub fn pending_of(&self, a: &PublicKey) -> usize {
         self.by_sender.get(a).map_or(0, BTreeMap::len)
     }
+}
+
+/// Why `tx`, which failed `e` on `state`, leaves the pool; `None` if it was included (its nonce
+/// is used up and it is in `included`, or `included` is unknown).
+fn classify(
+    state: &impl AccountView,
+    tx: &Transaction,
+    e: &MempoolError,
+    included: Option<&HashSet<Hash>>,
+) -> Option<DropReason> {
+    if tx.body.nonce < state.next_nonce(&tx.body.from) {
+        return match included {
+            Some(ids) if !ids.contains(&tx.id()) => Some(DropReason::Conflict),
+            _ => None,
+        };
+    }
+    Some(match e {
+        MempoolError::BadNonce { expected, got, .. } if got > expected => DropReason::NonceGap,
+        e => DropReason::Invalid {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -664,5 +1013,148 @@ mod tests {
         assert_eq!(m.len(), 2);
         let c: Vec<Transaction> = m.candidates().into_iter().cloned().collect();
         assert_eq!(c, vec![t0, t1]);
+    }
+
+    fn pay_fee(from: &KeyPair, fee: u64, nonce: u64) -> Transaction {
+        Transaction::transfer(from, key(99).public(), 1, fee, nonce, &G)
+    }
+
+    #[test]
+    fn fork_switch_over_the_per_sender_bound_keeps_every_acknowledged_transaction() {
+        let a = key(1);
+        let mut v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 3);
+        let t: Vec<_> = (0..5).map(|n| pay(&a, 10, n)).collect();
+        // t0, t1 are in our best block; t2..t4 were acknowledged on top (the sender's bound).
+        v.nonce.insert(a.public(), 2);
+        for x in &t[2..] {
+            assert_eq!(m.insert(&v, x.clone()), Ok(Inserted::New));
+        }
+        // A fork switch abandons that block: t0, t1 come back in front of t2..t4.
+        v.nonce.insert(a.public(), 0);
+        let (added, dropped) = m.rebuild_after(&v, t[..2].to_vec(), Some(&HashSet::new()));
+        assert_eq!(added, t[..2].to_vec());
+        assert_eq!(
+            dropped,
+            Vec::<Hash>::new(),
+            "acknowledged transactions were dropped"
+        );
+        assert_eq!(m.len(), 5);
+        // The sender's queue is over its bound until it drains: no newcomer meanwhile.
+        assert!(matches!(
+            m.insert(&v, pay(&a, 10, 5)),
+            Err(MempoolError::SenderFull { .. })
+        ));
+    }
+
+    #[test]
+    fn fork_switch_over_the_total_bound_evicts_the_lowest_fee_rates_and_says_so() {
+        let (a, b) = (key(1), key(2));
+        let mut v = view_with(&a, 1_000);
+        v.balance.insert(b.public(), 1_000);
+        let mut m = Mempool::new(G, 3, 10);
+        // Pending: b's two cheap ones and a's nonce 1 (nonce 0 is in our block).
+        v.nonce.insert(a.public(), 1);
+        let a1 = pay_fee(&a, 9, 1);
+        let (b0, b1) = (pay_fee(&b, 2, 0), pay_fee(&b, 1, 1));
+        for x in [&a1, &b0, &b1] {
+            m.insert(&v, x.clone()).unwrap();
+        }
+        v.nonce.insert(a.public(), 0);
+        let a0 = pay_fee(&a, 9, 0);
+        let (added, dropped) = m.rebuild_after(&v, vec![a0.clone()], Some(&HashSet::new()));
+        assert_eq!(added, vec![a0]);
+        // Four for three places: b's last (lowest fee rate) goes, recorded as evicted.
+        assert_eq!(dropped, vec![b1.id()]);
+        assert_eq!(m.dropped(&b1.id()), Some(&DropReason::EvictedByFee));
+        assert!(m.contains(&a1.id()) && m.contains(&b0.id()));
+    }
+
+    #[test]
+    fn a_pending_transaction_whose_nonce_another_one_used_is_reported_as_a_conflict() {
+        let a = key(1);
+        let mut v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 10);
+        let mine = pay(&a, 10, 0);
+        let later = pay(&a, 10, 1);
+        m.insert(&v, mine.clone()).unwrap();
+        m.insert(&v, later.clone()).unwrap();
+        // A block holds another transaction with nonce 0 (and, say, nonce 1 is now unaffordable).
+        let other = pay(&a, 11, 0);
+        v.nonce.insert(a.public(), 1);
+        v.balance.insert(a.public(), 5);
+        let included: HashSet<Hash> = [other.id()].into();
+        let dropped = m.revalidate_after(&v, Some(&included));
+        assert_eq!(dropped, vec![mine.id(), later.id()]);
+        assert_eq!(m.dropped(&mine.id()), Some(&DropReason::Conflict));
+        assert_eq!(
+            m.dropped(&later.id()).map(DropReason::code),
+            Some("invalid")
+        );
+        // An included one is not a drop.
+        let mut m = Mempool::new(G, 100, 10);
+        v.nonce.insert(a.public(), 0);
+        v.balance.insert(a.public(), 1_000);
+        m.insert(&v, mine.clone()).unwrap();
+        v.nonce.insert(a.public(), 1);
+        let included: HashSet<Hash> = [mine.id()].into();
+        assert_eq!(m.revalidate_after(&v, Some(&included)), vec![mine.id()]);
+        assert_eq!(m.dropped(&mine.id()), None);
+    }
+
+    #[test]
+    fn zero_fee_spam_is_refused_below_the_minimum_fee() {
+        let a = key(1);
+        let v = view_with(&a, 1_000);
+        let mut m = Mempool::new(G, 100, 10);
+        m.set_min_fee(1);
+        let err = m.insert(&v, pay_fee(&a, 0, 0)).unwrap_err();
+        assert_eq!(err, MempoolError::FeeBelowMinimum { fee: 0, min: 1 });
+        assert_eq!(err.code(), "fee_below_minimum");
+        assert_eq!(m.insert(&v, pay_fee(&a, 1, 0)), Ok(Inserted::New));
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_cheapest_for_a_better_fee_rate_and_refuses_a_cheaper_one() {
+        let keys: Vec<KeyPair> = (1..=5).map(key).collect();
+        let mut v = View::default();
+        for k in &keys {
+            v.balance.insert(k.public(), 1_000);
+        }
+        let mut m = Mempool::new(G, 3, 10);
+        // Zero-fee spam fills the pool (a node with no minimum fee).
+        for k in &keys[..3] {
+            m.insert(&v, pay_fee(k, 0, 0)).unwrap();
+        }
+        let spam_ids: Vec<Hash> = keys[..3].iter().map(|k| pay_fee(k, 0, 0).id()).collect();
+        // Equal fee rate: nothing to gain, refused.
+        assert_eq!(
+            m.insert(&v, pay_fee(&keys[3], 0, 0)),
+            Err(MempoolError::PoolFull { max: 3 })
+        );
+        // A paying transaction takes the place of the newest spam.
+        let honest = pay_fee(&keys[3], 5, 0);
+        assert_eq!(m.insert(&v, honest.clone()), Ok(Inserted::New));
+        assert_eq!(m.take_evicted(), vec![spam_ids[2]]);
+        assert_eq!(m.dropped(&spam_ids[2]), Some(&DropReason::EvictedByFee));
+        assert!(m.contains(&honest.id()));
+        assert_eq!(m.len(), 3);
+        // Once only paying transactions are left, a cheaper one is refused with the reason.
+        m.insert(&v, pay_fee(&keys[2], 6, 0)).unwrap();
+        m.insert(&v, pay_fee(&keys[4], 7, 0)).unwrap();
+        assert!(m.dropped(&spam_ids[0]).is_some() && m.dropped(&spam_ids[1]).is_some());
+        let err = m.insert(&v, pay_fee(&keys[0], 4, 0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MempoolError::Underpriced {
+                    fee: 4,
+                    cheapest_fee: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.code(), "fee_too_low");
     }
 }

@@ -48,6 +48,12 @@ pub struct Metrics {
     pub reorgs: Counter,
     /// Pending transactions.
     pub mempool_size: Gauge,
+    /// Durable storage commits (each one fsync; the writer groups many changes per commit).
+    pub storage_commits: Counter,
+    /// Changes (admissions, block imports, peer and ban lists) committed to storage.
+    pub storage_ops: Counter,
+    /// 1 once a storage write failed: the node stopped (fail-stop), see `/health`.
+    pub storage_failed: Gauge,
     /// P2P frame bytes by direction and message type.
     pub p2p_bytes: Family<TrafficLabels, Counter>,
     /// P2P messages by direction and message type.
@@ -84,6 +90,9 @@ impl Metrics {
             peers: Gauge::default(),
             reorgs: Counter::default(),
             mempool_size: Gauge::default(),
+            storage_commits: Counter::default(),
+            storage_ops: Counter::default(),
+            storage_failed: Gauge::default(),
             p2p_bytes: Family::default(),
             p2p_messages: Family::default(),
             p2p_throttled: Counter::default(),
@@ -127,6 +136,21 @@ impl Metrics {
             "mempool_size",
             "Pending transactions",
             m.mempool_size.clone(),
+        );
+        registry.register(
+            "storage_commits",
+            "Durable storage commits (one fsync each)",
+            m.storage_commits.clone(),
+        );
+        registry.register(
+            "storage_ops",
+            "Changes committed to storage (many per commit)",
+            m.storage_ops.clone(),
+        );
+        registry.register(
+            "storage_failed",
+            "1 once a storage write failed and the node stopped (fail-stop)",
+            m.storage_failed.clone(),
         );
         registry.register(
             "p2p_bytes",

@@ -1,14 +1,19 @@
 //! The state shared by every task of a running node, and the operations that change it: importing
 //! a block (ours or a peer's), admitting a transaction, producing a block.
 //!
+//! Every write to the database goes through the storage writer ([`crate::writer`]): a change is
+//! queued while the lock that orders it in memory is held, so the disk sees changes in memory's
+//! order, and its durability is awaited after every lock is released.
+//!
 //! Locks, always taken in this order, never held across an `.await`:
-//! 1. `import_lock` (std `Mutex<()>`): serializes block imports, so that the order of commits on
-//!    disk is the order of changes in memory. Held during the redb commit.
+//! 1. `import_lock` (std `Mutex<()>`): serializes block imports; the import's storage change is
+//!    queued before it is released (the commit itself is awaited afterwards).
 //! 2. `chain` (std `RwLock`): the chain and tip state. Written only inside an import, for the
 //!    duration of `add_block`; readers (HTTP, production, the fetch server) are never blocked by
 //!    disk I/O.
 //! 3. `mempool` (std `Mutex`).
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pp_ledger::chain::{AddOutcome, Chain, Screened};
@@ -22,10 +27,11 @@ use pp_ouroboros::{Ouroboros, SlotClock};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::mempool::{AccountView, Inserted, Mempool, MempoolError};
+use crate::mempool::{AccountView, DropReason, Inserted, Mempool, MempoolError};
 use crate::metrics::{gauge_value, Metrics};
 use crate::net::PeerNet;
-use crate::storage::{ChainCommit, Storage, StorageError};
+use crate::storage::{ChainCommit, Storage, StorageError, WriteOp};
+use crate::writer::{Health, Pending, Slot, WriteError, Writer};
 
 /// Hashes tried between two yields to the runtime while mining, so a block search never stalls
 /// the tasks sharing the thread for more than a few milliseconds.
@@ -100,6 +106,51 @@ pub(crate) struct Imported {
     pub(crate) height: u64,
 }
 
+/// The answer to one submitted transaction.
+pub(crate) type AdmitResult = Result<Inserted, MempoolError>;
+
+/// Transactions inserted into the mempool whose journal change is queued but maybe not durable
+/// yet ([`Core::begin_admit`]); [`Admission::finish`] waits for it.
+pub(crate) struct Admission {
+    results: Vec<AdmitResult>,
+    new: Vec<Hash>,
+    pending: Option<Pending>,
+}
+
+impl Admission {
+    /// Waits until the new transactions are durable and returns the results. If they cannot be
+    /// stored they leave the mempool again and are refused (`storage_error`): never acknowledged.
+    pub(crate) async fn finish(self, core: &Core) -> Vec<AdmitResult> {
+        let Some(pending) = self.pending else {
+            return self.results;
+        };
+        match pending.durable().await {
+            Ok(()) => {
+                core.metrics.txs_accepted.inc_by(self.new.len() as u64);
+                self.results
+            }
+            Err(e) => {
+                core.forget(&self.new);
+                self.results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(Inserted::New) => Err(storage_refusal(&e)),
+                        other => other,
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The refusal of a transaction that could not be made durable.
+pub(crate) fn storage_refusal(e: &WriteError) -> MempoolError {
+    MempoolError::Ledger {
+        code: "storage_error".into(),
+        message: e.to_string(),
+    }
+}
+
 /// Everything a running node shares between its tasks.
 pub(crate) struct Core {
     pub(crate) node_id: String,
@@ -108,7 +159,11 @@ pub(crate) struct Core {
     pub(crate) key: KeyPair,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) slots: SlotClock,
-    pub(crate) storage: Storage,
+    pub(crate) storage: Arc<Storage>,
+    /// The only path for writes once the node runs (see [`crate::writer`]).
+    pub(crate) writer: Writer,
+    /// Whether storage still works (fail-stop).
+    pub(crate) health: Arc<Health>,
     pub(crate) metrics: Metrics,
     pub(crate) net: OnceLock<Arc<dyn PeerNet>>,
     pub(crate) sync_batch: u32,
@@ -134,12 +189,13 @@ impl Core {
         slots: SlotClock,
         chain: Chain<Ouroboros>,
         mempool: Mempool,
-        storage: Storage,
+        storage: Arc<Storage>,
+        store: (Writer, Arc<Health>, Metrics),
         sync_batch: u32,
         sync_tx: mpsc::Sender<SyncRequest>,
     ) -> Core {
         let genesis_hash = genesis.hash();
-        let metrics = Metrics::new();
+        let (writer, health, metrics) = store;
         metrics.height.set(gauge_value(chain.height()));
         metrics.mempool_size.set(gauge_value(mempool.len()));
         Core {
@@ -150,6 +206,8 @@ impl Core {
             clock,
             slots,
             storage,
+            writer,
+            health,
             metrics,
             net: OnceLock::new(),
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
@@ -205,8 +263,8 @@ impl Core {
     }
 
     /// Validates `block` fully, applies it and stores it durably. Nothing is announced here.
-    pub(crate) fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
-        let (mut done, refused) = self.import_blocks(vec![block])?;
+    pub(crate) async fn import_block(&self, block: Block) -> Result<Imported, ImportError> {
+        let (mut done, refused) = self.import_blocks(vec![block]).await?;
         match (done.pop(), refused) {
             (Some(imported), _) => Ok(imported),
             (None, Some(e)) => Err(ImportError::Chain(e)),
@@ -219,15 +277,47 @@ impl Core {
     }
 
     /// Validates and applies `blocks` in order, stopping at the first one the chain refuses, then
-    /// stores everything applied in **one** durable commit (with the mempool changes the new tip
-    /// implies). Returns what each applied block did and the refusal, if any. Blocks are not
-    /// announced here (the caller does); transactions re-admitted by a fork switch are relayed. If the commit fails, nothing is acknowledged: the error is returned.
+    /// stores everything applied in **one** durable change (with the mempool changes the new tip
+    /// implies), and returns once it is on disk: what each applied block did and the refusal, if
+    /// any. Blocks are not announced here (the caller does, after this returns: a relayed block
+    /// is on disk first); transactions re-admitted by a fork switch are relayed once durable. If
+    /// the commit fails, nothing is acknowledged: the error is returned and the node fails.
     ///
-    /// Sync imports a whole `get_blocks` batch this way: one fsync per batch instead of per block.
-    pub(crate) fn import_blocks(
+    /// Sync imports a whole `get_blocks` batch this way: one change per batch instead of per block.
+    pub(crate) async fn import_blocks(
         &self,
         blocks: Vec<Block>,
     ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
+        let slot = self.writer.reserve().await?;
+        let (done, refused, stored) = self.apply_blocks(blocks, slot);
+        if let Some((pending, readmitted)) = stored {
+            pending.durable().await?;
+            // Re-admitted transactions of abandoned blocks are relayed once they are journaled:
+            // peers that were on the winning branch may never have seen them, and without a
+            // relay only the nodes that held them could include them.
+            if let Some(net) = self.net() {
+                for tx in &readmitted {
+                    net.broadcast_tx(tx, None);
+                }
+            }
+        }
+        Ok((done, refused))
+    }
+
+    /// The in-memory part of [`Core::import_blocks`], under the import lock: applies the blocks,
+    /// updates the mempool and queues the storage change on `slot` (under the mempool lock, so
+    /// that admissions and imports reach the disk in memory's order). Returns the outcomes, the
+    /// refusal, and the queued change with the transactions it re-admitted, if anything changed.
+    #[allow(clippy::type_complexity)]
+    fn apply_blocks(
+        &self,
+        blocks: Vec<Block>,
+        slot: Slot<'_>,
+    ) -> (
+        Vec<Imported>,
+        Option<ChainError>,
+        Option<(Pending, Vec<Transaction>)>,
+    ) {
         let _import = lock(&self.import_lock);
         let mut commit = ChainCommit::default();
         let mut done = Vec::with_capacity(blocks.len());
@@ -286,85 +376,176 @@ impl Core {
                 height: chain.height(),
             });
         }
-        if best_changed {
-            let chain = self.chain();
-            commit.height = Some(chain.height());
-            let view = LedgerView {
-                state: chain.state(),
-                genesis_hash: self.genesis_hash,
-                sigs: chain.signature_cache(),
-            };
-            let mut mp = self.mempool();
-            if rolled_back_txs.is_empty() {
-                commit.mempool_remove = mp.revalidate(&view);
-            } else {
-                // Transactions of abandoned blocks go back to the pool if still valid.
-                let (added, dropped) = mp.rebuild(&view, rolled_back_txs);
-                commit.mempool_add = added;
-                commit.mempool_remove = dropped;
-            }
-            self.metrics.mempool_size.set(gauge_value(mp.len()));
-        }
-        if !commit.blocks.is_empty() || commit.height.is_some() {
-            self.storage.commit_chain(&commit)?;
-        }
-        // Re-admitted transactions of abandoned blocks are relayed once they are journaled:
-        // peers that were on the winning branch may never have seen them, and without a relay
-        // only the nodes that held them could include them (a long convergence tail, found by
-        // the pp-sim partition scenario).
-        if let Some(net) = self.net() {
-            for tx in &commit.mempool_add {
-                net.broadcast_tx(tx, None);
-            }
-        }
         self.metrics.height.set(gauge_value(self.chain().height()));
         self.metrics.reorgs.inc_by(reorgs);
-        Ok((done, refused))
+        if !best_changed {
+            if commit.blocks.is_empty() {
+                return (done, refused, None);
+            }
+            let pending = slot.send(WriteOp::Chain(commit));
+            return (done, refused, Some((pending, Vec::new())));
+        }
+        let chain = self.chain();
+        commit.height = Some(chain.height());
+        let view = LedgerView {
+            state: chain.state(),
+            genesis_hash: self.genesis_hash,
+            sigs: chain.signature_cache(),
+        };
+        // What the new best blocks include: any other pending transaction whose nonce they used
+        // up is a conflict, reported as dropped.
+        let best: HashSet<Hash> = commit.best.iter().map(|(_, h)| *h).collect();
+        let included: HashSet<Hash> = commit
+            .blocks
+            .iter()
+            .filter(|b| best.contains(&b.hash()))
+            .flat_map(|b| b.transactions.iter().map(Transaction::id))
+            .collect();
+        let mut mp = self.mempool();
+        if rolled_back_txs.is_empty() {
+            commit.mempool_remove = mp.revalidate_after(&view, Some(&included));
+        } else {
+            // Transactions of abandoned blocks go back to the pool if still valid.
+            let (added, dropped) = mp.rebuild_after(&view, rolled_back_txs, Some(&included));
+            commit.mempool_add = added;
+            commit.mempool_remove = dropped;
+        }
+        self.metrics.mempool_size.set(gauge_value(mp.len()));
+        let readmitted = commit.mempool_add.clone();
+        let pending = slot.send(WriteOp::Chain(commit));
+        drop(mp);
+        (done, refused, Some((pending, readmitted)))
     }
 
     /// Validates a transaction against the tip state and the mempool, journals it durably, and
     /// returns whether it is new (to relay) or already pending.
-    pub(crate) fn admit_tx(&self, tx: Transaction) -> Result<Inserted, MempoolError> {
-        let inserted = {
-            let chain = self.chain();
-            let view = LedgerView {
-                state: chain.state(),
-                genesis_hash: self.genesis_hash,
-                sigs: chain.signature_cache(),
-            };
-            let mut mp = self.mempool();
-            let r = mp.insert(&view, tx.clone());
-            self.metrics.mempool_size.set(gauge_value(mp.len()));
-            r
-        };
-        match inserted {
-            Ok(Inserted::New) => {
-                if let Err(e) = self.storage.put_mempool_tx(&tx) {
-                    // Not journaled, so not acknowledged: take it back out.
-                    tracing::error!(error = %e, "cannot journal transaction");
-                    let mut mp = self.mempool();
-                    mp.remove(&tx.id());
-                    self.metrics.mempool_size.set(gauge_value(mp.len()));
-                    return Err(MempoolError::Ledger {
-                        code: "storage_error".into(),
-                        message: e.to_string(),
-                    });
+    pub(crate) async fn admit_tx(&self, tx: Transaction) -> Result<Inserted, MempoolError> {
+        let mut r = self.admit_txs(vec![tx]).await;
+        r.pop().unwrap_or(Err(storage_refusal(&WriteError::Closed)))
+    }
+
+    /// Admits `txs` in order (each judged with the earlier ones pending) and journals the new
+    /// ones in **one** durable change; returns once they are on disk, one result per transaction.
+    pub(crate) async fn admit_txs(&self, txs: Vec<Transaction>) -> Vec<AdmitResult> {
+        self.begin_admit(txs).await.finish(self).await
+    }
+
+    /// The first half of [`Core::admit_txs`]: inserts into the mempool and queues the journal
+    /// change, without waiting for it to be durable (so that a caller can admit the next
+    /// transaction meanwhile, in arrival order, and have the writer commit both together).
+    pub(crate) async fn begin_admit(&self, txs: Vec<Transaction>) -> Admission {
+        match self.writer.reserve().await {
+            Ok(slot) => {
+                let (results, new, pending) =
+                    self.insert_txs(txs, |c| slot.send(WriteOp::Chain(c)));
+                Admission {
+                    results,
+                    new,
+                    pending,
                 }
-                self.metrics.txs_accepted.inc();
-                Ok(Inserted::New)
             }
-            Ok(Inserted::Duplicate) => Ok(Inserted::Duplicate),
-            Err(e) => {
-                self.metrics.txs_rejected.inc();
-                Err(e)
+            Err(e) => Admission {
+                results: txs.iter().map(|_| Err(storage_refusal(&e))).collect(),
+                new: Vec::new(),
+                pending: None,
+            },
+        }
+    }
+
+    /// Like [`Core::admit_txs`] for one transaction, committing on the calling thread (blocking
+    /// it for one fsync): for synchronous callers outside the runtime, such as the simulation
+    /// harness.
+    pub(crate) fn admit_tx_now(&self, tx: Transaction) -> Result<Inserted, MempoolError> {
+        if let Err(e) = self.health.check() {
+            return Err(storage_refusal(&e));
+        }
+        let (mut results, new, written) =
+            self.insert_txs(vec![tx], |c| self.storage.commit_chain(&c));
+        let result = results
+            .pop()
+            .unwrap_or(Err(storage_refusal(&WriteError::Closed)));
+        match written {
+            None | Some(Ok(())) => {
+                self.metrics.txs_accepted.inc_by(new.len() as u64);
+                result
+            }
+            Some(Err(e)) => {
+                let e = match e {
+                    StorageError::Closed => WriteError::Closed,
+                    e => {
+                        self.health.fail(e.to_string());
+                        self.metrics.storage_failed.set(1);
+                        WriteError::Failed(e.to_string())
+                    }
+                };
+                self.forget(&new);
+                Err(storage_refusal(&e))
             }
         }
+    }
+
+    /// Inserts `txs` into the mempool in order and hands the journal change for the new ones to
+    /// `journal` while the mempool lock is still held. Returns one result per transaction, the
+    /// ids of the new ones, and what `journal` returned (if there was anything to journal).
+    fn insert_txs<R>(
+        &self,
+        txs: Vec<Transaction>,
+        journal: impl FnOnce(ChainCommit) -> R,
+    ) -> (Vec<AdmitResult>, Vec<Hash>, Option<R>) {
+        let chain = self.chain();
+        let view = LedgerView {
+            state: chain.state(),
+            genesis_hash: self.genesis_hash,
+            sigs: chain.signature_cache(),
+        };
+        let mut mp = self.mempool();
+        let mut results = Vec::with_capacity(txs.len());
+        let mut commit = ChainCommit::default();
+        for tx in txs {
+            let r = mp.insert(&view, tx.clone());
+            match &r {
+                Ok(Inserted::New) => commit.mempool_add.push(tx),
+                Ok(Inserted::Duplicate) => {}
+                Err(_) => {
+                    self.metrics.txs_rejected.inc();
+                }
+            }
+            results.push(r);
+        }
+        self.metrics.mempool_size.set(gauge_value(mp.len()));
+        // Room made for newcomers leaves the journal too (a newcomer evicted by a later one of
+        // the same batch is not journaled at all).
+        commit.mempool_remove = mp.take_evicted();
+        if !commit.mempool_remove.is_empty() {
+            let gone: HashSet<Hash> = commit.mempool_remove.iter().copied().collect();
+            commit.mempool_add.retain(|t| !gone.contains(&t.id()));
+        }
+        let new: Vec<Hash> = commit.mempool_add.iter().map(Transaction::id).collect();
+        // A duplicate may still be on its way to disk (another request admitted it a moment
+        // ago): an empty change queued behind it is durable only after it, so answering after
+        // that never acknowledges what the disk does not hold.
+        let duplicate = results.iter().any(|r| matches!(r, Ok(Inserted::Duplicate)));
+        let written = (!new.is_empty() || duplicate).then(|| journal(commit));
+        drop(mp);
+        (results, new, written)
+    }
+
+    /// Takes transactions that could not be journaled back out of the mempool.
+    fn forget(&self, ids: &[Hash]) {
+        let mut mp = self.mempool();
+        for id in ids {
+            mp.remove(id);
+        }
+        self.metrics.mempool_size.set(gauge_value(mp.len()));
     }
 
     /// If this node leads `slot` and the tip is from an earlier slot, builds, mines and signs a
     /// block on the tip. Mining yields to the runtime every [`MINE_CHUNK`] hashes and gives up at
     /// the end of the slot.
     pub(crate) async fn produce(&self, slot: u64) -> Option<Block> {
+        if self.health.failure().is_some() {
+            return None;
+        }
         let me = self.key.public();
         let (parent, txs) = {
             let chain = self.chain();
@@ -472,7 +653,17 @@ impl Core {
             let mut mp = self.mempool();
             for t in sorted {
                 let id = t.id();
-                if mp.insert(&view, t).is_err() {
+                if let Err(e) = mp.insert(&view, t) {
+                    // Acknowledged before the restart, so reported unless it was included.
+                    if self.storage.tx_block(&id).ok().flatten().is_none() {
+                        mp.record_drop(
+                            id,
+                            DropReason::Invalid {
+                                code: e.code().to_string(),
+                                message: e.to_string(),
+                            },
+                        );
+                    }
                     stale.push(id);
                 }
             }
@@ -508,6 +699,8 @@ impl Core {
 /// The fetch server's window on the chain (answers `get_blocks` / `get_headers` from peers).
 pub(crate) struct CoreView(pub(crate) Arc<Core>);
 
+// A node whose storage failed closes its network (see `tasks::consensus_loop`); until then it
+// serves no block or header that its disk may not hold.
 impl ChainView for CoreView {
     fn tip(&self) -> (u64, Hash) {
         let c = self.0.chain();
@@ -515,6 +708,9 @@ impl ChainView for CoreView {
     }
 
     fn get_blocks(&self, from_index: u64, count: u32) -> Vec<Block> {
+        if self.0.health.failure().is_some() {
+            return Vec::new();
+        }
         let c = self.0.chain();
         let n = u64::from(count.min(MAX_SERVE_BLOCKS));
         (from_index..from_index.saturating_add(n))
@@ -523,6 +719,9 @@ impl ChainView for CoreView {
     }
 
     fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader> {
+        if self.0.health.failure().is_some() {
+            return Vec::new();
+        }
         let c = self.0.chain();
         let Some(fork) = c.find_fork_point(locator) else {
             return Vec::new();
@@ -556,8 +755,23 @@ pub(crate) mod testing {
         let slots = SlotClock::from_genesis(&g).unwrap();
         let chain = Chain::new(g.clone(), rules).unwrap();
         let mempool = Mempool::new(g.hash(), 100, 10);
-        let storage = Storage::open(&dir.join("chain.redb")).unwrap();
+        let storage = Arc::new(Storage::open(&dir.join("chain.redb")).unwrap());
         let (tx, _rx) = mpsc::channel(1);
+        let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (writer, task) = Writer::new(
+            storage.clone(),
+            Arc::new(crate::blocking::TokioBlocking),
+            health.clone(),
+            &metrics,
+            stop_rx,
+        );
+        // The writer runs until the test's runtime ends.
+        tokio::spawn(async move {
+            let _keep_running = stop;
+            task.await;
+        });
         Arc::new(Core::new(
             "test".into(),
             g,
@@ -567,6 +781,7 @@ pub(crate) mod testing {
             chain,
             mempool,
             storage,
+            (writer, health, metrics),
             200,
             tx,
         ))
@@ -582,22 +797,22 @@ mod tests {
         block_on(core, &tip, tip.slot + 1, txs)
     }
 
-    #[test]
-    fn imported_block_is_stored_and_its_transactions_leave_the_mempool() {
+    #[tokio::test]
+    async fn imported_block_is_stored_and_its_transactions_leave_the_mempool() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::from_seed([61u8; 32]);
         let core = testing::core(dir.path(), &key);
         let to = KeyPair::from_seed([62u8; 32]).public();
         let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
         let t1 = Transaction::transfer(&key, to, 5, 1, 1, &core.genesis_hash);
-        assert_eq!(core.admit_tx(t0.clone()), Ok(Inserted::New));
-        assert_eq!(core.admit_tx(t1.clone()), Ok(Inserted::New));
-        assert_eq!(core.admit_tx(t1.clone()), Ok(Inserted::Duplicate));
+        assert_eq!(core.admit_tx(t0.clone()).await, Ok(Inserted::New));
+        assert_eq!(core.admit_tx(t1.clone()).await, Ok(Inserted::New));
+        assert_eq!(core.admit_tx(t1.clone()).await, Ok(Inserted::Duplicate));
         assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 2);
 
         // A block including only t0: t1 stays pending, t0 leaves the pool and the journal.
         let b = next_block(&core, vec![t0.clone()]);
-        let imported = core.import_block(b.clone()).unwrap();
+        let imported = core.import_block(b.clone()).await.unwrap();
         assert_eq!(imported.outcome, AddOutcome::Extended);
         assert_eq!(imported.height, 1);
         assert_eq!(core.storage.best_chain().unwrap(), vec![b.hash()]);
@@ -607,7 +822,7 @@ mod tests {
         assert_eq!(core.storage.mempool_txs().unwrap().0, vec![t1]);
         // The same block again is known, and nothing changes.
         assert_eq!(
-            core.import_block(b).unwrap().outcome,
+            core.import_block(b).await.unwrap().outcome,
             AddOutcome::AlreadyKnown
         );
         assert_eq!(core.metrics.height.get(), 1);
@@ -680,8 +895,8 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn fork_switch_relays_the_transactions_it_puts_back_in_the_mempool() {
+    #[tokio::test]
+    async fn fork_switch_relays_the_transactions_it_puts_back_in_the_mempool() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::from_seed([66u8; 32]);
         let start = crate::clock::SystemClock.now_ms() - 60_000;
@@ -695,18 +910,18 @@ mod tests {
         // Our branch: one block (slot 5) holding t0.
         let ours = block_on(&core, &genesis, 5, vec![t0.clone()]);
         assert_eq!(
-            core.import_block(ours).unwrap().outcome,
+            core.import_block(ours).await.unwrap().outcome,
             AddOutcome::Extended
         );
         // A longer branch from genesis (slots 3, 4) without t0 wins.
         let c1 = block_on(&core, &genesis, 3, vec![]);
         let c2 = block_on(&core, &c1.header, 4, vec![]);
         assert_eq!(
-            core.import_block(c1).unwrap().outcome,
+            core.import_block(c1).await.unwrap().outcome,
             AddOutcome::SideChain
         );
         assert!(matches!(
-            core.import_block(c2).unwrap().outcome,
+            core.import_block(c2).await.unwrap().outcome,
             AddOutcome::Reorg { .. }
         ));
 
@@ -716,23 +931,23 @@ mod tests {
         assert_eq!(*lock(&net.txs), vec![t0.id()]);
     }
 
-    #[test]
-    fn refused_block_is_neither_applied_nor_stored() {
+    #[tokio::test]
+    async fn refused_block_is_neither_applied_nor_stored() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::from_seed([63u8; 32]);
         let core = testing::core(dir.path(), &key);
         let mut b = next_block(&core, vec![]);
         b.header.nonce = b.header.nonce.wrapping_add(1); // breaks the signature (and maybe PoW)
         assert!(matches!(
-            core.import_block(b),
+            core.import_block(b).await,
             Err(ImportError::Chain(ChainError::Block(_)))
         ));
         assert_eq!(core.chain().height(), 0);
         assert!(core.storage.best_chain().unwrap().is_empty());
     }
 
-    #[test]
-    fn batch_import_stops_at_the_first_refused_block_and_keeps_the_rest() {
+    #[tokio::test]
+    async fn batch_import_stops_at_the_first_refused_block_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::from_seed([64u8; 32]);
         let core = testing::core(dir.path(), &key);
@@ -756,6 +971,7 @@ mod tests {
         b3.header.index += 1;
         let (done, refused) = core
             .import_blocks(vec![b1.clone(), b2.clone(), b3])
+            .await
             .unwrap();
         assert_eq!(done.len(), 2);
         assert!(refused.is_some());
@@ -765,13 +981,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn chain_view_serves_blocks_and_headers_after_the_fork_point() {
+    #[tokio::test]
+    async fn chain_view_serves_blocks_and_headers_after_the_fork_point() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::from_seed([65u8; 32]);
         let core = testing::core(dir.path(), &key);
         let b1 = next_block(&core, vec![]);
-        core.import_block(b1.clone()).unwrap();
+        core.import_block(b1.clone()).await.unwrap();
         let view = CoreView(core.clone());
         assert_eq!(view.tip(), (1, b1.hash()));
         let blocks = view.get_blocks(0, 10);
@@ -790,8 +1006,118 @@ mod tests {
         let b = core.produce(1).await.unwrap();
         assert_eq!(b.header.producer, key.public());
         assert!(b.header.meets_pow());
-        core.import_block(b).unwrap();
+        core.import_block(b).await.unwrap();
         // Not again for a slot at or before the tip's.
         assert!(core.produce(1).await.is_none());
+    }
+
+    /// What `GET /transactions/{id}` answers: (HTTP status, `status` field).
+    async fn tx_status(core: &Arc<Core>, id: &Hash) -> (u16, String) {
+        use tower::ServiceExt as _;
+        let app = crate::http::router(core.clone(), None);
+        let req = axum::http::Request::get(format!("/transactions/{id}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, v["status"].as_str().unwrap_or("").to_string())
+    }
+
+    #[tokio::test]
+    async fn no_acknowledged_transaction_is_silently_lost_in_a_fork_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([68u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        // The test pool holds at most 10 transactions per sender.
+        let core = testing::core_with_genesis_time(dir.path(), &key, start);
+        let genesis = core.chain().tip().header.clone();
+        let to = KeyPair::from_seed([69u8; 32]).public();
+        let txs: Vec<Transaction> = (0..12)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        // Our branch: a block (slot 5) with t0, t1; then t2..t11 acknowledged on top of it.
+        let ours = block_on(&core, &genesis, 5, txs[..2].to_vec());
+        core.import_block(ours).await.unwrap();
+        for t in &txs[2..] {
+            assert_eq!(core.admit_tx(t.clone()).await, Ok(Inserted::New));
+        }
+        // A longer branch without them wins: t0, t1 come back in front of t2..t11.
+        let c1 = block_on(&core, &genesis, 3, vec![]);
+        let c2 = block_on(&core, &c1.header, 4, vec![]);
+        core.import_block(c1).await.unwrap();
+        assert!(matches!(
+            core.import_block(c2).await.unwrap().outcome,
+            AddOutcome::Reorg { .. }
+        ));
+        // Every acknowledged transaction is still known: pending here.
+        for t in &txs {
+            assert_eq!(tx_status(&core, &t.id()).await, (200, "pending".into()));
+        }
+        // The sender's next nonce counts all of them: no `bad_nonce` surprise.
+        let next = {
+            let c = core.chain();
+            let view = LedgerView {
+                state: c.state(),
+                genesis_hash: core.genesis_hash,
+                sigs: c.signature_cache(),
+            };
+            core.mempool().pending_nonce(&view, &key.public())
+        };
+        assert_eq!(next, 12);
+        // And they are journaled: a restart brings them back.
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 12);
+    }
+
+    #[tokio::test]
+    async fn a_pending_transaction_beaten_by_a_conflicting_block_is_reported_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([70u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let to = KeyPair::from_seed([71u8; 32]).public();
+        let mine = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+        let other = Transaction::transfer(&key, to, 6, 1, 0, &core.genesis_hash);
+        core.admit_tx(mine.clone()).await.unwrap();
+        let b = next_block(&core, vec![other.clone()]);
+        core.import_block(b).await.unwrap();
+        assert_eq!(
+            tx_status(&core, &other.id()).await,
+            (200, "included".into())
+        );
+        assert_eq!(tx_status(&core, &mine.id()).await, (200, "dropped".into()));
+        assert_eq!(
+            core.mempool().dropped(&mine.id()),
+            Some(&crate::mempool::DropReason::Conflict)
+        );
+    }
+
+    #[tokio::test]
+    async fn transactions_admitted_together_share_one_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([72u8; 32]);
+        let core = testing::core(dir.path(), &key);
+        let to = KeyPair::from_seed([73u8; 32]).public();
+        let txs: Vec<Transaction> = (0..8)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        let before = core.metrics.storage_commits.get();
+        let results = core.admit_txs(txs.clone()).await;
+        assert!(results.iter().all(|r| *r == Ok(Inserted::New)));
+        assert_eq!(core.metrics.storage_commits.get() - before, 1);
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 8);
+        // Admissions queued one after another before any commit are committed together too.
+        let more: Vec<Transaction> = (8..10)
+            .map(|n| Transaction::transfer(&key, to, 5, 1, n, &core.genesis_hash))
+            .collect();
+        let before = core.metrics.storage_commits.get();
+        let a = core.begin_admit(vec![more[0].clone()]).await;
+        let b = core.begin_admit(vec![more[1].clone()]).await;
+        assert_eq!(b.finish(&core).await, vec![Ok(Inserted::New)]);
+        assert_eq!(a.finish(&core).await, vec![Ok(Inserted::New)]);
+        assert!(core.metrics.storage_commits.get() - before <= 2);
+        assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 10);
     }
 }

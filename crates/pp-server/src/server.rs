@@ -15,13 +15,16 @@ use pp_ouroboros::{Ouroboros, SlotClock};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::blocking::{Blocking, TokioBlocking};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{NetworkConfig, Registration, ServerConfig};
 use crate::error::ServerError;
 use crate::keys::{dev_key, random_key, read_key, write_key};
 use crate::mempool::{Inserted, Mempool};
+use crate::metrics::Metrics;
 use crate::node::{Core, CoreView};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFault};
+use crate::writer::{Health, Writer};
 
 /// Name of the genesis file in the data dir.
 pub const GENESIS_FILE: &str = "genesis.json";
@@ -90,6 +93,8 @@ struct Running {
 pub struct Server {
     config: ServerConfig,
     clock: Arc<dyn Clock>,
+    blocking: Arc<dyn Blocking>,
+    fault: StorageFault,
     /// A temporary data dir this server created (removed on drop).
     temp_dir: Option<PathBuf>,
     core: Option<Arc<Core>>,
@@ -133,6 +138,8 @@ impl Server {
         Server {
             config,
             clock: Arc::new(SystemClock),
+            blocking: Arc::new(TokioBlocking),
+            fault: StorageFault::default(),
             temp_dir: None,
             core: None,
             running: None,
@@ -191,6 +198,26 @@ impl Server {
     /// Replaces the clock (a simulation passes a [`TokioClock`](crate::TokioClock)).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.clock = clock;
+    }
+
+    /// Replaces where blocking work (storage commits) runs: a simulation passes
+    /// [`InlineBlocking`](crate::InlineBlocking), since tokio's blocking pool runs outside its
+    /// virtual time. The default is tokio's blocking pool.
+    pub fn set_blocking(&mut self, blocking: Arc<dyn Blocking>) {
+        self.blocking = blocking;
+    }
+
+    /// Opens the database at the next start with writes failing while `fault` is on, as on a
+    /// full disk: a seam for tests of the node's fail-stop.
+    pub fn set_storage_fault(&mut self, fault: StorageFault) {
+        self.fault = fault;
+    }
+
+    /// Why the node stopped, if its storage failed. A failed node produces, imports and admits
+    /// nothing more, answers `503 storage_failed` on the HTTP API (`/health` included) and has
+    /// closed its network; only a restart (which replays what the disk holds) brings it back.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.core.as_ref()?.health.failure().map(str::to_string)
     }
 
     /// Registers a stakeholder with its well-known development key ([`dev_key`]) for the genesis
@@ -308,7 +335,10 @@ impl Server {
         }
         let genesis_hash = genesis.hash();
 
-        let storage = Storage::open(&data_dir.join(DB_FILE))?;
+        let storage = Arc::new(Storage::open_with_fault(
+            &data_dir.join(DB_FILE),
+            &self.fault,
+        )?);
         match storage.genesis_hash()? {
             Some(h) if h != genesis_hash => {
                 return Err(ServerError::GenesisMismatch {
@@ -334,13 +364,24 @@ impl Server {
                 source_name: "configured".into(),
                 error,
             })?;
-        let mempool = Mempool::new(
+        let mut mempool = Mempool::new(
             genesis_hash,
             self.config.mempool_max_txs,
             self.config.mempool_max_per_sender,
         )
         .with_signature_cache(Arc::clone(chain.signature_cache()));
+        mempool.set_min_fee(self.config.mempool_min_fee);
         let (sync_tx, sync_rx) = mpsc::channel(64);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        let (writer, writer_task) = Writer::new(
+            storage.clone(),
+            self.blocking.clone(),
+            health.clone(),
+            &metrics,
+            shutdown_rx.clone(),
+        );
         let core = Arc::new(Core::new(
             node_id.clone(),
             genesis,
@@ -350,6 +391,7 @@ impl Server {
             chain,
             mempool,
             storage,
+            (writer, health, metrics),
             self.config.sync_batch,
             sync_tx,
         ));
@@ -365,7 +407,8 @@ impl Server {
             "node state loaded"
         );
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        // The writer is stopped last (see `stop_tasks`), after the tasks that queue changes.
+        let writer_task = tokio::spawn(writer_task);
         let mut tasks = Vec::new();
         let mut p2p_addr = None;
         let net_cfg = self.config.network.clone();
@@ -476,6 +519,7 @@ impl Server {
         if let Some(a) = p2p_addr {
             tracing::info!(addr = %a, "P2P listening");
         }
+        tasks.push(("storage", writer_task));
         self.core = Some(core);
         self.running = Some(Running {
             shutdown,
@@ -625,10 +669,14 @@ impl Server {
 
     /// Validates a transaction against the tip and the mempool, journals it durably, and relays
     /// it to peers. Returns its id (also for a transaction already pending).
+    ///
+    /// The journal commit runs on the calling thread (one fsync per call, no group commit), so
+    /// that a synchronous caller such as the simulation harness needs no runtime; the HTTP API
+    /// commits concurrent submissions together.
     pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash, ServerError> {
         let core = self.core.as_ref().ok_or(ServerError::NotStarted)?;
         let id = tx.id();
-        if core.admit_tx(tx.clone())? == Inserted::New {
+        if core.admit_tx_now(tx.clone())? == Inserted::New {
             if let Some(n) = self.net_live() {
                 n.broadcast_tx(&tx, None);
             }

@@ -14,20 +14,26 @@
 //!
 //! Every write is one redb transaction committed with the default durability (fsync before
 //! `commit` returns), so a block or a transaction is on disk before the node acknowledges it, and
-//! a `kill -9` loses nothing acknowledged. Quick repair is enabled so that reopening after a crash
-//! does not scan the whole file.
+//! a `kill -9` loses nothing acknowledged. [`Storage::apply`] commits many changes in one such
+//! transaction: the storage writer (`writer.rs`) uses it to commit whatever is queued with one
+//! fsync. Quick repair is enabled so that reopening after a crash does not scan the whole file.
 //!
-//! Calls are synchronous: redb commits take a few milliseconds and the node makes one per block,
-//! so they run inline on the calling task (no `spawn_blocking`, which a turmoil simulation cannot
-//! use). The database sits behind an `RwLock<Option<..>>` so that [`Storage::close`] can release
-//! the file even while other handles to the storage are still alive (a restart in the same
-//! process reopens the same file).
+//! Calls are synchronous; a running node makes them through the writer, which runs them on the
+//! `Blocking` seam (tokio's blocking pool, or inline under a simulation). The database sits
+//! behind an `RwLock<Option<..>>` so that [`Storage::close`] can release the file even while
+//! other handles to the storage are still alive (a restart in the same process reopens the same
+//! file). [`StorageFault`] makes the file's writes fail on demand, for tests.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use pp_ledger::{Block, Decode, Encode, Hash, Transaction};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::backends::FileBackend;
+use redb::{
+    BackendError, Database, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+};
 
 const BLOCKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blocks");
 const BEST: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("best_chain");
@@ -78,6 +84,9 @@ pub enum StorageError {
     /// The storage was closed by a shutdown.
     #[error("storage is closed")]
     Closed,
+    /// An earlier write failed: the node stopped writing (fail-stop) and refuses every change.
+    #[error("storage failed earlier: {0}")]
+    Failed(String),
 }
 
 /// A change of the best chain to commit together with the blocks it needs.
@@ -95,6 +104,97 @@ pub struct ChainCommit {
     pub mempool_add: Vec<Transaction>,
 }
 
+/// One change queued to the storage writer; several are committed together.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Blocks, best-chain and mempool journal changes.
+    Chain(ChainCommit),
+    /// Replace the known-peer addresses.
+    Peers {
+        /// The addresses.
+        addrs: Vec<String>,
+        /// When they were last seen, unix ms.
+        now_ms: u64,
+    },
+    /// Replace the stored bans.
+    Bans(Vec<StoredBan>),
+}
+
+/// A switch that makes a database's writes fail as a full disk does (`ENOSPC` on every write,
+/// resize and sync) while it is on. A seam for tests: a node opened without one never fails
+/// on purpose. Clones share the switch.
+#[derive(Debug, Clone, Default)]
+pub struct StorageFault(Arc<AtomicBool>);
+
+impl StorageFault {
+    /// Turns the fault on (`true`) or off.
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+}
+
+/// redb's file backend, with writes failing while the fault switch is on.
+#[derive(Debug)]
+struct FaultyBackend {
+    inner: FileBackend,
+    fail: Arc<AtomicBool>,
+}
+
+impl FaultyBackend {
+    fn check(&self) -> Result<(), std::io::Error> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for FaultyBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.inner.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.query_lock_range(start, end)
+    }
+}
+
 /// The node's database.
 #[derive(Debug)]
 pub struct Storage {
@@ -105,12 +205,29 @@ pub struct Storage {
 impl Storage {
     /// Opens (or creates) the database at `path` and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with_fault(path, &StorageFault::default())
+    }
+
+    /// Like [`Storage::open`], with the file's writes failing whenever `fault` is on (a seam for
+    /// tests of what a node does when its disk fails).
+    pub fn open_with_fault(path: &Path, fault: &StorageFault) -> Result<Storage, StorageError> {
         let err = |e: redb::Error| StorageError::Db {
             path: path.to_path_buf(),
             source: Box::new(e),
         };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| err(e.into()))?;
+        let backend = FaultyBackend {
+            inner: FileBackend::new(file).map_err(|e| err(e.into()))?,
+            fail: fault.0.clone(),
+        };
         let db = Database::builder()
-            .create(path)
+            .create_with_backend(backend)
             .map_err(|e| err(e.into()))?;
         let storage = Storage {
             path: path.to_path_buf(),
@@ -208,48 +325,18 @@ impl Storage {
 
     /// Commits blocks, best-chain changes and mempool journal changes atomically and durably.
     pub fn commit_chain(&self, c: &ChainCommit) -> Result<(), StorageError> {
+        self.write(|tx| write_chain(tx, c))
+    }
+
+    /// Applies `ops` in order in **one** durable commit (one fsync for all of them): the group
+    /// commit of the storage writer. Either all of them are on disk afterwards, or none.
+    pub fn apply(&self, ops: &[WriteOp]) -> Result<(), StorageError> {
         self.write(|tx| {
-            {
-                let mut blocks = tx.open_table(BLOCKS)?;
-                let mut txi = tx.open_table(TX_INDEX)?;
-                for b in &c.blocks {
-                    let h = b.hash();
-                    blocks.insert(h.as_bytes().as_slice(), b.to_canonical_bytes().as_slice())?;
-                    // Only best-chain blocks are indexed, so that a side-chain block holding the
-                    // same transaction cannot hide where it is included.
-                    if c.best.iter().any(|(_, bh)| *bh == h) {
-                        for t in &b.transactions {
-                            txi.insert(t.id().as_bytes().as_slice(), h.as_bytes().as_slice())?;
-                        }
-                    }
-                }
-            }
-            {
-                let mut best = tx.open_table(BEST)?;
-                for (i, h) in &c.best {
-                    best.insert(*i, h.as_bytes().as_slice())?;
-                }
-                if let Some(height) = c.height {
-                    // Entries above the new height belong to a chain that was abandoned.
-                    let stale: Vec<u64> = best
-                        .range(height.saturating_add(1)..)?
-                        .map(|r| r.map(|(k, _)| k.value()))
-                        .collect::<Result<_, _>>()?;
-                    for k in stale {
-                        best.remove(k)?;
-                    }
-                }
-            }
-            {
-                let mut mp = tx.open_table(MEMPOOL)?;
-                for id in &c.mempool_remove {
-                    mp.remove(id.as_bytes().as_slice())?;
-                }
-                for t in &c.mempool_add {
-                    mp.insert(
-                        t.id().as_bytes().as_slice(),
-                        t.to_canonical_bytes().as_slice(),
-                    )?;
+            for op in ops {
+                match op {
+                    WriteOp::Chain(c) => write_chain(tx, c)?,
+                    WriteOp::Peers { addrs, now_ms } => write_peers(tx, addrs, *now_ms)?,
+                    WriteOp::Bans(bans) => write_bans(tx, bans)?,
                 }
             }
             Ok(())
@@ -341,32 +428,12 @@ impl Storage {
 
     /// Replaces the stored known-peer addresses (at most [`MAX_STORED_PEERS`]).
     pub fn save_peers(&self, addrs: &[String], now_ms: u64) -> Result<(), StorageError> {
-        self.write(|tx| {
-            let mut t = tx.open_table(PEERS)?;
-            t.retain(|_, _| false)?;
-            for a in addrs.iter().take(MAX_STORED_PEERS) {
-                t.insert(a.as_str(), now_ms)?;
-            }
-            Ok(())
-        })
+        self.write(|tx| write_peers(tx, addrs, now_ms))
     }
 
     /// Replaces the stored bans (at most [`MAX_STORED_BANS`]).
     pub fn save_bans(&self, bans: &[StoredBan]) -> Result<(), StorageError> {
-        self.write(|tx| {
-            let mut t = tx.open_table(BANS)?;
-            t.retain(|_, _| false)?;
-            for b in bans.iter().take(MAX_STORED_BANS) {
-                let value = serde_json::json!({
-                    "reason": b.reason,
-                    "expires_at_ms": b.expires_at_ms,
-                    "manual": b.manual,
-                })
-                .to_string();
-                t.insert(b.target.as_str(), value.as_bytes())?;
-            }
-            Ok(())
-        })
+        self.write(|tx| write_bans(tx, bans))
     }
 
     /// The stored bans (entries that do not parse are skipped: a ban is advice, not state).
@@ -407,6 +474,82 @@ impl Storage {
             Ok(out)
         })
     }
+}
+
+/// Writes one [`ChainCommit`] into `tx`.
+fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb::Error> {
+    {
+        let mut blocks = tx.open_table(BLOCKS)?;
+        let mut txi = tx.open_table(TX_INDEX)?;
+        for b in &c.blocks {
+            let h = b.hash();
+            blocks.insert(h.as_bytes().as_slice(), b.to_canonical_bytes().as_slice())?;
+            // Only best-chain blocks are indexed, so that a side-chain block holding the
+            // same transaction cannot hide where it is included.
+            if c.best.iter().any(|(_, bh)| *bh == h) {
+                for t in &b.transactions {
+                    txi.insert(t.id().as_bytes().as_slice(), h.as_bytes().as_slice())?;
+                }
+            }
+        }
+    }
+    {
+        let mut best = tx.open_table(BEST)?;
+        for (i, h) in &c.best {
+            best.insert(*i, h.as_bytes().as_slice())?;
+        }
+        if let Some(height) = c.height {
+            // Entries above the new height belong to a chain that was abandoned.
+            let stale: Vec<u64> = best
+                .range(height.saturating_add(1)..)?
+                .map(|r| r.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            for k in stale {
+                best.remove(k)?;
+            }
+        }
+    }
+    {
+        let mut mp = tx.open_table(MEMPOOL)?;
+        for id in &c.mempool_remove {
+            mp.remove(id.as_bytes().as_slice())?;
+        }
+        for t in &c.mempool_add {
+            mp.insert(
+                t.id().as_bytes().as_slice(),
+                t.to_canonical_bytes().as_slice(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_peers(
+    tx: &redb::WriteTransaction,
+    addrs: &[String],
+    now_ms: u64,
+) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(PEERS)?;
+    t.retain(|_, _| false)?;
+    for a in addrs.iter().take(MAX_STORED_PEERS) {
+        t.insert(a.as_str(), now_ms)?;
+    }
+    Ok(())
+}
+
+fn write_bans(tx: &redb::WriteTransaction, bans: &[StoredBan]) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(BANS)?;
+    t.retain(|_, _| false)?;
+    for b in bans.iter().take(MAX_STORED_BANS) {
+        let value = serde_json::json!({
+            "reason": b.reason,
+            "expires_at_ms": b.expires_at_ms,
+            "manual": b.manual,
+        })
+        .to_string();
+        t.insert(b.target.as_str(), value.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn hash_from(b: &[u8], what: &'static str) -> Result<Hash, StorageError> {

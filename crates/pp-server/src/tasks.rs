@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pp_ledger::{AddOutcome, Block, BlockError, ChainError};
+use futures::stream::{FuturesUnordered, StreamExt as _};
+use pp_ledger::{AddOutcome, Block, BlockError, ChainError, Transaction};
 use pp_net::{Misbehaviour, NetError, NetEvent, PeerId};
 use tokio::sync::{mpsc, watch};
 
@@ -15,7 +16,7 @@ use crate::mempool::{Inserted, MempoolError};
 use crate::metrics::gauge_value;
 use crate::net::PeerNet;
 use crate::node::{Core, ImportError, Imported, SyncRequest, MAX_SERVE_HEADERS};
-use crate::storage::{StorageError, StoredBan};
+use crate::storage::{StorageError, StoredBan, WriteOp};
 
 /// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
 const MAX_SYNC_ROUNDS: u32 = 10_000;
@@ -28,6 +29,8 @@ const SAVE_PEERS_EVERY_SLOTS: u64 = 20;
 /// network drops a block that a majority already held (found by the pp-sim crash/restart
 /// scenario).
 const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(15);
+/// Most relayed transactions waiting together for their journal commit in the event loop.
+const MAX_ADMITTING: usize = 1_024;
 
 /// Waits until `shutdown` says stop (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -95,6 +98,14 @@ pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receive
         if *shutdown.borrow() {
             break;
         }
+        if let Some(reason) = core.health.failure() {
+            // Fail-stop: no more blocks, and no peer is served what the disk may not hold.
+            tracing::error!(error = %reason, "storage failed: consensus stopped, network closed");
+            if let Some(net) = core.net() {
+                net.shutdown().await;
+            }
+            break;
+        }
         let now = core.now_ms();
         if let Some(slot) = core.slots.slot_at(now) {
             if last_slot.is_none_or(|l| slot > l) {
@@ -147,7 +158,7 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
         None
     };
     if let Some(block) = block {
-        match core.import_block(block.clone()) {
+        match core.import_block(block.clone()).await {
             Ok(imported) => {
                 if matches!(
                     imported.outcome,
@@ -176,13 +187,21 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
         core.request_sync(best.id, best.tip_index);
     }
     if slot % SAVE_PEERS_EVERY_SLOTS == 0 {
-        if let Err(e) = save_bans(core, net.as_ref()) {
+        if let Err(e) = core
+            .writer
+            .write(WriteOp::Bans(bans_of(net.as_ref())))
+            .await
+        {
             tracing::warn!(error = %e, "cannot save bans");
         }
         let mut known = net.known_addrs();
         known.sort();
         if known != *saved_peers {
-            match core.storage.save_peers(&known, core.now_ms()) {
+            let op = WriteOp::Peers {
+                addrs: known.clone(),
+                now_ms: core.now_ms(),
+            };
+            match core.writer.write(op).await {
                 Ok(()) => *saved_peers = known,
                 Err(e) => tracing::warn!(error = %e, "cannot save known peers"),
             }
@@ -190,10 +209,15 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
     }
 }
 
-/// Stores the bans in force, so that they hold across a restart.
+/// Stores the bans in force, so that they hold across a restart (directly: for the shutdown,
+/// once the storage writer has stopped).
 pub(crate) fn save_bans(core: &Core, net: &dyn PeerNet) -> Result<(), StorageError> {
-    let bans: Vec<StoredBan> = net
-        .bans()
+    core.storage.save_bans(&bans_of(net))
+}
+
+/// The bans in force, as stored.
+fn bans_of(net: &dyn PeerNet) -> Vec<StoredBan> {
+    net.bans()
         .into_iter()
         .map(|b| StoredBan {
             target: b.target.to_string(),
@@ -201,20 +225,28 @@ pub(crate) fn save_bans(core: &Core, net: &dyn PeerNet) -> Result<(), StorageErr
             expires_at_ms: b.expires_at_ms,
             manual: b.manual,
         })
-        .collect();
-    core.storage.save_bans(&bans)
+        .collect()
 }
 
 /// Handles announcements and connection changes from the network.
+///
+/// Relayed transactions are admitted in arrival order, but the loop does not wait for each one
+/// to be durable: up to [`MAX_ADMITTING`] of them wait together (and are committed together by
+/// the storage writer) while the loop goes on; each is relayed once it is on disk.
 pub(crate) async fn event_loop(
     core: Arc<Core>,
     mut events: mpsc::Receiver<NetEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut admitting = FuturesUnordered::new();
     loop {
         let ev = tokio::select! {
             _ = stopped(&mut shutdown) => break,
-            ev = events.recv() => match ev { Some(ev) => ev, None => break },
+            Some(()) = admitting.next(), if !admitting.is_empty() => continue,
+            ev = events.recv(), if admitting.len() < MAX_ADMITTING => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
         };
         let Some(net) = core.net().cloned() else {
             continue;
@@ -237,35 +269,53 @@ pub(crate) async fn event_loop(
                 tracing::info!(%peer, %reason, "peer disconnected");
                 core.metrics.peers.set(gauge_value(net.peer_count()));
             }
-            NetEvent::NewBlock { peer, block } => on_block(&core, net.as_ref(), peer, block),
-            NetEvent::NewTx { peer, tx } => match core.admit_tx(tx.clone()) {
-                Ok(Inserted::New) => {
-                    net.credit(peer);
-                    net.broadcast_tx(&tx, Some(peer));
-                }
-                Ok(Inserted::Duplicate) => {}
-                Err(e) => {
-                    tracing::debug!(%peer, id = %tx.id(), error = %e, "transaction from peer refused");
-                    if matches!(e, MempoolError::BadSignature { .. }) {
-                        net.penalize(
-                            peer,
-                            Misbehaviour::InvalidTransaction,
-                            "transaction with a bad signature",
-                        );
-                    }
-                }
-            },
+            NetEvent::NewBlock { peer, block } => on_block(&core, net.as_ref(), peer, block).await,
+            NetEvent::NewTx { peer, tx } => {
+                let admission = core.begin_admit(vec![tx.clone()]).await;
+                let core = core.clone();
+                admitting.push(async move {
+                    let r = admission.finish(&core).await.pop();
+                    relay_admitted(net.as_ref(), peer, &tx, r);
+                });
+            }
         }
     }
 }
 
-fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
+/// Relays a transaction from `peer` that was admitted (and is durable), or blames `peer` for
+/// a bad signature.
+fn relay_admitted(
+    net: &dyn PeerNet,
+    peer: PeerId,
+    tx: &Transaction,
+    r: Option<Result<Inserted, MempoolError>>,
+) {
+    match r {
+        Some(Ok(Inserted::New)) => {
+            net.credit(peer);
+            net.broadcast_tx(tx, Some(peer));
+        }
+        Some(Ok(Inserted::Duplicate)) | None => {}
+        Some(Err(e)) => {
+            tracing::debug!(%peer, id = %tx.id(), error = %e, "transaction from peer refused");
+            if matches!(e, MempoolError::BadSignature { .. }) {
+                net.penalize(
+                    peer,
+                    Misbehaviour::InvalidTransaction,
+                    "transaction with a bad signature",
+                );
+            }
+        }
+    }
+}
+
+async fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
     let hash = block.hash();
     if core.chain().contains(&hash) {
         return;
     }
     let index = block.header.index;
-    match core.import_block(block.clone()) {
+    match core.import_block(block.clone()).await {
         Ok(imported) => {
             if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
                 core.metrics.blocks_received.inc();
@@ -413,10 +463,13 @@ pub(crate) async fn sync_from(
             });
         }
         let tail = blocks.last().cloned();
-        let (done, refused) = core.import_blocks(blocks).map_err(|e| SyncError::Refused {
-            index: next,
-            error: ImportError::Storage(e),
-        })?;
+        let (done, refused) = core
+            .import_blocks(blocks)
+            .await
+            .map_err(|e| SyncError::Refused {
+                index: next,
+                error: ImportError::Storage(e),
+            })?;
         let fresh = done
             .iter()
             .filter(|d| !matches!(d.outcome, AddOutcome::AlreadyKnown))
