@@ -118,6 +118,17 @@ async fn honest_inbound_works(victim: &Server, label: &str, ip: [u8; 4], genesis
     newcomer.shutdown().await;
 }
 
+/// The victim dials a fresh honest node (as an operator's `POST /peers` does): it must get an
+/// outbound slot, not find them all held by dials to tarpits.
+async fn honest_outbound_works(victim: &Server, label: &str, ip: [u8; 4], genesis: Hash) {
+    let target = honest(label, ip, genesis).await;
+    let result = victim
+        .connect_to_peer(&target.local_addr().to_string())
+        .await;
+    assert!(result.is_ok(), "the victim cannot dial {label}: {result:?}");
+    target.shutdown().await;
+}
+
 fn victim(dir: &std::path::Path, key: &KeyPair, bootstrap: &str) -> Server {
     let mut s = common::single(dir, key);
     s.set_network(NetworkConfig::p2p("victim", 0).with_bootstrap(&[bootstrap]));
@@ -154,6 +165,7 @@ async fn claimed_listen_ports_do_not_poison_the_address_book_before_or_after_a_r
         dialed <= 2,
         "the victim dialed {dialed} tarpits: claimed ports entered its address book"
     );
+    honest_outbound_works(&s, "honest-out-1", [127, 0, 0, 41], genesis).await;
     honest_inbound_works(&s, "honest-1", [127, 0, 0, 31], genesis).await;
     assert!(
         s.connected_peers().iter().any(|p| p == "friend"),
@@ -178,6 +190,7 @@ async fn claimed_listen_ports_do_not_poison_the_address_book_before_or_after_a_r
         after, 0,
         "after the restart the victim dialed {after} tarpits"
     );
+    honest_outbound_works(&s, "honest-out-2", [127, 0, 0, 42], genesis).await;
     honest_inbound_works(&s, "honest-2", [127, 0, 0, 32], genesis).await;
     let peers = s.connected_peers();
     assert!(!peers.iter().any(|p| p == "mallory"), "{peers:?}");
