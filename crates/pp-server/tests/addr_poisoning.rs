@@ -129,6 +129,11 @@ async fn honest_outbound_works(victim: &Server, label: &str, ip: [u8; 4], genesi
     target.shutdown().await;
 }
 
+async fn http_get(s: &Server, path: &str) -> serde_json::Value {
+    let url = format!("http://{}{path}", s.http_addr().unwrap());
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 fn victim(dir: &std::path::Path, key: &KeyPair, bootstrap: &str) -> Server {
     let mut s = common::single(dir, key);
     s.set_network(NetworkConfig::p2p("victim", 0).with_bootstrap(&[bootstrap]));
@@ -165,6 +170,16 @@ async fn claimed_listen_ports_do_not_poison_the_address_book_before_or_after_a_r
         dialed <= 2,
         "the victim dialed {dialed} tarpits: claimed ports entered its address book"
     );
+    // The book holds the configured friend (tried) and at most the one candidate the attacker's
+    // IP got, never its 999 claimed ports.
+    let known = http_get(&s, "/peers/known").await;
+    assert!(known["tried"].as_u64().unwrap() >= 1, "{known}");
+    assert!(
+        known["new"].as_u64().unwrap() + known["tried"].as_u64().unwrap() <= 2,
+        "{known}"
+    );
+    let status = http_get(&s, "/status").await;
+    assert_eq!(status["outbound"], 1, "{status}");
     honest_outbound_works(&s, "honest-out-1", [127, 0, 0, 41], genesis).await;
     honest_inbound_works(&s, "honest-1", [127, 0, 0, 31], genesis).await;
     assert!(
