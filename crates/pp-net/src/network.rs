@@ -1144,10 +1144,7 @@ impl<T: Transport> Network<T> {
         let mut next_exchange = start + c.peer_exchange_interval;
         let mut next_save = start + c.book_save_interval;
         loop {
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(c.dial_interval) => {}
-            }
+            // The first round runs at once: a restarted node redials its anchors without delay.
             self.fill_outbound();
             self.feel_candidate();
             let now = Instant::now();
@@ -1162,6 +1159,10 @@ impl<T: Transport> Network<T> {
             if now >= next_save {
                 next_save = now + c.book_save_interval;
                 shared.save_book();
+            }
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(c.dial_interval) => {}
             }
         }
     }
