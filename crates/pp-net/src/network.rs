@@ -1144,7 +1144,12 @@ impl<T: Transport> Network<T> {
         let mut next_exchange = start + c.peer_exchange_interval;
         let mut next_save = start + c.book_save_interval;
         loop {
-            // The first round runs at once: a restarted node redials its anchors without delay.
+            // The first round waits one interval, so the owner can restore bans (and add
+            // configured addresses) before anything is dialed.
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(c.dial_interval) => {}
+            }
             self.fill_outbound();
             self.feel_candidate();
             let now = Instant::now();
@@ -1159,10 +1164,6 @@ impl<T: Transport> Network<T> {
             if now >= next_save {
                 next_save = now + c.book_save_interval;
                 shared.save_book();
-            }
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(c.dial_interval) => {}
             }
         }
     }
