@@ -87,8 +87,24 @@ pub struct NetConfig {
     pub dial_backoff_max: Duration,
     /// How often the dialer looks for known addresses to dial (default 1 s).
     pub dial_interval: Duration,
-    /// Maximum number of remembered peer addresses (default 1000).
+    /// Maximum number of configured peer addresses, those given by the operator and dialed
+    /// with backoff for as long as the node runs (default 1000). Discovered addresses live in
+    /// the address book, whose size is fixed by its tables.
     pub max_known_addrs: usize,
+    /// Most automatic dials and feelers in flight at once (default 3). A dial holds an outbound
+    /// slot only once its handshake is complete.
+    pub max_dials: usize,
+    /// Time allowed for an automatic dial or a feeler: TCP connect, Noise handshake and `hello`
+    /// exchange together (default 5 s).
+    pub dial_timeout: Duration,
+    /// How often a feeler dials a new address of the book to promote it to tried (default
+    /// 2 min). Addresses seen on inbound connections are felt as they come (one at a time).
+    pub feeler_interval: Duration,
+    /// How often one outbound peer is asked for addresses (default 5 min); every outbound
+    /// peer is also asked once when it connects.
+    pub peer_exchange_interval: Duration,
+    /// How often the address book is saved to its store (default 5 min; also at shutdown).
+    pub book_save_interval: Duration,
 }
 
 impl NetConfig {
@@ -130,6 +146,11 @@ impl NetConfig {
             dial_backoff_max: Duration::from_secs(300),
             dial_interval: Duration::from_secs(1),
             max_known_addrs: 1000,
+            max_dials: 3,
+            dial_timeout: Duration::from_secs(5),
+            feeler_interval: Duration::from_secs(120),
+            peer_exchange_interval: Duration::from_secs(300),
+            book_save_interval: Duration::from_secs(300),
         }
     }
 }

@@ -202,6 +202,15 @@ pub(crate) struct TokioClock {
     origin: Instant,
 }
 
+impl TokioClock {
+    /// A clock whose origin is now.
+    pub(crate) fn new() -> TokioClock {
+        TokioClock {
+            origin: Instant::now(),
+        }
+    }
+}
+
 impl Clock for TokioClock {
     type Instant = Nanos;
 
@@ -210,7 +219,7 @@ impl Clock for TokioClock {
     }
 }
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+pub(crate) type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 fn limiter(per_sec: u32, burst: u32, clock: TokioClock) -> Limiter {
     let rate = NonZeroU32::new(per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -230,9 +239,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub(crate) fn new(config: &NetConfig) -> Budget {
-        let clock = TokioClock {
-            origin: Instant::now(),
-        };
+        let clock = TokioClock::new();
         let frame = u32::try_from(config.max_frame_bytes + LENGTH_PREFIX_LEN).unwrap_or(u32::MAX);
         let MessageRates {
             new_tx,
@@ -618,7 +625,7 @@ async fn handle_message(
             }
         }
         Message::GetPeers { request_id } => {
-            let mut peers = shared.peer_addrs_except(info.id);
+            let mut peers = shared.peers_answer(info);
             peers.truncate(MAX_PEERS_PER_RESPONSE);
             encode_message(
                 &Message::Peers { request_id, peers },

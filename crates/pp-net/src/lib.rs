@@ -30,12 +30,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod addrman;
 pub mod admission;
 mod chain_view;
 mod client;
 pub mod codec;
 mod config;
 mod connection;
+pub mod discovery;
 mod error;
 pub mod loglimit;
 pub mod message;
@@ -48,6 +50,7 @@ mod server;
 pub mod stats;
 mod transport;
 
+pub use addrman::{AddrBook, AddrStore, BookCounts, BookSnapshot, StoreError};
 pub use chain_view::ChainView;
 pub use codec::{decode_message, encode_message, FrameCodec, MessageCodec};
 pub use config::{MessageRates, NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};

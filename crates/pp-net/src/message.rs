@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BLOCKS_PER_REQUEST: u32 = 500;
 /// The most headers a `headers` answer carries.
 pub const MAX_HEADERS_PER_REQUEST: u32 = 2_000;
-/// The most addresses a `peers` answer carries.
+/// The most addresses a `peers` answer carries (random entries of the sender's tried table).
 pub const MAX_PEERS_PER_RESPONSE: usize = 100;
+/// The most addresses a receiver accepts in one `peers` answer; more is
+/// [`Misbehaviour::TooManyAddresses`](crate::Misbehaviour::TooManyAddresses) and the answer is
+/// dropped whole.
+pub const MAX_PEERS_ACCEPTED: usize = 1_000;
 /// The longest block locator accepted in `get_headers`.
 pub const MAX_LOCATOR_LEN: usize = 64;
 /// The longest node id accepted in `hello`.

@@ -41,6 +41,8 @@ pub enum Misbehaviour {
     /// A Noise handshake that was not Noise, failed to decrypt, or carried a bad identity
     /// proof; or a transport message that failed to decrypt.
     BadHandshake,
+    /// A `peers` answer with more than 1,000 addresses.
+    TooManyAddresses,
 }
 
 impl Misbehaviour {
@@ -62,6 +64,7 @@ impl Misbehaviour {
             Misbehaviour::Flooding => 10,
             Misbehaviour::InvalidTransaction => 10,
             Misbehaviour::BadHandshake => 20,
+            Misbehaviour::TooManyAddresses => 20,
         }
     }
 
@@ -91,11 +94,12 @@ impl Misbehaviour {
             Misbehaviour::Flooding => "flooding",
             Misbehaviour::InvalidTransaction => "invalid_transaction",
             Misbehaviour::BadHandshake => "bad_handshake",
+            Misbehaviour::TooManyAddresses => "too_many_addresses",
         }
     }
 
     /// Every offence, for documentation and metrics.
-    pub const ALL: [Misbehaviour; 13] = [
+    pub const ALL: [Misbehaviour; 14] = [
         Misbehaviour::MalformedFrame,
         Misbehaviour::ProtocolViolation,
         Misbehaviour::BadAnnouncement,
@@ -109,6 +113,7 @@ impl Misbehaviour {
         Misbehaviour::Flooding,
         Misbehaviour::InvalidTransaction,
         Misbehaviour::BadHandshake,
+        Misbehaviour::TooManyAddresses,
     ];
 }
 

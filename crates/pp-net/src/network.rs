@@ -3,26 +3,31 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pp_ledger::{Block, BlockHeader, Hash, PublicKey, Transaction};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
-use crate::admission::{HandshakeLimiter, HandshakeSlot};
+use crate::addrman::{AddrBook, AddrStore, BookCounts};
+use crate::admission::{addr_group, AddrGroup, HandshakeLimiter, HandshakeSlot};
 use crate::chain_view::ChainView;
 use crate::client::{ClientLimits, FetchClient};
 use crate::codec::encode_message;
 use crate::config::NetConfig;
 use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
+use crate::discovery::{Discovery, ANCHORS};
 use crate::error::NetError;
 use crate::loglimit::LogLimiter;
-use crate::message::{codes, Hello, Message, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_REQUEST};
+use crate::message::{
+    codes, Hello, Message, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_REQUEST, MAX_PEERS_ACCEPTED,
+    MAX_PEERS_PER_RESPONSE,
+};
 use crate::misbehaviour::Misbehaviour;
 use crate::noise::NoiseIdentity;
 use crate::peer_table::{
@@ -95,6 +100,17 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     tip: Mutex<Option<(u64, Hash)>>,
     dialing: Mutex<std::collections::HashSet<String>>,
+    /// The address book and what goes with it (candidates, anchors, address budgets).
+    disc: Mutex<Discovery>,
+    /// Where the book is saved, if anywhere.
+    store: Option<Arc<dyn AddrStore>>,
+    /// The dial budget: every automatic dial and feeler holds a permit while it runs, so
+    /// silent addresses (tarpits) can delay discovery but never hold connection slots.
+    dials: Arc<Semaphore>,
+    /// Automatic outbound dials in flight (counted against the outbound target).
+    auto_dials: AtomicUsize,
+    /// A feeler to an inbound candidate is in flight.
+    feeling_candidate: AtomicBool,
     pub(crate) stats: NetStats,
     pub(crate) logs: LogLimiter,
 }
@@ -191,14 +207,79 @@ impl Shared {
         self.table().update_tip(id, index, hash);
     }
 
-    /// Listen addresses of connected peers other than `except`, for peer exchange.
-    pub(crate) fn peer_addrs_except(&self, except: PeerId) -> Vec<String> {
-        self.table()
+    fn disc(&self) -> MutexGuard<'_, Discovery> {
+        lock(&self.disc)
+    }
+
+    /// The answer to `get_peers`: up to 100 random tried addresses, without the requester's.
+    pub(crate) fn peers_answer(&self, requester: &PeerInfo) -> Vec<String> {
+        let theirs = requester.listen_addr;
+        self.disc()
+            .book
+            .sample_tried(MAX_PEERS_PER_RESPONSE, &|a| Some(*a) == theirs)
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// The IP this node gives as the source of what it learnt itself (configuration, feelers).
+    fn own_ip(&self) -> IpAddr {
+        self.local_addr.ip()
+    }
+
+    /// Ask `peer` for addresses and take them into the book (within its address budget). An
+    /// answer with more than [`MAX_PEERS_ACCEPTED`] addresses is dropped and scored.
+    pub(crate) async fn request_peers(&self, peer: PeerId) -> Result<Vec<String>, NetError> {
+        let response = self
+            .client(peer)?
+            .request(|request_id| Message::GetPeers { request_id })
+            .await?;
+        let peers = match response {
+            Message::Peers { peers, .. } => peers,
+            other => {
+                return Err(NetError::UnexpectedResponse {
+                    request: "get_peers",
+                    got: other.kind().to_string(),
+                })
+            }
+        };
+        let Some(info) = self.table().get(peer) else {
+            return Err(NetError::PeerGone(peer.0));
+        };
+        if peers.len() > MAX_PEERS_ACCEPTED {
+            let reason = format!("{} addresses, at most {MAX_PEERS_ACCEPTED}", peers.len());
+            self.penalize_peer(&info, Misbehaviour::TooManyAddresses, &reason);
+            return Err(NetError::ProtocolViolation(format!(
+                "peers answer: {reason}"
+            )));
+        }
+        let addrs: Vec<SocketAddr> = peers.iter().filter_map(|a| a.parse().ok()).collect();
+        let added = self.disc().learn(peer, info.addr.ip(), &addrs);
+        debug!(peer = peer.0, got = peers.len(), added, "peers answer");
+        Ok(peers)
+    }
+
+    /// Save the book (with up to two outbound peers as anchors), if a store is attached.
+    pub(crate) fn save_book(&self) {
+        let Some(store) = &self.store else { return };
+        let mut outbound: Vec<PeerInfo> = self
+            .table()
             .peers()
             .into_iter()
-            .filter(|p| p.id != except)
-            .filter_map(|p| p.listen_addr.map(|a| a.to_string()))
-            .collect()
+            .filter(|p| p.direction == Direction::Outbound)
+            .collect();
+        outbound.sort_by_key(|p| (p.connected_at_ms, p.id));
+        let anchors: Vec<SocketAddr> = outbound
+            .iter()
+            .filter_map(|p| p.listen_addr)
+            .take(ANCHORS)
+            .collect();
+        let snapshot = self.disc().book.snapshot(anchors);
+        if let Err(e) = store.save(&snapshot) {
+            if self.logs.allow("book save") {
+                tracing::warn!(error = %e, "cannot save the address book");
+            }
+        }
     }
 
     /// Hand an announcement to the owner without waiting: if the owner is behind, drop it and
@@ -226,6 +307,7 @@ impl Shared {
     /// Forget a closed connection.
     pub(crate) fn unregister(&self, id: PeerId, reason: &str) {
         lock(&self.conns).remove(&id);
+        self.disc().forget(id);
         let removed = self
             .table()
             .remove(id, Instant::now(), self.config.dial_backoff_base);
@@ -239,22 +321,21 @@ impl Shared {
 
     /// Run the Noise handshake and the `hello` exchange on a fresh stream (one deadline for
     /// both), admit the peer to the peer table, and start its tasks. `slot` holds an inbound
-    /// connection's place in the handshake limits until this returns; `permit` is an outbound
-    /// connection's slot, kept for the connection's life.
+    /// connection's place in the handshake limits until this returns. An outbound connection takes
+    /// an outbound slot at admission and keeps it for its life.
     pub(crate) async fn establish<S>(
         self: &Arc<Self>,
         stream: S,
         addr: SocketAddr,
         direction: Direction,
         dialed_as: Option<&str>,
-        permit: Option<OwnedSemaphorePermit>,
         slot: Option<HandshakeSlot>,
     ) -> Result<PeerInfo, NetError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let result = self
-            .establish_inner(stream, addr, direction, dialed_as, permit)
+            .establish_inner(stream, addr, direction, dialed_as)
             .await;
         drop(slot);
         if let Err(e) = &result {
@@ -269,7 +350,6 @@ impl Shared {
         addr: SocketAddr,
         direction: Direction,
         dialed_as: Option<&str>,
-        permit: Option<OwnedSemaphorePermit>,
     ) -> Result<PeerInfo, NetError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -337,7 +417,19 @@ impl Shared {
             let id = t.next_peer_id();
             let info = candidate(id, key, &theirs);
             let now = Instant::now();
-            match t.admit(&our_key, &info, limits, now) {
+            // An outbound connection takes its slot only now, after the handshake: a dial to a
+            // silent address holds a dial permit, never a connection slot.
+            let permit = match direction {
+                Direction::Outbound => self.outbound.clone().try_acquire_owned().ok(),
+                Direction::Inbound => None,
+            };
+            let admission = match (direction, &permit) {
+                (Direction::Outbound, None) => Admission::Reject(NetError::TooManyPeers {
+                    max: config.max_outbound(),
+                }),
+                _ => t.admit(&our_key, &info, limits, now),
+            };
+            match admission {
                 Admission::Reject(e) => Err(e),
                 admission => {
                     t.insert(info, counters.clone(), dialed_as, now);
@@ -373,13 +465,13 @@ impl Shared {
                         }
                     }
                     conns.insert(id, client.clone());
-                    Ok((info, client))
+                    Ok((info, client, permit))
                 }
             }
         };
-        let (info, client) = match admitted {
-            Ok((Some(info), client)) => (info, client),
-            Ok((None, _)) => return Err(NetError::PeerGone(0)),
+        let (info, client, permit) = match admitted {
+            Ok((Some(info), client, permit)) => (info, client, permit),
+            Ok((None, _, _)) => return Err(NetError::PeerGone(0)),
             Err(e) => {
                 send_error_and_close(
                     &mut writer,
@@ -404,6 +496,24 @@ impl Shared {
             permit,
         };
         self.tasks.spawn(crate::connection::run(live));
+        match (info.direction, info.listen_addr) {
+            // What an inbound peer claims is only a candidate for a feeler, never an entry.
+            (Direction::Inbound, Some(listen)) => {
+                self.disc().note_inbound(listen, info.key, Instant::now());
+            }
+            // Ask whom we chose to reach for more addresses (inbound peers are not asked: a
+            // stranger who connects to us must not be the one who fills our book).
+            (Direction::Outbound, _) => {
+                let shared = self.clone();
+                let id = info.id;
+                self.tasks.spawn(async move {
+                    if let Err(e) = shared.request_peers(id).await {
+                        debug!(peer = id.0, error = %e, "get_peers failed");
+                    }
+                });
+            }
+            _ => {}
+        }
         Ok(info)
     }
 
@@ -492,12 +602,48 @@ impl<T: Transport> std::fmt::Debug for Network<T> {
 impl<T: Transport> Network<T> {
     /// Bind the listener, start the accept loop (FetchServer) and the dialer. Events arrive on the
     /// returned receiver (bounded by `config.event_queue`; announcements are dropped, and counted,
-    /// when the owner falls behind).
+    /// when the owner falls behind). The address book starts empty and is not saved; see
+    /// [`Network::start_with_store`].
     pub async fn start(
         config: NetConfig,
         transport: T,
         view: Arc<dyn ChainView>,
     ) -> Result<(Network<T>, mpsc::Receiver<NetEvent>), NetError> {
+        Network::start_with_store(config, transport, view, None).await
+    }
+
+    /// [`Network::start`] with the address book loaded from `store` (a store that fails to load
+    /// gives an empty book, logged) and saved to it every `config.book_save_interval` and at
+    /// shutdown. The saved anchors are dialed before anything else.
+    pub async fn start_with_store(
+        config: NetConfig,
+        transport: T,
+        view: Arc<dyn ChainView>,
+        store: Option<Arc<dyn AddrStore>>,
+    ) -> Result<(Network<T>, mpsc::Receiver<NetEvent>), NetError> {
+        let saved = match store.as_ref().map(|s| s.load()) {
+            Some(Ok(saved)) => saved,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "cannot load the address book; starting with an empty one");
+                None
+            }
+            None => None,
+        };
+        let unix_s = unix_ms() / 1000;
+        let fallback_secret = Hash::sha256(
+            &[
+                b"pp-net/addrman/secret".as_slice(),
+                &config.identity.secret_bytes(),
+            ]
+            .concat(),
+        );
+        let (book, anchors) = match &saved {
+            Some(snap) => (
+                AddrBook::restore(snap, fallback_secret, unix_s),
+                snap.anchors.clone(),
+            ),
+            None => (AddrBook::new(fallback_secret), Vec::new()),
+        };
         let listener = transport.bind(&config.listen_addr).await?;
         let local_addr = T::local_addr(&listener)?;
         let (events, events_rx) = mpsc::channel(config.event_queue.max(1));
@@ -507,6 +653,7 @@ impl<T: Transport> Network<T> {
             config.ban_duration,
             config.score_ttl,
         );
+        let config_max_dials = config.max_dials.max(1);
         let shared = Arc::new(Shared {
             outbound: Arc::new(Semaphore::new(config.max_outbound())),
             handshakes: HandshakeLimiter::new(
@@ -524,6 +671,11 @@ impl<T: Transport> Network<T> {
             tasks: TaskTracker::new(),
             tip: Mutex::new(None),
             dialing: Mutex::new(std::collections::HashSet::new()),
+            disc: Mutex::new(Discovery::new(book, anchors, unix_s)),
+            store,
+            dials: Arc::new(Semaphore::new(config_max_dials)),
+            auto_dials: AtomicUsize::new(0),
+            feeling_candidate: AtomicBool::new(false),
             stats: NetStats::default(),
             logs: LogLimiter::new(),
         });
@@ -539,7 +691,7 @@ impl<T: Transport> Network<T> {
             net.shared.clone(),
             listener,
         ));
-        net.shared.tasks.spawn(net.detached().dial_loop());
+        net.shared.tasks.spawn(net.detached().discovery_loop());
         Ok((net, events_rx))
     }
 
@@ -569,8 +721,14 @@ impl<T: Transport> Network<T> {
 
     /// Dial `addr` and complete the handshake now. Returns the existing peer if already connected
     /// to that node, [`NetError::SelfConnection`] if `addr` is this node. On success the address
-    /// is also remembered (as by [`Network::add_known_addr`]), so it is redialed after a drop.
+    /// is also remembered (as by [`Network::add_known_addr`]), so it is redialed after a drop,
+    /// and counts as reached in the address book.
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo, NetError> {
+        self.dial(addr, true).await
+    }
+
+    /// Dial `addr`; `remember` keeps it among the configured addresses after a success.
+    async fn dial(&self, addr: &str, remember: bool) -> Result<PeerInfo, NetError> {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
             return Err(NetError::Shutdown);
@@ -589,14 +747,11 @@ impl<T: Transport> Network<T> {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             }
         };
-        let permit =
-            shared
-                .outbound
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| NetError::TooManyPeers {
-                    max: shared.config.max_outbound(),
-                })?;
+        if shared.outbound.available_permits() == 0 {
+            return Err(NetError::TooManyPeers {
+                max: shared.config.max_outbound(),
+            });
+        }
         let timeout = shared.config.handshake_timeout;
         let stream = tokio::select! {
             _ = shared.shutdown.cancelled() => return Err(NetError::Shutdown),
@@ -609,14 +764,7 @@ impl<T: Transport> Network<T> {
             .or_else(|| addr.parse().ok())
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
         let result = match shared
-            .establish(
-                stream,
-                peer_addr,
-                Direction::Outbound,
-                Some(addr),
-                Some(permit),
-                None,
-            )
+            .establish(stream, peer_addr, Direction::Outbound, Some(addr), None)
             .await
         {
             Err(NetError::AlreadyConnected { key }) => {
@@ -629,9 +777,22 @@ impl<T: Transport> Network<T> {
             }
             r => r,
         };
-        if result.is_ok() {
-            // An address worth dialing once is worth keeping: remember it, so the dialer
-            // reconnects after a drop and the owner can persist it.
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            let mut d = shared.disc();
+            let now = d.now();
+            match &result {
+                Ok(_) => {
+                    d.book.good(sa, shared.own_ip(), now);
+                }
+                Err(NetError::SelfConnection { .. }) => {
+                    d.book.remove(&sa);
+                }
+                Err(_) => {}
+            }
+        }
+        if result.is_ok() && remember {
+            // An address worth dialing by hand is worth keeping: remember it, so the dialer
+            // reconnects after a drop.
             let c = &shared.config;
             let mut t = shared.table();
             t.add_known(addr, Instant::now(), c.max_known_addrs);
@@ -656,6 +817,12 @@ impl<T: Transport> Network<T> {
         self.shared
             .table()
             .add_known(addr, Instant::now(), self.shared.config.max_known_addrs);
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            let own = self.shared.own_ip();
+            let mut d = self.shared.disc();
+            let now = d.now();
+            d.book.add(sa, own, now);
+        }
     }
 
     /// Fetch up to `count` blocks starting at `from_index` from a peer.
@@ -716,23 +883,11 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Ask a peer for the p2p addresses of its peers.
+    /// Ask a peer for addresses (random entries of its tried table) and take them into the
+    /// address book, within the peer's address budget. An answer with more than 1,000
+    /// addresses is refused and scored ([`Misbehaviour::TooManyAddresses`]).
     pub async fn get_peers(&self, peer: PeerId) -> Result<Vec<String>, NetError> {
-        let response = self
-            .shared
-            .client(peer)?
-            .request(|request_id| Message::GetPeers { request_id })
-            .await?;
-        match response {
-            Message::Peers { mut peers, .. } => {
-                peers.truncate(crate::message::MAX_PEERS_PER_RESPONSE);
-                Ok(peers)
-            }
-            other => Err(NetError::UnexpectedResponse {
-                request: "get_peers",
-                got: other.kind().to_string(),
-            }),
-        }
+        self.shared.request_peers(peer).await
     }
 
     /// Send a `ping` and wait for the `pong`; returns the round-trip time.
@@ -799,14 +954,48 @@ impl<T: Transport> Network<T> {
         self.shared.table().len()
     }
 
-    /// Remembered peer addresses (for persistence by the owner).
+    /// Every address this node knows: the configured ones, then the address book's (sorted,
+    /// without duplicates).
     pub fn known_addrs(&self) -> Vec<String> {
-        self.shared.table().known_addrs()
+        let mut all = self.shared.table().known_addrs();
+        all.extend(
+            self.shared
+                .disc()
+                .book
+                .entries()
+                .into_iter()
+                .map(|e| e.addr.to_string()),
+        );
+        all.sort();
+        all.dedup();
+        all
     }
 
-    /// Remembered addresses with their dial state and backoff.
+    /// Configured addresses (from [`Network::add_known_addr`] and [`Network::connect`]) with
+    /// their dial state and backoff.
     pub fn address_book(&self) -> Vec<AddrInfo> {
         self.shared.table().address_book(Instant::now())
+    }
+
+    /// Sizes of the address book.
+    pub fn book_counts(&self) -> BookCounts {
+        self.shared.disc().book.counts()
+    }
+
+    /// Every entry of the address book (tried first).
+    pub fn book_entries(&self) -> Vec<crate::addrman::AddrEntry> {
+        self.shared.disc().book.entries()
+    }
+
+    /// Connected peers in `direction`.
+    pub fn count(&self, direction: Direction) -> usize {
+        self.shared.table().count(direction)
+    }
+
+    /// Save the address book to the attached store now (it is also saved every
+    /// `config.book_save_interval` and at shutdown).
+    pub fn save_book(&self) {
+        self.shared.save_book();
     }
 
     /// Score `offence` against the node behind `peer` (and, for offences that prove a hostile
@@ -933,37 +1122,144 @@ impl<T: Transport> Network<T> {
     /// Graceful shutdown: stop accepting and dialing, close every connection, wait for every
     /// task to finish.
     pub async fn shutdown(&self) {
+        if !self.shared.shutdown.is_cancelled() {
+            // Saved while the outbound peers are still connected: they are the anchors.
+            self.shared.save_book();
+        }
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
     }
 
-    /// Keep known addresses connected: every `dial_interval`, dial those due (backoff passed)
-    /// while outbound slots are free.
-    async fn dial_loop(self) {
+    /// The dialer: every `dial_interval` it fills the outbound target (anchors first, then
+    /// configured addresses whose backoff has passed, then the address book), feels an inbound
+    /// candidate; every `feeler_interval` it feels a new address (or a tried collision); every
+    /// `peer_exchange_interval` it asks an outbound peer for addresses; every
+    /// `book_save_interval` it saves the book.
+    async fn discovery_loop(self) {
         let shared = self.shared.clone();
+        let c = &shared.config;
+        let start = Instant::now();
+        let mut next_feeler = start + c.feeler_interval;
+        let mut next_exchange = start + c.peer_exchange_interval;
+        let mut next_save = start + c.book_save_interval;
         loop {
+            // The first round waits one interval, so the owner can restore bans (and add
+            // configured addresses) before anything is dialed.
             tokio::select! {
                 _ = shared.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(shared.config.dial_interval) => {}
+                _ = tokio::time::sleep(c.dial_interval) => {}
             }
-            let room = shared.outbound.available_permits();
-            if room == 0 {
-                continue;
+            self.fill_outbound();
+            self.feel_candidate();
+            let now = Instant::now();
+            if now >= next_feeler {
+                next_feeler = now + c.feeler_interval;
+                self.feel_new();
             }
-            let due = shared.table().take_due(Instant::now(), room);
-            for addr in due {
-                let net = self.clone();
-                shared.tasks.spawn(async move {
-                    let outcome = match net.connect(&addr).await {
-                        Ok(_) | Err(NetError::AlreadyConnected { .. }) => DialOutcome::Connected,
-                        Err(NetError::SelfConnection { .. }) => DialOutcome::OwnAddress,
-                        Err(e) => {
+            if now >= next_exchange {
+                next_exchange = now + c.peer_exchange_interval;
+                self.exchange_with_one();
+            }
+            if now >= next_save {
+                next_save = now + c.book_save_interval;
+                shared.save_book();
+            }
+        }
+    }
+
+    /// Groups of our outbound connections and of the dials in flight.
+    fn outbound_groups(&self) -> std::collections::HashSet<AddrGroup> {
+        let mut groups: std::collections::HashSet<AddrGroup> = self
+            .shared
+            .table()
+            .peers()
+            .iter()
+            .filter(|p| p.direction == Direction::Outbound)
+            .map(|p| addr_group(p.addr.ip()))
+            .collect();
+        groups.extend(
+            lock(&self.shared.dialing)
+                .iter()
+                .filter_map(|a| a.parse::<SocketAddr>().ok())
+                .map(|a| addr_group(a.ip())),
+        );
+        groups
+    }
+
+    /// The next address to dial for the outbound target, if any.
+    fn next_target(&self) -> Option<(String, bool)> {
+        let shared = &self.shared;
+        let now = Instant::now();
+        loop {
+            let anchor = shared.disc().anchors.pop();
+            match anchor {
+                Some(a) if shared.table().by_addr(&a.to_string()).is_none() => {
+                    return Some((a.to_string(), false))
+                }
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        if let Some(a) = shared.table().take_due(now, 1).pop() {
+            return Some((a, true));
+        }
+        let groups = self.outbound_groups();
+        let connected: std::collections::HashSet<SocketAddr> = shared
+            .table()
+            .peers()
+            .iter()
+            .filter_map(|p| p.listen_addr)
+            .collect();
+        let own = shared.local_addr;
+        let mut d = shared.disc();
+        let now_s = d.now();
+        let pick = d.book.select(false, now_s, |e| {
+            e.addr != own
+                && !connected.contains(&e.addr)
+                && !groups.contains(&addr_group(e.addr.ip()))
+        });
+        pick.map(|a| {
+            d.book.attempt(&a, now_s);
+            (a.to_string(), false)
+        })
+    }
+
+    /// Start dials while the outbound target is not met and the dial budget allows.
+    fn fill_outbound(&self) {
+        let shared = &self.shared;
+        let target = shared.config.max_outbound();
+        for _ in 0..target {
+            let outbound = shared.table().count(Direction::Outbound);
+            if outbound + shared.auto_dials.load(Ordering::Relaxed) >= target {
+                return;
+            }
+            let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
+                return;
+            };
+            let Some((addr, configured)) = self.next_target() else {
+                return;
+            };
+            shared.auto_dials.fetch_add(1, Ordering::Relaxed);
+            let net = self.clone();
+            shared.tasks.spawn(async move {
+                let c = &net.shared.config;
+                let outcome =
+                    match tokio::time::timeout(c.dial_timeout, net.dial(&addr, false)).await {
+                        Ok(Ok(_)) | Ok(Err(NetError::AlreadyConnected { .. })) => {
+                            DialOutcome::Connected
+                        }
+                        Ok(Err(NetError::SelfConnection { .. })) => DialOutcome::OwnAddress,
+                        Ok(Err(e)) => {
                             debug!(%addr, error = %e, "dial failed");
                             DialOutcome::Failed
                         }
+                        Err(_) => {
+                            debug!(%addr, "dial timed out");
+                            DialOutcome::Failed
+                        }
                     };
-                    let c = &net.shared.config;
+                if configured {
                     net.shared.table().dial_result(
                         &addr,
                         outcome,
@@ -971,10 +1267,174 @@ impl<T: Transport> Network<T> {
                         c.dial_backoff_base,
                         c.dial_backoff_max,
                     );
-                });
+                }
+                net.shared.auto_dials.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Feel the next address seen on an inbound connection (one such feeler at a time): it
+    /// enters the book, as tried, only if the dial reaches the key that connection proved.
+    fn feel_candidate(&self) {
+        let shared = &self.shared;
+        if shared.feeling_candidate.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
+            return;
+        };
+        let Some(cand) = shared.disc().next_candidate() else {
+            return;
+        };
+        shared.feeling_candidate.store(true, Ordering::Relaxed);
+        let net = self.clone();
+        shared.tasks.spawn(async move {
+            let reached = net.feel(cand.addr, Some(cand.key)).await;
+            if reached == Feeler::Reached {
+                let own = net.shared.own_ip();
+                let mut d = net.shared.disc();
+                let now = d.now();
+                d.book.add(cand.addr, own, now);
+                d.book.good(cand.addr, own, now);
+            }
+            net.shared.stats.feeler(reached == Feeler::Reached);
+            net.shared.feeling_candidate.store(false, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    /// Feel a tried entry that blocks a newcomer (test-before-evict) or else a new entry: a
+    /// reached address moves to tried.
+    fn feel_new(&self) {
+        let shared = &self.shared;
+        let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
+            return;
+        };
+        let own = shared.local_addr;
+        let target = {
+            let mut d = shared.disc();
+            let now = d.now();
+            let t = d
+                .book
+                .collision_to_test()
+                .or_else(|| d.book.select(true, now, |e| e.addr != own));
+            if let Some(a) = t {
+                d.book.attempt(&a, now);
+            }
+            t
+        };
+        let Some(addr) = target else { return };
+        let net = self.clone();
+        shared.tasks.spawn(async move {
+            let reached = net.feel(addr, None).await;
+            {
+                let own = net.shared.own_ip();
+                let mut d = net.shared.disc();
+                let now = d.now();
+                match reached {
+                    Feeler::Reached => {
+                        d.book.good(addr, own, now);
+                    }
+                    Feeler::Ourselves => {
+                        d.book.remove(&addr);
+                    }
+                    Feeler::Failed => {}
+                }
+                d.book.resolve_collisions(now);
+            }
+            net.shared.stats.feeler(reached == Feeler::Reached);
+            drop(permit);
+        });
+    }
+
+    /// A feeler: dial `addr`, run the Noise handshake and the `hello` exchange, and close. It
+    /// takes no connection slot and is never admitted as a peer. Reached when the remote proves
+    /// a key (`expect`, if given), is of our network, and either answers `hello` or refuses us
+    /// for lack of room or as a duplicate (it checks our version and genesis before that).
+    async fn feel(&self, addr: SocketAddr, expect: Option<PublicKey>) -> Feeler {
+        let shared = &self.shared;
+        let attempt = async {
+            let stream = self.transport.connect(&addr.to_string()).await.ok()?;
+            let (stream, key) = crate::noise::handshake(stream, &shared.identity, true)
+                .await
+                .ok()?;
+            if key == shared.identity.public_key() {
+                return Some(Feeler::Ourselves);
+            }
+            if expect.is_some_and(|k| k != key) {
+                return Some(Feeler::Failed);
+            }
+            if shared.table().by_key(&key).is_some() {
+                // Already connected to that node: the address answers with its key.
+                return Some(Feeler::Reached);
+            }
+            let (mut reader, mut writer) = framed(stream, shared.config.max_frame_bytes);
+            let ours = shared.our_hello();
+            let r = hello_exchange(
+                &mut reader,
+                &mut writer,
+                &ours,
+                &shared.config,
+                Direction::Outbound,
+                |_| Ok(()),
+            )
+            .await;
+            let reached = match r {
+                Ok(_) | Err(NetError::TooManyPeers { .. }) => Feeler::Reached,
+                Err(NetError::RemoteError { code, .. }) if code == codes::ALREADY_CONNECTED => {
+                    Feeler::Reached
+                }
+                Err(_) => Feeler::Failed,
+            };
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                tokio::io::AsyncWriteExt::shutdown(writer.get_mut()),
+            )
+            .await;
+            Some(reached)
+        };
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => Feeler::Failed,
+            r = tokio::time::timeout(shared.config.dial_timeout, attempt) => {
+                r.ok().flatten().unwrap_or(Feeler::Failed)
             }
         }
     }
+
+    /// Ask one random outbound peer for addresses.
+    fn exchange_with_one(&self) {
+        let outbound: Vec<PeerId> = self
+            .shared
+            .table()
+            .peers()
+            .iter()
+            .filter(|p| p.direction == Direction::Outbound)
+            .map(|p| p.id)
+            .collect();
+        if outbound.is_empty() {
+            return;
+        }
+        let pick = self.shared.disc().book.random_index(outbound.len());
+        let peer = outbound[pick];
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn(async move {
+            if let Err(e) = shared.request_peers(peer).await {
+                debug!(peer = peer.0, error = %e, "get_peers failed");
+            }
+        });
+    }
+}
+
+/// How a feeler ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feeler {
+    /// A node of our network answered with a proven key.
+    Reached,
+    /// The address is this node.
+    Ourselves,
+    /// No answer, another network, or another key than expected.
+    Failed,
 }
 
 /// Marks an address as being dialed; released on drop, however the dial ends.

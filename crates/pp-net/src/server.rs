@@ -60,7 +60,7 @@ pub(crate) async fn accept_loop<T: Transport>(shared: Arc<Shared>, listener: T::
         let s = shared.clone();
         shared.tasks.spawn(async move {
             if let Err(e) = s
-                .establish(stream, addr, Direction::Inbound, None, None, Some(slot))
+                .establish(stream, addr, Direction::Inbound, None, Some(slot))
                 .await
             {
                 debug!(%addr, error = %e, "inbound handshake failed");

@@ -94,6 +94,8 @@ pub(crate) struct NetStats {
     pub(crate) refused_banned: AtomicU64,
     pub(crate) refused_handshake_limit: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    feelers_reached: AtomicU64,
+    feelers_failed: AtomicU64,
     penalties: [AtomicU64; OFFENCES],
     bans: [AtomicU64; OFFENCES],
     handshakes_failed: [AtomicU64; 7],
@@ -145,6 +147,17 @@ impl NetStats {
         add(&self.bans[offence_index(m)], 1);
     }
 
+    pub(crate) fn feeler(&self, reached: bool) {
+        add(
+            if reached {
+                &self.feelers_reached
+            } else {
+                &self.feelers_failed
+            },
+            1,
+        );
+    }
+
     pub(crate) fn handshake_failed(&self, r: HandshakeFailure) {
         add(&self.handshakes_failed[r.index()], 1);
     }
@@ -176,6 +189,8 @@ impl NetStats {
             refused_banned: load(&self.refused_banned),
             refused_handshake_limit: load(&self.refused_handshake_limit),
             evictions: load(&self.evictions),
+            feelers_reached: load(&self.feelers_reached),
+            feelers_failed: load(&self.feelers_failed),
             penalties: per_offence(&self.penalties),
             bans: per_offence(&self.bans),
             handshakes_failed: HandshakeFailure::ALL
@@ -211,6 +226,10 @@ pub struct NetStatsSnapshot {
     pub refused_handshake_limit: u64,
     /// Inbound peers evicted for a newcomer.
     pub evictions: u64,
+    /// Feeler dials that reached a node of our network.
+    pub feelers_reached: u64,
+    /// Feeler dials that did not.
+    pub feelers_failed: u64,
     /// Penalties, by offence.
     pub penalties: Vec<(&'static str, u64)>,
     /// Bans, by the offence that triggered them.

@@ -472,3 +472,65 @@ async fn plaintext_and_foreign_peers_are_dropped_and_counted() {
     a.shutdown().await;
     x.shutdown().await;
 }
+
+/// Ask `raw_peer` (a raw client connected to `a`) for addresses, answer with `peers`, and
+/// return what `get_peers` made of it.
+async fn answer_get_peers(
+    a: &Network<TcpTransport>,
+    raw: &mut Raw,
+    raw_peer: pp_net::PeerId,
+    peers: Vec<String>,
+) -> Result<Vec<String>, NetError> {
+    let a2 = a.clone();
+    let asking = tokio::spawn(async move { a2.get_peers(raw_peer).await });
+    let id = match next_non_ping(raw, 3).await {
+        Some(Ok(Message::GetPeers { request_id })) => request_id,
+        other => panic!("expected get_peers, got {other:?}"),
+    };
+    raw.send(Message::Peers {
+        request_id: id,
+        peers,
+    })
+    .await
+    .expect("send peers");
+    asking.await.expect("get_peers task")
+}
+
+/// A liar answers `get_peers` with thousands of addresses: more than 1,000 in one answer is
+/// refused whole and scored; 1,000 from one source fill at most the new buckets its group can
+/// reach, and a second answer finds its address budget spent.
+#[tokio::test]
+async fn a_flood_of_addresses_is_capped_scored_and_bounded_in_the_book() {
+    let (a, _ea) = start("a", vec![]).await;
+    let mut raw = raw_handshaken(&a, "liar").await;
+    assert!(eventually(3, || a.peer_count() == 1).await);
+    let liar = a.peers()[0].id;
+    let addrs = |n: u32, salt: u8| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let o = i.to_be_bytes();
+                format!("{}.{}.{}.{}:7000", 11 + salt, o[1], o[2], o[3])
+            })
+            .collect()
+    };
+
+    let too_many = answer_get_peers(&a, &mut raw, liar, addrs(1001, 0)).await;
+    assert!(too_many.is_err(), "1,001 addresses accepted: {too_many:?}");
+    assert_eq!(a.score(key_target("liar")), 20);
+    assert_eq!(a.book_counts().new, 0, "a refused answer teaches nothing");
+
+    let ok = answer_get_peers(&a, &mut raw, liar, addrs(1000, 1)).await;
+    assert_eq!(ok.map(|v| v.len()).ok(), Some(1000));
+    let cap = pp_net::addrman::NEW_BUCKETS_PER_SOURCE_GROUP as usize * pp_net::addrman::BUCKET_SIZE;
+    let after_first = a.book_counts().new;
+    assert!(
+        after_first > 0 && after_first <= cap,
+        "{after_first} > {cap}"
+    );
+    // The budget (a burst of 1,000, then one address per 10 s) is spent: nothing more enters.
+    answer_get_peers(&a, &mut raw, liar, addrs(1000, 2))
+        .await
+        .unwrap();
+    assert_eq!(a.book_counts().new, after_first);
+    a.shutdown().await;
+}

@@ -30,7 +30,8 @@ async fn requests_for_blocks_headers_peers_and_ping_are_answered() {
     )
     .await
     .is_some());
-    c.connect(&a.local_addr().to_string()).await.unwrap();
+    // a dials c: a completed handshake puts c's address in a's tried table.
+    a.connect(&c.local_addr().to_string()).await.unwrap();
 
     let blocks = b.get_blocks(pa.id, 5, 3).await.unwrap();
     assert_eq!(blocks, chain[4..7].to_vec());
@@ -44,6 +45,9 @@ async fn requests_for_blocks_headers_peers_and_ping_are_answered() {
     assert_eq!(headers, want);
 
     assert!(eventually(3, || a.peer_count() == 2).await);
+    // a's `peers` answer holds its tried addresses (c; b too once a's feeler reached the port
+    // b's hello claimed), except the requester's own.
+    assert!(eventually(5, || a.book_counts().tried >= 1).await);
     let peers = b.get_peers(pa.id).await.unwrap();
     assert_eq!(
         peers,
@@ -185,6 +189,8 @@ async fn raw_client_exchanges_every_message_type_with_a_node() {
             headers: vec![chain[3].header.clone()]
         }
     );
+    // b's listen address is in a's tried table once a's feeler reached it.
+    assert!(eventually(5, || a.book_counts().tried == 1).await);
     raw.send(Message::GetPeers { request_id: 3 }).await.unwrap();
     assert_eq!(
         next_non_ping(&mut raw, 3).await.unwrap().unwrap(),

@@ -119,11 +119,13 @@ fn simulated_nodes_connect_sync_gossip_and_recover_from_a_partition() {
         })
         .await;
         assert!(gone.is_some(), "silent peer was not dropped");
-        assert_eq!(net.peer_count(), 0);
+        assert!(net.peers().iter().all(|p| p.node_id != "hub"));
 
         // Heal it: the dialer remembers the address `connect` used and reconnects on its own.
+        // (The hub's answer also put n2 and n3 in our address book; the dialer may have
+        // connected to them meanwhile, which does not change the hub's fate.)
         turmoil::repair("observer", "hub");
-        assert_eq!(net.known_addrs(), vec!["hub:7000".to_string()]);
+        assert!(net.known_addrs().contains(&"hub:7000".to_string()));
         let back = wait_event(
             &mut events,
             15,

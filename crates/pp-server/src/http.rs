@@ -263,6 +263,7 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/transactions/{id}", get(tx_status))
         .route("/accounts/{id}", get(account))
         .route("/peers", get(peers).post(add_peer))
+        .route("/peers/known", get(known_peers))
         .route("/bans", get(bans::bans).post(bans::add_ban))
         .route("/bans/{target}", axum::routing::delete(bans::remove_ban))
         .route("/metrics", get(metrics))
@@ -328,9 +329,16 @@ pub(crate) fn status_json(core: &Core) -> Value {
     };
     let slot = core.current_slot();
     let pending = core.mempool().len();
-    let (peers, p2p) = match core.net() {
-        Some(n) => (n.peer_count(), true),
-        None => (0, false),
+    let (peers, outbound, inbound, p2p) = match core.net() {
+        Some(n) => {
+            let list = n.peers();
+            let out = list
+                .iter()
+                .filter(|p| p.direction == pp_net::Direction::Outbound)
+                .count();
+            (list.len(), out, list.len() - out, true)
+        }
+        None => (0, 0, 0, false),
     };
     json!({
         "node_id": core.node_id,
@@ -342,6 +350,8 @@ pub(crate) fn status_json(core: &Core) -> Value {
         "slot": slot,
         "epoch": core.slots.epoch_of_slot(slot),
         "peers": peers,
+        "outbound": outbound,
+        "inbound": inbound,
         "p2p_enabled": p2p,
         "pending_transactions": pending,
     })
@@ -584,6 +594,18 @@ async fn account(
 async fn peers(State(core): State<Arc<Core>>) -> ApiResult {
     let peers = core.net().map(|n| n.peers()).unwrap_or_default();
     ok_json(json!({ "peers": peers }))
+}
+
+/// The address book's size: entries in new and tried, distinct address groups, and tried
+/// collisions waiting for a feeler.
+async fn known_peers(State(core): State<Arc<Core>>) -> ApiResult {
+    let counts = core.net().map(|n| n.book_counts()).unwrap_or_default();
+    ok_json(json!({
+        "new": counts.new,
+        "tried": counts.tried,
+        "groups": counts.groups,
+        "collisions": counts.collisions,
+    }))
 }
 
 #[derive(Deserialize)]

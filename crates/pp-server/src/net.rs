@@ -9,10 +9,26 @@ use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use std::sync::Arc;
+
 use pp_net::{
-    BanInfo, BanTarget, Misbehaviour, NetError, NetStatsSnapshot, Network, PeerId, PeerInfo,
-    Transport,
+    AddrStore, BanInfo, BanTarget, BookCounts, BookSnapshot, Misbehaviour, NetError,
+    NetStatsSnapshot, Network, PeerId, PeerInfo, StoreError, Transport,
 };
+
+use crate::node::Core;
+
+/// The address book's store: the node's database (see [`crate::storage`], table `addr_book`).
+pub(crate) struct BookStore(pub(crate) Arc<Core>);
+
+impl AddrStore for BookStore {
+    fn load(&self) -> Result<Option<BookSnapshot>, StoreError> {
+        self.0.storage.load()
+    }
+    fn save(&self, snapshot: &BookSnapshot) -> Result<(), StoreError> {
+        self.0.storage.save(snapshot)
+    }
+}
 
 /// What the server needs from the network layer.
 pub trait PeerNet: Send + Sync + 'static {
@@ -22,8 +38,12 @@ pub trait PeerNet: Send + Sync + 'static {
     fn peers(&self) -> Vec<PeerInfo>;
     /// Number of connected peers.
     fn peer_count(&self) -> usize;
-    /// Addresses we know of (for persistence).
+    /// Addresses we know of: configured ones and the address book's.
     fn known_addrs(&self) -> Vec<String>;
+    /// Sizes of the address book.
+    fn book_counts(&self) -> BookCounts {
+        BookCounts::default()
+    }
     /// Remembers an address and keeps dialing it while below `max_peers`.
     fn add_known_addr(&self, addr: &str);
     /// Announces a block to every peer except `except`.
@@ -87,6 +107,9 @@ impl<T: Transport> PeerNet for Network<T> {
     }
     fn add_known_addr(&self, addr: &str) {
         Network::add_known_addr(self, addr)
+    }
+    fn book_counts(&self) -> BookCounts {
+        Network::book_counts(self)
     }
     fn broadcast_block(&self, block: &Block, except: Option<PeerId>) {
         Network::broadcast_block(self, block, except)

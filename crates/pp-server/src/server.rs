@@ -420,13 +420,16 @@ impl Server {
             nc.max_peers = net_cfg.max_peers.max(1);
             let nc_max_peers = nc.max_outbound();
             let view = Arc::new(CoreView(core.clone()));
-            let (network, events) = match Network::start(nc, transport, view).await {
-                Ok(x) => x,
-                Err(e) => {
-                    core.storage.close();
-                    return Err(e.into());
-                }
-            };
+            // The address book lives in the node's database (table `addr_book`).
+            let store: Arc<dyn pp_net::AddrStore> = Arc::new(crate::net::BookStore(core.clone()));
+            let (network, events) =
+                match Network::start_with_store(nc, transport, view, Some(store)).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        core.storage.close();
+                        return Err(e.into());
+                    }
+                };
             p2p_addr = Some(network.local_addr());
             // Bans hold across restarts: put back those that have not expired.
             for b in core.storage.bans().unwrap_or_default() {
@@ -435,8 +438,7 @@ impl Server {
                 }
             }
             let _ = core.net.set(Arc::new(network.clone()));
-            let mut known = core.storage.peers().unwrap_or_default();
-            known.extend(net_cfg.bootstrap_peers.iter().cloned());
+            let mut known = net_cfg.bootstrap_peers.clone();
             for a in &known {
                 network.add_known_addr(a);
             }
@@ -448,8 +450,8 @@ impl Server {
                     shutdown_rx.clone(),
                 )),
             ));
-            // Dial the bootstrap peers and the saved ones now rather than at the dialer's next
-            // tick, so that a node is connected (and syncing) as soon as they answer: a restarted
+            // Dial the bootstrap peers now rather than at the dialer's next tick (the saved
+            // anchors are the dialer's first pick), so that a node is connected (and syncing) as soon as they answer: a restarted
             // node that reached only some of its peers before its slot made blocks the others
             // did not see in time (pp-sim crash/restart scenario).
             known.sort();
@@ -853,11 +855,6 @@ impl Server {
         stop_tasks(run.tasks).await;
         if let Some(core) = &self.core {
             if let Some(net) = core.net() {
-                let mut known = net.known_addrs();
-                known.sort();
-                if let Err(e) = core.storage.save_peers(&known, core.now_ms()) {
-                    tracing::warn!(error = %e, "cannot save known peers");
-                }
                 if let Err(e) = crate::tasks::save_bans(core, net.as_ref()) {
                     tracing::warn!(error = %e, "cannot save bans");
                 }

@@ -8,9 +8,13 @@
 //! | `best_chain` | index (`u64`)          | block hash (32) of the best chain       |
 //! | `tx_index`   | transaction id (32)    | hash (32) of the last best-chain block holding it |
 //! | `mempool`    | transaction id (32)    | canonical transaction bytes             |
-//! | `peers`      | address (`&str`)       | last time seen, unix ms (`u64`)         |
+//! | `addr_book`  | `"book"` (`&str`)      | JSON `pp_net::BookSnapshot`: bucket secret, entries, anchors |
 //! | `bans`       | identity key (hex) or IP (`&str`) | JSON `{reason, expires_at_ms, manual}` |
 //! | `meta`       | name (`&str`)          | bytes (`genesis_hash`)                  |
+//!
+//! The `addr_book` table replaces the flat `peers` table of earlier versions: a database that
+//! still has `peers` and no book yet loads those addresses as new entries of the book (with no
+//! secret, so a fresh one is made), and the first save of the book drops the old table.
 //!
 //! Every write is one redb transaction committed with the default durability (fsync before
 //! `commit` returns), so a block or a transaction is on disk before the node acknowledges it, and
@@ -39,12 +43,16 @@ const BLOCKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blocks")
 const BEST: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("best_chain");
 const TX_INDEX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tx_index");
 const MEMPOOL: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mempool");
-const PEERS: TableDefinition<'_, &str, u64> = TableDefinition::new("peers");
+/// The flat address list of earlier versions, read once to migrate into `addr_book`.
+const LEGACY_PEERS: TableDefinition<'_, &str, u64> = TableDefinition::new("peers");
+const ADDR_BOOK: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("addr_book");
 const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
-/// Most known peer addresses kept on disk.
+/// Most legacy peer addresses migrated into the address book.
 pub const MAX_STORED_PEERS: usize = 1_000;
+/// Largest stored address book accepted at load (the book itself is bounded far below this).
+const MAX_BOOK_BYTES: usize = 4 * 1024 * 1024;
 /// Most bans stored.
 pub const MAX_STORED_BANS: usize = 20_000;
 
@@ -109,13 +117,6 @@ pub struct ChainCommit {
 pub enum WriteOp {
     /// Blocks, best-chain and mempool journal changes.
     Chain(ChainCommit),
-    /// Replace the known-peer addresses.
-    Peers {
-        /// The addresses.
-        addrs: Vec<String>,
-        /// When they were last seen, unix ms.
-        now_ms: u64,
-    },
     /// Replace the stored bans.
     Bans(Vec<StoredBan>),
 }
@@ -238,7 +239,7 @@ impl Storage {
             tx.open_table(BEST)?;
             tx.open_table(TX_INDEX)?;
             tx.open_table(MEMPOOL)?;
-            tx.open_table(PEERS)?;
+            tx.open_table(ADDR_BOOK)?;
             tx.open_table(BANS)?;
             tx.open_table(META)?;
             Ok(())
@@ -335,7 +336,6 @@ impl Storage {
             for op in ops {
                 match op {
                     WriteOp::Chain(c) => write_chain(tx, c)?,
-                    WriteOp::Peers { addrs, now_ms } => write_peers(tx, addrs, *now_ms)?,
                     WriteOp::Bans(bans) => write_bans(tx, bans)?,
                 }
             }
@@ -426,11 +426,6 @@ impl Storage {
         Ok((txs, bad))
     }
 
-    /// Replaces the stored known-peer addresses (at most [`MAX_STORED_PEERS`]).
-    pub fn save_peers(&self, addrs: &[String], now_ms: u64) -> Result<(), StorageError> {
-        self.write(|tx| write_peers(tx, addrs, now_ms))
-    }
-
     /// Replaces the stored bans (at most [`MAX_STORED_BANS`]).
     pub fn save_bans(&self, bans: &[StoredBan]) -> Result<(), StorageError> {
         self.write(|tx| write_bans(tx, bans))
@@ -462,16 +457,73 @@ impl Storage {
         })
     }
 
-    /// The stored known-peer addresses.
-    pub fn peers(&self) -> Result<Vec<String>, StorageError> {
-        self.read(|tx| {
-            let t = tx.open_table(PEERS)?;
+    /// The stored address book; a database of an earlier version yields its flat `peers`
+    /// list as new entries (see the module docs).
+    pub fn addr_book(&self) -> Result<Option<pp_net::BookSnapshot>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(ADDR_BOOK)?;
+            Ok(t.get("book")?.map(|v| v.value().to_vec()))
+        })?;
+        if let Some(raw) = raw {
+            if raw.len() > MAX_BOOK_BYTES {
+                return Err(StorageError::Corrupt {
+                    what: "address book",
+                    reason: format!("{} bytes, at most {MAX_BOOK_BYTES}", raw.len()),
+                });
+            }
+            return serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| StorageError::Corrupt {
+                    what: "address book",
+                    reason: e.to_string(),
+                });
+        }
+        let legacy = self.read(|tx| {
+            let t = match tx.open_table(LEGACY_PEERS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
             let mut out = Vec::new();
-            for r in t.iter()? {
+            for r in t.iter()?.take(MAX_STORED_PEERS) {
                 let (k, _) = r?;
                 out.push(k.value().to_string());
             }
             Ok(out)
+        })?;
+        if legacy.is_empty() {
+            return Ok(None);
+        }
+        let entries = legacy
+            .iter()
+            .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|addr| pp_net::addrman::AddrEntry {
+                addr,
+                source: addr.ip(),
+                table: pp_net::addrman::Table::New,
+                attempts: 0,
+                last_try: 0,
+                last_success: 0,
+                added: 0,
+            })
+            .collect();
+        Ok(Some(pp_net::BookSnapshot {
+            secret: None,
+            entries,
+            anchors: Vec::new(),
+        }))
+    }
+
+    /// Replaces the stored address book (and drops the legacy `peers` table).
+    pub fn save_addr_book(&self, book: &pp_net::BookSnapshot) -> Result<(), StorageError> {
+        let raw = serde_json::to_vec(book).map_err(|e| StorageError::Corrupt {
+            what: "address book",
+            reason: e.to_string(),
+        })?;
+        self.write(|tx| {
+            tx.open_table(ADDR_BOOK)?.insert("book", raw.as_slice())?;
+            tx.delete_table(LEGACY_PEERS)?;
+            Ok(())
         })
     }
 }
@@ -524,19 +576,6 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
     Ok(())
 }
 
-fn write_peers(
-    tx: &redb::WriteTransaction,
-    addrs: &[String],
-    now_ms: u64,
-) -> Result<(), redb::Error> {
-    let mut t = tx.open_table(PEERS)?;
-    t.retain(|_, _| false)?;
-    for a in addrs.iter().take(MAX_STORED_PEERS) {
-        t.insert(a.as_str(), now_ms)?;
-    }
-    Ok(())
-}
-
 fn write_bans(tx: &redb::WriteTransaction, bans: &[StoredBan]) -> Result<(), redb::Error> {
     let mut t = tx.open_table(BANS)?;
     t.retain(|_, _| false)?;
@@ -550,6 +589,15 @@ fn write_bans(tx: &redb::WriteTransaction, bans: &[StoredBan]) -> Result<(), red
         t.insert(b.target.as_str(), value.as_bytes())?;
     }
     Ok(())
+}
+
+impl pp_net::AddrStore for Storage {
+    fn load(&self) -> Result<Option<pp_net::BookSnapshot>, pp_net::StoreError> {
+        Ok(self.addr_book()?)
+    }
+    fn save(&self, snapshot: &pp_net::BookSnapshot) -> Result<(), pp_net::StoreError> {
+        Ok(self.save_addr_book(snapshot)?)
+    }
 }
 
 fn hash_from(b: &[u8], what: &'static str) -> Result<Hash, StorageError> {
@@ -684,13 +732,41 @@ mod tests {
     }
 
     #[test]
-    fn peers_are_replaced_as_a_set() {
+    fn the_address_book_survives_a_reopen_and_legacy_peers_migrate_into_it() {
+        use pp_net::addrman::{AddrBook, Table};
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(&dir.path().join("c.redb")).unwrap();
-        s.save_peers(&["127.0.0.1:1".into(), "127.0.0.1:2".into()], 5)
+        let path = dir.path().join("c.redb");
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.addr_book().unwrap(), None);
+        // A database of the earlier layout: a flat `peers` table.
+        s.write(|tx| {
+            let mut t = tx.open_table(LEGACY_PEERS)?;
+            t.insert("127.0.0.1:1", 5)?;
+            t.insert("10.0.0.2:7000", 5)?;
+            t.insert("not an address", 5)?;
+            Ok(())
+        })
+        .unwrap();
+        let migrated = s.addr_book().unwrap().expect("legacy peers are read");
+        assert_eq!(migrated.secret, None);
+        let addrs: Vec<String> = migrated
+            .entries
+            .iter()
+            .map(|e| e.addr.to_string())
+            .collect();
+        assert_eq!(addrs, vec!["10.0.0.2:7000", "127.0.0.1:1"]);
+        assert!(migrated.entries.iter().all(|e| e.table == Table::New));
+        // Saving the book replaces the legacy table; the book comes back after a reopen.
+        let book = AddrBook::restore(&migrated, Hash([3; 32]), 10);
+        let snap = book.snapshot(vec!["10.0.0.2:7000".parse().unwrap()]);
+        s.save_addr_book(&snap).unwrap();
+        s.close();
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.addr_book().unwrap(), Some(snap));
+        let legacy_gone = s
+            .read(|tx| Ok(tx.open_table(LEGACY_PEERS).is_err()))
             .unwrap();
-        s.save_peers(&["127.0.0.1:3".into()], 6).unwrap();
-        assert_eq!(s.peers().unwrap(), vec!["127.0.0.1:3".to_string()]);
+        assert!(legacy_gone);
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::storage::{StorageError, StoredBan, WriteOp};
 
 /// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
 const MAX_SYNC_ROUNDS: u32 = 10_000;
-/// Known peer addresses are saved to disk at most this often, in slots.
-const SAVE_PEERS_EVERY_SLOTS: u64 = 20;
+/// Bans are saved to disk at most this often, in slots (the network saves its address book
+/// itself).
+const SAVE_BANS_EVERY_SLOTS: u64 = 20;
 /// After a start, a node that has peers to reach produces no block until no connected peer
 /// claims a longer chain, or until this much time has passed (so a lying or unreachable peer
 /// cannot silence it for long). A block made on a stale tip right after a restart forks the
@@ -91,7 +92,6 @@ fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId
 /// One turn per slot: produce if leader, look for peers ahead, sleep to the next slot boundary.
 pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let mut last_slot: Option<u64> = None;
-    let mut saved_peers: Vec<String> = Vec::new();
     let started = tokio::time::Instant::now();
     let mut caught_up = false;
     loop {
@@ -115,7 +115,7 @@ pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receive
                 // nothing written yet) and imports are synchronous.
                 tokio::select! {
                     _ = stopped(&mut shutdown) => break,
-                    () = slot_turn(&core, slot, caught_up, &mut saved_peers) => {}
+                    () = slot_turn(&core, slot, caught_up) => {}
                 }
             }
         }
@@ -151,7 +151,7 @@ fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
     peers.iter().all(|p| p.tip_index <= height)
 }
 
-async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut Vec<String>) {
+async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
     let block = if produce {
         core.produce(slot).await
     } else {
@@ -186,25 +186,13 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool, saved_peers: &mut
     {
         core.request_sync(best.id, best.tip_index);
     }
-    if slot % SAVE_PEERS_EVERY_SLOTS == 0 {
+    if slot % SAVE_BANS_EVERY_SLOTS == 0 {
         if let Err(e) = core
             .writer
             .write(WriteOp::Bans(bans_of(net.as_ref())))
             .await
         {
             tracing::warn!(error = %e, "cannot save bans");
-        }
-        let mut known = net.known_addrs();
-        known.sort();
-        if known != *saved_peers {
-            let op = WriteOp::Peers {
-                addrs: known.clone(),
-                now_ms: core.now_ms(),
-            };
-            match core.writer.write(op).await {
-                Ok(()) => *saved_peers = known,
-                Err(e) => tracing::warn!(error = %e, "cannot save known peers"),
-            }
         }
     }
 }
@@ -255,12 +243,6 @@ pub(crate) async fn event_loop(
             NetEvent::PeerConnected(info) => {
                 tracing::info!(peer = %info.id, node = %info.node_id, addr = %info.addr, tip = info.tip_index, "peer connected");
                 core.metrics.peers.set(gauge_value(net.peer_count()));
-                // Remember where an inbound peer listens: known addresses are saved, so after a
-                // restart this node redials it at once instead of waiting to be dialed again
-                // (until then it could make blocks that only some peers see).
-                if let (pp_net::Direction::Inbound, Some(a)) = (info.direction, info.listen_addr) {
-                    net.add_known_addr(&a.to_string());
-                }
                 if info.tip_index > core.chain().height() {
                     core.request_sync(info.id, info.tip_index);
                 }

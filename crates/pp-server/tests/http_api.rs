@@ -108,8 +108,18 @@ async fn status_health_and_metrics_describe_the_node() {
     assert!(v["slot"].as_u64().unwrap() >= 2);
     assert_eq!(v["epoch"], 0);
     assert_eq!(v["peers"], 0);
+    assert_eq!(
+        (v["outbound"].as_u64(), v["inbound"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(v["p2p_enabled"], false);
     assert_eq!(v["pending_transactions"], 0);
+    let (st, v) = api.get("/peers/known").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        v,
+        serde_json::json!({"new": 0, "tried": 0, "groups": 0, "collisions": 0})
+    );
 
     let (st, v) = api.get("/health").await;
     assert_eq!(st, StatusCode::OK);
