@@ -18,6 +18,12 @@
 //! assert!(block.hash().to_hex().starts_with("00"));
 //! ```
 //!
+//! Validation runs in two typed stages. The stateless stage ([`BlockVerifier`], pure and usable
+//! on any thread, off any lock) checks PoW, limits, the Merkle root and every signature (in
+//! batches, under the ZIP-215 rule, skipping those in the shared [`SignatureCache`]) and yields a
+//! [`VerifiedBlock`] or [`VerifiedTx`]; [`Chain::add_block`], the stateful stage, accepts only a
+//! `VerifiedBlock`. [`Chain::verify_and_add`] runs both inline.
+//!
 //! A [`Chain`] validates blocks (DESIGN §5) and chooses forks; it is generic over the
 //! [`ConsensusRules`] that say who leads each slot (`pp_ouroboros::Ouroboros` in a node,
 //! [`RoundRobin`] in tests):
