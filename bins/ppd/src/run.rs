@@ -135,7 +135,8 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         }
         server.shutdown().await;
         anyhow::bail!(
-            "storage failed: {reason} (restart the node once the disk is fixed: it resumes from              what the disk holds)"
+            "storage failed: {reason} (restart the node once the disk is fixed: it resumes from \
+             what the disk holds)"
         );
     }
     server.shutdown().await;
