@@ -113,7 +113,7 @@ fn hex_forms_parse_back_and_length_errors_name_both_lengths() {
 }
 
 #[test]
-fn debug_forms_name_the_value_and_never_the_secret() {
+fn display_and_debug_forms_name_the_value_and_never_the_secret() {
     let h = Hash::blake2b(b"x");
     assert_eq!(format!("{h:?}"), format!("Hash({})", h.to_hex()));
     assert_eq!(format!("{h}"), h.to_hex());
