@@ -214,3 +214,18 @@ fn stakeholder_ids_are_1_to_32_bytes_of_the_allowed_characters() {
         assert!(!ok(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn devnet_has_the_documented_parameters() {
+    let g = Genesis::devnet("node0", key(1).public(), GENESIS_TIME);
+    assert_eq!(g.validate(), Ok(()));
+    assert_eq!(
+        (g.slot_duration_ms, g.slots_per_epoch, g.difficulty, g.k),
+        (1_000, 60, 2, 100)
+    );
+    assert_eq!(
+        (g.max_block_bytes, g.max_block_txs),
+        (2 * 1024 * 1024, 5_000)
+    );
+    assert_eq!((g.block_reward, g.max_clock_skew_ms), (50, 2_000));
+}
