@@ -259,7 +259,8 @@ impl Genesis {
     }
 
     /// A single-stakeholder development network: `producer` holds all the stake and a large
-    /// balance. Slot 1 s, 60 slots per epoch, difficulty 2.
+    /// balance. Slot 1 s, 60 slots per epoch, difficulty 2, k = 100, blocks of at most 2 MiB and
+    /// 5 000 transactions, reward 50.
     pub fn devnet(stakeholder_id: &str, producer: PublicKey, genesis_time: u64) -> Genesis {
         Genesis {
             network: "pp-devnet".into(),

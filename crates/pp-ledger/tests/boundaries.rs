@@ -394,3 +394,20 @@ fn zero_stake_zero_reward_and_zero_fee_create_no_entries() {
     assert_eq!(s.account_count(), before + 1); // only the recipient, key 4
     assert_eq!(s.minted(), 0);
 }
+
+#[test]
+fn round_robin_leaves_out_zero_stakes_and_an_empty_schedule_has_no_leader() {
+    use pp_ledger::ConsensusRules;
+    // Neither case occurs with a validated genesis; both functions are total anyway.
+    let mut g = genesis();
+    g.initial_stakeholders.push(InitialStakeholder {
+        id: "zero".into(),
+        public_key: key(9).public(),
+        stake: 0,
+    });
+    let state = RoundRobin.genesis_state(&g);
+    let mut expected = vec![key(1).public(), key(2).public()];
+    expected.sort();
+    assert_eq!(state, expected);
+    assert_eq!(RoundRobin.slot_leader(&Vec::new(), 3), None);
+}

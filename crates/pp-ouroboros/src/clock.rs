@@ -194,6 +194,14 @@ mod tests {
     }
 
     #[test]
+    fn accessors_return_the_parameters_the_clock_was_built_with() {
+        let c = SlotClock::new(1_234_567, 750, 42).unwrap();
+        assert_eq!(c.genesis_time_ms(), 1_234_567);
+        assert_eq!(c.slot_duration_ms(), 750);
+        assert_eq!(c.slots_per_epoch(), 42);
+    }
+
+    #[test]
     fn clock_from_devnet_genesis_uses_its_parameters() {
         let g = Genesis::devnet("n", pp_ledger::PublicKey([1; 32]), 1_700_000_000_000);
         let c = SlotClock::from_genesis(&g).unwrap();

@@ -175,6 +175,26 @@ mod tests {
     }
 
     #[test]
+    fn genesis_distribution_leaves_out_zero_stakes_and_adds_duplicate_keys() {
+        // Neither occurs in a validated genesis; the function is total anyway, and a zero entry
+        // must not appear in SD_0 (snapshots never hold zero stakes either).
+        let mut g = genesis();
+        g.initial_stakeholders.push(pp_ledger::InitialStakeholder {
+            id: "zero".into(),
+            public_key: key(2),
+            stake: 0,
+        });
+        g.initial_stakeholders.push(pp_ledger::InitialStakeholder {
+            id: "again".into(),
+            public_key: key(1),
+            stake: u64::MAX,
+        });
+        let d = genesis_distribution(&g);
+        assert_eq!(d, [(key(1), u64::MAX)].into_iter().collect());
+        assert!(!d.contains_key(&key(2)));
+    }
+
+    #[test]
     fn stake_changed_in_epoch_0_is_used_from_epoch_2_not_epoch_1() {
         let s0 = EpochState::genesis(&genesis());
         let end_of_0: StakeMap = [(key(2), 7), (key(3), 0)].into_iter().collect();
@@ -249,6 +269,17 @@ mod tests {
             Err(OuroborosError::EpochGapTooLarge {
                 from: 5,
                 to: u64::MAX,
+                max: MAX_EPOCH_GAP
+            })
+        );
+        // The largest gap allowed is exactly MAX_EPOCH_GAP epochs.
+        let far = s.advance_to(5 + MAX_EPOCH_GAP, &StakeMap::new()).unwrap();
+        assert_eq!(far.epoch, 5 + MAX_EPOCH_GAP);
+        assert_eq!(
+            s.advance_to(5 + MAX_EPOCH_GAP + 1, &StakeMap::new()),
+            Err(OuroborosError::EpochGapTooLarge {
+                from: 5,
+                to: 5 + MAX_EPOCH_GAP + 1,
                 max: MAX_EPOCH_GAP
             })
         );
