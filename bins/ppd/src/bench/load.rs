@@ -259,6 +259,13 @@ pub(crate) async fn worker(ctx: Arc<LoadCtx>, mut senders: Vec<Sender>) {
                     ctx.tally.accept(tx, submitted_at);
                     sender.acked_until = sender.acked_until.max(tx.body.nonce + 1);
                 }
+                // A batch is one sender's consecutive nonces, judged in order: behind a refused
+                // one, the later nonces are a gap the node must refuse (`bad_nonce`). That is the
+                // consequence of the first refusal, not a nonce the node lost, so it is counted
+                // apart (the one-by-one path does not even send them).
+                Outcome::Rejected(code) if refused.is_some() && code == "bad_nonce" => {
+                    ctx.tally.reject("bad_nonce_behind_refused");
+                }
                 Outcome::Rejected(code) => {
                     ctx.tally.reject(code);
                     refused.get_or_insert_with(|| code.clone());
