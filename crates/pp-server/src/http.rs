@@ -254,7 +254,7 @@ async fn require_json(req: Request, next: Next) -> Response {
 /// call). Serve it with `ConnectInfo<SocketAddr>` in the request extensions (see `http_serve`).
 pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router {
     let router = Router::new()
-        .route("/health", get(health))
+        .route("/health", get(crate::health::health))
         .route("/status", get(status))
         .route("/blocks", get(blocks))
         .route("/blocks/{index}", get(block_by_index))
@@ -285,6 +285,7 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(crate::health::access_log))
 }
 
 fn ok_json(v: Value) -> ApiResult {
@@ -299,12 +300,6 @@ pub(crate) fn block_json(b: &Block) -> Value {
         "signature": b.signature,
         "transactions": b.transactions,
     })
-}
-
-async fn health(State(core): State<Arc<Core>>) -> ApiResult {
-    // A failed node never reaches here: `fail_stop` answers for it.
-    let height = core.chain().height();
-    ok_json(json!({ "status": "ok", "height": height }))
 }
 
 /// Once the storage failed, every endpoint but `/metrics` answers `503 storage_failed` with the
@@ -358,7 +353,9 @@ pub(crate) fn status_json(core: &Core) -> Value {
 }
 
 async fn status(State(core): State<Arc<Core>>) -> ApiResult {
-    ok_json(status_json(&core))
+    let mut v = status_json(&core);
+    crate::health::add_status_fields(&core, &mut v);
+    ok_json(v)
 }
 
 #[derive(Deserialize)]

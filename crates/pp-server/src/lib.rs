@@ -22,10 +22,12 @@
 //! for the HTTP API. An example is on [`Server`].
 
 pub mod admin;
+pub mod block_log;
 pub mod blocking;
 mod clock;
 pub mod config;
 pub mod error;
+mod health;
 mod http;
 mod http_serve;
 pub mod keys;
@@ -33,6 +35,9 @@ pub mod mempool;
 pub mod metrics;
 mod net;
 mod node;
+pub mod observe;
+pub mod ops_metrics;
+pub mod process_metrics;
 mod server;
 pub mod storage;
 mod tasks;

@@ -754,6 +754,11 @@ impl Mempool {
         v.into_iter().map(|(_, _, t)| t).collect()
     }
 
+    /// Encoded bytes of the pending transactions (summed on each call: for metrics scrapes).
+    pub fn bytes(&self) -> u64 {
+        self.by_id.values().map(|e| e.tx.encoded_len() as u64).sum()
+    }
+
     /// Number of pending transactions of `a`.
     pub fn pending_of(&self, a: &PublicKey) -> usize {
         self.by_sender.get(a).map_or(0, BTreeMap::len)

@@ -3,7 +3,7 @@
 //! Each [`Server`](crate::Server) owns its own [`Registry`], never a global one, so that several
 //! nodes in one process (tests, simulations) keep separate numbers.
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,8 +36,9 @@ pub struct Metrics {
     pub blocks_produced: Counter,
     /// Blocks received from peers and accepted (gossip and sync).
     pub blocks_received: Counter,
-    /// Blocks received that failed validation.
-    pub blocks_rejected: Counter,
+    /// Blocks received that failed validation, by `reason` (the broken rule, see
+    /// [`Metrics::block_rejected`]).
+    pub blocks_rejected: Family<ReasonLabel, Counter>,
     /// Transactions accepted into the mempool.
     pub txs_accepted: Counter,
     /// Transactions refused by the mempool.
@@ -74,6 +75,8 @@ pub struct Metrics {
     /// Inbound connections refused at accept, by reason (`banned`, `handshake_limit`), and
     /// inbound peers evicted for a newcomer (`evicted`).
     pub p2p_refused: Family<ReasonLabel, Counter>,
+    /// The operator's metrics: build, process, tip age, slots, block flow, peers, sync.
+    pub ops: crate::ops_metrics::OpsMetrics,
 }
 
 impl Metrics {
@@ -84,7 +87,7 @@ impl Metrics {
             height: Gauge::default(),
             blocks_produced: Counter::default(),
             blocks_received: Counter::default(),
-            blocks_rejected: Counter::default(),
+            blocks_rejected: Family::default(),
             txs_accepted: Counter::default(),
             txs_rejected: Counter::default(),
             peers: Gauge::default(),
@@ -102,6 +105,7 @@ impl Metrics {
             p2p_bans_active: Gauge::default(),
             p2p_handshakes_failed: Family::default(),
             p2p_refused: Family::default(),
+            ops: crate::ops_metrics::OpsMetrics::new(),
             registry: Registry::default(),
         };
         registry.register("chain_height", "Height of the best chain", m.height.clone());
@@ -117,7 +121,7 @@ impl Metrics {
         );
         registry.register(
             "blocks_rejected",
-            "Blocks received from peers that failed validation",
+            "Blocks received from peers that failed validation, by reason",
             m.blocks_rejected.clone(),
         );
         registry.register(
@@ -197,6 +201,7 @@ impl Metrics {
             "Inbound connections refused at accept or evicted, by reason",
             m.p2p_refused.clone(),
         );
+        m.ops.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -252,11 +257,22 @@ impl Metrics {
         self.p2p_bans_active.set(gauge_value(bans_active));
     }
 
-    /// The OpenMetrics text exposition.
+    /// Counts a block refused for `e`, labelled with the broken rule.
+    pub fn block_rejected(&self, e: &pp_ledger::BlockError) {
+        self.blocks_rejected
+            .get_or_create(&crate::ops_metrics::reason_label(e))
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition (the node's metrics, then the process metrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        if let Some(process) = self.ops.process.registry() {
+            let _ = encode_registry(&mut out, process);
+        }
+        let _ = encode_eof(&mut out);
         out
     }
 }

@@ -168,6 +168,8 @@ pub(crate) struct Core {
     pub(crate) net: OnceLock<Arc<dyn PeerNet>>,
     pub(crate) sync_batch: u32,
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
+    /// Start time and log rate limit, for operators (see [`crate::observe`]).
+    pub(crate) observe: crate::observe::Observe,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
     mempool: Mutex<Mempool>,
@@ -198,7 +200,9 @@ impl Core {
         let (writer, health, metrics) = store;
         metrics.height.set(gauge_value(chain.height()));
         metrics.mempool_size.set(gauge_value(mempool.len()));
+        let observe = crate::observe::Observe::new(clock.now_ms());
         Core {
+            observe,
             node_id,
             genesis,
             genesis_hash,
@@ -328,10 +332,15 @@ impl Core {
         for block in blocks {
             let hash = block.hash();
             let now = self.now_ms();
-            let outcome = match self.verify_block(block, now).and_then(|v| match v {
+            let validating = std::time::Instant::now();
+            let result = self.verify_block(block, now).and_then(|v| match v {
                 Some(v) => self.chain_mut().add_block(v, now),
                 None => Ok(AddOutcome::AlreadyKnown),
-            }) {
+            });
+            if !matches!(result, Ok(AddOutcome::AlreadyKnown)) {
+                self.metrics.ops.observe_validation(validating.elapsed());
+            }
+            let outcome = match result {
                 Ok(o) => o,
                 Err(e) => {
                     refused = Some(e);
@@ -688,6 +697,7 @@ impl Core {
                 .set(crate::metrics::gauge_value(n.peer_count()));
             self.metrics.observe_net(&n.stats(), n.bans().len());
         }
+        self.observe_scrape();
         self.metrics.encode()
     }
 

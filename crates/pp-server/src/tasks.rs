@@ -46,6 +46,17 @@ fn short(h: &pp_ledger::Hash) -> String {
     h.to_hex()[..12].to_string()
 }
 
+/// Logs at INFO if the first argument is true, else at DEBUG (see [`crate::block_log`]).
+macro_rules! block_line {
+    ($own_line:expr, $($arg:tt)+) => {
+        if $own_line {
+            tracing::info!($($arg)+)
+        } else {
+            tracing::debug!($($arg)+)
+        }
+    };
+}
+
 /// Announces an import that changed the best chain and logs it.
 fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId>, produced: bool) {
     let h = block.hash();
@@ -53,6 +64,9 @@ fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId
         AddOutcome::Extended | AddOutcome::Reorg { .. } | AddOutcome::SideChain => {
             if let Some(net) = core.net() {
                 net.broadcast_block(block, from);
+                if from.is_some() {
+                    core.metrics.ops.blocks_relayed.inc();
+                }
                 let tip = core.chain().tip_hash();
                 net.update_tip(imported.height, tip);
             }
@@ -60,6 +74,8 @@ fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId
         AddOutcome::AlreadyKnown => return,
     }
     let what = if produced { "produced" } else { "received" };
+    // Fork switches always get their own line; other blocks are rate-limited.
+    let own_line = matches!(imported.outcome, AddOutcome::Reorg { .. }) || core.block_log_line(1);
     match &imported.outcome {
         AddOutcome::Reorg {
             rolled_back,
@@ -73,13 +89,15 @@ fn announce(core: &Core, block: &Block, imported: &Imported, from: Option<PeerId
             applied = applied.len(),
             "block {what}: fork switch"
         ),
-        AddOutcome::SideChain => tracing::info!(
+        AddOutcome::SideChain => block_line!(
+            own_line,
             index = block.header.index,
             slot = block.header.slot,
             hash = %short(&h),
             "block {what}: side chain"
         ),
-        _ => tracing::info!(
+        _ => block_line!(
+            own_line,
             index = block.header.index,
             slot = block.header.slot,
             hash = %short(&h),
@@ -152,6 +170,8 @@ fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
 }
 
 async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
+    let led = core.leads(slot);
+    let mut produced = false;
     let block = if produce {
         core.produce(slot).await
     } else {
@@ -165,6 +185,7 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
                     AddOutcome::Extended | AddOutcome::Reorg { .. }
                 ) {
                     core.metrics.blocks_produced.inc();
+                    produced = true;
                 }
                 announce(core, &block, &imported, None, true);
             }
@@ -173,6 +194,7 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
             Err(e) => tracing::warn!(slot, error = %e, "own block not imported"),
         }
     }
+    core.count_slot(led, produced);
     let Some(net) = core.net() else {
         return;
     };
@@ -301,6 +323,7 @@ async fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
         Ok(imported) => {
             if !matches!(imported.outcome, AddOutcome::AlreadyKnown) {
                 core.metrics.blocks_received.inc();
+                core.observe_propagation(&block);
                 net.credit(peer);
             }
             announce(core, &block, &imported, Some(peer), false);
@@ -310,7 +333,7 @@ async fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
             // for it: an invalid block is refused, and its sender blamed, at once.
             let detached = core.chain().check_detached(&block);
             if let Err(e) = detached {
-                core.metrics.blocks_rejected.inc();
+                core.metrics.block_rejected(&e);
                 tracing::debug!(%peer, index, hash = %short(&hash), error = %e, "invalid block with unknown parent");
                 net.penalize(peer, block_offence(&e), &format!("invalid block: {e}"));
                 return;
@@ -319,7 +342,7 @@ async fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
             core.request_sync(peer, index);
         }
         Err(ImportError::Chain(ChainError::Block(e))) => {
-            core.metrics.blocks_rejected.inc();
+            core.metrics.block_rejected(&e);
             tracing::debug!(%peer, index, hash = %short(&hash), error = %e, "invalid block from peer");
             net.penalize(peer, block_offence(&e), &format!("invalid block: {e}"));
         }
@@ -371,7 +394,7 @@ pub(crate) async fn sync_loop(
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
             r = sync_from(&core, net.as_ref(), req) => match r {
-                Ok(n) if n > 0 => tracing::info!(peer = %req.peer, blocks = n, height = core.chain().height(), "synced"),
+                Ok(n) if n > 0 => block_line!(core.block_log_line(n), peer = %req.peer, blocks = n, height = core.chain().height(), "synced"),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(peer = %req.peer, error = %e, "sync attempt failed"),
             },
@@ -461,7 +484,7 @@ pub(crate) async fn sync_from(
         next = next.saturating_add(done.len() as u64);
         if let Some(e) = refused {
             if let ChainError::Block(be) = &e {
-                core.metrics.blocks_rejected.inc();
+                core.metrics.block_rejected(be);
                 net.penalize(
                     req.peer,
                     block_offence(be),

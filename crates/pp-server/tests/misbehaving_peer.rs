@@ -12,10 +12,18 @@ use pp_ledger::{Block, Hash, KeyPair, Transaction};
 use pp_net::{NetConfig, NetEvent, Network, TcpTransport};
 use pp_server::{NetworkConfig, Server};
 
+/// The value of the metric `name`, summed over its label sets (0 if absent).
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// An honest single-node devnet with P2P (key from `seed`, data in `dir`), and "mallory", a raw
@@ -169,6 +177,14 @@ async fn invalid_blocks_with_unknown_parents_are_penalised_until_a_ban() {
     assert!(disconnected.contains("banned"), "{disconnected}");
     let text = s.metrics_text();
     assert_eq!(metric(&text, "pp_blocks_rejected_total"), 2);
+    for reason in ["too_many_txs", "bad_tx_root"] {
+        assert!(
+            text.contains(&format!(
+                "pp_blocks_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{text}"
+        );
+    }
     assert!(
         text.contains("pp_p2p_bans_total{reason=\"invalid_block\"}"),
         "{text}"
