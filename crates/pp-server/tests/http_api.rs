@@ -121,9 +121,21 @@ async fn status_health_and_metrics_describe_the_node() {
         serde_json::json!({"new": 0, "tried": 0, "groups": 0, "collisions": 0})
     );
 
+    // Readiness: a lone producing node with a young tip is ready.
     let (st, v) = api.get("/health").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["syncing"], false);
+    assert!(v["tip_age_ms"].as_u64().unwrap() <= v["max_tip_age_ms"].as_u64().unwrap());
+    // Liveness.
+    let (st, v) = api.get("/health?live").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["status"], "ok");
+    let (_, v) = api.get("/status").await;
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["uptime_s"].is_u64() && v["tip_age_ms"].is_u64(), "{v}");
+    assert_eq!(v["syncing"], false);
+    assert_eq!(v["best_peer_height"], Value::Null);
 
     let (st, v) = api.get("/metrics").await;
     assert_eq!(st, StatusCode::OK);
@@ -555,7 +567,8 @@ async fn idle_and_kept_alive_connections_are_closed() {
     let addr = s.http_addr().unwrap();
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut kept = TcpStream::connect(addr).await.unwrap();
-    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    // Liveness (`?live`): this test is about connections, not about the chain being current.
+    kept.write_all(b"GET /health?live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 1024];
@@ -622,7 +635,12 @@ async fn connections_above_the_limit_are_closed_at_once() {
     let start = Instant::now();
     let mut ok = false;
     while start.elapsed() < HEADER_READ_TIMEOUT + Duration::from_secs(5) {
-        if let Ok(r) = api.client.get(format!("{}/health", api.base)).send().await {
+        if let Ok(r) = api
+            .client
+            .get(format!("{}/health?live", api.base))
+            .send()
+            .await
+        {
             if r.status() == StatusCode::OK {
                 ok = true;
                 break;
