@@ -202,6 +202,11 @@ impl Metrics {
             m.p2p_refused.clone(),
         );
         m.ops.register(&mut registry);
+        for reason in crate::ops_metrics::REJECTION_REASONS {
+            let _ = m.blocks_rejected.get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            });
+        }
         Metrics { registry, ..m }
     }
 

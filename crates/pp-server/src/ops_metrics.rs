@@ -210,7 +210,27 @@ impl Default for OpsMetrics {
     }
 }
 
-/// The `reason` label of a refused block: the broken rule in snake_case.
+/// Every `reason` of `pp_blocks_rejected_total`, created at 0 at start so that the series exist
+/// (and `rate()` works) before the first refusal.
+pub const REJECTION_REASONS: [&str; 14] = [
+    "bad_version",
+    "bad_index",
+    "slot_not_after_parent",
+    "slot_in_future",
+    "no_leader",
+    "wrong_leader",
+    "bad_signature",
+    "wrong_difficulty",
+    "bad_pow",
+    "bad_tx_root",
+    "too_large",
+    "too_many_txs",
+    "bad_transaction",
+    "invalid_block",
+];
+
+/// The `reason` label of a refused block: the broken rule in snake_case (one of
+/// [`REJECTION_REASONS`]).
 pub(crate) fn rejection_reason(e: &pp_ledger::BlockError) -> &'static str {
     use pp_ledger::BlockError as B;
     match e {
