@@ -244,18 +244,22 @@ impl Core {
         v.own_line
     }
 
-    /// Whether this node leads `slot` on its current tip.
-    pub(crate) fn leads(&self, slot: u64) -> bool {
-        self.chain().leader_for_next(slot) == Some(self.key.public())
-    }
-
-    /// Counts a slot turn: `led` it, and whether a block of ours was imported for it.
-    pub(crate) fn count_slot(&self, led: bool, produced: bool) {
+    /// Starts the count of a slot turn: whether this node leads `slot` on its current tip
+    /// (counted in `pp_slots_led_total` now, so that a scrape never sees more blocks produced than
+    /// slots led).
+    pub(crate) fn slot_started(&self, slot: u64) -> bool {
+        let led = self.chain().leader_for_next(slot) == Some(self.key.public());
         if led {
             self.metrics.ops.slots_led.inc();
-            if !produced {
-                self.metrics.ops.slots_missed.inc();
-            }
+        }
+        led
+    }
+
+    /// Ends the count of a slot turn: a `led` slot for which no block of ours was `produced`
+    /// (imported) is missed.
+    pub(crate) fn slot_ended(&self, led: bool, produced: bool) {
+        if led && !produced {
+            self.metrics.ops.slots_missed.inc();
         }
     }
 

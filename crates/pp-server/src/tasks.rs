@@ -170,7 +170,7 @@ fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
 }
 
 async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
-    let led = core.leads(slot);
+    let led = core.slot_started(slot);
     let mut produced = false;
     let block = if produce {
         core.produce(slot).await
@@ -194,7 +194,7 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
             Err(e) => tracing::warn!(slot, error = %e, "own block not imported"),
         }
     }
-    core.count_slot(led, produced);
+    core.slot_ended(led, produced);
     let Some(net) = core.net() else {
         return;
     };
