@@ -472,9 +472,20 @@ async fn a_second_devnet_node_joins_by_host_name_and_peers_bans_and_http_confusi
         .await
         .unwrap();
         let log = b.log_text();
+        let gone: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("peer disconnected"))
+            .collect();
+        assert!(
+            !gone.is_empty()
+                && gone
+                    .iter()
+                    .all(|l| l.contains("peer shut down") && !l.contains("error")),
+            "a peer's clean shutdown must read as one: {gone:#?}"
+        );
         let bad: Vec<&str> = log
             .lines()
-            .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("bootstrap"))
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
             .collect();
         assert!(
             bad.is_empty(),
