@@ -242,6 +242,22 @@ async fn the_built_in_devnet_and_every_client_command_in_text_and_json() {
             "{text}"
         );
         assert!(text.contains(" UTC"), "{text}");
+        // A reader that goes away (`ppd block 1 | head -1`) ends the output quietly: exit 0, no
+        // panic about a broken pipe.
+        let mut child = Command::new(ppd_bin())
+            .args(["block", &index, n[0], n[1]])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(
+            done.status.success() && !stderr.contains("panicked"),
+            "{stderr}"
+        );
         let out = fails(&["block", "999999999", n[0], n[1]]);
         assert!(out.stderr.contains("unknown_block"), "{out:?}");
 

@@ -221,13 +221,25 @@ pub(crate) async fn read_bounded(
     Ok(out)
 }
 
+/// Writes `line` and a newline to stdout. A reader that went away (`ppd block 1 | head -3`) is
+/// not an error: the rest of the output is simply not wanted.
+fn emit(line: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Prints an answer: pretty JSON, or the text `show` makes of it.
 fn print(output: Output, v: &Value, text: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        Output::Text => println!("{}", text(v)),
+        Output::Json => emit(&serde_json::to_string_pretty(v)?),
+        Output::Text => emit(&text(v)),
     }
-    Ok(())
 }
 
 /// Runs a client command; with `--output json`, an error answer's JSON body is printed on
@@ -239,7 +251,7 @@ where
     let r = fut.await;
     if let (Output::Json, Err(e)) = (output, &r) {
         if let Some(body) = e.downcast_ref::<ApiError>().and_then(|a| a.body.as_ref()) {
-            println!("{}", serde_json::to_string_pretty(body)?);
+            emit(&serde_json::to_string_pretty(body)?)?;
         }
     }
     r
