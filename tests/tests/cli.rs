@@ -133,7 +133,10 @@ async fn devnet_node_serves_status_accepts_cli_transfers_and_stops_cleanly_on_si
         .await
         .unwrap();
 
-        let st = ppd(&["status", "--node", &node.url]).unwrap().ok().unwrap();
+        let st = ppd(&["status", "--node", &node.url, "--output", "json"])
+            .unwrap()
+            .ok()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
         assert_eq!(v["p2p_enabled"], false, "{v}");
         assert!(

@@ -1,10 +1,21 @@
 //! The command-line surface of `ppd` (clap derive). Only parsing lives here: each subcommand's
 //! behaviour is in its own module, so the help text and the code that acts on it stay separate.
+//!
+//! Every setting of `ppd run` can come from a flag, a `PPD_*` environment variable or the config
+//! file; the first of those that is set wins, then the default (flags > env > file > defaults).
+//! The client commands default `--node` to [`DEFAULT_NODE`] (or `PPD_NODE`).
 
-use std::net::SocketAddr;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pp_ledger::{KeyPair, PublicKey};
+
+use crate::devnet::{dev_key, DEV_KEY_PREFIX};
+
+/// The node URL client commands talk to unless `--node` or `PPD_NODE` says otherwise.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:8080";
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -13,52 +24,216 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "pp-ledger node daemon and command-line tools",
     long_about = "pp-ledger node daemon and command-line tools.\n\n\
-        With no subcommand, `ppd` runs a single-node devnet with the built-in genesis: data in \
-        ./ppd-data, HTTP API on 127.0.0.1:8080, peer-to-peer networking off. It logs a line per \
-        block. Stop it with Ctrl-C (SIGINT) or SIGTERM.",
+        With no subcommand, `ppd` runs a node exactly as `ppd run` does (the same options are \
+        accepted): by default a single-node devnet with the built-in genesis, producing blocks \
+        with the well-known key dev:alice, data in ./ppd-data, HTTP API on 127.0.0.1:8080, \
+        peer-to-peer networking off. dev:alice, dev:bob and dev:charlie hold 1000000000 coins \
+        each. Stop it with Ctrl-C (SIGINT) or SIGTERM; reset it with `ppd purge`.\n\n\
+        Settings: flags > PPD_* environment variables > config file > defaults.",
     after_help = "Examples:\n  \
-        ppd                                         # single-node devnet\n  \
+        ppd                                         # single-node devnet (dev:alice produces)\n  \
+        ppd account dev:bob                         # balance, nonce, pending of an account\n  \
+        ppd tx transfer --key dev:alice --to dev:bob --amount 10 --wait\n  \
+        ppd tx bond --key dev:bob --id bob --amount 1000 --wait\n  \
+        ppd tx status <TX_ID>\n  \
+        ppd block 1                                 # or a block hash\n  \
+        ppd status --output json\n  \
+        ppd purge --data-dir ./ppd-data --yes       # reset the devnet\n  \
         ppd testnet --nodes 3 --dir ./net           # write a 3-node loopback testnet\n  \
         ppd run --config ./net/node0/ppd.toml       # start one of its nodes\n  \
-        ppd status --node http://127.0.0.1:8080\n  \
-        ppd peers list\n  \
+        ppd peers\n  \
         ppd peers add 127.0.0.1:9001 --data-dir ./ppd-data  # reads ./ppd-data/admin.token\n  \
         ppd keygen --out alice.key\n  \
-        ppd tx transfer --key ./net/node0/node.key --to <ACCOUNT> --amount 10 --node http://127.0.0.1:8080\n  \
-        ppd bench --node http://127.0.0.1:8080 --key ./net/node0/node.key --observer http://127.0.0.1:8081 --duration 60"
+        ppd completions bash > ppd.bash\n  \
+        ppd man > ppd.1",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// What to do; none means `run` with defaults.
+    /// What to do; none means `run` with the options given here.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The options of `ppd run`, for `ppd` without a subcommand.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Cli {
+    /// The subcommand, `run` with the top-level options when none was given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Run(self.run))
+    }
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a node. Flags override the values of the TOML config file.
+    /// Run a node. Flags override PPD_* variables, which override the TOML config file.
     Run(RunArgs),
     /// Write a new node/account key (64 hex characters of the secret seed, mode 0600).
     Keygen(KeygenArgs),
     /// Write the genesis, keys and configs of an N-node loopback testnet.
     Testnet(TestnetArgs),
-    /// Build, sign and submit a transaction to a node.
+    /// Print an account: balance, stake, nonce and pending transactions (GET /accounts/ID).
+    Account(AccountArgs),
+    /// Build, sign and submit a transaction to a node, or look one up.
     Tx {
         /// The kind of transaction.
         #[command(subcommand)]
         command: TxCommand,
     },
+    /// Print a block by index or hash (GET /blocks/INDEX, GET /blocks/hash/HASH).
+    Block(BlockArgs),
     /// Print a node's status (GET /status).
     Status(StatusArgs),
+    /// List a node's peers (the default), or connect it to one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Peers {
+        /// What to do; none means `list`.
+        #[command(subcommand)]
+        command: Option<PeersCommand>,
+        /// Node and output, for `ppd peers` without a subcommand.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the node's bans (GET /bans).
+    Bans(BansArgs),
     /// Load a node with signed transfers and measure accepted and included throughput, latency,
     /// slot fill and acknowledged-but-lost transactions.
     Bench(BenchArgs),
-    /// List a node's peers or connect it to one.
-    Peers {
-        /// What to do.
-        #[command(subcommand)]
-        command: PeersCommand,
+    /// Delete a data dir's chain, genesis, admin token and node key (asks first unless --yes).
+    Purge(PurgeArgs),
+    /// Print a shell completion script for SHELL to stdout.
+    Completions(CompletionsArgs),
+    /// Print ppd's man page (roff) to stdout, or write one page per command into --dir.
+    Man(ManArgs),
+}
+
+/// How a client command prints the node's answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines made for people.
+    #[default]
+    Text,
+    /// The API's JSON answer, exactly (pretty-printed).
+    Json,
+}
+
+/// The node a client command talks to, and how it prints the answer.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Base URL of the node's HTTP API (http:// may be omitted).
+    #[arg(long, value_name = "URL", env = "PPD_NODE", default_value = DEFAULT_NODE)]
+    pub node: String,
+    /// `text` for people, `json` for the API's answer exactly.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+impl Default for ClientArgs {
+    fn default() -> Self {
+        ClientArgs {
+            node: DEFAULT_NODE.into(),
+            output: Output::Text,
+        }
+    }
+}
+
+/// A signing key given on the command line: a key file, or `dev:NAME` for a well-known
+/// development key (see [`crate::devnet`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySpec {
+    /// `dev:NAME`.
+    Dev(String),
+    /// A key file as written by `ppd keygen` (or a data dir's node.key).
+    File(PathBuf),
+}
+
+/// Why a key given on the command line cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// `dev:` with a name that is not 1..=32 of [A-Za-z0-9._-].
+    #[error(
+        "development key {0:?} must be dev:NAME with NAME 1..=32 characters of [A-Za-z0-9._-]"
+    )]
+    BadDevName(String),
+    /// An empty path.
+    #[error("the key file path is empty")]
+    EmptyPath,
+    /// The key file cannot be read.
+    #[error("cannot read key file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
     },
+    /// The key file is not a key.
+    #[error("key file {path} is invalid: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl FromStr for KeySpec {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<KeySpec, KeyError> {
+        if let Some(name) = s.strip_prefix(DEV_KEY_PREFIX) {
+            if !pp_ledger::genesis::is_valid_stakeholder_id(name) {
+                return Err(KeyError::BadDevName(s.to_string()));
+            }
+            return Ok(KeySpec::Dev(name.to_string()));
+        }
+        if s.is_empty() {
+            return Err(KeyError::EmptyPath);
+        }
+        Ok(KeySpec::File(PathBuf::from(s)))
+    }
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySpec::Dev(name) => write!(f, "{DEV_KEY_PREFIX}{name}"),
+            KeySpec::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl KeySpec {
+    /// The key: derived for `dev:NAME`, read (bounded) for a file.
+    pub fn load(&self) -> Result<KeyPair, KeyError> {
+        match self {
+            KeySpec::Dev(name) => Ok(dev_key(name)),
+            KeySpec::File(path) => pp_server::keys::load_key_file(path).map_err(|e| match e {
+                pp_server::ServerError::Io { path, source } => KeyError::Read {
+                    path,
+                    error: source,
+                },
+                pp_server::ServerError::BadKeyFile { path, reason } => {
+                    KeyError::Invalid { path, reason }
+                }
+                other => KeyError::Invalid {
+                    path: path.clone(),
+                    reason: other.to_string(),
+                },
+            }),
+        }
+    }
+}
+
+/// An account on the command line: 64 hex characters, or `dev:NAME` for a development key's
+/// account.
+pub fn parse_account(s: &str) -> Result<PublicKey, String> {
+    if s.starts_with(DEV_KEY_PREFIX) {
+        let spec: KeySpec = s.parse().map_err(|e: KeyError| e.to_string())?;
+        return spec.load().map(|k| k.public()).map_err(|e| e.to_string());
+    }
+    PublicKey::from_hex(s)
+        .map_err(|e| format!("{s:?} is not an account (64 hex characters or dev:NAME): {e}"))
 }
 
 /// `ppd peers <what>`.
@@ -73,20 +248,20 @@ pub enum PeersCommand {
 /// `ppd peers list`.
 #[derive(Debug, Args)]
 pub struct PeersListArgs {
-    /// Base URL of the node's HTTP API.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub node: String,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `ppd peers add`.
 #[derive(Debug, Args)]
 pub struct PeersAddArgs {
-    /// The peer's P2P address.
+    /// The peer's P2P address (a host name or an IP address, and a port).
     #[arg(value_name = "HOST:PORT")]
     pub addr: String,
-    /// Base URL of the node's HTTP API.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub node: String,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Where to find the node's admin token.
     #[command(flatten)]
     pub token: TokenArgs,
@@ -114,39 +289,70 @@ impl TokenArgs {
     }
 }
 
-/// `ppd run`.
+/// The format of the node's log lines.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// `ppd run` (and `ppd` without a subcommand).
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
-    /// log).
-    /// Relative paths inside it are resolved against the file's directory.
-    #[arg(long, value_name = "FILE")]
+    /// log, log_format; see contrib/ppd.toml). Relative paths inside it are resolved against the
+    /// file's directory.
+    #[arg(long, value_name = "FILE", env = "PPD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory (chain, state, node.key) [default: ./ppd-data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "PPD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Genesis file (JSON) [default: the built-in devnet genesis].
-    #[arg(long, value_name = "FILE")]
+    /// Genesis file (JSON) [default: the built-in devnet genesis, or the one the data dir
+    /// already holds].
+    #[arg(long, value_name = "FILE", env = "PPD_GENESIS")]
     pub genesis: Option<PathBuf>,
-    /// Human-readable node id (1..=32 of [A-Za-z0-9._-]).
-    #[arg(long, value_name = "ID")]
+    /// Human-readable node id (1..=32 of [A-Za-z0-9._-]) [default: node0; on the built-in
+    /// devnet the name of its dev key, e.g. alice].
+    #[arg(long, value_name = "ID", env = "PPD_NODE_ID")]
     pub node_id: Option<String>,
-    /// HTTP API listen address [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub http: Option<SocketAddr>,
+    /// The node's signing key for this run: a key file or dev:NAME [default: DIR/node.key; on a
+    /// new built-in devnet, dev:alice].
+    #[arg(long, value_name = "FILE|dev:NAME", env = "PPD_KEY")]
+    pub key: Option<KeySpec>,
+    /// HTTP API listen address; a host name is resolved at start [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT", env = "PPD_HTTP")]
+    pub http: Option<String>,
     /// Peer-to-peer listen address; giving it turns P2P on.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub p2p: Option<SocketAddr>,
-    /// A peer to connect to at start (repeatable); replaces the config file's list.
-    #[arg(long = "peer", value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "PPD_P2P")]
+    pub p2p: Option<String>,
+    /// A peer to connect to at start (repeatable, or comma-separated); replaces the config
+    /// file's list.
+    #[arg(
+        long = "peer",
+        value_name = "HOST:PORT",
+        env = "PPD_PEERS",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
     /// Connection slots [default: 32]: outbound min(8, N/2), inbound the rest.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PPD_MAX_PEERS")]
     pub max_peers: Option<usize>,
     /// Smallest fee this node admits to its mempool [default: 1]. Node policy, not a consensus
     /// rule: blocks holding cheaper transactions stay valid.
-    #[arg(long, value_name = "FEE")]
+    #[arg(long, value_name = "FEE", env = "PPD_MIN_FEE")]
     pub min_fee: Option<u64>,
+    /// Log filter (RUST_LOG syntax) [default: RUST_LOG, else the config's `log`, else info].
+    #[arg(long, value_name = "FILTER", env = "PPD_LOG")]
+    pub log: Option<String>,
+    /// Log line format [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT", env = "PPD_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// `ppd keygen`.
@@ -189,39 +395,182 @@ pub struct TestnetArgs {
     pub network: String,
 }
 
+/// `ppd account`.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The account: 64 hex characters, or dev:NAME.
+    #[arg(value_name = "ACCOUNT", value_parser = parse_account)]
+    pub account: PublicKey,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// `ppd tx <kind>`.
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
     /// Transfer coins from the key's account to another account.
     Transfer(TransferArgs),
+    /// Move coins from the key's balance into its stake (stake counts for leadership two
+    /// epochs later).
+    Bond(BondArgs),
+    /// Move coins from the key's stake back to its balance.
+    Unbond(UnbondArgs),
+    /// Print what the node knows of a transaction: pending, included (and where) or dropped.
+    Status(TxStatusArgs),
 }
 
-/// `ppd tx transfer`.
-#[derive(Debug, Args)]
-pub struct TransferArgs {
-    /// Key file of the sender (as written by `ppd keygen` or a node's node.key).
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// Receiving account (64 hex characters).
-    #[arg(long, value_name = "ACCOUNT")]
-    pub to: pp_ledger::PublicKey,
-    /// Amount to transfer (> 0).
+/// What every submitted transaction takes besides its kind.
+#[derive(Debug, Clone, Args)]
+pub struct SubmitArgs {
+    /// Signing key of the sender: a key file (as written by `ppd keygen`, or a node.key) or
+    /// dev:NAME.
+    #[arg(long, value_name = "FILE|dev:NAME")]
+    pub key: KeySpec,
+    /// Amount (> 0).
     #[arg(long, value_name = "N")]
     pub amount: u64,
     /// Fee paid to the block producer.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub fee: u64,
-    /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
-    #[arg(long, value_name = "URL")]
-    pub node: String,
+    /// Wait until the transaction is in a block of the node's best chain, then print the block.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (exit 1).
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
+    pub wait_timeout: u64,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ppd tx transfer`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Receiving account (64 hex characters, or dev:NAME).
+    #[arg(long, value_name = "ACCOUNT", value_parser = parse_account)]
+    pub to: PublicKey,
+    /// Key, amount, fee, waiting, node and output.
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+}
+
+/// `ppd tx bond`.
+#[derive(Debug, Args)]
+pub struct BondArgs {
+    /// Stakeholder id bound to the key by its first bond (later bonds repeat it) [default: the
+    /// account's current stakeholder id].
+    #[arg(long, value_name = "NAME")]
+    pub id: Option<String>,
+    /// Key, amount, fee, waiting, node and output.
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+}
+
+/// `ppd tx unbond`.
+#[derive(Debug, Args)]
+pub struct UnbondArgs {
+    /// Key, amount, fee, waiting, node and output.
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+}
+
+/// `ppd tx status`.
+#[derive(Debug, Args)]
+pub struct TxStatusArgs {
+    /// The transaction id (64 hex characters, as printed by `ppd tx transfer`).
+    #[arg(value_name = "TX_ID")]
+    pub id: pp_ledger::Hash,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ppd block`.
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// A block index (0 is genesis) or a block hash (64 hex characters).
+    #[arg(value_name = "INDEX|HASH")]
+    pub block: BlockRef,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A block named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockRef {
+    /// By index on the best chain.
+    Index(u64),
+    /// By hash (any block the node holds).
+    Hash(pp_ledger::Hash),
+}
+
+impl FromStr for BlockRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<BlockRef, String> {
+        if s.len() == 64 {
+            return pp_ledger::Hash::from_hex(s)
+                .map(BlockRef::Hash)
+                .map_err(|e| format!("{s:?} is not a block hash: {e}"));
+        }
+        s.parse()
+            .map(BlockRef::Index)
+            .map_err(|_| format!("{s:?} is neither a block index nor a 64-hex-character hash"))
+    }
 }
 
 /// `ppd status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Base URL of the node's HTTP API, e.g. http://127.0.0.1:8080.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub node: String,
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ppd bans`.
+#[derive(Debug, Args)]
+pub struct BansArgs {
+    /// Node and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ppd purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The data dir to reset [default: ./ppd-data].
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PPD_DATA_DIR",
+        default_value = "ppd-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Do not ask (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Keep node.key (the node's identity and stake), delete only the chain and genesis.
+    #[arg(long)]
+    pub keep_key: bool,
+}
+
+/// `ppd completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `ppd man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ppd.1 and one page per subcommand (ppd-tx-transfer.1, ...) into this directory
+    /// instead of printing ppd.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `ppd bench`.
@@ -230,9 +579,9 @@ pub struct BenchArgs {
     /// Base URL of the node the transactions are submitted to.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub node: String,
-    /// Key file of a funded account; it pays for the load accounts.
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    /// Key of a funded account (a key file or dev:NAME); it pays for the load accounts.
+    #[arg(long, value_name = "FILE|dev:NAME")]
+    pub key: KeySpec,
     /// Another node on which inclusion, latency and slot fill are measured [default: --node].
     #[arg(long, value_name = "URL")]
     pub observer: Option<String>,
@@ -283,6 +632,17 @@ mod tests {
     fn no_arguments_means_default_run() {
         let cli = Cli::try_parse_from(["ppd"]).unwrap();
         assert!(cli.command.is_none());
+        assert!(matches!(cli.into_command(), Command::Run(_)));
+    }
+
+    #[test]
+    fn run_options_work_without_the_run_subcommand_but_not_mixed_with_another() {
+        let cli = Cli::try_parse_from(["ppd", "--http", "localhost:18312"]).unwrap();
+        let Command::Run(a) = cli.into_command() else {
+            panic!("not run")
+        };
+        assert_eq!(a.http.as_deref(), Some("localhost:18312"));
+        assert!(Cli::try_parse_from(["ppd", "--http", "localhost:1", "status"]).is_err());
     }
 
     #[test]
@@ -295,22 +655,165 @@ mod tests {
             "--peer",
             "127.0.0.1:9000",
             "--peer",
-            "localhost:9002",
+            "localhost:9002,localhost:9003",
             "--max-peers",
             "4",
+            "--key",
+            "dev:bob",
+            "--log-format",
+            "json",
         ])
         .unwrap();
         let Some(Command::Run(a)) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(a.peers, vec!["127.0.0.1:9000", "localhost:9002"]);
-        assert_eq!(a.p2p, Some("127.0.0.1:9001".parse().unwrap()));
+        assert_eq!(
+            a.peers,
+            vec!["127.0.0.1:9000", "localhost:9002", "localhost:9003"]
+        );
+        assert_eq!(a.p2p.as_deref(), Some("127.0.0.1:9001"));
         assert_eq!(a.max_peers, Some(4));
+        assert_eq!(a.key, Some(KeySpec::Dev("bob".into())));
+        assert_eq!(a.log_format, Some(LogFormat::Json));
     }
 
     #[test]
-    fn run_rejects_an_http_address_without_port() {
-        assert!(Cli::try_parse_from(["ppd", "run", "--http", "127.0.0.1"]).is_err());
+    fn keys_are_files_or_dev_names() {
+        assert_eq!(
+            "dev:alice".parse::<KeySpec>().unwrap(),
+            KeySpec::Dev("alice".into())
+        );
+        assert_eq!(
+            "./a.key".parse::<KeySpec>().unwrap(),
+            KeySpec::File("./a.key".into())
+        );
+        assert!("dev:".parse::<KeySpec>().is_err());
+        assert!("dev:bad name".parse::<KeySpec>().is_err());
+        assert!("".parse::<KeySpec>().is_err());
+        assert_eq!(
+            KeySpec::Dev("alice".into()).load().unwrap().public(),
+            pp_server::dev_key("alice").public()
+        );
+        assert_eq!(KeySpec::Dev("bob".into()).to_string(), "dev:bob");
+    }
+
+    #[test]
+    fn a_missing_or_bad_key_file_names_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nonexist.key");
+        let e = KeySpec::File(missing.clone()).load().unwrap_err();
+        assert!(matches!(e, KeyError::Read { .. }));
+        let m = e.to_string();
+        assert_eq!(m.matches("nonexist.key").count(), 1, "{m}");
+        assert_eq!(m.matches("No such file").count(), 1, "{m}");
+        // The message carries the cause itself: no source to be printed a second time.
+        assert!(std::error::Error::source(&e).is_none());
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "nope").unwrap();
+        let e = KeySpec::File(bad).load().unwrap_err();
+        assert!(matches!(e, KeyError::Invalid { .. }), "{e}");
+    }
+
+    #[test]
+    fn accounts_are_hex_or_dev_names() {
+        assert_eq!(
+            parse_account("dev:bob").unwrap(),
+            pp_server::dev_key("bob").public()
+        );
+        let hex = pp_server::dev_key("x").public().to_hex();
+        assert_eq!(parse_account(&hex).unwrap().to_hex(), hex);
+        assert!(parse_account("abc").is_err());
+        assert!(parse_account("dev:").is_err());
+    }
+
+    #[test]
+    fn client_commands_default_to_the_local_node_and_text() {
+        let cli = Cli::try_parse_from(["ppd", "account", "dev:alice"]).unwrap();
+        let Some(Command::Account(a)) = cli.command else {
+            panic!("not account")
+        };
+        if std::env::var_os("PPD_NODE").is_none() {
+            assert_eq!(a.client.node, DEFAULT_NODE);
+        }
+        assert_eq!(a.client.output, Output::Text);
+        let cli =
+            Cli::try_parse_from(["ppd", "bans", "--output", "json", "--node", "h:1"]).unwrap();
+        let Some(Command::Bans(b)) = cli.command else {
+            panic!("not bans")
+        };
+        assert_eq!(
+            (b.client.node.as_str(), b.client.output),
+            ("h:1", Output::Json)
+        );
+        assert!(Cli::try_parse_from(["ppd", "bans", "--output", "xml"]).is_err());
+    }
+
+    #[test]
+    fn peers_alone_lists_and_the_subcommands_still_work() {
+        let cli = Cli::try_parse_from(["ppd", "peers", "--output", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Peers { command: None, ref client }) if client.output == Output::Json
+        ));
+        let cli = Cli::try_parse_from(["ppd", "peers", "list", "--node", "x:1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Peers { command: Some(PeersCommand::List(ref l)), .. }) if l.client.node == "x:1"
+        ));
+    }
+
+    #[test]
+    fn blocks_are_named_by_index_or_hash() {
+        assert_eq!("7".parse::<BlockRef>().unwrap(), BlockRef::Index(7));
+        let h = "ab".repeat(32);
+        assert!(matches!(h.parse::<BlockRef>().unwrap(), BlockRef::Hash(_)));
+        assert!("zz".repeat(32).parse::<BlockRef>().is_err());
+        assert!("-1".parse::<BlockRef>().is_err());
+    }
+
+    #[test]
+    fn tx_commands_parse_with_wait_and_bond_id() {
+        let cli = Cli::try_parse_from([
+            "ppd", "tx", "bond", "--key", "dev:bob", "--id", "bob", "--amount", "5", "--wait",
+        ])
+        .unwrap();
+        let Some(Command::Tx {
+            command: TxCommand::Bond(b),
+        }) = cli.command
+        else {
+            panic!("not bond")
+        };
+        assert_eq!(b.id.as_deref(), Some("bob"));
+        assert!(b.submit.wait);
+        assert_eq!(b.submit.wait_timeout, 60);
+        assert!(
+            Cli::try_parse_from([
+                "ppd",
+                "tx",
+                "unbond",
+                "--key",
+                "k",
+                "--amount",
+                "1",
+                "--wait-timeout",
+                "5"
+            ])
+            .is_err(),
+            "--wait-timeout needs --wait"
+        );
+        assert!(Cli::try_parse_from(["ppd", "tx", "status", "nothex"]).is_err());
+    }
+
+    #[test]
+    fn purge_needs_nothing_but_defaults_to_the_default_data_dir() {
+        let cli = Cli::try_parse_from(["ppd", "purge", "--yes"]).unwrap();
+        let Some(Command::Purge(p)) = cli.command else {
+            panic!("not purge")
+        };
+        if std::env::var_os("PPD_DATA_DIR").is_none() {
+            assert_eq!(p.data_dir, PathBuf::from("ppd-data"));
+        }
+        assert!(p.yes && !p.keep_key);
     }
 
     #[test]
@@ -328,7 +831,8 @@ mod tests {
             all.extend_from_slice(args);
             match Cli::try_parse_from(all).map(|c| c.command) {
                 Ok(Some(Command::Peers {
-                    command: PeersCommand::Add(a),
+                    command: Some(PeersCommand::Add(a)),
+                    ..
                 })) => Ok(a),
                 Ok(other) => panic!("not peers add: {other:?}"),
                 Err(e) => Err(e),
@@ -336,7 +840,7 @@ mod tests {
         };
         let a = parse(&[]).unwrap();
         assert_eq!(a.addr, "127.0.0.1:9001");
-        assert_eq!(a.node, "http://127.0.0.1:8080");
+        assert_eq!(a.client.node, "http://127.0.0.1:8080");
         assert_eq!(a.token.path(), PathBuf::from("ppd-data/admin.token"));
         let a = parse(&["--data-dir", "/x/d"]).unwrap();
         assert_eq!(a.token.path(), PathBuf::from("/x/d/admin.token"));
@@ -357,6 +861,7 @@ mod tests {
             (64, 0, 60, 32, 1)
         );
         assert_eq!(b.node, "http://127.0.0.1:8080");
+        assert_eq!(b.key, KeySpec::File("k".into()));
         assert!(b.observer.is_none() && b.json.is_none());
         assert!(Cli::try_parse_from(["ppd", "bench"]).is_err());
     }

@@ -4,17 +4,22 @@
 //! size-bounded, unknown keys are refused (a typo such as `peer = ..` must not be silently
 //! ignored), and every value is checked with an error naming the key. Relative paths in the file
 //! are resolved against the file's own directory, so a testnet directory can be moved or started
-//! from anywhere. Flags given on the command line override the file.
+//! from anywhere.
+//!
+//! Precedence: flags > `PPD_*` environment variables > the file > defaults. clap reads the
+//! variables into the same [`RunArgs`] fields as the flags (`PPD_HTTP` fills `--http`), so a set
+//! variable overrides the file exactly as a flag does; paths from a variable, like those of a
+//! flag, are relative to the working directory.
 
 use std::io::Read as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::{Path, PathBuf};
 
 use pp_ledger::genesis::{is_valid_stakeholder_id, MAX_GENESIS_JSON_BYTES};
 use pp_ledger::{Genesis, GenesisError};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::RunArgs;
+use crate::cli::{KeySpec, LogFormat, RunArgs};
 
 /// Largest config file accepted, in bytes. A real config is a few hundred bytes.
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
@@ -33,12 +38,12 @@ pub const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a separate source: printed once).
+        error: std::io::Error,
     },
     /// The file is larger than [`MAX_CONFIG_BYTES`].
     #[error("config file {path} is larger than {max} bytes")]
@@ -57,7 +62,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value has the right type but is out of range or malformed.
-    #[error("config value `{key}` is invalid: {reason}")]
+    #[error("setting `{key}` is invalid: {reason}")]
     BadValue {
         /// The key.
         key: &'static str,
@@ -65,20 +70,20 @@ pub enum ConfigError {
         reason: String,
     },
     /// The genesis file could not be read.
-    #[error("cannot read genesis file {path}: {source}")]
+    #[error("cannot read genesis file {path}: {error}")]
     GenesisRead {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not a separate source: printed once).
+        error: std::io::Error,
     },
     /// The genesis file is not a valid genesis.
-    #[error("genesis file {path} is invalid: {source}")]
+    #[error("genesis file {path} is invalid: {error}")]
     Genesis {
         /// The file.
         path: PathBuf,
-        /// Which genesis rule is broken.
-        source: GenesisError,
+        /// Which genesis rule is broken (in the message, not a separate source).
+        error: GenesisError,
     },
 }
 
@@ -117,17 +122,20 @@ pub struct FileConfig {
     /// Smallest fee admitted to the mempool (node policy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_fee: Option<u64>,
-    /// Log filter (RUST_LOG syntax), used when RUST_LOG is not set.
+    /// Log filter (RUST_LOG syntax), used when neither `--log`/`PPD_LOG` nor RUST_LOG is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// Log line format: "text" or "json".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
 }
 
 impl FileConfig {
     /// Reads and parses `path`, bounded to [`MAX_CONFIG_BYTES`]; paths stay as written.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let read_err = |source| ConfigError::Read {
+        let read_err = |error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(read_err)?;
         // Read one byte past the limit rather than trusting metadata (the file may be a pipe or
@@ -173,9 +181,11 @@ pub struct Settings {
     pub genesis: Option<PathBuf>,
     /// Node id, if given.
     pub node_id: Option<String>,
-    /// HTTP listen address.
+    /// The node key for this run (`--key`), if given.
+    pub key: Option<KeySpec>,
+    /// HTTP listen address (a host name resolved).
     pub http: SocketAddr,
-    /// P2P listen address; `None` = P2P off.
+    /// P2P listen address (a host name resolved); `None` = P2P off.
     pub p2p: Option<SocketAddr>,
     /// Peers to connect to at start.
     pub peers: Vec<String>,
@@ -183,8 +193,12 @@ pub struct Settings {
     pub max_peers: usize,
     /// Smallest fee admitted to the mempool (node policy).
     pub min_fee: u64,
-    /// Log filter from the config file.
+    /// Log filter from `--log`/`PPD_LOG` (beats RUST_LOG).
+    pub log_override: Option<String>,
+    /// Log filter from the config file (RUST_LOG beats it).
     pub log: Option<String>,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 impl Settings {
@@ -197,10 +211,21 @@ impl Settings {
         Self::merge(file, args)
     }
 
-    /// Merges `args` over `file` (with the directory its relative paths are resolved against).
+    /// Merges `args` over `file` (with the directory its relative paths are resolved against);
+    /// host names in listen addresses are resolved by the system ([`system_resolver`]).
     pub fn merge(
         file: Option<(FileConfig, PathBuf)>,
         args: &RunArgs,
+    ) -> Result<Settings, ConfigError> {
+        Self::merge_with(file, args, system_resolver)
+    }
+
+    /// [`Settings::merge`] with host names resolved by `resolve` (the fuzz target passes
+    /// [`no_resolver`], so that it never waits on DNS).
+    pub fn merge_with(
+        file: Option<(FileConfig, PathBuf)>,
+        args: &RunArgs,
+        resolver: Resolver,
     ) -> Result<Settings, ConfigError> {
         let (file, base) = file.unwrap_or_default();
         // Empty paths are checked before resolution, which would turn "" into the config dir.
@@ -231,14 +256,14 @@ impl Settings {
                 ));
             }
         }
-        let http = match (args.http, file.http) {
-            (Some(a), _) => a,
-            (None, Some(s)) => parse_addr("http", &s)?,
-            (None, None) => parse_addr("http", DEFAULT_HTTP)?,
+        let http = match (&args.http, file.http) {
+            (Some(s), _) => parse_addr("http", s, resolver)?,
+            (None, Some(s)) => parse_addr("http", &s, resolver)?,
+            (None, None) => parse_addr("http", DEFAULT_HTTP, resolver)?,
         };
-        let p2p = match (args.p2p, file.p2p) {
-            (Some(a), _) => Some(a),
-            (None, Some(s)) => Some(parse_addr("p2p", &s)?),
+        let p2p = match (&args.p2p, file.p2p) {
+            (Some(s), _) => Some(parse_addr("p2p", s, resolver)?),
+            (None, Some(s)) => Some(parse_addr("p2p", &s, resolver)?),
             (None, None) => None,
         };
         let peers = if args.peers.is_empty() {
@@ -275,7 +300,7 @@ impl Settings {
             .min_fee
             .or(file.min_fee)
             .unwrap_or(pp_server::mempool::DEFAULT_MIN_FEE);
-        if let Some(l) = &file.log {
+        for l in [&args.log, &file.log].into_iter().flatten() {
             if l.len() > 1024 {
                 return Err(bad("log", "longer than 1024 characters"));
             }
@@ -284,12 +309,15 @@ impl Settings {
             data_dir,
             genesis,
             node_id,
+            key: args.key.clone(),
             http,
             p2p,
             peers,
             max_peers,
             min_fee,
+            log_override: args.log.clone(),
             log: file.log,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
     }
 }
@@ -302,13 +330,46 @@ fn config_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse().map_err(|_| {
+/// Resolves `HOST:PORT` to socket addresses.
+pub type Resolver = fn(&str) -> std::io::Result<Vec<SocketAddr>>;
+
+/// The system's resolver (`getaddrinfo`: /etc/hosts, then DNS).
+pub fn system_resolver(s: &str) -> std::io::Result<Vec<SocketAddr>> {
+    Ok(s.to_socket_addrs()?.collect())
+}
+
+/// A resolver that resolves nothing: only IP literals are accepted.
+pub fn no_resolver(s: &str) -> std::io::Result<Vec<SocketAddr>> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("host names are not resolved here ({s})"),
+    ))
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` with the host name resolved now (the first IPv4
+/// address it has, else its first address), so that `localhost:8080` works where a user would
+/// type it.
+fn parse_addr(key: &'static str, s: &str, resolve: Resolver) -> Result<SocketAddr, ConfigError> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let form = || {
         bad(
             key,
-            format!("{s:?} is not an IP:PORT address (e.g. 127.0.0.1:8080)"),
+            format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:8080 or localhost:8080)"),
         )
-    })
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(form)?;
+    if host.is_empty() || port.parse::<u16>().is_err() || s.len() > 261 {
+        return Err(form());
+    }
+    let addrs = resolve(s).map_err(|e| bad(key, format!("cannot resolve {host:?}: {e}")))?;
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad(key, format!("{host:?} has no address")))
 }
 
 /// A peer is `HOST:PORT` with a non-empty host of sane length and a non-zero port.
@@ -332,18 +393,18 @@ fn check_peer(p: &str) -> Result<(), ConfigError> {
 
 /// Reads and validates a genesis file, bounded to the genesis size limit.
 pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
-    let read_err = |source| ConfigError::GenesisRead {
+    let read_err = |error| ConfigError::GenesisRead {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut buf = Vec::new();
     file.take(MAX_GENESIS_JSON_BYTES as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(read_err)?;
-    Genesis::from_json(&buf).map_err(|source| ConfigError::Genesis {
+    Genesis::from_json(&buf).map_err(|error| ConfigError::Genesis {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -394,7 +455,7 @@ mod tests {
     fn flags_override_the_config_file() {
         let args = RunArgs {
             data_dir: Some("flagdir".into()),
-            http: Some("127.0.0.1:1234".parse().unwrap()),
+            http: Some("127.0.0.1:1234".into()),
             peers: vec!["10.0.0.1:1".into()],
             max_peers: Some(3),
             node_id: Some("flag-node".into()),
@@ -424,6 +485,76 @@ mod tests {
             ..RunArgs::default()
         };
         assert_eq!(merged("min_fee = 0\n", &args).unwrap().min_fee, 7);
+    }
+
+    #[test]
+    fn listen_addresses_accept_host_names() {
+        let s = merged(
+            "http = \"localhost:18312\"\np2p = \"localhost:19312\"\n",
+            &RunArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.http, "127.0.0.1:18312".parse().unwrap());
+        assert_eq!(s.p2p, Some("127.0.0.1:19312".parse().unwrap()));
+        let args = RunArgs {
+            http: Some("localhost:1234".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(merged("", &args).unwrap().http.port(), 1234);
+        let e = merged("http = \"no-such-host.invalid:80\"\n", &RunArgs::default()).unwrap_err();
+        assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
+    }
+
+    #[test]
+    fn log_settings_come_from_the_flag_else_the_file() {
+        let s = merged(
+            "log = \"debug\"\nlog_format = \"json\"\n",
+            &RunArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(s.log.as_deref(), Some("debug"));
+        assert_eq!(s.log_format, LogFormat::Json);
+        let args = RunArgs {
+            log: Some("warn".into()),
+            log_format: Some(LogFormat::Text),
+            ..RunArgs::default()
+        };
+        let s = merged("log = \"debug\"\nlog_format = \"json\"\n", &args).unwrap();
+        assert_eq!(s.log_override.as_deref(), Some("warn"));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(
+            merged("", &RunArgs::default()).unwrap().log_format,
+            LogFormat::Text
+        );
+        assert!(matches!(
+            parse("log_format = \"xml\"\n"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn genesis_and_config_errors_print_each_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.json");
+        std::fs::write(&path, b"{\"network\": 1}").unwrap();
+        let e = load_genesis(&path).unwrap_err();
+        assert!(std::error::Error::source(&e).is_none(), "{e}");
+        let e = load_genesis(&dir.path().join("none.json")).unwrap_err();
+        assert!(std::error::Error::source(&e).is_none(), "{e}");
+        assert_eq!(e.to_string().matches("No such file").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn the_sample_config_in_contrib_loads_with_the_real_loader() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/ppd.toml");
+        let file = FileConfig::load(&path).unwrap();
+        // Every key is documented in the sample, set to a value that passes validation.
+        let base = config_dir(&path);
+        let s = Settings::merge(Some((file.clone(), base.clone())), &RunArgs::default()).unwrap();
+        assert_eq!(s.data_dir, base.join(file.data_dir.clone().unwrap()));
+        assert!(file.http.is_some() && file.p2p.is_some() && file.log_format.is_some());
+        assert!(file.max_peers.is_some() && file.min_fee.is_some() && file.node_id.is_some());
+        assert!(file.log.is_some() && file.peers.is_some() && file.genesis.is_some());
     }
 
     #[test]
@@ -499,7 +630,8 @@ mod tests {
             peers: Some(vec!["127.0.0.1:9000".into()]),
             max_peers: None,
             min_fee: None,
-            log: None,
+            log: Some("info,pp_net=debug".into()),
+            log_format: Some(LogFormat::Json),
         };
         assert_eq!(parse(&c.to_toml()).unwrap(), c);
     }

@@ -167,6 +167,7 @@ fn node_config(args: &TestnetArgs, i: usize) -> FileConfig {
         max_peers: None,
         min_fee: None,
         log: None,
+        log_format: None,
     }
 }
 

@@ -663,7 +663,13 @@ async fn handle_message(
             code,
             message,
         } => {
-            return Err((format!("peer closed with error {code}: {message}"), None));
+            // A peer that stops cleanly says `shutting_down`: a goodbye, not a failure.
+            let reason = if code == codes::SHUTTING_DOWN {
+                format!("peer shut down ({code})")
+            } else {
+                format!("peer closed with error {code}: {message}")
+            };
+            return Err((reason, None));
         }
         // Answers are dispatched by the reader loop before this function is called.
         Message::Blocks { .. }

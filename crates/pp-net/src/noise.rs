@@ -310,13 +310,52 @@ async fn read_handshake_message<S: AsyncRead + Unpin>(
     }
     // At most 65,535 bytes, bounded by the 2-byte prefix.
     let mut message = vec![0u8; len];
-    stream.read_exact(&mut message).await.map_err(eof)?;
+    // Someone speaking HTTP (we dialed an HTTP port, or an HTTP client dialed us) sends ASCII
+    // whose first two bytes read as a length of about 18,000: look at the next few bytes before
+    // waiting for that many, and say what happened instead of timing out or failing obscurely.
+    let head = HTTP_SNIFF_LEN.min(len);
+    stream.read_exact(&mut message[..head]).await.map_err(eof)?;
+    if let Some(reason) = http_spoken(&prefix, &message[..head]) {
+        return Err(NetError::HandshakeFailed { reason });
+    }
+    stream.read_exact(&mut message[head..]).await.map_err(eof)?;
     let mut payload = vec![0u8; len];
     let plain = hs
         .read_message(&message, &mut payload)
         .map_err(|e| handshake_error(&format!("reading message {n}"), e))?;
     payload.truncate(plain);
     Ok(payload)
+}
+
+/// Bytes after the length prefix looked at to recognise HTTP (`HTTP/`, `GET /`, ...).
+const HTTP_SNIFF_LEN: usize = 4;
+
+/// The starts of what an HTTP server answers and of the requests an HTTP client sends.
+const HTTP_STARTS: [&[u8]; 8] = [
+    b"HTTP/",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+];
+
+/// If `prefix ‖ head` is the start of HTTP, the reason to give: the peer speaks HTTP, not pp-net.
+/// (A real handshake message is at most a few hundred bytes: its prefix starts with a zero
+/// byte, never with an ASCII letter.)
+fn http_spoken(prefix: &[u8; LEN_PREFIX], head: &[u8]) -> Option<String> {
+    let seen = [prefix.as_slice(), head].concat();
+    let start = HTTP_STARTS
+        .iter()
+        .find(|s| seen.starts_with(&s[..s.len().min(seen.len())]))?;
+    Some(if start.starts_with(b"HTTP") {
+        "the peer spoke HTTP, not pp-net: is this its HTTP API port rather than its P2P port?"
+            .to_string()
+    } else {
+        "an HTTP client connected to the P2P port (pp-net speaks Noise, not HTTP)".to_string()
+    })
 }
 
 /// What the read side has seen so far.
@@ -684,5 +723,59 @@ mod tests {
             matches!(&r, Err(NetError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
             "{r:?}"
         );
+    }
+
+    /// Dialing an HTTP port: the server answers our message 1 with `HTTP/1.1 400 ...` and keeps
+    /// the connection open. The dialer says at once that the peer spoke HTTP, instead of
+    /// waiting for 18,516 bytes ("HT" read as a length) or misreporting a frame size.
+    #[tokio::test]
+    async fn an_http_server_is_recognised_by_the_dialer_at_once() {
+        let (a, mut b) = tokio::io::duplex(4096);
+        let server = tokio::spawn(async move {
+            let mut m1 = [0u8; 34];
+            b.read_exact(&mut m1).await.unwrap();
+            b.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            // Keep the stream open: only the sniffing can end the handshake early.
+            b
+        });
+        let r = handshake(a, &identity(1, 11), true).await;
+        let Err(NetError::HandshakeFailed { reason }) = r.map(|_| ()) else {
+            panic!("expected a failed handshake");
+        };
+        assert!(
+            reason.contains("spoke HTTP") && reason.contains("HTTP API port"),
+            "{reason}"
+        );
+        drop(server.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_http_client_on_the_p2p_port_is_recognised() {
+        let (a, mut b) = tokio::io::duplex(4096);
+        b.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let r = handshake(a, &identity(1, 11), false).await;
+        let Err(NetError::HandshakeFailed { reason }) = r.map(|_| ()) else {
+            panic!("expected a failed handshake");
+        };
+        assert!(reason.contains("HTTP client"), "{reason}");
+        drop(b);
+    }
+
+    #[test]
+    fn real_handshake_prefixes_are_never_taken_for_http() {
+        for len in [32u16, 96, 192, 1024, 65_535] {
+            let prefix = len.to_be_bytes();
+            assert!(
+                http_spoken(&prefix, &[0x47, 0x45, 0x54, 0x20]).is_none(),
+                "{len}"
+            );
+        }
+        assert!(http_spoken(b"HT", b"TP/1").is_some());
+        assert!(http_spoken(b"PO", b"ST /").is_some());
+        assert!(http_spoken(b"HT", b"ML\n\n").is_none());
     }
 }

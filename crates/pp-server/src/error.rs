@@ -27,6 +27,12 @@ pub enum ServerError {
         /// What is wrong.
         reason: String,
     },
+    /// A key file is in the way of a new key: keys are never overwritten.
+    #[error("key file {path} already exists; refusing to overwrite it")]
+    KeyFileExists {
+        /// The file.
+        path: PathBuf,
+    },
     /// An admin token file is not one printable word.
     #[error("admin token file {path} is invalid: {reason}")]
     BadTokenFile {

@@ -67,7 +67,7 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         Some(url) => Api::new(url, 4)?,
         None => api.clone(),
     };
-    let funder = pp_server::keys::load_key_file(&args.key)?;
+    let funder = args.key.load()?;
     let node_status = api
         .status()
         .await

@@ -1,0 +1,139 @@
+//! The built-in development network of `ppd` (run with no arguments, or `ppd run` without a
+//! genesis): one genesis, the same on every machine, with well-known development keys.
+//!
+//! * Keys: `dev:NAME` is [`pp_server::dev_key`]`(NAME)`, i.e. the ed25519 key whose 32-byte seed
+//!   is `Blake2b-256("pp-ledger/dev-key/v1" ‖ NAME)`. Anyone can compute them: never hold value
+//!   under a dev key.
+//! * Funded accounts: `dev:alice`, `dev:bob` and `dev:charlie` hold [`DEV_BALANCE`] each;
+//!   `dev:alice` is the only stakeholder (id `alice`, stake [`DEV_STAKE`]), so a devnet node
+//!   running with her key leads every slot.
+//! * Time: slot 0 starts at [`DEVNET_GENESIS_TIME_MS`] (2025-01-01T00:00:00Z), fixed so that the
+//!   genesis hash is a constant. A node started today is far past slot 0: its first block is
+//!   at the current slot, whose leader check advances the genesis epoch state over every empty
+//!   epoch since genesis (one hash each, once). Epochs are [`DEVNET_SLOTS_PER_EPOCH`] one-second
+//!   slots (10 minutes) so that this gap stays far below `pp_ouroboros::MAX_EPOCH_GAP` (2^20
+//!   epochs: about 19.9 years of 10-minute epochs, until late 2044), where it costs about
+//!   50,000 hashes per year since 2025.
+//!
+//! Everything else is the devnet's usual parameters. A change to any value here changes the
+//! genesis hash, which [`tests::the_built_in_genesis_hash_is_pinned`] pins on purpose.
+
+use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair};
+
+/// The network name of the built-in devnet.
+pub const DEVNET_NETWORK: &str = "pp-devnet";
+/// Start of slot 0: 2025-01-01T00:00:00Z, in unix milliseconds.
+pub const DEVNET_GENESIS_TIME_MS: u64 = 1_735_689_600_000;
+/// Slots per epoch of the built-in devnet (one-second slots: 10-minute epochs).
+pub const DEVNET_SLOTS_PER_EPOCH: u64 = 600;
+/// The accounts funded at genesis, by dev-key name.
+pub const DEV_ACCOUNTS: [&str; 3] = ["alice", "bob", "charlie"];
+/// The balance of each funded dev account.
+pub const DEV_BALANCE: u64 = 1_000_000_000;
+/// The only stakeholder: its id, and its key is `dev:alice`.
+pub const DEV_PRODUCER: &str = "alice";
+/// The producer's stake.
+pub const DEV_STAKE: u64 = 1_000;
+/// The prefix naming a development key where a key file is accepted: `dev:alice`.
+pub const DEV_KEY_PREFIX: &str = "dev:";
+
+/// The development key `dev:NAME`: see the module docs.
+pub fn dev_key(name: &str) -> KeyPair {
+    pp_server::dev_key(name)
+}
+
+/// The built-in devnet genesis (valid, and the same on every machine and every call).
+pub fn genesis() -> Genesis {
+    let producer = dev_key(DEV_PRODUCER).public();
+    Genesis {
+        network: DEVNET_NETWORK.into(),
+        genesis_time: DEVNET_GENESIS_TIME_MS,
+        slot_duration_ms: 1_000,
+        slots_per_epoch: DEVNET_SLOTS_PER_EPOCH,
+        difficulty: pp_server::config::DEFAULT_DIFFICULTY,
+        k: 100,
+        max_block_bytes: 2 * 1024 * 1024,
+        max_block_txs: 5_000,
+        block_reward: 50,
+        max_clock_skew_ms: 2_000,
+        initial_balances: DEV_ACCOUNTS
+            .iter()
+            .map(|name| InitialBalance {
+                account: dev_key(name).public(),
+                amount: DEV_BALANCE,
+            })
+            .collect(),
+        initial_stakeholders: vec![InitialStakeholder {
+            id: DEV_PRODUCER.into(),
+            public_key: producer,
+            stake: DEV_STAKE,
+        }],
+        epoch_nonce: Hash::blake2b(b"pp-devnet built-in epoch nonce 0"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::ConsensusRules as _;
+
+    #[test]
+    fn the_built_in_genesis_is_valid_and_deterministic() {
+        let g = genesis();
+        g.validate().unwrap();
+        assert_eq!(g, genesis());
+        assert_eq!(g.initial_stakeholders.len(), 1);
+        assert_eq!(
+            g.initial_stakeholders[0].public_key,
+            dev_key("alice").public()
+        );
+        for name in DEV_ACCOUNTS {
+            assert!(g
+                .initial_balances
+                .iter()
+                .any(|b| b.account == dev_key(name).public() && b.amount == DEV_BALANCE));
+        }
+    }
+
+    /// The hash every machine computes. If this fails, the built-in devnet changed: every
+    /// existing devnet data dir then belongs to another network (say so in the changelog).
+    #[test]
+    fn the_built_in_genesis_hash_is_pinned() {
+        assert_eq!(
+            genesis().hash().to_hex(),
+            "af3d7d149fb6ad3cbbd8500047d862afefcc44ee6aaca85bf9f1e95b00003b17"
+        );
+    }
+
+    #[test]
+    fn dev_keys_are_the_documented_derivation() {
+        let seed = Hash::blake2b_parts(&[b"pp-ledger/dev-key/v1", b"alice"]);
+        assert_eq!(
+            dev_key("alice").public(),
+            KeyPair::from_seed(seed.0).public()
+        );
+        assert_ne!(dev_key("alice").public(), dev_key("bob").public());
+    }
+
+    /// A node started now leads the current slot at once: the epoch arithmetic from a genesis
+    /// years in the past is cheap and stays within the epoch-gap bound for decades.
+    #[test]
+    fn alice_leads_a_slot_far_past_genesis_and_the_gap_bound_holds_until_2044() {
+        let g = genesis();
+        let rules = pp_ouroboros::Ouroboros::new(&g).unwrap();
+        let s0 = rules.genesis_state(&g);
+        let stakes: pp_ledger::StakeMap = [(dev_key("alice").public(), DEV_STAKE)]
+            .into_iter()
+            .collect();
+        // 2026-12-06 and 2044-06-01, in slots since genesis.
+        for now_ms in [1_796_515_200_000u64, 2_348_352_000_000] {
+            let slot = (now_ms - DEVNET_GENESIS_TIME_MS) / 1_000;
+            let st = rules.state_for_slot(&s0, slot, &stakes);
+            assert_eq!(st.epoch, slot / DEVNET_SLOTS_PER_EPOCH);
+            assert_eq!(
+                rules.slot_leader(&st, slot),
+                Some(dev_key("alice").public())
+            );
+        }
+    }
+}
