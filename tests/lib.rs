@@ -49,6 +49,52 @@ pub fn multi_node_example_bin() -> &'static Path {
     })
 }
 
+/// The freshly built example `name` of a workspace crate (`cargo build --workspace --examples`:
+/// the examples `cargo test --workspace` already compiled, so under the README's test command
+/// this reuses them).
+pub fn example_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let workspace = workspace_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--workspace", "--examples"])
+        .current_dir(&workspace)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {cargo:?}"))?;
+    if !status.success() {
+        bail!("`cargo build --workspace --examples` failed: {status}");
+    }
+    let bin = target_dir().join("debug").join("examples").join(name);
+    if !bin.is_file() {
+        bail!("built the examples but {} does not exist", bin.display());
+    }
+    Ok(bin)
+}
+
+/// The workspace root (the parent of `tests/`).
+pub fn workspace_dir() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace if relative), else
+/// the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => {
+            let t = PathBuf::from(t);
+            if t.is_relative() {
+                workspace_dir().join(t)
+            } else {
+                t
+            }
+        }
+        None => workspace_dir().join("target"),
+    }
+}
+
 /// Builds the workspace binaries (see [`ppd_bin`]) and returns the path of binary `NAME`.
 fn build_bin(name: &str) -> anyhow::Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -36,6 +36,8 @@ use tower_http::timeout::TimeoutLayer;
 
 #[path = "http_bans.rs"]
 mod bans;
+#[path = "http_sse.rs"]
+mod sse;
 
 use crate::mempool::Inserted;
 use crate::node::{Core, LedgerView};
@@ -267,6 +269,8 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/bans", get(bans::bans).post(bans::add_ban))
         .route("/bans/{target}", axum::routing::delete(bans::remove_ban))
         .route("/metrics", get(metrics))
+        .route("/events", get(sse::events))
+        .merge(crate::explorer::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),

@@ -27,6 +27,7 @@ use pp_ouroboros::{Ouroboros, SlotClock};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
+use crate::events::{EventBus, NodeEvent};
 use crate::mempool::{AccountView, DropReason, Inserted, Mempool, MempoolError};
 use crate::metrics::{gauge_value, Metrics};
 use crate::net::PeerNet;
@@ -127,6 +128,8 @@ impl Admission {
         match pending.durable().await {
             Ok(()) => {
                 core.metrics.txs_accepted.inc_by(self.new.len() as u64);
+                core.events
+                    .publish(self.new.iter().map(|&id| NodeEvent::Tx { id }));
                 self.results
             }
             Err(e) => {
@@ -170,6 +173,8 @@ pub(crate) struct Core {
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
     pub(crate) observe: crate::observe::Observe,
+    /// What happened, for `GET /events` (published once durable).
+    pub(crate) events: EventBus,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
     mempool: Mutex<Mempool>,
@@ -216,6 +221,7 @@ impl Core {
             net: OnceLock::new(),
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx,
+            events: EventBus::default(),
             import_lock: Mutex::new(()),
             chain: RwLock::new(chain),
             mempool: Mutex::new(mempool),
@@ -294,8 +300,9 @@ impl Core {
     ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
         let slot = self.writer.reserve().await?;
         let (done, refused, stored) = self.apply_blocks(blocks, slot);
-        if let Some((pending, readmitted)) = stored {
+        if let Some((pending, readmitted, new_best)) = stored {
             pending.durable().await?;
+            self.events.publish(new_best);
             // Re-admitted transactions of abandoned blocks are relayed once they are journaled:
             // peers that were on the winning branch may never have seen them, and without a
             // relay only the nodes that held them could include them.
@@ -311,7 +318,8 @@ impl Core {
     /// The in-memory part of [`Core::import_blocks`], under the import lock: applies the blocks,
     /// updates the mempool and queues the storage change on `slot` (under the mempool lock, so
     /// that admissions and imports reach the disk in memory's order). Returns the outcomes, the
-    /// refusal, and the queued change with the transactions it re-admitted, if anything changed.
+    /// refusal, and the queued change with the transactions it re-admitted and the events of the
+    /// blocks that joined the best chain, if anything changed.
     #[allow(clippy::type_complexity)]
     fn apply_blocks(
         &self,
@@ -320,7 +328,7 @@ impl Core {
     ) -> (
         Vec<Imported>,
         Option<ChainError>,
-        Option<(Pending, Vec<Transaction>)>,
+        Option<(Pending, Vec<Transaction>, Vec<NodeEvent>)>,
     ) {
         let _import = lock(&self.import_lock);
         let mut commit = ChainCommit::default();
@@ -329,6 +337,7 @@ impl Core {
         let mut best_changed = false;
         let mut reorgs = 0u64;
         let mut rolled_back_txs: Vec<Transaction> = Vec::new();
+        let mut new_best: Vec<NodeEvent> = Vec::new();
         for block in blocks {
             let hash = block.hash();
             let now = self.now_ms();
@@ -376,6 +385,12 @@ impl Core {
                         if let Some(b) = chain.block_by_hash(h) {
                             commit.best.push((b.header.index, *h));
                             commit.blocks.push(b.clone());
+                            new_best.push(NodeEvent::Block {
+                                index: b.header.index,
+                                hash: *h,
+                                slot: b.header.slot,
+                                tx_count: b.transactions.len(),
+                            });
                         }
                     }
                 }
@@ -392,7 +407,7 @@ impl Core {
                 return (done, refused, None);
             }
             let pending = slot.send(WriteOp::Chain(commit));
-            return (done, refused, Some((pending, Vec::new())));
+            return (done, refused, Some((pending, Vec::new(), Vec::new())));
         }
         let chain = self.chain();
         commit.height = Some(chain.height());
@@ -423,7 +438,7 @@ impl Core {
         let readmitted = commit.mempool_add.clone();
         let pending = slot.send(WriteOp::Chain(commit));
         drop(mp);
-        (done, refused, Some((pending, readmitted)))
+        (done, refused, Some((pending, readmitted, new_best)))
     }
 
     /// Validates a transaction against the tip state and the mempool, journals it durably, and
@@ -476,6 +491,8 @@ impl Core {
         match written {
             None | Some(Ok(())) => {
                 self.metrics.txs_accepted.inc_by(new.len() as u64);
+                self.events
+                    .publish(new.iter().map(|&id| NodeEvent::Tx { id }));
                 result
             }
             Some(Err(e)) => {

@@ -852,6 +852,10 @@ impl Server {
             return;
         };
         let _ = run.shutdown.send(true);
+        if let Some(core) = &self.core {
+            // Open `GET /events` streams end now, so the HTTP server drains at once.
+            core.events.close();
+        }
         stop_tasks(run.tasks).await;
         if let Some(core) = &self.core {
             if let Some(net) = core.net() {

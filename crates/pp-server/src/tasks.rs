@@ -12,6 +12,7 @@ use pp_ledger::{AddOutcome, Block, BlockError, ChainError, Transaction};
 use pp_net::{Misbehaviour, NetError, NetEvent, PeerId};
 use tokio::sync::{mpsc, watch};
 
+use crate::events::NodeEvent;
 use crate::mempool::{Inserted, MempoolError};
 use crate::metrics::gauge_value;
 use crate::net::PeerNet;
@@ -265,6 +266,7 @@ pub(crate) async fn event_loop(
             NetEvent::PeerConnected(info) => {
                 tracing::info!(peer = %info.id, node = %info.node_id, addr = %info.addr, tip = info.tip_index, "peer connected");
                 core.metrics.peers.set(gauge_value(net.peer_count()));
+                core.events.publish([NodeEvent::peer_up(&info)]);
                 if info.tip_index > core.chain().height() {
                     core.request_sync(info.id, info.tip_index);
                 }
@@ -272,6 +274,8 @@ pub(crate) async fn event_loop(
             NetEvent::PeerDisconnected { peer, reason } => {
                 tracing::info!(%peer, %reason, "peer disconnected");
                 core.metrics.peers.set(gauge_value(net.peer_count()));
+                core.events
+                    .publish([NodeEvent::PeerDown { id: peer.0, reason }]);
             }
             NetEvent::NewBlock { peer, block } => on_block(&core, net.as_ref(), peer, block).await,
             NetEvent::NewTx { peer, tx } => {
