@@ -38,11 +38,20 @@ pub mod epoch;
 pub mod error;
 pub mod leader;
 pub mod nonce;
+pub mod praos;
 pub mod rules;
+pub mod threshold;
+pub mod vrf;
 
 pub use clock::SlotClock;
 pub use epoch::{genesis_distribution, EpochState, MAX_EPOCH_GAP};
 pub use error::OuroborosError;
 pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LeaderTable, LEADER_TAG};
 pub use nonce::{epoch_nonce_next, fold_block_hash, rho_of, NONCE_TAG, RHO_EMPTY};
+pub use praos::{
+    leader_value, nonce_contribution, nonce_window, praos_next_nonce, prove_leadership, tie_break,
+    verify_leadership, vrf_input, LeaderProof, PRAOS_NONCE_TAG,
+};
 pub use rules::Ouroboros;
+pub use threshold::{below_threshold, ActiveSlotCoeff, THRESHOLD_ERROR_BOUND_LOG2};
+pub use vrf::{EcVrf, Vrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey};
