@@ -62,8 +62,15 @@ fn rfc9381_appendix_b3_vectors_prove_and_verify() {
         let alpha = unhex(alpha);
         let (output, proof) = EcVrf::prove(&secret, &alpha).unwrap();
         assert_eq!(proof, VrfProof(array(pi)), "pi for alpha {alpha:02x?}");
-        assert_eq!(output, VrfOutput(array(beta)), "beta for alpha {alpha:02x?}");
-        assert_eq!(EcVrf::verify(&public, &alpha, &VrfProof(array(pi))), Some(output));
+        assert_eq!(
+            output,
+            VrfOutput(array(beta)),
+            "beta for alpha {alpha:02x?}"
+        );
+        assert_eq!(
+            EcVrf::verify(&public, &alpha, &VrfProof(array(pi))),
+            Some(output)
+        );
     }
 }
 
@@ -78,7 +85,11 @@ fn rfc9381_vector_proofs_fail_when_anything_changes() {
     for byte in [0, 31, 32, 47, 48, 79] {
         let mut bad = proof;
         bad.0[byte] ^= 0x01;
-        assert_eq!(EcVrf::verify(&public, &alpha, &bad), None, "flip byte {byte}");
+        assert_eq!(
+            EcVrf::verify(&public, &alpha, &bad),
+            None,
+            "flip byte {byte}"
+        );
     }
     let other = VrfPublicKey::from_bytes(array(RFC9381_B3[0].1)).unwrap();
     assert_eq!(EcVrf::verify(&other, &alpha, &proof), None);
@@ -104,7 +115,13 @@ fn a_leader_proves_and_anyone_verifies_with_the_public_key() {
                 assert_eq!(output, evidence.output);
                 // The same evidence does not serve another slot or another epoch nonce.
                 assert_eq!(
-                    verify_leadership::<EcVrf>(&secret.public(), &eta(), slot + 1, theta, &evidence),
+                    verify_leadership::<EcVrf>(
+                        &secret.public(),
+                        &eta(),
+                        slot + 1,
+                        theta,
+                        &evidence
+                    ),
                     Err(OuroborosError::InvalidVrfProof { slot: slot + 1 })
                 );
                 // Nor a stakeholder with a lower threshold than the value reached.
