@@ -163,7 +163,7 @@ mod tests {
         );
         // Compare with a 256-bit schoolbook product.
         let full = num_bigint::BigUint::from(a) * num_bigint::BigUint::from(b);
-        let expect: u128 = (full >> 64u32).try_into().unwrap();
+        let expect: u128 = (full >> 64u32).try_into().expect("valid test input");
         assert_eq!(mul_fp(a, b), Some(expect));
     }
 
@@ -181,9 +181,9 @@ mod tests {
 
     #[test]
     fn zero_stake_never_leads_and_full_stake_is_just_below_f() {
-        let f = ActiveSlotCoeff::new(1, 2).unwrap();
+        let f = ActiveSlotCoeff::new(1, 2).expect("valid test input");
         assert_eq!(f.threshold(0, 10), Ok(0));
-        let full = f.threshold(10, 10).unwrap();
+        let full = f.threshold(10, 10).expect("valid test input");
         assert!(
             full <= 1 << 63 && (1u64 << 63) - full < 1 << 14,
             "{full:#x}"

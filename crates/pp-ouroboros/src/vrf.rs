@@ -209,9 +209,12 @@ mod tests {
     #[test]
     fn prove_then_verify_roundtrips_and_is_deterministic() {
         let sk = VrfSecretKey::from_seed([7; 32]);
-        let (out, proof) = EcVrf::prove(&sk, b"input").unwrap();
+        let (out, proof) = EcVrf::prove(&sk, b"input").expect("valid test input");
         assert_eq!(EcVrf::verify(&sk.public(), b"input", &proof), Some(out));
-        assert_eq!(EcVrf::prove(&sk, b"input").unwrap(), (out, proof));
+        assert_eq!(
+            EcVrf::prove(&sk, b"input").expect("valid test input"),
+            (out, proof)
+        );
         assert_eq!(EcVrf::verify(&sk.public(), b"other", &proof), None);
         assert_eq!(format!("{sk:?}"), "VrfSecretKey(<redacted>)");
     }
@@ -234,7 +237,7 @@ mod tests {
     #[test]
     fn proof_with_s_plus_q_is_refused_although_the_crate_alone_accepts_it() {
         let sk = VrfSecretKey::from_seed([9; 32]);
-        let (out, proof) = EcVrf::prove(&sk, b"slot").unwrap();
+        let (out, proof) = EcVrf::prove(&sk, b"slot").expect("valid test input");
         // s + q (little-endian) is another encoding of the same scalar, below 2^256 because s < q.
         const Q: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
@@ -242,16 +245,20 @@ mod tests {
         ];
         let mut forged = proof;
         let mut carry = 0u16;
-        for i in 0..32 {
-            let sum = u16::from(forged.0[48 + i]) + u16::from(Q[i]) + carry;
-            forged.0[48 + i] = sum as u8;
+        for (byte, q) in forged.0[48..].iter_mut().zip(Q) {
+            let sum = u16::from(*byte) + u16::from(q) + carry;
+            *byte = sum as u8;
             carry = sum >> 8;
         }
         assert_eq!(carry, 0);
         assert_ne!(forged, proof);
         // The underlying crate reduces s mod q and would accept the second encoding.
-        let key = EdVrfEdwards25519TaiPublicKey::from_slice(&sk.public().0).unwrap();
-        let crate_only = key.verify(b"slot", EdVrfProof::decode_pi(&forged.0).unwrap());
+        let key =
+            EdVrfEdwards25519TaiPublicKey::from_slice(&sk.public().0).expect("valid test input");
+        let crate_only = key.verify(
+            b"slot",
+            EdVrfProof::decode_pi(&forged.0).expect("valid test input"),
+        );
         assert_eq!(crate_only.map(|h| output_of(&h)).ok(), Some(out));
         // Ours refuses it.
         assert_eq!(EcVrf::verify(&sk.public(), b"slot", &forged), None);

@@ -43,13 +43,15 @@ fn key() -> VrfSecretKey {
     let mut seed = [0u8; 32];
     for (i, b) in seed.iter_mut().enumerate() {
         let hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("valid test input");
     }
     VrfSecretKey::from_seed(seed)
 }
 
 fn output(slot: u64) -> VrfOutput {
-    EcVrf::prove(&key(), &vrf_input(&eta0(), slot)).unwrap().0
+    EcVrf::prove(&key(), &vrf_input(&eta0(), slot))
+        .expect("valid test input")
+        .0
 }
 
 fn blocks(slots: &[u64]) -> Vec<Block> {
@@ -65,7 +67,8 @@ fn blocks(slots: &[u64]) -> Vec<Block> {
 }
 
 fn next(epoch: u64, blocks: &[Block]) -> Hash {
-    praos_next_nonce(&eta0(), epoch, E, blocks.iter().map(|b| (b.slot, b.output))).unwrap()
+    praos_next_nonce(&eta0(), epoch, E, blocks.iter().map(|b| (b.slot, b.output)))
+        .expect("valid test input")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -95,7 +98,7 @@ fn documented_nonce_vectors_match_the_code() {
         }
     }
     let eta1 = next(0, &bs);
-    let empty = praos_next_nonce::<VrfOutput>(&eta0(), 0, E, []).unwrap();
+    let empty = praos_next_nonce::<VrfOutput>(&eta0(), 0, E, []).expect("valid test input");
     println!(
         "rho {}\neta1 {}\nempty {}",
         rho.to_hex(),
@@ -190,12 +193,12 @@ fn out_of_epoch_and_unordered_blocks_are_refused() {
     );
     // Epoch 1 uses its own window: slots 60..100.
     assert_ne!(
-        praos_next_nonce(&eta0(), 1, E, [(99, out)]).unwrap(),
-        praos_next_nonce::<VrfOutput>(&eta0(), 1, E, []).unwrap()
+        praos_next_nonce(&eta0(), 1, E, [(99, out)]).expect("valid test input"),
+        praos_next_nonce::<VrfOutput>(&eta0(), 1, E, []).expect("valid test input")
     );
     assert_eq!(
-        praos_next_nonce(&eta0(), 1, E, [(100, out)]).unwrap(),
-        praos_next_nonce::<VrfOutput>(&eta0(), 1, E, []).unwrap()
+        praos_next_nonce(&eta0(), 1, E, [(100, out)]).expect("valid test input"),
+        praos_next_nonce::<VrfOutput>(&eta0(), 1, E, []).expect("valid test input")
     );
 }
 

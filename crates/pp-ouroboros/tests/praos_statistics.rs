@@ -36,11 +36,11 @@ fn eta() -> Hash {
 }
 
 fn f_half() -> ActiveSlotCoeff {
-    ActiveSlotCoeff::new(1, 2).unwrap()
+    ActiveSlotCoeff::new(1, 2).expect("valid test input")
 }
 
 fn thresholds() -> [u64; 4] {
-    STAKES.map(|s| f_half().threshold(s, TOTAL).unwrap())
+    STAKES.map(|s| f_half().threshold(s, TOTAL).expect("valid test input"))
 }
 
 /// The real-number φ_{1/2}(α) the test expects (test-side floating point only).
@@ -115,7 +115,9 @@ fn vrf_counts(slots: u64) -> Counts {
     let mut counts = Counts::default();
     for slot in 0..slots {
         let leads = std::array::from_fn(|i| {
-            match prove_leadership::<EcVrf>(&keys[i], &eta(), slot, thetas[i]).unwrap() {
+            match prove_leadership::<EcVrf>(&keys[i], &eta(), slot, thetas[i])
+                .expect("valid test input")
+            {
                 Some(evidence) => {
                     verify_leadership::<EcVrf>(
                         &keys[i].public(),

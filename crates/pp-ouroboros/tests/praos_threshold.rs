@@ -55,7 +55,7 @@ fn phi_reference(num: u64, den: u64, stake: u64, total: u128) -> (BigInt, BigInt
     // y = α·L; exp(−y) by its alternating series at y_lo and y_hi (exp(−y) is decreasing).
     let alpha_fp = fixed(&alpha);
     let y_lo = (&alpha_fp * &l_lo) >> P;
-    let y_hi = ((&alpha_fp + 1) * &l_hi >> P) + 1;
+    let y_hi = (((&alpha_fp + 1) * &l_hi) >> P) + 1;
     let (e_lo, _) = exp_neg_bounds(&y_hi);
     let (_, e_hi) = exp_neg_bounds(&y_lo);
     (one() - e_hi, one() - e_lo)
@@ -69,7 +69,7 @@ fn exp_neg_bounds(y: &BigInt) -> (BigInt, BigInt) {
     let mut sum = one();
     let mut n = 1u32;
     loop {
-        term = (&term * y >> P) / n;
+        term = ((&term * y) >> P) / n;
         if term.is_zero() {
             break;
         }
@@ -90,8 +90,8 @@ fn theta_fp(theta: u64) -> BigInt {
 }
 
 fn check(num: u64, den: u64, stake: u64, total: u128) -> (u64, BigInt) {
-    let f = ActiveSlotCoeff::new(num, den).unwrap();
-    let theta = f.threshold(stake, total).unwrap();
+    let f = ActiveSlotCoeff::new(num, den).expect("valid test input");
+    let theta = f.threshold(stake, total).expect("valid test input");
     let (lo, hi) = phi_reference(num, den, stake, total);
     assert!(
         &hi - &lo < BigInt::one() << (P - 300),
@@ -114,7 +114,7 @@ fn check(num: u64, den: u64, stake: u64, total: u128) -> (u64, BigInt) {
 fn decimal(x: &BigInt) -> String {
     let scaled: BigUint = ((x * BigInt::from(10u8).pow(24)) >> P)
         .to_biguint()
-        .unwrap();
+        .expect("valid test input");
     let digits = format!("{scaled:0>25}");
     format!(
         "{}.{}",
@@ -171,7 +171,7 @@ fn documented_threshold_vectors_match_the_code_and_the_reference() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(VECTORS);
     let lines = vector_lines();
     if std::env::var_os("PP_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &lines).unwrap();
+        std::fs::write(&path, &lines).expect("valid test input");
     }
     let stored = std::fs::read_to_string(&path).expect("docs/vectors/praos_threshold.tsv");
     assert_eq!(stored, lines, "docs/vectors/praos_threshold.tsv is stale");
@@ -192,21 +192,26 @@ fn largest_error_over_the_vector_pairs_is_far_below_the_bound() {
 
 #[test]
 fn threshold_grows_with_stake_and_with_f() {
-    let half = ActiveSlotCoeff::new(1, 2).unwrap();
-    let twentieth = ActiveSlotCoeff::new(1, 20).unwrap();
+    let half = ActiveSlotCoeff::new(1, 2).expect("valid test input");
+    let twentieth = ActiveSlotCoeff::new(1, 20).expect("valid test input");
     let mut previous = 0;
     for stake in (0..=10_000).step_by(250) {
-        let theta = half.threshold(stake, 10_000).unwrap();
+        let theta = half.threshold(stake, 10_000).expect("valid test input");
         assert!(theta >= previous);
-        assert!(twentieth.threshold(stake, 10_000).unwrap() <= theta);
+        assert!(
+            twentieth
+                .threshold(stake, 10_000)
+                .expect("valid test input")
+                <= theta
+        );
         previous = theta;
     }
     // Praos' independent aggregation: 1 − φ(α1 + α2) = (1 − φ(α1))(1 − φ(α2)); in fixed point
     // the two sides agree to a few times the error bound.
     let one = 1u128 << 64;
-    let a = one - u128::from(half.threshold(1_000, 10_000).unwrap());
-    let b = one - u128::from(half.threshold(1_500, 10_000).unwrap());
-    let ab = one - u128::from(half.threshold(2_500, 10_000).unwrap());
+    let a = one - u128::from(half.threshold(1_000, 10_000).expect("valid test input"));
+    let b = one - u128::from(half.threshold(1_500, 10_000).expect("valid test input"));
+    let ab = one - u128::from(half.threshold(2_500, 10_000).expect("valid test input"));
     assert!(((a * b) >> 64).abs_diff(ab) < 1 << 16);
 }
 

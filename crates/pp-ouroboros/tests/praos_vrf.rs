@@ -60,7 +60,7 @@ fn rfc9381_appendix_b3_vectors_prove_and_verify() {
         let public = VrfPublicKey::from_bytes(array(pk)).expect("vector key is valid");
         assert_eq!(secret.public(), public, "public key of {sk}");
         let alpha = unhex(alpha);
-        let (output, proof) = EcVrf::prove(&secret, &alpha).unwrap();
+        let (output, proof) = EcVrf::prove(&secret, &alpha).expect("valid test input");
         assert_eq!(proof, VrfProof(array(pi)), "pi for alpha {alpha:02x?}");
         assert_eq!(
             output,
@@ -77,7 +77,7 @@ fn rfc9381_appendix_b3_vectors_prove_and_verify() {
 #[test]
 fn rfc9381_vector_proofs_fail_when_anything_changes() {
     let (_, pk, alpha, pi, _) = RFC9381_B3[1];
-    let public = VrfPublicKey::from_bytes(array(pk)).unwrap();
+    let public = VrfPublicKey::from_bytes(array(pk)).expect("valid test input");
     let alpha = unhex(alpha);
     let proof = VrfProof(array(pi));
     assert!(EcVrf::verify(&public, &alpha, &proof).is_some());
@@ -91,7 +91,7 @@ fn rfc9381_vector_proofs_fail_when_anything_changes() {
             "flip byte {byte}"
         );
     }
-    let other = VrfPublicKey::from_bytes(array(RFC9381_B3[0].1)).unwrap();
+    let other = VrfPublicKey::from_bytes(array(RFC9381_B3[0].1)).expect("valid test input");
     assert_eq!(EcVrf::verify(&other, &alpha, &proof), None);
 }
 
@@ -101,17 +101,17 @@ fn eta() -> Hash {
 
 #[test]
 fn a_leader_proves_and_anyone_verifies_with_the_public_key() {
-    let f = ActiveSlotCoeff::new(1, 2).unwrap();
-    let theta = f.threshold(1, 1).unwrap(); // all the stake: leads half the slots
+    let f = ActiveSlotCoeff::new(1, 2).expect("valid test input");
+    let theta = f.threshold(1, 1).expect("valid test input"); // all the stake: leads half the slots
     let secret = VrfSecretKey::from_seed([3; 32]);
     let mut led = 0;
     for slot in 0..64 {
-        match prove_leadership::<EcVrf>(&secret, &eta(), slot, theta).unwrap() {
+        match prove_leadership::<EcVrf>(&secret, &eta(), slot, theta).expect("valid test input") {
             Some(evidence) => {
                 led += 1;
                 let output =
                     verify_leadership::<EcVrf>(&secret.public(), &eta(), slot, theta, &evidence)
-                        .unwrap();
+                        .expect("valid test input");
                 assert_eq!(output, evidence.output);
                 // The same evidence does not serve another slot or another epoch nonce.
                 assert_eq!(
@@ -126,7 +126,8 @@ fn a_leader_proves_and_anyone_verifies_with_the_public_key() {
                 );
                 // Nor a stakeholder with a lower threshold than the value reached.
                 let value = leader_value(&evidence.output.0);
-                let top = u64::from_be_bytes(value.as_bytes()[..8].try_into().unwrap());
+                let top =
+                    u64::from_be_bytes(value.as_bytes()[..8].try_into().expect("valid test input"));
                 assert_eq!(
                     verify_leadership::<EcVrf>(&secret.public(), &eta(), slot, top, &evidence),
                     Err(OuroborosError::NotSlotLeader { slot })
@@ -134,8 +135,8 @@ fn a_leader_proves_and_anyone_verifies_with_the_public_key() {
             }
             None => {
                 // A non-leader's honest proof is refused as leadership evidence.
-                let (output, proof) =
-                    EcVrf::prove(&secret, &pp_ouroboros::vrf_input(&eta(), slot)).unwrap();
+                let (output, proof) = EcVrf::prove(&secret, &pp_ouroboros::vrf_input(&eta(), slot))
+                    .expect("valid test input");
                 assert_eq!(
                     verify_leadership::<EcVrf>(
                         &secret.public(),
@@ -163,7 +164,7 @@ fn a_wrong_secret_key_never_proves_leadership() {
     let theta = u64::MAX;
     for slot in 0..200 {
         let evidence = prove_leadership::<EcVrf>(&attacker, &eta(), slot, theta)
-            .unwrap()
+            .expect("valid test input")
             .expect("threshold 2^64 − 1 admits nearly every value");
         assert_eq!(
             verify_leadership::<EcVrf>(&victim, &eta(), slot, theta, &evidence),
@@ -176,8 +177,8 @@ fn a_wrong_secret_key_never_proves_leadership() {
 fn evidence_claiming_another_output_is_refused() {
     let secret = VrfSecretKey::from_seed([8; 32]);
     let evidence = prove_leadership::<EcVrf>(&secret, &eta(), 1, u64::MAX)
-        .unwrap()
-        .unwrap();
+        .expect("valid test input")
+        .expect("valid test input");
     let mut forged = evidence.clone();
     forged.output.0[0] ^= 1;
     assert_eq!(
