@@ -100,6 +100,18 @@ impl ActiveSlotCoeff {
     }
 }
 
+/// `Θ` of every stakeholder of an epoch's stake distribution (keyed like the distribution).
+pub fn epoch_thresholds(
+    f: &ActiveSlotCoeff,
+    distribution: &pp_ledger::StakeMap,
+) -> Result<std::collections::BTreeMap<pp_ledger::PublicKey, u64>, OuroborosError> {
+    let total = crate::leader::total_stake(distribution)?;
+    distribution
+        .iter()
+        .map(|(key, &stake)| Ok((*key, f.threshold(stake, total)?)))
+        .collect()
+}
+
 /// Lower bound of `c = −ln(1 − f) = ln(b / (b − a)) = 2·atanh(z)`, `z = a / (2b − a)`:
 /// `c = 2 Σ_{j>=0} z^(2j+1) / (2j+1)`, summed with every term rounded down until the rounded
 /// power of `z` reaches zero.
@@ -176,7 +188,35 @@ mod tests {
             );
         }
         assert!(ActiveSlotCoeff::new(9, 10).is_ok());
+        let half = ActiveSlotCoeff::new(1, 2).expect("valid test input");
+        assert_eq!(half.ratio(), (1, 2));
+        // ln 2 · 2^64 = 12786308645202655659.6…: a lower bound within the proven 400 ulps.
+        let ln2 = 12_786_308_645_202_655_659u128;
+        let c = half.neg_ln_one_minus_f();
+        assert!(c <= ln2 && ln2 - c < 400, "{c}");
         assert!(ActiveSlotCoeff::new(1, u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn epoch_thresholds_use_the_distribution_total() {
+        use pp_ledger::PublicKey;
+        let f = ActiveSlotCoeff::new(1, 2).expect("valid test input");
+        let d: pp_ledger::StakeMap = [(PublicKey([1; 32]), 1_000), (PublicKey([2; 32]), 3_000)]
+            .into_iter()
+            .collect();
+        let t = epoch_thresholds(&f, &d).expect("valid test input");
+        assert_eq!(
+            t[&PublicKey([1; 32])],
+            f.threshold(1_000, 4_000).expect("valid")
+        );
+        assert_eq!(
+            t[&PublicKey([2; 32])],
+            f.threshold(3_000, 4_000).expect("valid")
+        );
+        assert_eq!(
+            epoch_thresholds(&f, &Default::default()),
+            Ok(Default::default())
+        );
     }
 
     #[test]

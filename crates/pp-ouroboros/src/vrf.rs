@@ -234,6 +234,47 @@ mod tests {
         assert_eq!(VrfPublicKey::from_bytes(good.0), Ok(good));
     }
 
+    /// Points with a small canonical `y` also have a second encoding `y + p` (< 2^255).
+    fn noncanonical_encodings() -> Vec<([u8; 32], [u8; 32])> {
+        let mut pairs = Vec::new();
+        for y in 2u8..19 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = y;
+            let Some(point) = CompressedEdwardsY(canonical).decompress() else {
+                continue;
+            };
+            if point.is_small_order() {
+                continue;
+            }
+            // p = 2^255 − 19 = ed ff … ff 7f (little-endian); y + p has no carry for y < 19.
+            let mut alias = [0xffu8; 32];
+            alias[0] = 0xed + y;
+            alias[31] = 0x7f;
+            assert_eq!(CompressedEdwardsY(alias).decompress(), Some(point));
+            pairs.push((canonical, alias));
+        }
+        assert!(!pairs.is_empty());
+        pairs
+    }
+
+    #[test]
+    fn noncanonical_encodings_of_large_order_points_are_refused() {
+        for (canonical, alias) in noncanonical_encodings() {
+            assert!(VrfPublicKey::from_bytes(canonical).is_ok());
+            assert_eq!(
+                VrfPublicKey::from_bytes(alias),
+                Err(OuroborosError::InvalidVrfPublicKey)
+            );
+            let sk = VrfSecretKey::from_seed([2; 32]);
+            let (_, proof) = EcVrf::prove(&sk, b"x").expect("valid test input");
+            let mut with_gamma = proof.0;
+            with_gamma[..32].copy_from_slice(&canonical);
+            assert!(proof_is_canonical(&with_gamma));
+            with_gamma[..32].copy_from_slice(&alias);
+            assert!(!proof_is_canonical(&with_gamma));
+        }
+    }
+
     #[test]
     fn proof_with_s_plus_q_is_refused_although_the_crate_alone_accepts_it() {
         let sk = VrfSecretKey::from_seed([9; 32]);
