@@ -23,7 +23,12 @@ fn bench_vrf(c: &mut Criterion) {
         })
     });
     let proofs: Vec<_> = (0..64u64)
-        .map(|s| (s, EcVrf::prove(&secret, &vrf_input(&eta, s)).expect("prove").1))
+        .map(|s| {
+            (
+                s,
+                EcVrf::prove(&secret, &vrf_input(&eta, s)).expect("prove").1,
+            )
+        })
         .collect();
     let mut i = 0usize;
     group.bench_function("verify", |b| {
@@ -46,7 +51,12 @@ fn bench_threshold(c: &mut Criterion) {
     let theta = half.threshold(2_500, 10_000).expect("stake <= total");
     let output = [7u8; 64];
     group.bench_function("leader_value_and_compare", |b| {
-        b.iter(|| black_box(below_threshold(leader_value(black_box(&output)).as_bytes(), theta)))
+        b.iter(|| {
+            black_box(below_threshold(
+                leader_value(black_box(&output)).as_bytes(),
+                theta,
+            ))
+        })
     });
     group.finish();
 }
