@@ -67,8 +67,9 @@ impl ActiveSlotCoeff {
     /// `f = num / den`, admissible when `0 < f <= 9/10`.
     pub fn new(num: u64, den: u64) -> Result<ActiveSlotCoeff, OuroborosError> {
         let (max_num, max_den) = MAX_ACTIVE_SLOT_COEFF;
+        // `num > 0` and `num/den <= 9/10` (cross-multiplied, exact in u128); the latter also
+        // refuses `den = 0`, since `num > 0`.
         let admissible = num > 0
-            && den > 0
             && u128::from(num) * u128::from(max_den) <= u128::from(max_num) * u128::from(den);
         if !admissible {
             return Err(OuroborosError::InvalidActiveSlotCoeff { num, den });

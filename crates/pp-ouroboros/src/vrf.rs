@@ -217,6 +217,15 @@ mod tests {
         );
         assert_eq!(EcVrf::verify(&sk.public(), b"other", &proof), None);
         assert_eq!(format!("{sk:?}"), "VrfSecretKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", VrfOutput([0xab; 64])),
+            format!("VrfOutput({})", "ab".repeat(64))
+        );
+        assert_eq!(
+            format!("{:?}", VrfProof([0x01; 80])),
+            format!("VrfProof({})", "01".repeat(80))
+        );
+        assert_eq!(EcVrf::public_key(&sk), sk.public());
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn rfc9381_appendix_b3_vectors_prove_and_verify() {
         let secret = VrfSecretKey::from_seed(array(sk));
         let public = VrfPublicKey::from_bytes(array(pk)).expect("vector key is valid");
         assert_eq!(secret.public(), public, "public key of {sk}");
+        assert_eq!(public.as_bytes(), &array::<32>(pk));
         let alpha = unhex(alpha);
         let (output, proof) = EcVrf::prove(&secret, &alpha).expect("valid test input");
         assert_eq!(proof, VrfProof(array(pi)), "pi for alpha {alpha:02x?}");
