@@ -10,9 +10,10 @@
 //!
 //! * **One-sided:** `Θ / 2^64 <= φ_f(α)`, so whoever this rule elects is a leader under the exact
 //!   real-number comparison `p < φ_f(α)`.
-//! * **Tight:** `φ_f(α) − Θ / 2^64 <= 2^-50` for every admissible `f` and `α` (`THRESHOLD_ERROR_BOUND_LOG2`),
-//!   so the rule differs from the exact comparison only for leader values in a band of width
-//!   2^-50 just below the threshold: at most a 2^-50 chance per slot and stakeholder.
+//! * **Tight:** `φ_f(α) − Θ / 2^64 <= 2^-50` for every admissible `f` and `α`
+//!   ([`THRESHOLD_ERROR_BOUND_LOG2`]; the proof gives `469 · 2^-64 < 2^-55`), so the rule differs
+//!   from the exact comparison only for leader values in a band of width 2^-50 just below the
+//!   threshold: at most a 2^-50 chance per slot and stakeholder.
 //!
 //! The method follows cardano-ledger's `checkLeaderNatValue`: `1 − (1 − f)^α = 1 − exp(−α·c)`
 //! with `c = −ln(1 − f)`, `c` from a series with an error bound and `exp` from its Taylor series
@@ -39,7 +40,8 @@ pub const THRESHOLD_ERROR_BOUND_LOG2: i32 = -50;
 pub const MAX_ACTIVE_SLOT_COEFF: (u64, u64) = (9, 10);
 
 /// Iteration cap of both series. Never reached for admissible inputs (the `ln` series needs at
-/// most ~112 terms at `f = 9/10`, the `exp` series ~30); it only bounds the loops by construction.
+/// most 111 terms at `f = 9/10`, the `exp` series 28); it only bounds the loops by construction.
+/// Were it reached, the truncated sums of positive terms would still be lower bounds.
 const MAX_TERMS: u32 = 1_000;
 
 /// `floor(a · b / 2^64)` for fixed-point `a`, `b`; `None` on overflow of the result.
