@@ -14,6 +14,26 @@
 //! The next epoch's nonce comes from the nonce contributions of the blocks in the first two
 //! thirds of the epoch ([`praos_next_nonce`]) and never from block hashes, which a producer can
 //! vary freely (header nonce, transaction choice) to grind the next epoch's randomness.
+//!
+//! ```
+//! use pp_ledger::Hash;
+//! use pp_ouroboros::{prove_leadership, verify_leadership, ActiveSlotCoeff, EcVrf, VrfSecretKey};
+//!
+//! let f = ActiveSlotCoeff::new(1, 2)?; // active slot coefficient 1/2
+//! let theta = f.threshold(2_500, 10_000)?; // relative stake 1/4: once per epoch
+//! let secret = VrfSecretKey::from_seed([7; 32]);
+//! let eta = Hash::blake2b(b"epoch nonce");
+//! let mut led = 0;
+//! for slot in 0..100 {
+//!     if let Some(evidence) = prove_leadership::<EcVrf>(&secret, &eta, slot, theta)? {
+//!         // Whoever holds the public key checks the evidence a block carries.
+//!         verify_leadership::<EcVrf>(&secret.public(), &eta, slot, theta, &evidence)?;
+//!         led += 1;
+//!     }
+//! }
+//! assert!(led > 0 && led < 50); // φ(1/4) ≈ 0.159
+//! # Ok::<(), pp_ouroboros::OuroborosError>(())
+//! ```
 
 use std::cmp::Ordering;
 
