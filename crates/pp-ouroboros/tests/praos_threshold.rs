@@ -191,6 +191,14 @@ fn largest_error_over_the_vector_pairs_is_far_below_the_bound() {
 }
 
 #[test]
+fn the_published_error_bound_is_the_documented_one() {
+    // docs/leader-election.md §9.3 publishes 2^-50; the checks above use the constant.
+    let doc = include_str!("../../../docs/leader-election.md");
+    assert_eq!(THRESHOLD_ERROR_BOUND_LOG2, -50);
+    assert!(doc.contains("The published contract is 2^-50"));
+}
+
+#[test]
 fn threshold_grows_with_stake_and_with_f() {
     let half = ActiveSlotCoeff::new(1, 2).expect("valid test input");
     let twentieth = ActiveSlotCoeff::new(1, 20).expect("valid test input");
