@@ -56,4 +56,52 @@ pub enum OuroborosError {
         /// The epoch of the state.
         state_epoch: u64,
     },
+    /// The active slot coefficient must satisfy 0 < num/den <= 9/10.
+    #[error("active slot coefficient {num}/{den} is outside (0, 9/10]")]
+    InvalidActiveSlotCoeff {
+        /// Numerator given.
+        num: u64,
+        /// Denominator given.
+        den: u64,
+    },
+    /// A relative stake above one (or a zero total) has no threshold.
+    #[error("stake {stake} is above the total stake {total} (or the total is zero)")]
+    StakeAboveTotal {
+        /// The stakeholder's stake.
+        stake: u64,
+        /// The total stake.
+        total: u128,
+    },
+    /// The fixed-point threshold arithmetic overflowed (impossible for admissible inputs; checked
+    /// rather than assumed).
+    #[error("the leadership threshold arithmetic overflowed")]
+    ThresholdOverflow,
+    /// 32 bytes that are not a valid VRF public key (non-canonical, off the curve or of small
+    /// order).
+    #[error("invalid VRF public key")]
+    InvalidVrfPublicKey,
+    /// The VRF could not be evaluated (try-and-increment found no point; probability ~2^-256).
+    #[error("the VRF could not be evaluated")]
+    VrfProveFailed,
+    /// A VRF proof does not verify for the slot under the stakeholder's VRF key, or does not
+    /// prove the output it carries.
+    #[error("the VRF proof for slot {slot} does not verify")]
+    InvalidVrfProof {
+        /// The slot claimed.
+        slot: u64,
+    },
+    /// A valid VRF proof whose leader value is not below the stakeholder's threshold.
+    #[error("the VRF output for slot {slot} is not below the leadership threshold")]
+    NotSlotLeader {
+        /// The slot claimed.
+        slot: u64,
+    },
+    /// Blocks given in chain order must have strictly increasing slots.
+    #[error("slot {slot} follows slot {previous}; slots must increase along a chain")]
+    SlotsNotIncreasing {
+        /// The slot of the block before.
+        previous: u64,
+        /// The offending slot.
+        slot: u64,
+    },
 }

@@ -7,6 +7,12 @@
 //! probability proportional to stake. [`Ouroboros`] implements [`pp_ledger::ConsensusRules`]
 //! for the chain. The exact rules, with test vectors, are in `docs/leader-election.md`.
 //!
+//! Praos foundations, not yet used by the chain (docs/leader-election.md §9): a [`Vrf`] trait
+//! with RFC 9381 ECVRF ([`EcVrf`]), the exact leadership threshold `1 − (1 − f)^α`
+//! ([`ActiveSlotCoeff`]), private leadership proofs ([`prove_leadership`],
+//! [`verify_leadership`]), the VRF-only epoch nonce ([`praos_next_nonce`]) and the tie-break
+//! between blocks of one slot ([`tie_break`]).
+//!
 //! Pure and deterministic: no I/O, no clock reads (time is passed in as unix milliseconds), no
 //! async, no floating point.
 //!
@@ -38,11 +44,22 @@ pub mod epoch;
 pub mod error;
 pub mod leader;
 pub mod nonce;
+pub mod praos;
 pub mod rules;
+pub mod threshold;
+pub mod vrf;
 
 pub use clock::SlotClock;
 pub use epoch::{genesis_distribution, EpochState, MAX_EPOCH_GAP};
 pub use error::OuroborosError;
 pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LeaderTable, LEADER_TAG};
 pub use nonce::{epoch_nonce_next, fold_block_hash, rho_of, NONCE_TAG, RHO_EMPTY};
+pub use praos::{
+    leader_value, nonce_contribution, nonce_window, praos_next_nonce, prove_leadership, tie_break,
+    verify_leadership, vrf_input, LeaderProof, PRAOS_NONCE_TAG,
+};
 pub use rules::Ouroboros;
+pub use threshold::{
+    below_threshold, epoch_thresholds, ActiveSlotCoeff, THRESHOLD_ERROR_BOUND_LOG2,
+};
+pub use vrf::{EcVrf, Vrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey};
