@@ -35,6 +35,7 @@ mod net;
 mod node;
 mod server;
 pub mod storage;
+mod sync;
 mod tasks;
 mod writer;
 
