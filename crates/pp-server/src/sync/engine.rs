@@ -39,6 +39,9 @@ pub(crate) const MAX_AHEAD: u64 = 256;
 pub(crate) const PIPELINE_BATCH: usize = 32;
 /// Most verified headers held beyond our height.
 pub(crate) const MAX_TARGET_AHEAD: usize = 2 * MAX_SERVE_HEADERS as usize;
+/// The range the pipeline waits on is also asked of another source once its request has been
+/// out this long (the first answer wins; the stalled peer still meets its deadline).
+pub(crate) const HEDGE_AFTER: Duration = Duration::from_secs(2);
 /// How long a peer that stalled or lied stays out of sync.
 pub(crate) const ROTATED_OUT_FOR: Duration = Duration::from_secs(600);
 /// A peer is asked for headers again at most this often (unless it announces more).
@@ -151,6 +154,9 @@ struct Engine {
     next_fetch: u64,
     /// Ranges to request again (their request stalled or was cut short), as `(from, count)`.
     retry: VecDeque<(u64, u64)>,
+    /// `get_blocks` requests out in this generation, by first index: count, peer, sent at,
+    /// and whether a second source was asked too.
+    outstanding: BTreeMap<u64, (u64, PeerId, Instant, bool)>,
     /// Blocks that arrived, by index, with the peer that sent each.
     received: BTreeMap<u64, (Block, PeerId)>,
     /// Next index to hand to the pipeline.
@@ -199,6 +205,7 @@ pub(crate) async fn run(
         generation: 0,
         next_fetch: 0,
         retry: VecDeque::new(),
+        outstanding: BTreeMap::new(),
         received: BTreeMap::new(),
         next_send: 0,
         headers_in_flight: FuturesUnordered::new(),
@@ -297,6 +304,7 @@ impl Engine {
         self.trim_held();
         self.ask_headers();
         self.request_blocks();
+        self.hedge();
         self.feed_pipeline();
         self.report();
     }
@@ -306,32 +314,39 @@ impl Engine {
         let now = Instant::now();
         let target_room = self.target.headers.len() < MAX_TARGET_AHEAD;
         let target_end = self.target.end();
+        let height = self.height();
         let asking = self.peers.values().filter(|p| p.asking_headers).count();
         // Peers claiming the most first; ties by connection id (deterministic).
-        let mut order: Vec<(u64, PeerId)> = self
+        let mut order: Vec<(u64, PeerId, bool)> = self
             .peers
             .iter()
             .filter(|(_, p)| !p.asking_headers && !self.is_rotated_out(&p.key))
-            .filter(|(_, p)| {
-                // Worth asking: it claims past what we know, or its proof ends at our target's
-                // end while it claims more (the next header batch).
-                let more = p.claimed > best
-                    || (p.proven.is_some()
-                        && p.proven == target_end
-                        && p.claimed > p.proven.unwrap_or(0));
+            .filter_map(|(id, p)| {
+                // Worth asking: it claims past what we know (a longer chain), or its proof ends
+                // at our target's end while it claims more (the next header batch), or it
+                // claims more than we hold and has not shown it holds the target (a source).
+                let extends = target_end.is_some_and(|e| p.proven == Some(e) && p.claimed > e);
+                let longer = p.claimed > best && target_room;
+                let unproven = p.proven.is_none()
+                    && p.claimed > height
+                    && target_end.is_some_and(|e| e > height);
                 let fresh_claim = p.claimed > p.asked_claim;
                 let due = p
                     .asked_at
                     .is_none_or(|t| now.duration_since(t) >= ASK_AGAIN_AFTER);
-                more && target_room && (fresh_claim || due)
+                ((longer || (extends && target_room) || unproven) && (fresh_claim || due))
+                    .then_some((p.claimed, *id, extends))
             })
-            .map(|(id, p)| (p.claimed, *id))
             .collect();
         order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let room = MAX_HEADER_PEERS.saturating_sub(asking);
-        for (_, id) in order.into_iter().take(room) {
+        for (_, id, extends) in order.into_iter().take(room) {
+            // From the target's end for the next batch; otherwise from the fork point with our
+            // chain, so that the answer shows how much of the target the peer holds.
             let mut locator = Vec::with_capacity(MAX_LOCATOR_LEN);
-            locator.extend(self.target.hashes.last().copied());
+            if extends {
+                locator.extend(self.target.hashes.last().copied());
+            }
             locator.extend(self.core.chain().locator());
             locator.truncate(MAX_LOCATOR_LEN);
             if let Some(p) = self.peers.get_mut(&id) {
@@ -461,6 +476,7 @@ impl Engine {
         self.generation += 1;
         self.received.clear();
         self.retry.clear();
+        self.outstanding.clear();
         for p in self.peers.values_mut() {
             p.proven = None;
         }
@@ -488,6 +504,7 @@ impl Engine {
         self.target.truncate_from(index);
         self.received.split_off(&index);
         self.retry.clear();
+        self.outstanding.clear();
         // What was requested and not yet received is requested again (old answers are stale).
         self.next_send = self.next_send.min(index);
         self.next_fetch = self.next_send;
@@ -525,6 +542,16 @@ impl Engine {
         for _ in 0..64 {
             while self.received.contains_key(&self.next_fetch) {
                 self.next_fetch += 1;
+            }
+            // Drop what already arrived from the front of the retry queue.
+            if let Some(r) = self.retry.front_mut() {
+                while r.1 > 0 && (r.0 < self.next_send || self.received.contains_key(&r.0)) {
+                    *r = (r.0 + 1, r.1 - 1);
+                }
+                if r.1 == 0 {
+                    self.retry.pop_front();
+                    continue;
+                }
             }
             let (from, max) = match self.retry.front() {
                 Some(&(from, count)) => (from, count),
@@ -569,6 +596,44 @@ impl Engine {
     }
 
     fn send_blocks_request(&mut self, peer: PeerId, from: u64, count: u64) {
+        self.outstanding
+            .insert(from, (count, peer, Instant::now(), false));
+        self.send_blocks_request_untracked(peer, from, count);
+    }
+
+    /// Asks a second source for the range the pipeline has waited on for [`HEDGE_AFTER`].
+    fn hedge(&mut self) {
+        let at = self.next_send;
+        let Some((&from, &(count, peer, since, hedged))) =
+            self.outstanding.range(..=at).next_back()
+        else {
+            return;
+        };
+        if hedged || from + count <= at || since.elapsed() < HEDGE_AFTER {
+            return;
+        }
+        let other = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                **id != peer
+                    && p.proven.is_some_and(|x| x >= at)
+                    && p.blocks_in_flight < WINDOW_PER_PEER
+                    && !self.is_rotated_out(&p.key)
+            })
+            .min_by_key(|(id, p)| (p.blocks_in_flight, **id))
+            .map(|(id, _)| *id);
+        if let Some(other) = other {
+            if let Some(o) = self.outstanding.get_mut(&from) {
+                o.3 = true;
+            }
+            let proven = self.peers.get(&other).and_then(|p| p.proven).unwrap_or(at);
+            let n = (from + count - at).min(proven - at + 1);
+            self.send_blocks_request_untracked(other, at, n);
+        }
+    }
+
+    fn send_blocks_request_untracked(&mut self, peer: PeerId, from: u64, count: u64) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.blocks_in_flight += 1;
         }
@@ -595,6 +660,9 @@ impl Engine {
         }
         if a.generation != self.generation {
             return;
+        }
+        if self.outstanding.get(&a.from).is_some_and(|o| o.1 == a.peer) {
+            self.outstanding.remove(&a.from);
         }
         let blocks = match a.result {
             Err(()) => {
