@@ -338,6 +338,12 @@ impl Cluster {
     /// Adds a node that holds no stake and starts from an empty data dir, dialing every
     /// stakeholder node. Majorities are counted over all nodes from now on.
     pub fn add_newcomer(&mut self, name: &str) -> Result<(), SimError> {
+        self.add_newcomer_dialing(name, &[])
+    }
+
+    /// [`Cluster::add_newcomer`] that also dials the hosts `extra` (e.g. a [`crate::Liar`]),
+    /// before the stakeholder nodes.
+    pub fn add_newcomer_dialing(&mut self, name: &str, extra: &[&str]) -> Result<(), SimError> {
         let key = KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
@@ -346,7 +352,11 @@ impl Cluster {
             ])
             .0,
         );
-        let peers: Vec<String> = (0..self.params.stakes.len()).map(node_name).collect();
+        let peers: Vec<String> = extra
+            .iter()
+            .map(|e| e.to_string())
+            .chain((0..self.params.stakes.len()).map(node_name))
+            .collect();
         self.add_host(name, key, peers)?;
         self.inv.set_node_count(self.nodes.len());
         Ok(())

@@ -353,6 +353,7 @@ pub(crate) fn status_json(core: &Core) -> Value {
         "inbound": inbound,
         "p2p_enabled": p2p,
         "pending_transactions": pending,
+        "sync": core.sync_status.json(),
     })
 }
 

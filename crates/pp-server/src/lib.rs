@@ -42,6 +42,7 @@ pub mod ops_metrics;
 pub mod process_metrics;
 mod server;
 pub mod storage;
+mod sync;
 mod tasks;
 mod writer;
 

@@ -154,6 +154,13 @@ pub(crate) fn storage_refusal(e: &WriteError) -> MempoolError {
     }
 }
 
+/// A block to import: as received (both stages run under the import lock), or already through
+/// the stateless stage.
+enum Incoming {
+    Raw(Block),
+    Verified(VerifiedBlock),
+}
+
 /// Everything a running node shares between its tasks.
 pub(crate) struct Core {
     pub(crate) node_id: String,
@@ -175,6 +182,8 @@ pub(crate) struct Core {
     pub(crate) observe: crate::observe::Observe,
     /// What happened, for `GET /events` (published once durable).
     pub(crate) events: EventBus,
+    /// What the sync engine is doing, for `GET /status` (see [`crate::sync`]).
+    pub(crate) sync_status: crate::sync::SyncStatus,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
     mempool: Mutex<Mempool>,
@@ -222,6 +231,7 @@ impl Core {
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx,
             events: EventBus::default(),
+            sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
             chain: RwLock::new(chain),
             mempool: Mutex::new(mempool),
@@ -298,6 +308,25 @@ impl Core {
         &self,
         blocks: Vec<Block>,
     ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
+        self.import(blocks.into_iter().map(Incoming::Raw).collect())
+            .await
+    }
+
+    /// [`Core::import_blocks`] for blocks that already passed the stateless stage (sync verifies
+    /// them off the lock and off the runtime, see [`crate::sync`]): only the stateful stage runs
+    /// under the import lock.
+    pub(crate) async fn import_verified(
+        &self,
+        blocks: Vec<VerifiedBlock>,
+    ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
+        self.import(blocks.into_iter().map(Incoming::Verified).collect())
+            .await
+    }
+
+    async fn import(
+        &self,
+        blocks: Vec<Incoming>,
+    ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
         let slot = self.writer.reserve().await?;
         let (done, refused, stored) = self.apply_blocks(blocks, slot);
         if let Some((pending, readmitted, new_best)) = stored {
@@ -323,7 +352,7 @@ impl Core {
     #[allow(clippy::type_complexity)]
     fn apply_blocks(
         &self,
-        blocks: Vec<Block>,
+        blocks: Vec<Incoming>,
         slot: Slot<'_>,
     ) -> (
         Vec<Imported>,
@@ -339,10 +368,13 @@ impl Core {
         let mut rolled_back_txs: Vec<Transaction> = Vec::new();
         let mut new_best: Vec<NodeEvent> = Vec::new();
         for block in blocks {
-            let hash = block.hash();
             let now = self.now_ms();
             let validating = std::time::Instant::now();
-            let result = self.verify_block(block, now).and_then(|v| match v {
+            let (hash, verified) = match block {
+                Incoming::Raw(b) => (b.hash(), self.verify_block(b, now)),
+                Incoming::Verified(v) => (v.hash(), Ok(Some(v))),
+            };
+            let result = verified.and_then(|v| match v {
                 Some(v) => self.chain_mut().add_block(v, now),
                 None => Ok(AddOutcome::AlreadyKnown),
             });

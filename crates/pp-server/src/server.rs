@@ -476,9 +476,10 @@ impl Server {
         }
         tasks.push((
             "sync",
-            tokio::spawn(crate::tasks::sync_loop(
+            tokio::spawn(crate::sync::run(
                 core.clone(),
                 sync_rx,
+                self.blocking.clone(),
                 shutdown_rx.clone(),
             )),
         ));
