@@ -118,7 +118,7 @@ impl TokenArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
-    /// log).
+    /// db_cache_mb, log).
     /// Relative paths inside it are resolved against the file's directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// rule: blocks holding cheaper transactions stay valid.
     #[arg(long, value_name = "FEE")]
     pub min_fee: Option<u64>,
+    /// Database page cache in MiB, 1..=65536 [default: 64]. Blocks are written once and read
+    /// rarely, so a small cache keeps memory independent of the chain's length.
+    #[arg(long, value_name = "MIB")]
+    pub db_cache_mb: Option<u64>,
 }
 
 /// `ppd keygen`.

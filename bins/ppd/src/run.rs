@@ -39,6 +39,7 @@ fn server_config(settings: &Settings) -> anyhow::Result<ServerConfig> {
     config.genesis = genesis;
     config.http_addr = Some(settings.http);
     config.mempool_min_fee = settings.min_fee;
+    config.db_cache_mb = settings.db_cache_mb;
     if let Some(id) = &settings.node_id {
         config.node_id = id.clone();
     }

@@ -26,6 +26,8 @@ pub mod blocking;
 mod clock;
 pub mod config;
 pub mod error;
+mod evidence;
+mod history;
 mod http;
 mod http_serve;
 pub mod keys;

@@ -74,6 +74,12 @@ pub struct Metrics {
     /// Inbound connections refused at accept, by reason (`banned`, `handshake_limit`), and
     /// inbound peers evicted for a newcomer (`evicted`).
     pub p2p_refused: Family<ReasonLabel, Counter>,
+    // Validation pipeline and evidence (issue 9): `verifications ÷ distinct transactions` is
+    // `pp_signature_verifications_total ÷ pp_transactions_admitted_total` under load.
+    /// Equivocations detected (two blocks signed by one producer for one slot).
+    pub equivocations: Counter,
+    /// Signature verifications performed (the signature cache's counter, read at scrape time).
+    pub signature_verifications: Counter,
 }
 
 impl Metrics {
@@ -102,6 +108,8 @@ impl Metrics {
             p2p_bans_active: Gauge::default(),
             p2p_handshakes_failed: Family::default(),
             p2p_refused: Family::default(),
+            equivocations: Counter::default(),
+            signature_verifications: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("chain_height", "Height of the best chain", m.height.clone());
@@ -197,7 +205,33 @@ impl Metrics {
             "Inbound connections refused at accept or evicted, by reason",
             m.p2p_refused.clone(),
         );
+        // Validation pipeline and evidence (issue 9).
+        registry.register(
+            "equivocations",
+            "Equivocations detected (one producer, two blocks, one slot); see GET /evidence",
+            m.equivocations.clone(),
+        );
+        registry.register(
+            "signature_verifications",
+            "Ed25519 signature verifications performed (cache hits are not verifications)",
+            m.signature_verifications.clone(),
+        );
+        // The same counter as `pp_txs_accepted_total`, under the name the pipeline's ratio uses.
+        registry.register(
+            "transactions_admitted",
+            "Transactions admitted into the mempool",
+            m.txs_accepted.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Brings `pp_signature_verifications_total` up to the signature cache's count (called at
+    /// scrape time; the counter only moves forward).
+    pub fn observe_verifications(&self, total: u64) {
+        let now = self.signature_verifications.get();
+        if total > now {
+            self.signature_verifications.inc_by(total - now);
+        }
     }
 
     /// Bring the P2P counters up to the network's cumulative numbers (called at scrape time;

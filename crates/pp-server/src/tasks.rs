@@ -396,7 +396,7 @@ pub(crate) async fn sync_from(
     net: &dyn PeerNet,
     req: SyncRequest,
 ) -> Result<u64, SyncError> {
-    let locator = core.chain().locator();
+    let locator = crate::history::locator(core);
     let headers = net
         .get_headers(req.peer, locator, MAX_SERVE_HEADERS)
         .await?;
