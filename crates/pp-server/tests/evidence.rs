@@ -112,6 +112,13 @@ async fn an_equivocating_producer_is_recorded_served_counted_and_kept_across_a_r
             );
         }
     };
+    // The evidence is stored with the block's commit: wait (bounded) until it is served.
+    for _ in 0..200 {
+        if evidence(&s).await["count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     check(&evidence(&s).await);
     peer.shutdown().await;
     s.shutdown().await;
