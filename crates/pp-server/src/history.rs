@@ -17,7 +17,7 @@ use crate::storage::StorageError;
 
 /// Where a best-chain index is: in memory (with the block), or below the window.
 enum Place {
-    Memory(Block),
+    Memory(Box<Block>),
     Stored,
     Absent,
 }
@@ -25,7 +25,7 @@ enum Place {
 fn place(core: &Core, index: u64) -> Place {
     let c = core.chain();
     if let Some(b) = c.block_at(index) {
-        return Place::Memory(b.clone());
+        return Place::Memory(Box::new(b.clone()));
     }
     if index < c.window_start() {
         Place::Stored
@@ -37,7 +37,7 @@ fn place(core: &Core, index: u64) -> Place {
 /// The best-chain block at `index`, from memory or from storage.
 pub(crate) fn block_at(core: &Core, index: u64) -> Result<Option<Block>, StorageError> {
     match place(core, index) {
-        Place::Memory(b) => Ok(Some(b)),
+        Place::Memory(b) => Ok(Some(*b)),
         Place::Absent => Ok(None),
         // The genesis block is never written to storage.
         Place::Stored if index == 0 => Ok(Some(core.chain().genesis().block())),
