@@ -512,8 +512,8 @@ impl Cluster {
             if let Some((index, hash)) = node.pre_crash.take() {
                 // The restarted node must hold what it had acknowledged before the crash (it
                 // may have produced a block on top already, never anything else).
-                let held = server.with_chain(|c| c.block_at(index).map(|b| b.hash()));
-                if held.flatten() != Some(hash) {
+                let held = server.block_at(index).map(|b| b.hash());
+                if held != Some(hash) {
                     return Err(SimError::LostOnRestart {
                         node: node.name.clone(),
                         before_height: index,
@@ -739,13 +739,12 @@ impl Cluster {
             .slot
             .borrow()
             .as_ref()
-            .and_then(|s| {
-                s.with_chain(|c| {
-                    (1..=c.height())
-                        .filter_map(|h| c.block_at(h))
-                        .flat_map(|b| b.transactions.iter().map(|t| t.id()))
-                        .collect()
-                })
+            .map(|s| {
+                // Through `Server::block_at`: old blocks are read from storage.
+                (1..=s.height())
+                    .filter_map(|h| s.block_at(h))
+                    .flat_map(|b| b.transactions.into_iter().map(|t| t.id()))
+                    .collect()
             })
             .unwrap_or_default();
         for (id, ack) in &self.workload.acknowledged {

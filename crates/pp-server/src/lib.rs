@@ -30,6 +30,8 @@ pub mod error;
 mod health;
 mod events;
 mod explorer;
+mod evidence;
+mod history;
 mod http;
 mod http_serve;
 pub mod keys;

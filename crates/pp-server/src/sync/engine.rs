@@ -347,7 +347,7 @@ impl Engine {
             if extends {
                 locator.extend(self.target.hashes.last().copied());
             }
-            locator.extend(self.core.chain().locator());
+            locator.extend(crate::history::locator(&self.core));
             locator.truncate(MAX_LOCATOR_LEN);
             if let Some(p) = self.peers.get_mut(&id) {
                 p.asking_headers = true;
