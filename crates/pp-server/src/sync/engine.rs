@@ -805,7 +805,7 @@ impl Engine {
                     tracing::info!(%peer, index, %error, "synced block refused");
                     let offence = match &error {
                         ChainError::Block(be) => {
-                            self.core.metrics.blocks_rejected.inc();
+                            self.core.metrics.block_rejected(be);
                             Some(block_offence(be))
                         }
                         _ => None,
