@@ -259,7 +259,9 @@ async fn a_running_ppd_exposes_every_series_the_alerts_and_dashboard_use() {
         "{text}"
     );
     assert!(value(&text, "process_open_fds") >= 3.0, "{text}");
-    assert!(value(&text, "process_cpu_seconds_total") > 0.0, "{text}");
+    // A nearly idle node may not have used one clock tick (10 ms) yet: the counter's movement is
+    // checked in pp-server's `process_metrics` unit test.
+    assert!(has_sample(&text, "process_cpu_seconds_total"), "{text}");
     assert!(value(&text, "pp_sync_target_height") >= 6.0, "{text}");
 }
 
