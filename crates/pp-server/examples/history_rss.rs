@@ -130,7 +130,8 @@ async fn serve(dir: PathBuf, p2p_port: u16, peer: Option<String>) {
     }
     let config = ServerConfig {
         data_dir: Some(dir),
-        key: Some(KeyPair::from_seed([99u8; 32])),
+        // A key without stake, distinct per node (a peer with our own key is refused as self).
+        key: Some(KeyPair::from_seed([(p2p_port % 200) as u8 + 50; 32])),
         network: net,
         ..ServerConfig::default()
     };
