@@ -526,11 +526,21 @@ impl Engine {
             return;
         };
         if self.core.chain().is_on_best_chain(&hash) {
-            self.target.advance_base(at);
-            self.next_send = self.next_send.max(at + 1);
-            self.next_fetch = self.next_fetch.max(self.next_send);
-            self.received = self.received.split_off(&self.next_send);
+            self.held_up_to(at);
         }
+    }
+
+    /// The chain holds the target's block at `index` (and so every one before it): it becomes
+    /// the base, and nothing at or below it is fetched or handed to the pipeline again. Every
+    /// path that advances the base goes through here, so `next_fetch >= next_send >
+    /// base` always holds (a base moved without the cursors once left sync asking, forever,
+    /// for blocks below the target that no answer could match).
+    fn held_up_to(&mut self, index: u64) {
+        self.target.advance_base(index);
+        let first = self.target.first();
+        self.next_send = self.next_send.max(first);
+        self.next_fetch = self.next_fetch.max(self.next_send);
+        self.received = self.received.split_off(&self.next_send);
     }
 
     /// Hands out block ranges to peers with room in their window, lowest ranges first.
@@ -691,6 +701,7 @@ impl Engine {
             Ok(Ok(b)) => b,
         };
         let mut got = 0u64;
+        let mut useful = 0u64;
         for (i, block) in blocks.into_iter().enumerate() {
             let index = a.from + i as u64;
             if i as u64 >= a.count {
@@ -704,17 +715,22 @@ impl Engine {
                 );
                 break;
             }
+            if index < self.next_send {
+                // Already handed to the pipeline or held (the base moved while the request
+                // was out): nothing to check or keep, and nothing to credit the peer for.
+                got += 1;
+                continue;
+            }
             // The block must be the one its header promised (the hash covers the header, whose
             // tx_root covers the transactions, checked in the stateless stage).
             if self.target.hash_at(index) != Some(block.hash()) {
                 break;
             }
-            if index >= self.next_send {
-                self.received.insert(index, (block, a.peer));
-            }
+            self.received.insert(index, (block, a.peer));
             got += 1;
+            useful += 1;
         }
-        if got > 0 {
+        if useful > 0 {
             self.net.credit(a.peer);
         }
         if got < a.count {
@@ -789,7 +805,7 @@ impl Engine {
                     drop(c);
                     self.net.update_tip(height, tip);
                     if self.target.hash_at(b.header.index) == Some(b.hash()) {
-                        self.target.advance_base(b.header.index);
+                        self.held_up_to(b.header.index);
                     }
                     self.last_committed = Some(b);
                 }
@@ -856,6 +872,18 @@ impl Engine {
                 "unknown".to_string()
             };
             tracing::info!(height, target, blocks_per_s = format!("{rate:.1}"), %eta, "syncing");
+            tracing::debug!(
+                next_send = self.next_send,
+                next_fetch = self.next_fetch,
+                received = ?self.received.keys().take(5).collect::<Vec<_>>(),
+                outstanding = ?self.outstanding.iter().map(|(f, o)| (*f, o.0, o.1, o.3)).collect::<Vec<_>>(),
+                retry = ?self.retry,
+                peers = ?self.peers.iter().map(|(id, p)| (*id, p.claimed, p.proven, p.blocks_in_flight, self.is_rotated_out(&p.key))).collect::<Vec<_>>(),
+                base = ?self.target.base.map(|b| b.index),
+                generation = self.generation,
+                pipeline_room = self.to_pipeline.capacity(),
+                "sync state"
+            );
             self.log.last_at = now;
             self.log.last_height = height;
         }
