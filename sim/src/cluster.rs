@@ -338,6 +338,12 @@ impl Cluster {
     /// Adds a node that holds no stake and starts from an empty data dir, dialing every
     /// stakeholder node. Majorities are counted over all nodes from now on.
     pub fn add_newcomer(&mut self, name: &str) -> Result<(), SimError> {
+        self.add_newcomer_dialing(name, &[])
+    }
+
+    /// [`Cluster::add_newcomer`] that also dials the hosts `extra` (e.g. a [`crate::Liar`]),
+    /// before the stakeholder nodes.
+    pub fn add_newcomer_dialing(&mut self, name: &str, extra: &[&str]) -> Result<(), SimError> {
         let key = KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
@@ -346,7 +352,11 @@ impl Cluster {
             ])
             .0,
         );
-        let peers: Vec<String> = (0..self.params.stakes.len()).map(node_name).collect();
+        let peers: Vec<String> = extra
+            .iter()
+            .map(|e| e.to_string())
+            .chain((0..self.params.stakes.len()).map(node_name))
+            .collect();
         self.add_host(name, key, peers)?;
         self.inv.set_node_count(self.nodes.len());
         Ok(())
@@ -502,8 +512,8 @@ impl Cluster {
             if let Some((index, hash)) = node.pre_crash.take() {
                 // The restarted node must hold what it had acknowledged before the crash (it
                 // may have produced a block on top already, never anything else).
-                let held = server.with_chain(|c| c.block_at(index).map(|b| b.hash()));
-                if held.flatten() != Some(hash) {
+                let held = server.block_at(index).map(|b| b.hash());
+                if held != Some(hash) {
                     return Err(SimError::LostOnRestart {
                         node: node.name.clone(),
                         before_height: index,
@@ -729,13 +739,12 @@ impl Cluster {
             .slot
             .borrow()
             .as_ref()
-            .and_then(|s| {
-                s.with_chain(|c| {
-                    (1..=c.height())
-                        .filter_map(|h| c.block_at(h))
-                        .flat_map(|b| b.transactions.iter().map(|t| t.id()))
-                        .collect()
-                })
+            .map(|s| {
+                // Through `Server::block_at`: old blocks are read from storage.
+                (1..=s.height())
+                    .filter_map(|h| s.block_at(h))
+                    .flat_map(|b| b.transactions.into_iter().map(|t| t.id()))
+                    .collect()
             })
             .unwrap_or_default();
         for (id, ack) in &self.workload.acknowledged {

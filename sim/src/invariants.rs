@@ -141,6 +141,23 @@ impl Invariants {
         let k = self.k;
         let settled = &self.settled;
         let stats = &mut self.stats;
+        // Blocks are read through `Server::block_at` (memory or storage: a node keeps only the
+        // newest blocks in memory), before the chain is locked for the state checks. Nothing runs
+        // between two simulation steps, so both see the same chain.
+        let old_height = (track.best.len() - 1) as u64;
+        // The fork point: the highest index where the node still holds what we saw.
+        let mut fork = server.height().min(old_height);
+        while fork > 0 {
+            let same =
+                server.block_at(fork).map(|b| b.hash()) == track.best.get(fork as usize).copied();
+            if same {
+                break;
+            }
+            fork -= 1;
+        }
+        let new_blocks: Vec<_> = (fork + 1..=server.height())
+            .map_while(|i| server.block_at(i))
+            .collect();
         let outcome = server.with_chain(|c| -> Result<Option<u64>, SimError> {
             let height = c.height();
             let name = &track.name;
@@ -164,23 +181,12 @@ impl Invariants {
                     expected,
                 });
             }
-            let old_height = (track.best.len() - 1) as u64;
             if height < old_height && !track.restarted {
                 return Err(SimError::HeightDecreased {
                     node: name.clone(),
                     from: old_height,
                     to: height,
                 });
-            }
-            // The fork point: the highest index where the node still holds what we saw.
-            let mut fork = height.min(old_height);
-            while fork > 0 {
-                let same =
-                    c.block_at(fork).map(|b| b.hash()) == track.best.get(fork as usize).copied();
-                if same {
-                    break;
-                }
-                fork -= 1;
             }
             let depth = old_height - fork;
             if depth > k && !track.restarted {
@@ -198,7 +204,7 @@ impl Invariants {
             stats.tip_changes += 1;
             track.best.truncate(fork as usize + 1);
             for index in fork + 1..=height {
-                let Some(block) = c.block_at(index) else {
+                let Some(block) = new_blocks.get((index - fork - 1) as usize) else {
                     return Err(SimError::RuleViolation {
                         node: name.clone(),
                         index,

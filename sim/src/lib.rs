@@ -32,6 +32,7 @@
 pub mod cluster;
 pub mod error;
 pub mod invariants;
+pub mod liar;
 pub mod seeds;
 pub mod transport;
 pub mod workload;
@@ -39,6 +40,7 @@ pub mod workload;
 pub use cluster::{node_name, sim_genesis, Cluster, Outcome, SimParams, EPOCH_MS, P2P_PORT};
 pub use error::SimError;
 pub use invariants::{Invariants, Stats};
+pub use liar::Liar;
 pub use seeds::{assert_all_passed, run_seeds, selected_seeds, SeedReport, DEFAULT_SEEDS};
 pub use transport::TurmoilTransport;
 pub use workload::{Acknowledged, Wallet, Workload, WALLET_BALANCE};

@@ -31,14 +31,14 @@ fn scenario_rng(seed: u64) -> StdRng {
 
 /// Hashes of `name`'s best chain from index `from` to its tip.
 fn chain_from(c: &Cluster, name: &str, from: u64) -> Vec<Hash> {
+    // Through `Server::block_at` (memory or storage): a node keeps only the last k blocks of its
+    // best chain in memory.
     c.with_server(name, |s| {
-        s.with_chain(|ch| {
-            (from..=ch.height())
-                .filter_map(|i| ch.block_at(i).map(|b| b.hash()))
-                .collect()
-        })
+        let height = s.with_chain(|ch| ch.height()).unwrap_or(0);
+        (from..=height)
+            .map_while(|i| s.block_at(i).map(|b| b.hash()))
+            .collect()
     })
-    .flatten()
     .unwrap_or_default()
 }
 
@@ -56,14 +56,12 @@ fn fork_point(c: &Cluster, a: &str, b: &str) -> u64 {
 /// Transaction ids in `name`'s best-chain blocks above index `above`.
 fn txs_above(c: &Cluster, name: &str, above: u64) -> BTreeSet<Hash> {
     c.with_server(name, |s| {
-        s.with_chain(|ch| {
-            (above + 1..=ch.height())
-                .filter_map(|i| ch.block_at(i))
-                .flat_map(|b| b.transactions.iter().map(|t| t.id()))
-                .collect()
-        })
+        let height = s.with_chain(|ch| ch.height()).unwrap_or(0);
+        (above + 1..=height)
+            .map_while(|i| s.block_at(i))
+            .flat_map(|b| b.transactions.into_iter().map(|t| t.id()))
+            .collect()
     })
-    .flatten()
     .unwrap_or_default()
 }
 

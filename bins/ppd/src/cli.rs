@@ -306,7 +306,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
-    /// log, log_format; see contrib/ppd.toml). Relative paths inside it are resolved against the
+    /// log, log_format, db_cache_mb; see contrib/ppd.toml). Relative paths inside it are resolved against the
     /// file's directory.
     #[arg(long, value_name = "FILE", env = "PPD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -353,6 +353,10 @@ pub struct RunArgs {
     /// Log line format [default: text].
     #[arg(long, value_enum, value_name = "FORMAT", env = "PPD_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Database page cache in MiB, 1..=65536 [default: 64]. Blocks are written once and read
+    /// rarely, so a small cache keeps memory independent of the chain's length.
+    #[arg(long, value_name = "MIB", env = "PPD_DB_CACHE_MB")]
+    pub db_cache_mb: Option<u64>,
 }
 
 /// `ppd keygen`.

@@ -33,6 +33,10 @@ pub const DEFAULT_DATA_DIR: &str = "ppd-data";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// Default `max_peers`: the Server's own default.
 pub const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
+/// Default database page cache in MiB (see `pp_server::storage::DEFAULT_DB_CACHE_BYTES`).
+pub const DEFAULT_DB_CACHE_MB: u64 = (pp_server::storage::DEFAULT_DB_CACHE_BYTES >> 20) as u64;
+/// Largest database page cache accepted, in MiB (64 GiB).
+pub const MAX_DB_CACHE_MB: u64 = 65_536;
 
 /// A config file or value that breaks a rule.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,9 @@ pub struct FileConfig {
     /// Smallest fee admitted to the mempool (node policy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_fee: Option<u64>,
+    /// Database page cache in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_cache_mb: Option<u64>,
     /// Log filter (RUST_LOG syntax), used when neither `--log`/`PPD_LOG` nor RUST_LOG is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -195,6 +202,8 @@ pub struct Settings {
     pub min_fee: u64,
     /// Log filter from `--log`/`PPD_LOG` (beats RUST_LOG).
     pub log_override: Option<String>,
+    /// Database page cache in MiB.
+    pub db_cache_mb: u64,
     /// Log filter from the config file (RUST_LOG beats it).
     pub log: Option<String>,
     /// Log line format.
@@ -300,6 +309,16 @@ impl Settings {
             .min_fee
             .or(file.min_fee)
             .unwrap_or(pp_server::mempool::DEFAULT_MIN_FEE);
+        let db_cache_mb = args
+            .db_cache_mb
+            .or(file.db_cache_mb)
+            .unwrap_or(DEFAULT_DB_CACHE_MB);
+        if !(1..=MAX_DB_CACHE_MB).contains(&db_cache_mb) {
+            return Err(bad(
+                "db_cache_mb",
+                format!("{db_cache_mb} is not between 1 and {MAX_DB_CACHE_MB}"),
+            ));
+        }
         for l in [&args.log, &file.log].into_iter().flatten() {
             if l.len() > 1024 {
                 return Err(bad("log", "longer than 1024 characters"));
@@ -316,6 +335,7 @@ impl Settings {
             max_peers,
             min_fee,
             log_override: args.log.clone(),
+            db_cache_mb,
             log: file.log,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
@@ -475,6 +495,25 @@ mod tests {
     }
 
     #[test]
+    fn db_cache_mb_comes_from_the_flag_else_the_file_else_the_default_and_is_bounded() {
+        let s = merged("", &RunArgs::default()).unwrap();
+        assert_eq!(s.db_cache_mb, 64);
+        assert_eq!(
+            merged("db_cache_mb = 16\n", &RunArgs::default())
+                .unwrap()
+                .db_cache_mb,
+            16
+        );
+        let args = RunArgs {
+            db_cache_mb: Some(8),
+            ..RunArgs::default()
+        };
+        assert_eq!(merged("db_cache_mb = 16\n", &args).unwrap().db_cache_mb, 8);
+        let err = merged("db_cache_mb = 0\n", &RunArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("db_cache_mb"), "{err}");
+    }
+
+    #[test]
     fn min_fee_comes_from_the_flag_else_the_file_else_the_default() {
         let s = merged("", &RunArgs::default()).unwrap();
         assert_eq!(s.min_fee, pp_server::mempool::DEFAULT_MIN_FEE);
@@ -630,6 +669,7 @@ mod tests {
             peers: Some(vec!["127.0.0.1:9000".into()]),
             max_peers: None,
             min_fee: None,
+            db_cache_mb: None,
             log: Some("info,pp_net=debug".into()),
             log_format: Some(LogFormat::Json),
         };

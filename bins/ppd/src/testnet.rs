@@ -166,6 +166,7 @@ fn node_config(args: &TestnetArgs, i: usize) -> FileConfig {
         peers: (i > 0).then(|| vec![format!("127.0.0.1:{}", args.base_p2p_port)]),
         max_peers: None,
         min_fee: None,
+        db_cache_mb: None,
         log: None,
         log_format: None,
     }

@@ -1,5 +1,13 @@
-//! The chain: the best chain in memory, side-chain blocks, the tip ledger state, undo data and
-//! the consensus state each block left, with full block validation and fork choice.
+//! The chain: a window of the best chain in memory, side-chain blocks, the tip ledger state, undo
+//! data and the consensus state each block left, with full block validation and fork choice.
+//!
+//! Memory does not grow with history. Fork choice never looks more than `k` blocks below the
+//! tip (a parent deeper than that is refused, and so is any switch that rolls back more), so
+//! the chain needs the best blocks from index `height - k` up, the side blocks above that, and
+//! the tip state. Older best blocks are forgotten once the owner says they are stored
+//! ([`Chain::mark_stored`]): a chain whose owner never says so keeps every block, as before.
+//! Owners that forget serve older blocks from their own storage (pp-server reads them from its
+//! database); [`Chain::window_start`] says where memory begins.
 //!
 //! Fork choice (DESIGN §6): the longest valid chain wins; on equal length the chain already held
 //! is kept; no switch rolls back more than `genesis.k` blocks.
@@ -124,8 +132,17 @@ pub struct Chain<C: ConsensusRules> {
     genesis_hash: Hash,
     rules: C,
     entries: HashMap<Hash, Entry<C::State>>,
-    /// Hashes of the best chain by index.
-    best: Vec<Hash>,
+    /// Hashes of the best chain by index, from index `base` up to the tip.
+    best: VecDeque<Hash>,
+    /// Index of `best[0]`: best blocks below it were forgotten (they are in the owner's storage).
+    base: u64,
+    /// Hash of the genesis block (index 0), kept when the block itself leaves the window.
+    origin: Hash,
+    /// The owner stores the best chain up to this index ([`Chain::mark_stored`]); only best
+    /// blocks at or below it are ever forgotten (none while it is `None`).
+    stored: Option<u64>,
+    /// Equivocations detected, including those beyond [`MAX_EQUIVOCATIONS`].
+    equivocations_seen: u64,
     /// Hashes of held blocks not on the best chain.
     side: HashSet<Hash>,
     /// First block seen for each (slot, producer), for equivocation detection.
@@ -164,7 +181,11 @@ impl<C: ConsensusRules> Chain<C> {
             genesis_hash,
             rules,
             entries,
-            best: vec![hash],
+            best: VecDeque::from([hash]),
+            base: 0,
+            origin: hash,
+            stored: None,
+            equivocations_seen: 0,
             side: HashSet::new(),
             by_slot: BTreeMap::new(),
             state,
@@ -208,12 +229,12 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// Index of the tip (the genesis block is 0).
     pub fn height(&self) -> u64 {
-        (self.best.len() as u64).saturating_sub(1)
+        (self.base + self.best.len() as u64).saturating_sub(1)
     }
 
     fn tip_entry(&self) -> &Entry<C::State> {
         // `best` always holds the genesis block and every hash in it has an entry.
-        match self.best.last().and_then(|h| self.entries.get(h)) {
+        match self.best.back().and_then(|h| self.entries.get(h)) {
             Some(e) => e,
             None => unreachable!("the best chain always holds the genesis block"),
         }
@@ -226,15 +247,31 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// Hash of the tip block.
     pub fn tip_hash(&self) -> Hash {
-        self.best.last().copied().unwrap_or(Hash::ZERO)
+        self.best.back().copied().unwrap_or(Hash::ZERO)
     }
 
-    /// The best-chain block at `index`.
+    /// Hash of the best-chain block at `index`, if it is in the window held in memory (at or
+    /// above [`Chain::window_start`]).
+    pub fn best_hash_at(&self, index: u64) -> Option<Hash> {
+        let offset = usize::try_from(index.checked_sub(self.base)?).ok()?;
+        self.best.get(offset).copied()
+    }
+
+    /// The lowest index of a best-chain block held in memory. Blocks below it were forgotten
+    /// after the owner stored them ([`Chain::mark_stored`]); it is 0 until then.
+    pub fn window_start(&self) -> u64 {
+        self.base
+    }
+
+    /// Hash of the genesis block (index 0), known even once the block left the window.
+    pub fn genesis_block_hash(&self) -> Hash {
+        self.origin
+    }
+
+    /// The best-chain block at `index`, if held in memory (see [`Chain::window_start`]).
     pub fn block_at(&self, index: u64) -> Option<&Block> {
-        let i = usize::try_from(index).ok()?;
-        self.best
-            .get(i)
-            .and_then(|h| self.entries.get(h))
+        self.best_hash_at(index)
+            .and_then(|h| self.entries.get(&h))
             .map(|e| &e.block)
     }
 
@@ -245,12 +282,9 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// True iff `hash` is on the best chain.
     pub fn is_on_best_chain(&self, hash: &Hash) -> bool {
-        self.entries.get(hash).is_some_and(|e| {
-            usize::try_from(e.block.header.index)
-                .ok()
-                .and_then(|i| self.best.get(i))
-                == Some(hash)
-        })
+        self.entries
+            .get(hash)
+            .is_some_and(|e| self.best_hash_at(e.block.header.index) == Some(*hash))
     }
 
     /// True iff the block is held (best or side chain).
@@ -306,9 +340,27 @@ impl<C: ConsensusRules> Chain<C> {
         st
     }
 
-    /// Recorded equivocations, in the order they were detected.
+    /// Recorded equivocations, in the order they were detected (at most [`MAX_EQUIVOCATIONS`]).
     pub fn equivocations(&self) -> &[Equivocation] {
         &self.equivocations
+    }
+
+    /// How many equivocations this chain detected, including those not recorded because
+    /// [`MAX_EQUIVOCATIONS`] were recorded already.
+    pub fn equivocations_seen(&self) -> u64 {
+        self.equivocations_seen
+    }
+
+    /// The owner says the best chain up to `index`, ending in block `hash`, is durably stored
+    /// (it can read those blocks back). If `hash` is still the best block at `index`, the
+    /// whole best chain up to it is the stored one (each block commits to its parent), and best
+    /// blocks at or below `index` that are more than `k` below the tip are forgotten. A fork
+    /// switch lowers the mark to the fork point: the owner has not stored the new branch yet.
+    pub fn mark_stored(&mut self, index: u64, hash: &Hash) {
+        if self.stored.is_none_or(|s| index > s) && self.best_hash_at(index) == Some(*hash) {
+            self.stored = Some(index);
+            self.prune();
+        }
     }
 
     /// Block rewards minted on the best chain.
@@ -317,25 +369,25 @@ impl<C: ConsensusRules> Chain<C> {
     }
 
     /// Block locator: hashes of the tip, tip-1, tip-2, tip-4, tip-8, ... and the genesis block,
-    /// so that a peer can find our fork point in O(log n) hashes.
+    /// so that a peer can find our fork point in O(log n) hashes. Steps below
+    /// [`Chain::window_start`] are left out (the owner adds them from its storage).
     pub fn locator(&self) -> Vec<Hash> {
         let h = self.height();
         let mut out = vec![self.tip_hash()];
         let mut step = 1u64;
         while step <= h {
-            if let Some(b) = self.block_at(h - step) {
-                out.push(b.hash());
-            }
+            out.extend(self.best_hash_at(h - step));
             step = step.saturating_mul(2);
         }
-        if h > 0 && out.last() != self.best.first() {
-            out.extend(self.best.first().copied());
+        if h > 0 && out.last() != Some(&self.origin) {
+            out.push(self.origin);
         }
         out
     }
 
     /// Index of the first hash of `locator` that is on our best chain (the fork point with the
-    /// peer that sent it), or `None` if none is (another network).
+    /// peer that sent it), or `None` if none is (another network). Only the window held in
+    /// memory is searched (see [`Chain::window_start`]).
     pub fn find_fork_point(&self, locator: &[Hash]) -> Option<u64> {
         locator
             .iter()
@@ -375,6 +427,23 @@ impl<C: ConsensusRules> Chain<C> {
             }
         }
         out
+    }
+
+    /// For a block whose parent is not held: a parent at the index the block claims would be
+    /// more than `k` below the tip, so the block can never be adopted (whether the parent is an
+    /// old best block that left the window, or unknown). Refused like a block on a known old
+    /// parent, rather than reported as an unknown parent (which would make the owner sync).
+    fn check_claimed_depth(&self, block: &Block) -> Result<(), ChainError> {
+        let depth = self
+            .height()
+            .saturating_sub(block.header.index.saturating_sub(1));
+        if depth > self.genesis.k {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
+        Ok(())
     }
 
     /// The checks against the parent: it is at most `k` below the tip (a block on an older
@@ -441,6 +510,7 @@ impl<C: ConsensusRules> Chain<C> {
         }
         let parent_hash = block.header.prev_hash;
         let Some(parent) = self.entries.get(&parent_hash) else {
+            self.check_claimed_depth(block)?;
             return Err(ChainError::UnknownParent { hash: parent_hash });
         };
         self.check_parent(block, &parent.block, now_ms)?;
@@ -510,10 +580,9 @@ impl<C: ConsensusRules> Chain<C> {
         let depth = self.height() - fork;
         let mut st = self.state.clone();
         for i in (fork + 1..=self.height()).rev() {
-            let undo = usize::try_from(i)
-                .ok()
-                .and_then(|i| self.best.get(i))
-                .and_then(|h| self.entries.get(h))
+            let undo = self
+                .best_hash_at(i)
+                .and_then(|h| self.entries.get(&h))
                 .and_then(|e| e.undo.clone())
                 .ok_or(ChainError::ForkTooDeep {
                     depth,
@@ -560,6 +629,7 @@ impl<C: ConsensusRules> Chain<C> {
         }
         let parent_hash = block.block().header.prev_hash;
         let Some(parent) = self.entries.get(&parent_hash) else {
+            self.check_claimed_depth(block.block())?;
             return Err(ChainError::UnknownParent { hash: parent_hash });
         };
         self.check_parent(block.block(), &parent.block, now_ms)?;
@@ -592,7 +662,7 @@ impl<C: ConsensusRules> Chain<C> {
                     stakes,
                 },
             );
-            self.best.push(hash);
+            self.best.push_back(hash);
             self.prune();
             return Ok(AddOutcome::Extended);
         }
@@ -678,6 +748,7 @@ impl<C: ConsensusRules> Chain<C> {
         let Some(first_block) = self.entries.get(&first).map(|e| &e.block) else {
             return;
         };
+        self.equivocations_seen = self.equivocations_seen.saturating_add(1);
         if self.equivocations.len() < MAX_EQUIVOCATIONS {
             self.equivocations.push(Equivocation {
                 slot: second.header.slot,
@@ -706,8 +777,17 @@ impl<C: ConsensusRules> Chain<C> {
                 k: self.genesis.k,
             });
         }
-        // Every block to roll back must still have undo data; check before changing anything.
-        let old: Vec<Hash> = self.best[(fork as usize + 1)..].to_vec();
+        // Every block to roll back must be held and still have undo data; check before changing
+        // anything. (The window holds every best block from `height - k` up, so this holds.)
+        if fork < self.base {
+            return Err(ChainError::ForkTooDeep {
+                depth,
+                k: self.genesis.k,
+            });
+        }
+        let old: Vec<Hash> = (fork + 1..=self.height())
+            .filter_map(|i| self.best_hash_at(i))
+            .collect();
         if old
             .iter()
             .any(|h| self.entries.get(h).is_none_or(|e| e.undo.is_none()))
@@ -717,13 +797,15 @@ impl<C: ConsensusRules> Chain<C> {
                 k: self.genesis.k,
             });
         }
+        // The new branch is not in the owner's storage yet.
+        self.stored = self.stored.map(|s| s.min(fork));
         for h in old.iter().rev() {
             if let Some(e) = self.entries.get_mut(h) {
                 if let Some(undo) = e.undo.take() {
                     self.state.rollback(undo);
                 }
             }
-            self.best.pop();
+            self.best.pop_back();
             self.side.insert(*h);
         }
         let mut applied = Vec::with_capacity(branch.len());
@@ -746,7 +828,7 @@ impl<C: ConsensusRules> Chain<C> {
                     if let Some(e) = self.entries.get_mut(h) {
                         e.undo = Some(undo);
                     }
-                    self.best.push(*h);
+                    self.best.push_back(*h);
                     self.side.remove(h);
                     applied.push(*h);
                 }
@@ -776,7 +858,7 @@ impl<C: ConsensusRules> Chain<C> {
                     self.state.rollback(undo);
                 }
             }
-            self.best.pop();
+            self.best.pop_back();
             self.side.insert(*h);
         }
         for h in old {
@@ -793,7 +875,7 @@ impl<C: ConsensusRules> Chain<C> {
                     if let Some(e) = self.entries.get_mut(h) {
                         e.undo = Some(undo);
                     }
-                    self.best.push(*h);
+                    self.best.push_back(*h);
                     self.side.remove(h);
                 }
                 Err(_) => break,
@@ -845,7 +927,10 @@ impl<C: ConsensusRules> Chain<C> {
     }
 
     /// Bounds memory: side blocks at index <= height - k can never be adopted (their fork point
-    /// is deeper than k), and undo data is needed only for the last k best blocks.
+    /// is deeper than k), and undo data is needed only for the last k best blocks. Best blocks
+    /// below `height - k` that the owner stored are forgotten, with their (slot, producer)
+    /// records: every block the chain can still accept has a slot after the block at
+    /// `height - k` (its parent is at or above it), so no equivocation with them can arrive.
     fn prune(&mut self) {
         let floor = self.height().saturating_sub(self.genesis.k);
         let stale: Vec<Hash> = self
@@ -861,9 +946,26 @@ impl<C: ConsensusRules> Chain<C> {
         for h in stale {
             self.forget_side(&h);
         }
-        if let Some(h) = usize::try_from(floor).ok().and_then(|i| self.best.get(i)) {
-            if let Some(e) = self.entries.get_mut(h) {
+        if let Some(h) = self.best_hash_at(floor) {
+            if let Some(e) = self.entries.get_mut(&h) {
                 e.undo = None;
+            }
+        }
+        let mut forgot = false;
+        while self.base < floor && self.stored.is_some_and(|s| self.base <= s) {
+            if let Some(h) = self.best.pop_front() {
+                self.entries.remove(&h);
+            }
+            self.base += 1;
+            forgot = true;
+        }
+        if forgot {
+            if let Some(floor_slot) = self
+                .best_hash_at(floor)
+                .and_then(|h| self.entries.get(&h))
+                .map(|e| e.block.header.slot)
+            {
+                self.by_slot.retain(|(slot, _), _| *slot > floor_slot);
             }
         }
     }
@@ -1030,7 +1132,7 @@ mod tests {
             Ok(AddOutcome::Reorg { .. })
         ));
         let mut fresh = LedgerState::from_genesis(&g);
-        for h in &c.best[1..] {
+        for h in c.best.iter().skip(1) {
             fresh
                 .apply_block(&c.entries[h].block, &gh, g.block_reward)
                 .unwrap();

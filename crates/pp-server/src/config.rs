@@ -121,6 +121,9 @@ pub struct ServerConfig {
     pub mempool_min_fee: u64,
     /// Most blocks requested per `get_blocks` during sync.
     pub sync_batch: u32,
+    /// Size of the database's page cache in MiB (default
+    /// [`DEFAULT_DB_CACHE_BYTES`](crate::storage::DEFAULT_DB_CACHE_BYTES), see `storage.rs`).
+    pub db_cache_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -140,6 +143,7 @@ impl Default for ServerConfig {
             mempool_max_per_sender: DEFAULT_MAX_PER_SENDER,
             mempool_min_fee: DEFAULT_MIN_FEE,
             sync_batch: 200,
+            db_cache_mb: (crate::storage::DEFAULT_DB_CACHE_BYTES >> 20) as u64,
         }
     }
 }

@@ -271,6 +271,7 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/metrics", get(metrics))
         .route("/events", get(sse::events))
         .merge(crate::explorer::router())
+        .route("/evidence", get(evidence))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             core.clone(),
@@ -353,6 +354,7 @@ pub(crate) fn status_json(core: &Core) -> Value {
         "inbound": inbound,
         "p2p_enabled": p2p,
         "pending_transactions": pending,
+        "sync": core.sync_status.json(),
     })
 }
 
@@ -375,9 +377,10 @@ async fn blocks(
     let Query(r) = q?;
     let count = r.count.unwrap_or(10).min(MAX_BLOCKS_PER_PAGE);
     let from = r.from.unwrap_or(0);
-    let c = core.chain();
-    let out: Vec<Value> = (from..from.saturating_add(count))
-        .map_while(|i| c.block_at(i).map(block_json))
+    let out: Vec<Value> = crate::history::blocks_from(&core, from, count)
+        .map_err(storage_error)?
+        .iter()
+        .map(block_json)
         .collect();
     ok_json(json!({ "blocks": out }))
 }
@@ -390,12 +393,14 @@ async fn block_by_index(
     let index: u64 = s.parse().map_err(|_| {
         ApiError::bad_request("bad_index", format!("{s:?} is not a block index (u64)"))
     })?;
-    let c = core.chain();
-    match c.block_at(index) {
-        Some(b) => ok_json(block_json(b)),
+    match crate::history::block_at(&core, index).map_err(storage_error)? {
+        Some(b) => ok_json(block_json(&b)),
         None => Err(ApiError::not_found(
             "unknown_block",
-            format!("no block at index {index}; the height is {}", c.height()),
+            format!(
+                "no block at index {index}; the height is {}",
+                core.chain().height()
+            ),
         )),
     }
 }
@@ -411,11 +416,10 @@ async fn block_by_hash(
 ) -> ApiResult {
     let Path(s) = p?;
     let h = parse_hash(&s, "hash")?;
-    let c = core.chain();
-    match c.block_by_hash(&h) {
-        Some(b) => {
-            let mut v = block_json(b);
-            v["on_best_chain"] = json!(c.is_on_best_chain(&h));
+    match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
+        Some((b, on_best_chain)) => {
+            let mut v = block_json(&b);
+            v["on_best_chain"] = json!(on_best_chain);
             ok_json(v)
         }
         None => Err(ApiError::not_found(
@@ -525,19 +529,24 @@ async fn tx_status(
             e.to_string(),
         )
     })?;
+    // The indexed block, if it is still on the best chain (from memory or from storage).
+    let indexed = match stored {
+        Some(h) => match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
+            Some((b, true)) => Some(b),
+            _ => None,
+        },
+        None => None,
+    };
     let c = core.chain();
-    let found = stored
-        .filter(|h| c.is_on_best_chain(h))
-        .and_then(|h| c.block_by_hash(&h))
-        .or_else(|| {
-            // A block being committed right now has left the mempool but is not indexed yet:
-            // look at the newest blocks in memory.
-            let h = c.height();
-            (h.saturating_sub(RECENT_BLOCKS_SCANNED)..=h)
-                .rev()
-                .filter_map(|i| c.block_at(i))
-                .find(|b| b.transactions.iter().any(|t| t.id() == id))
-        });
+    let found = indexed.as_ref().or_else(|| {
+        // A block being committed right now has left the mempool but is not indexed yet:
+        // look at the newest blocks in memory.
+        let h = c.height();
+        (h.saturating_sub(RECENT_BLOCKS_SCANNED)..=h)
+            .rev()
+            .filter_map(|i| c.block_at(i))
+            .find(|b| b.transactions.iter().any(|t| t.id() == id))
+    });
     if let Some(b) = found {
         return ok_json(json!({
             "id": id,
@@ -667,6 +676,20 @@ async fn metrics(State(core): State<Arc<Core>>) -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     res
+}
+
+/// A storage read failed: `500 storage_error`.
+fn storage_error(e: crate::storage::StorageError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage_error",
+        e.to_string(),
+    )
+}
+
+/// `GET /evidence`: the stored equivocation evidence (see `evidence.rs`).
+async fn evidence(State(core): State<Arc<Core>>) -> ApiResult {
+    ok_json(crate::evidence::evidence_json(&core).map_err(storage_error)?)
 }
 
 #[cfg(test)]

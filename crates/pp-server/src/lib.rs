@@ -28,8 +28,10 @@ mod clock;
 pub mod config;
 pub mod error;
 mod events;
+mod evidence;
 mod explorer;
 mod health;
+mod history;
 mod http;
 mod http_serve;
 pub mod keys;
@@ -42,6 +44,7 @@ pub mod ops_metrics;
 pub mod process_metrics;
 mod server;
 pub mod storage;
+mod sync;
 mod tasks;
 mod writer;
 

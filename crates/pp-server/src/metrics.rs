@@ -77,6 +77,12 @@ pub struct Metrics {
     pub p2p_refused: Family<ReasonLabel, Counter>,
     /// The operator's metrics: build, process, tip age, slots, block flow, peers, sync.
     pub ops: crate::ops_metrics::OpsMetrics,
+    // Validation pipeline and evidence (issue 9): `verifications ÷ distinct transactions` is
+    // `pp_signature_verifications_total ÷ pp_transactions_admitted_total` under load.
+    /// Equivocations detected (two blocks signed by one producer for one slot).
+    pub equivocations: Counter,
+    /// Signature verifications performed (the signature cache's counter, read at scrape time).
+    pub signature_verifications: Counter,
 }
 
 impl Metrics {
@@ -106,6 +112,8 @@ impl Metrics {
             p2p_handshakes_failed: Family::default(),
             p2p_refused: Family::default(),
             ops: crate::ops_metrics::OpsMetrics::new(),
+            equivocations: Counter::default(),
+            signature_verifications: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("chain_height", "Height of the best chain", m.height.clone());
@@ -207,7 +215,33 @@ impl Metrics {
                 reason: reason.to_string(),
             });
         }
+        // Validation pipeline and evidence (issue 9).
+        registry.register(
+            "equivocations",
+            "Equivocations detected (one producer, two blocks, one slot); see GET /evidence",
+            m.equivocations.clone(),
+        );
+        registry.register(
+            "signature_verifications",
+            "Ed25519 signature verifications performed (cache hits are not verifications)",
+            m.signature_verifications.clone(),
+        );
+        // The same counter as `pp_txs_accepted_total`, under the name the pipeline's ratio uses.
+        registry.register(
+            "transactions_admitted",
+            "Transactions admitted into the mempool",
+            m.txs_accepted.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Brings `pp_signature_verifications_total` up to the signature cache's count (called at
+    /// scrape time; the counter only moves forward).
+    pub fn observe_verifications(&self, total: u64) {
+        let now = self.signature_verifications.get();
+        if total > now {
+            self.signature_verifications.inc_by(total - now);
+        }
     }
 
     /// Bring the P2P counters up to the network's cumulative numbers (called at scrape time;

@@ -105,6 +105,8 @@ pub(crate) fn tx_error_code(e: &TxError) -> &'static str {
 pub(crate) struct Imported {
     pub(crate) outcome: AddOutcome,
     pub(crate) height: u64,
+    /// The tip right after this block (what was stored with it, when the best chain changed).
+    pub(crate) tip: Option<Hash>,
 }
 
 /// The answer to one submitted transaction.
@@ -154,6 +156,13 @@ pub(crate) fn storage_refusal(e: &WriteError) -> MempoolError {
     }
 }
 
+/// A block to import: as received (both stages run under the import lock), or already through
+/// the stateless stage.
+enum Incoming {
+    Raw(Block),
+    Verified(VerifiedBlock),
+}
+
 /// Everything a running node shares between its tasks.
 pub(crate) struct Core {
     pub(crate) node_id: String,
@@ -175,6 +184,8 @@ pub(crate) struct Core {
     pub(crate) observe: crate::observe::Observe,
     /// What happened, for `GET /events` (published once durable).
     pub(crate) events: EventBus,
+    /// What the sync engine is doing, for `GET /status` (see [`crate::sync`]).
+    pub(crate) sync_status: crate::sync::SyncStatus,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
     mempool: Mutex<Mempool>,
@@ -222,6 +233,7 @@ impl Core {
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx,
             events: EventBus::default(),
+            sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
             chain: RwLock::new(chain),
             mempool: Mutex::new(mempool),
@@ -282,6 +294,7 @@ impl Core {
             (None, None) => Ok(Imported {
                 outcome: AddOutcome::AlreadyKnown,
                 height: self.chain().height(),
+                tip: None,
             }),
         }
     }
@@ -298,11 +311,31 @@ impl Core {
         &self,
         blocks: Vec<Block>,
     ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
+        self.import(blocks.into_iter().map(Incoming::Raw).collect())
+            .await
+    }
+
+    /// [`Core::import_blocks`] for blocks that already passed the stateless stage (sync verifies
+    /// them off the lock and off the runtime, see [`crate::sync`]): only the stateful stage runs
+    /// under the import lock.
+    pub(crate) async fn import_verified(
+        &self,
+        blocks: Vec<VerifiedBlock>,
+    ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
+        self.import(blocks.into_iter().map(Incoming::Verified).collect())
+            .await
+    }
+
+    async fn import(
+        &self,
+        blocks: Vec<Incoming>,
+    ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
         let slot = self.writer.reserve().await?;
         let (done, refused, stored) = self.apply_blocks(blocks, slot);
         if let Some((pending, readmitted, new_best)) = stored {
             pending.durable().await?;
             self.events.publish(new_best);
+            self.release_stored(&done);
             // Re-admitted transactions of abandoned blocks are relayed once they are journaled:
             // peers that were on the winning branch may never have seen them, and without a
             // relay only the nodes that held them could include them.
@@ -315,6 +348,21 @@ impl Core {
         Ok((done, refused))
     }
 
+    /// Tells the chain that the best chain ending at the last block of `done` that changed it is
+    /// on disk, so that it may forget blocks more than `k` below the tip (see `history.rs`).
+    fn release_stored(&self, done: &[Imported]) {
+        let tip = done.iter().rev().find_map(|d| match &d.outcome {
+            AddOutcome::Extended | AddOutcome::Reorg { .. } => d.tip,
+            _ => None,
+        });
+        if let Some(hash) = tip {
+            let mut c = self.chain_mut();
+            if let Some(index) = c.block_by_hash(&hash).map(|b| b.header.index) {
+                c.mark_stored(index, &hash);
+            }
+        }
+    }
+
     /// The in-memory part of [`Core::import_blocks`], under the import lock: applies the blocks,
     /// updates the mempool and queues the storage change on `slot` (under the mempool lock, so
     /// that admissions and imports reach the disk in memory's order). Returns the outcomes, the
@@ -323,7 +371,7 @@ impl Core {
     #[allow(clippy::type_complexity)]
     fn apply_blocks(
         &self,
-        blocks: Vec<Block>,
+        blocks: Vec<Incoming>,
         slot: Slot<'_>,
     ) -> (
         Vec<Imported>,
@@ -338,11 +386,15 @@ impl Core {
         let mut reorgs = 0u64;
         let mut rolled_back_txs: Vec<Transaction> = Vec::new();
         let mut new_best: Vec<NodeEvent> = Vec::new();
+        let equivocations_before = self.chain().equivocations_seen();
         for block in blocks {
-            let hash = block.hash();
             let now = self.now_ms();
             let validating = std::time::Instant::now();
-            let result = self.verify_block(block, now).and_then(|v| match v {
+            let (hash, verified) = match block {
+                Incoming::Raw(b) => (b.hash(), self.verify_block(b, now)),
+                Incoming::Verified(v) => (v.hash(), Ok(Some(v))),
+            };
+            let result = verified.and_then(|v| match v {
                 Some(v) => self.chain_mut().add_block(v, now),
                 None => Ok(AddOutcome::AlreadyKnown),
             });
@@ -398,10 +450,12 @@ impl Core {
             done.push(Imported {
                 outcome,
                 height: chain.height(),
+                tip: Some(chain.tip_hash()),
             });
         }
         self.metrics.height.set(gauge_value(self.chain().height()));
         self.metrics.reorgs.inc_by(reorgs);
+        crate::evidence::collect(self, equivocations_before, &mut commit);
         if !best_changed {
             if commit.blocks.is_empty() {
                 return (done, refused, None);
@@ -411,6 +465,8 @@ impl Core {
         }
         let chain = self.chain();
         commit.height = Some(chain.height());
+        // Side blocks that fell `k` below the tip can never be adopted: off the disk too.
+        commit.side_floor = Some(chain.height().saturating_sub(self.genesis.k));
         let view = LedgerView {
             state: chain.state(),
             genesis_hash: self.genesis_hash,
@@ -627,10 +683,15 @@ impl Core {
 
     /// Replays stored best-chain blocks into the (fresh) chain; stops at the first block that is
     /// missing or invalid and trims the stored best chain there.
+    ///
+    /// Blocks are read one at a time and the chain is told each is stored, so memory holds the
+    /// chain's window, never the whole history.
     pub(crate) fn replay(&self) -> Result<u64, StorageError> {
-        let hashes = self.storage.best_chain()?;
         let mut applied = 0u64;
-        for h in &hashes {
+        let mut trim = false;
+        while let Some(h) = self.storage.best_hash(applied.saturating_add(1))? {
+            let h = &h;
+            trim = true;
             let Some(block) = self.storage.block(h)? else {
                 tracing::warn!(hash = %h, "stored best chain refers to a missing block; stopping replay");
                 break;
@@ -640,8 +701,13 @@ impl Core {
                 .slots
                 .slot_start_ms(block.header.slot)
                 .max(block.header.timestamp);
-            match self.chain_mut().verify_and_add(block, now) {
-                Ok(AddOutcome::Extended) => applied += 1,
+            let mut chain = self.chain_mut();
+            match chain.verify_and_add(block, now) {
+                Ok(AddOutcome::Extended) => {
+                    applied += 1;
+                    chain.mark_stored(applied, h);
+                    trim = false;
+                }
                 Ok(other) => {
                     tracing::warn!(hash = %h, ?other, "stored block did not extend the replayed chain; stopping");
                     break;
@@ -652,7 +718,7 @@ impl Core {
                 }
             }
         }
-        if applied < hashes.len() as u64 {
+        if trim {
             self.storage.commit_chain(&ChainCommit {
                 height: Some(applied),
                 ..ChainCommit::default()
@@ -715,6 +781,8 @@ impl Core {
             self.metrics.observe_net(&n.stats(), n.bans().len());
         }
         self.observe_scrape();
+        let verifications = self.chain().signature_cache().verifications();
+        self.metrics.observe_verifications(verifications);
         self.metrics.encode()
     }
 
@@ -738,25 +806,22 @@ impl ChainView for CoreView {
         if self.0.health.failure().is_some() {
             return Vec::new();
         }
-        let c = self.0.chain();
         let n = u64::from(count.min(MAX_SERVE_BLOCKS));
-        (from_index..from_index.saturating_add(n))
-            .map_while(|i| c.block_at(i).cloned())
-            .collect()
+        crate::history::blocks_from(&self.0, from_index, n).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read stored blocks to serve");
+            Vec::new()
+        })
     }
 
     fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader> {
         if self.0.health.failure().is_some() {
             return Vec::new();
         }
-        let c = self.0.chain();
-        let Some(fork) = c.find_fork_point(locator) else {
-            return Vec::new();
-        };
         let n = u64::from(count.min(MAX_SERVE_HEADERS));
-        (fork.saturating_add(1)..fork.saturating_add(1).saturating_add(n))
-            .map_while(|i| c.block_at(i).map(|b| b.header.clone()))
-            .collect()
+        crate::history::headers_after(&self.0, locator, n).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read stored headers to serve");
+            Vec::new()
+        })
     }
 }
 
@@ -777,7 +842,15 @@ pub(crate) mod testing {
         key: &KeyPair,
         genesis_time: u64,
     ) -> Arc<Core> {
-        let g = Genesis::devnet("test", key.public(), genesis_time);
+        core_with_genesis(
+            dir,
+            key,
+            Genesis::devnet("test", key.public(), genesis_time),
+        )
+    }
+
+    /// Like [`core`], on genesis `g` (whose stakeholder should be `key`).
+    pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis) -> Arc<Core> {
         let rules = Ouroboros::new(&g).unwrap();
         let slots = SlotClock::from_genesis(&g).unwrap();
         let chain = Chain::new(g.clone(), rules).unwrap();

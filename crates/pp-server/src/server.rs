@@ -335,9 +335,12 @@ impl Server {
         }
         let genesis_hash = genesis.hash();
 
-        let storage = Arc::new(Storage::open_with_fault(
+        let cache_bytes =
+            usize::try_from(self.config.db_cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let storage = Arc::new(Storage::open_with_cache(
             &data_dir.join(DB_FILE),
             &self.fault,
+            cache_bytes,
         )?);
         match storage.genesis_hash()? {
             Some(h) if h != genesis_hash => {
@@ -476,9 +479,10 @@ impl Server {
         }
         tasks.push((
             "sync",
-            tokio::spawn(crate::tasks::sync_loop(
+            tokio::spawn(crate::sync::run(
                 core.clone(),
                 sync_rx,
+                self.blocking.clone(),
                 shutdown_rx.clone(),
             )),
         ));
@@ -724,7 +728,9 @@ impl Server {
 
     /// A block of the best chain by index.
     pub fn block_at(&self, index: u64) -> Option<pp_ledger::Block> {
-        self.core.as_ref()?.chain().block_at(index).cloned()
+        crate::history::block_at(self.core.as_ref()?, index)
+            .ok()
+            .flatten()
     }
 
     /// Runs `f` with read access to the node's chain (best chain, side chains and the tip ledger

@@ -11,6 +11,21 @@
 //! | `addr_book`  | `"book"` (`&str`)      | JSON `pp_net::BookSnapshot`: bucket secret, entries, anchors |
 //! | `bans`       | identity key (hex) or IP (`&str`) | JSON `{reason, expires_at_ms, manual}` |
 //! | `meta`       | name (`&str`)          | bytes (`genesis_hash`)                  |
+//! | `side_blocks` | index (`u64`, big-endian) ‖ hash (32) | empty: a stored block not on the best chain |
+//! | `evidence`   | slot (`u64`, big-endian) ‖ producer key (32) | JSON `pp_ledger::Equivocation` |
+//!
+//! Blocks more than `k` below the tip are read from here, not from memory (the chain keeps a
+//! window, see `pp_ledger::chain`; `history.rs` reads through both). Side blocks are tracked in
+//! `side_blocks` (blocks stored off the best chain, and best blocks a fork switch abandoned) and
+//! deleted, with their `blocks` row, once they are `k` or more below the tip
+//! ([`ChainCommit::side_floor`]): no fork from there can ever be adopted. Side blocks stored by
+//! versions before this table are not tracked and stay. `evidence` holds at most
+//! [`MAX_STORED_EVIDENCE`] equivocations (the first ones; later ones are counted, not stored).
+//!
+//! The page cache redb keeps in memory is bounded by the `cache_bytes` given at open
+//! ([`DEFAULT_DB_CACHE_BYTES`] by default, instead of redb's 1 GiB): blocks are written once and
+//! read rarely (sync serving, old-block queries), so a large cache buys little and would make
+//! the node's memory grow with its history.
 //!
 //! The `addr_book` table replaces the flat `peers` table of earlier versions: a database that
 //! still has `peers` and no book yet loads those addresses as new entries of the book (with no
@@ -33,10 +48,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use pp_ledger::{Block, Decode, Encode, Hash, Transaction};
+use pp_ledger::{Block, BlockHeader, Decode, Decoder, Encode, Hash, Transaction};
 use redb::backends::FileBackend;
 use redb::{
-    BackendError, Database, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+    BackendError, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
+    TableDefinition,
 };
 
 const BLOCKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blocks");
@@ -48,6 +64,15 @@ const LEGACY_PEERS: TableDefinition<'_, &str, u64> = TableDefinition::new("peers
 const ADDR_BOOK: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("addr_book");
 const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const SIDE_BLOCKS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("side_blocks");
+const EVIDENCE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
+
+/// redb page cache of a node unless configured otherwise (`db_cache_mb`): 64 MiB. Enough for
+/// the tables written and read on every block (best chain, transaction index, mempool journal)
+/// and the newest blocks; older blocks are read from the file (and the OS page cache).
+pub const DEFAULT_DB_CACHE_BYTES: usize = 64 << 20;
+/// Most equivocations stored; later ones are counted (`pp_equivocations_total`) but not kept.
+pub const MAX_STORED_EVIDENCE: usize = 1024;
 
 /// Most legacy peer addresses migrated into the address book.
 pub const MAX_STORED_PEERS: usize = 1_000;
@@ -110,6 +135,11 @@ pub struct ChainCommit {
     pub mempool_remove: Vec<Hash>,
     /// Transactions to add to the mempool journal (re-admitted after a reorg).
     pub mempool_add: Vec<Transaction>,
+    /// Side blocks (including best blocks a fork switch abandoned) at or below this index are
+    /// deleted: they are `k` or more below the tip and can never be adopted.
+    pub side_floor: Option<u64>,
+    /// Equivocation evidence to keep (at most [`MAX_STORED_EVIDENCE`] in all).
+    pub evidence: Vec<pp_ledger::Equivocation>,
 }
 
 /// One change queued to the storage writer; several are committed together.
@@ -212,6 +242,15 @@ impl Storage {
     /// Like [`Storage::open`], with the file's writes failing whenever `fault` is on (a seam for
     /// tests of what a node does when its disk fails).
     pub fn open_with_fault(path: &Path, fault: &StorageFault) -> Result<Storage, StorageError> {
+        Storage::open_with_cache(path, fault, DEFAULT_DB_CACHE_BYTES)
+    }
+
+    /// Like [`Storage::open_with_fault`], with redb's page cache bounded by `cache_bytes`.
+    pub fn open_with_cache(
+        path: &Path,
+        fault: &StorageFault,
+        cache_bytes: usize,
+    ) -> Result<Storage, StorageError> {
         let err = |e: redb::Error| StorageError::Db {
             path: path.to_path_buf(),
             source: Box::new(e),
@@ -228,6 +267,7 @@ impl Storage {
             fail: fault.0.clone(),
         };
         let db = Database::builder()
+            .set_cache_size(cache_bytes)
             .create_with_backend(backend)
             .map_err(|e| err(e.into()))?;
         let storage = Storage {
@@ -242,6 +282,8 @@ impl Storage {
             tx.open_table(ADDR_BOOK)?;
             tx.open_table(BANS)?;
             tx.open_table(META)?;
+            tx.open_table(SIDE_BLOCKS)?;
+            tx.open_table(EVIDENCE)?;
             Ok(())
         })?;
         Ok(storage)
@@ -383,6 +425,64 @@ impl Storage {
             })
         })
         .transpose()
+    }
+
+    /// Hash of the stored best-chain block at `index`.
+    pub fn best_hash(&self, index: u64) -> Result<Option<Hash>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(BEST)?;
+            Ok(t.get(index)?.map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|b| hash_from(&b, "best chain hash")).transpose()
+    }
+
+    /// The header of a stored block (decoded from the front of its bytes only).
+    pub fn block_header(&self, h: &Hash) -> Result<Option<BlockHeader>, StorageError> {
+        self.read(|tx| {
+            let t = tx.open_table(BLOCKS)?;
+            Ok(t.get(h.as_bytes().as_slice())?
+                .map(|v| BlockHeader::decode(&mut Decoder::new(v.value()))))
+        })?
+        .transpose()
+        .map_err(|e| StorageError::Corrupt {
+            what: "block",
+            reason: format!("{h}: {e}"),
+        })
+    }
+
+    /// Hashes of the stored side blocks (see the module docs), lowest index first.
+    pub fn side_blocks(&self) -> Result<Vec<Hash>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(SIDE_BLOCKS)?;
+            let mut out = Vec::new();
+            for r in t.iter()? {
+                let (k, _) = r?;
+                out.push(k.value().get(8..).unwrap_or_default().to_vec());
+            }
+            Ok(out)
+        })?;
+        raw.iter().map(|b| hash_from(b, "side block key")).collect()
+    }
+
+    /// The stored equivocation evidence, in (slot, producer) order.
+    pub fn evidence(&self) -> Result<Vec<pp_ledger::Equivocation>, StorageError> {
+        let raw = self.read(|tx| {
+            let t = tx.open_table(EVIDENCE)?;
+            let mut out = Vec::new();
+            for r in t.iter()? {
+                let (_, v) = r?;
+                out.push(v.value().to_vec());
+            }
+            Ok(out)
+        })?;
+        raw.iter()
+            .map(|b| {
+                serde_json::from_slice(b).map_err(|e| StorageError::Corrupt {
+                    what: "evidence",
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The hash of the last block that held transaction `id` when it joined the best chain (check
@@ -547,18 +647,66 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
     }
     {
         let mut best = tx.open_table(BEST)?;
+        let mut side = tx.open_table(SIDE_BLOCKS)?;
+        // Blocks stored off the best chain are side blocks until they join it.
+        for b in &c.blocks {
+            let h = b.hash();
+            if !c.best.iter().any(|(_, bh)| *bh == h) {
+                side.insert(side_key(b.header.index, &h).as_slice(), ())?;
+            }
+        }
         for (i, h) in &c.best {
-            best.insert(*i, h.as_bytes().as_slice())?;
+            // A best block replaced by a fork switch becomes a side block.
+            if let Some(old) = best.insert(*i, h.as_bytes().as_slice())? {
+                if old.value() != h.as_bytes().as_slice() {
+                    let old = hash_from(old.value(), "best chain hash").map_err(corrupt)?;
+                    side.insert(side_key(*i, &old).as_slice(), ())?;
+                }
+            }
+            side.remove(side_key(*i, h).as_slice())?;
         }
         if let Some(height) = c.height {
             // Entries above the new height belong to a chain that was abandoned.
-            let stale: Vec<u64> = best
+            let stale: Vec<(u64, Vec<u8>)> = best
                 .range(height.saturating_add(1)..)?
-                .map(|r| r.map(|(k, _)| k.value()))
+                .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
                 .collect::<Result<_, _>>()?;
-            for k in stale {
+            for (k, v) in stale {
                 best.remove(k)?;
+                let old = hash_from(&v, "best chain hash").map_err(corrupt)?;
+                side.insert(side_key(k, &old).as_slice(), ())?;
             }
+        }
+        if let Some(floor) = c.side_floor {
+            let end = side_key(floor, &Hash([0xff; 32]));
+            let doomed: Vec<Vec<u8>> = side
+                .range(..=end.as_slice())?
+                .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            let mut blocks = tx.open_table(BLOCKS)?;
+            for k in doomed {
+                side.remove(k.as_slice())?;
+                if let Some(h) = k.get(8..) {
+                    blocks.remove(h)?;
+                }
+            }
+        }
+    }
+    if !c.evidence.is_empty() {
+        let mut ev = tx.open_table(EVIDENCE)?;
+        for e in &c.evidence {
+            let mut key = e.slot.to_be_bytes().to_vec();
+            key.extend_from_slice(&e.producer.0);
+            if ev.get(key.as_slice())?.is_some() || ev.len()? >= MAX_STORED_EVIDENCE as u64 {
+                continue;
+            }
+            let value = serde_json::to_vec(e).map_err(|e| {
+                corrupt(StorageError::Corrupt {
+                    what: "evidence",
+                    reason: e.to_string(),
+                })
+            })?;
+            ev.insert(key.as_slice(), value.as_slice())?;
         }
     }
     {
@@ -574,6 +722,19 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
         }
     }
     Ok(())
+}
+
+/// Key of a side block: its index (big-endian, so that keys sort by index) then its hash.
+fn side_key(index: u64, h: &Hash) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&index.to_be_bytes());
+    k[8..].copy_from_slice(h.as_bytes());
+    k
+}
+
+/// A decoding failure inside a write transaction, as the error redb's closures return.
+fn corrupt(e: StorageError) -> redb::Error {
+    redb::Error::Corrupted(e.to_string())
 }
 
 fn write_bans(tx: &redb::WriteTransaction, bans: &[StoredBan]) -> Result<(), redb::Error> {

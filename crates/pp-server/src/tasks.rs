@@ -1,5 +1,5 @@
 //! The long-running tasks of a node: the consensus loop (one turn per slot), the network event
-//! handler (gossip in), and the sync task (catching up from a peer whose chain is longer).
+//! handler (gossip in). Sync (catching up with longer chains) is [`crate::sync`].
 //!
 //! Every task stops when the shutdown signal (a `watch` channel) flips, and none holds a lock
 //! across an `.await`.
@@ -9,18 +9,16 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use pp_ledger::{AddOutcome, Block, BlockError, ChainError, Transaction};
-use pp_net::{Misbehaviour, NetError, NetEvent, PeerId};
+use pp_net::{Misbehaviour, NetEvent, PeerId};
 use tokio::sync::{mpsc, watch};
 
 use crate::events::NodeEvent;
 use crate::mempool::{Inserted, MempoolError};
 use crate::metrics::gauge_value;
 use crate::net::PeerNet;
-use crate::node::{Core, ImportError, Imported, SyncRequest, MAX_SERVE_HEADERS};
+use crate::node::{Core, ImportError, Imported};
 use crate::storage::{StorageError, StoredBan, WriteOp};
 
-/// Most `get_blocks` rounds in one sync attempt (each bounded by the request timeout).
-const MAX_SYNC_ROUNDS: u32 = 10_000;
 /// Bans are saved to disk at most this often, in slots (the network saves its address book
 /// itself).
 const SAVE_BANS_EVERY_SLOTS: u64 = 20;
@@ -360,7 +358,7 @@ async fn on_block(core: &Core, net: &dyn PeerNet, peer: PeerId, block: Block) {
 /// block is invalid on every chain) are [`Misbehaviour::InvalidBlock`] or, for a block over the
 /// size limit, [`Misbehaviour::OversizedBlock`]; the rest (leader, slot, clock, transactions on
 /// this chain) can be an honest node's view of another fork: [`Misbehaviour::RejectedBlock`].
-fn block_offence(e: &BlockError) -> Misbehaviour {
+pub(crate) fn block_offence(e: &BlockError) -> Misbehaviour {
     match e {
         BlockError::TooLarge { .. } | BlockError::TooManyTxs { .. } => Misbehaviour::OversizedBlock,
         BlockError::BadVersion { .. }
@@ -370,152 +368,4 @@ fn block_offence(e: &BlockError) -> Misbehaviour {
         | BlockError::BadBlockSignature(_) => Misbehaviour::InvalidBlock,
         _ => Misbehaviour::RejectedBlock,
     }
-}
-
-/// Serves sync requests one at a time.
-pub(crate) async fn sync_loop(
-    core: Arc<Core>,
-    mut requests: mpsc::Receiver<SyncRequest>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let mut req = tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            r = requests.recv() => match r { Some(r) => r, None => break },
-        };
-        // Coalesce what queued up meanwhile: follow the peer with the longest claimed chain.
-        while let Ok(r) = requests.try_recv() {
-            if r.tip_index > req.tip_index {
-                req = r;
-            }
-        }
-        if req.tip_index <= core.chain().height() {
-            continue;
-        }
-        let Some(net) = core.net().cloned() else {
-            continue;
-        };
-        tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            r = sync_from(&core, net.as_ref(), req) => match r {
-                Ok(n) if n > 0 => block_line!(core.block_log_line(n), peer = %req.peer, blocks = n, height = core.chain().height(), "synced"),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(peer = %req.peer, error = %e, "sync attempt failed"),
-            },
-        }
-    }
-}
-
-/// Why a sync attempt stopped early.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SyncError {
-    #[error(transparent)]
-    Net(#[from] NetError),
-    #[error("peer sent block {got} where {expected} was asked for")]
-    OutOfOrder { expected: u64, got: u64 },
-    #[error("peer's block {index} was refused: {error}")]
-    Refused { index: u64, error: ImportError },
-}
-
-/// Fetches and applies the peer's best chain from our fork point. Returns the blocks applied.
-pub(crate) async fn sync_from(
-    core: &Core,
-    net: &dyn PeerNet,
-    req: SyncRequest,
-) -> Result<u64, SyncError> {
-    let locator = core.chain().locator();
-    let headers = net
-        .get_headers(req.peer, locator, MAX_SERVE_HEADERS)
-        .await?;
-    // The first header we do not hold is where their chain leaves ours.
-    let mut next = {
-        let c = core.chain();
-        match headers.iter().find(|h| !c.contains(&h.hash())) {
-            Some(h) => h.index,
-            None => match headers.last() {
-                Some(h) => h.index.saturating_add(1),
-                None => {
-                    // It claimed (in `hello` or an announcement) a chain longer than ours and
-                    // has nothing past our fork point to show for it.
-                    if req.tip_index > c.height() {
-                        drop(c);
-                        net.penalize(
-                            req.peer,
-                            Misbehaviour::UndeliverableAnnouncement,
-                            &format!("claimed height {} but sent no headers", req.tip_index),
-                        );
-                    }
-                    return Ok(0);
-                }
-            },
-        }
-    };
-    let batch = core.sync_batch;
-    let mut applied = 0u64;
-    let mut last: Option<Block> = None;
-    for _ in 0..MAX_SYNC_ROUNDS {
-        let blocks = net.get_blocks(req.peer, next, batch).await?;
-        let got = blocks.len();
-        if let Some((i, b)) = blocks
-            .iter()
-            .enumerate()
-            .find(|(i, b)| b.header.index != next.saturating_add(*i as u64))
-        {
-            net.penalize(
-                req.peer,
-                Misbehaviour::BadSyncAnswer,
-                "get_blocks answer out of order",
-            );
-            return Err(SyncError::OutOfOrder {
-                expected: next.saturating_add(i as u64),
-                got: b.header.index,
-            });
-        }
-        let tail = blocks.last().cloned();
-        let (done, refused) = core
-            .import_blocks(blocks)
-            .await
-            .map_err(|e| SyncError::Refused {
-                index: next,
-                error: ImportError::Storage(e),
-            })?;
-        let fresh = done
-            .iter()
-            .filter(|d| !matches!(d.outcome, AddOutcome::AlreadyKnown))
-            .count() as u64;
-        core.metrics.blocks_received.inc_by(fresh);
-        applied += fresh;
-        next = next.saturating_add(done.len() as u64);
-        if let Some(e) = refused {
-            if let ChainError::Block(be) = &e {
-                core.metrics.block_rejected(be);
-                net.penalize(
-                    req.peer,
-                    block_offence(be),
-                    &format!("invalid block in sync: {be}"),
-                );
-            }
-            return Err(SyncError::Refused {
-                index: next,
-                error: ImportError::Chain(e),
-            });
-        }
-        if tail.is_some() {
-            last = tail;
-        }
-        if got < batch as usize {
-            break;
-        }
-    }
-    // Tell our other peers about the new tip once, rather than relaying every synced block.
-    if let Some(b) = last {
-        let c = core.chain();
-        if c.tip_hash() == b.hash() {
-            let height = c.height();
-            drop(c);
-            net.broadcast_block(&b, Some(req.peer));
-            net.update_tip(height, b.hash());
-        }
-    }
-    Ok(applied)
 }

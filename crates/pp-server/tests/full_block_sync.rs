@@ -1,0 +1,170 @@
+//! Sync of full blocks (1,000 transfers from 1,000 distinct senders each) between two real
+//! servers on loopback, and a measurement of its rate against the cold validation rate on two
+//! threads (the stateless stage with each block's signatures cut into 2 chunks verified on 2
+//! threads, then `Chain::add_block`, with a fresh signature cache: the work sync cannot avoid).
+//!
+//! The test asserts the synced chain is the source's; the rates are printed, not asserted
+//! (the machine is shared): `PP_MEASURE_BLOCKS=300 cargo test -p pp-server --test
+//! full_block_sync -- --nocapture` (see docs/testing.md).
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{now_ms, wait_until};
+use pp_ledger::{
+    Block, BlockVerifier, Chain, Genesis, InitialBalance, KeyPair, SignatureCache, Transaction,
+};
+use pp_ouroboros::Ouroboros;
+use pp_server::storage::ChainCommit;
+use pp_server::{NetworkConfig, Server, Storage, DB_FILE};
+
+const SENDERS: u32 = 1_000;
+
+fn sender(i: u32) -> KeyPair {
+    let mut s = [9u8; 32];
+    s[..4].copy_from_slice(&i.to_be_bytes());
+    KeyPair::from_seed(s)
+}
+
+/// A devnet genesis (the producer leads every slot) funding [`SENDERS`] accounts, with slots
+/// far enough in the past for `n` blocks.
+fn genesis(key: &KeyPair, senders: &[KeyPair], n: u64) -> Genesis {
+    let slot_ms = 1_000;
+    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
+    g.slot_duration_ms = slot_ms;
+    g.difficulty = 1;
+    g.initial_balances
+        .extend(senders.iter().map(|k| InitialBalance {
+            account: k.public(),
+            amount: 1_000_000_000,
+        }));
+    g
+}
+
+/// `n` full blocks (slots 1..=n): in block `b`, every sender sends 1 unit with nonce `b - 1`.
+fn full_blocks(g: &Genesis, key: &KeyPair, senders: &[KeyPair], n: u64) -> Vec<Block> {
+    let gh = g.hash();
+    let mut parent = g.block().header;
+    let mut out = Vec::new();
+    for slot in 1..=n {
+        let txs: Vec<Transaction> = senders
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let to = senders[(i + 1) % senders.len()].public();
+                Transaction::transfer(k, to, 1, 1, slot - 1, &gh)
+            })
+            .collect();
+        let ts = g.genesis_time + slot * g.slot_duration_ms;
+        let b = Block::produce(&parent, slot, ts, g.difficulty, txs, key, &gh, 1 << 24).unwrap();
+        parent = b.header.clone();
+        out.push(b);
+    }
+    out
+}
+
+fn write_chain(dir: &std::path::Path, g: &Genesis, blocks: &[Block]) {
+    let storage = Storage::open(&dir.join(DB_FILE)).unwrap();
+    storage.set_genesis_hash(&g.hash()).unwrap();
+    for chunk in blocks.chunks(50) {
+        let commit = ChainCommit {
+            blocks: chunk.to_vec(),
+            best: chunk.iter().map(|b| (b.header.index, b.hash())).collect(),
+            height: chunk.last().map(|b| b.header.index),
+            ..ChainCommit::default()
+        };
+        storage.commit_chain(&commit).unwrap();
+    }
+    storage.close();
+}
+
+/// Blocks per second of cold validation on two threads: the stateless stage with the
+/// signatures in 2 chunks on 2 threads, then the stateful stage.
+fn cold_two_thread_rate(g: &Genesis, blocks: &[Block]) -> f64 {
+    let cache = Arc::new(SignatureCache::default());
+    let rules = Ouroboros::new(g).unwrap();
+    let mut chain = Chain::new(g.clone(), rules)
+        .unwrap()
+        .with_signature_cache(cache.clone());
+    let verifier = BlockVerifier::new(g, cache);
+    let t = Instant::now();
+    for b in blocks {
+        let pending = verifier.check_block(b.clone()).unwrap();
+        let chunks = pending.chunks(2);
+        let proofs = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|c| {
+                    let p = &pending;
+                    s.spawn(move || p.verify_chunk(c))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let v = pending.finish(proofs).unwrap();
+        let now = b.header.timestamp + 1;
+        chain.add_block(v, now).unwrap();
+    }
+    blocks.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_syncs_300_full_blocks() {
+    let n: u64 = std::env::var("PP_MEASURE_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let key = KeyPair::from_seed([81u8; 32]);
+    let senders: Vec<KeyPair> = (0..SENDERS).map(sender).collect();
+    let g = genesis(&key, &senders, n);
+    let blocks = full_blocks(&g, &key, &senders, n);
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    write_chain(d1.path(), &g, &blocks);
+
+    let mut a = Server::new(1);
+    a.set_data_dir(d1.path());
+    a.set_genesis(g.clone());
+    a.set_key(key.clone());
+    a.start_with_network(0, NetworkConfig::p2p("producer", 0))
+        .await
+        .unwrap();
+    assert!(a.height() >= n, "replayed {} of {n}", a.height());
+    let tip_n = a.block_at(n).unwrap().hash();
+
+    let mut b = Server::new(1);
+    b.set_data_dir(d2.path());
+    b.set_genesis(g.clone());
+    b.start_with_network(0, NetworkConfig::p2p("joiner", 0))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    b.connect_to_peer(&a.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(300), || b.height() >= n).await,
+        "joiner synced {} of {n}",
+        b.height()
+    );
+    let sync = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(b.block_at(n).unwrap().hash(), tip_n);
+    b.shutdown().await;
+    a.shutdown().await;
+
+    let cold = cold_two_thread_rate(&g, &blocks);
+    let txs = f64::from(SENDERS);
+    println!(
+        "{n} full blocks x {SENDERS} txs: sync {sync:.1} blocks/s ({:.0} tx/s); cold validation \
+         on 2 threads {cold:.1} blocks/s ({:.0} tx/s); sync/cold = {:.0} %",
+        sync * txs,
+        cold * txs,
+        100.0 * sync / cold
+    );
+}
