@@ -249,7 +249,10 @@ pub(crate) async fn event_loop(
 ) {
     let mut admitting = FuturesUnordered::new();
     loop {
+        // `biased`: a fixed polling order (not tokio's random start) keeps simulations
+        // replayable; finished admissions first, as they make room for more events.
         let ev = tokio::select! {
+            biased;
             _ = stopped(&mut shutdown) => break,
             Some(()) = admitting.next(), if !admitting.is_empty() => continue,
             ev = events.recv(), if admitting.len() < MAX_ADMITTING => match ev {

@@ -221,19 +221,23 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // `biased`: branches are polled in this order, not from a random start (tokio's
+        // per-process RNG), so a simulation replays the same run for the same seed. Pipeline
+        // outcomes come first (they free room for more), hints last (they only wake us up).
         tokio::select! {
+            biased;
             _ = stopped(&mut shutdown) => break,
-            r = requests.recv() => match r {
-                Some(r) => e.hint(r),
-                None => break,
-            },
-            Some(a) = e.headers_in_flight.next(), if !e.headers_in_flight.is_empty() => e.on_headers(a),
-            Some(a) = e.blocks_in_flight.next(), if !e.blocks_in_flight.is_empty() => e.on_blocks(a),
             d = done.recv() => match d {
                 Some(d) => if !e.on_done(d) { break },
                 None => break,
             },
+            Some(a) = e.blocks_in_flight.next(), if !e.blocks_in_flight.is_empty() => e.on_blocks(a),
+            Some(a) = e.headers_in_flight.next(), if !e.headers_in_flight.is_empty() => e.on_headers(a),
             _ = tick.tick() => e.refresh_peers(),
+            r = requests.recv() => match r {
+                Some(r) => e.hint(r),
+                None => break,
+            },
         }
         e.step();
     }
