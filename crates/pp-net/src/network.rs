@@ -755,7 +755,7 @@ impl<T: Transport> Network<T> {
         let timeout = shared.config.handshake_timeout;
         let stream = tokio::select! {
             _ = shared.shutdown.cancelled() => return Err(NetError::Shutdown),
-            r = tokio::time::timeout(timeout, self.transport.connect(addr)) => match r {
+            r = tokio::time::timeout(timeout, self.transport.connect_from(shared.local_addr.ip(), addr)) => match r {
                 Ok(s) => s?,
                 Err(_) => return Err(NetError::HandshakeTimeout { ms: millis(timeout) }),
             },
@@ -1355,7 +1355,11 @@ impl<T: Transport> Network<T> {
     async fn feel(&self, addr: SocketAddr, expect: Option<PublicKey>) -> Feeler {
         let shared = &self.shared;
         let attempt = async {
-            let stream = self.transport.connect(&addr.to_string()).await.ok()?;
+            let stream = self
+                .transport
+                .connect_from(shared.local_addr.ip(), &addr.to_string())
+                .await
+                .ok()?;
             let (stream, key) = crate::noise::handshake(stream, &shared.identity, true)
                 .await
                 .ok()?;
