@@ -45,3 +45,47 @@ async fn a_node_listening_on_one_address_dials_from_it_and_its_peer_can_feel_it_
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_newcomer_refused_by_its_full_seed_still_finds_the_network() {
+    // The seed has one inbound slot (max_peers 2: one outbound, one inbound).
+    let mut seed_cfg = on("seed", [127, 0, 0, 31]);
+    seed_cfg.max_peers = 2;
+    let (seed, _es) = start_with(seed_cfg, vec![]).await;
+    let mut a_cfg = on("early", [127, 0, 0, 32]);
+    a_cfg.max_peers = 4;
+    let (a, _ea) = start_with(a_cfg, vec![]).await;
+    let mut b_cfg = on("late", [127, 0, 0, 33]);
+    b_cfg.max_peers = 4;
+    let (b, _eb) = start_with(b_cfg, vec![]).await;
+    let seed_addr = seed.local_addr().to_string();
+
+    // `early` takes the seed's only inbound slot and asks it for addresses: it knows none yet.
+    a.add_known_addr(&seed_addr);
+    assert!(eventually(10, || a.count(Direction::Outbound) == 1).await);
+    // `late` knows only the seed, which is full and refuses it.
+    b.add_known_addr(&seed_addr);
+
+    // The seed feels the refused newcomer and dials it (its outbound slot is free); `late`,
+    // with no outbound peer, asks that inbound peer for addresses and dials `early`.
+    assert!(
+        eventually(25, || b.count(Direction::Outbound) >= 1).await,
+        "late has no outbound peer: {:?} / book {:?}",
+        b.peers(),
+        b.book_entries()
+    );
+    // And `early`, below its target of two, asked the seed again rather than waiting a whole
+    // exchange interval: it learnt of `late`, whom the seed met after `early`'s first ask.
+    assert!(
+        eventually(15, || a
+            .book_entries()
+            .iter()
+            .any(|e| e.addr == b.local_addr()))
+        .await,
+        "early's book: {:?}",
+        a.book_entries()
+    );
+    for n in [&seed, &a, &b] {
+        n.shutdown().await;
+    }
+}
