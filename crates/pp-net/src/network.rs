@@ -1445,9 +1445,9 @@ impl<T: Transport> Network<T> {
     /// Ask one random outbound peer for addresses. With no outbound peer, ask one random
     /// inbound peer instead: a node whose configured peers are full (they refuse it for lack
     /// of room, then feel it and dial it or pass it on) has no other way to learn of the
-    /// network. What an inbound peer tells us enters
-    /// the new table only, bucketed by that peer's group and limited by its token bucket, as
-    /// any `peers` answer is; it counts once a dial or feeler reaches it.
+    /// network. What an inbound peer tells us enters the new table only, bucketed by that
+    /// peer's group and limited by its token bucket, as any `peers` answer is; it counts once a
+    /// dial or feeler reaches it.
     fn exchange_with_one(&self) {
         let peers = self.shared.table().peers();
         let mut outbound: Vec<PeerId> = peers
