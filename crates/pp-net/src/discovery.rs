@@ -33,6 +33,12 @@ pub const MAX_CANDIDATES: usize = 64;
 pub const CANDIDATE_COOLDOWN: Duration = Duration::from_secs(120);
 /// Outbound peers saved as anchors and dialed first at the next start.
 pub const ANCHORS: usize = 2;
+/// Below its outbound target, a node asks a peer for addresses this often (or every
+/// `peer_exchange_interval`, if shorter) instead of waiting a whole exchange interval.
+pub const SHORT_EXCHANGE_INTERVAL: Duration = Duration::from_secs(5);
+/// A book whose tried table changed is saved within this long (and anyway every
+/// `book_save_interval`), so a node killed soon after it found its peers restarts knowing them.
+pub const TRIED_SAVE_DELAY: Duration = Duration::from_secs(10);
 /// A peer may teach us one address per this period on average...
 pub const ADDR_TOKEN_PERIOD: Duration = Duration::from_secs(10);
 /// ...and a burst of this many (one full answer).

@@ -21,7 +21,7 @@ use crate::client::{ClientLimits, FetchClient};
 use crate::codec::encode_message;
 use crate::config::NetConfig;
 use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
-use crate::discovery::{Discovery, ANCHORS};
+use crate::discovery::{Discovery, ANCHORS, SHORT_EXCHANGE_INTERVAL, TRIED_SAVE_DELAY};
 use crate::error::NetError;
 use crate::loglimit::LogLimiter;
 use crate::message::{
@@ -394,7 +394,19 @@ impl Shared {
             let precheck = |theirs: &Hello| {
                 let info = candidate(PeerId(0), key, theirs);
                 match self.table().admit(&our_key, &info, limits, Instant::now()) {
-                    Admission::Reject(e) => Err(e),
+                    Admission::Reject(e) => {
+                        // A node of our network refused only for lack of room is still worth
+                        // knowing: its claimed address becomes a feeler candidate (bounded per
+                        // group, and it counts only if the feeler reaches the same key), so
+                        // that we can pass it on, and dial it, rather than leave a newcomer
+                        // whose only known peer is full with no way in.
+                        if let (NetError::TooManyPeers { .. }, Direction::Inbound, Some(listen)) =
+                            (&e, direction, info.listen_addr)
+                        {
+                            self.disc().note_inbound(listen, key, Instant::now());
+                        }
+                        Err(e)
+                    }
                     _ => Ok(()),
                 }
             };
@@ -501,7 +513,8 @@ impl Shared {
             (Direction::Inbound, Some(listen)) => {
                 self.disc().note_inbound(listen, info.key, Instant::now());
             }
-            // Ask whom we chose to reach for more addresses (inbound peers are not asked: a
+            // Ask whom we chose to reach for more addresses (inbound peers are asked only by a
+            // node with no outbound peer at all, see `exchange_with_one`: a
             // stranger who connects to us must not be the one who fills our book).
             (Direction::Outbound, _) => {
                 let shared = self.clone();
@@ -755,7 +768,7 @@ impl<T: Transport> Network<T> {
         let timeout = shared.config.handshake_timeout;
         let stream = tokio::select! {
             _ = shared.shutdown.cancelled() => return Err(NetError::Shutdown),
-            r = tokio::time::timeout(timeout, self.transport.connect(addr)) => match r {
+            r = tokio::time::timeout(timeout, self.transport.connect_from(shared.local_addr.ip(), addr)) => match r {
                 Ok(s) => s?,
                 Err(_) => return Err(NetError::HandshakeTimeout { ms: millis(timeout) }),
             },
@@ -1143,6 +1156,10 @@ impl<T: Transport> Network<T> {
         let mut next_feeler = start + c.feeler_interval;
         let mut next_exchange = start + c.peer_exchange_interval;
         let mut next_save = start + c.book_save_interval;
+        let short_exchange = c.peer_exchange_interval.min(SHORT_EXCHANGE_INTERVAL);
+        let mut next_short_exchange = start + short_exchange;
+        let mut next_tried_check = start + TRIED_SAVE_DELAY;
+        let mut saved_tried = shared.disc().book.counts().tried;
         loop {
             // The first round waits one interval, so the owner can restore bans (and add
             // configured addresses) before anything is dialed.
@@ -1159,11 +1176,30 @@ impl<T: Transport> Network<T> {
             }
             if now >= next_exchange {
                 next_exchange = now + c.peer_exchange_interval;
+                next_short_exchange = now + short_exchange;
                 self.exchange_with_one();
+            } else if now >= next_short_exchange {
+                // Below the outbound target, ask again soon: the peers' books fill as the
+                // network forms, and waiting a whole exchange interval would leave a new node
+                // short of peers for minutes.
+                next_short_exchange = now + short_exchange;
+                if shared.table().count(Direction::Outbound) < c.max_outbound() {
+                    self.exchange_with_one();
+                }
             }
             if now >= next_save {
                 next_save = now + c.book_save_interval;
+                saved_tried = shared.disc().book.counts().tried;
                 shared.save_book();
+            } else if now >= next_tried_check {
+                // Addresses that proved reachable are what a restart needs (a node nobody
+                // dials any more must dial out from its book): save soon after tried grows.
+                next_tried_check = now + TRIED_SAVE_DELAY;
+                let tried = shared.disc().book.counts().tried;
+                if tried != saved_tried {
+                    saved_tried = tried;
+                    shared.save_book();
+                }
             }
         }
     }
@@ -1355,7 +1391,11 @@ impl<T: Transport> Network<T> {
     async fn feel(&self, addr: SocketAddr, expect: Option<PublicKey>) -> Feeler {
         let shared = &self.shared;
         let attempt = async {
-            let stream = self.transport.connect(&addr.to_string()).await.ok()?;
+            let stream = self
+                .transport
+                .connect_from(shared.local_addr.ip(), &addr.to_string())
+                .await
+                .ok()?;
             let (stream, key) = crate::noise::handshake(stream, &shared.identity, true)
                 .await
                 .ok()?;
@@ -1402,16 +1442,22 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Ask one random outbound peer for addresses.
+    /// Ask one random outbound peer for addresses. With no outbound peer, ask one random
+    /// inbound peer instead: a node whose configured peers are full (they refuse it for lack
+    /// of room, then feel it and dial it or pass it on) has no other way to learn of the
+    /// network. What an inbound peer tells us enters the new table only, bucketed by that
+    /// peer's group and limited by its token bucket, as any `peers` answer is; it counts once a
+    /// dial or feeler reaches it.
     fn exchange_with_one(&self) {
-        let outbound: Vec<PeerId> = self
-            .shared
-            .table()
-            .peers()
+        let peers = self.shared.table().peers();
+        let mut outbound: Vec<PeerId> = peers
             .iter()
             .filter(|p| p.direction == Direction::Outbound)
             .map(|p| p.id)
             .collect();
+        if outbound.is_empty() {
+            outbound = peers.iter().map(|p| p.id).collect();
+        }
         if outbound.is_empty() {
             return;
         }

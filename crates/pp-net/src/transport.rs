@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -29,6 +29,17 @@ pub trait Transport: Clone + Send + Sync + 'static {
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
     /// Open a connection to `addr`.
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// Open a connection to `addr` from the local address `local` (the IP this node listens
+    /// on), so that the peer sees the connection come from the address it can dial back. The
+    /// default ignores `local` (transports without source addresses).
+    fn connect_from(
+        &self,
+        local: IpAddr,
+        addr: &str,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        let _ = local;
+        self.connect(addr)
+    }
     /// The remote address of a connected stream, if the transport can tell (used for the peer
     /// table; when `None`, the dialed address is used if it is an `ip:port`).
     fn peer_addr(stream: &Self::Stream) -> Option<SocketAddr> {
@@ -64,6 +75,44 @@ impl Transport for TcpTransport {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+
+    /// Binds the socket to `local` before connecting when `local` is a specific address of the
+    /// same family and scope (loopback or not) as the destination. A node listening on
+    /// 127.0.0.5 then dials from 127.0.0.5, not from the kernel's pick (127.0.0.1), so the peer
+    /// records the address the node really listens on; on a host with several addresses, a node
+    /// bound to one of them dials from it. Otherwise (a wildcard listener, or a loopback node
+    /// reaching a public address) the kernel chooses, as with [`Transport::connect`].
+    async fn connect_from(&self, local: IpAddr, addr: &str) -> io::Result<Self::Stream> {
+        if local.is_unspecified() {
+            return self.connect(addr).await;
+        }
+        let mut last = None;
+        for remote in tokio::net::lookup_host(addr).await? {
+            let bind = remote.is_ipv4() == local.is_ipv4()
+                && remote.ip().is_loopback() == local.is_loopback();
+            let socket = if remote.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            if bind {
+                socket.bind(SocketAddr::new(local, 0))?;
+            }
+            match socket.connect(remote).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr} resolves to no address"),
+            )
+        }))
     }
 
     fn peer_addr(stream: &Self::Stream) -> Option<SocketAddr> {

@@ -1,0 +1,91 @@
+//! Nodes on distinct loopback addresses behave as distinct hosts: a node dials from the address
+//! it listens on, so its peers record (and feel, and pass on) an address that reaches it.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::*;
+use pp_net::{addrman::Table, Direction};
+
+fn on(node_id: &str, ip: [u8; 4]) -> pp_net::NetConfig {
+    let mut c = config(node_id);
+    c.listen_addr = format!("{}:0", Ipv4Addr::from(ip));
+    c
+}
+
+#[tokio::test]
+async fn a_node_listening_on_one_address_dials_from_it_and_its_peer_can_feel_it_back() {
+    let (a, _ea) = start_with(on("host-a", [127, 0, 0, 23]), vec![]).await;
+    let (b, _eb) = start_with(on("host-b", [127, 0, 0, 24]), vec![]).await;
+    let pb = a.connect(&b.local_addr().to_string()).await.unwrap();
+    assert_eq!(pb.direction, Direction::Outbound);
+
+    // b sees the connection come from a's own address (the kernel alone would pick 127.0.0.1).
+    assert!(eventually(3, || b.peer_count() == 1).await);
+    let seen = b.peers().pop().unwrap();
+    assert_eq!(
+        seen.addr.ip(),
+        IpAddr::from([127, 0, 0, 23]),
+        "b records the source address of a's connection: {seen:?}"
+    );
+    assert_eq!(seen.listen_addr, Some(a.local_addr()));
+
+    // So b's feeler to the address a claims reaches a, and a enters b's book as tried: b can
+    // pass on an address that works.
+    assert!(
+        eventually(10, || b
+            .book_entries()
+            .iter()
+            .any(|e| e.addr == a.local_addr() && e.table == Table::Tried))
+        .await,
+        "b's book: {:?}",
+        b.book_entries()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_newcomer_refused_by_its_full_seed_still_finds_the_network() {
+    // The seed has one inbound slot (max_peers 2: one outbound, one inbound).
+    let mut seed_cfg = on("seed", [127, 0, 0, 31]);
+    seed_cfg.max_peers = 2;
+    let (seed, _es) = start_with(seed_cfg, vec![]).await;
+    let mut a_cfg = on("early", [127, 0, 0, 32]);
+    a_cfg.max_peers = 4;
+    let (a, _ea) = start_with(a_cfg, vec![]).await;
+    let mut b_cfg = on("late", [127, 0, 0, 33]);
+    b_cfg.max_peers = 4;
+    let (b, _eb) = start_with(b_cfg, vec![]).await;
+    let seed_addr = seed.local_addr().to_string();
+
+    // `early` takes the seed's only inbound slot and asks it for addresses: it knows none yet.
+    a.add_known_addr(&seed_addr);
+    assert!(eventually(10, || a.count(Direction::Outbound) == 1).await);
+    // `late` knows only the seed, which is full and refuses it.
+    b.add_known_addr(&seed_addr);
+
+    // The seed feels the refused newcomer and dials it (its outbound slot is free); `late`,
+    // with no outbound peer, asks that inbound peer for addresses and dials `early`.
+    assert!(
+        eventually(25, || b.count(Direction::Outbound) >= 1).await,
+        "late has no outbound peer: {:?} / book {:?}",
+        b.peers(),
+        b.book_entries()
+    );
+    // And `early`, below its target of two, asked the seed again rather than waiting a whole
+    // exchange interval: it learnt of `late`, whom the seed met after `early`'s first ask.
+    assert!(
+        eventually(15, || a
+            .book_entries()
+            .iter()
+            .any(|e| e.addr == b.local_addr()))
+        .await,
+        "early's book: {:?}",
+        a.book_entries()
+    );
+    for n in [&seed, &a, &b] {
+        n.shutdown().await;
+    }
+}
