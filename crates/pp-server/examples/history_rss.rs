@@ -14,6 +14,9 @@
 //! 3. Starts a second child on an empty data dir with the first as its peer, waits until it
 //!    reaches the same height, and reads its `/proc/PID/status` (VmHWM: the peak while syncing).
 //!
+//! With `PP_RSS_DIR=path` the chain is built into `path` and kept; a later run with the same
+//! `PP_RSS_DIR` reuses it (the arguments must then describe it) instead of building it again.
+//!
 //! Children are this program run as `history_rss serve DIR P2P_PORT [PEER]`; they print one
 //! `READY <http addr>` line and stop when their stdin closes.
 
@@ -202,9 +205,15 @@ async fn main() {
     let blocks: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
     let per_block: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5_000);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let full = tmp.path().join("full");
+    // `PP_RSS_DIR=path`: build the chain there (kept), or reuse a chain built there before.
+    let full = match std::env::var_os("PP_RSS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().join("full"),
+    };
     let t = Instant::now();
-    build(&full, blocks, per_block);
+    if !full.join(pp_server::DB_FILE).exists() {
+        build(&full, blocks, per_block);
+    }
     let bytes = std::fs::metadata(full.join(pp_server::DB_FILE))
         .map(|m| m.len())
         .unwrap_or(0);

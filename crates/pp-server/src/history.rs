@@ -4,8 +4,9 @@
 //! The chain (`pp_ledger::Chain`) keeps the best blocks from `height - k` up, and forgets older
 //! ones once the node told it they are durable (`Chain::mark_stored`, after each import's
 //! commit, see `node.rs`). Below [`Chain::window_start`](pp_ledger::Chain::window_start) the
-//! stored best chain is therefore the chain's own: these functions read it there. The chain lock
-//! is never held across a read of the database.
+//! stored best chain is therefore the chain's own: these functions read it there. In the window,
+//! stored best blocks below the tip keep only their headers in memory (their transactions are
+//! read from the database too). The chain lock is never held across a read of the database.
 //!
 //! Reads of the database are synchronous (redb, mostly served from its page cache and the OS
 //! page cache), as the transaction-index lookup of `GET /transactions/{id}` always was.
@@ -27,7 +28,8 @@ fn place(core: &Core, index: u64) -> Place {
     if let Some(b) = c.block_at(index) {
         return Place::Memory(Box::new(b.clone()));
     }
-    if index < c.window_start() {
+    // A header without its block: a stored block whose transactions the chain dropped.
+    if index < c.window_start() || c.header_at(index).is_some() {
         Place::Stored
     } else {
         Place::Absent
@@ -41,10 +43,13 @@ pub(crate) fn block_at(core: &Core, index: u64) -> Result<Option<Block>, Storage
         Place::Absent => Ok(None),
         // The genesis block is never written to storage.
         Place::Stored if index == 0 => Ok(Some(core.chain().genesis().block())),
-        Place::Stored => match core.storage.best_hash(index)? {
-            Some(h) => core.storage.block(&h),
-            None => Ok(None),
-        },
+        Place::Stored => {
+            let in_window = core.chain().best_hash_at(index);
+            match in_window.or(core.storage.best_hash(index)?) {
+                Some(h) => core.storage.block(&h),
+                None => Ok(None),
+            }
+        }
     }
 }
 
@@ -79,11 +84,14 @@ pub(crate) fn block_by_hash(core: &Core, h: &Hash) -> Result<Option<(Block, bool
     Ok(Some((b, on_best)))
 }
 
-/// True iff the block `h` at `index` is on the best chain below the window (the best blocks in
-/// the window are all in memory, so a stored block at or above it is not on the best chain).
+/// True iff the block `h` at `index` is on the best chain: in the window, the chain knows the
+/// best hash at every index; below it, storage does.
 fn is_stored_best(core: &Core, index: u64, h: &Hash) -> Result<bool, StorageError> {
-    if index >= core.chain().window_start() {
-        return Ok(false);
+    {
+        let c = core.chain();
+        if index >= c.window_start() {
+            return Ok(c.best_hash_at(index) == Some(*h));
+        }
     }
     Ok(core.storage.best_hash(index)? == Some(*h))
 }
@@ -125,7 +133,7 @@ pub(crate) fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, S
         {
             let c = core.chain();
             if c.is_on_best_chain(h) {
-                return Ok(c.block_by_hash(h).map(|b| b.header.index));
+                return Ok(c.header_by_hash(h).map(|b| b.index));
             }
             if *h == c.genesis_block_hash() {
                 return Ok(Some(0));
@@ -156,8 +164,8 @@ pub(crate) fn headers_after(
     for i in fork.saturating_add(1)..fork.saturating_add(1).saturating_add(count) {
         let in_memory = {
             let c = core.chain();
-            match c.block_at(i) {
-                Some(b) => Some(Some(b.header.clone())),
+            match c.header_at(i) {
+                Some(header) => Some(Some(header.clone())),
                 None if i < c.window_start() => None,
                 None => Some(None),
             }
