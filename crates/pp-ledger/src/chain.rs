@@ -1014,8 +1014,8 @@ impl<C: ConsensusRules> Chain<C> {
     /// Drops the transactions of best blocks the owner stored, except the tip's: the bodies the
     /// window holds are those of blocks not yet durable (and the tip), not `k` blocks' worth.
     /// Best blocks hold their transactions on a suffix of the best chain (bodies are dropped
-    /// from the bottom up, and a fork switch only replaces blocks above the stored mark), so
-    /// the walk down stops at the first block without them.
+    /// from the bottom up, and a fork switch replaces the blocks above its fork point with
+    /// blocks that hold theirs), so the walk down stops at the first block without them.
     fn drop_stored_bodies(&mut self) {
         let Some(stored) = self.stored else { return };
         let top = stored.min(self.height().saturating_sub(1));

@@ -290,6 +290,61 @@ mod tests {
         );
     }
 
+    /// In the window, stored best blocks below the tip keep their headers only: memory holds
+    /// the transactions of the tip (and of blocks not yet stored), whatever `k`. Every block is
+    /// still served whole, and a fork switch that abandons stored blocks puts their
+    /// transactions back in the mempool, read from storage.
+    #[tokio::test]
+    async fn stored_blocks_in_the_window_keep_headers_and_their_transactions_come_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = start();
+        let key = KeyPair::from_seed([71u8; 32]);
+        let mut g = Genesis::devnet("test", key.public(), t0);
+        g.k = 50;
+        g.difficulty = 1;
+        let core = crate::node::testing::core_with_genesis(dir.path(), &key, g);
+        let blocks = extend(&core, 12, &key).await;
+        {
+            let c = core.chain();
+            assert_eq!(c.window_start(), 0);
+            // The genesis block (no transactions) and the tip.
+            assert_eq!(c.bodies_held(), 2);
+            assert_eq!(c.block_at(11), None);
+            assert_eq!(c.header_at(11), Some(&blocks[10].header));
+            assert_eq!(c.block_at(12), Some(&blocks[11]));
+        }
+        for b in &blocks {
+            assert_eq!(block_at(&core, b.header.index).unwrap().as_ref(), Some(b));
+            assert_eq!(
+                block_by_hash(&core, &b.hash()).unwrap(),
+                Some((b.clone(), true))
+            );
+        }
+        // A longer branch of empty blocks from block 9: blocks 10, 11 (stored, headers only)
+        // and 12 (the tip) are abandoned; their transfers (nonces 9, 10, 11) are valid again.
+        let mut parent = blocks[8].clone();
+        let mut slot = blocks[11].header.slot;
+        for _ in 0..4 {
+            slot += 1;
+            let b = child(&core, &parent, slot, vec![]);
+            core.import_block(b.clone()).await.unwrap();
+            parent = b;
+        }
+        assert_eq!(core.chain().tip_hash(), parent.hash());
+        let mp = core.mempool();
+        for b in &blocks[9..] {
+            let id = b.transactions[0].id();
+            assert!(mp.contains(&id), "tx of block {} not re-admitted", b.header.index);
+        }
+        drop(mp);
+        for b in &blocks[9..] {
+            assert_eq!(
+                block_by_hash(&core, &b.hash()).unwrap(),
+                Some((b.clone(), false))
+            );
+        }
+    }
+
     #[tokio::test]
     async fn restart_streams_the_stored_chain_and_keeps_only_the_window() {
         let dir = tempfile::tempdir().unwrap();
@@ -305,6 +360,9 @@ mod tests {
         assert_eq!(c.tip_hash(), blocks[19].hash());
         assert_eq!(c.state(), &state);
         assert_eq!(c.window_start(), 17);
+        // Replay verified every signature without remembering one: the cache is for
+        // transactions still to come, and would otherwise fill with the whole history's.
+        assert!(c.signature_cache().is_empty());
         drop(c);
         assert_eq!(block_at(&core, 3).unwrap().as_ref(), Some(&blocks[2]));
     }

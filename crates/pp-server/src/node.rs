@@ -713,6 +713,13 @@ impl Core {
     pub(crate) fn replay(&self) -> Result<u64, StorageError> {
         let mut applied = 0u64;
         let mut trim = false;
+        // Signatures are verified (full validation on every restart) but not remembered: the
+        // transactions of applied best blocks never need a check again, and filling the shared
+        // cache with them would hold its whole bound (tens of MB) for nothing.
+        let verifier = pp_ledger::BlockVerifier::new(
+            &self.genesis,
+            Arc::new(pp_ledger::SignatureCache::new(0)),
+        );
         while let Some(h) = self.storage.best_hash(applied.saturating_add(1))? {
             let h = &h;
             trim = true;
@@ -725,8 +732,9 @@ impl Core {
                 .slots
                 .slot_start_ms(block.header.slot)
                 .max(block.header.timestamp);
+            let verified = verifier.verify_block(block).map_err(ChainError::from);
             let mut chain = self.chain_mut();
-            match chain.verify_and_add(block, now) {
+            match verified.and_then(|v| chain.add_block(v, now)) {
                 Ok(AddOutcome::Extended) => {
                     applied += 1;
                     chain.mark_stored(applied, h);
