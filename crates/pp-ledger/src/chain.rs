@@ -288,10 +288,7 @@ impl<C: ConsensusRules> Chain<C> {
     /// A held block (best or side chain) by hash, if its transactions are held (see
     /// [`Chain::block_at`]).
     pub fn block_by_hash(&self, hash: &Hash) -> Option<&Block> {
-        self.entries
-            .get(hash)
-            .filter(|e| e.body)
-            .map(|e| &e.block)
+        self.entries.get(hash).filter(|e| e.body).map(|e| &e.block)
     }
 
     /// The header of the best-chain block at `index`, if it is in the window

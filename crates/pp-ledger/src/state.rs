@@ -660,17 +660,8 @@ mod tests {
             let txs = (first..first + n)
                 .map(|i| Transaction::transfer(&alice, bob, 3, 1, i, &gh))
                 .collect();
-            let b = Block::produce(
-                &g.block().header,
-                1,
-                0,
-                0,
-                txs,
-                &producer,
-                &gh,
-                1 << 20,
-            )
-            .unwrap();
+            let b =
+                Block::produce(&g.block().header, 1, 0, 0, txs, &producer, &gh, 1 << 20).unwrap();
             st.apply_block(&b, &gh, 50).unwrap()
         };
         let small = undo_of(&mut st.clone(), 1, 0);
@@ -713,8 +704,17 @@ mod tests {
             nonce: 0,
         }
         .sign(&carol, &gh);
-        let b = Block::produce(&g.block().header, 1, 0, 0, vec![tx], &producer, &gh, 1 << 20)
-            .unwrap();
+        let b = Block::produce(
+            &g.block().header,
+            1,
+            0,
+            0,
+            vec![tx],
+            &producer,
+            &gh,
+            1 << 20,
+        )
+        .unwrap();
         let undo = st.apply_block(&b, &gh, 50).unwrap();
         let after = st.clone();
         assert_eq!(after.stakeholder_key("carol"), Some(carol.public()));

@@ -104,7 +104,10 @@ fn fork_choice_works_to_depth_k_from_the_window_and_refuses_deeper() {
             rolled_back,
             applied,
         }) => {
-            assert_eq!(rolled_back, a[17..].iter().map(Block::hash).collect::<Vec<_>>());
+            assert_eq!(
+                rolled_back,
+                a[17..].iter().map(Block::hash).collect::<Vec<_>>()
+            );
             assert_eq!(applied, fork.iter().map(Block::hash).collect::<Vec<_>>());
         }
         other => panic!("expected a reorg, got {other:?}"),

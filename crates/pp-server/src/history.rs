@@ -334,7 +334,11 @@ mod tests {
         let mp = core.mempool();
         for b in &blocks[9..] {
             let id = b.transactions[0].id();
-            assert!(mp.contains(&id), "tx of block {} not re-admitted", b.header.index);
+            assert!(
+                mp.contains(&id),
+                "tx of block {} not re-admitted",
+                b.header.index
+            );
         }
         drop(mp);
         for b in &blocks[9..] {
