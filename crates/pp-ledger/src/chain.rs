@@ -38,7 +38,7 @@ use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::Hash;
 use crate::sigcache::SignatureCache;
-use crate::state::{BlockUndo, LedgerState, Sigs};
+use crate::state::{BlockRedo, BlockUndo, LedgerState, Sigs};
 use crate::tx::Transaction;
 use crate::verified::{BlockVerifier, VerifiedBlock};
 
@@ -102,9 +102,11 @@ pub enum AddOutcome {
     SideChain,
     /// The block completed a longer fork, which became the best chain.
     Reorg {
-        /// Blocks removed from the best chain, in ascending index order (their transactions
-        /// may go back to the mempool).
-        rolled_back: Vec<Block>,
+        /// Hashes of the blocks removed from the best chain, in ascending index order (their
+        /// transactions may go back to the mempool). Those whose transactions the chain still
+        /// held stay held as side blocks ([`Chain::block_by_hash`]); the others were stored by
+        /// the owner ([`Chain::mark_stored`]) and are read back from its storage.
+        rolled_back: Vec<Hash>,
         /// Hashes of the blocks of the new branch now on the best chain, ascending.
         applied: Vec<Hash>,
     },
@@ -115,7 +117,11 @@ pub enum AddOutcome {
 /// A held block with what its children need.
 #[derive(Debug, Clone)]
 struct Entry<S> {
+    /// The block; its transactions are dropped (and `body` is false) once the owner stored it
+    /// and it is on the best chain below the tip.
     block: Block,
+    /// True iff `block.transactions` is the block's.
+    body: bool,
     /// Consensus state after this block.
     cstate: S,
     /// Undo data; kept for the last `k` blocks of the best chain only.
@@ -171,6 +177,7 @@ impl<C: ConsensusRules> Chain<C> {
             hash,
             Entry {
                 block,
+                body: true,
                 cstate,
                 undo: None,
                 stakes,
@@ -268,16 +275,39 @@ impl<C: ConsensusRules> Chain<C> {
         self.origin
     }
 
-    /// The best-chain block at `index`, if held in memory (see [`Chain::window_start`]).
+    /// The best-chain block at `index`, if held in memory with its transactions: at or above
+    /// [`Chain::window_start`], and not yet stored by the owner or the tip (see
+    /// [`Chain::mark_stored`]; [`Chain::header_at`] has every header of the window).
     pub fn block_at(&self, index: u64) -> Option<&Block> {
         self.best_hash_at(index)
             .and_then(|h| self.entries.get(&h))
+            .filter(|e| e.body)
             .map(|e| &e.block)
     }
 
-    /// A held block (best or side chain) by hash.
+    /// A held block (best or side chain) by hash, if its transactions are held (see
+    /// [`Chain::block_at`]).
     pub fn block_by_hash(&self, hash: &Hash) -> Option<&Block> {
-        self.entries.get(hash).map(|e| &e.block)
+        self.entries.get(hash).filter(|e| e.body).map(|e| &e.block)
+    }
+
+    /// The header of the best-chain block at `index`, if it is in the window
+    /// ([`Chain::window_start`] and up).
+    pub fn header_at(&self, index: u64) -> Option<&BlockHeader> {
+        self.best_hash_at(index)
+            .and_then(|h| self.entries.get(&h))
+            .map(|e| &e.block.header)
+    }
+
+    /// The header of a held block (best or side chain), with or without its transactions.
+    pub fn header_by_hash(&self, hash: &Hash) -> Option<&BlockHeader> {
+        self.entries.get(hash).map(|e| &e.block.header)
+    }
+
+    /// Number of held blocks whose transactions are held (side blocks, and best blocks the
+    /// owner has not stored yet or the tip): what the chain's memory follows.
+    pub fn bodies_held(&self) -> usize {
+        self.entries.values().filter(|e| e.body).count()
     }
 
     /// True iff `hash` is on the best chain.
@@ -353,9 +383,11 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// The owner says the best chain up to `index`, ending in block `hash`, is durably stored
     /// (it can read those blocks back). If `hash` is still the best block at `index`, the
-    /// whole best chain up to it is the stored one (each block commits to its parent), and best
-    /// blocks at or below `index` that are more than `k` below the tip are forgotten. A fork
-    /// switch lowers the mark to the fork point: the owner has not stored the new branch yet.
+    /// whole best chain up to it is the stored one (each block commits to its parent): best
+    /// blocks at or below `index` that are more than `k` below the tip are forgotten, and the
+    /// others below the tip keep their header, consensus state and undo data but not their
+    /// transactions (rolling them back needs only the undo data). A fork switch lowers the mark
+    /// to the fork point: the owner has not stored the new branch yet.
     pub fn mark_stored(&mut self, index: u64, hash: &Hash) {
         if self.stored.is_none_or(|s| index > s) && self.best_hash_at(index) == Some(*hash) {
             self.stored = Some(index);
@@ -583,17 +615,19 @@ impl<C: ConsensusRules> Chain<C> {
             let undo = self
                 .best_hash_at(i)
                 .and_then(|h| self.entries.get(&h))
-                .and_then(|e| e.undo.clone())
+                .and_then(|e| e.undo.as_ref())
                 .ok_or(ChainError::ForkTooDeep {
                     depth,
                     k: self.genesis.k,
                 })?;
-            st.rollback(undo);
+            st.rollback_ref(undo);
         }
         for h in &branch {
+            // Side blocks always hold their transactions (only best blocks drop them).
             let e = self
                 .entries
                 .get(h)
+                .filter(|e| e.body)
                 .ok_or(ChainError::UnknownParent { hash: *h })?;
             st.apply_block_with(
                 &e.block,
@@ -657,6 +691,7 @@ impl<C: ConsensusRules> Chain<C> {
                 hash,
                 Entry {
                     block: block.into_block(),
+                    body: true,
                     cstate,
                     undo: Some(undo),
                     stakes,
@@ -715,6 +750,7 @@ impl<C: ConsensusRules> Chain<C> {
             hash,
             Entry {
                 block,
+                body: true,
                 cstate,
                 undo: None,
                 stakes,
@@ -799,18 +835,23 @@ impl<C: ConsensusRules> Chain<C> {
         }
         // The new branch is not in the owner's storage yet.
         self.stored = self.stored.map(|s| s.min(fork));
+        // What re-applies each old block if the branch fails, without its transactions (the
+        // chain may not hold them any more), newest first.
+        let mut redo: Vec<BlockRedo> = Vec::with_capacity(old.len());
         for h in old.iter().rev() {
-            if let Some(e) = self.entries.get_mut(h) {
-                if let Some(undo) = e.undo.take() {
-                    self.state.rollback(undo);
+            if let Some(e) = self.entries.get(h) {
+                if let Some(undo) = &e.undo {
+                    redo.push(self.state.redo_of(undo));
+                    self.state.rollback_ref(undo);
                 }
             }
             self.best.pop_back();
             self.side.insert(*h);
         }
+        redo.reverse();
         let mut applied = Vec::with_capacity(branch.len());
         for h in &branch {
-            let r = match self.entries.get(h) {
+            let r = match self.entries.get(h).filter(|e| e.body) {
                 Some(e) => self
                     .state
                     .apply_block_with(
@@ -833,16 +874,23 @@ impl<C: ConsensusRules> Chain<C> {
                     applied.push(*h);
                 }
                 Err(err) => {
-                    self.restore_best(&applied, &old);
+                    self.restore_best(&applied, &old, &redo);
                     self.remove_with_descendants(h);
                     return Err(err);
                 }
             }
         }
-        let rolled_back = old
-            .iter()
-            .filter_map(|h| self.entries.get(h).map(|e| e.block.clone()))
-            .collect();
+        // Old blocks without their transactions cannot be judged again as side blocks: they
+        // leave the chain (the owner stored them; a branch built on them is synced again).
+        for h in &old {
+            if let Some(e) = self.entries.get_mut(h) {
+                e.undo = None;
+                if !e.body {
+                    self.forget_side(h);
+                }
+            }
+        }
+        let rolled_back = old;
         self.prune();
         Ok(AddOutcome::Reorg {
             rolled_back,
@@ -850,8 +898,9 @@ impl<C: ConsensusRules> Chain<C> {
         })
     }
 
-    /// Undoes the partly applied branch `applied` and re-applies the previous best blocks `old`.
-    fn restore_best(&mut self, applied: &[Hash], old: &[Hash]) {
+    /// Undoes the partly applied branch `applied` and re-applies the previous best blocks `old`
+    /// from `redo` (one per old block, ascending; their undo data was kept).
+    fn restore_best(&mut self, applied: &[Hash], old: &[Hash], redo: &[BlockRedo]) {
         for h in applied.iter().rev() {
             if let Some(e) = self.entries.get_mut(h) {
                 if let Some(undo) = e.undo.take() {
@@ -861,25 +910,11 @@ impl<C: ConsensusRules> Chain<C> {
             self.best.pop_back();
             self.side.insert(*h);
         }
-        for h in old {
-            let Some(e) = self.entries.get(h) else { break };
-            // These blocks applied before on exactly this state, so they apply again.
-            match self.state.apply_block_with(
-                &e.block,
-                h,
-                &self.genesis_hash,
-                self.genesis.block_reward,
-                Sigs::Verified,
-            ) {
-                Ok(undo) => {
-                    if let Some(e) = self.entries.get_mut(h) {
-                        e.undo = Some(undo);
-                    }
-                    self.best.push_back(*h);
-                    self.side.remove(h);
-                }
-                Err(_) => break,
-            }
+        // The state is back at the fork point, where these were taken in reverse.
+        for (h, r) in old.iter().zip(redo) {
+            self.state.redo(r);
+            self.best.push_back(*h);
+            self.side.remove(h);
         }
     }
 
@@ -951,6 +986,7 @@ impl<C: ConsensusRules> Chain<C> {
                 e.undo = None;
             }
         }
+        self.drop_stored_bodies();
         let mut forgot = false;
         while self.base < floor && self.stored.is_some_and(|s| self.base <= s) {
             if let Some(h) = self.best.pop_front() {
@@ -967,6 +1003,30 @@ impl<C: ConsensusRules> Chain<C> {
             {
                 self.by_slot.retain(|(slot, _), _| *slot > floor_slot);
             }
+        }
+    }
+}
+
+impl<C: ConsensusRules> Chain<C> {
+    /// Drops the transactions of best blocks the owner stored, except the tip's: the bodies the
+    /// window holds are those of blocks not yet durable (and the tip), not `k` blocks' worth.
+    /// Best blocks hold their transactions on a suffix of the best chain (bodies are dropped
+    /// from the bottom up, and a fork switch replaces the blocks above its fork point with
+    /// blocks that hold theirs), so the walk down stops at the first block without them.
+    fn drop_stored_bodies(&mut self) {
+        let Some(stored) = self.stored else { return };
+        let top = stored.min(self.height().saturating_sub(1));
+        let mut i = top;
+        while i >= self.base && i > 0 {
+            let Some(h) = self.best_hash_at(i) else { break };
+            match self.entries.get_mut(&h) {
+                Some(e) if e.body => {
+                    e.block.transactions = Vec::new();
+                    e.body = false;
+                }
+                _ => break,
+            }
+            i -= 1;
         }
     }
 }
@@ -1139,6 +1199,93 @@ mod tests {
         }
         assert_eq!(c.state, fresh);
         assert_eq!(c.tip_hash(), b5.hash());
+    }
+
+    /// Best blocks the owner stored keep no transactions (the tip excepted), yet a fork switch
+    /// that rolls them back, fails, and restores them gives back the exact old chain and state
+    /// (from undo and redo data), and a later switch rolls them back for good: those without
+    /// transactions leave the chain, and their hashes are reported for the owner to read.
+    #[test]
+    fn stored_best_blocks_drop_their_transactions_and_still_roll_back_and_restore() {
+        let (g, keys) = two_stakeholders();
+        let gh = g.hash();
+        let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+        let pay = |nonce| Transaction::transfer(&keys[0], keys[1].public(), 5, 1, nonce, &gh);
+        let a1 = produce(&g, &keys, &g.block(), 1, vec![pay(0)]);
+        let a2 = produce(&g, &keys, &a1, 2, vec![pay(1)]);
+        let a3 = produce(&g, &keys, &a2, 3, vec![pay(2)]);
+        for b in [&a1, &a2, &a3] {
+            assert_eq!(
+                c.verify_and_add(b.clone(), u64::MAX),
+                Ok(AddOutcome::Extended)
+            );
+            c.mark_stored(b.header.index, &b.hash());
+        }
+        // Only the tip (and the genesis block, which has none) keeps its transactions.
+        assert_eq!(c.block_by_hash(&a1.hash()), None);
+        assert_eq!(c.block_at(2), None);
+        assert_eq!(c.header_at(2), Some(&a2.header));
+        assert_eq!(c.block_at(3), Some(&a3));
+        assert_eq!(c.bodies_held(), 2);
+        assert!(c.entries[&a1.hash()].block.transactions.is_empty());
+
+        let b1 = produce(&g, &keys, &g.block(), 4, vec![pay(0)]);
+        let b2 = produce(&g, &keys, &b1, 5, vec![]);
+        let b3 = produce(&g, &keys, &b2, 6, vec![]);
+        let b4 = produce(&g, &keys, &b3, 7, vec![]);
+        for b in [&b1, &b2, &b3] {
+            assert_eq!(
+                c.verify_and_add(b.clone(), u64::MAX),
+                Ok(AddOutcome::SideChain)
+            );
+        }
+        c.entries.insert(b4.hash(), {
+            let mut e = c.entries[&b3.hash()].clone();
+            e.block = b4.clone();
+            e
+        });
+        c.side.insert(b4.hash());
+        let state_before = c.state.clone();
+        let best_before = c.best.clone();
+        // A corrupted b2 (replays nonce 0 after b1) makes the switch to b4 fail half-way.
+        let good_b2 = c.entries[&b2.hash()].block.clone();
+        c.entries.get_mut(&b2.hash()).unwrap().block.transactions = vec![pay(0)];
+        assert!(c.switch_to(&b4.hash()).is_err());
+        assert_eq!(c.best, best_before);
+        assert_eq!(c.state, state_before);
+        for a in [&a1, &a2, &a3] {
+            assert!(c.entries[&a.hash()].undo.is_some());
+        }
+        // The same branch, intact, wins: the old blocks roll back from their undo data alone.
+        c.entries.get_mut(&b1.hash()).unwrap(); // b1 survived the failure
+        let b2 = good_b2;
+        let b3 = produce(&g, &keys, &b2, 8, vec![]);
+        let b4 = produce(&g, &keys, &b3, 9, vec![]);
+        assert_eq!(
+            c.verify_and_add(b2.clone(), u64::MAX),
+            Ok(AddOutcome::SideChain)
+        );
+        assert_eq!(
+            c.verify_and_add(b3.clone(), u64::MAX),
+            Ok(AddOutcome::SideChain)
+        );
+        assert_eq!(
+            c.verify_and_add(b4.clone(), u64::MAX),
+            Ok(AddOutcome::Reorg {
+                rolled_back: vec![a1.hash(), a2.hash(), a3.hash()],
+                applied: vec![b1.hash(), b2.hash(), b3.hash(), b4.hash()],
+            })
+        );
+        let mut fresh = LedgerState::from_genesis(&g);
+        for b in [&b1, &b2, &b3, &b4] {
+            fresh.apply_block(b, &gh, g.block_reward).unwrap();
+        }
+        assert_eq!(c.state, fresh);
+        // Without their transactions a1 and a2 cannot be judged again: gone. a3 (the old tip)
+        // kept them and is held as a side block.
+        assert!(!c.contains(&a1.hash()) && !c.contains(&a2.hash()));
+        assert_eq!(c.block_by_hash(&a3.hash()), Some(&a3));
+        assert!(c.by_slot.keys().all(|(slot, _)| *slot != 1 && *slot != 2));
     }
 
     /// The same when the very first branch block fails: nothing of the branch was applied.

@@ -77,7 +77,7 @@ fn reorg_of_exactly_k_blocks_is_carried_out() {
     assert_eq!(
         add(&mut c, &f4),
         Ok(AddOutcome::Reorg {
-            rolled_back: best[2..].to_vec(),
+            rolled_back: best[2..].iter().map(Block::hash).collect(),
             applied: vec![f1.hash(), f2.hash(), f3.hash(), f4.hash()],
         })
     );

@@ -340,7 +340,7 @@ fn switches_to_longer_fork() {
     assert_eq!(
         add(&mut c, &fork[1]),
         Ok(AddOutcome::Reorg {
-            rolled_back: vec![a[1].clone()],
+            rolled_back: vec![a[1].hash()],
             applied: vec![fork[0].hash(), fork[1].hash()]
         })
     );
@@ -381,7 +381,10 @@ fn reorg_returns_rolled_back_blocks_and_state_matches_the_new_branch() {
             rolled_back,
             applied,
         }) => {
-            assert_eq!(rolled_back, vec![a1.clone(), a2.clone()]);
+            assert_eq!(rolled_back, vec![a1.hash(), a2.hash()]);
+            // Never stored, so they keep their transactions as side blocks.
+            assert_eq!(c.block_by_hash(&a1.hash()), Some(&a1));
+            assert_eq!(c.block_by_hash(&a2.hash()), Some(&a2));
             assert_eq!(applied, vec![b1.hash(), b2.hash(), b3.hash()]);
         }
         other => panic!("expected a reorg, got {other:?}"),

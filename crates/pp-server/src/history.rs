@@ -4,8 +4,9 @@
 //! The chain (`pp_ledger::Chain`) keeps the best blocks from `height - k` up, and forgets older
 //! ones once the node told it they are durable (`Chain::mark_stored`, after each import's
 //! commit, see `node.rs`). Below [`Chain::window_start`](pp_ledger::Chain::window_start) the
-//! stored best chain is therefore the chain's own: these functions read it there. The chain lock
-//! is never held across a read of the database.
+//! stored best chain is therefore the chain's own: these functions read it there. In the window,
+//! stored best blocks below the tip keep only their headers in memory (their transactions are
+//! read from the database too). The chain lock is never held across a read of the database.
 //!
 //! Reads of the database are synchronous (redb, mostly served from its page cache and the OS
 //! page cache), as the transaction-index lookup of `GET /transactions/{id}` always was.
@@ -27,7 +28,8 @@ fn place(core: &Core, index: u64) -> Place {
     if let Some(b) = c.block_at(index) {
         return Place::Memory(Box::new(b.clone()));
     }
-    if index < c.window_start() {
+    // A header without its block: a stored block whose transactions the chain dropped.
+    if index < c.window_start() || c.header_at(index).is_some() {
         Place::Stored
     } else {
         Place::Absent
@@ -41,10 +43,13 @@ pub(crate) fn block_at(core: &Core, index: u64) -> Result<Option<Block>, Storage
         Place::Absent => Ok(None),
         // The genesis block is never written to storage.
         Place::Stored if index == 0 => Ok(Some(core.chain().genesis().block())),
-        Place::Stored => match core.storage.best_hash(index)? {
-            Some(h) => core.storage.block(&h),
-            None => Ok(None),
-        },
+        Place::Stored => {
+            let in_window = core.chain().best_hash_at(index);
+            match in_window.or(core.storage.best_hash(index)?) {
+                Some(h) => core.storage.block(&h),
+                None => Ok(None),
+            }
+        }
     }
 }
 
@@ -79,11 +84,14 @@ pub(crate) fn block_by_hash(core: &Core, h: &Hash) -> Result<Option<(Block, bool
     Ok(Some((b, on_best)))
 }
 
-/// True iff the block `h` at `index` is on the best chain below the window (the best blocks in
-/// the window are all in memory, so a stored block at or above it is not on the best chain).
+/// True iff the block `h` at `index` is on the best chain: in the window, the chain knows the
+/// best hash at every index; below it, storage does.
 fn is_stored_best(core: &Core, index: u64, h: &Hash) -> Result<bool, StorageError> {
-    if index >= core.chain().window_start() {
-        return Ok(false);
+    {
+        let c = core.chain();
+        if index >= c.window_start() {
+            return Ok(c.best_hash_at(index) == Some(*h));
+        }
     }
     Ok(core.storage.best_hash(index)? == Some(*h))
 }
@@ -125,7 +133,7 @@ pub(crate) fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, S
         {
             let c = core.chain();
             if c.is_on_best_chain(h) {
-                return Ok(c.block_by_hash(h).map(|b| b.header.index));
+                return Ok(c.header_by_hash(h).map(|b| b.index));
             }
             if *h == c.genesis_block_hash() {
                 return Ok(Some(0));
@@ -156,8 +164,8 @@ pub(crate) fn headers_after(
     for i in fork.saturating_add(1)..fork.saturating_add(1).saturating_add(count) {
         let in_memory = {
             let c = core.chain();
-            match c.block_at(i) {
-                Some(b) => Some(Some(b.header.clone())),
+            match c.header_at(i) {
+                Some(header) => Some(Some(header.clone())),
                 None if i < c.window_start() => None,
                 None => Some(None),
             }
@@ -282,6 +290,65 @@ mod tests {
         );
     }
 
+    /// In the window, stored best blocks below the tip keep their headers only: memory holds
+    /// the transactions of the tip (and of blocks not yet stored), whatever `k`. Every block is
+    /// still served whole, and a fork switch that abandons stored blocks puts their
+    /// transactions back in the mempool, read from storage.
+    #[tokio::test]
+    async fn stored_blocks_in_the_window_keep_headers_and_their_transactions_come_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = start();
+        let key = KeyPair::from_seed([71u8; 32]);
+        let mut g = Genesis::devnet("test", key.public(), t0);
+        g.k = 50;
+        g.difficulty = 1;
+        let core = crate::node::testing::core_with_genesis(dir.path(), &key, g);
+        let blocks = extend(&core, 12, &key).await;
+        {
+            let c = core.chain();
+            assert_eq!(c.window_start(), 0);
+            // The genesis block (no transactions) and the tip.
+            assert_eq!(c.bodies_held(), 2);
+            assert_eq!(c.block_at(11), None);
+            assert_eq!(c.header_at(11), Some(&blocks[10].header));
+            assert_eq!(c.block_at(12), Some(&blocks[11]));
+        }
+        for b in &blocks {
+            assert_eq!(block_at(&core, b.header.index).unwrap().as_ref(), Some(b));
+            assert_eq!(
+                block_by_hash(&core, &b.hash()).unwrap(),
+                Some((b.clone(), true))
+            );
+        }
+        // A longer branch of empty blocks from block 9: blocks 10, 11 (stored, headers only)
+        // and 12 (the tip) are abandoned; their transfers (nonces 9, 10, 11) are valid again.
+        let mut parent = blocks[8].clone();
+        let mut slot = blocks[11].header.slot;
+        for _ in 0..4 {
+            slot += 1;
+            let b = child(&core, &parent, slot, vec![]);
+            core.import_block(b.clone()).await.unwrap();
+            parent = b;
+        }
+        assert_eq!(core.chain().tip_hash(), parent.hash());
+        let mp = core.mempool();
+        for b in &blocks[9..] {
+            let id = b.transactions[0].id();
+            assert!(
+                mp.contains(&id),
+                "tx of block {} not re-admitted",
+                b.header.index
+            );
+        }
+        drop(mp);
+        for b in &blocks[9..] {
+            assert_eq!(
+                block_by_hash(&core, &b.hash()).unwrap(),
+                Some((b.clone(), false))
+            );
+        }
+    }
+
     #[tokio::test]
     async fn restart_streams_the_stored_chain_and_keeps_only_the_window() {
         let dir = tempfile::tempdir().unwrap();
@@ -297,6 +364,9 @@ mod tests {
         assert_eq!(c.tip_hash(), blocks[19].hash());
         assert_eq!(c.state(), &state);
         assert_eq!(c.window_start(), 17);
+        // Replay verified every signature without remembering one: the cache is for
+        // transactions still to come, and would otherwise fill with the whole history's.
+        assert!(c.signature_cache().is_empty());
         drop(c);
         assert_eq!(block_at(&core, 3).unwrap().as_ref(), Some(&blocks[2]));
     }

@@ -357,7 +357,7 @@ impl Core {
         });
         if let Some(hash) = tip {
             let mut c = self.chain_mut();
-            if let Some(index) = c.block_by_hash(&hash).map(|b| b.header.index) {
+            if let Some(index) = c.header_by_hash(&hash).map(|h| h.index) {
                 c.mark_stored(index, &hash);
             }
         }
@@ -384,7 +384,9 @@ impl Core {
         let mut refused = None;
         let mut best_changed = false;
         let mut reorgs = 0u64;
-        let mut rolled_back_txs: Vec<Transaction> = Vec::new();
+        // Blocks a fork switch abandoned, in order, with their transactions if the chain still
+        // held them (those it stored and dropped are read back from storage below).
+        let mut rolled_back: Vec<(Hash, Option<Vec<Transaction>>)> = Vec::new();
         let mut new_best: Vec<NodeEvent> = Vec::new();
         let equivocations_before = self.chain().equivocations_seen();
         for block in blocks {
@@ -421,14 +423,12 @@ impl Core {
                     let applied: Vec<Hash> = match &outcome {
                         AddOutcome::Reorg {
                             applied,
-                            rolled_back,
+                            rolled_back: old,
                         } => {
                             reorgs += 1;
-                            rolled_back_txs.extend(
-                                rolled_back
-                                    .iter()
-                                    .flat_map(|b| b.transactions.iter().cloned()),
-                            );
+                            rolled_back.extend(old.iter().map(|h| {
+                                (*h, chain.block_by_hash(h).map(|b| b.transactions.clone()))
+                            }));
                             applied.clone()
                         }
                         _ => vec![hash],
@@ -456,6 +456,7 @@ impl Core {
         self.metrics.height.set(gauge_value(self.chain().height()));
         self.metrics.reorgs.inc_by(reorgs);
         crate::evidence::collect(self, equivocations_before, &mut commit);
+        let rolled_back_txs = self.rolled_back_txs(rolled_back);
         if !best_changed {
             if commit.blocks.is_empty() {
                 return (done, refused, None);
@@ -495,6 +496,29 @@ impl Core {
         let pending = slot.send(WriteOp::Chain(commit));
         drop(mp);
         (done, refused, Some((pending, readmitted, new_best)))
+    }
+
+    /// The transactions of the blocks a fork switch abandoned, in order: from memory, or read
+    /// back from storage for those the chain no longer held (they are stored: the chain drops
+    /// transactions of stored blocks only). A block that cannot be read loses its transactions
+    /// to the mempool only (their senders can submit them again); the failure is logged.
+    fn rolled_back_txs(&self, blocks: Vec<(Hash, Option<Vec<Transaction>>)>) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        for (h, txs) in blocks {
+            match txs {
+                Some(txs) => out.extend(txs),
+                None => match self.storage.block(&h) {
+                    Ok(Some(b)) => out.extend(b.transactions),
+                    Ok(None) => {
+                        tracing::warn!(hash = %h, "rolled-back block missing from storage")
+                    }
+                    Err(e) => {
+                        tracing::warn!(hash = %h, error = %e, "rolled-back block unreadable")
+                    }
+                },
+            }
+        }
+        out
     }
 
     /// Validates a transaction against the tip state and the mempool, journals it durably, and
@@ -689,6 +713,13 @@ impl Core {
     pub(crate) fn replay(&self) -> Result<u64, StorageError> {
         let mut applied = 0u64;
         let mut trim = false;
+        // Signatures are verified (full validation on every restart) but not remembered: the
+        // transactions of applied best blocks never need a check again, and filling the shared
+        // cache with them would hold its whole bound (tens of MB) for nothing.
+        let verifier = pp_ledger::BlockVerifier::new(
+            &self.genesis,
+            Arc::new(pp_ledger::SignatureCache::new(0)),
+        );
         while let Some(h) = self.storage.best_hash(applied.saturating_add(1))? {
             let h = &h;
             trim = true;
@@ -701,8 +732,9 @@ impl Core {
                 .slots
                 .slot_start_ms(block.header.slot)
                 .max(block.header.timestamp);
+            let verified = verifier.verify_block(block).map_err(ChainError::from);
             let mut chain = self.chain_mut();
-            match chain.verify_and_add(block, now) {
+            match verified.and_then(|v| chain.add_block(v, now)) {
                 Ok(AddOutcome::Extended) => {
                     applied += 1;
                     chain.mark_stored(applied, h);

@@ -410,10 +410,10 @@ impl Engine {
         let in_target = self.target.anchor_of(&parent);
         let anchor = in_target.or_else(|| {
             let c = self.core.chain();
-            c.block_by_hash(&parent).map(|b| Anchor {
-                index: b.header.index,
+            c.header_by_hash(&parent).map(|h| Anchor {
+                index: h.index,
                 hash: parent,
-                slot: b.header.slot,
+                slot: h.slot,
             })
         });
         let Some(anchor) = anchor else {
