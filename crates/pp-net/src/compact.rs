@@ -10,7 +10,7 @@
 //! collide with another under one announcement does not collide under the next. A collision can
 //! still happen by chance (48 bits); it is detected and never trusted:
 //! - two transactions of the announcement with the same short id: the block cannot be rebuilt,
-//!   the receiver asks for every transaction ([`Partial::new`] says [`Rebuild::Ambiguous`]);
+//!   the receiver asks for every transaction ([`lay_out`] says [`Rebuild::Ambiguous`]);
 //! - two candidate transactions of the receiver matching one short id: that slot is asked for;
 //! - a wrong match that nothing above caught: the rebuilt block's transaction root differs from
 //!   its header's ([`Partial::finish`] fails), and the receiver asks for every transaction.
@@ -196,7 +196,7 @@ pub enum CompactError {
 #[derive(Debug)]
 pub enum Rebuild {
     /// Rebuild it: offer candidate transactions, then fill what is missing.
-    Partial(Partial),
+    Partial(Box<Partial>),
     /// Two of its short ids are equal: ask for every transaction.
     Ambiguous,
 }
@@ -216,50 +216,50 @@ pub struct Partial {
     collided: Vec<bool>,
 }
 
-impl Partial {
-    /// Check the compact block's structure and lay out its slots (prefilled ones filled).
-    pub fn new(cb: &CompactBlock) -> Result<Rebuild, CompactError> {
-        let count = cb.tx_count();
-        if count > MAX_COMPACT_TXS {
-            return Err(CompactError::TooManyTxs {
+/// Check a compact block's structure and lay out its slots (prefilled ones filled).
+pub fn lay_out(cb: &CompactBlock) -> Result<Rebuild, CompactError> {
+    let count = cb.tx_count();
+    if count > MAX_COMPACT_TXS {
+        return Err(CompactError::TooManyTxs {
+            count,
+            max: MAX_COMPACT_TXS,
+        });
+    }
+    let mut slots: Vec<Option<Transaction>> = vec![None; count];
+    let mut expected = vec![None; count];
+    let mut last: Option<u32> = None;
+    for p in &cb.prefilled {
+        let i = p.index as usize;
+        if last.is_some_and(|l| p.index <= l) || i >= count {
+            return Err(CompactError::BadPrefilledIndex {
+                index: p.index,
                 count,
-                max: MAX_COMPACT_TXS,
             });
         }
-        let mut slots: Vec<Option<Transaction>> = vec![None; count];
-        let mut expected = vec![None; count];
-        let mut last: Option<u32> = None;
-        for p in &cb.prefilled {
-            let i = p.index as usize;
-            if last.is_some_and(|l| p.index <= l) || i >= count {
-                return Err(CompactError::BadPrefilledIndex {
-                    index: p.index,
-                    count,
-                });
-            }
-            last = Some(p.index);
-            slots[i] = Some(p.tx.clone());
-        }
-        let key = ShortIdKey::new(&cb.header.hash(), cb.nonce);
-        let mut by_short = HashMap::with_capacity(cb.short_ids.len());
-        let free = (0..count).filter(|i| slots[*i].is_none());
-        for (slot, sid) in free.zip(cb.short_ids.iter()) {
-            if by_short.insert(*sid, slot).is_some() {
-                return Ok(Rebuild::Ambiguous);
-            }
-            expected[slot] = Some(*sid);
-        }
-        Ok(Rebuild::Partial(Partial {
-            header: cb.header.clone(),
-            signature: cb.signature,
-            key,
-            slots,
-            expected,
-            by_short,
-            collided: vec![false; count],
-        }))
+        last = Some(p.index);
+        slots[i] = Some(p.tx.clone());
     }
+    let key = ShortIdKey::new(&cb.header.hash(), cb.nonce);
+    let mut by_short = HashMap::with_capacity(cb.short_ids.len());
+    let free = (0..count).filter(|i| slots[*i].is_none());
+    for (slot, sid) in free.zip(cb.short_ids.iter()) {
+        if by_short.insert(*sid, slot).is_some() {
+            return Ok(Rebuild::Ambiguous);
+        }
+        expected[slot] = Some(*sid);
+    }
+    Ok(Rebuild::Partial(Box::new(Partial {
+        header: cb.header.clone(),
+        signature: cb.signature,
+        key,
+        slots,
+        expected,
+        by_short,
+        collided: vec![false; count],
+    })))
+}
 
+impl Partial {
     /// The block hash (of the header).
     pub fn hash(&self) -> Hash {
         self.header.hash()
@@ -407,7 +407,7 @@ mod tests {
         let b = block(50);
         let cb = CompactBlock::build(&b, 42, |i, _| i == 3);
         assert_eq!(cb.prefilled.len(), 1);
-        let Rebuild::Partial(mut p) = Partial::new(&cb).unwrap() else {
+        let Rebuild::Partial(mut p) = lay_out(&cb).unwrap() else {
             panic!("ambiguous")
         };
         assert_eq!(p.missing().len(), 49);
@@ -424,7 +424,7 @@ mod tests {
     fn missing_transactions_are_filled_from_an_answer_and_checked() {
         let b = block(10);
         let cb = CompactBlock::build(&b, 7, |_, _| false);
-        let Rebuild::Partial(mut p) = Partial::new(&cb).unwrap() else {
+        let Rebuild::Partial(mut p) = lay_out(&cb).unwrap() else {
             panic!()
         };
         for tx in &b.transactions[..6] {
@@ -452,7 +452,7 @@ mod tests {
         let b = block(3);
         let mut cb = CompactBlock::build(&b, 1, |_, _| false);
         cb.short_ids[2] = cb.short_ids[0];
-        assert!(matches!(Partial::new(&cb).unwrap(), Rebuild::Ambiguous));
+        assert!(matches!(lay_out(&cb).unwrap(), Rebuild::Ambiguous));
     }
 
     #[test]
@@ -460,7 +460,7 @@ mod tests {
         let b = block(3);
         let other = block(4).transactions[3].clone();
         let cb = CompactBlock::build(&b, 1, |_, _| false);
-        let Rebuild::Partial(mut p) = Partial::new(&cb).unwrap() else {
+        let Rebuild::Partial(mut p) = lay_out(&cb).unwrap() else {
             panic!()
         };
         let slot0 = *p.by_short.get(&cb.short_ids[0]).unwrap();
@@ -477,7 +477,7 @@ mod tests {
     fn a_wrong_match_is_caught_by_the_transaction_root() {
         let b = block(2);
         let cb = CompactBlock::build(&b, 1, |_, _| false);
-        let Rebuild::Partial(mut p) = Partial::new(&cb).unwrap() else {
+        let Rebuild::Partial(mut p) = lay_out(&cb).unwrap() else {
             panic!()
         };
         let other = block(3).transactions[2].clone();
@@ -492,20 +492,17 @@ mod tests {
         let mut cb = CompactBlock::build(&b, 1, |i, _| i < 2);
         cb.prefilled.swap(0, 1);
         assert!(matches!(
-            Partial::new(&cb),
+            lay_out(&cb),
             Err(CompactError::BadPrefilledIndex { .. })
         ));
         let mut cb = CompactBlock::build(&b, 1, |i, _| i == 0);
         cb.prefilled[0].index = 3;
         assert!(matches!(
-            Partial::new(&cb),
+            lay_out(&cb),
             Err(CompactError::BadPrefilledIndex { index: 3, .. })
         ));
         let mut cb = CompactBlock::build(&b, 1, |_, _| false);
         cb.short_ids = vec![ShortId(1); MAX_COMPACT_TXS + 1];
-        assert!(matches!(
-            Partial::new(&cb),
-            Err(CompactError::TooManyTxs { .. })
-        ));
+        assert!(matches!(lay_out(&cb), Err(CompactError::TooManyTxs { .. })));
     }
 }

@@ -17,7 +17,7 @@ use tracing::debug;
 
 use crate::codec::encode_message;
 use crate::compact::{
-    block_with, CompactBlock, Partial, Rebuild, COMPACT_VERSION, MAX_COMPACT_TXS,
+    block_with, lay_out, CompactBlock, Rebuild, COMPACT_VERSION, MAX_COMPACT_TXS,
 };
 use crate::error::NetError;
 use crate::message::{codes, Message, MAX_GET_TXS, MAX_INV_IDS};
@@ -249,7 +249,7 @@ pub(crate) fn on_compact_block(shared: &Arc<Shared>, info: &PeerInfo, cb: Compac
 /// every transaction when the short ids are ambiguous or the rebuilt block does not match its
 /// header. `None` if the peer cannot deliver: it then announced a tip we will sync towards.
 async fn rebuild(shared: &Shared, peer: PeerId, cb: &CompactBlock, hash: Hash) -> Option<Block> {
-    let mut partial = match Partial::new(cb) {
+    let mut partial = match lay_out(cb) {
         Ok(Rebuild::Partial(p)) => p,
         Ok(Rebuild::Ambiguous) => return fetch_all(shared, peer, cb, hash).await,
         Err(e) => {
