@@ -55,13 +55,10 @@ fn rebuild(cb: &CompactBlock, mempool: &HashMap<Hash, Transaction>) -> Block {
     let Rebuild::Partial(mut p) = lay_out(cb).expect("well formed") else {
         panic!("ambiguous short ids")
     };
-    let candidates: Vec<&Transaction> = mempool
-        .iter()
-        .filter(|(id, _)| p.matches(id))
-        .map(|(_, tx)| tx)
-        .collect();
-    for tx in candidates {
-        p.offer(&tx.id(), tx);
+    let candidates: Vec<(&Hash, &Transaction)> =
+        mempool.iter().filter(|(id, _)| p.matches(id)).collect();
+    for (id, tx) in candidates {
+        p.offer(id, tx);
     }
     p.finish().expect("every transaction in the mempool")
 }

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::Hasher;
 
-use pp_ledger::{Block, BlockHeader, Hash, Signature, Transaction};
+use pp_ledger::{merkle_root, Block, BlockHeader, Hash, Signature, Transaction};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use siphasher::sip::SipHasher24;
 
@@ -208,6 +208,8 @@ pub struct Partial {
     signature: Signature,
     key: ShortIdKey,
     slots: Vec<Option<Transaction>>,
+    /// The id of each filled slot's transaction (computed once, for the Merkle root).
+    ids: Vec<Option<Hash>>,
     /// Expected short id per slot (`None` for prefilled slots).
     expected: Vec<Option<ShortId>>,
     /// Short id → slot, for the slots not prefilled.
@@ -227,6 +229,7 @@ pub fn lay_out(cb: &CompactBlock) -> Result<Rebuild, CompactError> {
     }
     let mut slots: Vec<Option<Transaction>> = vec![None; count];
     let mut expected = vec![None; count];
+    let mut ids = vec![None; count];
     let mut last: Option<u32> = None;
     for p in &cb.prefilled {
         let i = p.index as usize;
@@ -238,6 +241,7 @@ pub fn lay_out(cb: &CompactBlock) -> Result<Rebuild, CompactError> {
         }
         last = Some(p.index);
         slots[i] = Some(p.tx.clone());
+        ids[i] = Some(p.tx.id());
     }
     let key = ShortIdKey::new(&cb.header.hash(), cb.nonce);
     let mut by_short = HashMap::with_capacity(cb.short_ids.len());
@@ -253,6 +257,7 @@ pub fn lay_out(cb: &CompactBlock) -> Result<Rebuild, CompactError> {
         signature: cb.signature,
         key,
         slots,
+        ids,
         expected,
         by_short,
         collided: vec![false; count],
@@ -275,8 +280,9 @@ impl Partial {
         self.by_short.contains_key(&self.key.short_id(txid))
     }
 
-    /// Offer a candidate (from the mempool or a relay cache): it fills the slot of its short id.
-    /// A second, different candidate for a filled slot empties it for good (asked for instead).
+    /// Offer a candidate (from the mempool or a relay cache; `txid` must be `tx.id()`, as the
+    /// caller computed it): it fills the slot of its short id. A second, different candidate for
+    /// a filled slot empties it for good (asked for instead).
     pub fn offer(&mut self, txid: &Hash, tx: &Transaction) {
         let Some(&slot) = self.by_short.get(&self.key.short_id(txid)) else {
             return;
@@ -284,11 +290,15 @@ impl Partial {
         if self.collided[slot] {
             return;
         }
-        match &self.slots[slot] {
-            None => self.slots[slot] = Some(tx.clone()),
-            Some(held) if held.id() == *txid => {}
+        match self.ids[slot] {
+            None => {
+                self.slots[slot] = Some(tx.clone());
+                self.ids[slot] = Some(*txid);
+            }
+            Some(held) if held == *txid => {}
             Some(_) => {
                 self.slots[slot] = None;
+                self.ids[slot] = None;
                 self.collided[slot] = true;
             }
         }
@@ -314,14 +324,18 @@ impl Partial {
                 got: txs.len(),
             });
         }
+        let mut ids = Vec::with_capacity(txs.len());
         for (i, tx) in missing.iter().zip(txs.iter()) {
             let i = *i as usize;
-            if self.expected[i] != Some(self.key.short_id(&tx.id())) {
+            let id = tx.id();
+            if self.expected[i] != Some(self.key.short_id(&id)) {
                 return Err(CompactError::WrongTransaction { index: i });
             }
+            ids.push(id);
         }
-        for (i, tx) in missing.into_iter().zip(txs) {
+        for ((i, tx), id) in missing.into_iter().zip(txs).zip(ids) {
             self.slots[i as usize] = Some(tx);
+            self.ids[i as usize] = Some(id);
         }
         Ok(())
     }
@@ -329,13 +343,15 @@ impl Partial {
     /// The rebuilt block, if every slot is filled and the transaction root is the header's;
     /// `None` otherwise (a wrong match: ask for every transaction).
     pub fn finish(&self) -> Option<Block> {
-        let transactions: Option<Vec<Transaction>> = self.slots.iter().cloned().collect();
-        let block = Block {
+        let ids: Vec<Hash> = self.ids.iter().copied().collect::<Option<_>>()?;
+        if merkle_root(&ids) != self.header.tx_root {
+            return None;
+        }
+        Some(Block {
             header: self.header.clone(),
             signature: self.signature,
-            transactions: transactions?,
-        };
-        (block.compute_tx_root() == block.header.tx_root).then_some(block)
+            transactions: self.slots.iter().cloned().collect::<Option<_>>()?,
+        })
     }
 }
 
@@ -481,8 +497,9 @@ mod tests {
             panic!()
         };
         let other = block(3).transactions[2].clone();
+        p.offer(&b.transactions[1].id(), &b.transactions[1]);
+        p.ids[0] = Some(other.id());
         p.slots[0] = Some(other);
-        p.slots[1] = Some(b.transactions[1].clone());
         assert!(p.finish().is_none());
     }
 
