@@ -1,6 +1,6 @@
 //! What the owner of the network (the server) lets it see of the chain, to answer requests.
 
-use pp_ledger::{Block, BlockHeader, Hash};
+use pp_ledger::{Block, BlockHeader, Hash, Transaction};
 
 /// Read access to the node's best chain. Called from connection tasks, so implementations must
 /// return quickly (no long locks, no I/O waits); the network caps `count` before calling.
@@ -12,4 +12,24 @@ pub trait ChainView: Send + Sync + 'static {
     /// Up to `count` headers of the best chain following the first hash in `locator` that is on
     /// the best chain (from genesis if none is).
     fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader>;
+    /// True if the node holds the block `hash` (a compact block for it is not rebuilt). The
+    /// default holds none.
+    fn has_block(&self, _hash: &Hash) -> bool {
+        false
+    }
+    /// True if the node holds the transaction `id` (pending): an `inv_txs` for it is not
+    /// fetched. The default holds none.
+    fn has_tx(&self, _id: &Hash) -> bool {
+        false
+    }
+    /// The pending transaction `id`, to answer `get_txs`. The default holds none.
+    fn get_tx(&self, _id: &Hash) -> Option<Transaction> {
+        None
+    }
+    /// The pending transactions whose id `want` accepts: the candidates from which a compact
+    /// block is rebuilt. Called once per compact block; `want` is cheap (a short-id lookup).
+    /// The default holds none.
+    fn pending_txs(&self, _want: &mut dyn FnMut(&Hash) -> bool) -> Vec<Transaction> {
+        Vec::new()
+    }
 }

@@ -6,7 +6,9 @@ use pp_ledger::{Hash, KeyPair};
 
 /// The wire protocol version announced in `hello`; peers with another version are refused.
 /// Version 2: frames run inside a Noise session whose handshake proves each side's identity key.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3: transactions relayed by inventory (`inv_txs`, `get_txs`, `txs`) and blocks as
+/// compact blocks (`compact_relay`, `compact_block`, `get_block_txs`, `block_txs`).
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Default maximum frame payload: 8 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
@@ -105,6 +107,12 @@ pub struct NetConfig {
     pub peer_exchange_interval: Duration,
     /// How often the address book is saved to its store (default 5 min; also at shutdown).
     pub book_save_interval: Duration,
+    /// Ask peers for inventory and compact-block relay (send `compact_relay`; default true).
+    /// A node that does not gets every transaction and block in full (`new_tx`, `new_block`).
+    pub compact_relay: bool,
+    /// How often the transaction ids waiting for each peer go out in an `inv_txs` (default
+    /// 100 ms): ids announced together share a frame.
+    pub inv_interval: Duration,
 }
 
 impl NetConfig {
@@ -151,6 +159,8 @@ impl NetConfig {
             feeler_interval: Duration::from_secs(120),
             peer_exchange_interval: Duration::from_secs(300),
             book_save_interval: Duration::from_secs(300),
+            compact_relay: true,
+            inv_interval: Duration::from_millis(100),
         }
     }
 }
@@ -190,6 +200,12 @@ pub struct MessageRates {
     pub get_headers: u32,
     /// `get_peers` requests (default 1/s).
     pub get_peers: u32,
+    /// `inv_txs` announcements (default 100/s, up to 1,000 ids each).
+    pub inv_txs: u32,
+    /// `get_txs` requests (default 20/s, up to 1,000 ids each).
+    pub get_txs: u32,
+    /// `get_block_txs` requests (default 20/s).
+    pub get_block_txs: u32,
 }
 
 impl Default for MessageRates {
@@ -199,6 +215,9 @@ impl Default for MessageRates {
             get_blocks: 20,
             get_headers: 20,
             get_peers: 1,
+            inv_txs: 100,
+            get_txs: 20,
+            get_block_txs: 20,
         }
     }
 }

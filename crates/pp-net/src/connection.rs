@@ -44,6 +44,7 @@ use crate::message::{
 use crate::misbehaviour::Misbehaviour;
 use crate::network::{NetEvent, Shared};
 use crate::peer_table::{millis, Direction, PeerCounters, PeerInfo};
+use crate::relay_tasks;
 
 /// The read side of a connection, yielding frame payloads.
 pub(crate) type Reader<S> = FramedRead<ReadHalf<S>, FrameCodec>;
@@ -235,6 +236,9 @@ pub(crate) struct Budget {
     get_blocks: Limiter,
     get_headers: Limiter,
     get_peers: Limiter,
+    inv_txs: Limiter,
+    get_txs: Limiter,
+    get_block_txs: Limiter,
 }
 
 impl Budget {
@@ -246,6 +250,9 @@ impl Budget {
             get_blocks,
             get_headers,
             get_peers,
+            inv_txs,
+            get_txs,
+            get_block_txs,
         } = config.message_rates;
         let per_type = |rate: u32| limiter(rate, rate.saturating_mul(2), clock);
         Budget {
@@ -255,6 +262,9 @@ impl Budget {
             get_blocks: per_type(get_blocks),
             get_headers: per_type(get_headers),
             get_peers: per_type(get_peers),
+            inv_txs: per_type(inv_txs),
+            get_txs: per_type(get_txs),
+            get_block_txs: per_type(get_block_txs),
         }
     }
 
@@ -264,6 +274,9 @@ impl Budget {
             Message::GetBlocks { .. } => Some(&self.get_blocks),
             Message::GetHeaders { .. } => Some(&self.get_headers),
             Message::GetPeers { .. } => Some(&self.get_peers),
+            Message::InvTxs { .. } => Some(&self.inv_txs),
+            Message::GetTxs { .. } => Some(&self.get_txs),
+            Message::GetBlockTxs { .. } => Some(&self.get_block_txs),
             _ => None,
         }
     }
@@ -655,9 +668,30 @@ async fn handle_message(
             return Ok(());
         }
         Message::NewTx { tx } => {
+            shared.relay().mark_known(info.id, tx.id());
             shared.emit(NetEvent::NewTx { peer: info.id, tx });
             return Ok(());
         }
+        Message::CompactRelay { version } => {
+            relay_tasks::on_compact_relay(shared, info, version);
+            return Ok(());
+        }
+        Message::InvTxs { ids } => {
+            relay_tasks::on_inv(shared, info, ids);
+            return Ok(());
+        }
+        Message::GetTxs { request_id, ids } => {
+            relay_tasks::txs_answer(shared, info, request_id, ids)
+        }
+        Message::CompactBlock(cb) => {
+            relay_tasks::on_compact_block(shared, info, cb);
+            return Ok(());
+        }
+        Message::GetBlockTxs {
+            request_id,
+            hash,
+            indexes,
+        } => relay_tasks::block_txs_answer(shared, info, request_id, hash, indexes),
         Message::Error {
             request_id: None,
             code,
@@ -676,6 +710,8 @@ async fn handle_message(
         | Message::Headers { .. }
         | Message::Peers { .. }
         | Message::Pong { .. }
+        | Message::Txs { .. }
+        | Message::BlockTxs { .. }
         | Message::Error { .. } => return Ok(()),
     };
     let frame = match answer {

@@ -1,14 +1,17 @@
 //! The wire messages: one serde enum, tagged by its `type` field.
 //!
 //! Every frame carries exactly one JSON object whose `type` names the variant below in
-//! snake_case. Requests (`get_blocks`, `get_headers`, `get_peers`, `ping`) carry a `request_id`
-//! chosen by the sender; the answer (`blocks`, `headers`, `peers`, `pong`, or `error`) echoes it,
-//! so many requests can be in flight on one connection. Announcements (`new_block`, `new_tx`) and
-//! `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
+//! snake_case. Requests (`get_blocks`, `get_headers`, `get_peers`, `ping`, `get_txs`,
+//! `get_block_txs`) carry a `request_id` chosen by the sender; the answer (`blocks`, `headers`,
+//! `peers`, `pong`, `txs`, `block_txs`, or `error`) echoes it, so many requests can be in flight
+//! on one connection. Announcements (`new_block`, `new_tx`, `inv_txs`, `compact_block`),
+//! `compact_relay` and `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
 //! edge rather than silently ignored.
 
 use pp_ledger::{Block, BlockHeader, Hash, Transaction};
 use serde::{Deserialize, Serialize};
+
+use crate::compact::CompactBlock;
 
 /// The most blocks a `blocks` answer carries; larger `count`s are capped, not refused.
 pub const MAX_BLOCKS_PER_REQUEST: u32 = 500;
@@ -24,6 +27,10 @@ pub const MAX_PEERS_ACCEPTED: usize = 1_000;
 pub const MAX_LOCATOR_LEN: usize = 64;
 /// The longest node id accepted in `hello`.
 pub const MAX_NODE_ID_LEN: usize = 64;
+/// The most transaction ids in one `inv_txs`.
+pub const MAX_INV_IDS: usize = 1_000;
+/// The most transaction ids in one `get_txs`.
+pub const MAX_GET_TXS: usize = 1_000;
 
 /// Error codes carried by `error` frames (the `code` field). A table with their meaning is in
 /// docs/protocol.md.
@@ -54,6 +61,9 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// The sender is shutting down.
     pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// A `get_block_txs` for a block the answering node does not hold among those it announced
+    /// recently.
+    pub const NOT_FOUND: &str = "not_found";
     /// The Noise handshake or the identity proof failed. Never sent in an `error` frame (there is
     /// no encrypted channel yet to send it on); it names the failure in logs and metrics.
     pub const HANDSHAKE_FAILED: &str = "handshake_failed";
@@ -158,6 +168,51 @@ pub enum Message {
         /// The id of the `ping` answered.
         request_id: u64,
     },
+    /// The sender wants transactions announced by id (`inv_txs`) and blocks as
+    /// `compact_block` (docs/protocol.md §14).
+    CompactRelay {
+        /// The short-id scheme (`COMPACT_VERSION`, 1).
+        version: u32,
+    },
+    /// Announce transactions by id (at most 1,000).
+    InvTxs {
+        /// Ids (Blake2b-256 of the canonical body) of transactions the sender holds.
+        ids: Vec<Hash>,
+    },
+    /// Ask for transactions by id (at most 1,000).
+    GetTxs {
+        /// Chosen by the requester, echoed in the answer.
+        request_id: u64,
+        /// The ids wanted.
+        ids: Vec<Hash>,
+    },
+    /// Answer to `get_txs`: the transactions asked for that the sender holds, in request order.
+    Txs {
+        /// The id of the request answered.
+        request_id: u64,
+        /// The transactions.
+        txs: Vec<Transaction>,
+    },
+    /// Announce a block as its signed header and short transaction ids.
+    CompactBlock(CompactBlock),
+    /// Ask for transactions of a block announced by `compact_block`, by index.
+    GetBlockTxs {
+        /// Chosen by the requester, echoed in the answer.
+        request_id: u64,
+        /// The block hash.
+        hash: Hash,
+        /// Indexes in the block, strictly increasing.
+        indexes: Vec<u32>,
+    },
+    /// Answer to `get_block_txs`: the transactions at the indexes asked for, in that order.
+    BlockTxs {
+        /// The id of the request answered.
+        request_id: u64,
+        /// The block hash.
+        hash: Hash,
+        /// The transactions.
+        txs: Vec<Transaction>,
+    },
     /// An error: the answer to a failed request (with its id), or the reason for a close.
     Error {
         /// The request this answers, if any.
@@ -186,6 +241,13 @@ impl Message {
             Message::Ping { .. } => "ping",
             Message::Pong { .. } => "pong",
             Message::Error { .. } => "error",
+            Message::CompactRelay { .. } => "compact_relay",
+            Message::InvTxs { .. } => "inv_txs",
+            Message::GetTxs { .. } => "get_txs",
+            Message::Txs { .. } => "txs",
+            Message::CompactBlock(_) => "compact_block",
+            Message::GetBlockTxs { .. } => "get_block_txs",
+            Message::BlockTxs { .. } => "block_txs",
         }
     }
 
@@ -195,7 +257,9 @@ impl Message {
             Message::Blocks { request_id, .. }
             | Message::Headers { request_id, .. }
             | Message::Peers { request_id, .. }
-            | Message::Pong { request_id } => Some(*request_id),
+            | Message::Pong { request_id }
+            | Message::Txs { request_id, .. }
+            | Message::BlockTxs { request_id, .. } => Some(*request_id),
             Message::Error { request_id, .. } => *request_id,
             _ => None,
         }
@@ -352,6 +416,66 @@ mod tests {
             let back: Message = serde_json::from_value(v).unwrap();
             assert_eq!(back, m);
         }
+    }
+
+    pub(crate) fn relay_messages() -> Vec<Message> {
+        let b = block();
+        let tx = b.transactions[0].clone();
+        vec![
+            Message::CompactRelay { version: 1 },
+            Message::InvTxs { ids: vec![tx.id()] },
+            Message::GetTxs {
+                request_id: 6,
+                ids: vec![tx.id()],
+            },
+            Message::Txs {
+                request_id: 6,
+                txs: vec![tx],
+            },
+            Message::CompactBlock(crate::compact::CompactBlock::build(&b, 9, |_, _| false)),
+            Message::GetBlockTxs {
+                request_id: 7,
+                hash: b.hash(),
+                indexes: vec![0],
+            },
+            Message::BlockTxs {
+                request_id: 7,
+                hash: b.hash(),
+                txs: b.transactions.clone(),
+            },
+        ]
+    }
+
+    #[test]
+    fn relay_messages_round_trip_and_answers_carry_their_request_id() {
+        for m in relay_messages() {
+            let v = serde_json::to_value(&m).unwrap();
+            assert_eq!(v["type"], m.kind(), "{v}");
+            let back: Message = serde_json::from_value(v).unwrap();
+            assert_eq!(back, m);
+            let expected = match m.kind() {
+                "txs" => Some(6),
+                "block_txs" => Some(7),
+                _ => None,
+            };
+            assert_eq!(m.response_id(), expected, "{}", m.kind());
+        }
+        let cb = serde_json::to_value(&relay_messages()[4]).unwrap();
+        let mut keys: Vec<_> = cb.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "header",
+                "nonce",
+                "prefilled",
+                "short_ids",
+                "signature",
+                "type"
+            ]
+        );
+        let bad = json!({"type": "inv_txs", "ids": [], "extra": 1});
+        assert!(serde_json::from_value::<Message>(bad).is_err());
     }
 
     #[test]

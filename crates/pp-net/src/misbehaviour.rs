@@ -17,9 +17,11 @@ pub enum Misbehaviour {
     MalformedFrame,
     /// A well-formed message where it is not allowed (a second `hello`, a bad `hello` field).
     ProtocolViolation,
-    /// A `new_block` whose summary fields do not match its block.
+    /// A `new_block` whose summary fields do not match its block, or a `compact_block` that
+    /// cannot be laid out.
     BadAnnouncement,
-    /// A request outside the limits (e.g. a locator longer than 64 hashes).
+    /// A request or announcement outside the limits (a locator longer than 64 hashes, more than
+    /// 1,000 ids in `inv_txs` or `get_txs`, bad `get_block_txs` indexes).
     BadRequest,
     /// An answer (`blocks`, `headers`, `peers`, `pong`, `error`) to no request of ours.
     UnsolicitedResponse,
@@ -30,7 +32,8 @@ pub enum Misbehaviour {
     InvalidBlock,
     /// An announced block whose ancestors the announcer then could not deliver.
     UndeliverableAnnouncement,
-    /// A sync answer that does not fit the request (out of order, not connecting).
+    /// A sync answer that does not fit the request (out of order, not connecting), or a
+    /// `block_txs` answer that does not fit the compact block it completes.
     BadSyncAnswer,
     /// A block that fails the stateful rules on the chain it extends.
     RejectedBlock,

@@ -19,6 +19,7 @@ use crate::admission::{addr_group, AddrGroup, HandshakeLimiter, HandshakeSlot};
 use crate::chain_view::ChainView;
 use crate::client::{ClientLimits, FetchClient};
 use crate::codec::encode_message;
+use crate::compact::CompactBlock;
 use crate::config::NetConfig;
 use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
 use crate::discovery::{Discovery, ANCHORS, SHORT_EXCHANGE_INTERVAL, TRIED_SAVE_DELAY};
@@ -34,6 +35,7 @@ use crate::peer_table::{
     millis, unix_ms, AddrInfo, Admission, DialOutcome, Direction, Limits, PeerCounters, PeerId,
     PeerInfo, PeerStats, PeerTable,
 };
+use crate::relay::Relay;
 use crate::reputation::{BanTarget, Reputation};
 use crate::stats::{HandshakeFailure, NetStats, NetStatsSnapshot};
 use crate::transport::{TcpTransport, Transport};
@@ -113,6 +115,8 @@ pub(crate) struct Shared {
     feeling_candidate: AtomicBool,
     pub(crate) stats: NetStats,
     pub(crate) logs: LogLimiter,
+    /// Inventory and compact-block relay state (see [`crate::relay`]).
+    relay: Mutex<Relay>,
 }
 
 /// Lock a mutex even if a panicking thread poisoned it: the data are plain maps that every
@@ -126,11 +130,36 @@ impl Shared {
         lock(&self.table)
     }
 
-    fn client(&self, peer: PeerId) -> Result<FetchClient, NetError> {
+    pub(crate) fn client(&self, peer: PeerId) -> Result<FetchClient, NetError> {
         lock(&self.conns)
             .get(&peer)
             .cloned()
             .ok_or(NetError::PeerGone(peer.0))
+    }
+
+    pub(crate) fn relay(&self) -> MutexGuard<'_, Relay> {
+        lock(&self.relay)
+    }
+
+    pub(crate) fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
+        self.table().get(peer)
+    }
+
+    /// The nonce of our compact blocks for `hash`: unpredictable to others (keyed by our
+    /// identity secret), so nobody can craft transactions whose short ids collide in our
+    /// announcements; the same for every peer, so a block is encoded once per prefill set.
+    fn compact_nonce(&self, hash: &Hash) -> u64 {
+        let h = Hash::sha256(
+            &[
+                b"pp-net/compact-nonce".as_slice(),
+                &self.config.identity.secret_bytes(),
+                &hash.0,
+            ]
+            .concat(),
+        );
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.0[..8]);
+        u64::from_be_bytes(b)
     }
 
     fn our_hello(&self) -> Hello {
@@ -307,6 +336,7 @@ impl Shared {
     /// Forget a closed connection.
     pub(crate) fn unregister(&self, id: PeerId, reason: &str) {
         lock(&self.conns).remove(&id);
+        self.relay().remove_peer(id);
         self.disc().forget(id);
         let removed = self
             .table()
@@ -495,6 +525,12 @@ impl Shared {
                 return Err(e);
             }
         };
+        self.relay().add_peer(info.id);
+        if direction == Direction::Outbound {
+            // The dialer asks first; the acceptor answers (so a peer that never asks, such as a
+            // minimal client, is never sent relay messages it did not ask for).
+            crate::relay_tasks::our_compact_relay(self, info.id);
+        }
         debug!(peer = info.id.0, node = %info.node_id, key = %info.key, %addr, ?direction, "peer connected");
         self.emit_lifecycle(NetEvent::PeerConnected(info.clone()));
         let live = Live {
@@ -691,6 +727,7 @@ impl<T: Transport> Network<T> {
             feeling_candidate: AtomicBool::new(false),
             stats: NetStats::default(),
             logs: LogLimiter::new(),
+            relay: Mutex::new(Relay::new()),
         });
         let owner = Some(Arc::new(OwnerGuard {
             shutdown: shared.shutdown.clone(),
@@ -705,6 +742,9 @@ impl<T: Transport> Network<T> {
             listener,
         ));
         net.shared.tasks.spawn(net.detached().discovery_loop());
+        net.shared
+            .tasks
+            .spawn(crate::relay_tasks::flush_loop(net.shared.clone()));
         Ok((net, events_rx))
     }
 
@@ -920,29 +960,80 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Announce a block to every peer but `except`, without waiting. A peer whose send queue is
-    /// full misses it (counted in [`Network::dropped_broadcasts`]); it will catch up by sync.
+    /// Announce a block to every peer but `except`, without waiting: as a `compact_block` to
+    /// peers that asked for compact relay (the transactions whose ids still wait to be announced
+    /// to the peer are prefilled: it cannot have them from us), as a `new_block` to the others. The block is kept to answer `get_block_txs`.
+    /// A peer whose send queue is full misses it (counted in [`Network::dropped_broadcasts`]);
+    /// it will catch up by sync.
     pub fn broadcast_block(&self, block: &Block, except: Option<PeerId>) {
-        self.broadcast(&Message::new_block(block), except);
-    }
-
-    /// Announce a transaction to every peer but `except`, without waiting.
-    pub fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>) {
-        self.broadcast(&Message::NewTx { tx: tx.clone() }, except);
-    }
-
-    fn broadcast(&self, msg: &Message, except: Option<PeerId>) {
-        // Encode once, share the bytes with every queue.
-        let frame = match encode_message(msg, self.shared.config.max_frame_bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                debug!(error = %e, kind = msg.kind(), "cannot broadcast");
-                return;
+        let hash = block.hash();
+        let nonce = self.shared.compact_nonce(&hash);
+        let max = self.shared.config.max_frame_bytes;
+        let mut full = Vec::new();
+        let mut compact = Vec::new();
+        {
+            let mut relay = self.shared.relay();
+            relay.note_block(hash, Arc::new(block.clone()));
+            let peers: Vec<PeerId> = lock(&self.shared.conns).keys().copied().collect();
+            for peer in peers.into_iter().filter(|p| Some(*p) != except) {
+                if !relay.is_compact(peer) {
+                    full.push(peer);
+                    continue;
+                }
+                let waiting = relay.waiting(peer);
+                let cb = CompactBlock::build(block, nonce, |_, tx| waiting.contains(&tx.id()));
+                for tx in &block.transactions {
+                    relay.mark_known(peer, tx.id());
+                }
+                match encode_message(&Message::CompactBlock(cb), max) {
+                    Ok(frame) => compact.push((peer, frame)),
+                    Err(e) => debug!(error = %e, "cannot encode a compact block"),
+                }
             }
-        };
+        }
+        let mut sends = compact;
+        if !full.is_empty() {
+            match encode_message(&Message::new_block(block), max) {
+                Ok(frame) => sends.extend(full.into_iter().map(|p| (p, frame.clone()))),
+                Err(e) => debug!(error = %e, "cannot broadcast a block"),
+            }
+        }
+        sends.sort_by_key(|(p, _)| *p);
+        self.send_each(sends);
+    }
+
+    /// Announce a transaction to every peer but `except`, without waiting: its id is queued
+    /// for the next `inv_txs` to peers that asked for inventory relay and are not known to hold
+    /// it; the others get a `new_tx`. It is kept to answer `get_txs`.
+    pub fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>) {
+        let targets = self.shared.relay().announce_tx(tx, except);
+        self.shared
+            .stats
+            .dropped_broadcasts
+            .fetch_add(targets.dropped, Ordering::Relaxed);
+        if targets.full.is_empty() {
+            return;
+        }
+        let msg = Message::NewTx { tx: tx.clone() };
+        match encode_message(&msg, self.shared.config.max_frame_bytes) {
+            Ok(frame) => {
+                let sends = targets
+                    .full
+                    .into_iter()
+                    .map(|p| (p, frame.clone()))
+                    .collect();
+                self.send_each(sends);
+            }
+            Err(e) => debug!(error = %e, "cannot broadcast a transaction"),
+        }
+    }
+
+    /// Queue each frame for its peer without waiting; a full queue drops it (counted).
+    fn send_each(&self, sends: Vec<(PeerId, bytes::Bytes)>) {
         let conns = lock(&self.shared.conns);
-        for (id, c) in conns.iter() {
-            if Some(*id) != except && !c.try_send(frame.clone()) {
+        for (id, frame) in sends {
+            let Some(c) = conns.get(&id) else { continue };
+            if !c.try_send(frame) {
                 self.shared
                     .stats
                     .dropped_broadcasts

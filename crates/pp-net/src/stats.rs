@@ -11,7 +11,7 @@ use crate::misbehaviour::Misbehaviour;
 
 /// Every message type of this protocol version, in a fixed order (the index into the per-type
 /// counters; the codec also uses it to tell an unknown type from bad JSON).
-pub const MESSAGE_KINDS: [&str; 12] = [
+pub const MESSAGE_KINDS: [&str; KINDS] = [
     "hello",
     "get_blocks",
     "blocks",
@@ -24,7 +24,19 @@ pub const MESSAGE_KINDS: [&str; 12] = [
     "ping",
     "pong",
     "error",
+    "compact_relay",
+    "inv_txs",
+    "get_txs",
+    "txs",
+    "compact_block",
+    "get_block_txs",
+    "block_txs",
 ];
+
+/// Number of message types.
+const KINDS: usize = 19;
+/// Index of `error`, where a message of no listed type would be counted.
+const ERROR_KIND: usize = 11;
 
 /// Why a handshake failed, for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -84,10 +96,10 @@ const OFFENCES: usize = Misbehaviour::ALL.len();
 /// The counters.
 #[derive(Debug, Default)]
 pub(crate) struct NetStats {
-    bytes_in: [AtomicU64; 12],
-    bytes_out: [AtomicU64; 12],
-    messages_in: [AtomicU64; 12],
-    messages_out: [AtomicU64; 12],
+    bytes_in: [AtomicU64; KINDS],
+    bytes_out: [AtomicU64; KINDS],
+    messages_in: [AtomicU64; KINDS],
+    messages_out: [AtomicU64; KINDS],
     pub(crate) throttled: AtomicU64,
     pub(crate) dropped_broadcasts: AtomicU64,
     pub(crate) dropped_events: AtomicU64,
@@ -96,6 +108,9 @@ pub(crate) struct NetStats {
     pub(crate) evictions: AtomicU64,
     feelers_reached: AtomicU64,
     feelers_failed: AtomicU64,
+    pub(crate) compact_rebuilt: AtomicU64,
+    pub(crate) compact_fetched: AtomicU64,
+    pub(crate) compact_full: AtomicU64,
     penalties: [AtomicU64; OFFENCES],
     bans: [AtomicU64; OFFENCES],
     handshakes_failed: [AtomicU64; 7],
@@ -114,7 +129,7 @@ fn kind_index(msg: &Message) -> usize {
     MESSAGE_KINDS
         .iter()
         .position(|k| *k == msg.kind())
-        .unwrap_or(MESSAGE_KINDS.len() - 1)
+        .unwrap_or(ERROR_KIND)
 }
 
 fn offence_index(m: Misbehaviour) -> usize {
@@ -164,7 +179,7 @@ impl NetStats {
 
     pub(crate) fn snapshot(&self) -> NetStatsSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let per_kind = |v: &[AtomicU64; 12]| {
+        let per_kind = |v: &[AtomicU64; KINDS]| {
             MESSAGE_KINDS
                 .iter()
                 .zip(v.iter())
@@ -191,6 +206,9 @@ impl NetStats {
             evictions: load(&self.evictions),
             feelers_reached: load(&self.feelers_reached),
             feelers_failed: load(&self.feelers_failed),
+            compact_rebuilt: load(&self.compact_rebuilt),
+            compact_fetched: load(&self.compact_fetched),
+            compact_full: load(&self.compact_full),
             penalties: per_offence(&self.penalties),
             bans: per_offence(&self.bans),
             handshakes_failed: HandshakeFailure::ALL
@@ -230,6 +248,12 @@ pub struct NetStatsSnapshot {
     pub feelers_reached: u64,
     /// Feeler dials that did not.
     pub feelers_failed: u64,
+    /// Compact blocks rebuilt from our own transactions alone (no round trip).
+    pub compact_rebuilt: u64,
+    /// Compact blocks rebuilt after fetching the missing transactions.
+    pub compact_fetched: u64,
+    /// Compact blocks completed by the full fallback (every transaction fetched).
+    pub compact_full: u64,
     /// Penalties, by offence.
     pub penalties: Vec<(&'static str, u64)>,
     /// Bans, by the offence that triggered them.

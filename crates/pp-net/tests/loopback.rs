@@ -359,7 +359,10 @@ async fn wrong_protocol_version_is_refused() {
     let (b, _eb) = start_with(cfg, vec![]).await;
     assert!(matches!(
         b.connect(&a.local_addr().to_string()).await,
-        Err(NetError::VersionMismatch { ours: 1, theirs: 2 })
+        Err(NetError::VersionMismatch {
+            ours: 1,
+            theirs: pp_net::PROTOCOL_VERSION
+        })
     ));
     a.shutdown().await;
     b.shutdown().await;

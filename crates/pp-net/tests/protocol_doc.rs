@@ -77,6 +77,13 @@ fn every_example_frame_in_the_protocol_doc_is_exact() {
         "ping",
         "pong",
         "error",
+        "compact_relay",
+        "inv_txs",
+        "get_txs",
+        "txs",
+        "compact_block",
+        "get_block_txs",
+        "block_txs",
     ];
     assert_eq!(
         kinds,
@@ -115,6 +122,7 @@ fn every_error_code_in_the_code_module_is_in_the_doc_table() {
         pp_net::codes::BAD_REQUEST,
         pp_net::codes::TIMEOUT,
         pp_net::codes::SHUTTING_DOWN,
+        pp_net::codes::NOT_FOUND,
         pp_net::codes::HANDSHAKE_FAILED,
         pp_net::codes::INTERNAL,
     ] {
@@ -122,5 +130,38 @@ fn every_error_code_in_the_code_module_is_in_the_doc_table() {
             doc.contains(&format!("| `{code}` |")),
             "error code {code} missing from the table"
         );
+    }
+}
+
+#[test]
+fn the_documented_compact_block_describes_the_documented_block() {
+    let doc = doc();
+    let msgs: Vec<Message> = frames(&doc)
+        .iter()
+        .map(|(_, p)| decode_message(p.as_bytes()).unwrap())
+        .collect();
+    let block = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::NewBlock { block, .. } => Some(block.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let cb = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::CompactBlock(cb) => Some(cb.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(cb.nonce, 0x0123_4567_89ab_cdef);
+    assert_eq!(
+        cb,
+        pp_net::compact::CompactBlock::build(&block, cb.nonce, |_, _| false)
+    );
+    for m in &msgs {
+        if let Message::GetBlockTxs { hash, .. } | Message::BlockTxs { hash, .. } = m {
+            assert_eq!(*hash, block.hash());
+        }
     }
 }

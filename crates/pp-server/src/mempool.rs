@@ -400,6 +400,16 @@ impl Mempool {
         self.by_id.get(id).map(|e| &e.tx)
     }
 
+    /// The pending transactions whose id `want` accepts, in no particular order (the candidates
+    /// of a compact block's rebuild).
+    pub fn matching(&self, want: &mut dyn FnMut(&Hash) -> bool) -> Vec<Transaction> {
+        self.by_id
+            .iter()
+            .filter(|(id, _)| want(id))
+            .map(|(_, e)| e.tx.clone())
+            .collect()
+    }
+
     /// The nonce the sender's next transaction must carry, counting pending ones.
     pub fn pending_nonce(&self, state: &impl AccountView, a: &PublicKey) -> u64 {
         let base = state.next_nonce(a);

@@ -855,6 +855,22 @@ impl ChainView for CoreView {
             Vec::new()
         })
     }
+
+    fn has_block(&self, hash: &Hash) -> bool {
+        self.0.chain().contains(hash)
+    }
+
+    fn has_tx(&self, id: &Hash) -> bool {
+        self.0.mempool().contains(id)
+    }
+
+    fn get_tx(&self, id: &Hash) -> Option<Transaction> {
+        self.0.mempool().get(id).cloned()
+    }
+
+    fn pending_txs(&self, want: &mut dyn FnMut(&Hash) -> bool) -> Vec<Transaction> {
+        self.0.mempool().matching(want)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,440 @@
+//! Relay state: what each peer is known to hold, the transaction ids waiting to be announced to
+//! it, the transactions and blocks we announced (to answer `get_txs` and `get_block_txs`), and
+//! the fetches in flight. One owner ([`Relay`], behind one mutex held only for map updates,
+//! never across an `.await`), and every collection is bounded (docs/protocol.md §14):
+//! - per peer: [`KNOWN_PER_PEER`] ids known to it, [`PENDING_PER_PEER`] ids waiting to be
+//!   announced (more are dropped and counted: the transaction still reaches the peer in a block);
+//! - per node: [`RELAY_CACHE`] announced transactions, [`SEEN`] ids fetched or announced
+//!   recently, [`MAX_ASKED`] ids being fetched, [`RECENT_BLOCKS`] announced blocks,
+//!   [`MAX_REBUILDS`] compact blocks being rebuilt.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use pp_ledger::{Block, Hash, Transaction};
+
+use crate::compact::Partial;
+use crate::peer_table::PeerId;
+
+/// Ids remembered per peer as held by it (it announced or sent them, or we did to it).
+pub const KNOWN_PER_PEER: usize = 4_096;
+/// Ids waiting per peer for the next `inv_txs`.
+pub const PENDING_PER_PEER: usize = 4_096;
+/// Transactions we announced, kept to answer `get_txs`.
+pub const RELAY_CACHE: usize = 16_384;
+/// Ids fetched or announced recently: not fetched again.
+pub const SEEN: usize = 16_384;
+/// Transaction ids being fetched, from any peer.
+pub const MAX_ASKED: usize = 4_096;
+/// Blocks we announced, kept to answer `get_block_txs`.
+pub const RECENT_BLOCKS: usize = 8;
+/// Compact blocks being rebuilt at once.
+pub const MAX_REBUILDS: usize = 8;
+
+/// A set that forgets its oldest member beyond its capacity.
+#[derive(Debug)]
+pub(crate) struct RollingSet {
+    cap: usize,
+    set: HashSet<Hash>,
+    order: VecDeque<Hash>,
+}
+
+impl RollingSet {
+    pub(crate) fn new(cap: usize) -> RollingSet {
+        RollingSet {
+            cap: cap.max(1),
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, id: Hash) {
+        if !self.set.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, id: &Hash) -> bool {
+        self.set.contains(id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+/// What we know of one peer.
+#[derive(Debug)]
+struct PeerRelay {
+    /// The peer sent `compact_relay`: announce to it by id and compact block.
+    compact: bool,
+    /// We sent it our `compact_relay`.
+    told: bool,
+    known: RollingSet,
+    pending: VecDeque<Hash>,
+}
+
+impl PeerRelay {
+    fn new() -> PeerRelay {
+        PeerRelay {
+            compact: false,
+            told: false,
+            known: RollingSet::new(KNOWN_PER_PEER),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+/// Where an announced transaction goes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TxTargets {
+    /// Peers that did not ask for inventory relay: they get the transaction in full.
+    pub(crate) full: Vec<PeerId>,
+    /// Ids dropped because a peer's pending queue was full.
+    pub(crate) dropped: u64,
+}
+
+/// The relay state of a node.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Ordered by connection id, so announcements go out in a reproducible order (pp-sim).
+    peers: BTreeMap<PeerId, PeerRelay>,
+    cache: HashMap<Hash, Transaction>,
+    cache_order: VecDeque<Hash>,
+    seen: RollingSet,
+    asked: HashMap<Hash, PeerId>,
+    blocks: VecDeque<(Hash, Arc<Block>)>,
+    rebuilding: HashSet<Hash>,
+}
+
+impl Relay {
+    pub(crate) fn new() -> Relay {
+        Relay {
+            peers: BTreeMap::new(),
+            cache: HashMap::new(),
+            cache_order: VecDeque::new(),
+            seen: RollingSet::new(SEEN),
+            asked: HashMap::new(),
+            blocks: VecDeque::new(),
+            rebuilding: HashSet::new(),
+        }
+    }
+
+    /// A connection was admitted.
+    pub(crate) fn add_peer(&mut self, peer: PeerId) {
+        self.peers.entry(peer).or_insert_with(PeerRelay::new);
+    }
+
+    /// A connection closed: its state and its fetches in flight go.
+    pub(crate) fn remove_peer(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+        self.asked.retain(|_, p| *p != peer);
+    }
+
+    /// The peer sent `compact_relay`. Returns true if we have not told it ours yet (and marks
+    /// it told).
+    pub(crate) fn peer_wants_compact(&mut self, peer: PeerId) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        p.compact = true;
+        !std::mem::replace(&mut p.told, true)
+    }
+
+    /// We sent `peer` our `compact_relay`.
+    pub(crate) fn told(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.told = true;
+        }
+    }
+
+    /// True if `peer` asked for inventory and compact-block relay.
+    pub(crate) fn is_compact(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.compact)
+    }
+
+    /// `peer` holds `id` (it announced or sent it, or we did to it).
+    pub(crate) fn mark_known(&mut self, peer: PeerId, id: Hash) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.known.insert(id);
+        }
+    }
+
+    /// The ids still waiting to be announced to `peer`: it cannot have them from us yet, so a
+    /// compact block sends those transactions in full.
+    pub(crate) fn waiting(&self, peer: PeerId) -> HashSet<Hash> {
+        self.peers
+            .get(&peer)
+            .map(|p| p.pending.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Announce `tx` to every peer but `except`: it enters the relay cache, its id is queued for
+    /// the peers that relay by inventory and do not hold it; the others are returned, to get it in
+    /// full.
+    pub(crate) fn announce_tx(&mut self, tx: &Transaction, except: Option<PeerId>) -> TxTargets {
+        let id = tx.id();
+        self.remember(id, tx);
+        let mut targets = TxTargets::default();
+        for (peer, p) in self.peers.iter_mut() {
+            if Some(*peer) == except || p.known.contains(&id) {
+                continue;
+            }
+            p.known.insert(id);
+            if !p.compact {
+                targets.full.push(*peer);
+            } else if p.pending.len() < PENDING_PER_PEER {
+                p.pending.push_back(id);
+            } else {
+                targets.dropped += 1;
+            }
+        }
+        targets
+    }
+
+    fn remember(&mut self, id: Hash, tx: &Transaction) {
+        self.seen.insert(id);
+        if self.cache.insert(id, tx.clone()).is_none() {
+            self.cache_order.push_back(id);
+        }
+        while self.cache_order.len() > RELAY_CACHE {
+            if let Some(old) = self.cache_order.pop_front() {
+                self.cache.remove(&old);
+            }
+        }
+    }
+
+    /// Take the ids waiting for each peer, at most `max` per peer.
+    pub(crate) fn take_pending(&mut self, max: usize) -> Vec<(PeerId, Vec<Hash>)> {
+        self.peers
+            .iter_mut()
+            .filter(|(_, p)| !p.pending.is_empty())
+            .map(|(id, p)| {
+                let n = p.pending.len().min(max);
+                (*id, p.pending.drain(..n).collect())
+            })
+            .collect()
+    }
+
+    /// `peer` announced `ids`: each is now known to it. Returns the ids to fetch from it: not
+    /// seen, not in the cache, not being fetched, and not held (`have`); at most `max`.
+    pub(crate) fn on_inv(
+        &mut self,
+        peer: PeerId,
+        ids: &[Hash],
+        max: usize,
+        have: impl Fn(&Hash) -> bool,
+    ) -> Vec<Hash> {
+        let mut want = Vec::new();
+        for id in ids {
+            self.mark_known(peer, *id);
+            if want.len() >= max
+                || self.asked.len() >= MAX_ASKED
+                || self.seen.contains(id)
+                || self.cache.contains_key(id)
+                || self.asked.contains_key(id)
+                || have(id)
+            {
+                continue;
+            }
+            self.asked.insert(*id, peer);
+            want.push(*id);
+        }
+        want
+    }
+
+    /// A fetch of `ids` ended; `got` are the ids that arrived (now seen).
+    pub(crate) fn fetched(&mut self, ids: &[Hash], got: &[Hash]) {
+        for id in ids {
+            self.asked.remove(id);
+        }
+        for id in got {
+            self.seen.insert(*id);
+        }
+    }
+
+    /// A transaction we announced (for `get_txs`).
+    pub(crate) fn cached_tx(&self, id: &Hash) -> Option<Transaction> {
+        self.cache.get(id).cloned()
+    }
+
+    /// Offer every cached transaction whose short id the block has to `partial`.
+    pub(crate) fn offer_cached(&self, partial: &mut Partial) {
+        for (id, tx) in &self.cache {
+            if partial.matches(id) {
+                partial.offer(id, tx);
+            }
+        }
+    }
+
+    /// Keep a block we announce (for `get_block_txs`).
+    pub(crate) fn note_block(&mut self, hash: Hash, block: Arc<Block>) {
+        if self.blocks.iter().any(|(h, _)| *h == hash) {
+            return;
+        }
+        self.blocks.push_back((hash, block));
+        while self.blocks.len() > RECENT_BLOCKS {
+            self.blocks.pop_front();
+        }
+    }
+
+    /// A block we announced recently.
+    pub(crate) fn block(&self, hash: &Hash) -> Option<Arc<Block>> {
+        self.blocks
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Start rebuilding the block `hash`: false if it is being rebuilt already, or too many are.
+    pub(crate) fn start_rebuild(&mut self, hash: Hash) -> bool {
+        self.rebuilding.len() < MAX_REBUILDS && self.rebuilding.insert(hash)
+    }
+
+    /// The rebuild of `hash` ended (whatever its outcome).
+    pub(crate) fn end_rebuild(&mut self, hash: &Hash) {
+        self.rebuilding.remove(hash);
+    }
+
+    /// Sizes, for tests: (peers, cached transactions, seen, asked).
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.peers.len(),
+            self.cache.len(),
+            self.seen.len(),
+            self.asked.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::{KeyPair, PublicKey};
+
+    fn tx(n: u64) -> Transaction {
+        let k = KeyPair::from_seed([5; 32]);
+        Transaction::transfer(&k, PublicKey([1; 32]), 1, 1, n, &Hash([2; 32]))
+    }
+
+    #[test]
+    fn announcements_go_by_id_to_compact_peers_and_in_full_to_the_others() {
+        let mut r = Relay::new();
+        for p in 1..=3 {
+            r.add_peer(PeerId(p));
+        }
+        assert!(r.peer_wants_compact(PeerId(1)));
+        assert!(!r.peer_wants_compact(PeerId(1)), "told once");
+        r.peer_wants_compact(PeerId(2));
+        let t = tx(0);
+        let targets = r.announce_tx(&t, Some(PeerId(2)));
+        assert_eq!(targets.full, vec![PeerId(3)]);
+        assert_eq!(r.waiting(PeerId(1)), HashSet::from([t.id()]));
+        assert_eq!(r.take_pending(1000), vec![(PeerId(1), vec![t.id()])]);
+        assert!(r.waiting(PeerId(1)).is_empty());
+        // Known now to 1 and 3: not announced to them again.
+        let again = r.announce_tx(&t, None);
+        assert!(again.full.is_empty());
+        assert_eq!(r.take_pending(1000), vec![(PeerId(2), vec![t.id()])]);
+        assert_eq!(r.cached_tx(&t.id()), Some(t));
+    }
+
+    #[test]
+    fn a_peer_is_not_announced_what_it_announced_to_us() {
+        let mut r = Relay::new();
+        r.add_peer(PeerId(1));
+        r.peer_wants_compact(PeerId(1));
+        let t = tx(1);
+        let want = r.on_inv(PeerId(1), &[t.id()], 1000, |_| false);
+        assert_eq!(want, vec![t.id()]);
+        r.fetched(&want, &want);
+        r.announce_tx(&t, None);
+        assert!(r.take_pending(1000).is_empty());
+    }
+
+    #[test]
+    fn ids_held_seen_or_in_flight_are_not_fetched_again() {
+        let mut r = Relay::new();
+        r.add_peer(PeerId(1));
+        r.add_peer(PeerId(2));
+        let (a, b, c) = (tx(1).id(), tx(2).id(), tx(3).id());
+        assert_eq!(
+            r.on_inv(PeerId(1), &[a, b, c], 1000, |id| *id == c),
+            vec![a, b]
+        );
+        // In flight from peer 1: peer 2's announcement does not ask again.
+        assert!(r.on_inv(PeerId(2), &[a, b], 1000, |_| false).is_empty());
+        // Peer 1 delivered only `a`: `b` may be asked from another peer; `a` is seen.
+        r.fetched(&[a, b], &[a]);
+        assert_eq!(r.on_inv(PeerId(2), &[a, b], 1000, |_| false), vec![b]);
+        // A closed connection releases its fetches.
+        r.remove_peer(PeerId(2));
+        assert_eq!(r.sizes().3, 0);
+        assert_eq!(r.on_inv(PeerId(1), &[b], 1000, |_| false), vec![b]);
+    }
+
+    #[test]
+    fn every_collection_is_bounded() {
+        let mut r = Relay::new();
+        r.add_peer(PeerId(1));
+        r.peer_wants_compact(PeerId(1));
+        let mut dropped = 0;
+        let n = RELAY_CACHE + 10;
+        for i in 0..n as u64 {
+            dropped += r.announce_tx(&tx(i), None).dropped;
+        }
+        let (_, cache, seen, _) = r.sizes();
+        assert_eq!(cache, RELAY_CACHE);
+        assert_eq!(seen, SEEN);
+        assert_eq!(dropped as usize, n - PENDING_PER_PEER);
+        assert_eq!(r.peers[&PeerId(1)].known.len(), KNOWN_PER_PEER);
+        let first = r.take_pending(1000);
+        assert_eq!(first[0].1.len(), 1000);
+        let ids: Vec<Hash> = (0..(MAX_ASKED + 5) as u64)
+            .map(|i| Hash::sha256(&i.to_be_bytes()))
+            .collect();
+        let mut asked = 0;
+        for chunk in ids.chunks(1000) {
+            asked += r.on_inv(PeerId(1), chunk, 1000, |_| false).len();
+        }
+        assert_eq!(asked, MAX_ASKED);
+        for i in 0..(RECENT_BLOCKS + 3) {
+            r.note_block(Hash([i as u8; 32]), Arc::new(test_block()));
+        }
+        assert_eq!(r.blocks.len(), RECENT_BLOCKS);
+        assert!(r.block(&Hash([0; 32])).is_none());
+        for i in 0..MAX_REBUILDS {
+            assert!(r.start_rebuild(Hash([i as u8; 32])));
+        }
+        assert!(!r.start_rebuild(Hash([200; 32])));
+        r.end_rebuild(&Hash([0; 32]));
+        assert!(r.start_rebuild(Hash([200; 32])));
+        assert!(!r.start_rebuild(Hash([200; 32])), "one rebuild per block");
+    }
+
+    fn test_block() -> Block {
+        Block {
+            header: pp_ledger::BlockHeader {
+                version: pp_ledger::BLOCK_VERSION,
+                index: 1,
+                slot: 1,
+                prev_hash: Hash::ZERO,
+                tx_root: Hash::ZERO,
+                producer: PublicKey([0; 32]),
+                timestamp: 0,
+                difficulty: 0,
+                nonce: 0,
+            },
+            signature: pp_ledger::Signature([0; 64]),
+            transactions: Vec::new(),
+        }
+    }
+}
