@@ -344,6 +344,22 @@ impl Cluster {
     /// [`Cluster::add_newcomer`] that also dials the hosts `extra` (e.g. a [`crate::Liar`]),
     /// before the stakeholder nodes.
     pub fn add_newcomer_dialing(&mut self, name: &str, extra: &[&str]) -> Result<(), SimError> {
+        let peers: Vec<String> = extra
+            .iter()
+            .map(|e| e.to_string())
+            .chain((0..self.params.stakes.len()).map(node_name))
+            .collect();
+        self.add_newcomer_with_peers(name, peers)
+    }
+
+    /// A node without stake that starts from an empty data dir and is configured with exactly
+    /// `peers` (host names or IPs; each dialed at [`P2P_PORT`]): everything else it must learn
+    /// by peer exchange. Majorities are counted over all nodes from now on.
+    pub fn add_newcomer_with_peers(
+        &mut self,
+        name: &str,
+        peers: Vec<String>,
+    ) -> Result<(), SimError> {
         let key = KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
@@ -352,11 +368,6 @@ impl Cluster {
             ])
             .0,
         );
-        let peers: Vec<String> = extra
-            .iter()
-            .map(|e| e.to_string())
-            .chain((0..self.params.stakes.len()).map(node_name))
-            .collect();
         self.add_host(name, key, peers)?;
         self.inv.set_node_count(self.nodes.len());
         Ok(())
