@@ -1187,24 +1187,39 @@ impl<T: Transport> Network<T> {
         groups
     }
 
-    /// The next address to dial for the outbound target, if any.
-    fn next_target(&self) -> Option<(String, bool)> {
+    /// The next address to dial for the outbound target, if any. `picked` holds the groups of
+    /// the addresses picked earlier in the same round, whose dials have not started yet: with
+    /// the groups of the outbound peers and of the dials in flight, they keep anchors and book
+    /// picks to one outbound connection per group. (Configured addresses are the operator's
+    /// choice and are dialed whatever their group.)
+    fn next_target(
+        &self,
+        picked: &mut std::collections::HashSet<AddrGroup>,
+    ) -> Option<(String, bool)> {
         let shared = &self.shared;
         let now = Instant::now();
+        let mut groups = self.outbound_groups();
+        groups.extend(picked.iter().copied());
         loop {
             let anchor = shared.disc().anchors.pop();
             match anchor {
-                Some(a) if shared.table().by_addr(&a.to_string()).is_none() => {
-                    return Some((a.to_string(), false))
+                Some(a)
+                    if shared.table().by_addr(&a.to_string()).is_none()
+                        && !groups.contains(&addr_group(a.ip())) =>
+                {
+                    picked.insert(addr_group(a.ip()));
+                    return Some((a.to_string(), false));
                 }
                 Some(_) => continue,
                 None => break,
             }
         }
         if let Some(a) = shared.table().take_due(now, 1).pop() {
+            if let Ok(sa) = a.parse::<SocketAddr>() {
+                picked.insert(addr_group(sa.ip()));
+            }
             return Some((a, true));
         }
-        let groups = self.outbound_groups();
         let connected: std::collections::HashSet<SocketAddr> = shared
             .table()
             .peers()
@@ -1221,6 +1236,7 @@ impl<T: Transport> Network<T> {
         });
         pick.map(|a| {
             d.book.attempt(&a, now_s);
+            picked.insert(addr_group(a.ip()));
             (a.to_string(), false)
         })
     }
@@ -1229,6 +1245,7 @@ impl<T: Transport> Network<T> {
     fn fill_outbound(&self) {
         let shared = &self.shared;
         let target = shared.config.max_outbound();
+        let mut picked = std::collections::HashSet::new();
         for _ in 0..target {
             let outbound = shared.table().count(Direction::Outbound);
             if outbound + shared.auto_dials.load(Ordering::Relaxed) >= target {
@@ -1237,7 +1254,7 @@ impl<T: Transport> Network<T> {
             let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
                 return;
             };
-            let Some((addr, configured)) = self.next_target() else {
+            let Some((addr, configured)) = self.next_target(&mut picked) else {
                 return;
             };
             shared.auto_dials.fetch_add(1, Ordering::Relaxed);
