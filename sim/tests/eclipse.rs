@@ -7,7 +7,8 @@
 //!
 //! In every seed the victim must hold at least one honest outbound peer at every sample (one per
 //! simulated second) once it has bootstrapped, and again after a restart from its poisoned,
-//! persisted book. The share of honest outbound peers is printed per seed and as a distribution
+//! persisted book; and at most two outbound peers in the attacker's group (one by pp-net's
+//! one-per-group rule, plus the configured attacker address). The share of honest outbound peers is printed per seed and as a distribution
 //! over the seeds (see docs/testing.md).
 
 use std::time::Duration;
@@ -78,6 +79,14 @@ fn watch(c: &mut Cluster, attacker: &Attacker, run: &mut Run, phase: &str) -> Re
         if honest == 0 {
             return Err(SimError::Expectation(format!(
                 "{phase}: eclipsed {s} s into the watch: 0 honest, {bad} attacker outbound peers"
+            )));
+        }
+        // One outbound connection per group, except the configured attacker address (the
+        // operator's choice): at most two in the attacker's group. (Three, before pp-net kept
+        // the rule within a dial round and for anchors.)
+        if bad > 2 {
+            return Err(SimError::Expectation(format!(
+                "{phase}: {bad} outbound peers in the attacker's group {s} s into the watch"
             )));
         }
         run.min_honest = run.min_honest.min(honest);
