@@ -61,6 +61,14 @@ pub struct SimParams {
     pub wallets: usize,
     /// Average transfers submitted per slot while a load runs.
     pub tx_per_slot: f64,
+    /// `Some(n)`: every stakeholder node is configured with the first `n` nodes only (the
+    /// seeds; a seed with the seeds before it) and must find the rest by peer exchange. `None`:
+    /// each node is configured with every node before it.
+    pub seed_peers: Option<usize>,
+    /// `Some((lo, hi))`: every link between two stakeholder nodes gets its own fixed one-way
+    /// latency, drawn uniformly from `lo..=hi` ms (by the seed), instead of turmoil's per-message
+    /// draw from `min_latency_ms..=max_latency_ms`.
+    pub link_latency_ms: Option<(u64, u64)>,
 }
 
 impl SimParams {
@@ -81,6 +89,8 @@ impl SimParams {
             repair_rate: 0.0,
             wallets: 10,
             tx_per_slot: 1.0,
+            seed_peers: None,
+            link_latency_ms: None,
         }
     }
 
@@ -265,8 +275,19 @@ impl Cluster {
             // Each node dials only the nodes before it (node1 dials nobody): the rest of the
             // mesh comes from inbound connections, whose addresses the nodes must learn to
             // redial them after a restart.
-            let peers: Vec<String> = (0..i).map(node_name).collect();
+            let configured = c.params.seed_peers.map_or(i, |n| n.min(i));
+            let peers: Vec<String> = (0..configured).map(node_name).collect();
             c.add_host(&name, dev_key(&name), peers)?;
+        }
+        if let Some((lo, hi)) = c.params.link_latency_ms {
+            let n = c.params.stakes.len();
+            for a in 0..n {
+                for b in a + 1..n {
+                    let ms = c.rng.random_range(lo..=hi.max(lo));
+                    c.sim
+                        .set_link_latency(node_name(a), node_name(b), Duration::from_millis(ms));
+                }
+            }
         }
         Ok(c)
     }
