@@ -1142,6 +1142,7 @@ impl<T: Transport> Network<T> {
         let start = Instant::now();
         let mut next_feeler = start + c.feeler_interval;
         let mut next_exchange = start + c.peer_exchange_interval;
+        let mut next_starved_exchange = start;
         let mut next_save = start + c.book_save_interval;
         loop {
             // The first round waits one interval, so the owner can restore bans (and add
@@ -1150,9 +1151,13 @@ impl<T: Transport> Network<T> {
                 _ = shared.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(c.dial_interval) => {}
             }
-            self.fill_outbound();
+            let starved = self.fill_outbound();
             self.feel_candidate();
             let now = Instant::now();
+            if starved && now >= next_starved_exchange {
+                next_starved_exchange = now + crate::discovery::STARVED_EXCHANGE_INTERVAL;
+                self.exchange_with_one();
+            }
             if now >= next_feeler {
                 next_feeler = now + c.feeler_interval;
                 self.feel_new();
@@ -1241,21 +1246,22 @@ impl<T: Transport> Network<T> {
         })
     }
 
-    /// Start dials while the outbound target is not met and the dial budget allows.
-    fn fill_outbound(&self) {
+    /// Start dials while the outbound target is not met and the dial budget allows. Returns true
+    /// if the target is not met and the book had nothing left to dial (starved).
+    fn fill_outbound(&self) -> bool {
         let shared = &self.shared;
         let target = shared.config.max_outbound();
         let mut picked = std::collections::HashSet::new();
         for _ in 0..target {
             let outbound = shared.table().count(Direction::Outbound);
             if outbound + shared.auto_dials.load(Ordering::Relaxed) >= target {
-                return;
+                return false;
             }
             let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
-                return;
+                return false;
             };
             let Some((addr, configured)) = self.next_target(&mut picked) else {
-                return;
+                return true;
             };
             shared.auto_dials.fetch_add(1, Ordering::Relaxed);
             let net = self.clone();
@@ -1289,6 +1295,7 @@ impl<T: Transport> Network<T> {
                 drop(permit);
             });
         }
+        false
     }
 
     /// Feel the next address seen on an inbound connection (one such feeler at a time): it
