@@ -134,10 +134,19 @@ fn scale(seed: u64, n: usize) -> Result<Scale, SimError> {
     while outbound_counts(&c, &names).iter().any(|&o| o < TARGET) {
         if waited >= limit {
             let counts = outbound_counts(&c, &names);
-            let short = counts.iter().filter(|&&o| o < TARGET).count();
+            let short: Vec<String> = names
+                .iter()
+                .zip(&counts)
+                .filter(|(_, &o)| o < TARGET)
+                .map(|(m, o)| {
+                    let peers = c.with_server(m, |s| s.peer_count()).unwrap_or(0);
+                    format!("{m} ({o} outbound, {peers} peers)")
+                })
+                .collect();
             return Err(SimError::Expectation(format!(
-                "{short} of {n} nodes below the outbound target after {limit:?} (min {})",
-                counts.iter().min().copied().unwrap_or(0)
+                "{} of {n} nodes below the outbound target after {limit:?}: {}",
+                short.len(),
+                short.join(", ")
             )));
         }
         c.run_for(step)?;
