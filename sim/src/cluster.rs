@@ -61,6 +61,14 @@ pub struct SimParams {
     pub wallets: usize,
     /// Average transfers submitted per slot while a load runs.
     pub tx_per_slot: f64,
+    /// `Some(n)`: every stakeholder node is configured with the first `n` nodes only (the
+    /// seeds; a seed with the seeds before it) and must find the rest by peer exchange. `None`:
+    /// each node is configured with every node before it.
+    pub seed_peers: Option<usize>,
+    /// `Some((lo, hi))`: every link between two stakeholder nodes gets its own fixed one-way
+    /// latency, drawn uniformly from `lo..=hi` ms (by the seed), instead of turmoil's per-message
+    /// draw from `min_latency_ms..=max_latency_ms`.
+    pub link_latency_ms: Option<(u64, u64)>,
 }
 
 impl SimParams {
@@ -81,6 +89,8 @@ impl SimParams {
             repair_rate: 0.0,
             wallets: 10,
             tx_per_slot: 1.0,
+            seed_peers: None,
+            link_latency_ms: None,
         }
     }
 
@@ -265,8 +275,19 @@ impl Cluster {
             // Each node dials only the nodes before it (node1 dials nobody): the rest of the
             // mesh comes from inbound connections, whose addresses the nodes must learn to
             // redial them after a restart.
-            let peers: Vec<String> = (0..i).map(node_name).collect();
+            let configured = c.params.seed_peers.map_or(i, |n| n.min(i));
+            let peers: Vec<String> = (0..configured).map(node_name).collect();
             c.add_host(&name, dev_key(&name), peers)?;
+        }
+        if let Some((lo, hi)) = c.params.link_latency_ms {
+            let n = c.params.stakes.len();
+            for a in 0..n {
+                for b in a + 1..n {
+                    let ms = c.rng.random_range(lo..=hi.max(lo));
+                    c.sim
+                        .set_link_latency(node_name(a), node_name(b), Duration::from_millis(ms));
+                }
+            }
         }
         Ok(c)
     }
@@ -344,6 +365,22 @@ impl Cluster {
     /// [`Cluster::add_newcomer`] that also dials the hosts `extra` (e.g. a [`crate::Liar`]),
     /// before the stakeholder nodes.
     pub fn add_newcomer_dialing(&mut self, name: &str, extra: &[&str]) -> Result<(), SimError> {
+        let peers: Vec<String> = extra
+            .iter()
+            .map(|e| e.to_string())
+            .chain((0..self.params.stakes.len()).map(node_name))
+            .collect();
+        self.add_newcomer_with_peers(name, peers)
+    }
+
+    /// A node without stake that starts from an empty data dir and is configured with exactly
+    /// `peers` (host names or IPs; each dialed at [`P2P_PORT`]): everything else it must learn
+    /// by peer exchange. Majorities are counted over all nodes from now on.
+    pub fn add_newcomer_with_peers(
+        &mut self,
+        name: &str,
+        peers: Vec<String>,
+    ) -> Result<(), SimError> {
         let key = KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
@@ -352,11 +389,6 @@ impl Cluster {
             ])
             .0,
         );
-        let peers: Vec<String> = extra
-            .iter()
-            .map(|e| e.to_string())
-            .chain((0..self.params.stakes.len()).map(node_name))
-            .collect();
         self.add_host(name, key, peers)?;
         self.inv.set_node_count(self.nodes.len());
         Ok(())

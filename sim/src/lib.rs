@@ -29,6 +29,7 @@
 //!
 //! [`Server`]: pp_server::Server
 
+pub mod attacker;
 pub mod cluster;
 pub mod error;
 pub mod invariants;
@@ -37,10 +38,14 @@ pub mod seeds;
 pub mod transport;
 pub mod workload;
 
+pub use attacker::{AttackStats, Attacker};
 pub use cluster::{node_name, sim_genesis, Cluster, Outcome, SimParams, EPOCH_MS, P2P_PORT};
 pub use error::SimError;
 pub use invariants::{Invariants, Stats};
 pub use liar::Liar;
-pub use seeds::{assert_all_passed, run_seeds, selected_seeds, SeedReport, DEFAULT_SEEDS};
+pub use seeds::{
+    assert_all_passed, run_seeds, run_seeds_or, selected_seeds, selected_seeds_or, SeedReport,
+    DEFAULT_SEEDS,
+};
 pub use transport::TurmoilTransport;
 pub use workload::{Acknowledged, Wallet, Workload, WALLET_BALANCE};

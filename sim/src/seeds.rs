@@ -12,10 +12,16 @@ pub const DEFAULT_SEEDS: u64 = 20;
 /// The seeds to run, from the environment (see the module docs). A malformed variable is
 /// reported and the default used, so a typo cannot silently run zero seeds.
 pub fn selected_seeds() -> Vec<u64> {
+    selected_seeds_or(DEFAULT_SEEDS)
+}
+
+/// [`selected_seeds`] with `default` seeds when `PP_SIM_SEEDS` is unset: for a scenario too long
+/// to run [`DEFAULT_SEEDS`] seeds in CI (it documents the command for more).
+pub fn selected_seeds_or(default: u64) -> Vec<u64> {
     if let Some(one) = env_u64("PP_SIM_SEED") {
         return vec![one];
     }
-    let count = env_u64("PP_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS).max(1);
+    let count = env_u64("PP_SIM_SEEDS").unwrap_or(default).max(1);
     let base = env_u64("PP_SIM_SEED_BASE").unwrap_or(0);
     (0..count).map(|i| base.wrapping_add(i)).collect()
 }
@@ -46,13 +52,21 @@ pub struct SeedReport {
 /// seed runs, then prints one line per failure with the command that replays it (`scenario`
 /// should be the name of the calling test, which the command filters on).
 /// Returns the report; [`assert_all_passed`] turns failures into a test failure.
-pub fn run_seeds<F>(scenario: &str, mut run: F) -> SeedReport
+pub fn run_seeds<F>(scenario: &str, run: F) -> SeedReport
+where
+    F: FnMut(u64) -> Result<String, String>,
+{
+    run_seeds_or(scenario, DEFAULT_SEEDS, run)
+}
+
+/// [`run_seeds`] over [`selected_seeds_or`]`(default)`.
+pub fn run_seeds_or<F>(scenario: &str, default: u64, mut run: F) -> SeedReport
 where
     F: FnMut(u64) -> Result<String, String>,
 {
     let started = Instant::now();
     let mut report = SeedReport::default();
-    for seed in selected_seeds() {
+    for seed in selected_seeds_or(default) {
         let t = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| run(seed)));
         let result = match outcome {

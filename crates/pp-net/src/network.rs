@@ -1246,6 +1246,7 @@ impl<T: Transport> Network<T> {
         let start = Instant::now();
         let mut next_feeler = start + c.feeler_interval;
         let mut next_exchange = start + c.peer_exchange_interval;
+        let mut next_starved_exchange = start;
         let mut next_save = start + c.book_save_interval;
         let short_exchange = c.peer_exchange_interval.min(SHORT_EXCHANGE_INTERVAL);
         let mut next_short_exchange = start + short_exchange;
@@ -1258,9 +1259,13 @@ impl<T: Transport> Network<T> {
                 _ = shared.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(c.dial_interval) => {}
             }
-            self.fill_outbound();
+            let starved = self.fill_outbound();
             self.feel_candidate();
             let now = Instant::now();
+            if starved && now >= next_starved_exchange {
+                next_starved_exchange = now + crate::discovery::STARVED_EXCHANGE_INTERVAL;
+                self.exchange_with_one();
+            }
             if now >= next_feeler {
                 next_feeler = now + c.feeler_interval;
                 self.feel_new();
@@ -1314,24 +1319,39 @@ impl<T: Transport> Network<T> {
         groups
     }
 
-    /// The next address to dial for the outbound target, if any.
-    fn next_target(&self) -> Option<(String, bool)> {
+    /// The next address to dial for the outbound target, if any. `picked` holds the groups of
+    /// the addresses picked earlier in the same round, whose dials have not started yet: with
+    /// the groups of the outbound peers and of the dials in flight, they keep anchors and book
+    /// picks to one outbound connection per group. (Configured addresses are the operator's
+    /// choice and are dialed whatever their group.)
+    fn next_target(
+        &self,
+        picked: &mut std::collections::HashSet<AddrGroup>,
+    ) -> Option<(String, bool)> {
         let shared = &self.shared;
         let now = Instant::now();
+        let mut groups = self.outbound_groups();
+        groups.extend(picked.iter().copied());
         loop {
             let anchor = shared.disc().anchors.pop();
             match anchor {
-                Some(a) if shared.table().by_addr(&a.to_string()).is_none() => {
-                    return Some((a.to_string(), false))
+                Some(a)
+                    if shared.table().by_addr(&a.to_string()).is_none()
+                        && !groups.contains(&addr_group(a.ip())) =>
+                {
+                    picked.insert(addr_group(a.ip()));
+                    return Some((a.to_string(), false));
                 }
                 Some(_) => continue,
                 None => break,
             }
         }
         if let Some(a) = shared.table().take_due(now, 1).pop() {
+            if let Ok(sa) = a.parse::<SocketAddr>() {
+                picked.insert(addr_group(sa.ip()));
+            }
             return Some((a, true));
         }
-        let groups = self.outbound_groups();
         let connected: std::collections::HashSet<SocketAddr> = shared
             .table()
             .peers()
@@ -1348,24 +1368,27 @@ impl<T: Transport> Network<T> {
         });
         pick.map(|a| {
             d.book.attempt(&a, now_s);
+            picked.insert(addr_group(a.ip()));
             (a.to_string(), false)
         })
     }
 
-    /// Start dials while the outbound target is not met and the dial budget allows.
-    fn fill_outbound(&self) {
+    /// Start dials while the outbound target is not met and the dial budget allows. Returns true
+    /// if the target is not met and the book had nothing left to dial (starved).
+    fn fill_outbound(&self) -> bool {
         let shared = &self.shared;
         let target = shared.config.max_outbound();
+        let mut picked = std::collections::HashSet::new();
         for _ in 0..target {
             let outbound = shared.table().count(Direction::Outbound);
             if outbound + shared.auto_dials.load(Ordering::Relaxed) >= target {
-                return;
+                return false;
             }
             let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
-                return;
+                return false;
             };
-            let Some((addr, configured)) = self.next_target() else {
-                return;
+            let Some((addr, configured)) = self.next_target(&mut picked) else {
+                return true;
             };
             shared.auto_dials.fetch_add(1, Ordering::Relaxed);
             let net = self.clone();
@@ -1399,6 +1422,7 @@ impl<T: Transport> Network<T> {
                 drop(permit);
             });
         }
+        false
     }
 
     /// Feel the next address seen on an inbound connection (one such feeler at a time): it

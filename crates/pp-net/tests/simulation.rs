@@ -142,3 +142,69 @@ fn simulated_nodes_connect_sync_gossip_and_recover_from_a_partition() {
 
     sim.run().expect("simulation succeeds");
 }
+
+/// A node that knows only `seeds` and parks its network in `slot` for the test to read.
+async fn run_member(
+    id: String,
+    seeds: Vec<String>,
+    slot: std::rc::Rc<std::cell::RefCell<Option<Network<SimTransport>>>>,
+) -> turmoil::Result {
+    let view = Arc::new(TestChain { blocks: vec![] });
+    let (net, mut events) = Network::start(sim_config(&id), SimTransport, view).await?;
+    for s in &seeds {
+        net.add_known_addr(s);
+    }
+    *slot.borrow_mut() = Some(net);
+    while events.recv().await.is_some() {}
+    Ok(())
+}
+
+/// Twelve nodes join at once, each knowing only the hub. The hub's book is still empty when they
+/// first ask it for addresses; a node short of its outbound target with nothing left to dial asks
+/// again soon (`STARVED_EXCHANGE_INTERVAL`), not only at the 5-minute exchange, so within a
+/// minute every node has found most of the others.
+#[test]
+fn nodes_that_join_together_from_one_seed_find_each_other_within_a_minute() {
+    use pp_net::Direction;
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(300))
+        .rng_seed(11)
+        .build();
+    let names: Vec<String> = std::iter::once("hub".to_string())
+        .chain((1..12).map(|i| format!("m{i}")))
+        .collect();
+    let mut slots = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let slot = std::rc::Rc::new(std::cell::RefCell::new(None));
+        slots.push(slot.clone());
+        let seeds: Vec<String> = if i == 0 {
+            vec![]
+        } else {
+            vec!["hub:7000".into()]
+        };
+        let id = name.clone();
+        sim.host(name.as_str(), move || {
+            run_member(id.clone(), seeds.clone(), slot.clone())
+        });
+    }
+    while sim.elapsed() < Duration::from_secs(60) {
+        sim.step().expect("simulation step");
+    }
+    let degrees: Vec<(usize, usize)> = slots
+        .iter()
+        .map(|s| {
+            s.borrow()
+                .as_ref()
+                .map_or((0, 0), |n: &Network<SimTransport>| {
+                    (n.count(Direction::Outbound), n.peer_count())
+                })
+        })
+        .collect();
+    eprintln!("(outbound, peers) per node after 60 s: {degrees:?}");
+    for (name, &(out, peers)) in names.iter().zip(&degrees).skip(1) {
+        assert!(
+            peers >= 6 && out >= 2,
+            "{name} holds {out} outbound and {peers} peers in all after 60 s: {degrees:?}"
+        );
+    }
+}

@@ -663,6 +663,17 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// The connected peers as the network sees them (address, direction, key, tip), for
+    /// harnesses that check who a node is connected to (pp-sim's eclipse scenario).
+    pub fn peer_infos(&self) -> Vec<pp_net::PeerInfo> {
+        self.net_live().map(|n| n.peers()).unwrap_or_default()
+    }
+
+    /// Sizes of the address book (entries by table, groups); zero without P2P.
+    pub fn book_counts(&self) -> pp_net::BookCounts {
+        self.net_live().map(|n| n.book_counts()).unwrap_or_default()
+    }
+
     fn net_live(&self) -> Option<&Arc<dyn crate::net::PeerNet>> {
         self.running.as_ref()?;
         self.core.as_ref()?.net()
