@@ -176,6 +176,34 @@ fn equivocations_are_still_detected_after_blocks_are_forgotten() {
         add(&mut c, &third),
         Err(ChainError::Equivocation { slot: 30, .. })
     ));
+    // Another slot's leader equivocates too: both are counted.
+    let twin29 = block_on(&g, &a[27], 29, vec![transfer(3, 4, 3, 0, 0, &gh)]);
+    assert_eq!(add(&mut c, &twin29), Ok(AddOutcome::SideChain));
+    assert_eq!(c.equivocations().len(), 2);
+    assert_eq!(c.equivocations_seen(), 2);
+}
+
+#[test]
+fn a_block_on_an_unknown_parent_is_too_deep_only_past_k() {
+    let g = genesis(); // k = 3
+    let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+    let a = extend_stored(&mut c, 1..=20);
+    assert_eq!(c.height(), 20);
+    // Its parent would be at index 17 = height - k: deep enough to matter, not too deep, so the
+    // parent is reported missing (the owner syncs it).
+    let at_k = branch(&g, &a[15], 40..=41);
+    assert_eq!(at_k[1].header.index, 18);
+    let unknown = Some(ChainError::UnknownParent {
+        hash: at_k[0].hash(),
+    });
+    assert_eq!(add(&mut c, &at_k[1]).err(), unknown);
+    assert_eq!(c.screen(&at_k[1], LATE).err(), unknown);
+    // One deeper (parent at index 16 = height - k - 1): refused as too deep, nothing to sync.
+    let past_k = branch(&g, &a[14], 40..=41);
+    assert_eq!(past_k[1].header.index, 17);
+    let deep = Some(ChainError::ForkTooDeep { depth: 4, k: 3 });
+    assert_eq!(add(&mut c, &past_k[1]).err(), deep);
+    assert_eq!(c.screen(&past_k[1], LATE).err(), deep);
 }
 
 #[test]
