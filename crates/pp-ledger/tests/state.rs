@@ -276,3 +276,22 @@ fn reward_overflow_is_an_error_not_a_panic() {
     );
     assert_eq!(s, before);
 }
+
+#[test]
+fn undo_records_one_value_per_account_and_map_a_block_changed() {
+    let (mut s, gh) = setup();
+    // No transaction and no reward: nothing changed, nothing to undo.
+    let empty = block_with(vec![], key(6).public());
+    let undo = s.apply_block(&empty, &gh, 0).unwrap();
+    assert!(undo.is_empty());
+    assert_eq!(undo.len(), 0);
+
+    // Two transfers from key 1 (its balance and nonce, once each however often they change),
+    // a new account 4 and the producer's balance (fees and reward): four values.
+    let (mut s, gh) = setup();
+    let txs = vec![transfer(1, 4, 10, 3, 0, &gh), transfer(1, 4, 7, 1, 1, &gh)];
+    let b = block_with(txs, key(6).public());
+    let undo = s.apply_block(&b, &gh, 10).unwrap();
+    assert!(!undo.is_empty());
+    assert_eq!(undo.len(), 4);
+}

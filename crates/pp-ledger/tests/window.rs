@@ -86,6 +86,15 @@ fn blocks_not_yet_stored_are_kept_whatever_their_depth() {
     let tip = c.tip().clone();
     c.mark_stored(tip.header.index, &tip.hash());
     assert_eq!(c.window_start(), 12);
+    // One mark that jumps ten blocks drops the transactions of every stored block below the
+    // tip, not only of the one at the mark; their headers stay readable by hash.
+    for i in 12..15 {
+        assert_eq!(c.block_at(i), None, "block {i} kept its transactions");
+        let h = c.best_hash_at(i).unwrap();
+        assert_eq!(c.header_by_hash(&h).map(|h| h.index), Some(i));
+    }
+    assert_eq!(c.block_at(15), Some(&tip));
+    assert_eq!(c.bodies_held(), 1);
 }
 
 #[test]
