@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pp_ledger::Hash;
-use pp_sim::{assert_all_passed, node_name, run_seeds, Cluster, SimError, SimParams};
+use pp_sim::{assert_all_passed, node_name, run_seeds, run_seeds_or, Cluster, SimError, SimParams};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -74,6 +74,13 @@ fn all_included(c: &Cluster, txs: &BTreeSet<Hash>) -> bool {
 /// test's own name, so the replay command printed for a failing seed selects exactly it.
 fn over_seeds(name: &str, f: impl Fn(u64) -> Result<String, SimError>) {
     let r = run_seeds(name, |s| f(s).map_err(|e| e.to_string()));
+    assert_all_passed(name, &r);
+}
+
+/// [`over_seeds`] with `default` seeds when `PP_SIM_SEEDS` is unset, for a scenario that takes
+/// several seconds per seed (the CI slice; docs/testing.md gives the longer runs).
+fn over_seeds_or(name: &str, default: u64, f: impl Fn(u64) -> Result<String, SimError>) {
+    let r = run_seeds_or(name, default, |s| f(s).map_err(|e| e.to_string()));
     assert_all_passed(name, &r);
 }
 
@@ -360,8 +367,10 @@ fn newcomer(seed: u64) -> Result<String, SimError> {
 
 #[test]
 fn newcomer_joining_after_1000_blocks_syncs_and_follows() {
-    over_seeds(
+    // About 6 s per seed: 8 seeds in CI; `PP_SIM_SEEDS=20` (or more) for the full run.
+    over_seeds_or(
         "newcomer_joining_after_1000_blocks_syncs_and_follows",
+        8,
         newcomer,
     );
 }
