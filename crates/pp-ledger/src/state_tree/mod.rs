@@ -160,7 +160,9 @@ impl Decode for AccountLeaf {
     }
 }
 
-/// Why a tree operation failed. The store is left as it was.
+/// Why a tree operation failed. A failed [`StateTree::apply`] or [`StateTree::prove`] wrote
+/// nothing; [`StateTree::prune`] and [`StateTree::rollback`] write as they go, so a disk
+/// backend runs each in one transaction.
 #[derive(Debug, thiserror::Error)]
 pub enum StateTreeError {
     /// The backend failed.
@@ -169,6 +171,10 @@ pub enum StateTreeError {
     /// A node a stored version points to is missing (a corrupt store).
     #[error("state tree node missing at version {}, depth {}", .0.version, .0.depth)]
     MissingNode(NodeKey),
+    /// A stored node cannot be where it is (an internal node 256 levels down, a leaf where a
+    /// lone leaf's parent pointed): a corrupt store.
+    #[error("state tree node at version {}, depth {} is corrupt", .0.version, .0.depth)]
+    Corrupt(NodeKey),
     /// The version is not stored (pruned, rolled back, or never written).
     #[error("state tree version {0} is not stored")]
     UnknownVersion(u64),
@@ -241,6 +247,9 @@ impl<S: NodeStore> Update<'_, S> {
                 }
                 self.build(depth, &entries)
             }
+            Node::Internal { .. } if usize::from(depth) >= KEY_BITS => Err(
+                StateTreeError::Corrupt(NodeKey::at(child.version, first, depth)),
+            ),
             Node::Internal { left, right } => {
                 let d = usize::from(depth);
                 let split = changes.partition_point(|(k, _)| !key_bit(k, d));
@@ -312,7 +321,7 @@ impl<S: NodeStore> Update<'_, S> {
         set_bit(&mut p, usize::from(depth), side);
         match self.load(&c, &p, depth + 1)? {
             Node::Leaf { key, value } => Ok(Sub::Pending { key, value }),
-            Node::Internal { .. } => Err(StateTreeError::MissingNode(NodeKey::at(
+            Node::Internal { .. } => Err(StateTreeError::Corrupt(NodeKey::at(
                 c.version,
                 &p,
                 depth + 1,
@@ -472,6 +481,9 @@ impl<S: NodeStore> StateTree<S> {
                     let value = (k == *key).then_some(value);
                     return Ok((value, StateProof { siblings, terminal }));
                 }
+                Node::Internal { .. } if usize::from(depth) >= KEY_BITS => {
+                    return Err(StateTreeError::Corrupt(nk));
+                }
                 Node::Internal { left, right } => {
                     let (next, sib) = if key_bit(key, usize::from(depth)) {
                         (right, left)
@@ -530,12 +542,17 @@ impl<S: NodeStore> StateTree<S> {
                 root.into_iter().map(|c| (c, Hash::ZERO, 0)).collect();
             // The nodes written by `v` are those reachable from its root through children
             // written by `v`: a child of an older version was not touched.
+            // All reads first, so that a corrupt version is refused before anything is deleted.
+            let mut written = Vec::new();
             while let Some((c, path, depth)) = todo.pop() {
                 if c.version != v {
                     continue;
                 }
                 let nk = NodeKey::at(v, &path, depth);
                 if let Some(Node::Internal { left, right }) = self.store.node(&nk)? {
+                    if usize::from(depth) >= KEY_BITS {
+                        return Err(StateTreeError::Corrupt(nk));
+                    }
                     let d = usize::from(depth);
                     for (side, child) in [(false, left), (true, right)] {
                         if let Some(child) = child {
@@ -545,7 +562,10 @@ impl<S: NodeStore> StateTree<S> {
                         }
                     }
                 }
-                self.store.delete_node(&nk)?;
+                written.push(nk);
+            }
+            for nk in &written {
+                self.store.delete_node(nk)?;
             }
             self.store.take_stale(v)?;
             self.store.delete_root(v)?;

@@ -123,6 +123,43 @@ fn removing_keys_collapses_back_to_the_same_roots() {
 }
 
 #[test]
+fn a_corrupt_store_is_an_error_not_a_panic() {
+    let keys = close_keys();
+    let mut t = StateTree::new(MemoryStore::new());
+    t.apply(0, [(keys[0], Some(val(0, 0))), (keys[6], Some(val(0, 1)))])
+        .expect("apply");
+    // The two keys differ in their last bit only: their leaves are 256 levels down. An
+    // internal node there, or a missing node, is a corrupt store.
+    let deep = NodeKey::at(0, &keys[0], 256);
+    let mut store = t.into_store();
+    let child = Child {
+        version: 0,
+        hash: Hash([9; 32]),
+        leaf: true,
+    };
+    store
+        .put_node(
+            deep,
+            Node::Internal {
+                left: Some(child),
+                right: Some(child),
+            },
+        )
+        .expect("put");
+    let mut t = StateTree::new(store);
+    assert!(matches!(t.prove(0, &keys[0]), Err(StateTreeError::Corrupt(k)) if k == deep));
+    assert!(matches!(
+        t.apply(1, [(keys[0], None)]),
+        Err(StateTreeError::Corrupt(k)) if k == deep
+    ));
+    assert!(matches!(t.get(0, &keys[6]), Ok(Some(_))));
+    let mut store = t.into_store();
+    store.delete_node(&deep).expect("delete");
+    let t = StateTree::new(store);
+    assert!(matches!(t.prove(0, &keys[0]), Err(StateTreeError::MissingNode(k)) if k == deep));
+}
+
+#[test]
 fn versions_must_be_consecutive() {
     let mut t = StateTree::new(MemoryStore::new());
     t.apply(10, [(key(1), Some(val(1, 1)))]).expect("apply");
