@@ -423,6 +423,24 @@ fn rollback_restores_the_older_version_exactly() {
 }
 
 #[test]
+fn account_leaf_from_state_has_every_field_and_none_for_unknown_accounts() {
+    use crate::{Genesis, KeyPair};
+    let producer = KeyPair::from_seed([1; 32]).public();
+    let state = LedgerState::from_genesis(&Genesis::devnet("node0", producer, 1_700_000_000_000));
+    assert_eq!(
+        AccountLeaf::from_state(&state, &producer),
+        Some(AccountLeaf {
+            balance: 1_000_000_000,
+            nonce: 0,
+            stake: 1_000,
+            stakeholder_id: Some("node0".into()),
+        })
+    );
+    let stranger = KeyPair::from_seed([2; 32]).public();
+    assert_eq!(AccountLeaf::from_state(&state, &stranger), None);
+}
+
+#[test]
 fn account_leaf_round_trips_and_refuses_bad_ids() {
     let l = AccountLeaf {
         balance: 1,
