@@ -219,7 +219,7 @@ fn main() {
             b.iter(|| {
                 i = (i + 1) % proofs.len();
                 let (k, v, p) = &proofs[i];
-                black_box(verify(&root, k, Some(v), p).expect("valid"))
+                black_box(verify(&root, k, Some(v), p)).expect("valid")
             })
         });
         g.bench_function("decode_and_verify_1M_accounts", |b| {
@@ -231,7 +231,7 @@ fn main() {
                 },
                 |i| {
                     let p = StateProof::from_bytes(&bytes[i]).expect("decodes");
-                    black_box(verify(&root, &proofs[i].0, Some(&proofs[i].1), &p).expect("valid"))
+                    black_box(verify(&root, &proofs[i].0, Some(&proofs[i].1), &p)).expect("valid")
                 },
                 BatchSize::SmallInput,
             )
