@@ -61,6 +61,7 @@ pub mod merkle;
 pub mod sigbatch;
 pub mod sigcache;
 pub mod state;
+pub mod state_tree;
 pub mod testing;
 pub mod tx;
 pub mod verified;
@@ -77,6 +78,10 @@ pub use merkle::{merkle_proof, merkle_root, MerkleProof};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
 pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
 pub use state::{BlockUndo, LedgerState};
+pub use state_tree::{
+    account_key, AccountLeaf, MemoryStore, NodeStore, ProofError, StateProof, StateTree,
+    StateTreeError,
+};
 pub use testing::RoundRobin;
 pub use tx::{Transaction, TxBody, TxKind};
 pub use verified::{

@@ -1,0 +1,585 @@
+//! The state commitment: an authenticated map from account to its state (balance, nonce,
+//! bonded stake, stakeholder id), a compact binary sparse Merkle tree over Blake2b-256
+//! (docs/state-commitment.md, which specifies it byte for byte).
+//!
+//! * Keys are [`account_key`]: Blake2b-256 of a domain tag and the account's public key, read
+//!   as 256 bits, most significant first; bit `d` chooses the child at depth `d` (0 = left).
+//! * The tree is the unique shape where an empty subtree hashes to 32 zero bytes, a subtree
+//!   with one key is that key's leaf (wherever its path first becomes unique), and a subtree
+//!   with two keys or more is an internal node. The root therefore depends on the set of
+//!   (key, value) pairs only, never on the order or batching of updates.
+//! * Leaves hash as `H(0x00 ‖ key ‖ H(0x02 ‖ value))`, internal nodes as `H(0x01 ‖ left ‖
+//!   right)`: the one-byte tags keep the three kinds of preimage apart.
+//! * [`StateTree::apply`] writes one version per block from the changed keys only (O(changed
+//!   × log n) hashes and node reads); [`StateTree::prune`] drops versions older than a bound,
+//!   [`StateTree::rollback`] drops the newest ones (a fork switch).
+//! * [`StateTree::prove`] answers a key's value or its absence with a [`StateProof`], which
+//!   [`verify`] checks against a root alone.
+//!
+//! ```
+//! use pp_ledger::state_tree::{account_key, verify, AccountLeaf, MemoryStore, StateTree};
+//! use pp_ledger::{Encode, KeyPair};
+//!
+//! let alice = account_key(&KeyPair::from_seed([1; 32]).public());
+//! let bob = account_key(&KeyPair::from_seed([2; 32]).public());
+//! let leaf = AccountLeaf { balance: 100, nonce: 0, stake: 0, stakeholder_id: None };
+//! let mut tree = StateTree::new(MemoryStore::new());
+//! let root = tree.apply(0, [(alice, Some(leaf.to_canonical_bytes()))]).unwrap();
+//! let (value, proof) = tree.prove(0, &alice).unwrap();
+//! assert_eq!(value, Some(leaf.to_canonical_bytes()));
+//! assert!(verify(&root, &alice, value.as_deref(), &proof).is_ok());
+//! let (none, absent) = tree.prove(0, &bob).unwrap();
+//! assert!(none.is_none() && verify(&root, &bob, None, &absent).is_ok());
+//! ```
+
+mod proof;
+mod store;
+
+use std::collections::BTreeMap;
+
+pub use proof::{verify, ProofError, ProofTerminal, StateProof, MAX_PROOF_LEN};
+pub use store::{Child, MemoryStore, Node, NodeKey, NodeStore, StoreError, NODE_KEY_LEN};
+
+use crate::crypto::PublicKey;
+use crate::encoding::{Decode, Decoder, Encode, Encoder};
+use crate::error::DecodeError;
+use crate::genesis::is_valid_stakeholder_id;
+use crate::hash::Hash;
+use crate::state::LedgerState;
+
+/// Bits in a tree key (and the deepest a path can go).
+pub const KEY_BITS: usize = 256;
+
+/// Domain tag of [`account_key`].
+pub const ACCOUNT_KEY_TAG: &[u8] = b"pp-ledger/state-key/v1";
+
+/// Tag byte of a leaf hash.
+pub const LEAF_TAG: u8 = 0x00;
+/// Tag byte of an internal node hash.
+pub const NODE_TAG: u8 = 0x01;
+/// Tag byte of a value hash.
+pub const VALUE_TAG: u8 = 0x02;
+
+/// The tree key of an account: `Blake2b-256(ACCOUNT_KEY_TAG ‖ public key)`.
+pub fn account_key(account: &PublicKey) -> Hash {
+    Hash::blake2b_parts(&[ACCOUNT_KEY_TAG, &account.0])
+}
+
+/// `Blake2b-256(0x02 ‖ value)`.
+pub fn value_hash(value: &[u8]) -> Hash {
+    Hash::blake2b_parts(&[&[VALUE_TAG], value])
+}
+
+/// `Blake2b-256(0x00 ‖ key ‖ value_hash)`.
+pub fn leaf_hash(key: &Hash, value_hash: &Hash) -> Hash {
+    Hash::blake2b_parts(&[&[LEAF_TAG], &key.0, &value_hash.0])
+}
+
+/// `Blake2b-256(0x01 ‖ left ‖ right)`, an empty child being 32 zero bytes.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    Hash::blake2b_parts(&[&[NODE_TAG], &left.0, &right.0])
+}
+
+/// Bit `i` of `key`, most significant bit of byte 0 first (`true` = right).
+pub fn key_bit(key: &Hash, i: usize) -> bool {
+    key.0[i / 8] & (0x80 >> (i % 8)) != 0
+}
+
+/// What the tree holds for one account: its leaf value, in the canonical encoding
+/// (docs/state-commitment.md §2): balance, nonce, bonded stake as `u64` BE, then `0x00`, or
+/// `0x01` and the stakeholder id as a length-prefixed string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLeaf {
+    /// Spendable balance.
+    pub balance: u64,
+    /// The next nonce the account must use.
+    pub nonce: u64,
+    /// Bonded stake.
+    pub stake: u64,
+    /// The stakeholder id bound to the account, if any.
+    pub stakeholder_id: Option<String>,
+}
+
+impl AccountLeaf {
+    /// The leaf of `account` in `state`, `None` if the state has no entry for it (no balance,
+    /// nonce or stake entry and no id): such an account has no leaf in the tree.
+    pub fn from_state(state: &LedgerState, account: &PublicKey) -> Option<AccountLeaf> {
+        let id = state.stakeholder_id(account).map(str::to_owned);
+        if !state.account_exists(account) && id.is_none() {
+            return None;
+        }
+        Some(AccountLeaf {
+            balance: state.balance(account),
+            nonce: state.nonce(account),
+            stake: state.stake(account),
+            stakeholder_id: id,
+        })
+    }
+}
+
+impl Encode for AccountLeaf {
+    fn encode(&self, e: &mut Encoder) {
+        e.u64(self.balance).u64(self.nonce).u64(self.stake);
+        match &self.stakeholder_id {
+            None => e.u8(0),
+            Some(id) => e.u8(1).str(id),
+        };
+    }
+}
+
+impl Decode for AccountLeaf {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let balance = d.u64()?;
+        let nonce = d.u64()?;
+        let stake = d.u64()?;
+        let stakeholder_id = match d.u8()? {
+            0 => None,
+            1 => {
+                let id = d.str()?;
+                if !is_valid_stakeholder_id(&id) {
+                    return Err(DecodeError::UnknownTag {
+                        what: "stakeholder id (invalid)",
+                        tag: 1,
+                    });
+                }
+                Some(id)
+            }
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "stakeholder id option",
+                    tag,
+                })
+            }
+        };
+        Ok(AccountLeaf {
+            balance,
+            nonce,
+            stake,
+            stakeholder_id,
+        })
+    }
+}
+
+/// Why a tree operation failed. A failed [`StateTree::apply`] or [`StateTree::prove`] wrote
+/// nothing; [`StateTree::prune`] and [`StateTree::rollback`] write as they go, so a disk
+/// backend runs each in one transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum StateTreeError {
+    /// The backend failed.
+    #[error("state tree store failed")]
+    Store(#[source] StoreError),
+    /// A node a stored version points to is missing (a corrupt store).
+    #[error("state tree node missing at version {}, depth {}", .0.version, .0.depth)]
+    MissingNode(NodeKey),
+    /// A stored node cannot be where it is (an internal node 256 levels down, a leaf where a
+    /// lone leaf's parent pointed): a corrupt store.
+    #[error("state tree node at version {}, depth {} is corrupt", .0.version, .0.depth)]
+    Corrupt(NodeKey),
+    /// The version is not stored (pruned, rolled back, or never written).
+    #[error("state tree version {0} is not stored")]
+    UnknownVersion(u64),
+    /// A new version must follow the latest stored one by exactly one.
+    #[error("state tree version {version} does not follow the latest stored version {latest}")]
+    VersionNotNext {
+        /// The version asked for.
+        version: u64,
+        /// The latest stored version.
+        latest: u64,
+    },
+}
+
+impl From<StoreError> for StateTreeError {
+    fn from(e: StoreError) -> Self {
+        StateTreeError::Store(e)
+    }
+}
+
+/// A subtree as an update leaves it.
+enum Sub {
+    /// No key.
+    Empty,
+    /// A node already stored at its final key (untouched, or written by this update).
+    Stored(Child),
+    /// A single key whose leaf is not written yet: where it lands depends on its siblings.
+    Pending { key: Hash, value: Vec<u8> },
+}
+
+/// One version being computed: reads go to the store, writes are collected and applied at the
+/// end, so a failed read leaves the store untouched.
+struct Update<'a, S> {
+    store: &'a S,
+    version: u64,
+    new: &'a mut Vec<(NodeKey, Node)>,
+    stale: Vec<NodeKey>,
+}
+
+impl<S: NodeStore> Update<'_, S> {
+    fn load(&mut self, child: &Child, key: &Hash, depth: u16) -> Result<Node, StateTreeError> {
+        let nk = NodeKey::at(child.version, key, depth);
+        let node = self
+            .store
+            .node(&nk)?
+            .ok_or(StateTreeError::MissingNode(nk))?;
+        self.stale.push(nk);
+        Ok(node)
+    }
+
+    /// The subtree at the first `depth` bits of `changes[0].0` (all changes share them), after
+    /// applying `changes` (sorted by key, unique) to `node`.
+    fn update(
+        &mut self,
+        node: Option<Child>,
+        depth: u16,
+        changes: &[(Hash, Option<Vec<u8>>)],
+    ) -> Result<Sub, StateTreeError> {
+        let (Some(child), Some((first, _))) = (node, changes.first()) else {
+            return match node {
+                Some(c) => Ok(Sub::Stored(c)),
+                None => self.build(depth, &inserts(changes)),
+            };
+        };
+        match self.load(&child, first, depth)? {
+            Node::Leaf { key, value } => {
+                let mut entries = inserts(changes);
+                if changes.binary_search_by(|(k, _)| k.cmp(&key)).is_err() {
+                    let at = entries.partition_point(|(k, _)| *k < key);
+                    entries.insert(at, (key, value.as_slice()));
+                }
+                self.build(depth, &entries)
+            }
+            Node::Internal { .. } if usize::from(depth) >= KEY_BITS => Err(
+                StateTreeError::Corrupt(NodeKey::at(child.version, first, depth)),
+            ),
+            Node::Internal { left, right } => {
+                let d = usize::from(depth);
+                let split = changes.partition_point(|(k, _)| !key_bit(k, d));
+                let l = self.update(left, depth + 1, &changes[..split])?;
+                let r = self.update(right, depth + 1, &changes[split..])?;
+                self.join(depth, first, l, r)
+            }
+        }
+    }
+
+    /// The subtree holding exactly `entries` (sorted by key, unique), built from nothing.
+    /// Never reads the store (nothing below is stored), so it cannot fail in practice; it
+    /// returns a `Result` to share [`Update::join`].
+    fn build(&mut self, depth: u16, entries: &[(Hash, &[u8])]) -> Result<Sub, StateTreeError> {
+        match entries {
+            [] => Ok(Sub::Empty),
+            [(key, value)] => Ok(Sub::Pending {
+                key: *key,
+                value: value.to_vec(),
+            }),
+            [(first, _), ..] => {
+                let d = usize::from(depth);
+                let split = entries.partition_point(|(k, _)| !key_bit(k, d));
+                let l = self.build(depth + 1, &entries[..split])?;
+                let r = self.build(depth + 1, &entries[split..])?;
+                let first = *first;
+                self.join(depth, &first, l, r)
+            }
+        }
+    }
+
+    /// The node at the first `depth` bits of `path_key` from its two subtrees: nothing, a lone
+    /// leaf lifted up, or an internal node written under this version.
+    fn join(&mut self, depth: u16, path_key: &Hash, l: Sub, r: Sub) -> Result<Sub, StateTreeError> {
+        match (l, r) {
+            (Sub::Empty, Sub::Empty) => Ok(Sub::Empty),
+            (Sub::Empty, p @ Sub::Pending { .. }) | (p @ Sub::Pending { .. }, Sub::Empty) => Ok(p),
+            (Sub::Empty, Sub::Stored(c)) if c.leaf => self.lift(depth, path_key, c, true),
+            (Sub::Stored(c), Sub::Empty) if c.leaf => self.lift(depth, path_key, c, false),
+            (l, r) => {
+                let d = usize::from(depth);
+                let left = self.place(l, path_key, depth + 1, d, false);
+                let right = self.place(r, path_key, depth + 1, d, true);
+                let node = Node::Internal { left, right };
+                let hash = node.hash();
+                self.new
+                    .push((NodeKey::at(self.version, path_key, depth), node));
+                Ok(Sub::Stored(Child {
+                    version: self.version,
+                    hash,
+                    leaf: false,
+                }))
+            }
+        }
+    }
+
+    /// A stored leaf whose sibling subtree became empty: it moves up (it is read, listed
+    /// stale, and written again where its path is now unique).
+    /// `c` is an untouched leaf of an older version, hanging on `side` of the node at the first
+    /// `depth` bits of `path_key`.
+    fn lift(
+        &mut self,
+        depth: u16,
+        path_key: &Hash,
+        c: Child,
+        side: bool,
+    ) -> Result<Sub, StateTreeError> {
+        let mut p = *path_key;
+        set_bit(&mut p, usize::from(depth), side);
+        match self.load(&c, &p, depth + 1)? {
+            Node::Leaf { key, value } => Ok(Sub::Pending { key, value }),
+            Node::Internal { .. } => Err(StateTreeError::Corrupt(NodeKey::at(
+                c.version,
+                &p,
+                depth + 1,
+            ))),
+        }
+    }
+
+    /// The child pointer of one side of a new internal node at depth `d`, writing a pending
+    /// leaf at its final key.
+    fn place(
+        &mut self,
+        s: Sub,
+        path_key: &Hash,
+        depth: u16,
+        d: usize,
+        side: bool,
+    ) -> Option<Child> {
+        match s {
+            Sub::Empty => None,
+            Sub::Stored(c) => Some(c),
+            Sub::Pending { key, value } => {
+                let mut p = *path_key;
+                set_bit(&mut p, d, side);
+                let hash = leaf_hash(&key, &value_hash(&value));
+                self.new.push((
+                    NodeKey::at(self.version, &p, depth),
+                    Node::Leaf { key, value },
+                ));
+                Some(Child {
+                    version: self.version,
+                    hash,
+                    leaf: true,
+                })
+            }
+        }
+    }
+}
+
+fn set_bit(key: &mut Hash, i: usize, v: bool) {
+    let m = 0x80 >> (i % 8);
+    if v {
+        key.0[i / 8] |= m;
+    } else {
+        key.0[i / 8] &= !m;
+    }
+}
+
+/// The changes that set a value, as (key, value) pairs.
+fn inserts(changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, &[u8])> {
+    changes
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+        .collect()
+}
+
+/// The versioned state tree over a [`NodeStore`].
+#[derive(Debug, Clone, Default)]
+pub struct StateTree<S> {
+    store: S,
+    /// The nodes an update writes, kept between updates: a block writes ~25k nodes (~4 MB),
+    /// and fresh memory for them each time costs more page faults than the update hashes.
+    scratch: Vec<(NodeKey, Node)>,
+}
+
+impl<S: NodeStore> StateTree<S> {
+    /// A tree over `store` (empty, or holding versions written before).
+    pub fn new(store: S) -> StateTree<S> {
+        StateTree {
+            store,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The oldest and latest stored versions.
+    pub fn versions(&self) -> Result<Option<(u64, u64)>, StateTreeError> {
+        Ok(self.store.version_range()?)
+    }
+
+    fn root_child(&self, version: u64) -> Result<Option<Child>, StateTreeError> {
+        self.store
+            .root(version)?
+            .ok_or(StateTreeError::UnknownVersion(version))
+    }
+
+    /// The root hash of `version` (32 zero bytes for an empty tree).
+    pub fn root(&self, version: u64) -> Result<Hash, StateTreeError> {
+        Ok(self.root_child(version)?.map_or(Hash::ZERO, |c| c.hash))
+    }
+
+    /// Writes `version` as the latest version with `changes` applied: a key set to `Some`
+    /// holds that value, a key set to `None` is removed (absent: nothing to do). A key given
+    /// twice keeps its last value. Returns the new root. The first version of an empty store
+    /// may be any number (the block height it stands for); each next one is the latest plus
+    /// one, as block heights are (after a [`StateTree::rollback`] to `h`, the next is `h + 1`).
+    pub fn apply(
+        &mut self,
+        version: u64,
+        changes: impl IntoIterator<Item = (Hash, Option<Vec<u8>>)>,
+    ) -> Result<Hash, StateTreeError> {
+        let base = match self.store.version_range()? {
+            None => None,
+            Some((_, latest)) if Some(version) != latest.checked_add(1) => {
+                return Err(StateTreeError::VersionNotNext { version, latest })
+            }
+            Some((_, latest)) => self.root_child(latest)?,
+        };
+        let changes: Vec<(Hash, Option<Vec<u8>>)> = changes
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        self.scratch.clear();
+        let mut up = Update {
+            store: &self.store,
+            version,
+            new: &mut self.scratch,
+            stale: Vec::new(),
+        };
+        let root = match up.update(base, 0, &changes)? {
+            Sub::Empty => None,
+            Sub::Stored(c) => Some(c),
+            p @ Sub::Pending { .. } => up.place(p, &Hash::ZERO, 0, 0, false),
+        };
+        let stale = up.stale;
+        for (k, n) in self.scratch.drain(..) {
+            self.store.put_node(k, n)?;
+        }
+        self.store.put_stale(version, stale)?;
+        self.store.put_root(version, root)?;
+        Ok(root.map_or(Hash::ZERO, |c| c.hash))
+    }
+
+    /// The value of `key` at `version`, and the proof of it (or of its absence).
+    pub fn prove(
+        &self,
+        version: u64,
+        key: &Hash,
+    ) -> Result<(Option<Vec<u8>>, StateProof), StateTreeError> {
+        let mut cur = self.root_child(version)?;
+        let mut siblings = Vec::new();
+        let mut depth: u16 = 0;
+        while let Some(c) = cur {
+            let nk = NodeKey::at(c.version, key, depth);
+            match self
+                .store
+                .node(&nk)?
+                .ok_or(StateTreeError::MissingNode(nk))?
+            {
+                Node::Leaf { key: k, value } => {
+                    let terminal = ProofTerminal::Leaf {
+                        key: k,
+                        value_hash: value_hash(&value),
+                    };
+                    let value = (k == *key).then_some(value);
+                    return Ok((value, StateProof { siblings, terminal }));
+                }
+                Node::Internal { .. } if usize::from(depth) >= KEY_BITS => {
+                    return Err(StateTreeError::Corrupt(nk));
+                }
+                Node::Internal { left, right } => {
+                    let (next, sib) = if key_bit(key, usize::from(depth)) {
+                        (right, left)
+                    } else {
+                        (left, right)
+                    };
+                    siblings.push(sib.map_or(Hash::ZERO, |s| s.hash));
+                    cur = next;
+                    depth += 1;
+                }
+            }
+        }
+        let terminal = ProofTerminal::Empty;
+        Ok((None, StateProof { siblings, terminal }))
+    }
+
+    /// The value of `key` at `version`.
+    pub fn get(&self, version: u64, key: &Hash) -> Result<Option<Vec<u8>>, StateTreeError> {
+        Ok(self.prove(version, key)?.0)
+    }
+
+    /// Keeps versions `keep_from` and above: deletes older roots and every node no kept
+    /// version reaches (those stale since `keep_from` or earlier). Work is proportional to
+    /// what is deleted.
+    pub fn prune(&mut self, keep_from: u64) -> Result<(), StateTreeError> {
+        let Some((oldest, latest)) = self.store.version_range()? else {
+            return Ok(());
+        };
+        let keep_from = keep_from.min(latest);
+        for v in oldest..keep_from {
+            self.store.delete_root(v)?;
+        }
+        // Stale lists exist for versions in (oldest, latest] only.
+        for s in oldest.saturating_add(1)..=keep_from {
+            for k in self.store.take_stale(s)? {
+                self.store.delete_node(&k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every version above `to` (a fork switch back to block `to`): their nodes are
+    /// deleted and the nodes they replaced are live again.
+    pub fn rollback(&mut self, to: u64) -> Result<(), StateTreeError> {
+        let Some((oldest, latest)) = self.store.version_range()? else {
+            return Ok(());
+        };
+        if to < oldest {
+            return Err(StateTreeError::UnknownVersion(to));
+        }
+        for v in (to.saturating_add(1)..=latest).rev() {
+            let Some(root) = self.store.root(v)? else {
+                continue;
+            };
+            let mut todo: Vec<(Child, Hash, u16)> =
+                root.into_iter().map(|c| (c, Hash::ZERO, 0)).collect();
+            // The nodes written by `v` are those reachable from its root through children
+            // written by `v`: a child of an older version was not touched.
+            // All reads first, so that a corrupt version is refused before anything is deleted.
+            let mut written = Vec::new();
+            while let Some((c, path, depth)) = todo.pop() {
+                if c.version != v {
+                    continue;
+                }
+                let nk = NodeKey::at(v, &path, depth);
+                if let Some(Node::Internal { left, right }) = self.store.node(&nk)? {
+                    if usize::from(depth) >= KEY_BITS {
+                        return Err(StateTreeError::Corrupt(nk));
+                    }
+                    let d = usize::from(depth);
+                    for (side, child) in [(false, left), (true, right)] {
+                        if let Some(child) = child {
+                            let mut p = path;
+                            set_bit(&mut p, d, side);
+                            todo.push((child, p, depth + 1));
+                        }
+                    }
+                }
+                written.push(nk);
+            }
+            for nk in &written {
+                self.store.delete_node(nk)?;
+            }
+            self.store.take_stale(v)?;
+            self.store.delete_root(v)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
