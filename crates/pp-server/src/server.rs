@@ -422,6 +422,8 @@ impl Server {
                 .with_identity(core.key.clone());
             nc.max_peers = net_cfg.max_peers.max(1);
             nc.compact_relay = net_cfg.compact_relay;
+            // pp-net's timestamps start from the node's clock (virtual under pp-sim).
+            nc.unix_time_ms = Some(self.clock.now_ms());
             let nc_max_peers = nc.max_outbound();
             let view = Arc::new(CoreView(core.clone()));
             // The address book lives in the node's database (table `addr_book`).
