@@ -69,11 +69,14 @@ pub struct SimParams {
     /// latency, drawn uniformly from `lo..=hi` ms (by the seed), instead of turmoil's per-message
     /// draw from `min_latency_ms..=max_latency_ms`.
     pub link_latency_ms: Option<(u64, u64)>,
+    /// Whether the nodes ask each other for inventory and compact-block relay (pp-server's
+    /// `NetworkConfig::compact_relay`); false: every transaction and block travels in full.
+    pub compact_relay: bool,
 }
 
 impl SimParams {
     /// Five equal-stake nodes, 500 ms slots, 20-slot epochs, k = 50, difficulty 1, 10 ms ticks,
-    /// 1–30 ms latency, no loss, 10 wallets, one transfer per slot.
+    /// 1–30 ms latency, no loss, 10 wallets, one transfer per slot, compact relay.
     pub fn new(seed: u64) -> SimParams {
         SimParams {
             seed,
@@ -91,6 +94,7 @@ impl SimParams {
             tx_per_slot: 1.0,
             seed_peers: None,
             link_latency_ms: None,
+            compact_relay: true,
         }
     }
 
@@ -314,6 +318,7 @@ impl Cluster {
                 listen_addr: "0.0.0.0".into(),
                 p2p_port: P2P_PORT,
                 max_peers: 32,
+                compact_relay: self.params.compact_relay,
             },
             node_id: name.to_string(),
             difficulty: self.params.difficulty,

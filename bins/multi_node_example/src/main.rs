@@ -98,6 +98,7 @@ async fn drive(
             listen_addr: "127.0.0.1".into(),
             p2p_port: 0,
             max_peers: 8,
+            ..NetworkConfig::default()
         };
         server
             .start_with_network(0, net)

@@ -114,6 +114,7 @@ fn server_config(settings: &Settings, network: &Network) -> anyhow::Result<Serve
             listen_addr: p2p.ip().to_string(),
             p2p_port: p2p.port(),
             max_peers: settings.max_peers,
+            ..NetworkConfig::default()
         },
         None => NetworkConfig {
             node_id: config.node_id.clone(),

@@ -113,6 +113,11 @@ pub struct NetConfig {
     /// How often the transaction ids waiting for each peer go out in an `inv_txs` (default
     /// 100 ms): ids announced together share a frame.
     pub inv_interval: Duration,
+    /// The unix time (ms) now, from the node's clock; `None`: the system clock. Read once at
+    /// start: later timestamps (`PeerInfo::connected_at_ms`, the address book's times, ban
+    /// expiries) advance with tokio's `Instant`, so a simulation driving tokio's time replays
+    /// them exactly.
+    pub unix_time_ms: Option<u64>,
 }
 
 impl NetConfig {
@@ -160,6 +165,7 @@ impl NetConfig {
             peer_exchange_interval: Duration::from_secs(300),
             book_save_interval: Duration::from_secs(300),
             compact_relay: true,
+            unix_time_ms: None,
             inv_interval: Duration::from_millis(100),
         }
     }

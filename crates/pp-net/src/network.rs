@@ -32,8 +32,8 @@ use crate::message::{
 use crate::misbehaviour::Misbehaviour;
 use crate::noise::NoiseIdentity;
 use crate::peer_table::{
-    millis, unix_ms, AddrInfo, Admission, DialOutcome, Direction, Limits, PeerCounters, PeerId,
-    PeerInfo, PeerStats, PeerTable,
+    millis, AddrInfo, Admission, DialOutcome, Direction, Limits, PeerCounters, PeerId, PeerInfo,
+    PeerStats, PeerTable, WallClock,
 };
 use crate::relay::Relay;
 use crate::reputation::{BanTarget, Reputation};
@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) view: Arc<dyn ChainView>,
     pub(crate) local_addr: SocketAddr,
     table: Mutex<PeerTable>,
+    /// Unix time for timestamps (see [`WallClock`]).
+    wall: WallClock,
     /// Ordered by connection id, so broadcasts go out in a reproducible order (the simulator's
     /// runs must replay exactly from their seed).
     conns: Mutex<BTreeMap<PeerId, FetchClient>>,
@@ -398,7 +400,7 @@ impl Shared {
                 (port, Some(d)) if d.port() == port => Some(d),
                 (port, _) => Some(SocketAddr::new(addr.ip(), port)),
             };
-            let now_ms = unix_ms();
+            let now_ms = self.wall.now_ms();
             PeerInfo {
                 id,
                 key,
@@ -678,7 +680,8 @@ impl<T: Transport> Network<T> {
             }
             None => None,
         };
-        let unix_s = unix_ms() / 1000;
+        let wall = WallClock::new(config.unix_time_ms);
+        let unix_s = wall.now_ms() / 1000;
         let fallback_secret = Hash::sha256(
             &[
                 b"pp-net/addrman/secret".as_slice(),
@@ -713,7 +716,8 @@ impl<T: Transport> Network<T> {
             config,
             view,
             local_addr,
-            table: Mutex::new(PeerTable::new(reputation)),
+            table: Mutex::new(PeerTable::new(reputation).with_wall_clock(wall)),
+            wall,
             conns: Mutex::new(BTreeMap::new()),
             events,
             shutdown: CancellationToken::new(),
@@ -1162,7 +1166,7 @@ impl<T: Transport> Network<T> {
         expires_at_ms: u64,
         manual: bool,
     ) -> bool {
-        let now_ms = unix_ms();
+        let now_ms = self.shared.wall.now_ms();
         if expires_at_ms <= now_ms {
             return false;
         }
@@ -1184,7 +1188,7 @@ impl<T: Transport> Network<T> {
     /// Bans in force, sorted by target.
     pub fn bans(&self) -> Vec<BanInfo> {
         let now = Instant::now();
-        let unix_now = unix_ms();
+        let unix_now = self.shared.wall.now_ms();
         self.shared
             .table()
             .reputation()

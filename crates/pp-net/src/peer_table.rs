@@ -205,6 +205,7 @@ pub struct PeerTable {
     dialed_as: HashMap<PeerId, Vec<String>>,
     next_id: u64,
     origin: Instant,
+    wall: WallClock,
 }
 
 impl std::fmt::Debug for PeerTable {
@@ -216,12 +217,36 @@ impl std::fmt::Debug for PeerTable {
     }
 }
 
-/// Unix time in ms, for display fields only (all decisions use `Instant`).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// Unix time in ms for display fields and saved timestamps (decisions use `Instant`): the
+/// wall clock is read once, at start ([`NetConfig::unix_time_ms`](crate::NetConfig), i.e. the
+/// node's own clock, or the system clock), and then advances with tokio's `Instant`. A
+/// simulation that drives tokio's time (turmoil) therefore sees the same values in every replay
+/// of a seed, and the address book's and the bans' timestamps follow the simulated clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WallClock {
+    origin_ms: u64,
+    origin: Instant,
+}
+
+impl WallClock {
+    /// A clock reading `now_ms` now, or the system clock's time when `None`.
+    pub(crate) fn new(now_ms: Option<u64>) -> WallClock {
+        let origin_ms = now_ms.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        });
+        WallClock {
+            origin_ms,
+            origin: Instant::now(),
+        }
+    }
+
+    /// Unix time in ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.origin_ms.saturating_add(millis(self.origin.elapsed()))
+    }
 }
 
 impl PeerTable {
@@ -235,7 +260,14 @@ impl PeerTable {
             dialed_as: HashMap::new(),
             next_id: 0,
             origin: Instant::now(),
+            wall: WallClock::new(None),
         }
+    }
+
+    /// The same table, with its timestamps (`last_seen_ms`) read from `wall`.
+    pub(crate) fn with_wall_clock(mut self, wall: WallClock) -> PeerTable {
+        self.wall = wall;
+        self
     }
 
     /// A fresh connection id.
@@ -521,7 +553,7 @@ impl PeerTable {
     /// Record that a frame arrived from the peer.
     pub fn touch(&mut self, id: PeerId) {
         if let Some(e) = self.peers.get_mut(&id) {
-            e.info.last_seen_ms = unix_ms();
+            e.info.last_seen_ms = self.wall.now_ms();
         }
     }
 

@@ -233,6 +233,9 @@ pub(crate) fn on_compact_block(shared: &Arc<Shared>, info: &PeerInfo, cb: Compac
     shared.tasks.spawn(async move {
         let block = rebuild(&shared2, peer, &cb, hash).await;
         shared2.relay().end_rebuild(&hash);
+        if block.is_none() {
+            shared2.stats.compact_failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(block) = block {
             {
                 let mut relay = shared2.relay();
@@ -317,7 +320,14 @@ async fn get_block_txs(
         })
         .await;
     match answer {
-        Ok(Message::BlockTxs { hash: h, txs, .. }) if h == hash => Some(txs),
+        Ok(Message::BlockTxs { hash: h, txs, .. }) if h == hash => {
+            let n = u64::try_from(txs.len()).unwrap_or(u64::MAX);
+            shared
+                .stats
+                .compact_txs_fetched
+                .fetch_add(n, Ordering::Relaxed);
+            Some(txs)
+        }
         Ok(other) => {
             debug!(
                 peer = peer.0,

@@ -111,6 +111,8 @@ pub(crate) struct NetStats {
     pub(crate) compact_rebuilt: AtomicU64,
     pub(crate) compact_fetched: AtomicU64,
     pub(crate) compact_full: AtomicU64,
+    pub(crate) compact_failed: AtomicU64,
+    pub(crate) compact_txs_fetched: AtomicU64,
     penalties: [AtomicU64; OFFENCES],
     bans: [AtomicU64; OFFENCES],
     handshakes_failed: [AtomicU64; 7],
@@ -209,6 +211,8 @@ impl NetStats {
             compact_rebuilt: load(&self.compact_rebuilt),
             compact_fetched: load(&self.compact_fetched),
             compact_full: load(&self.compact_full),
+            compact_failed: load(&self.compact_failed),
+            compact_txs_fetched: load(&self.compact_txs_fetched),
             penalties: per_offence(&self.penalties),
             bans: per_offence(&self.bans),
             handshakes_failed: HandshakeFailure::ALL
@@ -254,6 +258,12 @@ pub struct NetStatsSnapshot {
     pub compact_fetched: u64,
     /// Compact blocks completed by the full fallback (every transaction fetched).
     pub compact_full: u64,
+    /// Compact blocks given up: the sender did not deliver the transactions asked for, or
+    /// answered wrongly (the block is then fetched by sync from whoever has it).
+    pub compact_failed: u64,
+    /// Transactions fetched with `get_block_txs` to complete compact blocks (the missing ones,
+    /// or every one on the full fallback).
+    pub compact_txs_fetched: u64,
     /// Penalties, by offence.
     pub penalties: Vec<(&'static str, u64)>,
     /// Bans, by the offence that triggered them.

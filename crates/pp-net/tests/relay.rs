@@ -151,6 +151,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_without_a_round_trip() {
     assert_eq!(count(&sa.messages_out, "new_block"), 0);
     assert_eq!(count(&sb.messages_out, "get_block_txs"), 0, "no round trip");
     assert_eq!(sb.compact_rebuilt, 1);
+    assert_eq!(sb.compact_txs_fetched, 0);
     // The compact block is a fraction of the block.
     let full = count(&sb.bytes_in, "compact_block");
     let block_bytes = pp_net::encode_message(&Message::new_block(&block), 1 << 23)
@@ -190,6 +191,11 @@ async fn missing_transactions_are_fetched_and_a_peer_that_cannot_rebuild_gets_th
     );
     assert_eq!(count(&sb.messages_out, "get_block_txs"), 1);
     assert_eq!(sb.compact_fetched, 1);
+    assert_eq!(sb.compact_txs_fetched, 10, "only the missing ones");
+    assert_eq!(
+        (sb.compact_rebuilt, sb.compact_full, sb.compact_failed),
+        (0, 0, 0)
+    );
     assert_eq!(count(&c.stats().messages_out, "compact_relay"), 0);
     for n in [&a, &b, &c] {
         n.shutdown().await;
@@ -228,7 +234,54 @@ async fn ambiguous_short_ids_fall_back_to_every_transaction() {
         Some(NetEvent::NewBlock { block: got, .. }) => assert_eq!(got, block),
         other => panic!("no block: {other:?}"),
     }
-    assert_eq!(b.stats().compact_full, 1);
+    let sb = b.stats();
+    assert_eq!(sb.compact_full, 1);
+    assert_eq!(sb.compact_txs_fetched, 3, "every transaction");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_compact_block_whose_sender_cannot_deliver_is_counted_as_failed() {
+    let (b, mut eb, _pb) = start_pool("b", true).await;
+    let mut raw = raw_handshaken(&b, "raw").await;
+    let block = make_chain(1, 3).remove(0);
+    let cb = CompactBlock::build(&block, 7, |_, _| false);
+    raw.send(Message::CompactBlock(cb)).await.unwrap();
+    let request_id = match next_non_ping(&mut raw, 5).await {
+        Some(Ok(Message::GetBlockTxs {
+            request_id,
+            indexes,
+            ..
+        })) => {
+            assert_eq!(indexes, vec![0, 1, 2], "b holds none of them");
+            request_id
+        }
+        other => panic!("expected get_block_txs, got {other:?}"),
+    };
+    raw.send(Message::error(
+        Some(request_id),
+        pp_net::codes::NOT_FOUND,
+        "gone",
+    ))
+    .await
+    .unwrap();
+    assert!(
+        eventually(5, || b.stats().compact_failed == 1).await,
+        "{:?}",
+        b.stats()
+    );
+    let sb = b.stats();
+    assert_eq!(
+        (sb.compact_rebuilt, sb.compact_fetched, sb.compact_full),
+        (0, 0, 0)
+    );
+    assert_eq!(sb.compact_txs_fetched, 0);
+    assert!(
+        wait_event(&mut eb, 1, |e| matches!(e, NetEvent::NewBlock { .. }))
+            .await
+            .is_none(),
+        "no block was rebuilt"
+    );
     b.shutdown().await;
 }
 

@@ -33,6 +33,10 @@ pub struct NetworkConfig {
     /// Connection slots: outbound `min(8, max_peers / 2)` (at least 1), inbound the rest (at
     /// least 1); see `pp_net::NetConfig::max_outbound`.
     pub max_peers: usize,
+    /// Ask peers for inventory and compact-block relay (docs/protocol.md §14; default true).
+    /// Off, the node gets and sends every transaction and block in full (`new_tx`,
+    /// `new_block`); peers that ask for compact relay still get it from this node.
+    pub compact_relay: bool,
 }
 
 impl Default for NetworkConfig {
@@ -44,6 +48,7 @@ impl Default for NetworkConfig {
             listen_addr: "127.0.0.1".into(),
             p2p_port: 0,
             max_peers: DEFAULT_MAX_PEERS,
+            compact_relay: true,
         }
     }
 }
@@ -177,6 +182,7 @@ mod tests {
     fn default_network_config_has_p2p_off_on_loopback() {
         let n = NetworkConfig::default();
         assert!(!n.enable_p2p);
+        assert!(n.compact_relay, "compact relay is on by default");
         assert_eq!(n.listen_socket(), "127.0.0.1:0");
         let v6 = NetworkConfig {
             listen_addr: "::1".into(),

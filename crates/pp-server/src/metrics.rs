@@ -26,6 +26,18 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// The label of the compact-block counter: how a compact block announced to this node ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `rebuilt`, `fetched`, `full` or `failed` (see [`COMPACT_OUTCOMES`]).
+    pub outcome: String,
+}
+
+/// The outcomes of `pp_p2p_compact_blocks_total`: rebuilt from this node's own transactions
+/// (no round trip), rebuilt after fetching the missing transactions (one round trip), completed
+/// by the full fallback (every transaction fetched), given up (the sender did not deliver).
+pub const COMPACT_OUTCOMES: [&str; 4] = ["rebuilt", "fetched", "full", "failed"];
+
 /// The node's metrics. Cloning the handles is cheap (atomics behind `Arc`).
 #[derive(Debug)]
 pub struct Metrics {
@@ -75,6 +87,10 @@ pub struct Metrics {
     /// Inbound connections refused at accept, by reason (`banned`, `handshake_limit`), and
     /// inbound peers evicted for a newcomer (`evicted`).
     pub p2p_refused: Family<ReasonLabel, Counter>,
+    /// Compact blocks announced to this node, by `outcome` (see [`COMPACT_OUTCOMES`]).
+    pub p2p_compact_blocks: Family<OutcomeLabel, Counter>,
+    /// Transactions fetched with `get_block_txs` to complete compact blocks.
+    pub p2p_compact_txs_fetched: Counter,
     /// The operator's metrics: build, process, tip age, slots, block flow, peers, sync.
     pub ops: crate::ops_metrics::OpsMetrics,
     // Validation pipeline and evidence (issue 9): `verifications ÷ distinct transactions` is
@@ -111,6 +127,8 @@ impl Metrics {
             p2p_bans_active: Gauge::default(),
             p2p_handshakes_failed: Family::default(),
             p2p_refused: Family::default(),
+            p2p_compact_blocks: Family::default(),
+            p2p_compact_txs_fetched: Counter::default(),
             ops: crate::ops_metrics::OpsMetrics::new(),
             equivocations: Counter::default(),
             signature_verifications: Counter::default(),
@@ -209,6 +227,23 @@ impl Metrics {
             "Inbound connections refused at accept or evicted, by reason",
             m.p2p_refused.clone(),
         );
+        registry.register(
+            "p2p_compact_blocks",
+            "Compact blocks announced to this node, by outcome: rebuilt from its own \
+             transactions, fetched (missing transactions asked for), full (every transaction \
+             asked for), failed",
+            m.p2p_compact_blocks.clone(),
+        );
+        registry.register(
+            "p2p_compact_txs_fetched",
+            "Transactions fetched with get_block_txs to complete compact blocks",
+            m.p2p_compact_txs_fetched.clone(),
+        );
+        for outcome in COMPACT_OUTCOMES {
+            let _ = m.p2p_compact_blocks.get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            });
+        }
         m.ops.register(&mut registry);
         for reason in crate::ops_metrics::REJECTION_REASONS {
             let _ = m.blocks_rejected.get_or_create(&ReasonLabel {
@@ -293,6 +328,19 @@ impl Metrics {
             ],
         );
         catch_up(&self.p2p_throttled, s.throttled);
+        let outcomes = [
+            s.compact_rebuilt,
+            s.compact_fetched,
+            s.compact_full,
+            s.compact_failed,
+        ];
+        for (outcome, n) in COMPACT_OUTCOMES.iter().zip(outcomes) {
+            let label = OutcomeLabel {
+                outcome: (*outcome).to_string(),
+            };
+            catch_up(&self.p2p_compact_blocks.get_or_create(&label), n);
+        }
+        catch_up(&self.p2p_compact_txs_fetched, s.compact_txs_fetched);
         self.p2p_bans_active.set(gauge_value(bans_active));
     }
 
@@ -348,5 +396,35 @@ mod tests {
             assert!(text.contains(name), "{name} missing in {text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn compact_block_outcomes_follow_the_network_counters() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for outcome in COMPACT_OUTCOMES {
+            let line = format!("pp_p2p_compact_blocks_total{{outcome=\"{outcome}\"}} 0");
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        let s = pp_net::NetStatsSnapshot {
+            compact_rebuilt: 5,
+            compact_fetched: 2,
+            compact_full: 1,
+            compact_failed: 3,
+            compact_txs_fetched: 40,
+            ..Default::default()
+        };
+        m.observe_net(&s, 0);
+        // A second scrape with the same numbers adds nothing.
+        m.observe_net(&s, 0);
+        let text = m.encode();
+        for (outcome, n) in [("rebuilt", 5), ("fetched", 2), ("full", 1), ("failed", 3)] {
+            let line = format!("pp_p2p_compact_blocks_total{{outcome=\"{outcome}\"}} {n}");
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        assert!(
+            text.contains("pp_p2p_compact_txs_fetched_total 40"),
+            "{text}"
+        );
     }
 }

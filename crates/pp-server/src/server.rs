@@ -421,6 +421,9 @@ impl Server {
             let mut nc = NetConfig::new(node_id.clone(), genesis_hash, net_cfg.listen_socket())
                 .with_identity(core.key.clone());
             nc.max_peers = net_cfg.max_peers.max(1);
+            nc.compact_relay = net_cfg.compact_relay;
+            // pp-net's timestamps start from the node's clock (virtual under pp-sim).
+            nc.unix_time_ms = Some(self.clock.now_ms());
             let nc_max_peers = nc.max_outbound();
             let view = Arc::new(CoreView(core.clone()));
             // The address book lives in the node's database (table `addr_book`).
@@ -672,6 +675,12 @@ impl Server {
     /// Sizes of the address book (entries by table, groups); zero without P2P.
     pub fn book_counts(&self) -> pp_net::BookCounts {
         self.net_live().map(|n| n.book_counts()).unwrap_or_default()
+    }
+
+    /// The network's cumulative counters (bytes and messages by type and direction, compact
+    /// block outcomes, ...), the numbers behind the `pp_p2p_*` metrics; zero without P2P.
+    pub fn net_stats(&self) -> pp_net::NetStatsSnapshot {
+        self.net_live().map(|n| n.stats()).unwrap_or_default()
     }
 
     fn net_live(&self) -> Option<&Arc<dyn crate::net::PeerNet>> {

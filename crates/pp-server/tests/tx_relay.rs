@@ -22,6 +22,16 @@ fn messages(n: &Server, direction: &str, kind: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// `pp_p2p_compact_blocks_total{outcome}` of a node, from its metrics.
+fn compact_blocks(n: &Server, outcome: &str) -> u64 {
+    let key = format!("pp_p2p_compact_blocks_total{{outcome=\"{outcome}\"}} ");
+    n.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no {key}in the metrics"))
+}
+
 /// A node of the network of `genesis_of`, with P2P, dialing `peers`.
 async fn joiner(dir: &std::path::Path, genesis_of: &Server, name: &str, peers: &[&str]) -> Server {
     let mut n = Server::new(1);
@@ -155,6 +165,16 @@ async fn blocks_arrive_compact_and_are_rebuilt_from_the_mempool_without_a_round_
         "nothing was missing"
     );
     assert_eq!(messages(&n1, "in", "get_block_txs"), 0);
+    // Every compact block node2 received was rebuilt without a round trip, and /metrics says so.
+    let rebuilt = compact_blocks(&n2, "rebuilt");
+    assert!(
+        rebuilt >= 1,
+        "pp_p2p_compact_blocks_total{{outcome=\"rebuilt\"}} {rebuilt}"
+    );
+    assert!(rebuilt <= messages(&n2, "in", "compact_block"));
+    for outcome in ["fetched", "full", "failed"] {
+        assert_eq!(compact_blocks(&n2, outcome), 0, "{outcome}");
+    }
     assert_eq!(messages(&n1, "in", "txs"), messages(&n1, "out", "get_txs"));
     assert_eq!(
         messages(&n2, "in", "get_txs"),
