@@ -28,7 +28,6 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use pp_ledger::{
     check_tx_against, Accounts, Hash, PublicKey, SignatureCache, Transaction, TxError, TxKind,

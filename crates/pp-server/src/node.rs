@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pp_ledger::chain::{AddOutcome, Chain, Screened};
-use pp_ledger::error::{ChainError, TxError};
+use pp_ledger::error::ChainError;
 use pp_ledger::{
     Accounts, Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature,
     SignatureCache, Transaction, VerifiedBlock, BLOCK_VERSION,
