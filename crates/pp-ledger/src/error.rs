@@ -129,6 +129,24 @@ pub enum TxError {
     },
 }
 
+impl TxError {
+    /// A short machine-readable name of the broken rule (`bad_nonce`, ...): what a node's API
+    /// answers, so clients can act on it without parsing the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::BadSignature(_) => "bad_signature",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::BadNonce { .. } => "bad_nonce",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::InsufficientStake { .. } => "insufficient_stake",
+            TxError::Overflow { .. } => "overflow",
+            TxError::BadStakeholderId { .. } => "bad_stakeholder_id",
+            TxError::StakeholderIdTaken { .. } => "stakeholder_id_taken",
+            TxError::StakeholderIdMismatch { .. } => "stakeholder_id_mismatch",
+        }
+    }
+}
+
 /// A block that breaks a validity rule (DESIGN §5).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {

@@ -77,7 +77,7 @@ pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
 pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
-pub use state::{BlockUndo, LedgerState};
+pub use state::{check_tx_against, Accounts, BlockUndo, LedgerState};
 pub use state_tree::{
     account_key, AccountLeaf, MemoryStore, NodeStore, ProofError, StateProof, StateTree,
     StateTreeError,

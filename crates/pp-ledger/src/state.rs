@@ -201,7 +201,7 @@ impl LedgerState {
 
     /// Checks that `tx` would apply now, changing nothing (the mempool's admission test).
     pub fn check_tx(&self, tx: &Transaction, genesis_hash: &Hash) -> Result<(), TxError> {
-        self.plan(tx, genesis_hash, Sigs::Verify).map(|_| ())
+        Self::plan(self, tx, genesis_hash, Sigs::Verify).map(|_| ())
     }
 
     /// [`LedgerState::check_tx`], with the signature checked through `cache` (a hit costs no
@@ -212,14 +212,14 @@ impl LedgerState {
         genesis_hash: &Hash,
         cache: &SignatureCache,
     ) -> Result<(), TxError> {
-        self.plan(tx, genesis_hash, Sigs::Cached(cache)).map(|_| ())
+        Self::plan(self, tx, genesis_hash, Sigs::Cached(cache)).map(|_| ())
     }
 
     /// [`LedgerState::check_tx`] for a transaction whose signature is already verified: the
     /// stateful rules only.
     pub fn check_verified_tx(&self, tx: &VerifiedTx) -> Result<(), TxError> {
         // The genesis hash only matters to the signature, which is not checked again.
-        self.plan(tx.tx(), &Hash::ZERO, Sigs::Verified).map(|_| ())
+        Self::plan(self, tx.tx(), &Hash::ZERO, Sigs::Verified).map(|_| ())
     }
 
     /// Applies `tx` and credits its fee to `fee_to` (the block producer). On error nothing
@@ -410,15 +410,21 @@ impl LedgerState {
         j.push(Change::Balance(k, self.balances.insert(k, v)));
     }
 
-    /// Validates `tx` against the current state and computes what it leaves. Cheap stateless
-    /// checks first, the signature (the expensive part) last.
-    fn plan(&self, tx: &Transaction, genesis_hash: &Hash, sigs: Sigs<'_>) -> Result<Plan, TxError> {
+    /// Validates `tx` against `acc` (this state, or a view of it) and computes what it leaves:
+    /// every transaction rule in one place. Cheap stateless checks first, the signature (the
+    /// expensive part) last.
+    fn plan<A: Accounts + ?Sized>(
+        acc: &A,
+        tx: &Transaction,
+        genesis_hash: &Hash,
+        sigs: Sigs<'_>,
+    ) -> Result<Plan, TxError> {
         let b = &tx.body;
         let from = b.from;
         if b.amount == 0 {
             return Err(TxError::ZeroAmount);
         }
-        let expected = self.nonce(&from);
+        let expected = acc.nonce(&from);
         if b.nonce != expected {
             return Err(TxError::BadNonce {
                 account: from,
@@ -430,7 +436,7 @@ impl LedgerState {
             account: from,
             what: "nonce",
         })?;
-        let available = self.balance(&from);
+        let available = acc.balance(&from);
         // An unbond pays only its fee from the balance; the amount comes out of the stake.
         let debit = match b.kind {
             TxKind::Unbond => b.fee,
@@ -459,7 +465,7 @@ impl LedgerState {
                 let before = if *to == from {
                     sender_balance
                 } else {
-                    self.balance(to)
+                    acc.balance(to)
                 };
                 before.checked_add(b.amount).ok_or(TxError::Overflow {
                     account: *to,
@@ -473,26 +479,26 @@ impl LedgerState {
                         id: stakeholder_id.clone(),
                     });
                 }
-                match self.id_of_key.get(&from) {
-                    Some(bound) if bound != stakeholder_id => {
+                match acc.stakeholder_id(&from) {
+                    Some(bound) if bound != stakeholder_id.as_str() => {
                         return Err(TxError::StakeholderIdMismatch {
                             account: from,
-                            bound: bound.clone(),
+                            bound: bound.to_string(),
                             got: stakeholder_id.clone(),
                         })
                     }
                     Some(_) => {}
                     None => {
-                        if let Some(owner) = self.key_of_id.get(stakeholder_id) {
+                        if let Some(owner) = acc.stakeholder_key(stakeholder_id) {
                             return Err(TxError::StakeholderIdTaken {
                                 id: stakeholder_id.clone(),
-                                owner: *owner,
+                                owner,
                             });
                         }
                         plan.bind = Some(stakeholder_id.clone());
                     }
                 }
-                plan.new_stake = Some(self.stake(&from).checked_add(b.amount).ok_or(
+                plan.new_stake = Some(acc.stake(&from).checked_add(b.amount).ok_or(
                     TxError::Overflow {
                         account: from,
                         what: "stake",
@@ -500,7 +506,7 @@ impl LedgerState {
                 )?);
             }
             TxKind::Unbond => {
-                let stake = self.stake(&from);
+                let stake = acc.stake(&from);
                 let Some(left) = stake.checked_sub(b.amount) else {
                     return Err(TxError::InsufficientStake {
                         account: from,
@@ -535,7 +541,7 @@ impl LedgerState {
         sigs: Sigs<'_>,
         j: &mut Vec<Change>,
     ) -> Result<(), TxError> {
-        let plan = self.plan(tx, genesis_hash, sigs)?;
+        let plan = Self::plan(self, tx, genesis_hash, sigs)?;
         let from = tx.body.from;
         self.set_balance(from, plan.sender_balance, j);
         j.push(Change::Nonce(
@@ -596,6 +602,52 @@ pub(crate) enum Sigs<'a> {
 
 /// The undo data of a block from its journal: the first value recorded for each (map, key) is
 /// the one before the block (later ones are values the block itself wrote).
+/// Read access to the account state the transaction rules judge against: a [`LedgerState`], or
+/// a view of one that takes out what a mempool's pending transactions already spend.
+pub trait Accounts {
+    /// Spendable balance of `account` (0 if unknown).
+    fn balance(&self, account: &PublicKey) -> u64;
+    /// The nonce the next transaction of `account` must carry.
+    fn nonce(&self, account: &PublicKey) -> u64;
+    /// Bonded stake of `account` (0 if none).
+    fn stake(&self, account: &PublicKey) -> u64;
+    /// The stakeholder id bound to `account`, if any.
+    fn stakeholder_id(&self, account: &PublicKey) -> Option<&str>;
+    /// The key a stakeholder id is bound to, if any.
+    fn stakeholder_key(&self, id: &str) -> Option<PublicKey>;
+}
+
+impl Accounts for LedgerState {
+    fn balance(&self, account: &PublicKey) -> u64 {
+        LedgerState::balance(self, account)
+    }
+    fn nonce(&self, account: &PublicKey) -> u64 {
+        LedgerState::nonce(self, account)
+    }
+    fn stake(&self, account: &PublicKey) -> u64 {
+        LedgerState::stake(self, account)
+    }
+    fn stakeholder_id(&self, account: &PublicKey) -> Option<&str> {
+        LedgerState::stakeholder_id(self, account)
+    }
+    fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+        LedgerState::stakeholder_key(self, id)
+    }
+}
+
+/// Checks that `tx` would apply on `accounts`, changing nothing: the ledger's transaction rules
+/// (what [`LedgerState::check_tx_cached`] checks) on any view of the accounts. A mempool calls
+/// it with a view that takes out what the sender's pending transactions spend, so that it asks
+/// the ledger's rules instead of mirroring them. The signature is checked through `cache`.
+pub fn check_tx_against<A: Accounts + ?Sized>(
+    accounts: &A,
+    tx: &Transaction,
+    genesis_hash: &Hash,
+    cache: &SignatureCache,
+) -> Result<(), TxError> {
+    LedgerState::plan(accounts, tx, genesis_hash, Sigs::Cached(cache)).map(|_| ())
+}
+
 fn compact(block_hash: Hash, journal: Vec<Change>, minted: u128) -> BlockUndo {
     let mut seen: HashSet<(Field, PublicKey)> = HashSet::with_capacity(journal.len());
     let mut prior = Vec::new();

@@ -295,3 +295,77 @@ fn undo_records_one_value_per_account_and_map_a_block_changed() {
     assert!(!undo.is_empty());
     assert_eq!(undo.len(), 4);
 }
+
+/// A view of a state in which key 1 already spent `spent` and used one nonce (as a mempool sees
+/// it behind a pending transaction).
+struct Behind<'a> {
+    state: &'a LedgerState,
+    spent: u64,
+}
+
+impl pp_ledger::Accounts for Behind<'_> {
+    fn balance(&self, a: &PublicKey) -> u64 {
+        let b = self.state.balance(a);
+        if *a == key(1).public() {
+            b - self.spent
+        } else {
+            b
+        }
+    }
+    fn nonce(&self, a: &PublicKey) -> u64 {
+        self.state.nonce(a) + u64::from(*a == key(1).public())
+    }
+    fn stake(&self, a: &PublicKey) -> u64 {
+        self.state.stake(a)
+    }
+    fn stakeholder_id(&self, a: &PublicKey) -> Option<&str> {
+        self.state.stakeholder_id(a)
+    }
+    fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+        self.state.stakeholder_key(id)
+    }
+}
+
+#[test]
+fn the_rules_judge_any_view_of_the_accounts() {
+    let (s, gh) = setup();
+    let cache = pp_ledger::SignatureCache::default();
+    let view = Behind {
+        state: &s,
+        spent: 999_990,
+    };
+    // On the state, nonce 0 is next and 1,000,000 covers anything here; on the view, nonce 1 is
+    // next and 10 is left.
+    let next = transfer(1, 4, 5, 1, 1, &gh);
+    assert_eq!(
+        pp_ledger::check_tx_against(&view, &next, &gh, &cache),
+        Ok(())
+    );
+    assert!(matches!(
+        s.check_tx(&next, &gh),
+        Err(TxError::BadNonce { expected: 0, .. })
+    ));
+    assert_eq!(
+        pp_ledger::check_tx_against(&view, &transfer(1, 4, 10, 1, 1, &gh), &gh, &cache),
+        Err(TxError::InsufficientBalance {
+            account: key(1).public(),
+            needed: 11,
+            available: 10
+        })
+    );
+    assert_eq!(
+        pp_ledger::check_tx_against(&view, &bond(1, "bob", 1, 1, 1, &gh), &gh, &cache),
+        Err(TxError::StakeholderIdMismatch {
+            account: key(1).public(),
+            bound: "alice".into(),
+            got: "bob".into()
+        })
+    );
+    let mut forged = transfer(1, 4, 5, 1, 1, &gh);
+    forged.body.amount = 6;
+    assert!(matches!(
+        pp_ledger::check_tx_against(&view, &forged, &gh, &cache),
+        Err(TxError::BadSignature(_))
+    ));
+    assert_eq!(TxError::ZeroAmount.code(), "zero_amount");
+}

@@ -1,10 +1,11 @@
 //! The pool of valid transactions waiting for a block.
 //!
 //! A transaction enters only if it would apply on top of the tip state *and* the sender's
-//! transactions already pending: the signature verifies, the amount is positive, its nonce is the
-//! sender's next one counting pending transactions (so a sender may queue consecutive nonces), and
-//! the balance (stake for an unbond) covers it after the pending spends. Incoming pending transfers
-//! are not counted: a transaction may only spend what the tip state already holds.
+//! transactions already pending. The pool does not mirror the ledger's rules: it runs them
+//! (`pp_ledger::check_tx_against`, errors are `pp_ledger::TxError`) on a view of the tip state
+//! where the sender's nonce follows its pending transactions (so a sender may queue consecutive
+//! nonces) and its balance and stake are what they leave. Incoming pending transfers are not
+//! counted: a transaction may only spend what the tip state already holds.
 //!
 //! The pool is bounded in total and per sender, deduplicated by id, and re-validated after every
 //! new tip ([`Mempool::revalidate_after`]): transactions that were included (their nonce is now
@@ -27,9 +28,10 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
-use pp_ledger::{Hash, PublicKey, SignatureCache, Transaction, TxKind};
+use pp_ledger::{
+    check_tx_against, Accounts, Hash, PublicKey, SignatureCache, Transaction, TxError, TxKind,
+};
 
 /// Default bound on the number of pending transactions.
 pub const DEFAULT_MAX_TXS: usize = 10_000;
@@ -40,76 +42,72 @@ pub const DEFAULT_MIN_FEE: u64 = 1;
 /// Most dropped transaction ids remembered with their reason (the oldest are forgotten first).
 pub const MAX_DROPPED_RECORDS: usize = 100_000;
 
-/// What the pool needs to know of the tip state. Implemented for `pp_ledger::LedgerState`.
-pub trait AccountView {
-    /// Spendable balance of `a` (0 if unknown).
-    fn balance_of(&self, a: &PublicKey) -> u64;
-    /// Bonded stake of `a` (0 if none).
-    fn stake_of(&self, a: &PublicKey) -> u64;
-    /// The nonce the next transaction of `a` must carry.
-    fn next_nonce(&self, a: &PublicKey) -> u64;
-    /// The full ledger rules for `tx` as the sender's very next transaction on this state; the
-    /// error is `(code, message)`.
-    fn check_next(&self, tx: &Transaction) -> Result<(), (String, String)>;
+/// What the pool needs of the tip state: its accounts, which network's signatures are valid,
+/// and where verified signatures are remembered. Implemented over `pp_ledger::LedgerState`.
+/// The pool does not mirror the ledger's rules: it asks them ([`pp_ledger::check_tx_against`])
+/// on a view of this state that takes out what the sender's pending transactions spend.
+pub trait AccountView: Accounts {
+    /// The genesis hash every signature is bound to.
+    fn genesis_hash(&self) -> Hash;
+    /// The signature cache (the chain's, so that a block of admitted transactions verifies
+    /// none of them again).
+    fn signature_cache(&self) -> &SignatureCache;
+}
+
+/// The tip state as the ledger's rules must see a new transaction of `sender`: its nonce is
+/// the one after its pending transactions, and its balance and stake are what those leave.
+/// Credits from pending transactions are not counted (a transaction only spends what the tip
+/// state holds), and the stakeholder-id rules of a bond are judged on the tip state.
+struct AfterPending<'a, V: ?Sized> {
+    tip: &'a V,
+    sender: PublicKey,
+    nonce: u64,
+    spent: Spend,
+}
+
+impl<V: Accounts + ?Sized> Accounts for AfterPending<'_, V> {
+    fn balance(&self, a: &PublicKey) -> u64 {
+        let b = self.tip.balance(a);
+        if *a == self.sender {
+            b.saturating_sub(self.spent.balance)
+        } else {
+            b
+        }
+    }
+    fn nonce(&self, a: &PublicKey) -> u64 {
+        if *a == self.sender {
+            self.nonce
+        } else {
+            self.tip.nonce(a)
+        }
+    }
+    fn stake(&self, a: &PublicKey) -> u64 {
+        let s = self.tip.stake(a);
+        if *a == self.sender {
+            s.saturating_sub(self.spent.stake)
+        } else {
+            s
+        }
+    }
+    fn stakeholder_id(&self, a: &PublicKey) -> Option<&str> {
+        self.tip.stakeholder_id(a)
+    }
+    fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+        self.tip.stakeholder_key(id)
+    }
 }
 
 /// Why a transaction was refused. The code (see [`MempoolError::code`]) is what the HTTP API
 /// returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MempoolError {
-    /// The signature does not verify for this network.
-    #[error("signature does not verify for sender {from}")]
-    BadSignature {
-        /// The sender.
-        from: PublicKey,
-    },
-    /// Amount 0.
-    #[error("amount must be greater than 0")]
-    ZeroAmount,
-    /// `amount + fee` overflows.
-    #[error("amount {amount} + fee {fee} overflows")]
-    Overflow {
-        /// Amount.
-        amount: u64,
-        /// Fee.
-        fee: u64,
-    },
-    /// The nonce is not the sender's next one (counting pending transactions).
-    #[error("nonce {got} is not the next nonce {expected} of {from}")]
-    BadNonce {
-        /// The sender.
-        from: PublicKey,
-        /// The nonce required.
-        expected: u64,
-        /// The nonce given.
-        got: u64,
-    },
-    /// The balance (after pending spends) does not cover amount + fee.
-    #[error("balance {available} of {from} (after pending spends) does not cover {needed}")]
-    InsufficientBalance {
-        /// The sender.
-        from: PublicKey,
-        /// Spendable after pending transactions.
-        available: u64,
-        /// amount + fee (or fee, for an unbond).
-        needed: u64,
-    },
-    /// The stake (after pending unbonds) does not cover an unbond.
-    #[error("stake {available} of {from} (after pending unbonds) does not cover {needed}")]
-    InsufficientStake {
-        /// The sender.
-        from: PublicKey,
-        /// Stake left after pending unbonds.
-        available: u64,
-        /// The amount to unbond.
-        needed: u64,
-    },
-    /// Another ledger rule (from `LedgerState::check_tx`).
-    #[error("{message}")]
-    Ledger {
-        /// Machine-readable rule name.
-        code: String,
-        /// What was wrong, with values.
+    /// A ledger rule refuses it on the tip state after the sender's pending transactions.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// It could not be made durable, so it is not acknowledged.
+    #[error("not stored: {message}")]
+    NotStored {
+        /// The storage error.
         message: String,
     },
     /// The pool is full.
@@ -156,13 +154,8 @@ impl MempoolError {
     /// A short machine-readable code naming the broken rule (`bad_nonce`, ...).
     pub fn code(&self) -> &str {
         match self {
-            MempoolError::BadSignature { .. } => "bad_signature",
-            MempoolError::ZeroAmount => "zero_amount",
-            MempoolError::Overflow { .. } => "overflow",
-            MempoolError::BadNonce { .. } => "bad_nonce",
-            MempoolError::InsufficientBalance { .. } => "insufficient_balance",
-            MempoolError::InsufficientStake { .. } => "insufficient_stake",
-            MempoolError::Ledger { code, .. } => code,
+            MempoolError::Tx(e) => e.code(),
+            MempoolError::NotStored { .. } => "storage_error",
             MempoolError::PoolFull { .. } => "mempool_full",
             MempoolError::SenderFull { .. } => "sender_mempool_full",
             MempoolError::FeeBelowMinimum { .. } => "fee_below_minimum",
@@ -294,7 +287,6 @@ struct Entry {
 /// The transaction pool.
 #[derive(Debug, Clone)]
 pub struct Mempool {
-    genesis_hash: Hash,
     max_txs: usize,
     max_per_sender: usize,
     min_fee: u64,
@@ -302,8 +294,6 @@ pub struct Mempool {
     /// Per sender, pending ids by nonce; nonces are consecutive from the sender's state nonce.
     by_sender: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     next_seq: u64,
-    /// Verified signatures, shared with the chain.
-    sigs: Arc<SignatureCache>,
     dropped: DropLog,
     /// Ids evicted by admissions since the last [`Mempool::take_evicted`].
     evicted: Vec<Hash>,
@@ -331,27 +321,19 @@ fn debit(tx: &Transaction) -> Option<Spend> {
 }
 
 impl Mempool {
-    /// An empty pool for the network `genesis_hash`.
-    pub fn new(genesis_hash: Hash, max_txs: usize, max_per_sender: usize) -> Mempool {
+    /// An empty pool holding at most `max_txs` transactions, `max_per_sender` of one sender.
+    /// Which network's signatures it accepts is the [`AccountView`]'s business.
+    pub fn new(max_txs: usize, max_per_sender: usize) -> Mempool {
         Mempool {
-            genesis_hash,
             max_txs: max_txs.max(1),
             max_per_sender: max_per_sender.max(1),
             min_fee: 0,
             by_id: HashMap::new(),
             by_sender: BTreeMap::new(),
             next_seq: 0,
-            sigs: Arc::new(SignatureCache::default()),
             dropped: DropLog::default(),
             evicted: Vec::new(),
         }
-    }
-
-    /// Verifies signatures through `cache` (the chain's), so that a block of transactions
-    /// admitted here verifies none of them again.
-    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Mempool {
-        self.sigs = cache;
-        self
     }
 
     /// Sets the minimum fee a new transaction must pay (0: none).
@@ -412,7 +394,7 @@ impl Mempool {
 
     /// The nonce the sender's next transaction must carry, counting pending ones.
     pub fn pending_nonce(&self, state: &impl AccountView, a: &PublicKey) -> u64 {
-        let base = state.next_nonce(a);
+        let base = state.nonce(a);
         match self.by_sender.get(a).and_then(|m| m.keys().next_back()) {
             Some(last) if *last >= base => last.saturating_add(1),
             _ => base,
@@ -430,52 +412,18 @@ impl Mempool {
         s
     }
 
-    /// Checks `tx` against the tip state and the pending transactions, without inserting it.
+    /// Checks `tx` against the tip state and the pending transactions, without inserting it:
+    /// the ledger's own rules on the tip state after the sender's pending transactions
+    /// ([`AfterPending`]), cheap ones first and the signature last.
     pub fn check(&self, state: &impl AccountView, tx: &Transaction) -> Result<(), MempoolError> {
-        let b = &tx.body;
-        if b.amount == 0 {
-            return Err(MempoolError::ZeroAmount);
-        }
-        let d = debit(tx).ok_or(MempoolError::Overflow {
-            amount: b.amount,
-            fee: b.fee,
-        })?;
-        let expected = self.pending_nonce(state, &b.from);
-        if b.nonce != expected {
-            return Err(MempoolError::BadNonce {
-                from: b.from,
-                expected,
-                got: b.nonce,
-            });
-        }
-        let pending = self.pending_spend(&b.from);
-        let available = state.balance_of(&b.from).saturating_sub(pending.balance);
-        if available < d.balance {
-            return Err(MempoolError::InsufficientBalance {
-                from: b.from,
-                available,
-                needed: d.balance,
-            });
-        }
-        let stake = state.stake_of(&b.from).saturating_sub(pending.stake);
-        if stake < d.stake {
-            return Err(MempoolError::InsufficientStake {
-                from: b.from,
-                available: stake,
-                needed: d.stake,
-            });
-        }
-        // The signature last: it is the expensive check, and everything above is cheap to refute.
-        self.sigs
-            .verify_tx(tx, &tx.id(), &self.genesis_hash)
-            .map_err(|_| MempoolError::BadSignature { from: b.from })?;
-        if b.nonce == state.next_nonce(&b.from) {
-            // The sender's very next transaction: the ledger's own rules (e.g. stakeholder id
-            // binding of a bond) apply exactly.
-            state
-                .check_next(tx)
-                .map_err(|(code, message)| MempoolError::Ledger { code, message })?;
-        }
+        let sender = tx.body.from;
+        let view = AfterPending {
+            tip: state,
+            sender,
+            nonce: self.pending_nonce(state, &sender),
+            spent: self.pending_spend(&sender),
+        };
+        check_tx_against(&view, tx, &state.genesis_hash(), state.signature_cache())?;
         Ok(())
     }
 
@@ -783,14 +731,16 @@ fn classify(
     e: &MempoolError,
     included: Option<&HashSet<Hash>>,
 ) -> Option<DropReason> {
-    if tx.body.nonce < state.next_nonce(&tx.body.from) {
+    if tx.body.nonce < state.nonce(&tx.body.from) {
         return match included {
             Some(ids) if !ids.contains(&tx.id()) => Some(DropReason::Conflict),
             _ => None,
         };
     }
     Some(match e {
-        MempoolError::BadNonce { expected, got, .. } if got > expected => DropReason::NonceGap,
+        MempoolError::Tx(TxError::BadNonce { expected, got, .. }) if got > expected => {
+            DropReason::NonceGap
+        }
         e => DropReason::Invalid {
             code: e.code().to_string(),
             message: e.to_string(),
@@ -803,25 +753,43 @@ mod tests {
     use super::*;
     use pp_ledger::{KeyPair, TxBody};
 
+    /// Accounts set by hand; the rules, signatures included, are the ledger's.
     #[derive(Default)]
     struct View {
         balance: HashMap<PublicKey, u64>,
         stake: HashMap<PublicKey, u64>,
         nonce: HashMap<PublicKey, u64>,
+        ids: HashMap<String, PublicKey>,
+        sigs: SignatureCache,
+    }
+
+    impl Accounts for View {
+        fn balance(&self, a: &PublicKey) -> u64 {
+            self.balance.get(a).copied().unwrap_or(0)
+        }
+        fn nonce(&self, a: &PublicKey) -> u64 {
+            self.nonce.get(a).copied().unwrap_or(0)
+        }
+        fn stake(&self, a: &PublicKey) -> u64 {
+            self.stake.get(a).copied().unwrap_or(0)
+        }
+        fn stakeholder_id(&self, a: &PublicKey) -> Option<&str> {
+            self.ids
+                .iter()
+                .find(|(_, k)| *k == a)
+                .map(|(id, _)| id.as_str())
+        }
+        fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+            self.ids.get(id).copied()
+        }
     }
 
     impl AccountView for View {
-        fn balance_of(&self, a: &PublicKey) -> u64 {
-            self.balance.get(a).copied().unwrap_or(0)
+        fn genesis_hash(&self) -> Hash {
+            G
         }
-        fn stake_of(&self, a: &PublicKey) -> u64 {
-            self.stake.get(a).copied().unwrap_or(0)
-        }
-        fn next_nonce(&self, a: &PublicKey) -> u64 {
-            self.nonce.get(a).copied().unwrap_or(0)
-        }
-        fn check_next(&self, _tx: &Transaction) -> Result<(), (String, String)> {
-            Ok(())
+        fn signature_cache(&self) -> &SignatureCache {
+            &self.sigs
         }
     }
 
@@ -845,16 +813,16 @@ mod tests {
     fn accepts_consecutive_nonces_and_rejects_gaps() {
         let a = key(1);
         let v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         assert_eq!(m.insert(&v, pay(&a, 10, 0)), Ok(Inserted::New));
         assert_eq!(m.insert(&v, pay(&a, 10, 1)), Ok(Inserted::New));
         assert_eq!(
             m.insert(&v, pay(&a, 10, 3)),
-            Err(MempoolError::BadNonce {
-                from: a.public(),
+            Err(MempoolError::Tx(TxError::BadNonce {
+                account: a.public(),
                 expected: 2,
                 got: 3
-            })
+            }))
         );
         assert_eq!(m.pending_nonce(&v, &a.public()), 2);
         assert_eq!(m.insert(&v, pay(&a, 10, 1)), Ok(Inserted::Duplicate));
@@ -864,17 +832,17 @@ mod tests {
     fn balance_counts_pending_spends() {
         let a = key(1);
         let v = view_with(&a, 25);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         m.insert(&v, pay(&a, 10, 0)).unwrap();
         m.insert(&v, pay(&a, 10, 1)).unwrap();
         let err = m.insert(&v, pay(&a, 10, 2)).unwrap_err();
         assert_eq!(
             err,
-            MempoolError::InsufficientBalance {
-                from: a.public(),
+            MempoolError::Tx(TxError::InsufficientBalance {
+                account: a.public(),
                 available: 3,
                 needed: 11
-            }
+            })
         );
         assert_eq!(err.code(), "insufficient_balance");
     }
@@ -883,19 +851,22 @@ mod tests {
     fn rejects_bad_signature_and_zero_amount() {
         let a = key(1);
         let v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let mut t = pay(&a, 10, 0);
         t.signature.0[0] ^= 1;
-        assert_eq!(
+        assert!(matches!(
             m.insert(&v, t),
-            Err(MempoolError::BadSignature { from: a.public() })
-        );
+            Err(MempoolError::Tx(TxError::BadSignature(_)))
+        ));
         let other_net = Transaction::transfer(&a, key(2).public(), 1, 0, 0, &Hash::ZERO);
         assert!(matches!(
             m.insert(&v, other_net),
-            Err(MempoolError::BadSignature { .. })
+            Err(MempoolError::Tx(TxError::BadSignature(_)))
         ));
-        assert_eq!(m.insert(&v, pay(&a, 0, 0)), Err(MempoolError::ZeroAmount));
+        assert_eq!(
+            m.insert(&v, pay(&a, 0, 0)),
+            Err(MempoolError::Tx(TxError::ZeroAmount))
+        );
     }
 
     #[test]
@@ -903,7 +874,7 @@ mod tests {
         let a = key(1);
         let mut v = view_with(&a, 10);
         v.stake.insert(a.public(), 5);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let unbond = |amount, nonce| {
             TxBody {
                 kind: TxKind::Unbond,
@@ -917,12 +888,56 @@ mod tests {
         m.insert(&v, unbond(4, 0)).unwrap();
         assert!(matches!(
             m.insert(&v, unbond(2, 1)),
-            Err(MempoolError::InsufficientStake {
+            Err(MempoolError::Tx(TxError::InsufficientStake {
                 available: 1,
                 needed: 2,
                 ..
-            })
+            }))
         ));
+    }
+
+    #[test]
+    fn every_ledger_rule_applies_behind_pending_transactions() {
+        // The pool once checked the ledger's own rules only for a sender's very next
+        // transaction: a bond queued behind a transfer could name a taken stakeholder id and
+        // be acknowledged, then fail in every block.
+        let (a, b) = (key(1), key(2));
+        let mut v = view_with(&a, 100);
+        v.ids.insert("bob".into(), b.public());
+        let mut m = Mempool::new(100, 10);
+        m.insert(&v, pay(&a, 10, 0)).unwrap();
+        let bond = |id: &str| {
+            TxBody {
+                kind: TxKind::Bond {
+                    stakeholder_id: id.into(),
+                },
+                from: a.public(),
+                amount: 5,
+                fee: 1,
+                nonce: 1,
+            }
+            .sign(&a, &G)
+        };
+        let err = m.insert(&v, bond("bob")).unwrap_err();
+        assert_eq!(
+            err,
+            MempoolError::Tx(TxError::StakeholderIdTaken {
+                id: "bob".into(),
+                owner: b.public()
+            })
+        );
+        assert_eq!(err.code(), "stakeholder_id_taken");
+        assert_eq!(m.insert(&v, bond("alice")), Ok(Inserted::New));
+        // And behind two pending transactions the balance they leave is what counts.
+        let err = m.insert(&v, pay(&a, 83, 2)).unwrap_err();
+        assert_eq!(
+            err,
+            MempoolError::Tx(TxError::InsufficientBalance {
+                account: a.public(),
+                needed: 84,
+                available: 100 - 11 - 6
+            })
+        );
     }
 
     #[test]
@@ -931,7 +946,7 @@ mod tests {
         let b = key(2);
         let mut v = view_with(&a, 100);
         v.balance.insert(b.public(), 100);
-        let mut m = Mempool::new(G, 3, 2);
+        let mut m = Mempool::new(3, 2);
         m.insert(&v, pay(&a, 1, 0)).unwrap();
         m.insert(&v, pay(&a, 1, 1)).unwrap();
         assert!(matches!(
@@ -949,7 +964,7 @@ mod tests {
     fn revalidate_drops_included_and_keeps_the_rest() {
         let a = key(1);
         let mut v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let t0 = pay(&a, 10, 0);
         let t1 = pay(&a, 10, 1);
         m.insert(&v, t0.clone()).unwrap();
@@ -969,7 +984,7 @@ mod tests {
     fn revalidate_drops_everything_after_a_broken_nonce() {
         let a = key(1);
         let mut v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let txs: Vec<_> = (0..3).map(|n| pay(&a, 30, n)).collect();
         for t in &txs {
             m.insert(&v, t.clone()).unwrap();
@@ -986,7 +1001,7 @@ mod tests {
         let b = key(2);
         let mut v = view_with(&a, 100);
         v.balance.insert(b.public(), 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let a0 = pay(&a, 1, 0);
         let a1 = pay(&a, 1, 1);
         let b0 = pay(&b, 1, 0);
@@ -1001,7 +1016,7 @@ mod tests {
     fn remove_takes_later_nonces_with_it() {
         let a = key(1);
         let v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let t: Vec<_> = (0..3).map(|n| pay(&a, 1, n)).collect();
         for x in &t {
             m.insert(&v, x.clone()).unwrap();
@@ -1014,7 +1029,7 @@ mod tests {
     fn rebuild_readmits_rolled_back_txs_before_pending_ones() {
         let a = key(1);
         let mut v = view_with(&a, 100);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let t0 = pay(&a, 10, 0);
         let t1 = pay(&a, 10, 1);
         // t0 was in a block; t1 pending on top of it.
@@ -1038,7 +1053,7 @@ mod tests {
     fn fork_switch_over_the_per_sender_bound_keeps_every_acknowledged_transaction() {
         let a = key(1);
         let mut v = view_with(&a, 1_000);
-        let mut m = Mempool::new(G, 100, 3);
+        let mut m = Mempool::new(100, 3);
         let t: Vec<_> = (0..5).map(|n| pay(&a, 10, n)).collect();
         // t0, t1 are in our best block; t2..t4 were acknowledged on top (the sender's bound).
         v.nonce.insert(a.public(), 2);
@@ -1067,7 +1082,7 @@ mod tests {
         let (a, b) = (key(1), key(2));
         let mut v = view_with(&a, 1_000);
         v.balance.insert(b.public(), 1_000);
-        let mut m = Mempool::new(G, 3, 10);
+        let mut m = Mempool::new(3, 10);
         // Pending: b's two cheap ones and a's nonce 1 (nonce 0 is in our block).
         v.nonce.insert(a.public(), 1);
         let a1 = pay_fee(&a, 9, 1);
@@ -1089,7 +1104,7 @@ mod tests {
     fn a_pending_transaction_whose_nonce_another_one_used_is_reported_as_a_conflict() {
         let a = key(1);
         let mut v = view_with(&a, 1_000);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         let mine = pay(&a, 10, 0);
         let later = pay(&a, 10, 1);
         m.insert(&v, mine.clone()).unwrap();
@@ -1107,7 +1122,7 @@ mod tests {
             Some("invalid")
         );
         // An included one is not a drop.
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         v.nonce.insert(a.public(), 0);
         v.balance.insert(a.public(), 1_000);
         m.insert(&v, mine.clone()).unwrap();
@@ -1121,7 +1136,7 @@ mod tests {
     fn zero_fee_spam_is_refused_below_the_minimum_fee() {
         let a = key(1);
         let v = view_with(&a, 1_000);
-        let mut m = Mempool::new(G, 100, 10);
+        let mut m = Mempool::new(100, 10);
         m.set_min_fee(1);
         let err = m.insert(&v, pay_fee(&a, 0, 0)).unwrap_err();
         assert_eq!(err, MempoolError::FeeBelowMinimum { fee: 0, min: 1 });
@@ -1136,7 +1151,7 @@ mod tests {
         for k in &keys {
             v.balance.insert(k.public(), 1_000);
         }
-        let mut m = Mempool::new(G, 3, 10);
+        let mut m = Mempool::new(3, 10);
         // Zero-fee spam fills the pool (a node with no minimum fee).
         for k in &keys[..3] {
             m.insert(&v, pay_fee(k, 0, 0)).unwrap();

@@ -17,10 +17,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pp_ledger::chain::{AddOutcome, Chain, Screened};
-use pp_ledger::error::{ChainError, TxError};
+use pp_ledger::error::ChainError;
 use pp_ledger::{
-    Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature, SignatureCache,
-    Transaction, VerifiedBlock, BLOCK_VERSION,
+    Accounts, Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature,
+    SignatureCache, Transaction, VerifiedBlock, BLOCK_VERSION,
 };
 use pp_net::{ChainView, PeerId};
 use pp_ouroboros::{Ouroboros, SlotClock};
@@ -68,35 +68,30 @@ pub(crate) struct LedgerView<'a> {
     pub(crate) sigs: &'a SignatureCache,
 }
 
-impl AccountView for LedgerView<'_> {
-    fn balance_of(&self, a: &PublicKey) -> u64 {
+impl Accounts for LedgerView<'_> {
+    fn balance(&self, a: &PublicKey) -> u64 {
         self.state.balance(a)
     }
-    fn stake_of(&self, a: &PublicKey) -> u64 {
-        self.state.stake(a)
-    }
-    fn next_nonce(&self, a: &PublicKey) -> u64 {
+    fn nonce(&self, a: &PublicKey) -> u64 {
         self.state.nonce(a)
     }
-    fn check_next(&self, tx: &Transaction) -> Result<(), (String, String)> {
-        self.state
-            .check_tx_cached(tx, &self.genesis_hash, self.sigs)
-            .map_err(|e| (tx_error_code(&e).to_string(), e.to_string()))
+    fn stake(&self, a: &PublicKey) -> u64 {
+        self.state.stake(a)
+    }
+    fn stakeholder_id(&self, a: &PublicKey) -> Option<&str> {
+        self.state.stakeholder_id(a)
+    }
+    fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
+        self.state.stakeholder_key(id)
     }
 }
 
-/// The machine-readable name of a ledger transaction rule (the HTTP error code).
-pub(crate) fn tx_error_code(e: &TxError) -> &'static str {
-    match e {
-        TxError::BadSignature(_) => "bad_signature",
-        TxError::ZeroAmount => "zero_amount",
-        TxError::BadNonce { .. } => "bad_nonce",
-        TxError::InsufficientBalance { .. } => "insufficient_balance",
-        TxError::InsufficientStake { .. } => "insufficient_stake",
-        TxError::Overflow { .. } => "overflow",
-        TxError::BadStakeholderId { .. } => "bad_stakeholder_id",
-        TxError::StakeholderIdTaken { .. } => "stakeholder_id_taken",
-        _ => "invalid_transaction",
+impl AccountView for LedgerView<'_> {
+    fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+    fn signature_cache(&self) -> &SignatureCache {
+        self.sigs
     }
 }
 
@@ -150,8 +145,7 @@ impl Admission {
 
 /// The refusal of a transaction that could not be made durable.
 pub(crate) fn storage_refusal(e: &WriteError) -> MempoolError {
-    MempoolError::Ledger {
-        code: "storage_error".into(),
+    MempoolError::NotStored {
         message: e.to_string(),
     }
 }
@@ -902,7 +896,7 @@ pub(crate) mod testing {
         let rules = Ouroboros::new(&g).unwrap();
         let slots = SlotClock::from_genesis(&g).unwrap();
         let chain = Chain::new(g.clone(), rules).unwrap();
-        let mempool = Mempool::new(g.hash(), 100, 10);
+        let mempool = Mempool::new(100, 10);
         let storage = Arc::new(Storage::open(&dir.join("chain.redb")).unwrap());
         let (tx, _rx) = mpsc::channel(1);
         let metrics = Metrics::new();

@@ -368,11 +368,9 @@ impl Server {
                 error,
             })?;
         let mut mempool = Mempool::new(
-            genesis_hash,
             self.config.mempool_max_txs,
             self.config.mempool_max_per_sender,
-        )
-        .with_signature_cache(Arc::clone(chain.signature_cache()));
+        );
         mempool.set_min_fee(self.config.mempool_min_fee);
         let (sync_tx, sync_rx) = mpsc::channel(64);
         let (shutdown, shutdown_rx) = watch::channel(false);

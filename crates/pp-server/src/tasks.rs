@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
-use pp_ledger::{AddOutcome, Block, BlockError, ChainError, Transaction};
+use pp_ledger::{AddOutcome, Block, BlockError, ChainError, Transaction, TxError};
 use pp_net::{Misbehaviour, NetEvent, PeerId};
 use tokio::sync::{mpsc, watch};
 
@@ -307,7 +307,7 @@ fn relay_admitted(
         Some(Ok(Inserted::Duplicate)) | None => {}
         Some(Err(e)) => {
             tracing::debug!(%peer, id = %tx.id(), error = %e, "transaction from peer refused");
-            if matches!(e, MempoolError::BadSignature { .. }) {
+            if matches!(e, MempoolError::Tx(TxError::BadSignature(_))) {
                 net.penalize(
                     peer,
                     Misbehaviour::InvalidTransaction,
