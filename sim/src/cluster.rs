@@ -133,6 +133,7 @@ pub fn sim_genesis(params: &SimParams, workload: &Workload) -> Genesis {
             id: node_name(i),
             public_key: dev_key(&node_name(i)).public(),
             stake,
+            vrf_key: None,
         })
         .collect();
     g

@@ -94,6 +94,7 @@ pub(crate) fn build_genesis(
             id: format!("node{i}"),
             public_key: k.public(),
             stake: TESTNET_STAKE,
+            vrf_key: None,
         })
         .collect();
     g.validate().context("the testnet genesis is invalid")?;

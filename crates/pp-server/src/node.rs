@@ -672,6 +672,7 @@ impl Core {
             producer: me,
             timestamp: self.now_ms(),
             difficulty: self.genesis.difficulty,
+            vrf: None,
             nonce: 0,
         };
         let deadline = self.slots.slot_start_ms(slot.saturating_add(1));

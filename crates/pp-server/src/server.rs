@@ -575,6 +575,7 @@ impl Server {
                 id: r.id.clone(),
                 public_key: r.key,
                 stake: r.stake,
+                vrf_key: None,
             })
             .collect();
         Ok(g)
