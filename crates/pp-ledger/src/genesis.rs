@@ -510,6 +510,86 @@ mod tests {
         ));
     }
 
+    fn praos() -> Genesis {
+        g().into_praos(DEVNET_ACTIVE_SLOT_COEFF, &[PublicKey([9u8; 32])])
+    }
+
+    #[test]
+    fn praos_fields_are_required_in_praos_mode_and_refused_in_classic_mode() {
+        praos().validate().unwrap();
+        let back = Genesis::from_json(praos().to_json_pretty().as_bytes()).unwrap();
+        assert_eq!(back, praos());
+        assert_eq!(praos().block_version(), crate::block::PRAOS_BLOCK_VERSION);
+        assert_eq!(g().block_version(), BLOCK_VERSION);
+        type Case = (fn(&mut Genesis), &'static str);
+        let cases: Vec<Case> = vec![
+            (|g| g.active_slot_coeff = None, "active_slot_coeff"),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 0, den: 2 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 1, den: 0 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 10, den: 11 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.initial_stakeholders[0].vrf_key = None,
+                "initial_stakeholders.vrf_key",
+            ),
+            (
+                |g| {
+                    g.leader_mode = LeaderMode::Classic;
+                    g.initial_stakeholders[0].vrf_key = None;
+                },
+                "active_slot_coeff",
+            ),
+            (
+                |g| {
+                    g.leader_mode = LeaderMode::Classic;
+                    g.active_slot_coeff = None;
+                },
+                "initial_stakeholders.vrf_key",
+            ),
+        ];
+        for (f, field) in cases {
+            let mut x = praos();
+            f(&mut x);
+            match x.validate() {
+                Err(GenesisError::BadField { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // Two stakeholders may not share a VRF key.
+        let mut two = praos();
+        two.initial_stakeholders.push(InitialStakeholder {
+            id: "other".into(),
+            public_key: PublicKey([5u8; 32]),
+            stake: 1,
+            vrf_key: Some(PublicKey([9u8; 32])),
+        });
+        assert!(matches!(
+            two.validate(),
+            Err(GenesisError::BadField {
+                field: "initial_stakeholders.vrf_key",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn praos_mode_changes_the_hash_and_classic_json_has_no_praos_fields() {
+        assert_ne!(praos().hash(), g().hash());
+        let mut other_f = praos();
+        other_f.active_slot_coeff = Some(Ratio { num: 1, den: 3 });
+        assert_ne!(other_f.hash(), praos().hash());
+        let json = g().to_json_pretty();
+        assert!(!json.contains("leader_mode") && !json.contains("vrf_key"));
+    }
+
     #[test]
     fn hash_changes_with_any_parameter() {
         let a = g();
