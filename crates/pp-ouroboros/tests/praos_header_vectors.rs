@@ -28,6 +28,30 @@ const HEADER_CANONICAL: &str = "000000030000000000000001000000000000000148caf3f7
 const BLOCK_HASH: &str = "00dda7425fdb23108b6e4526192eaba11f916de2b8a0779ec6091974378d7c26";
 const ETA_1: &str = "755d27784aff41ac9b31e514617f6abcfeb60cf241cf62c029e5476f14609c7a";
 
+const DOC: &str = include_str!("../../../docs/leader-election.md");
+
+#[test]
+fn docs_leader_election_md_lists_the_praos_header_vectors() {
+    let slot = BLOCK_SLOT.to_string();
+    let theta = THETA_BOB.to_string();
+    for value in [
+        PRAOS_GENESIS_HASH,
+        VRF_PUBLIC_ALICE,
+        VRF_PUBLIC_BOB,
+        slot.as_str(),
+        theta.as_str(),
+        VRF_INPUT,
+        VRF_OUTPUT,
+        VRF_PROOF,
+        LEADER_VALUE,
+        HEADER_CANONICAL,
+        BLOCK_HASH,
+        ETA_1,
+    ] {
+        assert!(DOC.contains(value), "docs/leader-election.md lacks {value}");
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
