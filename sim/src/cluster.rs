@@ -69,6 +69,10 @@ pub struct SimParams {
     /// latency, drawn uniformly from `lo..=hi` ms (by the seed), instead of turmoil's per-message
     /// draw from `min_latency_ms..=max_latency_ms`.
     pub link_latency_ms: Option<(u64, u64)>,
+    /// Praos leader election (genesis `leader_mode: praos`, `f` =
+    /// [`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`], each node's development VRF key
+    /// [`pp_server::praos::dev_vrf_key`]) instead of classic.
+    pub praos: bool,
 }
 
 impl SimParams {
@@ -91,6 +95,7 @@ impl SimParams {
             tx_per_slot: 1.0,
             seed_peers: None,
             link_latency_ms: None,
+            praos: false,
         }
     }
 
@@ -136,6 +141,12 @@ pub fn sim_genesis(params: &SimParams, workload: &Workload) -> Genesis {
             vrf_key: None,
         })
         .collect();
+    if params.praos {
+        let vrf_keys: Vec<pp_ledger::PublicKey> = (0..params.stakes.len())
+            .map(|i| pp_server::praos::vrf_public_of(pp_server::praos::dev_vrf_seed(&node_name(i))))
+            .collect();
+        g = g.into_praos(pp_ledger::DEVNET_ACTIVE_SLOT_COEFF, &vrf_keys);
+    }
     g
 }
 
