@@ -200,9 +200,10 @@ pub struct BlockHeader {
     /// Proof-of-work difficulty: leading zero hex digits required of the hash.
     pub difficulty: u32,
     /// The leader's VRF evidence: present exactly in [`PRAOS_BLOCK_VERSION`] headers, encoded
-    /// before the nonce (which stays last for the miner's midstate).
+    /// before the nonce (which stays last for the miner's midstate). Boxed: classic headers
+    /// stay small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vrf: Option<VrfEvidence>,
+    pub vrf: Option<Box<VrfEvidence>>,
     /// Proof-of-work nonce.
     pub nonce: u64,
 }
@@ -241,7 +242,7 @@ impl Decode for BlockHeader {
             output.copy_from_slice(d.take(VRF_OUTPUT_BYTES)?);
             let mut proof = [0u8; VRF_PROOF_BYTES];
             proof.copy_from_slice(d.take(VRF_PROOF_BYTES)?);
-            Some(VrfEvidence { output, proof })
+            Some(Box::new(VrfEvidence { output, proof }))
         } else {
             None
         };
@@ -452,7 +453,7 @@ impl Block {
             producer: key.public(),
             timestamp,
             difficulty,
-            vrf,
+            vrf: vrf.map(Box::new),
             nonce: 0,
         };
         header.mine(max_attempts)?;
@@ -505,7 +506,7 @@ mod tests {
     fn praos_header_carries_the_vrf_before_the_nonce_and_round_trips() {
         let mut h = parent();
         h.version = PRAOS_BLOCK_VERSION;
-        h.vrf = Some(evidence());
+        h.vrf = Some(Box::new(evidence()));
         h.nonce = 0x0102_0304_0506_0708;
         let bytes = h.to_canonical_bytes();
         assert_eq!(bytes.len(), PRAOS_HEADER_LEN);
@@ -529,7 +530,7 @@ mod tests {
     fn praos_midstate_hash_equals_the_plain_header_hash() {
         let mut h = parent();
         h.version = PRAOS_BLOCK_VERSION;
-        h.vrf = Some(evidence());
+        h.vrf = Some(Box::new(evidence()));
         let mid = PowMidstate::new(&h);
         for n in [0, 1, u64::MAX, 0xdead_beef] {
             h.nonce = n;

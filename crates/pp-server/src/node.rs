@@ -678,7 +678,7 @@ impl Core {
             producer: me,
             timestamp: self.now_ms(),
             difficulty: self.genesis.difficulty,
-            vrf,
+            vrf: vrf.map(Box::new),
             nonce: 0,
         };
         let deadline = self.slots.slot_start_ms(slot.saturating_add(1));
