@@ -1,4 +1,4 @@
-//! Test vectors of praos mode (docs/leader-election.md §10.6): a fixed praos genesis (the
+//! Test vectors of praos mode (docs/leader-election.md §10.7): a fixed praos genesis (the
 //! docs/consensus.md test-vector genesis switched to praos with f = 1/2 and VRF keys from fixed
 //! seeds), its hash, and the first block its stakeholder "bob" produces: the VRF input, output,
 //! proof and leader value, the v3 header's canonical bytes and hash, and η_1 after that block.
