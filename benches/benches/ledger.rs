@@ -25,6 +25,7 @@ fn header() -> BlockHeader {
         producer: KeyPair::from_seed([9u8; 32]).public(),
         timestamp: 1_700_000_000_000,
         difficulty: 0,
+        vrf: None,
         nonce: 0,
     }
 }
@@ -123,6 +124,7 @@ fn big_block() -> (Genesis, Block) {
         id: "bench".into(),
         public_key: producer.public(),
         stake: 1_000,
+        vrf_key: None,
     }];
     let gh = genesis.hash();
     let txs: Vec<Transaction> = senders

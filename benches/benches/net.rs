@@ -28,6 +28,7 @@ fn parent() -> BlockHeader {
         producer: KeyPair::from_seed([1; 32]).public(),
         timestamp: 0,
         difficulty: 0,
+        vrf: None,
         nonce: 0,
     }
 }

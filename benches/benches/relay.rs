@@ -36,6 +36,7 @@ fn block_of(txs: Vec<Transaction>) -> Block {
         producer: k.public(),
         timestamp: 0,
         difficulty: 0,
+        vrf: None,
         nonce: 0,
     };
     Block::produce(&parent, 1, 1_000, 0, txs, &k, &genesis_hash(), 1).expect("difficulty 0")

@@ -51,6 +51,7 @@ fn big_block() -> (Genesis, Block) {
         id: "bench".into(),
         public_key: producer.public(),
         stake: 1_000,
+        vrf_key: None,
     }];
     let gh = genesis.hash();
     let txs: Vec<Transaction> = senders
@@ -234,6 +235,7 @@ fn pow_attempts(c: &mut Criterion) {
         producer: KeyPair::from_seed([9u8; 32]).public(),
         timestamp: 1_700_000_000_000,
         difficulty: 0,
+        vrf: None,
         nonce: 0,
     };
     let mid = PowMidstate::new(&header);
@@ -267,10 +269,11 @@ fn aged_chain() -> (Chain<Ouroboros>, Block, u64) {
         id: "bob".into(),
         public_key: keys[1].public(),
         stake: 1_000,
+        vrf_key: None,
     });
     let gh = g.hash();
     let rules = Ouroboros::new(&g).expect("valid genesis");
-    let mut chain = Chain::new(g.clone(), rules).expect("valid genesis");
+    let mut chain = Chain::new(g.clone(), rules.clone()).expect("valid genesis");
     let first_slot = MAX_EPOCH_GAP * g.slots_per_epoch;
     let now = g.genesis_time + (first_slot + 100) * g.slot_duration_ms;
     for slot in first_slot..first_slot + g.k + 1 {
@@ -306,7 +309,7 @@ fn old_parent_refusal(c: &mut Criterion) {
     });
     g.sample_size(10);
     let genesis = chain.genesis().clone();
-    let rules = *chain.rules();
+    let rules = chain.rules().clone();
     let stakes = pp_ledger::LedgerState::from_genesis(&genesis)
         .stakes()
         .clone();

@@ -60,14 +60,18 @@ pub fn genesis() -> Genesis {
                 id: "alice".into(),
                 public_key: key(1).public(),
                 stake: 1_000,
+                vrf_key: None,
             },
             InitialStakeholder {
                 id: "bob".into(),
                 public_key: key(2).public(),
                 stake: 2_000,
+                vrf_key: None,
             },
         ],
         epoch_nonce: Hash::blake2b(b"pp-fuzz nonce"),
+        leader_mode: pp_ledger::LeaderMode::Classic,
+        active_slot_coeff: None,
     }
 }
 

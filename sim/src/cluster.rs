@@ -72,6 +72,10 @@ pub struct SimParams {
     /// Whether the nodes ask each other for inventory and compact-block relay (pp-server's
     /// `NetworkConfig::compact_relay`); false: every transaction and block travels in full.
     pub compact_relay: bool,
+    /// Praos leader election (genesis `leader_mode: praos`, `f` =
+    /// [`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`], each node's development VRF key
+    /// [`pp_server::praos::dev_vrf_key`]) instead of classic.
+    pub praos: bool,
 }
 
 impl SimParams {
@@ -95,6 +99,7 @@ impl SimParams {
             seed_peers: None,
             link_latency_ms: None,
             compact_relay: true,
+            praos: false,
         }
     }
 
@@ -137,8 +142,15 @@ pub fn sim_genesis(params: &SimParams, workload: &Workload) -> Genesis {
             id: node_name(i),
             public_key: dev_key(&node_name(i)).public(),
             stake,
+            vrf_key: None,
         })
         .collect();
+    if params.praos {
+        let vrf_keys: Vec<pp_ledger::PublicKey> = (0..params.stakes.len())
+            .map(|i| pp_server::praos::vrf_public_of(pp_server::praos::dev_vrf_seed(&node_name(i))))
+            .collect();
+        g = g.into_praos(pp_ledger::DEVNET_ACTIVE_SLOT_COEFF, &vrf_keys);
+    }
     g
 }
 

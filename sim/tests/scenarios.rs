@@ -409,3 +409,176 @@ fn restart_without_its_database_is_reported_as_lost_blocks() {
         "unexpected error: {err}"
     );
 }
+
+/// Per-run numbers of the praos scenario: slots with several leaders and how fast the forks
+/// they open resolve.
+#[derive(Debug, Default, Clone)]
+struct PraosForks {
+    /// Slots observed (phase 1, every node up).
+    slots: u64,
+    /// Slots with at least one leader.
+    led: u64,
+    /// Slots with two or more leaders.
+    multi: u64,
+    /// Multi-leader slots for which the nodes held different blocks at some step.
+    forked: u64,
+    /// For each forked slot: ms from the slot's start until every node held the same block
+    /// for it.
+    resolve_ms: Vec<u64>,
+}
+
+/// The (slot, hash) of the last `n` best-chain blocks of `name`.
+fn recent(c: &Cluster, name: &str, n: u64) -> Vec<(u64, Hash)> {
+    c.with_server(name, |s| {
+        let height = s.with_chain(|ch| ch.height()).unwrap_or(0);
+        (height.saturating_sub(n)..=height)
+            .filter_map(|i| s.block_at(i).map(|b| (b.header.slot, b.hash())))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// How many stakeholders lead `slot` on node1's tip (each node's development VRF key).
+fn leaders_of(c: &Cluster, slot: u64) -> u64 {
+    let keys: Vec<(pp_ledger::PublicKey, String)> = c
+        .genesis()
+        .initial_stakeholders
+        .iter()
+        .map(|s| (s.public_key, s.id.clone()))
+        .collect();
+    c.with_server("node1", |s| {
+        s.with_chain(|ch| {
+            let state = ch.state_for_next(slot);
+            keys.iter()
+                .filter(|(pk, id)| {
+                    let vrf = pp_server::praos::dev_vrf_key(id);
+                    matches!(ch.rules().prove_slot(&state, slot, pk, &vrf), Ok(Some(_)))
+                })
+                .count() as u64
+        })
+        .unwrap_or(0)
+    })
+    .unwrap_or(0)
+}
+
+/// Praos mode: five nodes (stakes 50/50/100/100/100, f = 1/2) under steady transfers for one
+/// epoch, watched every tick (10 ms: slots with several leaders, and how long until every
+/// node holds the same block for such a slot), then a 2|3 partition for an epoch under load,
+/// healed: the minority (a quarter of the stake, so its chain grows more slowly) rolls back to
+/// the majority chain, and everything ends on one tip with one state.
+fn praos(seed: u64) -> Result<(String, PraosForks), SimError> {
+    let mut params = SimParams::new(seed);
+    params.praos = true;
+    params.stakes = PARTITION_STAKES.to_vec();
+    let slot_ms = params.slot_ms;
+    let e = params.slots_per_epoch;
+    let epoch = params.epoch();
+    let mut c = Cluster::new(params)?;
+    c.set_load(true);
+    let names = c.names();
+    let mut f = PraosForks::default();
+    // slot → (distinct blocks seen for it, resolved)
+    let mut watch: std::collections::BTreeMap<u64, (BTreeSet<Hash>, bool)> = Default::default();
+    let mut last_slot = 0;
+    let tick = c.params().tick_ms.max(1);
+    for _ in 0..e * (slot_ms / tick) {
+        c.run_for(Duration::from_millis(tick))?;
+        let now_slot = c.current_slot();
+        if now_slot != last_slot {
+            last_slot = now_slot;
+            f.slots += 1;
+            let n = leaders_of(&c, now_slot);
+            f.led += u64::from(n > 0);
+            if n >= 2 {
+                f.multi += 1;
+                watch.insert(now_slot, (BTreeSet::new(), false));
+            }
+        }
+        let views: Vec<Vec<(u64, Hash)>> = names.iter().map(|n| recent(&c, n, 6)).collect();
+        let start_ms = c.genesis().genesis_time;
+        let now_ms = c.now_ms();
+        for (&s, (seen, resolved)) in watch.iter_mut().filter(|(_, (_, r))| !r) {
+            let at: Vec<Option<Hash>> = views
+                .iter()
+                .map(|v| v.iter().find(|(bs, _)| *bs == s).map(|(_, h)| *h))
+                .collect();
+            seen.extend(at.iter().flatten());
+            let past = views
+                .iter()
+                .all(|v| v.last().is_some_and(|(ts, _)| *ts >= s));
+            if past && at.windows(2).all(|w| w[0] == w[1]) {
+                *resolved = true;
+                if seen.len() >= 2 {
+                    f.forked += 1;
+                    f.resolve_ms.push(now_ms - (start_ms + s * slot_ms));
+                }
+            }
+        }
+    }
+    expect(f.led > 0 && f.led < f.slots, || {
+        format!("f = 1/2 leaves some slots empty and fills others: {f:?}")
+    })?;
+    expect(
+        watch.values().all(|(_, r)| *r) || c.converge(secs(60)).is_ok(),
+        || "a multi-leader slot never resolved".into(),
+    )?;
+    c.partition(&MINORITY, &MAJORITY);
+    c.run_for(epoch)?;
+    let fork = fork_point(&c, "node1", "node3");
+    let minority_blocks = chain_from(&c, "node1", fork + 1);
+    c.repair(&MINORITY, &MAJORITY);
+    c.run_until(secs(300), Cluster::same_tip)?
+        .ok_or_else(|| SimError::Expectation("no common tip within 300 s of the heal".into()))?;
+    c.converge(secs(300))?;
+    let final_chain = chain_from(&c, "node3", 0);
+    let kept = minority_blocks
+        .iter()
+        .filter(|h| final_chain.contains(h))
+        .count();
+    let out = c.final_check()?;
+    Ok((
+        format!(
+            "{out}; {} slots: {} led, {} with several leaders, {} forked (resolved in {:?} ms); partition: minority rolled back {} of {} blocks",
+            f.slots,
+            f.led,
+            f.multi,
+            f.forked,
+            f.resolve_ms,
+            minority_blocks.len() - kept,
+            minority_blocks.len()
+        ),
+        f,
+    ))
+}
+
+#[test]
+fn praos_mode_steady_transfers_and_a_partition_heal_agree() {
+    let all = std::cell::RefCell::new(Vec::new());
+    over_seeds(
+        "praos_mode_steady_transfers_and_a_partition_heal_agree",
+        |s| {
+            let (summary, f) = praos(s)?;
+            all.borrow_mut().push(f);
+            Ok(summary)
+        },
+    );
+    let all = all.into_inner();
+    let slots: u64 = all.iter().map(|f| f.slots).sum();
+    let led: u64 = all.iter().map(|f| f.led).sum();
+    let multi: u64 = all.iter().map(|f| f.multi).sum();
+    let forked: u64 = all.iter().map(|f| f.forked).sum();
+    let mut ms: Vec<u64> = all
+        .iter()
+        .flat_map(|f| f.resolve_ms.iter().copied())
+        .collect();
+    ms.sort_unstable();
+    eprintln!(
+        "pp-sim praos over {} seeds: {slots} slots, {led} led ({:.1} %), {multi} with several leaders ({:.2} %), {forked} of them forked; resolution ms min {:?} median {:?} max {:?}",
+        all.len(),
+        100.0 * led as f64 / slots.max(1) as f64,
+        100.0 * multi as f64 / slots.max(1) as f64,
+        ms.first(),
+        ms.get(ms.len() / 2),
+        ms.last()
+    );
+}

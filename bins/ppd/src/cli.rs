@@ -397,6 +397,20 @@ pub struct TestnetArgs {
     /// Network name written into the genesis.
     #[arg(long, value_name = "NAME", default_value = "pp-testnet")]
     pub network: String,
+    /// Leader election: `classic` (public schedule, one leader per slot) or `praos` (private
+    /// VRF election, f = 1/2; every node gets a `vrf.key` next to its `node.key`).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = TestnetLeaderMode::Classic)]
+    pub leader_mode: TestnetLeaderMode,
+}
+
+/// `ppd testnet --leader-mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TestnetLeaderMode {
+    /// Ouroboros classic (docs/leader-election.md §1–§8).
+    #[default]
+    Classic,
+    /// Ouroboros Praos (docs/leader-election.md §10).
+    Praos,
 }
 
 /// `ppd account`.

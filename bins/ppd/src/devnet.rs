@@ -67,8 +67,11 @@ pub fn genesis() -> Genesis {
             id: DEV_PRODUCER.into(),
             public_key: producer,
             stake: DEV_STAKE,
+            vrf_key: None,
         }],
         epoch_nonce: Hash::blake2b(b"pp-devnet built-in epoch nonce 0"),
+        leader_mode: pp_ledger::LeaderMode::Classic,
+        active_slot_coeff: None,
     }
 }
 

@@ -9,9 +9,12 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
-use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair};
+use pp_ledger::{
+    Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair, LeaderMode, PublicKey,
+    DEVNET_ACTIVE_SLOT_COEFF,
+};
 
-use crate::cli::TestnetArgs;
+use crate::cli::{TestnetArgs, TestnetLeaderMode};
 use crate::config::FileConfig;
 
 /// Most nodes a testnet may have: one machine's loopback, not a real deployment.
@@ -61,10 +64,12 @@ fn check(args: &TestnetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the genesis for `keys` (node I is stakeholder `nodeI`).
+/// Builds the genesis for `keys` (node I is stakeholder `nodeI`); in praos mode node I
+/// registers the VRF key of `vrf_seeds[I]`.
 pub(crate) fn build_genesis(
     args: &TestnetArgs,
     keys: &[KeyPair],
+    vrf_seeds: &[[u8; 32]],
     genesis_time: u64,
 ) -> anyhow::Result<Genesis> {
     let first = keys.first().context("a testnet needs at least one node")?;
@@ -94,8 +99,16 @@ pub(crate) fn build_genesis(
             id: format!("node{i}"),
             public_key: k.public(),
             stake: TESTNET_STAKE,
+            vrf_key: None,
         })
         .collect();
+    if args.leader_mode == TestnetLeaderMode::Praos {
+        let vrf_keys: Vec<PublicKey> = vrf_seeds
+            .iter()
+            .map(|s| pp_server::praos::vrf_public_of(*s))
+            .collect();
+        g = g.into_praos(DEVNET_ACTIVE_SLOT_COEFF, &vrf_keys);
+    }
     g.validate().context("the testnet genesis is invalid")?;
     Ok(g)
 }
@@ -128,7 +141,15 @@ pub(crate) fn write(args: &TestnetArgs) -> anyhow::Result<Written> {
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?
         .as_millis() as u64;
-    let genesis = build_genesis(args, &keys, now.saturating_add(args.start_delay_ms))?;
+    let vrf_seeds: Vec<[u8; 32]> = (0..args.nodes)
+        .map(|_| pp_server::keys::random_key().secret_bytes())
+        .collect();
+    let genesis = build_genesis(
+        args,
+        &keys,
+        &vrf_seeds,
+        now.saturating_add(args.start_delay_ms),
+    )?;
 
     let mut configs = Vec::with_capacity(args.nodes);
     for (i, key) in keys.iter().enumerate() {
@@ -137,6 +158,10 @@ pub(crate) fn write(args: &TestnetArgs) -> anyhow::Result<Written> {
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
         // The node reads its key from its data dir ("." = node_dir): write it the Server's way.
         pp_server::keys::write_key(&node_dir, key)?;
+        if genesis.leader_mode == LeaderMode::Praos {
+            // The VRF secret lives next to the signing key (data dir "."), read at start.
+            pp_server::praos::write_vrf_seed(&node_dir, vrf_seeds[i])?;
+        }
         let config = node_config(args, i);
         let path = node_dir.join("ppd.toml");
         std::fs::write(&path, config.to_toml())
@@ -208,7 +233,29 @@ mod tests {
             difficulty: 1,
             slots_per_epoch: 30,
             network: "pp-testnet".into(),
+            leader_mode: TestnetLeaderMode::Classic,
         }
+    }
+
+    #[test]
+    fn praos_testnet_writes_a_vrf_key_per_node_registered_in_the_genesis() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path(), 3);
+        a.leader_mode = TestnetLeaderMode::Praos;
+        let w = write(&a).unwrap();
+        assert_eq!(w.genesis.leader_mode, LeaderMode::Praos);
+        assert_eq!(w.genesis.active_slot_coeff, Some(DEVNET_ACTIVE_SLOT_COEFF));
+        pp_ouroboros::Ouroboros::new(&w.genesis).expect("valid VRF keys");
+        for (i, s) in w.genesis.initial_stakeholders.iter().enumerate() {
+            let vrf =
+                pp_server::praos::load_vrf_key_file(&dir.path().join(format!("node{i}/vrf.key")))
+                    .unwrap();
+            assert_eq!(s.vrf_key, Some(PublicKey(*vrf.public().as_bytes())));
+        }
+        // A classic testnet writes none.
+        let c = tempfile::tempdir().unwrap();
+        write(&args(c.path(), 1)).unwrap();
+        assert!(!c.path().join("node0/vrf.key").exists());
     }
 
     #[test]

@@ -37,14 +37,18 @@ fn main() {
                 id: "alice".into(),
                 public_key: alice.public(),
                 stake: 1_000,
+                vrf_key: None,
             },
             InitialStakeholder {
                 id: "bob".into(),
                 public_key: bob.public(),
                 stake: 3_000,
+                vrf_key: None,
             },
         ],
         epoch_nonce: Hash::blake2b(b"pp-testvector epoch nonce"),
+        leader_mode: pp_ledger::LeaderMode::Classic,
+        active_slot_coeff: None,
     };
     let gh = genesis.hash();
     let tx = Transaction::transfer(&alice, carol.public(), 1_234, 5, 0, &gh);

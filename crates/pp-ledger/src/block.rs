@@ -11,26 +11,116 @@ use crate::hash::Hash;
 use crate::merkle::merkle_root;
 use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 
-/// The header version this code produces and accepts.
+/// The header version of a `classic` network (genesis `leader_mode`), which carries no VRF
+/// evidence.
 pub const BLOCK_VERSION: u32 = 2;
 
-/// Size of the canonical header encoding in bytes.
+/// The header version of a `praos` network: the classic fields, then the leader's VRF output and
+/// proof ([`VrfEvidence`]), then the nonce.
+pub const PRAOS_BLOCK_VERSION: u32 = 3;
+
+/// Size of the canonical header encoding of a classic ([`BLOCK_VERSION`]) header in bytes.
 pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
 
-/// Offset of the nonce in the canonical header: it is the last field, so that a miner hashes
-/// everything before it once (two whole SHA-256 blocks) and only the final compression per
-/// attempt.
-pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
-// The midstate covers whole SHA-256 blocks and the nonce fits the final one.
-const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
+/// Length of a VRF output carried in a praos header (RFC 9381 ECVRF-EDWARDS25519-SHA512).
+pub const VRF_OUTPUT_BYTES: usize = 64;
+/// Length of a VRF proof carried in a praos header: Gamma (32) ‖ c (16) ‖ s (32).
+pub const VRF_PROOF_BYTES: usize = 80;
 
-/// The SHA-256 state after the first [`NONCE_OFFSET`] bytes of a header (two whole 64-byte
-/// blocks), and the padded final block with the nonce left to fill: hashing a nonce from it is
-/// one compression instead of three, and gives exactly [`BlockHeader::hash`].
+/// Size of the canonical encoding of a praos ([`PRAOS_BLOCK_VERSION`]) header in bytes.
+pub const PRAOS_HEADER_LEN: usize = HEADER_LEN + VRF_OUTPUT_BYTES + VRF_PROOF_BYTES;
+
+/// Offset of the nonce in the canonical classic header: it is the last field, so that a miner
+/// hashes everything before it once (two whole SHA-256 blocks) and only the final compression
+/// per attempt. In a praos header the nonce is last as well, at [`PRAOS_HEADER_LEN`] − 8.
+pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
+// The midstate covers whole SHA-256 blocks; what is left before the nonce, the nonce and the
+// padding (1 + 8 bytes) fit one final block, for both header versions.
+const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
+const _: () = assert!((PRAOS_HEADER_LEN - 8) % 64 + 8 + 9 <= 64);
+
+/// The leadership evidence of a praos header: the producer's VRF output `β` and its proof for
+/// the slot's VRF input (`η_e ‖ u64be(slot)`, see docs/leader-election.md §10). Checked by the
+/// consensus rules against the producer's registered VRF key; here it is only bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VrfEvidence {
+    /// `β`, 64 bytes.
+    pub output: [u8; VRF_OUTPUT_BYTES],
+    /// `π`, 80 bytes.
+    pub proof: [u8; VRF_PROOF_BYTES],
+}
+
+impl std::fmt::Debug for VrfEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VrfEvidence {{ output: {}, proof: {} }}",
+            hex::encode(self.output),
+            hex::encode(self.proof)
+        )
+    }
+}
+
+/// JSON form: `{"output": "<128 hex>", "proof": "<160 hex>"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VrfEvidenceJson {
+    output: String,
+    proof: String,
+}
+
+impl Serialize for VrfEvidence {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VrfEvidenceJson {
+            output: hex::encode(self.output),
+            proof: hex::encode(self.proof),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for VrfEvidence {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = VrfEvidenceJson::deserialize(d)?;
+        let output = crate::hash::decode_fixed::<VRF_OUTPUT_BYTES>(&j.output)
+            .map_err(serde::de::Error::custom)?;
+        let proof = crate::hash::decode_fixed::<VRF_PROOF_BYTES>(&j.proof)
+            .map_err(serde::de::Error::custom)?;
+        Ok(VrfEvidence { output, proof })
+    }
+}
+
+/// The canonical bytes of a header, on the stack: [`HEADER_LEN`] or [`PRAOS_HEADER_LEN`] of
+/// them, read through `Deref<Target = [u8]>`.
+#[derive(Clone, Copy)]
+pub struct HeaderBytes {
+    buf: [u8; PRAOS_HEADER_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for HeaderBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for HeaderBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+/// The SHA-256 state after the whole 64-byte blocks before a header's nonce (two for a classic
+/// header, four for a praos one), and the padded final block with the bytes left before the
+/// nonce and the nonce left to fill: hashing a nonce from it is one compression instead of three
+/// (five), and gives exactly [`BlockHeader::hash`].
 #[derive(Clone)]
 pub struct PowMidstate {
     state: [u32; 8],
     tail: [u8; 64],
+    /// Where the nonce goes in `tail`.
+    at: usize,
 }
 
 /// SHA-256's initial hash value (FIPS 180-4 §5.3.3).
@@ -49,24 +139,30 @@ impl PowMidstate {
     /// The midstate of `header` (its nonce is ignored).
     pub fn new(header: &BlockHeader) -> PowMidstate {
         let bytes = header.canonical_bytes();
+        let nonce_offset = bytes.len() - 8;
+        let whole = nonce_offset / 64 * 64;
         let mut state = SHA256_IV;
-        let mut blocks = [[0u8; 64]; 2];
-        blocks[0].copy_from_slice(&bytes[..64]);
-        blocks[1].copy_from_slice(&bytes[64..NONCE_OFFSET]);
-        compress256(&mut state, &blocks);
-        // The final block: nonce (8 bytes), the 0x80 pad byte, zeros, the message length in
-        // bits as a big-endian u64 (FIPS 180-4 §5.1.1).
+        for chunk in bytes[..whole].chunks_exact(64) {
+            let mut block = [0u8; 64];
+            block.copy_from_slice(chunk);
+            compress256(&mut state, &[block]);
+        }
+        // The final block: the bytes left before the nonce, the nonce (8 bytes), the 0x80 pad
+        // byte, zeros, the message length in bits as a big-endian u64 (FIPS 180-4 §5.1.1). Both
+        // header versions fit it (checked at compile time above).
+        let at = nonce_offset - whole;
         let mut tail = [0u8; 64];
-        tail[8] = 0x80;
-        tail[56..].copy_from_slice(&((HEADER_LEN as u64) * 8).to_be_bytes());
-        PowMidstate { state, tail }
+        tail[..at].copy_from_slice(&bytes[whole..nonce_offset]);
+        tail[at + 8] = 0x80;
+        tail[56..].copy_from_slice(&((bytes.len() as u64) * 8).to_be_bytes());
+        PowMidstate { state, tail, at }
     }
 
     /// The hash of the header with `nonce`.
     pub fn hash(&self, nonce: u64) -> Hash {
         let mut state = self.state;
         let mut block = self.tail;
-        block[..8].copy_from_slice(&nonce.to_be_bytes());
+        block[self.at..self.at + 8].copy_from_slice(&nonce.to_be_bytes());
         compress256(&mut state, &[block]);
         let mut out = [0u8; 32];
         for (o, w) in out.chunks_exact_mut(4).zip(state) {
@@ -82,7 +178,8 @@ impl std::fmt::Debug for PowMidstate {
     }
 }
 
-/// A block header. Its canonical encoding is fixed-size ([`HEADER_LEN`] bytes), fields in this order.
+/// A block header. Its canonical encoding is fixed-size per version ([`HEADER_LEN`] bytes for
+/// [`BLOCK_VERSION`], [`PRAOS_HEADER_LEN`] for [`PRAOS_BLOCK_VERSION`]), fields in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockHeader {
@@ -102,6 +199,11 @@ pub struct BlockHeader {
     pub timestamp: u64,
     /// Proof-of-work difficulty: leading zero hex digits required of the hash.
     pub difficulty: u32,
+    /// The leader's VRF evidence: present exactly in [`PRAOS_BLOCK_VERSION`] headers, encoded
+    /// before the nonce (which stays last for the miner's midstate). Boxed: classic headers
+    /// stay small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<Box<VrfEvidence>>,
     /// Proof-of-work nonce.
     pub nonce: u64,
 }
@@ -115,31 +217,64 @@ impl Encode for BlockHeader {
             .hash(&self.tx_root)
             .key(&self.producer)
             .u64(self.timestamp)
-            .u32(self.difficulty)
-            .u64(self.nonce);
+            .u32(self.difficulty);
+        if let Some(vrf) = &self.vrf {
+            e.raw(&vrf.output).raw(&vrf.proof);
+        }
+        e.u64(self.nonce);
     }
 }
 
 impl Decode for BlockHeader {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let version = d.u32()?;
+        let index = d.u64()?;
+        let slot = d.u64()?;
+        let prev_hash = d.hash()?;
+        let tx_root = d.hash()?;
+        let producer = d.key()?;
+        let timestamp = d.u64()?;
+        let difficulty = d.u32()?;
+        // The version decides the layout: only a praos header carries VRF evidence, so every
+        // header has exactly one encoding.
+        let vrf = if version == PRAOS_BLOCK_VERSION {
+            let mut output = [0u8; VRF_OUTPUT_BYTES];
+            output.copy_from_slice(d.take(VRF_OUTPUT_BYTES)?);
+            let mut proof = [0u8; VRF_PROOF_BYTES];
+            proof.copy_from_slice(d.take(VRF_PROOF_BYTES)?);
+            Some(Box::new(VrfEvidence { output, proof }))
+        } else {
+            None
+        };
         Ok(BlockHeader {
-            version: d.u32()?,
-            index: d.u64()?,
-            slot: d.u64()?,
-            prev_hash: d.hash()?,
-            tx_root: d.hash()?,
-            producer: d.key()?,
-            timestamp: d.u64()?,
-            difficulty: d.u32()?,
+            version,
+            index,
+            slot,
+            prev_hash,
+            tx_root,
+            producer,
+            timestamp,
+            difficulty,
+            vrf,
             nonce: d.u64()?,
         })
     }
 }
 
 impl BlockHeader {
+    /// Size of this header's canonical encoding: [`PRAOS_HEADER_LEN`] with VRF evidence,
+    /// [`HEADER_LEN`] without.
+    pub fn encoded_len(&self) -> usize {
+        if self.vrf.is_some() {
+            PRAOS_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
     /// The canonical header bytes, on the stack (hashing them allocates nothing).
-    pub fn canonical_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
+    pub fn canonical_bytes(&self) -> HeaderBytes {
+        let mut out = [0u8; PRAOS_HEADER_LEN];
         let mut p = 0;
         let mut put = |b: &[u8]| {
             out[p..p + b.len()].copy_from_slice(b);
@@ -153,8 +288,12 @@ impl BlockHeader {
         put(&self.producer.0);
         put(&self.timestamp.to_be_bytes());
         put(&self.difficulty.to_be_bytes());
+        if let Some(vrf) = &self.vrf {
+            put(&vrf.output);
+            put(&vrf.proof);
+        }
         put(&self.nonce.to_be_bytes());
-        out
+        HeaderBytes { buf: out, len: p }
     }
 
     /// The block hash: SHA-256 of the canonical header.
@@ -237,7 +376,7 @@ impl Block {
 
     /// Size of the canonical encoding in bytes (what `max_block_bytes` limits).
     pub fn encoded_len(&self) -> usize {
-        HEADER_LEN
+        self.header.encoded_len()
             + 64
             + 4
             + self
@@ -259,8 +398,9 @@ impl Block {
         self.header.producer.verify(&msg, &self.signature)
     }
 
-    /// Builds, mines and signs a block on top of `parent` (convenience for producers and tests).
-    /// Returns `None` if no proof of work was found within `max_attempts` hashes.
+    /// Builds, mines and signs a classic ([`BLOCK_VERSION`]) block on top of `parent`
+    /// (convenience for producers and tests). Returns `None` if no proof of work was found
+    /// within `max_attempts` hashes.
     #[allow(clippy::too_many_arguments)]
     pub fn produce(
         parent: &BlockHeader,
@@ -272,9 +412,40 @@ impl Block {
         genesis_hash: &Hash,
         max_attempts: u64,
     ) -> Option<Block> {
+        Block::produce_with(
+            parent,
+            slot,
+            timestamp,
+            difficulty,
+            transactions,
+            None,
+            key,
+            genesis_hash,
+            max_attempts,
+        )
+    }
+
+    /// Like [`Block::produce`], for either header version: with `vrf` the header is a
+    /// [`PRAOS_BLOCK_VERSION`] header carrying that evidence, without it a classic one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn produce_with(
+        parent: &BlockHeader,
+        slot: u64,
+        timestamp: u64,
+        difficulty: u32,
+        transactions: Vec<Transaction>,
+        vrf: Option<VrfEvidence>,
+        key: &KeyPair,
+        genesis_hash: &Hash,
+        max_attempts: u64,
+    ) -> Option<Block> {
         let ids: Vec<Hash> = transactions.iter().map(Transaction::id).collect();
         let mut header = BlockHeader {
-            version: BLOCK_VERSION,
+            version: if vrf.is_some() {
+                PRAOS_BLOCK_VERSION
+            } else {
+                BLOCK_VERSION
+            },
             index: parent.index.checked_add(1)?,
             slot,
             prev_hash: parent.hash(),
@@ -282,6 +453,7 @@ impl Block {
             producer: key.public(),
             timestamp,
             difficulty,
+            vrf: vrf.map(Box::new),
             nonce: 0,
         };
         header.mine(max_attempts)?;
@@ -309,7 +481,15 @@ mod tests {
             producer: PublicKey::default(),
             timestamp: 0,
             difficulty: 0,
+            vrf: None,
             nonce: 0,
+        }
+    }
+
+    fn evidence() -> VrfEvidence {
+        VrfEvidence {
+            output: [0xa5; VRF_OUTPUT_BYTES],
+            proof: [0x5a; VRF_PROOF_BYTES],
         }
     }
 
@@ -320,6 +500,47 @@ mod tests {
         assert_eq!(via_encoder.len(), HEADER_LEN);
         assert_eq!(&via_encoder[..], &h.canonical_bytes()[..]);
         assert_eq!(BlockHeader::from_canonical_bytes(&via_encoder), Ok(h));
+    }
+
+    #[test]
+    fn praos_header_carries_the_vrf_before_the_nonce_and_round_trips() {
+        let mut h = parent();
+        h.version = PRAOS_BLOCK_VERSION;
+        h.vrf = Some(Box::new(evidence()));
+        h.nonce = 0x0102_0304_0506_0708;
+        let bytes = h.to_canonical_bytes();
+        assert_eq!(bytes.len(), PRAOS_HEADER_LEN);
+        assert_eq!(&bytes[..], &h.canonical_bytes()[..]);
+        assert_eq!(&bytes[NONCE_OFFSET..NONCE_OFFSET + 64], &[0xa5; 64][..]);
+        assert_eq!(
+            &bytes[NONCE_OFFSET + 64..PRAOS_HEADER_LEN - 8],
+            &[0x5a; 80][..]
+        );
+        assert_eq!(&bytes[PRAOS_HEADER_LEN - 8..], &h.nonce.to_be_bytes()[..]);
+        assert_eq!(BlockHeader::from_canonical_bytes(&bytes), Ok(h.clone()));
+        // A praos version with the evidence cut off is refused, not read as a classic header.
+        assert!(BlockHeader::from_canonical_bytes(&bytes[..HEADER_LEN]).is_err());
+        // JSON carries the evidence as hex, and only when present.
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<BlockHeader>(&json).unwrap(), h);
+        assert!(!serde_json::to_string(&parent()).unwrap().contains("vrf"));
+    }
+
+    #[test]
+    fn praos_midstate_hash_equals_the_plain_header_hash() {
+        let mut h = parent();
+        h.version = PRAOS_BLOCK_VERSION;
+        h.vrf = Some(Box::new(evidence()));
+        let mid = PowMidstate::new(&h);
+        for n in [0, 1, u64::MAX, 0xdead_beef] {
+            h.nonce = n;
+            assert_eq!(mid.hash(n), h.hash());
+            assert_eq!(mid.hash(n), Hash::sha256(&h.to_canonical_bytes()));
+        }
+        h.difficulty = 2;
+        h.nonce = 0;
+        let found = h.mine(1 << 24).unwrap();
+        assert_eq!(found, h.hash());
     }
 
     proptest::proptest! {
@@ -334,7 +555,7 @@ mod tests {
             let (version, index, slot, prev, root, producer, timestamp, difficulty) = fields;
             let mut h = BlockHeader {
                 version, index, slot, prev_hash: Hash(prev), tx_root: Hash(root),
-                producer: PublicKey(producer), timestamp, difficulty, nonce: 0,
+                producer: PublicKey(producer), timestamp, difficulty, vrf: None, nonce: 0,
             };
             let mid = PowMidstate::new(&h);
             for n in nonces {

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Block, BlockHeader, HEADER_LEN};
+use crate::block::{Block, BlockHeader};
 use crate::consensus::{ConsensusRules, StakeMap};
 use crate::crypto::{PublicKey, Signature};
 use crate::error::{BlockError, ChainError};
@@ -334,9 +334,15 @@ impl<C: ConsensusRules> Chain<C> {
 
     /// The leader of `slot` for a block that would extend the tip.
     pub fn leader_for_next(&self, slot: u64) -> Option<PublicKey> {
-        let tip = self.tip_entry();
-        let st = self.slot_state(&self.tip_hash(), &tip.cstate, &tip.stakes, slot);
+        let st = self.state_for_next(slot);
         self.rules.slot_leader(&st, slot)
+    }
+
+    /// The consensus state a block in `slot` extending the tip is judged by: what a praos
+    /// producer evaluates its VRF against.
+    pub fn state_for_next(&self, slot: u64) -> C::State {
+        let tip = self.tip_entry();
+        self.slot_state(&self.tip_hash(), &tip.cstate, &tip.stakes, slot)
     }
 
     fn epochs(&self) -> MutexGuard<'_, EpochStates<C::State>> {
@@ -438,7 +444,7 @@ impl<C: ConsensusRules> Chain<C> {
     ) -> Vec<Transaction> {
         let max_txs = self.genesis.max_block_txs as usize;
         let max_bytes = usize::try_from(self.genesis.max_block_bytes).unwrap_or(usize::MAX);
-        let mut bytes = HEADER_LEN + 64 + 4;
+        let mut bytes = self.genesis.header_len() + 64 + 4;
         let mut scratch = self.state.clone();
         let mut out = Vec::new();
         for tx in candidates {
@@ -570,15 +576,8 @@ impl<C: ConsensusRules> Chain<C> {
     ) -> Result<C::State, BlockError> {
         let slot = block.header.slot;
         let st = self.slot_state(parent_hash, &parent.cstate, &parent.stakes, slot);
-        match self.rules.slot_leader(&st, slot) {
-            None => Err(BlockError::NoLeader { slot }),
-            Some(leader) if leader != block.header.producer => Err(BlockError::WrongLeader {
-                slot,
-                expected: leader,
-                got: block.header.producer,
-            }),
-            Some(_) => Ok(st),
-        }
+        self.rules.check_producer(&st, &block.header)?;
+        Ok(st)
     }
 
     /// Walks from `hash` back to the best chain. Returns the fork point's index and the side
@@ -678,7 +677,8 @@ impl<C: ConsensusRules> Chain<C> {
             let undo = self
                 .state
                 .apply_verified_block(&block, self.genesis.block_reward)?;
-            self.rules.on_block(&mut cstate, &hash);
+            self.rules
+                .on_header(&mut cstate, &block.block().header, &hash);
             let stakes = shared_stakes(parent_stakes, self.state.stakes());
             self.by_slot.insert(
                 slot_key,
@@ -723,7 +723,7 @@ impl<C: ConsensusRules> Chain<C> {
         let mut scratch = self.state_after(&parent_hash)?;
         scratch.apply_verified_block(&block, self.genesis.block_reward)?;
         let block = block.into_block();
-        self.rules.on_block(&mut cstate, &hash);
+        self.rules.on_header(&mut cstate, &block.header, &hash);
         let stakes = shared_stakes(parent_stakes, scratch.stakes());
 
         let equivocating = match first_in_slot {
@@ -757,8 +757,23 @@ impl<C: ConsensusRules> Chain<C> {
             },
         );
         self.side.insert(hash);
-        if equivocating || index <= self.height() {
+        if equivocating || index < self.height() {
             return Ok(AddOutcome::SideChain);
+        }
+        if index == self.height() {
+            // Equal length: keep ours, unless the rules prefer the candidate among blocks for
+            // the same slot at the tip (praos: the lower leader VRF value), so that every node
+            // converges on the same tip whichever block it saw first.
+            let tip = &self.tip().header;
+            let same_slot = tip.slot == self.entries[&hash].block.header.slot;
+            if !(same_slot
+                && self
+                    .rules
+                    .prefer_tip(&self.entries[&hash].block.header, tip)
+                    .is_lt())
+            {
+                return Ok(AddOutcome::SideChain);
+            }
         }
         self.switch_to(&hash)
     }
@@ -1086,6 +1101,7 @@ mod tests {
                 id: "bob".into(),
                 public_key: keys[1].public(),
                 stake: 1_000,
+                vrf_key: None,
             });
         (g, keys)
     }

@@ -6,10 +6,13 @@
 //! block, the consensus state that block left behind; validating a child is then a pure function
 //! of (parent's consensus state, parent's stakes, the child's slot).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use crate::block::BlockHeader;
 use crate::crypto::PublicKey;
+use crate::error::BlockError;
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 
@@ -47,4 +50,35 @@ pub trait ConsensusRules: Send + Sync {
 
     /// Records an accepted block in the state (e.g. into the epoch's nonce accumulator).
     fn on_block(&self, state: &mut Self::State, block_hash: &Hash);
+
+    /// Checks that `header`'s producer may produce its slot under `state` (as returned by
+    /// [`ConsensusRules::state_for_slot`]). The default is the classic rule: the producer is
+    /// the one [`ConsensusRules::slot_leader`]. Praos rules check the header's VRF evidence.
+    fn check_producer(&self, state: &Self::State, header: &BlockHeader) -> Result<(), BlockError> {
+        let slot = header.slot;
+        match self.slot_leader(state, slot) {
+            None => Err(BlockError::NoLeader { slot }),
+            Some(leader) if leader != header.producer => Err(BlockError::WrongLeader {
+                slot,
+                expected: leader,
+                got: header.producer,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Records an accepted block, whose header is `header` and hash `block_hash`, in the state.
+    /// The default calls [`ConsensusRules::on_block`]; praos rules read the VRF output instead.
+    fn on_header(&self, state: &mut Self::State, header: &BlockHeader, block_hash: &Hash) {
+        let _ = header;
+        self.on_block(state, block_hash);
+    }
+
+    /// Chain selection between two chains of equal length whose tips `candidate` and `ours` are
+    /// in the same slot: `Ordering::Less` switches to the candidate. The default (classic, one
+    /// leader per slot) keeps ours; praos prefers the lower leader VRF value.
+    fn prefer_tip(&self, candidate: &BlockHeader, ours: &BlockHeader) -> Ordering {
+        let _ = (candidate, ours);
+        Ordering::Equal
+    }
 }

@@ -204,6 +204,32 @@ pub enum BlockError {
         /// The producer in the header.
         got: PublicKey,
     },
+    /// Praos: the producer has no registered VRF key in the slot's epoch.
+    #[error("slot {slot}: producer {producer} has no registered VRF key")]
+    NoVrfKey {
+        /// The slot.
+        slot: u64,
+        /// The producer in the header.
+        producer: PublicKey,
+    },
+    /// Praos: the header's VRF proof does not verify under the producer's VRF key for the
+    /// slot's input (epoch nonce ‖ slot), or the output it carries is not the proven one.
+    #[error("slot {slot}: the VRF proof of producer {producer} does not verify")]
+    BadVrfProof {
+        /// The slot.
+        slot: u64,
+        /// The producer in the header.
+        producer: PublicKey,
+    },
+    /// Praos: the producer's leader value is not below its threshold (or it has no stake in
+    /// the epoch's snapshot).
+    #[error("slot {slot}: producer {producer} is not elected (leader value above its threshold)")]
+    NotElected {
+        /// The slot.
+        slot: u64,
+        /// The producer in the header.
+        producer: PublicKey,
+    },
     /// The producer's signature over the header hash does not verify.
     #[error("bad block signature: {0}")]
     BadBlockSignature(SignatureError),

@@ -39,7 +39,47 @@ pub struct InitialStakeholder {
     pub public_key: PublicKey,
     /// Stake at genesis; > 0.
     pub stake: u64,
+    /// The stakeholder's VRF public key (RFC 9381 ECVRF-EDWARDS25519-SHA512, 32 bytes, hex):
+    /// required in `praos` mode, absent in `classic` mode. The consensus rules check that it is
+    /// a valid point (pp-ouroboros `VrfPublicKey::from_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf_key: Option<PublicKey>,
 }
+
+/// How slot leaders are elected (docs/leader-election.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaderMode {
+    /// Ouroboros classic: one public leader per slot, follow-the-satoshi on the epoch nonce.
+    #[default]
+    Classic,
+    /// Ouroboros Praos: private VRF leader election, zero, one or several leaders per slot.
+    Praos,
+}
+
+impl LeaderMode {
+    /// True for [`LeaderMode::Classic`] (the JSON default, left out when serializing).
+    pub fn is_classic(&self) -> bool {
+        *self == LeaderMode::Classic
+    }
+}
+
+/// A rational `num / den`: the Praos active slot coefficient `f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ratio {
+    /// Numerator.
+    pub num: u64,
+    /// Denominator.
+    pub den: u64,
+}
+
+/// The active slot coefficient of new praos devnets: `f = 1/2`. With 1 s slots on a LAN or
+/// loopback (delivery well under a slot), half the slots have a leader, so blocks come about
+/// every 2 s, and slots with several leaders are rare enough (a few percent of slots on a
+/// 5-node devnet) that the fork they open is resolved by the next block. Cardano's `1/20` is for
+/// a WAN with multi-second delays.
+pub const DEVNET_ACTIVE_SLOT_COEFF: Ratio = Ratio { num: 1, den: 2 };
 
 /// The genesis of a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +113,13 @@ pub struct Genesis {
     pub initial_stakeholders: Vec<InitialStakeholder>,
     /// η₀, the initial epoch nonce.
     pub epoch_nonce: Hash,
+    /// `classic` (the default, also when the field is absent) or `praos`.
+    #[serde(default, skip_serializing_if = "LeaderMode::is_classic")]
+    pub leader_mode: LeaderMode,
+    /// Praos' active slot coefficient `f`, `0 < f <= 9/10`: required in `praos` mode, absent
+    /// in `classic` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_slot_coeff: Option<Ratio>,
 }
 
 fn default_clock_skew_ms() -> u64 {
@@ -222,7 +269,84 @@ impl Genesis {
                 .checked_add(s.stake)
                 .ok_or(GenesisError::SupplyOverflow)?;
         }
+        self.validate_leader_mode()
+    }
+
+    /// The praos fields are present exactly in praos mode: `f` admissible, one distinct VRF key
+    /// per stakeholder.
+    fn validate_leader_mode(&self) -> Result<(), GenesisError> {
+        match self.leader_mode {
+            LeaderMode::Classic => {
+                if self.active_slot_coeff.is_some() {
+                    return Err(bad("active_slot_coeff", "only allowed in praos mode"));
+                }
+                if self
+                    .initial_stakeholders
+                    .iter()
+                    .any(|s| s.vrf_key.is_some())
+                {
+                    return Err(bad(
+                        "initial_stakeholders.vrf_key",
+                        "only allowed in praos mode",
+                    ));
+                }
+            }
+            LeaderMode::Praos => {
+                let Some(f) = self.active_slot_coeff else {
+                    return Err(bad("active_slot_coeff", "required in praos mode"));
+                };
+                // 0 < num/den <= 9/10, cross-multiplied (exact in u128; refuses den = 0).
+                let admissible = f.num > 0 && u128::from(f.num) * 10 <= u128::from(f.den) * 9;
+                if !admissible {
+                    return Err(bad("active_slot_coeff", "must be a fraction in (0, 9/10]"));
+                }
+                let mut vrf_keys = BTreeSet::new();
+                for s in &self.initial_stakeholders {
+                    let Some(key) = s.vrf_key else {
+                        return Err(bad(
+                            "initial_stakeholders.vrf_key",
+                            format!("stakeholder {} has no VRF key (praos mode)", s.id),
+                        ));
+                    };
+                    if !vrf_keys.insert(key) {
+                        return Err(bad(
+                            "initial_stakeholders.vrf_key",
+                            format!("stakeholder {} repeats another's VRF key", s.id),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The header version of this network's blocks: [`BLOCK_VERSION`] in classic mode,
+    /// [`crate::block::PRAOS_BLOCK_VERSION`] in praos mode.
+    pub fn block_version(&self) -> u32 {
+        match self.leader_mode {
+            LeaderMode::Classic => BLOCK_VERSION,
+            LeaderMode::Praos => crate::block::PRAOS_BLOCK_VERSION,
+        }
+    }
+
+    /// The canonical size of this network's headers.
+    pub fn header_len(&self) -> usize {
+        match self.leader_mode {
+            LeaderMode::Classic => crate::block::HEADER_LEN,
+            LeaderMode::Praos => crate::block::PRAOS_HEADER_LEN,
+        }
+    }
+
+    /// Switches this genesis to praos mode with active slot coefficient `f`, registering
+    /// `vrf_keys[i]` for the i-th stakeholder (keys beyond the stakeholders are ignored; a
+    /// missing one fails [`Genesis::validate`]).
+    pub fn into_praos(mut self, f: Ratio, vrf_keys: &[PublicKey]) -> Genesis {
+        self.leader_mode = LeaderMode::Praos;
+        self.active_slot_coeff = Some(f);
+        for (s, k) in self.initial_stakeholders.iter_mut().zip(vrf_keys) {
+            s.vrf_key = Some(*k);
+        }
+        self
     }
 
     /// Sum of initial balances and stakes (validated not to overflow; saturates otherwise).
@@ -251,6 +375,7 @@ impl Genesis {
                 producer: PublicKey::default(),
                 timestamp: self.genesis_time,
                 difficulty: 0,
+                vrf: None,
                 nonce: 0,
             },
             signature: Signature::default(),
@@ -281,8 +406,11 @@ impl Genesis {
                 id: stakeholder_id.into(),
                 public_key: producer,
                 stake: 1_000,
+                vrf_key: None,
             }],
             epoch_nonce: Hash::blake2b(b"pp-devnet epoch nonce 0"),
+            leader_mode: LeaderMode::Classic,
+            active_slot_coeff: None,
         }
     }
 }
@@ -308,6 +436,15 @@ impl Encode for Genesis {
             e.str(&s.id).key(&s.public_key).u64(s.stake);
         }
         e.hash(&self.epoch_nonce);
+        // Classic mode adds nothing, so every classic genesis keeps its hash. Praos mode
+        // appends the mode byte 1, f and the stakeholders' VRF keys in stakeholder order.
+        if self.leader_mode == LeaderMode::Praos {
+            let f = self.active_slot_coeff.unwrap_or(Ratio { num: 0, den: 0 });
+            e.u8(1).u64(f.num).u64(f.den);
+            for s in &self.initial_stakeholders {
+                e.key(&s.vrf_key.unwrap_or_default());
+            }
+        }
     }
 }
 
@@ -371,6 +508,86 @@ mod tests {
             Genesis::from_json(v.to_string().as_bytes()),
             Err(GenesisError::Json(_))
         ));
+    }
+
+    fn praos() -> Genesis {
+        g().into_praos(DEVNET_ACTIVE_SLOT_COEFF, &[PublicKey([9u8; 32])])
+    }
+
+    #[test]
+    fn praos_fields_are_required_in_praos_mode_and_refused_in_classic_mode() {
+        praos().validate().unwrap();
+        let back = Genesis::from_json(praos().to_json_pretty().as_bytes()).unwrap();
+        assert_eq!(back, praos());
+        assert_eq!(praos().block_version(), crate::block::PRAOS_BLOCK_VERSION);
+        assert_eq!(g().block_version(), BLOCK_VERSION);
+        type Case = (fn(&mut Genesis), &'static str);
+        let cases: Vec<Case> = vec![
+            (|g| g.active_slot_coeff = None, "active_slot_coeff"),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 0, den: 2 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 1, den: 0 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.active_slot_coeff = Some(Ratio { num: 10, den: 11 }),
+                "active_slot_coeff",
+            ),
+            (
+                |g| g.initial_stakeholders[0].vrf_key = None,
+                "initial_stakeholders.vrf_key",
+            ),
+            (
+                |g| {
+                    g.leader_mode = LeaderMode::Classic;
+                    g.initial_stakeholders[0].vrf_key = None;
+                },
+                "active_slot_coeff",
+            ),
+            (
+                |g| {
+                    g.leader_mode = LeaderMode::Classic;
+                    g.active_slot_coeff = None;
+                },
+                "initial_stakeholders.vrf_key",
+            ),
+        ];
+        for (f, field) in cases {
+            let mut x = praos();
+            f(&mut x);
+            match x.validate() {
+                Err(GenesisError::BadField { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // Two stakeholders may not share a VRF key.
+        let mut two = praos();
+        two.initial_stakeholders.push(InitialStakeholder {
+            id: "other".into(),
+            public_key: PublicKey([5u8; 32]),
+            stake: 1,
+            vrf_key: Some(PublicKey([9u8; 32])),
+        });
+        assert!(matches!(
+            two.validate(),
+            Err(GenesisError::BadField {
+                field: "initial_stakeholders.vrf_key",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn praos_mode_changes_the_hash_and_classic_json_has_no_praos_fields() {
+        assert_ne!(praos().hash(), g().hash());
+        let mut other_f = praos();
+        other_f.active_slot_coeff = Some(Ratio { num: 1, den: 3 });
+        assert_ne!(other_f.hash(), praos().hash());
+        let json = g().to_json_pretty();
+        assert!(!json.contains("leader_mode") && !json.contains("vrf_key"));
     }
 
     #[test]

@@ -66,13 +66,19 @@ pub mod testing;
 pub mod tx;
 pub mod verified;
 
-pub use block::{Block, BlockHeader, PowMidstate, BLOCK_VERSION, HEADER_LEN, NONCE_OFFSET};
+pub use block::{
+    Block, BlockHeader, HeaderBytes, PowMidstate, VrfEvidence, BLOCK_VERSION, HEADER_LEN,
+    NONCE_OFFSET, PRAOS_BLOCK_VERSION, PRAOS_HEADER_LEN, VRF_OUTPUT_BYTES, VRF_PROOF_BYTES,
+};
 pub use chain::{AddOutcome, Chain, Equivocation, Screened, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
 pub use consensus::{ConsensusRules, StakeMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
 pub use encoding::{Decode, Decoder, Encode, Encoder};
 pub use error::{BlockError, ChainError, DecodeError, HexError, TxError};
-pub use genesis::{Genesis, GenesisError, InitialBalance, InitialStakeholder};
+pub use genesis::{
+    Genesis, GenesisError, InitialBalance, InitialStakeholder, LeaderMode, Ratio,
+    DEVNET_ACTIVE_SLOT_COEFF,
+};
 pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};

@@ -38,7 +38,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::block::{Block, BLOCK_VERSION};
+use crate::block::{Block, PRAOS_BLOCK_VERSION};
 use crate::crypto::SignatureError;
 use crate::error::{BlockError, TxError};
 use crate::genesis::Genesis;
@@ -114,6 +114,7 @@ impl VerifiedBlock {
 #[derive(Debug, Clone)]
 pub struct BlockVerifier {
     genesis_hash: Hash,
+    version: u32,
     difficulty: u32,
     max_block_txs: u32,
     max_block_bytes: u64,
@@ -125,6 +126,7 @@ impl BlockVerifier {
     pub fn new(genesis: &Genesis, cache: Arc<SignatureCache>) -> BlockVerifier {
         BlockVerifier {
             genesis_hash: genesis.hash(),
+            version: genesis.block_version(),
             difficulty: genesis.difficulty,
             max_block_txs: genesis.max_block_txs,
             max_block_bytes: genesis.max_block_bytes,
@@ -203,9 +205,11 @@ impl BlockVerifier {
     /// Version, difficulty, proof of work; returns the block hash.
     fn check_header(&self, block: &Block) -> Result<Hash, BlockError> {
         let h = &block.header;
-        if h.version != BLOCK_VERSION {
+        // The network's version (classic or praos), and VRF evidence exactly in praos headers
+        // (decoding guarantees it; a header built in memory might not).
+        if h.version != self.version || h.vrf.is_some() != (h.version == PRAOS_BLOCK_VERSION) {
             return Err(BlockError::BadVersion {
-                expected: BLOCK_VERSION,
+                expected: self.version,
                 got: h.version,
             });
         }

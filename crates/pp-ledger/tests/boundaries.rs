@@ -223,6 +223,7 @@ fn account_count_counts_balance_entries_and_a_stakeholder_without_balance_exists
         id: "carol".into(),
         public_key: key(5).public(),
         stake: 300,
+        vrf_key: None,
     });
     let s = LedgerState::from_genesis(&g);
     // Keys 1, 2 and 3 have balances; key 5 only a stake.
@@ -373,6 +374,7 @@ fn zero_stake_zero_reward_and_zero_fee_create_no_entries() {
         id: "zero".into(),
         public_key: key(6).public(),
         stake: 0,
+        vrf_key: None,
     });
     let gh = g.hash();
     let mut s = LedgerState::from_genesis(&g);
@@ -404,6 +406,7 @@ fn round_robin_leaves_out_zero_stakes_and_an_empty_schedule_has_no_leader() {
         id: "zero".into(),
         public_key: key(9).public(),
         stake: 0,
+        vrf_key: None,
     });
     let state = RoundRobin.genesis_state(&g);
     let mut expected = vec![key(1).public(), key(2).public()];

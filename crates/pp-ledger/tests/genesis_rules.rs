@@ -128,6 +128,7 @@ fn entry_limits_accept_exactly_max_genesis_entries() {
                 id: format!("s{i}"),
                 public_key: nth_key(i),
                 stake: 1,
+                vrf_key: None,
             })
             .collect()
     };

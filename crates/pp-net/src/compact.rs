@@ -385,6 +385,7 @@ mod tests {
             producer: k.public(),
             timestamp: 0,
             difficulty: 0,
+            vrf: None,
             nonce: 0,
         };
         Block::produce(&parent, 1, 1000, 0, txs, &k, &g, 1).unwrap()

@@ -826,6 +826,7 @@ mod tests {
             producer: k.public(),
             timestamp: 0,
             difficulty: 0,
+            vrf: None,
             nonce: 0,
         };
         let mut blocks = Vec::new();

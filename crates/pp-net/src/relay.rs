@@ -431,6 +431,7 @@ mod tests {
                 producer: PublicKey([0; 32]),
                 timestamp: 0,
                 difficulty: 0,
+                vrf: None,
                 nonce: 0,
             },
             signature: pp_ledger::Signature([0; 64]),

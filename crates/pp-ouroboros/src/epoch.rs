@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
-use pp_ledger::{Genesis, Hash, StakeMap};
+use pp_ledger::{Genesis, Hash, LeaderMode, StakeMap};
 
 use crate::error::OuroborosError;
 use crate::nonce::{epoch_nonce_next, fold_block_hash, RHO_EMPTY};
+use crate::praos::PRAOS_NONCE_TAG;
 
 /// The most epochs a state may be advanced in one go (about 2^20 nonce hashes, well under a
 /// second). A child block further than this from its parent has no leader, so a forged block in
@@ -32,8 +33,13 @@ pub struct EpochState {
     pub next_distribution: Arc<StakeMap>,
     /// ρ_{e−1}: the block-hash accumulator of the previous epoch, which feeds η_{e+1}.
     pub rho_prev: Hash,
-    /// ρ_e so far: the accumulator of this epoch's blocks applied up to now.
+    /// ρ_e so far: the accumulator of this epoch's blocks applied up to now. In praos mode it
+    /// folds the VRF nonce contributions of the blocks in the epoch's first two thirds
+    /// ([`EpochState::on_nonce_contribution`]), never block hashes.
     pub rho: Hash,
+    /// How the next nonce is derived: classic (`η_{e+1}` from `ρ_{e−1}`) or praos (`η_{e+1}`
+    /// from `ρ_e`, see [`crate::praos_next_nonce`]).
+    pub mode: LeaderMode,
 }
 
 /// The genesis stake distribution: every initial stakeholder with positive stake. Duplicate keys
@@ -71,12 +77,19 @@ impl EpochState {
             next_distribution: d,
             rho_prev: RHO_EMPTY,
             rho: RHO_EMPTY,
+            mode: genesis.leader_mode,
         }
     }
 
-    /// Records an accepted block of this epoch: ρ_e = Blake2b-256(ρ_e ‖ block_hash).
+    /// Records an accepted block of this epoch (classic): ρ_e = Blake2b-256(ρ_e ‖ block_hash).
     pub fn on_block(&mut self, block_hash: &Hash) {
         self.rho = fold_block_hash(&self.rho, block_hash);
+    }
+
+    /// Records the nonce contribution `n = Blake2b-256("N" ‖ β)` of an accepted praos block in
+    /// the epoch's nonce window: ρ_e = Blake2b-256(ρ_e ‖ n). The caller checks the window.
+    pub fn on_nonce_contribution(&mut self, n: &Hash) {
+        self.rho = Hash::blake2b_parts(&[self.rho.as_bytes(), n.as_bytes()]);
     }
 
     /// The state of epoch e + 1, given the ledger's stakes at the end of epoch e:
@@ -92,11 +105,15 @@ impl EpochState {
             .epoch
             .checked_add(1)
             .ok_or(OuroborosError::EpochOverflow(self.epoch))?;
-        let nonce = if epoch < 2 {
+        let nonce = match self.mode {
+            // Praos: η_{e+1} = Blake2b-256(tag ‖ η_e ‖ ρ_e), ρ_e over the VRF outputs of the
+            // first two thirds of epoch e (settled a third of an epoch before it is used).
+            LeaderMode::Praos => {
+                Hash::blake2b_parts(&[PRAOS_NONCE_TAG, self.nonce.as_bytes(), self.rho.as_bytes()])
+            }
             // η_1 = η_0: there is no settled epoch yet whose blocks could contribute.
-            self.nonce
-        } else {
-            epoch_nonce_next(&self.nonce, &self.rho_prev)
+            LeaderMode::Classic if epoch < 2 => self.nonce,
+            LeaderMode::Classic => epoch_nonce_next(&self.nonce, &self.rho_prev),
         };
         Ok(EpochState {
             epoch,
@@ -105,6 +122,7 @@ impl EpochState {
             next_distribution: stakes_at_end,
             rho_prev: self.rho,
             rho: RHO_EMPTY,
+            mode: self.mode,
         })
     }
 
@@ -183,11 +201,13 @@ mod tests {
             id: "zero".into(),
             public_key: key(2),
             stake: 0,
+            vrf_key: None,
         });
         g.initial_stakeholders.push(pp_ledger::InitialStakeholder {
             id: "again".into(),
             public_key: key(1),
             stake: u64::MAX,
+            vrf_key: None,
         });
         let d = genesis_distribution(&g);
         assert_eq!(d, [(key(1), u64::MAX)].into_iter().collect());

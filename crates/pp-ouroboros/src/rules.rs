@@ -5,27 +5,183 @@
 //! in slot s it asks [`ConsensusRules::state_for_slot`] (parent's state advanced to s's epoch,
 //! using the parent's stakes for every crossed epoch, since no block came between), then
 //! [`ConsensusRules::slot_leader`], and after accepting the block, [`ConsensusRules::on_block`].
+//!
+//! In praos mode (genesis `leader_mode: praos`) there is no public leader: a block proves its
+//! producer's election with the VRF evidence in its header, checked by
+//! [`ConsensusRules::check_producer`] against the producer's registered VRF key, the epoch's
+//! nonce and stake snapshot; [`ConsensusRules::on_header`] folds the VRF nonce contribution of
+//! the blocks in the epoch's first two thirds into the next nonce; and
+//! [`ConsensusRules::prefer_tip`] breaks ties between blocks of one slot by leader value.
 
-use pp_ledger::{ConsensusRules, Genesis, Hash, PublicKey, StakeMap};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pp_ledger::{
+    BlockError, BlockHeader, ConsensusRules, Genesis, Hash, LeaderMode, PublicKey, StakeMap,
+    VrfEvidence,
+};
 
 use crate::clock::SlotClock;
 use crate::epoch::EpochState;
 use crate::error::OuroborosError;
-use crate::leader::{leader, LeaderTable};
+use crate::leader::{leader, total_stake, LeaderTable};
+use crate::praos::{
+    nonce_contribution, nonce_window, prove_leadership, tie_break, verify_leadership, LeaderProof,
+};
+use crate::threshold::ActiveSlotCoeff;
+use crate::vrf::{EcVrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey};
 
-/// Ouroboros (classic, public leader schedule) for one network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The praos parameters of a network: `f` and the registered VRF key of every stakeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Praos {
+    f: ActiveSlotCoeff,
+    vrf_keys: Arc<BTreeMap<PublicKey, VrfPublicKey>>,
+}
+
+/// Ouroboros for one network: classic (public leader schedule) or praos (private VRF leader
+/// election), as the genesis says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ouroboros {
     clock: SlotClock,
+    praos: Option<Praos>,
 }
 
 impl Ouroboros {
-    /// The rules of the network defined by `genesis` (fails only on a zero slot duration or
-    /// epoch length, which a validated genesis never has).
+    /// The rules of the network defined by `genesis`. Fails on a zero slot duration or epoch
+    /// length, and in praos mode on an inadmissible `active_slot_coeff`, a missing VRF key, or
+    /// a VRF key that is not a valid point (none of which a validated genesis has, except the
+    /// last: [`Genesis::validate`] does not know the curve).
     pub fn new(genesis: &Genesis) -> Result<Ouroboros, OuroborosError> {
+        let praos = match genesis.leader_mode {
+            LeaderMode::Classic => None,
+            LeaderMode::Praos => {
+                let ratio = genesis
+                    .active_slot_coeff
+                    .ok_or(OuroborosError::InvalidActiveSlotCoeff { num: 0, den: 0 })?;
+                let f = ActiveSlotCoeff::new(ratio.num, ratio.den)?;
+                let mut vrf_keys = BTreeMap::new();
+                for s in &genesis.initial_stakeholders {
+                    let key = s.vrf_key.ok_or(OuroborosError::InvalidVrfPublicKey)?;
+                    vrf_keys.insert(s.public_key, VrfPublicKey::from_bytes(key.0)?);
+                }
+                Some(Praos {
+                    f,
+                    vrf_keys: Arc::new(vrf_keys),
+                })
+            }
+        };
         Ok(Ouroboros {
             clock: SlotClock::from_genesis(genesis)?,
+            praos,
         })
+    }
+
+    /// The leader mode of these rules.
+    pub fn mode(&self) -> LeaderMode {
+        if self.praos.is_some() {
+            LeaderMode::Praos
+        } else {
+            LeaderMode::Classic
+        }
+    }
+
+    /// The registered VRF key of stakeholder `key` (praos mode), if any.
+    pub fn vrf_key_of(&self, key: &PublicKey) -> Option<VrfPublicKey> {
+        self.praos.as_ref()?.vrf_keys.get(key).copied()
+    }
+
+    /// Praos: the threshold `Θ` of `producer` in `state`'s epoch (its stake in the snapshot),
+    /// 0 if it has none.
+    pub fn threshold_of(
+        &self,
+        state: &EpochState,
+        producer: &PublicKey,
+    ) -> Result<u64, OuroborosError> {
+        let Some(p) = &self.praos else {
+            return Ok(0);
+        };
+        let Some(&stake) = state.distribution.get(producer) else {
+            return Ok(0);
+        };
+        p.f.threshold(stake, total_stake(&state.distribution)?)
+    }
+
+    /// Praos production: whether the holder of `secret`, stakeholder `producer`, leads `slot`
+    /// under `state` (as [`pp_ledger::Chain::state_for_next`] gives it), and the header evidence
+    /// if it does. Only the secret key can answer this (the schedule is private). Fails if
+    /// the rules are classic, the slot is outside the state's epoch, or `secret` is not the
+    /// key registered for `producer`.
+    pub fn prove_slot(
+        &self,
+        state: &EpochState,
+        slot: u64,
+        producer: &PublicKey,
+        secret: &VrfSecretKey,
+    ) -> Result<Option<VrfEvidence>, OuroborosError> {
+        if self.praos.is_none() || self.vrf_key_of(producer) != Some(secret.public()) {
+            return Err(OuroborosError::InvalidVrfPublicKey);
+        }
+        self.check_epoch(state, slot)?;
+        let theta = self.threshold_of(state, producer)?;
+        if theta == 0 {
+            return Ok(None);
+        }
+        Ok(
+            prove_leadership::<EcVrf>(secret, &state.nonce, slot, theta)?.map(|p| VrfEvidence {
+                output: p.output.0,
+                proof: p.proof.0,
+            }),
+        )
+    }
+
+    fn check_epoch(&self, state: &EpochState, slot: u64) -> Result<(), OuroborosError> {
+        let slot_epoch = self.clock.epoch_of_slot(slot);
+        if slot_epoch != state.epoch {
+            return Err(OuroborosError::SlotNotInEpoch {
+                slot,
+                slot_epoch,
+                state_epoch: state.epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// The praos check of a header (see [`ConsensusRules::check_producer`]).
+    fn check_praos(
+        &self,
+        p: &Praos,
+        state: &EpochState,
+        header: &BlockHeader,
+    ) -> Result<(), BlockError> {
+        let slot = header.slot;
+        let producer = header.producer;
+        if self.check_epoch(state, slot).is_err() {
+            return Err(BlockError::NoLeader { slot });
+        }
+        let Some(vrf) = &header.vrf else {
+            return Err(BlockError::BadVrfProof { slot, producer });
+        };
+        let Some(key) = p.vrf_keys.get(&producer) else {
+            return Err(BlockError::NoVrfKey { slot, producer });
+        };
+        let theta = self
+            .threshold_of(state, &producer)
+            .map_err(|_| BlockError::NoLeader { slot })?;
+        if theta == 0 {
+            return Err(BlockError::NotElected { slot, producer });
+        }
+        let evidence = LeaderProof::<EcVrf> {
+            output: VrfOutput(vrf.output),
+            proof: VrfProof(vrf.proof),
+        };
+        match verify_leadership::<EcVrf>(key, &state.nonce, slot, theta, &evidence) {
+            Ok(_) => Ok(()),
+            Err(OuroborosError::NotSlotLeader { .. }) => {
+                Err(BlockError::NotElected { slot, producer })
+            }
+            Err(_) => Err(BlockError::BadVrfProof { slot, producer }),
+        }
     }
 
     /// The slot clock of this network.
@@ -98,12 +254,56 @@ impl ConsensusRules for Ouroboros {
         self.clock.epoch_of_slot(slot)
     }
 
+    /// Classic: the slot's leader. Praos: always `None` (leaders are private; a block proves
+    /// its own election).
     fn slot_leader(&self, state: &EpochState, slot: u64) -> Option<PublicKey> {
+        if self.praos.is_some() {
+            return None;
+        }
         self.leader_of(state, slot).ok()
     }
 
     fn on_block(&self, state: &mut EpochState, block_hash: &Hash) {
         state.on_block(block_hash);
+    }
+
+    fn check_producer(&self, state: &EpochState, header: &BlockHeader) -> Result<(), BlockError> {
+        if let Some(p) = &self.praos {
+            return self.check_praos(p, state, header);
+        }
+        let slot = header.slot;
+        match self.slot_leader(state, slot) {
+            None => Err(BlockError::NoLeader { slot }),
+            Some(leader) if leader != header.producer => Err(BlockError::WrongLeader {
+                slot,
+                expected: leader,
+                got: header.producer,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Classic: folds the block hash into ρ_e. Praos: folds the VRF nonce contribution of a
+    /// block in the first `floor(2E/3)` slots of its epoch, nothing for later blocks; the block
+    /// hash (header nonce, transactions) never enters.
+    fn on_header(&self, state: &mut EpochState, header: &BlockHeader, block_hash: &Hash) {
+        if self.praos.is_none() {
+            state.on_block(block_hash);
+            return;
+        }
+        let e = self.clock.slots_per_epoch();
+        if let Some(vrf) = &header.vrf {
+            if header.slot % e < nonce_window(e) {
+                state.on_nonce_contribution(&nonce_contribution(&vrf.output));
+            }
+        }
+    }
+
+    fn prefer_tip(&self, candidate: &BlockHeader, ours: &BlockHeader) -> Ordering {
+        match (&self.praos, &candidate.vrf, &ours.vrf) {
+            (Some(_), Some(a), Some(b)) => tie_break(&a.output, &b.output),
+            _ => Ordering::Equal,
+        }
     }
 }
 
@@ -121,6 +321,7 @@ mod tests {
             id: "b".into(),
             public_key: b,
             stake: 1_000,
+            vrf_key: None,
         });
         g.validate().unwrap();
         (g, a, b)

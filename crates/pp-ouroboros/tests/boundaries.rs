@@ -48,6 +48,7 @@ fn slots_led_by_lists_exactly_the_slots_each_stakeholder_leads() {
             id: format!("k{}", i + 1),
             public_key: key.public(),
             stake: 1_000,
+            vrf_key: None,
         });
     }
     g.validate().unwrap();

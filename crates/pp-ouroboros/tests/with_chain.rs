@@ -20,6 +20,7 @@ fn network() -> (Genesis, Vec<KeyPair>) {
             id: format!("k{}", i + 1),
             public_key: k.public(),
             stake: 1_000 * (i as u64 + 1),
+            vrf_key: None,
         });
     }
     g.validate().expect("test genesis is valid");

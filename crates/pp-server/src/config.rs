@@ -129,6 +129,13 @@ pub struct ServerConfig {
     /// Size of the database's page cache in MiB (default
     /// [`DEFAULT_DB_CACHE_BYTES`](crate::storage::DEFAULT_DB_CACHE_BYTES), see `storage.rs`).
     pub db_cache_mb: u64,
+    /// Praos networks: use this VRF secret seed instead of `data_dir/vrf.key` (see
+    /// [`crate::praos`]).
+    pub vrf_seed: Option<[u8; 32]>,
+    /// Leader mode of a genesis built by this node (from registrations or as a single-node
+    /// devnet): in praos mode every registered stakeholder gets its development VRF key
+    /// ([`crate::praos::dev_vrf_key`]) and `f` = [`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`].
+    pub leader_mode: pp_ledger::LeaderMode,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +156,8 @@ impl Default for ServerConfig {
             mempool_min_fee: DEFAULT_MIN_FEE,
             sync_batch: 200,
             db_cache_mb: (crate::storage::DEFAULT_DB_CACHE_BYTES >> 20) as u64,
+            vrf_seed: None,
+            leader_mode: pp_ledger::LeaderMode::Classic,
         }
     }
 }

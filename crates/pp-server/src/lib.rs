@@ -41,6 +41,7 @@ mod net;
 mod node;
 pub mod observe;
 pub mod ops_metrics;
+pub mod praos;
 pub mod process_metrics;
 mod server;
 pub mod storage;

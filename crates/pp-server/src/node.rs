@@ -20,7 +20,7 @@ use pp_ledger::chain::{AddOutcome, Chain, Screened};
 use pp_ledger::error::ChainError;
 use pp_ledger::{
     Accounts, Block, BlockHeader, Genesis, Hash, KeyPair, LedgerState, PublicKey, Signature,
-    SignatureCache, Transaction, VerifiedBlock, BLOCK_VERSION,
+    SignatureCache, Transaction, VerifiedBlock,
 };
 use pp_net::{ChainView, PeerId};
 use pp_ouroboros::{Ouroboros, SlotClock};
@@ -172,6 +172,9 @@ pub(crate) struct Core {
     pub(crate) health: Arc<Health>,
     pub(crate) metrics: Metrics,
     pub(crate) net: OnceLock<Arc<dyn PeerNet>>,
+    /// Praos networks: the VRF secret key this node proves leadership with (set once at start;
+    /// unset in classic mode or when the node has none, and then it never leads a praos slot).
+    pub(crate) vrf: OnceLock<pp_ouroboros::VrfSecretKey>,
     pub(crate) sync_batch: u32,
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
@@ -224,6 +227,7 @@ impl Core {
             health,
             metrics,
             net: OnceLock::new(),
+            vrf: OnceLock::new(),
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx,
             events: EventBus::default(),
@@ -647,18 +651,20 @@ impl Core {
             return None;
         }
         let me = self.key.public();
-        let (parent, txs) = {
+        let (parent, txs, vrf) = {
             let chain = self.chain();
-            if chain.leader_for_next(slot) != Some(me) || chain.tip().header.slot >= slot {
+            if chain.tip().header.slot >= slot {
                 return None;
             }
+            // Classic: the public leader; praos: our VRF proves the slot (evidence for the header).
+            let vrf = crate::praos::leader_evidence(&chain, slot, &me, self.vrf.get())?;
             let mp = self.mempool();
             let txs = chain.select_transactions(mp.candidates());
-            (chain.tip().header.clone(), txs)
+            (chain.tip().header.clone(), txs, vrf)
         };
         let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
         let mut header = BlockHeader {
-            version: BLOCK_VERSION,
+            version: self.genesis.block_version(),
             index: parent.index.checked_add(1)?,
             slot,
             prev_hash: parent.hash(),
@@ -666,6 +672,7 @@ impl Core {
             producer: me,
             timestamp: self.now_ms(),
             difficulty: self.genesis.difficulty,
+            vrf: vrf.map(Box::new),
             nonce: 0,
         };
         let deadline = self.slots.slot_start_ms(slot.saturating_add(1));

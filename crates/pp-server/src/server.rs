@@ -396,6 +396,12 @@ impl Server {
             self.config.sync_batch,
             sync_tx,
         ));
+        if let Some(vrf) =
+            crate::praos::resolve_vrf_key(self.config.vrf_seed, &data_dir, &node_id, &core.genesis)?
+        {
+            // Set once, right after the core is built: nothing else sets it.
+            let _ = core.vrf.set(vrf);
+        }
         let height = core.replay()?;
         let pending = core.restore_mempool()?;
         tracing::info!(
@@ -576,9 +582,10 @@ impl Server {
                 id: r.id.clone(),
                 public_key: r.key,
                 stake: r.stake,
+                vrf_key: None,
             })
             .collect();
-        Ok(g)
+        Ok(self.apply_leader_mode(g))
     }
 
     fn apply_params(&self, mut g: Genesis) -> Genesis {
@@ -589,12 +596,25 @@ impl Server {
         g
     }
 
+    /// In praos mode: every stakeholder registers its development VRF key (by id).
+    fn apply_leader_mode(&self, g: Genesis) -> Genesis {
+        if self.config.leader_mode != pp_ledger::LeaderMode::Praos {
+            return g;
+        }
+        let vrf_keys: Vec<PublicKey> = g
+            .initial_stakeholders
+            .iter()
+            .map(|s| crate::praos::vrf_public_of(crate::praos::dev_vrf_seed(&s.id)))
+            .collect();
+        g.into_praos(pp_ledger::DEVNET_ACTIVE_SLOT_COEFF, &vrf_keys)
+    }
+
     fn devnet_genesis(&self, node_id: &str, key: PublicKey) -> Result<Genesis, ServerError> {
         let time = self
             .config
             .genesis_time_ms
             .unwrap_or_else(|| self.clock.now_ms());
-        Ok(self.apply_params(Genesis::devnet(node_id, key, time)))
+        Ok(self.apply_leader_mode(self.apply_params(Genesis::devnet(node_id, key, time))))
     }
 
     /// Config key > `node.key` > the dev key of a registered/genesis dev stakeholder named like

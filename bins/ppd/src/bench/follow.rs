@@ -238,6 +238,7 @@ mod tests {
             producer: PublicKey([1; 32]),
             timestamp: 0,
             difficulty: 0,
+            vrf: None,
             nonce: slot,
         };
         BlockView {

@@ -36,6 +36,7 @@ pub fn make_chain(n: u64, txs: usize) -> Vec<Block> {
         producer: k.public(),
         timestamp: 0,
         difficulty: 0,
+        vrf: None,
         nonce: 0,
     };
     let mut out = Vec::new();

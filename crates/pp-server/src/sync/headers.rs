@@ -10,7 +10,7 @@
 //! liar nothing, but a header chain costs it proof of work and cannot run ahead of the clock;
 //! and a header chain whose blocks then fail is dropped with the peer that offered it.
 
-use pp_ledger::{BlockHeader, Genesis, Hash, BLOCK_VERSION};
+use pp_ledger::{BlockHeader, Genesis, Hash};
 
 /// Why a header chain was refused. Every variant is something no honest peer sends: the
 /// chain it serves passed these checks when it took each block.
@@ -56,12 +56,15 @@ pub(crate) fn check_headers(
     let latest_start = now_ms.saturating_add(genesis.max_clock_skew_ms);
     let mut prev = parent;
     let mut hashes = Vec::with_capacity(headers.len());
+    // Classic or praos headers, as the genesis says (a decoded header carries VRF evidence
+    // exactly when its version is the praos one).
+    let version = genesis.block_version();
     for h in headers {
         let index = h.index;
-        if h.version != BLOCK_VERSION {
+        if h.version != version {
             return Err(HeaderError::BadVersion {
                 index,
-                expected: BLOCK_VERSION,
+                expected: version,
                 got: h.version,
             });
         }
