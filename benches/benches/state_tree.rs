@@ -91,6 +91,7 @@ fn big_block() -> (Genesis, Block) {
         id: "bench".into(),
         public_key: producer.public(),
         stake: 1_000,
+        vrf_key: None,
     }];
     let gh = genesis.hash();
     let txs: Vec<Transaction> = senders
