@@ -153,7 +153,11 @@ pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
             .cmp(&a.last_useful_ms)
             .then(a.id.cmp(&b.id))
     });
-    let protected: Vec<PeerId> = useful.iter().take(PROTECT_BY_USEFUL).map(|p| p.id).collect();
+    let protected: Vec<PeerId> = useful
+        .iter()
+        .take(PROTECT_BY_USEFUL)
+        .map(|p| p.id)
+        .collect();
     left.retain(|p| !protected.contains(&p.id));
 
     // 4. Half of the rest by time connected.
@@ -339,7 +343,9 @@ mod tests {
         // Not one of the protected: top keyed groups (the highest last octets, 21..=24), the
         // fastest four of the rest (1..=4), the four most recently useful of the rest (18, 15,
         // 12, 9), the oldest half of the rest (5, 6, 7, 8, 10, 11).
-        for protected in [24, 23, 22, 21, 1, 2, 3, 4, 18, 15, 12, 9, 5, 6, 7, 8, 10, 11] {
+        for protected in [
+            24, 23, 22, 21, 1, 2, 3, 4, 18, 15, 12, 9, 5, 6, 7, 8, 10, 11,
+        ] {
             assert_ne!(victim, PeerId(protected));
         }
         // Of the rest (13, 14, 16, 17, 19, 20; all groups of one), the youngest.

@@ -129,10 +129,9 @@ async fn a_node_below_its_outbound_target_asks_its_inbound_peers_for_addresses_t
     // Below its target, `hub` asks its inbound peer as well (before: only `quiet`, its outbound
     // peer, who knows nothing), learns of `far` and dials it.
     assert!(
-        eventually(20, || hub
-            .peers()
-            .iter()
-            .any(|p| p.direction == Direction::Outbound && p.addr == far.local_addr()))
+        eventually(20, || hub.peers().iter().any(|p| p.direction
+            == Direction::Outbound
+            && p.addr == far.local_addr()))
         .await,
         "hub never dialed far: peers {:?} / book {:?}",
         hub.peers(),
