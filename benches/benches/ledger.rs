@@ -9,10 +9,11 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+use pp_benches::{big_block, seed};
 use pp_ledger::crypto::{signing_message, Domain};
 use pp_ledger::{
-    Block, BlockHeader, Chain, Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair,
-    LedgerState, PublicKey, RoundRobin, Transaction, BLOCK_VERSION,
+    BlockHeader, Chain, Hash, KeyPair, LedgerState, PublicKey, RoundRobin, Transaction,
+    BLOCK_VERSION,
 };
 
 fn header() -> BlockHeader {
@@ -28,12 +29,6 @@ fn header() -> BlockHeader {
         vrf: None,
         nonce: 0,
     }
-}
-
-fn seed(i: u32) -> [u8; 32] {
-    let mut s = [7u8; 32];
-    s[..4].copy_from_slice(&i.to_be_bytes());
-    s
 }
 
 fn header_hashing(c: &mut Criterion) {
@@ -105,48 +100,6 @@ fn signatures(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// A genesis with one producer and 1,000 funded senders, and a block of 1,000 transfers.
-fn big_block() -> (Genesis, Block) {
-    let producer = KeyPair::from_seed([1u8; 32]);
-    let senders: Vec<KeyPair> = (0..1_000).map(|i| KeyPair::from_seed(seed(i))).collect();
-    let mut genesis = Genesis::devnet("bench", producer.public(), 1_700_000_000_000);
-    genesis.difficulty = 0;
-    genesis.initial_balances = senders
-        .iter()
-        .map(|k| InitialBalance {
-            account: k.public(),
-            amount: 1_000_000,
-        })
-        .collect();
-    genesis.initial_stakeholders = vec![InitialStakeholder {
-        id: "bench".into(),
-        public_key: producer.public(),
-        stake: 1_000,
-        vrf_key: None,
-    }];
-    let gh = genesis.hash();
-    let txs: Vec<Transaction> = senders
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let to = senders[(i + 1) % senders.len()].public();
-            Transaction::transfer(k, to, 100, 1, 0, &gh)
-        })
-        .collect();
-    let block = Block::produce(
-        &genesis.block().header,
-        1,
-        genesis.genesis_time + 1_000,
-        0,
-        txs,
-        &producer,
-        &gh,
-        1,
-    )
-    .expect("difficulty 0 needs one hash");
-    (genesis, block)
 }
 
 fn block_application(c: &mut Criterion) {

@@ -17,11 +17,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput};
+use pp_benches::big_block;
 use pp_ledger::state_tree::{verify, AccountLeaf, MemoryStore, StateProof, StateTree};
-use pp_ledger::{
-    account_key, Block, Chain, Encode, Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair,
-    PublicKey, RoundRobin, Transaction,
-};
+use pp_ledger::{account_key, Chain, Encode, Hash, PublicKey, RoundRobin};
 
 /// A synthetic account key: the tree only hashes its bytes.
 fn account(i: u64) -> PublicKey {
@@ -66,54 +64,6 @@ fn encode_changes(c: &[(PublicKey, u64, u64)]) -> Vec<(Hash, Option<Vec<u8>>)> {
     c.iter()
         .map(|(k, bal, nonce)| (account_key(k), Some(leaf(*bal, *nonce))))
         .collect()
-}
-
-fn seed(i: u32) -> [u8; 32] {
-    let mut s = [7u8; 32];
-    s[..4].copy_from_slice(&i.to_be_bytes());
-    s
-}
-
-/// A genesis with 1,000 funded senders and a block of 1,000 transfers (as in validation.rs).
-fn big_block() -> (Genesis, Block) {
-    let producer = KeyPair::from_seed([1u8; 32]);
-    let senders: Vec<KeyPair> = (0..1_000).map(|i| KeyPair::from_seed(seed(i))).collect();
-    let mut genesis = Genesis::devnet("bench", producer.public(), 1_700_000_000_000);
-    genesis.difficulty = 0;
-    genesis.initial_balances = senders
-        .iter()
-        .map(|k| InitialBalance {
-            account: k.public(),
-            amount: 1_000_000,
-        })
-        .collect();
-    genesis.initial_stakeholders = vec![InitialStakeholder {
-        id: "bench".into(),
-        public_key: producer.public(),
-        stake: 1_000,
-        vrf_key: None,
-    }];
-    let gh = genesis.hash();
-    let txs: Vec<Transaction> = senders
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let to = senders[(i + 1) % senders.len()].public();
-            Transaction::transfer(k, to, 100, 1, 0, &gh)
-        })
-        .collect();
-    let block = Block::produce(
-        &genesis.block().header,
-        1,
-        genesis.genesis_time + 1_000,
-        0,
-        txs,
-        &producer,
-        &gh,
-        1,
-    )
-    .expect("difficulty 0 needs one hash");
-    (genesis, block)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
