@@ -561,6 +561,26 @@ impl Testnet {
             .context("no such stakeholder")
     }
 
+    /// Sends `amount` from node `from`'s key to account `to` through the node at `via` with
+    /// `ppd tx transfer`; returns the transaction id the node acknowledged.
+    pub fn transfer(
+        &self,
+        from: usize,
+        via: &str,
+        to: &str,
+        amount: u64,
+    ) -> anyhow::Result<String> {
+        let key = self.node_dir(from).join("node.key").display().to_string();
+        let amount = amount.to_string();
+        let out = ppd(&[
+            "tx", "transfer", "--key", &key, "--to", to, "--amount", &amount, "--node", via,
+        ])?
+        .ok()?;
+        let id = out.last_word().context("no transaction id in the output")?;
+        anyhow::ensure!(id.len() == 64, "not a transaction id: {id}");
+        Ok(id.to_string())
+    }
+
     /// Starts every node, in order.
     pub fn start_all(&mut self) -> anyhow::Result<()> {
         for i in 0..self.size {
@@ -627,6 +647,29 @@ pub async fn wait_common_block(
                 }
             }
             first
+        },
+    )
+    .await
+}
+
+/// Waits until every node has at least `n` peers.
+pub async fn wait_peers(
+    client: &reqwest::Client,
+    urls: &[String],
+    n: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_for(
+        &format!("every node to have {n}+ peers"),
+        timeout,
+        Duration::from_millis(100),
+        || async {
+            for u in urls {
+                if peer_count(client, u).await? < n {
+                    return None;
+                }
+            }
+            Some(())
         },
     )
     .await

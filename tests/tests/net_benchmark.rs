@@ -19,8 +19,8 @@
 use std::time::{Duration, Instant};
 
 use pp_integration_tests::{
-    block_hash, block_hashes, free_port_block, get_json, height, http, now_ms, peer_count,
-    wait_all_up, wait_for, wait_height, write_follower_config, Node, Testnet,
+    block_hash, block_hashes, free_port_block, get_json, height, http, now_ms, wait_all_up,
+    wait_for, wait_height, wait_peers, write_follower_config, Node, Testnet,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,21 +45,9 @@ async fn block_propagation_on_a_5_node_testnet() {
     wait_all_up(&client, &urls, Duration::from_secs(60))
         .await
         .unwrap();
-    wait_for(
-        "every node to have a peer",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async {
-            for u in &urls {
-                if peer_count(&client, u).await? < 1 {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await
-    .unwrap();
+    wait_peers(&client, &urls, 1, Duration::from_secs(60))
+        .await
+        .unwrap();
     wait_height(&client, &urls, 2, Duration::from_secs(60))
         .await
         .unwrap();

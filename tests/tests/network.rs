@@ -8,31 +8,12 @@ use std::time::Duration;
 
 use pp_integration_tests::{
     balance, block_hash, free_port_block, get_json, height, http, peer_count, ppd, status,
-    wait_all_up, wait_for, wait_height, write_follower_config, Node, Testnet,
+    wait_all_up, wait_for, wait_height, wait_peers, write_follower_config, Node, Testnet,
 };
 use serde_json::Value;
 
 const UP: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
-
-/// Waits until every node has at least `n` peers.
-async fn wait_peers(client: &reqwest::Client, urls: &[String], n: u64) {
-    wait_for(
-        &format!("every node to have {n}+ peers"),
-        UP,
-        POLL,
-        || async {
-            for u in urls {
-                if peer_count(client, u).await? < n {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await
-    .unwrap();
-}
 
 /// A consistent snapshot: every node at the same height with the same tip, and the balances of
 /// `accounts` read while the tips did not move. `None` if the nodes moved or disagree this time.
@@ -83,7 +64,7 @@ async fn three_node_testnet_reaches_the_same_tip_and_balances_after_transfers() 
         let urls = net.urls();
         let client = http();
         wait_all_up(&client, &urls, UP).await.unwrap();
-        wait_peers(&client, &urls, 1).await;
+        wait_peers(&client, &urls, 1, UP).await.unwrap();
         wait_height(&client, &urls, 2, UP).await.unwrap();
 
         // Two fresh accounts receive transfers sent through different nodes with the CLI; the
@@ -102,23 +83,7 @@ async fn three_node_testnet_reaches_the_same_tip_and_balances_after_transfers() 
             (2, 1, &fresh[1], 300),
         ];
         for (from, via, to, amount) in sends {
-            let key = net.node_dir(from).join("node.key").display().to_string();
-            let out = ppd(&[
-                "tx",
-                "transfer",
-                "--key",
-                &key,
-                "--to",
-                to,
-                "--amount",
-                &amount.to_string(),
-                "--node",
-                &urls[via],
-            ])
-            .unwrap()
-            .ok()
-            .unwrap();
-            assert_eq!(out.last_word().unwrap().len(), 64);
+            net.transfer(from, &urls[via], to, amount).unwrap();
         }
         for (account, expected) in [(&fresh[0], 300u64), (&fresh[1], 300u64)] {
             wait_for(
@@ -179,7 +144,7 @@ async fn block_produced_on_one_node_is_on_all_others_within_two_slots() {
         let urls = net.urls();
         let client = http();
         wait_all_up(&client, &urls, UP).await.unwrap();
-        wait_peers(&client, &urls, 1).await;
+        wait_peers(&client, &urls, 1, UP).await.unwrap();
         wait_height(&client, &urls, 1, UP).await.unwrap();
 
         let mut h0 = 0;
@@ -269,7 +234,9 @@ async fn node_with_another_genesis_is_refused_while_same_genesis_is_accepted() {
         let c_node = Node::spawn_config("follower", ports, &c_cfg).unwrap();
         let all = vec![a_url.clone(), b_node.url.clone(), c_node.url.clone()];
         wait_all_up(&client, &all, UP).await.unwrap();
-        wait_peers(&client, std::slice::from_ref(&c_node.url), 1).await;
+        wait_peers(&client, std::slice::from_ref(&c_node.url), 1, UP)
+            .await
+            .unwrap();
 
         let a_genesis = status(&client, &a_url).await.unwrap()["genesis_hash"].clone();
         let b_genesis = status(&client, &b_node.url).await.unwrap()["genesis_hash"].clone();

@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use pp_integration_tests::{
-    balance, get_json, http, peer_count, ppd, status, wait_all_up, wait_for, wait_height, Testnet,
+    balance, get_json, http, status, wait_all_up, wait_for, wait_height, wait_peers, Testnet,
 };
 
 const UP: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_node_praos_testnet_agrees_on_tip_and_balances_after_transfers() {
@@ -41,38 +40,13 @@ async fn five_node_praos_testnet_agrees_on_tip_and_balances_after_transfers() {
         let urls = net.urls();
         let client = http();
         wait_all_up(&client, &urls, UP).await.unwrap();
-        wait_for("every node to have a peer", UP, POLL, || async {
-            for u in &urls {
-                if peer_count(&client, u).await? < 1 {
-                    return None;
-                }
-            }
-            Some(())
-        })
-        .await
-        .unwrap();
+        wait_peers(&client, &urls, 1, UP).await.unwrap();
         wait_height(&client, &urls, 3, UP).await.unwrap();
 
         // Transfers from three nodes' keys, each sent through another node.
         let to = "0707070707070707070707070707070707070707070707070707070707070707";
         for (from, via, amount) in [(0usize, 3usize, 100u64), (1, 4, 200), (2, 0, 300)] {
-            let key = net.node_dir(from).join("node.key").display().to_string();
-            let out = ppd(&[
-                "tx",
-                "transfer",
-                "--key",
-                &key,
-                "--to",
-                to,
-                "--amount",
-                &amount.to_string(),
-                "--node",
-                &urls[via],
-            ])
-            .unwrap()
-            .ok()
-            .unwrap();
-            assert_eq!(out.last_word().unwrap().len(), 64);
+            net.transfer(from, &urls[via], to, amount).unwrap();
         }
         let accounts: Vec<String> = (0..5)
             .map(|i| net.account(i).unwrap())
