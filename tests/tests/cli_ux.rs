@@ -783,3 +783,74 @@ fn completions_and_man_pages_are_generated() {
     assert!(page.contains("wait"), "{page}");
     assert!(d.join("ppd.1").exists() && d.join("ppd-purge.1").exists());
 }
+
+/// The environment of process `pid`, from `/proc/PID/environ` (NUL-separated `KEY=VALUE`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn proc_environ(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| String::from_utf8_lossy(kv).into_owned())
+        .collect()
+}
+
+/// A node started by hand runs with 2 glibc malloc arenas, the setting its syncing memory was
+/// measured with (docs/testing.md, "Memory against history"): `ppd` re-executes itself, same pid
+/// and arguments, with `MALLOC_ARENA_MAX=2` when the variable is unset, while an operator's own
+/// value stands. Client commands are left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_caps_its_malloc_arenas_unless_the_operator_chose() {
+    ppd_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_block(2);
+    let mut nodes = Vec::new();
+    for (i, arenas) in [None, Some("8")].into_iter().enumerate() {
+        let http_addr = format!("127.0.0.1:{}", base + i as u16);
+        let data = dir.path().join(format!("data{i}"));
+        let mut cmd = Command::new(ppd_bin());
+        cmd.args([
+            "--data-dir",
+            &data.display().to_string(),
+            "--http",
+            &http_addr,
+        ])
+        .env_remove("MALLOC_ARENA_MAX")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.path().join(format!("node{i}.log"))).unwrap());
+        if let Some(n) = arenas {
+            cmd.env("MALLOC_ARENA_MAX", n);
+        }
+        let child = cmd.spawn().unwrap();
+        nodes.push((child, http_addr, arenas.unwrap_or("2")));
+    }
+    let client = http();
+    for (child, http_addr, want) in &mut nodes {
+        let url = format!("http://{http_addr}");
+        let up = wait_for(
+            &format!("{url} to answer"),
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async { status(&client, &url).await.ok().map(|_| ()) },
+        )
+        .await;
+        let env = proc_environ(child.id());
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        up.unwrap();
+        let set: Vec<&String> = env
+            .iter()
+            .filter(|kv| kv.starts_with("MALLOC_ARENA_MAX="))
+            .collect();
+        assert_eq!(set, [&format!("MALLOC_ARENA_MAX={want}")], "{url}");
+        let args: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        assert_eq!(args.len(), 5, "same arguments after the re-exec: {args:?}");
+        assert_eq!(args[1], b"--data-dir");
+    }
+}
