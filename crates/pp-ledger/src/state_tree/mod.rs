@@ -455,6 +455,12 @@ impl<S: NodeStore + Sync> StateTree<S> {
         &self.store
     }
 
+    /// The store, to write what the tree does not (a backend's own metadata). Writing nodes,
+    /// roots or stale lists through it corrupts the tree.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Gives the store back.
     pub fn into_store(self) -> S {
         self.store
