@@ -465,3 +465,177 @@ impl NodeTree {
         self.prune(tip)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pp_ledger::chain::AddOutcome;
+    use pp_ledger::state_tree::{verify, MemoryStore};
+    use pp_ledger::{Block, BlockHeader, KeyPair, Transaction};
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::node::testing::core_with_genesis_time;
+    use crate::node::Core;
+    use crate::storage::ChainCommit;
+
+    fn block_on(core: &Core, parent: &BlockHeader, slot: u64, txs: Vec<Transaction>) -> Block {
+        Block::produce(
+            parent,
+            slot,
+            core.slots.slot_start_ms(slot),
+            core.genesis.difficulty,
+            txs,
+            &core.key,
+            &core.genesis_hash,
+            1 << 24,
+        )
+        .unwrap()
+    }
+
+    /// The root of the whole ledger state, built from nothing.
+    fn one_shot_root(core: &Core) -> Hash {
+        let c = core.chain();
+        let st = c.state();
+        let mut t = StateTree::new(MemoryStore::new());
+        t.apply(0, leaves(st, &st.accounts())).unwrap()
+    }
+
+    fn tree_tip(core: &Core) -> (Option<(u64, u64)>, Option<Hash>, Hash, usize) {
+        let tip = core.chain().height();
+        let t = core.state_tree.lock().unwrap();
+        (
+            t.versions(),
+            t.block_at(tip),
+            t.root(tip).unwrap(),
+            t.node_count(),
+        )
+    }
+
+    fn reopen(dir: &std::path::Path, key: &KeyPair, start: u64) -> Arc<Core> {
+        let core = core_with_genesis_time(dir, key, start);
+        core.replay().unwrap();
+        core
+    }
+
+    /// Each imported block writes its version from the accounts it changed, with the same root
+    /// as a tree built from the whole state, and its proofs verify; the tree comes back from
+    /// redb after a restart unchanged; a stored tree ahead of the stored chain (a chain cut
+    /// back, or a version written for another block) is repaired at replay, not trusted.
+    #[tokio::test]
+    async fn tree_follows_imports_survives_restart_and_is_repaired_at_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([41u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let core = reopen(dir.path(), &key, start);
+        assert_eq!(tree_tip(&core).0, Some((0, 0)));
+        let mut to = Vec::new();
+        for i in 0..4u64 {
+            let r = KeyPair::from_seed([50 + i as u8; 32]).public();
+            to.push(r);
+            let tx = Transaction::transfer(&key, r, 10 + i, 1, i, &core.genesis_hash);
+            let tip = core.chain().tip().header.clone();
+            let b = block_on(&core, &tip, tip.slot + 1, vec![tx]);
+            let out = core.import_block(b).await.unwrap();
+            assert_eq!(out.outcome, AddOutcome::Extended);
+            let (versions, block, root, _) = tree_tip(&core);
+            assert_eq!(versions.map(|v| v.1), Some(i + 1));
+            assert_eq!(block, Some(core.chain().tip_hash()));
+            assert_eq!(root, one_shot_root(&core));
+        }
+        let (versions, _, root4, nodes4) = tree_tip(&core);
+        {
+            let t = core.state_tree.lock().unwrap();
+            let (v, p) = t.prove(4, &to[3]).unwrap();
+            let leaf = AccountLeaf::from_canonical_bytes(v.as_deref().unwrap()).unwrap();
+            assert_eq!(leaf.balance, 13);
+            verify(&root4, &account_key(&to[3]), v.as_deref(), &p).unwrap();
+            // The proof of an older version does not verify against the tip's root.
+            let (v3, p3) = t.prove(3, &to[3]).unwrap();
+            assert!(v3.is_none());
+            assert!(verify(&root4, &account_key(&to[3]), None, &p3).is_err());
+        }
+        core.storage.close();
+        drop(core);
+
+        // Restart: the tree is read back, not rebuilt: same versions, root and nodes.
+        let core = reopen(dir.path(), &key, start);
+        assert_eq!(
+            tree_tip(&core),
+            (versions, Some(core.chain().tip_hash()), root4, nodes4)
+        );
+
+        // The stored chain cut back to 3 while the tree keeps 4 (the tree ahead of the chain):
+        // replay rolls the tree back to the chain's tip.
+        core.storage
+            .commit_chain(&ChainCommit {
+                height: Some(3),
+                ..ChainCommit::default()
+            })
+            .unwrap();
+        core.storage.close();
+        drop(core);
+        let core = reopen(dir.path(), &key, start);
+        assert_eq!(core.chain().height(), 3);
+        let (versions, block, root3, _) = tree_tip(&core);
+        assert_eq!(versions.map(|v| v.1), Some(3));
+        assert_eq!(block, Some(core.chain().tip_hash()));
+        assert_eq!(root3, one_shot_root(&core));
+        assert_ne!(root3, root4);
+
+        // A stored version that claims another block: recomputed at replay.
+        core.storage
+            .commit_chain(&ChainCommit {
+                state_tree: vec![TreeOp::Block(2, Hash([9; 32]))],
+                ..ChainCommit::default()
+            })
+            .unwrap();
+        core.storage.close();
+        drop(core);
+        let core = reopen(dir.path(), &key, start);
+        let two = core.chain().best_hash_at(2).unwrap();
+        assert_eq!(core.state_tree.lock().unwrap().block_at(2), Some(two));
+        assert_eq!(tree_tip(&core).2, root3);
+        assert_eq!(tree_tip(&core).0.map(|v| v.1), Some(3));
+    }
+
+    /// A fork switch rolls the tree back to the fork point and writes the new tip from the
+    /// accounts its blocks changed; the block below the new tip is not served (its state was
+    /// not computed), the abandoned block's version is gone.
+    #[tokio::test]
+    async fn fork_switch_rolls_the_tree_back_and_writes_the_new_tip() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([66u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let core = reopen(dir.path(), &key, start);
+        let genesis = core.chain().tip().header.clone();
+        let to = KeyPair::from_seed([67u8; 32]).public();
+        let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+        let ours = block_on(&core, &genesis, 5, vec![t0.clone()]);
+        let ours_hash = ours.hash();
+        core.import_block(ours).await.unwrap();
+        assert_eq!(core.state_tree.lock().unwrap().block_at(1), Some(ours_hash));
+        let with_t0 = tree_tip(&core).2;
+        let c1 = block_on(&core, &genesis, 3, vec![]);
+        let c2 = block_on(&core, &c1.header, 4, vec![t0]);
+        core.import_block(c1).await.unwrap();
+        assert!(matches!(
+            core.import_block(c2.clone()).await.unwrap().outcome,
+            AddOutcome::Reorg { .. }
+        ));
+        let (versions, block, root, _) = tree_tip(&core);
+        assert_eq!(versions.map(|v| v.1), Some(2));
+        assert_eq!(block, Some(c2.hash()));
+        assert_eq!(root, one_shot_root(&core));
+        assert_ne!(root, with_t0); // one more block's fees
+        assert_eq!(core.state_tree.lock().unwrap().block_at(1), None);
+        // After a restart the replay computes the block below the tip too.
+        core.storage.close();
+        drop(core);
+        let core = reopen(dir.path(), &key, start);
+        let one = core.chain().best_hash_at(1).unwrap();
+        assert_eq!(core.state_tree.lock().unwrap().block_at(1), Some(one));
+        assert_eq!(tree_tip(&core).2, root);
+    }
+}
