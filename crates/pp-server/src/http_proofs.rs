@@ -208,3 +208,155 @@ async fn tx_proof(
         "block": { "index": b.header.index, "hash": b.hash(), "header": b.header },
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use pp_ledger::merkle::MerkleProof;
+    use pp_ledger::state_tree::{account_key, verify, StateProof};
+    use pp_ledger::{Block, KeyPair};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::clock::Clock;
+
+    async fn get_json(core: &Arc<Core>, uri: &str) -> (StatusCode, Value) {
+        let mut req = Request::get(uri).body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
+        let res = crate::http::router(core.clone(), None)
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn hash_of(v: &Value) -> Hash {
+        Hash::from_hex(v.as_str().unwrap()).unwrap()
+    }
+
+    /// What a light client does with the answers: headers chain by hash, an account proof
+    /// (present, absent, at an older block) verifies against the state root returned, a
+    /// transaction proof against the header's `tx_root`; bad or unknown input is a clear error.
+    #[tokio::test]
+    async fn proofs_verify_against_the_roots_they_come_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([81u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let core = crate::node::testing::core_with_genesis_time(dir.path(), &key, start);
+        core.replay().unwrap();
+        let to = KeyPair::from_seed([82u8; 32]).public();
+        let mut txs = Vec::new();
+        let mut hashes = vec![core.chain().tip_hash()];
+        for nonce in 0..2u64 {
+            let tx = Transaction::transfer(&key, to, 7, 1, 2 * nonce, &core.genesis_hash);
+            let other = Transaction::transfer(
+                &key,
+                KeyPair::from_seed([90 + nonce as u8; 32]).public(),
+                3,
+                1,
+                2 * nonce + 1,
+                &core.genesis_hash,
+            );
+            let tip = core.chain().tip().header.clone();
+            let b = Block::produce(
+                &tip,
+                tip.slot + 1,
+                core.slots.slot_start_ms(tip.slot + 1),
+                core.genesis.difficulty,
+                vec![tx.clone(), other],
+                &core.key,
+                &core.genesis_hash,
+                1 << 24,
+            )
+            .unwrap();
+            hashes.push(b.hash());
+            core.import_block(b).await.unwrap();
+            txs.push(tx);
+        }
+
+        let (st, v) = get_json(&core, "/headers?from=0&count=100000").await;
+        assert_eq!(st, StatusCode::OK);
+        let hs = v["headers"].as_array().unwrap();
+        assert_eq!(hs.len(), 3);
+        for (i, h) in hs.iter().enumerate() {
+            assert_eq!(hash_of(&h["hash"]), hashes[i]);
+            assert_eq!(h["header"]["index"], i as u64);
+        }
+        let (_, v) = get_json(&core, "/headers?from=2&count=5").await;
+        assert_eq!(v["headers"].as_array().unwrap().len(), 1);
+
+        // Present at the tip.
+        let (st, v) = get_json(&core, &format!("/proofs/accounts/{to}")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(hash_of(&v["block"]["hash"]), hashes[2]);
+        assert_eq!(v["leaf"]["balance"], 14);
+        let root = hash_of(&v["state_root"]);
+        let proof =
+            StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+        let value = hex::decode(v["value"].as_str().unwrap()).unwrap();
+        verify(&root, &account_key(&to), Some(&value), &proof).unwrap();
+        // At block 1, with its own root.
+        let (_, v1) = get_json(&core, &format!("/proofs/accounts/{to}?block={}", hashes[1])).await;
+        assert_eq!(v1["leaf"]["balance"], 7);
+        let root1 = hash_of(&v1["state_root"]);
+        assert_ne!(root1, root);
+        let p1 =
+            StateProof::from_bytes(&hex::decode(v1["proof"].as_str().unwrap()).unwrap()).unwrap();
+        let val1 = hex::decode(v1["value"].as_str().unwrap()).unwrap();
+        verify(&root1, &account_key(&to), Some(&val1), &p1).unwrap();
+        assert!(verify(&root, &account_key(&to), Some(&val1), &p1).is_err());
+        // Absent.
+        let nobody = KeyPair::from_seed([83u8; 32]).public();
+        let (_, v) = get_json(&core, &format!("/proofs/accounts/{nobody}")).await;
+        assert_eq!(v["present"], false);
+        let p =
+            StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+        verify(&root, &account_key(&nobody), None, &p).unwrap();
+        // Bad input.
+        let (st, v) = get_json(&core, "/proofs/accounts/zz").await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_account"))
+        );
+        let (st, v) = get_json(
+            &core,
+            &format!("/proofs/accounts/{to}?block={}", Hash([7; 32])),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block"))
+        );
+        let (st, _) = get_json(&core, &format!("/proofs/accounts/{to}?block=xyz")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+
+        // Transactions.
+        for (i, tx) in txs.iter().enumerate() {
+            let (st, v) = get_json(&core, &format!("/proofs/transactions/{}", tx.id())).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            assert_eq!(hash_of(&v["block"]["hash"]), hashes[i + 1]);
+            let tx_root = hash_of(&v["block"]["header"]["tx_root"]);
+            assert_eq!(tx_root, hash_of(&v["tx_root"]));
+            let proof: MerkleProof = serde_json::from_value(v["proof"].clone()).unwrap();
+            assert!(proof.verify(&tx.id(), &tx_root));
+            assert!(!proof.verify(&Hash([1; 32]), &tx_root));
+        }
+        let (st, v) = get_json(&core, &format!("/proofs/transactions/{}", Hash([3; 32]))).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_transaction"))
+        );
+    }
+}
