@@ -215,6 +215,8 @@ const PARALLEL_MIN_CHANGES: usize = 256;
 struct Update<'a, S> {
     store: &'a S,
     version: u64,
+    /// Whether large batches may use a second thread ([`StateTree::set_parallel`]).
+    parallel: bool,
     new: &'a mut Vec<(NodeKey, Node)>,
     stale: Vec<NodeKey>,
 }
@@ -260,15 +262,17 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                 let d = usize::from(depth);
                 let split = changes.partition_point(|(k, _)| !key_bit(k, d));
                 let (lc, rc) = changes.split_at(split);
-                let (l, r) =
-                    if depth < PARALLEL_DEPTH && lc.len().min(rc.len()) >= PARALLEL_MIN_CHANGES {
-                        self.update_both(left, right, depth + 1, lc, rc)?
-                    } else {
-                        (
-                            self.update(left, depth + 1, lc)?,
-                            self.update(right, depth + 1, rc)?,
-                        )
-                    };
+                let (l, r) = if self.parallel
+                    && depth < PARALLEL_DEPTH
+                    && lc.len().min(rc.len()) >= PARALLEL_MIN_CHANGES
+                {
+                    self.update_both(left, right, depth + 1, lc, rc)?
+                } else {
+                    (
+                        self.update(left, depth + 1, lc)?,
+                        self.update(right, depth + 1, rc)?,
+                    )
+                };
                 self.join(depth, first, l, r)
             }
         }
@@ -295,6 +299,7 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                 let mut up = Update {
                     store,
                     version,
+                    parallel: true,
                     new: &mut new,
                     stale: Vec::with_capacity(lc.len() * 12),
                 };
@@ -433,12 +438,14 @@ fn inserts(changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, &[u8])> {
 }
 
 /// The versioned state tree over a [`NodeStore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StateTree<S> {
     store: S,
     /// The nodes an update writes, kept between updates: a block writes ~25k nodes (~4 MB),
     /// and fresh memory for them each time costs more page faults than the update hashes.
     scratch: Vec<(NodeKey, Node)>,
+    /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
+    parallel: bool,
 }
 
 impl<S: NodeStore + Sync> StateTree<S> {
@@ -447,7 +454,14 @@ impl<S: NodeStore + Sync> StateTree<S> {
         StateTree {
             store,
             scratch: Vec::new(),
+            parallel: true,
         }
+    }
+
+    /// Lets [`StateTree::apply`] use a second thread for large batches (the default), or not:
+    /// the root is the same either way; a bench compares the two.
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on;
     }
 
     /// The store.
@@ -503,12 +517,13 @@ impl<S: NodeStore + Sync> StateTree<S> {
         // input order; `dedup_by` keeps the first of a run, so the run is reversed first).
         let mut changes: Vec<(Hash, Option<Vec<u8>>)> = changes.into_iter().collect();
         changes.reverse();
-        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        changes.sort_by_key(|c| c.0);
         changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
         let mut up = Update {
             store: &self.store,
             version,
+            parallel: self.parallel,
             new: &mut self.scratch,
             stale: Vec::new(),
         };
