@@ -304,6 +304,16 @@ impl<C: ConsensusRules> Chain<C> {
         self.entries.get(hash).map(|e| &e.block.header)
     }
 
+    /// The accounts block `hash` changed (see [`BlockUndo::accounts`]), if the chain still
+    /// holds its undo data: the blocks of the best chain's last `k`, and those a fork switch
+    /// just applied.
+    pub fn block_accounts(&self, hash: &Hash) -> Option<Vec<PublicKey>> {
+        self.entries
+            .get(hash)
+            .and_then(|e| e.undo.as_ref())
+            .map(BlockUndo::accounts)
+    }
+
     /// Number of held blocks whose transactions are held (side blocks, and best blocks the
     /// owner has not stored yet or the tip): what the chain's memory follows.
     pub fn bodies_held(&self) -> usize {

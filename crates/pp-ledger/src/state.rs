@@ -100,6 +100,20 @@ impl BlockUndo {
     pub fn is_empty(&self) -> bool {
         self.prior.is_empty()
     }
+
+    /// The accounts the block changed (a balance, nonce or stake, or an id it bound), sorted,
+    /// each once: the leaves of the state tree the block can have changed.
+    pub fn accounts(&self) -> Vec<PublicKey> {
+        let mut a: Vec<PublicKey> = self
+            .prior
+            .iter()
+            .map(|p| p.key)
+            .chain(self.bound.iter().copied())
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    }
 }
 
 /// What re-applies a block that was rolled back, without its transactions: the values the keys
@@ -180,6 +194,22 @@ impl LedgerState {
         self.balances.contains_key(account)
             || self.nonces.contains_key(account)
             || self.stakes.contains_key(account)
+    }
+
+    /// Every account the state has an entry for (a balance, nonce or stake, or a bound id),
+    /// sorted, each once: the accounts with a leaf in the state tree.
+    pub fn accounts(&self) -> Vec<PublicKey> {
+        let mut a: Vec<PublicKey> = self
+            .balances
+            .keys()
+            .chain(self.nonces.keys())
+            .chain(self.stakes.keys())
+            .chain(self.id_of_key.keys())
+            .copied()
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a
     }
 
     /// Number of accounts with a balance entry.

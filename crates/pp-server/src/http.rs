@@ -36,6 +36,8 @@ use tower_http::timeout::TimeoutLayer;
 
 #[path = "http_bans.rs"]
 mod bans;
+#[path = "http_proofs.rs"]
+mod proofs;
 #[path = "http_sse.rs"]
 mod sse;
 
@@ -271,6 +273,7 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .route("/metrics", get(metrics))
         .route("/events", get(sse::events))
         .merge(crate::explorer::router())
+        .merge(proofs::router())
         .route("/evidence", get(evidence))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

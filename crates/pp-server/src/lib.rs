@@ -44,6 +44,7 @@ pub mod ops_metrics;
 pub mod praos;
 pub mod process_metrics;
 mod server;
+pub mod state_commit;
 pub mod storage;
 mod sync;
 mod tasks;

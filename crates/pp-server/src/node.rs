@@ -185,6 +185,8 @@ pub(crate) struct Core {
     pub(crate) sync_status: crate::sync::SyncStatus,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
+    /// The account state tree (see [`crate::state_commit`]); locked after `chain`.
+    pub(crate) state_tree: Mutex<crate::state_commit::NodeTree>,
     mempool: Mutex<Mempool>,
 }
 
@@ -210,6 +212,7 @@ impl Core {
         sync_tx: mpsc::Sender<SyncRequest>,
     ) -> Core {
         let genesis_hash = genesis.hash();
+        let keep_versions = genesis.k;
         let (writer, health, metrics) = store;
         metrics.height.set(gauge_value(chain.height()));
         metrics.mempool_size.set(gauge_value(mempool.len()));
@@ -233,6 +236,10 @@ impl Core {
             events: EventBus::default(),
             sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
+            state_tree: Mutex::new(crate::state_commit::NodeTree::new(
+                Default::default(),
+                keep_versions,
+            )),
             chain: RwLock::new(chain),
             mempool: Mutex::new(mempool),
         }
@@ -431,6 +438,9 @@ impl Core {
                         }
                         _ => vec![hash],
                     };
+                    if let Err(e) = lock(&self.state_tree).on_best_change(&chain, &applied) {
+                        tracing::warn!(error = %e, "state tree update failed");
+                    }
                     for h in &applied {
                         if let Some(b) = chain.block_by_hash(h) {
                             commit.best.push((b.header.index, *h));
@@ -463,6 +473,7 @@ impl Core {
             return (done, refused, Some((pending, Vec::new(), Vec::new())));
         }
         let chain = self.chain();
+        commit.state_tree = lock(&self.state_tree).take_ops();
         commit.height = Some(chain.height());
         // Side blocks that fell `k` below the tip can never be adopted: off the disk too.
         commit.side_floor = Some(chain.height().saturating_sub(self.genesis.k));
@@ -714,6 +725,13 @@ impl Core {
     pub(crate) fn replay(&self) -> Result<u64, StorageError> {
         let mut applied = 0u64;
         let mut trim = false;
+        let mut tree = match self.storage.state_tree()? {
+            Ok(store) => crate::state_commit::NodeTree::new(store, self.genesis.k),
+            Err(why) => {
+                tracing::warn!(%why, "stored state tree is corrupt; rebuilding it");
+                crate::state_commit::NodeTree::new(Default::default(), self.genesis.k)
+            }
+        };
         // Signatures are verified (full validation on every restart) but not remembered: the
         // transactions of applied best blocks never need a check again, and filling the shared
         // cache with them would hold its whole bound (tens of MB) for nothing.
@@ -740,6 +758,9 @@ impl Core {
                     applied += 1;
                     chain.mark_stored(applied, h);
                     trim = false;
+                    if let Err(e) = tree.replayed(&chain, applied, *h) {
+                        tracing::warn!(error = %e, "state tree replay failed");
+                    }
                 }
                 Ok(other) => {
                     tracing::warn!(hash = %h, ?other, "stored block did not extend the replayed chain; stopping");
@@ -751,12 +772,19 @@ impl Core {
                 }
             }
         }
-        if trim {
+        if let Err(e) = tree.finish_replay(&self.chain()) {
+            tracing::warn!(error = %e, "state tree replay failed");
+        }
+        // The tree's repairs go to disk with the trimmed height (or alone).
+        let state_tree = tree.take_ops();
+        if trim || !state_tree.is_empty() {
             self.storage.commit_chain(&ChainCommit {
-                height: Some(applied),
+                height: trim.then_some(applied),
+                state_tree,
                 ..ChainCommit::default()
             })?;
         }
+        *lock(&self.state_tree) = tree;
         let height = self.chain().height();
         self.metrics.height.set(gauge_value(height));
         Ok(height)

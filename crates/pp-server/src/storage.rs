@@ -140,6 +140,9 @@ pub struct ChainCommit {
     pub side_floor: Option<u64>,
     /// Equivocation evidence to keep (at most [`MAX_STORED_EVIDENCE`] in all).
     pub evidence: Vec<pp_ledger::Equivocation>,
+    /// The state tree's writes for this change (see [`crate::state_commit`]): committed with
+    /// it, so that the stored tree always matches the stored best chain.
+    pub state_tree: Vec<crate::state_commit::TreeOp>,
 }
 
 /// One change queued to the storage writer; several are committed together.
@@ -369,6 +372,13 @@ impl Storage {
     /// Commits blocks, best-chain changes and mempool journal changes atomically and durably.
     pub fn commit_chain(&self, c: &ChainCommit) -> Result<(), StorageError> {
         self.write(|tx| write_chain(tx, c))
+    }
+
+    /// The stored state tree (`Err(why)` inside if a record does not decode).
+    pub(crate) fn state_tree(
+        &self,
+    ) -> Result<Result<crate::state_commit::RedbNodeStore, String>, StorageError> {
+        self.read(crate::state_commit::read_all)
     }
 
     /// Applies `ops` in order in **one** durable commit (one fsync for all of them): the group
@@ -721,6 +731,7 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
             )?;
         }
     }
+    crate::state_commit::write_ops(tx, &c.state_tree)?;
     Ok(())
 }
 

@@ -35,8 +35,6 @@
 mod proof;
 mod store;
 
-use std::collections::BTreeMap;
-
 pub use proof::{verify, ProofError, ProofTerminal, StateProof, MAX_PROOF_LEN};
 pub use store::{Child, MemoryStore, Node, NodeKey, NodeStore, StoreError, NODE_KEY_LEN};
 
@@ -204,16 +202,26 @@ enum Sub {
     Pending { key: Hash, value: Vec<u8> },
 }
 
+/// Subtrees above this depth are updated on two threads when both sides have at least
+/// [`PARALLEL_MIN_CHANGES`] changes: depth 1 gives two halves, one per core of a small machine.
+const PARALLEL_DEPTH: u16 = 1;
+/// Fewest changes on each side for a parallel update: below it (every devnet block, every
+/// simulation) the update stays on the calling thread, where a thread spawn would cost more
+/// than it saves.
+const PARALLEL_MIN_CHANGES: usize = 256;
+
 /// One version being computed: reads go to the store, writes are collected and applied at the
 /// end, so a failed read leaves the store untouched.
 struct Update<'a, S> {
     store: &'a S,
     version: u64,
+    /// Whether large batches may use a second thread ([`StateTree::set_parallel`]).
+    parallel: bool,
     new: &'a mut Vec<(NodeKey, Node)>,
     stale: Vec<NodeKey>,
 }
 
-impl<S: NodeStore> Update<'_, S> {
+impl<S: NodeStore + Sync> Update<'_, S> {
     fn load(&mut self, child: &Child, key: &Hash, depth: u16) -> Result<Node, StateTreeError> {
         let nk = NodeKey::at(child.version, key, depth);
         let node = self
@@ -253,11 +261,63 @@ impl<S: NodeStore> Update<'_, S> {
             Node::Internal { left, right } => {
                 let d = usize::from(depth);
                 let split = changes.partition_point(|(k, _)| !key_bit(k, d));
-                let l = self.update(left, depth + 1, &changes[..split])?;
-                let r = self.update(right, depth + 1, &changes[split..])?;
+                let (lc, rc) = changes.split_at(split);
+                let (l, r) = if self.parallel
+                    && depth < PARALLEL_DEPTH
+                    && lc.len().min(rc.len()) >= PARALLEL_MIN_CHANGES
+                {
+                    self.update_both(left, right, depth + 1, lc, rc)?
+                } else {
+                    (
+                        self.update(left, depth + 1, lc)?,
+                        self.update(right, depth + 1, rc)?,
+                    )
+                };
                 self.join(depth, first, l, r)
             }
         }
+    }
+
+    /// [`Update::update`] of two sibling subtrees at `depth`, the left one on a scoped thread
+    /// of its own: the two share no node, so they are computed independently and their writes
+    /// and stale keys merged (the order of either list does not matter).
+    fn update_both(
+        &mut self,
+        left: Option<Child>,
+        right: Option<Child>,
+        depth: u16,
+        lc: &[(Hash, Option<Vec<u8>>)],
+        rc: &[(Hash, Option<Vec<u8>>)],
+    ) -> Result<(Sub, Sub), StateTreeError>
+    where
+        S: Sync,
+    {
+        let (store, version) = (self.store, self.version);
+        let (l, r) = std::thread::scope(|s| {
+            let other = s.spawn(move || {
+                let mut new = Vec::with_capacity(lc.len() * 12);
+                let mut up = Update {
+                    store,
+                    version,
+                    parallel: true,
+                    new: &mut new,
+                    stale: Vec::with_capacity(lc.len() * 12),
+                };
+                let sub = up.update(left, depth, lc);
+                let stale = up.stale;
+                sub.map(|sub| (sub, new, stale))
+            });
+            let r = self.update(right, depth, rc);
+            let l = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (l, r)
+        });
+        let (l, new, stale) = l?;
+        let r = r?;
+        self.new.extend(new);
+        self.stale.extend(stale);
+        Ok((l, r))
     }
 
     /// The subtree holding exactly `entries` (sorted by key, unique), built from nothing.
@@ -378,26 +438,41 @@ fn inserts(changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, &[u8])> {
 }
 
 /// The versioned state tree over a [`NodeStore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StateTree<S> {
     store: S,
     /// The nodes an update writes, kept between updates: a block writes ~25k nodes (~4 MB),
     /// and fresh memory for them each time costs more page faults than the update hashes.
     scratch: Vec<(NodeKey, Node)>,
+    /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
+    parallel: bool,
 }
 
-impl<S: NodeStore> StateTree<S> {
+impl<S: NodeStore + Sync> StateTree<S> {
     /// A tree over `store` (empty, or holding versions written before).
     pub fn new(store: S) -> StateTree<S> {
         StateTree {
             store,
             scratch: Vec::new(),
+            parallel: true,
         }
+    }
+
+    /// Lets [`StateTree::apply`] use a second thread for large batches (the default), or not:
+    /// the root is the same either way; a bench compares the two.
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on;
     }
 
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The store, to write what the tree does not (a backend's own metadata). Writing nodes,
+    /// roots or stale lists through it corrupts the tree.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
     }
 
     /// Gives the store back.
@@ -438,15 +513,17 @@ impl<S: NodeStore> StateTree<S> {
             }
             Some((_, latest)) => self.root_child(latest)?,
         };
-        let changes: Vec<(Hash, Option<Vec<u8>>)> = changes
-            .into_iter()
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
+        // Sorted by key, the last change of a key kept (a stable sort keeps equal keys in
+        // input order; `dedup_by` keeps the first of a run, so the run is reversed first).
+        let mut changes: Vec<(Hash, Option<Vec<u8>>)> = changes.into_iter().collect();
+        changes.reverse();
+        changes.sort_by_key(|c| c.0);
+        changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
         let mut up = Update {
             store: &self.store,
             version,
+            parallel: self.parallel,
             new: &mut self.scratch,
             stale: Vec::new(),
         };

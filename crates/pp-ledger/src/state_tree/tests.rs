@@ -396,6 +396,51 @@ fn prune_keeps_recent_versions_readable_and_frees_the_rest() {
     assert_eq!(t.store().stale_count(), 0);
 }
 
+/// Batches large enough for the two-thread update (both halves of the root over
+/// `PARALLEL_MIN_CHANGES`), with removals, values set back and keys given twice: every version
+/// has the root of the definition and of a one-shot build (which never runs in parallel), and
+/// rollback and pruning leave exactly the nodes of a one-shot build.
+#[test]
+fn large_batches_updated_on_two_threads_match_the_definition() {
+    let mut map = Map::new();
+    let mut t = StateTree::new(MemoryStore::new());
+    let mut roots = Vec::new();
+    for v in 0..4u32 {
+        let mut changes = Vec::new();
+        for i in 0..3_000u32 {
+            let k = (i * 7 + v * 1_001) % 5_000;
+            let change = if (i + v) % 5 == 0 {
+                None
+            } else {
+                Some(val(k, u64::from(v)))
+            };
+            changes.push((key(k), change));
+        }
+        // A key given twice keeps its last change.
+        changes.push((key(1), Some(val(1, 99))));
+        for (k, c) in &changes {
+            match c {
+                Some(x) => map.insert(*k, x.clone()),
+                None => map.remove(k),
+            };
+        }
+        let root = t.apply(u64::from(v), changes).expect("apply");
+        assert_eq!(root, naive(&map));
+        assert_eq!(root, tree_of(&map).1);
+        roots.push((root, map.clone()));
+    }
+    t.rollback(2).expect("rollback");
+    t.prune(2).expect("prune");
+    let (one_shot, root) = tree_of(&roots[2].1);
+    assert_eq!(t.root(2).expect("root"), root);
+    assert_eq!(t.store().node_count(), one_shot.store().node_count());
+    for i in (0..5_000u32).step_by(97) {
+        let (v, p) = t.prove(2, &key(i)).expect("prove");
+        verify(&root, &key(i), v.as_deref(), &p).expect("verifies");
+        assert_eq!(v.as_ref(), roots[2].1.get(&key(i)));
+    }
+}
+
 #[test]
 fn rollback_restores_the_older_version_exactly() {
     let (mut t, root0, _, _) = sample();

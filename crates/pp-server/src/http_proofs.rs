@@ -1,0 +1,362 @@
+//! Light-client endpoints (docs/http-api.md, "Proofs"): block headers by range, an account's
+//! state (or its absence) with its state-tree proof, and a transaction's inclusion proof
+//! against its block's `tx_root`.
+//!
+//! The block header does not carry the state root yet (docs/state-commitment.md §12): an
+//! account proof answers the root this node computed for the block, which a client can only
+//! check against a node it trusts, or against other nodes, until the header commits to it.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::Router;
+use pp_ledger::merkle::merkle_proof;
+use pp_ledger::state_tree::AccountLeaf;
+use pp_ledger::{Decode, Hash, PublicKey, Transaction};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ok_json, parse_hash, storage_error, ApiError, ApiResult};
+use crate::node::Core;
+
+/// Most headers one `GET /headers` answers.
+pub(crate) const MAX_HEADERS_PER_PAGE: u64 = 500;
+
+/// The routes of this module.
+pub(crate) fn router() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/headers", get(headers))
+        .route("/proofs/accounts/{id}", get(account_proof))
+        .route("/proofs/transactions/{id}", get(tx_proof))
+}
+
+#[derive(Deserialize)]
+struct HeaderRange {
+    from: Option<u64>,
+    count: Option<u64>,
+}
+
+/// `GET /headers?from=&count=`: up to `count` (default 100, at most
+/// [`MAX_HEADERS_PER_PAGE`]) consecutive best-chain headers from index `from` (default 0),
+/// each with its block hash.
+async fn headers(
+    State(core): State<Arc<Core>>,
+    q: Result<Query<HeaderRange>, QueryRejection>,
+) -> ApiResult {
+    let Query(r) = q?;
+    let count = r.count.unwrap_or(100).min(MAX_HEADERS_PER_PAGE);
+    let from = r.from.unwrap_or(0);
+    let mut out = Vec::new();
+    for i in from..from.saturating_add(count) {
+        let in_memory = core.chain().header_at(i).cloned();
+        let header = match in_memory {
+            Some(h) => h,
+            None => match crate::history::block_at(&core, i).map_err(storage_error)? {
+                Some(b) => b.header,
+                None => break,
+            },
+        };
+        out.push(json!({ "hash": header.hash(), "header": header }));
+    }
+    ok_json(json!({ "headers": out }))
+}
+
+#[derive(Deserialize)]
+struct AtBlock {
+    block: Option<String>,
+}
+
+/// `GET /proofs/accounts/{id}?block=HASH`: the account's leaf at the best-chain block `HASH`
+/// (default: the tip), or its absence, with the proof, the block's header and the state root.
+async fn account_proof(
+    State(core): State<Arc<Core>>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<AtBlock>, QueryRejection>,
+) -> ApiResult {
+    let Path(s) = p?;
+    let Query(at) = q?;
+    let account = PublicKey::from_hex(&s)
+        .map_err(|e| ApiError::bad_request("bad_account", format!("account {s:?}: {e}")))?;
+    let wanted = at
+        .block
+        .as_deref()
+        .map(|b| parse_hash(b, "block"))
+        .transpose()?;
+    let chain = core.chain();
+    let (index, hash) = match wanted {
+        None => (chain.height(), chain.tip_hash()),
+        Some(h) => {
+            let on_best = chain.is_on_best_chain(&h);
+            match chain.header_by_hash(&h) {
+                Some(hd) if on_best => (hd.index, h),
+                _ => {
+                    return Err(ApiError::not_found(
+                        "unknown_block",
+                        format!("block {h} is not on this node's best chain within its window"),
+                    ))
+                }
+            }
+        }
+    };
+    let header = chain
+        .header_at(index)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("unknown_block", format!("no header at {index}")))?;
+    let tree = core
+        .state_tree
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if tree.block_at(index) != Some(hash) {
+        let kept = tree.versions();
+        return Err(ApiError::not_found(
+            "proof_unavailable",
+            format!(
+                "no state tree for block {hash} at index {index} (kept: {})",
+                kept.map_or("none".to_owned(), |(a, b)| format!("{a}..={b}"))
+            ),
+        ));
+    }
+    let internal = |e: pp_ledger::state_tree::StateTreeError| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "state_tree_error",
+            e.to_string(),
+        )
+    };
+    let root = tree.root(index).map_err(internal)?;
+    let (value, proof) = tree.prove(index, &account).map_err(internal)?;
+    drop(tree);
+    drop(chain);
+    let leaf: Option<Value> = match &value {
+        None => None,
+        Some(v) => {
+            let l = AccountLeaf::from_canonical_bytes(v).map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "state_tree_error",
+                    format!("stored leaf does not decode: {e}"),
+                )
+            })?;
+            Some(json!({
+                "balance": l.balance,
+                "nonce": l.nonce,
+                "stake": l.stake,
+                "stakeholder_id": l.stakeholder_id,
+            }))
+        }
+    };
+    ok_json(json!({
+        "account": account,
+        "key": pp_ledger::state_tree::account_key(&account),
+        "present": value.is_some(),
+        "leaf": leaf,
+        "value": value.map(hex::encode),
+        "proof": hex::encode(proof.to_bytes()),
+        "state_root": root,
+        "state_root_in_header": false,
+        "block": { "index": index, "hash": hash, "header": header },
+    }))
+}
+
+/// `GET /proofs/transactions/{id}`: the best-chain block including the transaction, with the
+/// Merkle path of its id to the header's `tx_root`.
+async fn tx_proof(
+    State(core): State<Arc<Core>>,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(s) = p?;
+    let id = parse_hash(&s, "id")?;
+    let stored = core.storage.tx_block(&id).map_err(storage_error)?;
+    let block = match stored {
+        Some(h) => match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
+            Some((b, true)) => Some(b),
+            _ => None,
+        },
+        None => None,
+    };
+    // A block being committed right now is not indexed yet: look at the newest ones.
+    let block = block.or_else(|| {
+        let c = core.chain();
+        let h = c.height();
+        (h.saturating_sub(super::RECENT_BLOCKS_SCANNED)..=h)
+            .rev()
+            .filter_map(|i| c.block_at(i))
+            .find(|b| b.transactions.iter().any(|t| t.id() == id))
+            .cloned()
+    });
+    let Some(b) = block else {
+        return Err(ApiError::not_found(
+            "unknown_transaction",
+            format!("transaction {id} is not in a best-chain block"),
+        ));
+    };
+    let ids: Vec<Hash> = b.transactions.iter().map(Transaction::id).collect();
+    let Some(index) = ids.iter().position(|t| *t == id) else {
+        return Err(ApiError::not_found(
+            "unknown_transaction",
+            format!("transaction {id} is not in block {}", b.hash()),
+        ));
+    };
+    let proof = merkle_proof(&ids, index)
+        .ok_or_else(|| ApiError::not_found("unknown_transaction", format!("no proof for {id}")))?;
+    ok_json(json!({
+        "id": id,
+        "tx_root": b.header.tx_root,
+        "proof": proof,
+        "block": { "index": b.header.index, "hash": b.hash(), "header": b.header },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use pp_ledger::merkle::MerkleProof;
+    use pp_ledger::state_tree::{account_key, verify, StateProof};
+    use pp_ledger::{Block, KeyPair};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::clock::Clock;
+
+    async fn get_json(core: &Arc<Core>, uri: &str) -> (StatusCode, Value) {
+        let mut req = Request::get(uri).body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
+        let res = crate::http::router(core.clone(), None)
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn hash_of(v: &Value) -> Hash {
+        Hash::from_hex(v.as_str().unwrap()).unwrap()
+    }
+
+    /// What a light client does with the answers: headers chain by hash, an account proof
+    /// (present, absent, at an older block) verifies against the state root returned, a
+    /// transaction proof against the header's `tx_root`; bad or unknown input is a clear error.
+    #[tokio::test]
+    async fn proofs_verify_against_the_roots_they_come_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([81u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let core = crate::node::testing::core_with_genesis_time(dir.path(), &key, start);
+        core.replay().unwrap();
+        let to = KeyPair::from_seed([82u8; 32]).public();
+        let mut txs = Vec::new();
+        let mut hashes = vec![core.chain().tip_hash()];
+        for nonce in 0..2u64 {
+            let tx = Transaction::transfer(&key, to, 7, 1, 2 * nonce, &core.genesis_hash);
+            let other = Transaction::transfer(
+                &key,
+                KeyPair::from_seed([90 + nonce as u8; 32]).public(),
+                3,
+                1,
+                2 * nonce + 1,
+                &core.genesis_hash,
+            );
+            let tip = core.chain().tip().header.clone();
+            let b = Block::produce(
+                &tip,
+                tip.slot + 1,
+                core.slots.slot_start_ms(tip.slot + 1),
+                core.genesis.difficulty,
+                vec![tx.clone(), other],
+                &core.key,
+                &core.genesis_hash,
+                1 << 24,
+            )
+            .unwrap();
+            hashes.push(b.hash());
+            core.import_block(b).await.unwrap();
+            txs.push(tx);
+        }
+
+        let (st, v) = get_json(&core, "/headers?from=0&count=100000").await;
+        assert_eq!(st, StatusCode::OK);
+        let hs = v["headers"].as_array().unwrap();
+        assert_eq!(hs.len(), 3);
+        for (i, h) in hs.iter().enumerate() {
+            assert_eq!(hash_of(&h["hash"]), hashes[i]);
+            assert_eq!(h["header"]["index"], i as u64);
+        }
+        let (_, v) = get_json(&core, "/headers?from=2&count=5").await;
+        assert_eq!(v["headers"].as_array().unwrap().len(), 1);
+
+        // Present at the tip.
+        let (st, v) = get_json(&core, &format!("/proofs/accounts/{to}")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(hash_of(&v["block"]["hash"]), hashes[2]);
+        assert_eq!(v["leaf"]["balance"], 14);
+        let root = hash_of(&v["state_root"]);
+        let proof =
+            StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+        let value = hex::decode(v["value"].as_str().unwrap()).unwrap();
+        verify(&root, &account_key(&to), Some(&value), &proof).unwrap();
+        // At block 1, with its own root.
+        let (_, v1) = get_json(&core, &format!("/proofs/accounts/{to}?block={}", hashes[1])).await;
+        assert_eq!(v1["leaf"]["balance"], 7);
+        let root1 = hash_of(&v1["state_root"]);
+        assert_ne!(root1, root);
+        let p1 =
+            StateProof::from_bytes(&hex::decode(v1["proof"].as_str().unwrap()).unwrap()).unwrap();
+        let val1 = hex::decode(v1["value"].as_str().unwrap()).unwrap();
+        verify(&root1, &account_key(&to), Some(&val1), &p1).unwrap();
+        assert!(verify(&root, &account_key(&to), Some(&val1), &p1).is_err());
+        // Absent.
+        let nobody = KeyPair::from_seed([83u8; 32]).public();
+        let (_, v) = get_json(&core, &format!("/proofs/accounts/{nobody}")).await;
+        assert_eq!(v["present"], false);
+        let p =
+            StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+        verify(&root, &account_key(&nobody), None, &p).unwrap();
+        // Bad input.
+        let (st, v) = get_json(&core, "/proofs/accounts/zz").await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_account"))
+        );
+        let (st, v) = get_json(
+            &core,
+            &format!("/proofs/accounts/{to}?block={}", Hash([7; 32])),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block"))
+        );
+        let (st, _) = get_json(&core, &format!("/proofs/accounts/{to}?block=xyz")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+
+        // Transactions.
+        for (i, tx) in txs.iter().enumerate() {
+            let (st, v) = get_json(&core, &format!("/proofs/transactions/{}", tx.id())).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            assert_eq!(hash_of(&v["block"]["hash"]), hashes[i + 1]);
+            let tx_root = hash_of(&v["block"]["header"]["tx_root"]);
+            assert_eq!(tx_root, hash_of(&v["tx_root"]));
+            let proof: MerkleProof = serde_json::from_value(v["proof"].clone()).unwrap();
+            assert!(proof.verify(&tx.id(), &tx_root));
+            assert!(!proof.verify(&Hash([1; 32]), &tx_root));
+        }
+        let (st, v) = get_json(&core, &format!("/proofs/transactions/{}", Hash([3; 32]))).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_transaction"))
+        );
+    }
+}
