@@ -415,17 +415,22 @@ impl Cluster {
         name: &str,
         peers: Vec<String>,
     ) -> Result<(), SimError> {
-        let key = KeyPair::from_seed(
+        let key = self.newcomer_key(name);
+        self.add_host(name, key, peers)?;
+        self.inv.set_node_count(self.nodes.len());
+        Ok(())
+    }
+
+    /// The signing key of newcomer `name` (derived from the name and the seed).
+    pub fn newcomer_key(&self, name: &str) -> KeyPair {
+        KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
                 name.as_bytes(),
                 &self.params.seed.to_be_bytes(),
             ])
             .0,
-        );
-        self.add_host(name, key, peers)?;
-        self.inv.set_node_count(self.nodes.len());
-        Ok(())
+        )
     }
 
     /// The parameters.
