@@ -125,6 +125,7 @@ pub fn fixture() -> &'static Fixture {
         let b1 = produce(&g, &g.block(), 1, vec![tx(3, to4, 5_000, 2, 0, &gh)]);
         let bond = TxKind::Bond {
             stakeholder_id: "dave".into(),
+            vrf_key: None,
         };
         let b2 = produce(&g, &b1, 2, vec![tx(4, bond, 1_000, 1, 0, &gh)]);
         Fixture {

@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::SimError;
 use crate::invariants::{Invariants, Stats};
+use crate::leaders::{LeaderStats, LeaderWatch};
 use crate::transport::TurmoilTransport;
 use crate::workload::{Workload, WALLET_BALANCE};
 
@@ -74,13 +75,15 @@ pub struct SimParams {
     pub compact_relay: bool,
     /// Praos leader election (genesis `leader_mode: praos`, `f` =
     /// [`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`], each node's development VRF key
-    /// [`pp_server::praos::dev_vrf_key`]) instead of classic.
+    /// [`pp_server::praos::dev_vrf_key`]) instead of classic. [`SimParams::new`] sets it from
+    /// `PP_SIM_LEADER_MODE` (see [`crate::leaders`]).
     pub praos: bool,
 }
 
 impl SimParams {
     /// Five equal-stake nodes, 500 ms slots, 20-slot epochs, k = 50, difficulty 1, 10 ms ticks,
-    /// 1–30 ms latency, no loss, 10 wallets, one transfer per slot, compact relay.
+    /// 1–30 ms latency, no loss, 10 wallets, one transfer per slot, compact relay; classic
+    /// leader election unless `PP_SIM_LEADER_MODE=praos` (see [`crate::leaders`]).
     pub fn new(seed: u64) -> SimParams {
         SimParams {
             seed,
@@ -99,7 +102,7 @@ impl SimParams {
             seed_peers: None,
             link_latency_ms: None,
             compact_relay: true,
-            praos: false,
+            praos: crate::leaders::praos_from_env(),
         }
     }
 
@@ -214,6 +217,8 @@ pub struct Cluster {
     workload: Workload,
     /// Whether transfers are being submitted while stepping.
     load: bool,
+    /// Leadership slot by slot (praos: leaders per slot, multi-leader forks).
+    leaders: LeaderWatch,
 }
 
 /// Turns on `tracing` output when `PP_SIM_LOG` holds a filter (e.g. `info`, `pp_server=debug`).
@@ -275,6 +280,17 @@ impl Cluster {
             .repair_rate(params.repair_rate)
             .tcp_capacity(4096);
         let inv = Invariants::new(&genesis, params.stakes.len())?;
+        let stakeholders: Vec<(String, pp_ledger::PublicKey)> = genesis
+            .initial_stakeholders
+            .iter()
+            .map(|s| (s.id.clone(), s.public_key))
+            .collect();
+        let leaders = LeaderWatch::new(
+            params.praos,
+            &stakeholders,
+            genesis.genesis_time,
+            genesis.slot_duration_ms,
+        );
         let mut c = Cluster {
             sim: builder.build(),
             root: fresh_root(params.seed)?,
@@ -284,6 +300,7 @@ impl Cluster {
             inv,
             workload,
             load: false,
+            leaders,
             params,
         };
         for i in 0..c.params.stakes.len() {
@@ -398,17 +415,22 @@ impl Cluster {
         name: &str,
         peers: Vec<String>,
     ) -> Result<(), SimError> {
-        let key = KeyPair::from_seed(
+        let key = self.newcomer_key(name);
+        self.add_host(name, key, peers)?;
+        self.inv.set_node_count(self.nodes.len());
+        Ok(())
+    }
+
+    /// The signing key of newcomer `name` (derived from the name and the seed).
+    pub fn newcomer_key(&self, name: &str) -> KeyPair {
+        KeyPair::from_seed(
             Hash::blake2b_parts(&[
                 b"pp-sim/newcomer",
                 name.as_bytes(),
                 &self.params.seed.to_be_bytes(),
             ])
             .0,
-        );
-        self.add_host(name, key, peers)?;
-        self.inv.set_node_count(self.nodes.len());
-        Ok(())
+        )
     }
 
     /// The parameters.
@@ -429,6 +451,61 @@ impl Cluster {
     /// Invariant counters so far.
     pub fn stats(&self) -> Stats {
         self.inv.stats()
+    }
+
+    /// Leadership so far (see [`crate::leaders`]); open multi-leader forks count as unresolved.
+    pub fn leader_stats(&self) -> LeaderStats {
+        self.leaders.finish()
+    }
+
+    /// Slots with at least one leader since genesis (every slot in classic mode): waits for
+    /// blocks are expressed in these, since a praos slot may be empty.
+    pub fn led_slots(&self) -> u64 {
+        self.leaders.stats().led
+    }
+
+    /// How many stakeholders lead `slot` by the first running node's chain (1 in classic mode;
+    /// praos: each stakeholder's development VRF key asked through the chain's rules).
+    pub fn leaders_of(&self, slot: u64) -> u64 {
+        let live = self.live();
+        let Some(&i) = live.first() else { return 0 };
+        let guard = self.nodes[i].slot.borrow();
+        guard
+            .as_ref()
+            .map_or(0, |s| self.leaders.leaders_of(s, slot))
+    }
+
+    /// The stakeholders (node names) that lead `slot` by the first running node's chain: the
+    /// chain's classic leader, or in praos every stakeholder whose development VRF key proves it.
+    pub fn leader_names(&self, slot: u64) -> Vec<String> {
+        let live = self.live();
+        let Some(&i) = live.first() else {
+            return Vec::new();
+        };
+        let guard = self.nodes[i].slot.borrow();
+        let Some(server) = guard.as_ref() else {
+            return Vec::new();
+        };
+        self.leaders.leader_names(server, slot)
+    }
+
+    /// Steps until `name` is at height `height` or more, or `led` more slots with a leader have
+    /// started (the budget: in classic mode every slot has one, in praos about half do with
+    /// f = 1/2). Returns the simulated time waited, `None` if the budget ran out first.
+    pub fn run_until_height(
+        &mut self,
+        name: &str,
+        height: u64,
+        led: u64,
+    ) -> Result<Option<Duration>, SimError> {
+        let until = self.led_slots() + led;
+        // A bound in time too, for a network that stopped electing anyone: 64 slots per led
+        // slot is more than any stake distribution of the scenarios needs at f = 1/2.
+        let max = self.params.slot() * u32::try_from(led.saturating_mul(64)).unwrap_or(u32::MAX);
+        let waited = self.run_until(max, |c| {
+            c.height(name).unwrap_or(0) >= height || c.led_slots() >= until
+        })?;
+        Ok(waited.filter(|_| self.height(name).unwrap_or(0) >= height))
     }
 
     /// The turmoil simulation, for faults the harness has no helper for.
@@ -576,7 +653,11 @@ impl Cluster {
                 changed = Some(changed.map_or(from, |c| c.min(from)));
             }
         }
-        self.inv.after_step(&live, changed)
+        self.inv.after_step(&live, changed)?;
+        let guards: Vec<_> = live.iter().map(|&i| self.nodes[i].slot.borrow()).collect();
+        let servers: Vec<&Server> = guards.iter().filter_map(|g| g.as_ref()).collect();
+        self.leaders.after_step(now, &servers);
+        Ok(())
     }
 
     /// Steps for `d` of simulated time.
@@ -817,6 +898,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        self.leaders.record(self.params.seed);
         // Servers first (they close their databases), then the runtimes and their tasks, then
         // the files.
         for n in &self.nodes {

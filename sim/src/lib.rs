@@ -9,7 +9,8 @@
 //! of the rules, no rollback deeper than `k`, no block once held by a majority lost.
 //!
 //! Scenarios live in `sim/tests/scenarios.rs` and run over many seeds ([`seeds`]): `PP_SIM_SEEDS`
-//! sets how many (default 20), `PP_SIM_SEED` replays one. See `docs/testing.md`.
+//! sets how many (default 20), `PP_SIM_SEED` replays one; `PP_SIM_LEADER_MODE=praos` runs them
+//! all with praos leader election ([`leaders`]). See `docs/testing.md`.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -33,6 +34,7 @@ pub mod attacker;
 pub mod cluster;
 pub mod error;
 pub mod invariants;
+pub mod leaders;
 pub mod liar;
 pub mod seeds;
 pub mod transport;
@@ -42,6 +44,7 @@ pub use attacker::{AttackStats, Attacker};
 pub use cluster::{node_name, sim_genesis, Cluster, Outcome, SimParams, EPOCH_MS, P2P_PORT};
 pub use error::SimError;
 pub use invariants::{Invariants, Stats};
+pub use leaders::{LeaderStats, LeaderWatch};
 pub use liar::Liar;
 pub use seeds::{
     assert_all_passed, run_seeds, run_seeds_or, selected_seeds, selected_seeds_or, SeedReport,

@@ -20,13 +20,11 @@ fn join(seed: u64, liar: Option<Liar>) -> Result<(Duration, Cluster), SimError> 
     let mut params = SimParams::new(seed);
     params.slot_ms = 200;
     params.max_latency_ms = 20;
-    let slot = params.slot();
     let mut c = Cluster::new(params)?;
     c.set_load(true);
-    c.run_until(slot * (JOIN_AT as u32 * 2), |c| {
-        c.height("node1").unwrap_or(0) >= JOIN_AT
-    })?
-    .ok_or_else(|| SimError::Expectation("the network did not reach the join height".into()))?;
+    // Within twice as many slots with a leader (every slot in classic mode, about half in praos).
+    c.run_until_height("node1", JOIN_AT, JOIN_AT * 2)?
+        .ok_or_else(|| SimError::Expectation("the network did not reach the join height".into()))?;
     let extra: &[&str] = if let Some(l) = liar {
         c.add_liar("liar", l);
         &["liar"]
@@ -101,13 +99,10 @@ fn a_peer_that_shows_headers_but_never_delivers_blocks_is_rotated_out() {
             let mut params = SimParams::new(seed);
             params.slot_ms = 200;
             params.max_latency_ms = 20;
-            let slot = params.slot();
             let mut c = Cluster::new(params).expect("cluster");
             c.set_load(true);
-            c.run_until(slot * (JOIN_AT as u32 * 2), |c| {
-                c.height("node1").unwrap_or(0) >= JOIN_AT
-            })
-            .expect("run");
+            c.run_until_height("node1", JOIN_AT, JOIN_AT * 2)
+                .expect("run");
             // Through `Server::block_at` (memory or storage: only the last k blocks are in memory).
             c.with_server("node1", |s| {
                 let height = s.with_chain(|ch| ch.height()).unwrap_or(0);

@@ -480,6 +480,12 @@ pub struct BondArgs {
     /// account's current stakeholder id].
     #[arg(long, value_name = "NAME")]
     pub id: Option<String>,
+    /// Praos networks: the VRF key file of the stakeholder's node (`vrf.key`, next to its
+    /// `node.key`); the bond registers its public key, which its node proves leadership with.
+    /// Every bond on a praos network carries one (later bonds repeat the first); a classic
+    /// network's bond carries none.
+    #[arg(long, value_name = "FILE")]
+    pub vrf_key: Option<std::path::PathBuf>,
     /// Key, amount, fee, waiting, node and output.
     #[command(flatten)]
     pub submit: SubmitArgs,

@@ -471,6 +471,14 @@ pub(crate) async fn transfer(args: &TransferArgs) -> anyhow::Result<()> {
 pub(crate) async fn bond(args: &BondArgs) -> anyhow::Result<()> {
     let s = &args.submit;
     let key = s.key.load()?;
+    let vrf_key = match &args.vrf_key {
+        Some(path) => Some(pp_ledger::PublicKey(
+            *pp_server::praos::load_vrf_key_file(path)?
+                .public()
+                .as_bytes(),
+        )),
+        None => None,
+    };
     let client = NodeClient::new(&s.client.node)?;
     let (id, answer) = submit(&client, &key, s, |account| {
         let stakeholder_id = match (&args.id, &account.stakeholder_id) {
@@ -481,7 +489,10 @@ pub(crate) async fn bond(args: &BondArgs) -> anyhow::Result<()> {
                  (1..=32 characters of [A-Za-z0-9._-], unique on the chain)"
             ),
         };
-        Ok(TxKind::Bond { stakeholder_id })
+        Ok(TxKind::Bond {
+            stakeholder_id,
+            vrf_key,
+        })
     })
     .await?;
     report_submission(&client, s, id, &answer).await

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BlockHeader};
-use crate::consensus::{ConsensusRules, StakeMap};
+use crate::consensus::{ConsensusRules, StakeMap, VrfKeyMap};
 use crate::crypto::{PublicKey, Signature};
 use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
@@ -129,6 +129,9 @@ struct Entry<S> {
     /// Stakes of the ledger after this block, shared with the parent's when unchanged, so that
     /// a child's leader can be checked without rebuilding the ledger state of its branch.
     stakes: Arc<StakeMap>,
+    /// Praos: the VRF keys registered in the ledger after this block, shared the same way
+    /// (they enter the epoch snapshots with the stakes).
+    vrf_keys: Arc<VrfKeyMap>,
 }
 
 /// The best chain, side chains and the tip state, for consensus rules `C`.
@@ -172,6 +175,7 @@ impl<C: ConsensusRules> Chain<C> {
         let verifier = BlockVerifier::new(&genesis, Arc::new(SignatureCache::default()));
         let state = LedgerState::from_genesis(&genesis);
         let stakes = Arc::new(state.stakes().clone());
+        let vrf_keys = Arc::new(state.vrf_keys().clone());
         let mut entries = HashMap::new();
         entries.insert(
             hash,
@@ -181,6 +185,7 @@ impl<C: ConsensusRules> Chain<C> {
                 cstate,
                 undo: None,
                 stakes,
+                vrf_keys,
             },
         );
         Ok(Chain {
@@ -352,7 +357,7 @@ impl<C: ConsensusRules> Chain<C> {
     /// producer evaluates its VRF against.
     pub fn state_for_next(&self, slot: u64) -> C::State {
         let tip = self.tip_entry();
-        self.slot_state(&self.tip_hash(), &tip.cstate, &tip.stakes, slot)
+        self.slot_state(&self.tip_hash(), tip, slot)
     }
 
     fn epochs(&self) -> MutexGuard<'_, EpochStates<C::State>> {
@@ -364,20 +369,17 @@ impl<C: ConsensusRules> Chain<C> {
     /// The consensus state a child of `parent` in `slot` is judged by, advanced at most once
     /// per (parent, epoch): [`ConsensusRules::state_for_slot`] depends on the slot only through
     /// [`ConsensusRules::epoch_of`].
-    fn slot_state(
-        &self,
-        parent: &Hash,
-        parent_cstate: &C::State,
-        parent_stakes: &StakeMap,
-        slot: u64,
-    ) -> C::State {
+    fn slot_state(&self, parent: &Hash, parent_entry: &Entry<C::State>, slot: u64) -> C::State {
         let key = (*parent, self.rules.epoch_of(slot));
         if let Some((_, st)) = self.epochs().iter().find(|(k, _)| *k == key) {
             return st.clone();
         }
-        let st = self
-            .rules
-            .state_for_slot(parent_cstate, slot, parent_stakes);
+        let st = self.rules.state_for_slot_with_keys(
+            &parent_entry.cstate,
+            slot,
+            &parent_entry.stakes,
+            &parent_entry.vrf_keys,
+        );
         let mut cache = self.epochs();
         if cache.len() >= EPOCH_STATE_CACHE {
             cache.pop_front();
@@ -585,7 +587,7 @@ impl<C: ConsensusRules> Chain<C> {
         parent: &Entry<C::State>,
     ) -> Result<C::State, BlockError> {
         let slot = block.header.slot;
-        let st = self.slot_state(parent_hash, &parent.cstate, &parent.stakes, slot);
+        let st = self.slot_state(parent_hash, parent, slot);
         self.rules.check_producer(&st, &block.header)?;
         Ok(st)
     }
@@ -679,6 +681,7 @@ impl<C: ConsensusRules> Chain<C> {
         let mut cstate = self.check_leader(block.block(), &parent_hash, parent)?;
         self.check_not_third_in_slot(block.block())?;
         let parent_stakes = Arc::clone(&parent.stakes);
+        let parent_keys = Arc::clone(&parent.vrf_keys);
         let extends_tip = parent_hash == self.tip_hash();
         let slot_key = (block.block().header.slot, block.block().header.producer);
         let first_in_slot = self.by_slot.get(&slot_key).map(|s| s.first);
@@ -690,6 +693,7 @@ impl<C: ConsensusRules> Chain<C> {
             self.rules
                 .on_header(&mut cstate, &block.block().header, &hash);
             let stakes = shared_stakes(parent_stakes, self.state.stakes());
+            let vrf_keys = shared_stakes(parent_keys, self.state.vrf_keys());
             self.by_slot.insert(
                 slot_key,
                 SlotBlocks {
@@ -705,6 +709,7 @@ impl<C: ConsensusRules> Chain<C> {
                     cstate,
                     undo: Some(undo),
                     stakes,
+                    vrf_keys,
                 },
             );
             self.best.push_back(hash);
@@ -735,6 +740,7 @@ impl<C: ConsensusRules> Chain<C> {
         let block = block.into_block();
         self.rules.on_header(&mut cstate, &block.header, &hash);
         let stakes = shared_stakes(parent_stakes, scratch.stakes());
+        let vrf_keys = shared_stakes(parent_keys, scratch.vrf_keys());
 
         let equivocating = match first_in_slot {
             Some(first) => {
@@ -764,6 +770,7 @@ impl<C: ConsensusRules> Chain<C> {
                 cstate,
                 undo: None,
                 stakes,
+                vrf_keys,
             },
         );
         self.side.insert(hash);
@@ -1056,8 +1063,9 @@ impl<C: ConsensusRules> Chain<C> {
     }
 }
 
-/// The parent's stake map if the block left stakes unchanged (most blocks), else a new one.
-fn shared_stakes(parent: Arc<StakeMap>, after: &StakeMap) -> Arc<StakeMap> {
+/// The parent's map (stakes, VRF keys) if the block left it unchanged (most blocks), else a
+/// new one.
+fn shared_stakes<T: PartialEq + Clone>(parent: Arc<T>, after: &T) -> Arc<T> {
     if *parent == *after {
         parent
     } else {

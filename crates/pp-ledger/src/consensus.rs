@@ -19,6 +19,10 @@ use crate::hash::Hash;
 /// Stake per stakeholder key, in canonical (key byte) order. Zero stakes are absent.
 pub type StakeMap = BTreeMap<PublicKey, u64>;
 
+/// Praos: each stakeholder's registered VRF public key (32 bytes, in the genesis form), by the
+/// stakeholder's key.
+pub type VrfKeyMap = BTreeMap<PublicKey, PublicKey>;
+
 /// Who may produce which slot. Implemented by `pp_ouroboros::Ouroboros`.
 pub trait ConsensusRules: Send + Sync {
     /// Whatever the rules need to remember between blocks (epoch, nonce, snapshots).
@@ -37,6 +41,21 @@ pub trait ConsensusRules: Send + Sync {
         slot: u64,
         stakes_at_parent: &StakeMap,
     ) -> Self::State;
+
+    /// [`ConsensusRules::state_for_slot`] for rules that also snapshot the stakeholders'
+    /// registered VRF keys (praos): `vrf_keys_at_parent` are the ledger's after the parent, and
+    /// take effect at the same epoch boundary as `stakes_at_parent`. The chain calls this form;
+    /// the default ignores the keys.
+    fn state_for_slot_with_keys(
+        &self,
+        parent: &Self::State,
+        slot: u64,
+        stakes_at_parent: &StakeMap,
+        vrf_keys_at_parent: &VrfKeyMap,
+    ) -> Self::State {
+        let _ = vrf_keys_at_parent;
+        self.state_for_slot(parent, slot, stakes_at_parent)
+    }
 
     /// The epoch of `slot`: the chain caches [`ConsensusRules::state_for_slot`] per (parent,
     /// epoch). The default treats every slot as its own epoch (always correct, never shared).

@@ -127,6 +127,31 @@ pub enum TxError {
         /// The id in the transaction.
         got: String,
     },
+    /// A praos network's bond carries no VRF key: every stakeholder must register one.
+    #[error("a bond on a praos network must carry the VRF key of {account}")]
+    MissingVrfKey {
+        /// The sender.
+        account: PublicKey,
+    },
+    /// A classic network's bond carries a VRF key (tag 3 is praos only).
+    #[error("a bond on a classic network carries no VRF key")]
+    VrfKeyOnClassicNetwork,
+    /// The VRF key is registered to another stakeholder.
+    #[error("VRF key {key} is already registered to {owner}")]
+    VrfKeyTaken {
+        /// The key given.
+        key: PublicKey,
+        /// The stakeholder it is registered to.
+        owner: PublicKey,
+    },
+    /// The sender has another VRF key registered; later bonds must repeat it.
+    #[error("the sender has VRF key {registered} registered, the bond carries {got}")]
+    VrfKeyMismatch {
+        /// The registered key.
+        registered: PublicKey,
+        /// The key in the transaction.
+        got: PublicKey,
+    },
 }
 
 impl TxError {
@@ -143,6 +168,10 @@ impl TxError {
             TxError::BadStakeholderId { .. } => "bad_stakeholder_id",
             TxError::StakeholderIdTaken { .. } => "stakeholder_id_taken",
             TxError::StakeholderIdMismatch { .. } => "stakeholder_id_mismatch",
+            TxError::MissingVrfKey { .. } => "missing_vrf_key",
+            TxError::VrfKeyOnClassicNetwork => "vrf_key_on_classic_network",
+            TxError::VrfKeyTaken { .. } => "vrf_key_taken",
+            TxError::VrfKeyMismatch { .. } => "vrf_key_mismatch",
         }
     }
 }

@@ -71,7 +71,7 @@ pub use block::{
     NONCE_OFFSET, PRAOS_BLOCK_VERSION, PRAOS_HEADER_LEN, VRF_OUTPUT_BYTES, VRF_PROOF_BYTES,
 };
 pub use chain::{AddOutcome, Chain, Equivocation, Screened, MAX_EQUIVOCATIONS, MAX_SIDE_BLOCKS};
-pub use consensus::{ConsensusRules, StakeMap};
+pub use consensus::{ConsensusRules, StakeMap, VrfKeyMap};
 pub use crypto::{KeyPair, PublicKey, Signature, SignatureError};
 pub use encoding::{Decode, Decoder, Encode, Encoder};
 pub use error::{BlockError, ChainError, DecodeError, HexError, TxError};

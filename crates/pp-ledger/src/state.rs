@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
-use crate::consensus::StakeMap;
+use crate::consensus::{StakeMap, VrfKeyMap};
 use crate::crypto::PublicKey;
 use crate::error::{BlockError, TxError};
 use crate::genesis::{is_valid_stakeholder_id, Genesis};
@@ -28,6 +28,13 @@ pub struct LedgerState {
     stakes: StakeMap,
     id_of_key: BTreeMap<PublicKey, String>,
     key_of_id: BTreeMap<String, PublicKey>,
+    /// Praos: each bound stakeholder's VRF public key, bound with its id (genesis or first
+    /// bond) and never changed; and the reverse, which keeps a VRF key to one stakeholder.
+    vrf_of_key: VrfKeyMap,
+    key_of_vrf: BTreeMap<PublicKey, PublicKey>,
+    /// Whether the network elects leaders by praos (every bond carries a VRF key) or classic
+    /// (no bond carries one), from the genesis.
+    praos: bool,
     minted: u128,
 }
 
@@ -122,7 +129,7 @@ impl BlockUndo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BlockRedo {
     after: Vec<Prior>,
-    bound: Vec<(PublicKey, String)>,
+    bound: Vec<(PublicKey, String, Option<PublicKey>)>,
     minted: u128,
 }
 
@@ -132,7 +139,8 @@ struct Plan {
     sender_nonce: u64,
     credit: Option<PublicKey>,
     new_stake: Option<u64>,
-    bind: Option<String>,
+    /// The id (and, praos, the VRF key) a first bond binds to the sender.
+    bind: Option<(String, Option<PublicKey>)>,
 }
 
 impl LedgerState {
@@ -140,7 +148,10 @@ impl LedgerState {
     /// Expects a validated genesis; duplicate entries (which validation rejects) are summed with
     /// saturation rather than panicking.
     pub fn from_genesis(genesis: &Genesis) -> LedgerState {
-        let mut s = LedgerState::default();
+        let mut s = LedgerState {
+            praos: genesis.leader_mode == crate::genesis::LeaderMode::Praos,
+            ..LedgerState::default()
+        };
         for b in &genesis.initial_balances {
             let e = s.balances.entry(b.account).or_insert(0);
             *e = e.saturating_add(b.amount);
@@ -151,8 +162,10 @@ impl LedgerState {
                 *e = e.saturating_add(h.stake);
             }
             if !s.key_of_id.contains_key(&h.id) && !s.id_of_key.contains_key(&h.public_key) {
-                s.key_of_id.insert(h.id.clone(), h.public_key);
-                s.id_of_key.insert(h.public_key, h.id.clone());
+                let vrf = h
+                    .vrf_key
+                    .filter(|v| s.praos && !s.key_of_vrf.contains_key(v));
+                s.bind(h.public_key, h.id.clone(), vrf);
             }
         }
         s
@@ -186,6 +199,36 @@ impl LedgerState {
     /// The key a stakeholder id is bound to, if any.
     pub fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
         self.key_of_id.get(id).copied()
+    }
+
+    /// Praos: the VRF public key registered for stakeholder `account` (genesis or first bond).
+    pub fn vrf_key(&self, account: &PublicKey) -> Option<PublicKey> {
+        self.vrf_of_key.get(account).copied()
+    }
+
+    /// Praos: every registered VRF key by stakeholder (what the epoch snapshots take).
+    pub fn vrf_keys(&self) -> &VrfKeyMap {
+        &self.vrf_of_key
+    }
+
+    /// Binds `id` (and `vrf`, if any) to `key`; the caller checked that all three are free.
+    fn bind(&mut self, key: PublicKey, id: String, vrf: Option<PublicKey>) {
+        self.key_of_id.insert(id.clone(), key);
+        self.id_of_key.insert(key, id);
+        if let Some(v) = vrf {
+            self.vrf_of_key.insert(key, v);
+            self.key_of_vrf.insert(v, key);
+        }
+    }
+
+    /// Undoes [`LedgerState::bind`] of `key`.
+    fn unbind(&mut self, key: &PublicKey) {
+        if let Some(id) = self.id_of_key.remove(key) {
+            self.key_of_id.remove(&id);
+        }
+        if let Some(v) = self.vrf_of_key.remove(key) {
+            self.key_of_vrf.remove(&v);
+        }
     }
 
     /// True iff `account` has a balance, nonce or stake entry (genesis accounts included, and
@@ -364,9 +407,7 @@ impl LedgerState {
     pub(crate) fn rollback_ref(&mut self, undo: &BlockUndo) {
         self.write(&undo.prior);
         for k in &undo.bound {
-            if let Some(id) = self.id_of_key.remove(k) {
-                self.key_of_id.remove(&id);
-            }
+            self.unbind(k);
         }
         self.minted = undo.minted;
     }
@@ -389,7 +430,11 @@ impl LedgerState {
         let bound = undo
             .bound
             .iter()
-            .filter_map(|k| self.id_of_key.get(k).map(|id| (*k, id.clone())))
+            .filter_map(|k| {
+                self.id_of_key
+                    .get(k)
+                    .map(|id| (*k, id.clone(), self.vrf_key(k)))
+            })
             .collect();
         BlockRedo {
             after,
@@ -402,9 +447,8 @@ impl LedgerState {
     /// rollback. The state must be the one the rollback left.
     pub(crate) fn redo(&mut self, redo: &BlockRedo) {
         self.write(&redo.after);
-        for (k, id) in &redo.bound {
-            self.key_of_id.insert(id.clone(), *k);
-            self.id_of_key.insert(*k, id.clone());
+        for (k, id, vrf) in &redo.bound {
+            self.bind(*k, id.clone(), *vrf);
         }
         self.minted = redo.minted;
     }
@@ -426,11 +470,7 @@ impl LedgerState {
                 Change::Balance(k, v) => restore(&mut self.balances, k, v),
                 Change::Nonce(k, v) => restore(&mut self.nonces, k, v),
                 Change::Stake(k, v) => restore(&mut self.stakes, k, v),
-                Change::Bound(k) => {
-                    if let Some(id) = self.id_of_key.remove(&k) {
-                        self.key_of_id.remove(&id);
-                    }
-                }
+                Change::Bound(k) => self.unbind(&k),
                 Change::Minted(m) => self.minted = m,
             }
         }
@@ -503,12 +543,16 @@ impl LedgerState {
                 })?;
                 plan.credit = Some(*to);
             }
-            TxKind::Bond { stakeholder_id } => {
+            TxKind::Bond {
+                stakeholder_id,
+                vrf_key,
+            } => {
                 if !is_valid_stakeholder_id(stakeholder_id) {
                     return Err(TxError::BadStakeholderId {
                         id: stakeholder_id.clone(),
                     });
                 }
+                check_bond_vrf_key(acc, &from, *vrf_key)?;
                 match acc.stakeholder_id(&from) {
                     Some(bound) if bound != stakeholder_id.as_str() => {
                         return Err(TxError::StakeholderIdMismatch {
@@ -525,7 +569,7 @@ impl LedgerState {
                                 owner,
                             });
                         }
-                        plan.bind = Some(stakeholder_id.clone());
+                        plan.bind = Some((stakeholder_id.clone(), *vrf_key));
                     }
                 }
                 plan.new_stake = Some(acc.stake(&from).checked_add(b.amount).ok_or(
@@ -598,9 +642,8 @@ impl LedgerState {
             };
             j.push(Change::Stake(from, old));
         }
-        if let Some(id) = plan.bind {
-            self.key_of_id.insert(id.clone(), from);
-            self.id_of_key.insert(from, id);
+        if let Some((id, vrf)) = plan.bind {
+            self.bind(from, id, vrf);
             j.push(Change::Bound(from));
         }
         if let Some(producer) = fee_to {
@@ -645,6 +688,37 @@ pub trait Accounts {
     fn stakeholder_id(&self, account: &PublicKey) -> Option<&str>;
     /// The key a stakeholder id is bound to, if any.
     fn stakeholder_key(&self, id: &str) -> Option<PublicKey>;
+    /// Whether the network is praos (bonds carry VRF keys) or classic (they carry none).
+    fn praos(&self) -> bool;
+    /// Praos: the VRF key registered for stakeholder `account`, if any.
+    fn vrf_key(&self, account: &PublicKey) -> Option<PublicKey>;
+    /// Praos: the stakeholder a VRF key is registered to, if any.
+    fn vrf_owner(&self, vrf_key: &PublicKey) -> Option<PublicKey>;
+}
+
+/// The VRF-key rules of a bond by `from` (see docs/consensus.md): on a classic network a bond
+/// carries no VRF key; on a praos network it carries one, which must be the key already
+/// registered for `from` if there is one, and otherwise a key no other stakeholder holds.
+fn check_bond_vrf_key<A: Accounts + ?Sized>(
+    acc: &A,
+    from: &PublicKey,
+    vrf_key: Option<PublicKey>,
+) -> Result<(), TxError> {
+    match (acc.praos(), vrf_key) {
+        (false, None) => Ok(()),
+        (false, Some(_)) => Err(TxError::VrfKeyOnClassicNetwork),
+        (true, None) => Err(TxError::MissingVrfKey { account: *from }),
+        (true, Some(got)) => match acc.vrf_key(from) {
+            Some(registered) if registered != got => {
+                Err(TxError::VrfKeyMismatch { registered, got })
+            }
+            Some(_) => Ok(()),
+            None => match acc.vrf_owner(&got) {
+                Some(owner) => Err(TxError::VrfKeyTaken { key: got, owner }),
+                None => Ok(()),
+            },
+        },
+    }
 }
 
 impl Accounts for LedgerState {
@@ -662,6 +736,15 @@ impl Accounts for LedgerState {
     }
     fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
         LedgerState::stakeholder_key(self, id)
+    }
+    fn praos(&self) -> bool {
+        self.praos
+    }
+    fn vrf_key(&self, account: &PublicKey) -> Option<PublicKey> {
+        LedgerState::vrf_key(self, account)
+    }
+    fn vrf_owner(&self, vrf_key: &PublicKey) -> Option<PublicKey> {
+        self.key_of_vrf.get(vrf_key).copied()
     }
 }
 
@@ -779,6 +862,7 @@ mod tests {
         let tx = crate::tx::TxBody {
             kind: TxKind::Bond {
                 stakeholder_id: "carol".into(),
+                vrf_key: None,
             },
             from: carol.public(),
             amount: 500,

@@ -2,7 +2,8 @@
 //!
 //! JSON form (flat, hex strings):
 //! `{"type":"transfer","from":"<hex>","to":"<hex>","amount":5,"fee":1,"nonce":0,"signature":"<hex>"}`,
-//! `{"type":"bond","from":..,"stakeholder_id":"alice","amount":..,"fee":..,"nonce":..,"signature":..}`,
+//! `{"type":"bond","from":..,"stakeholder_id":"alice","amount":..,"fee":..,"nonce":..,"signature":..}`
+//! (praos networks: with `"vrf_key":"<hex>"`, the stakeholder's VRF public key),
 //! `{"type":"unbond","from":..,"amount":..,"fee":..,"nonce":..,"signature":..}`.
 //!
 //! The transaction id is Blake2b-256 of the canonical encoding of the unsigned body; the sender
@@ -28,10 +29,16 @@ pub enum TxKind {
         to: PublicKey,
     },
     /// Move `amount` from the sender's balance into its stake, binding `stakeholder_id` to the
-    /// sender's key (first bond binds; later bonds must repeat the same id).
+    /// sender's key (first bond binds; later bonds must repeat the same id). On a praos network
+    /// the bond also carries the stakeholder's VRF public key, bound with the id by the first
+    /// bond and repeated by later ones; on a classic network it carries none.
     Bond {
         /// Human-readable name of the stakeholder (the node id), unique on the chain.
         stakeholder_id: String,
+        /// Praos: the stakeholder's VRF public key (32 bytes, unique on the chain). Encoded
+        /// under its own tag, so a bond without it keeps the classic encoding byte for byte.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vrf_key: Option<PublicKey>,
     },
     /// Move `amount` from the sender's stake back to its balance.
     Unbond,
@@ -66,6 +73,8 @@ pub struct Transaction {
 const TAG_TRANSFER: u8 = 0;
 const TAG_BOND: u8 = 1;
 const TAG_UNBOND: u8 = 2;
+/// A bond with a VRF key (praos): tag 1's fields, then the 32-byte key.
+const TAG_BOND_VRF: u8 = 3;
 
 impl Encode for TxBody {
     fn encode(&self, e: &mut Encoder) {
@@ -73,8 +82,20 @@ impl Encode for TxBody {
             TxKind::Transfer { to } => {
                 e.u8(TAG_TRANSFER).key(&self.from).key(to);
             }
-            TxKind::Bond { stakeholder_id } => {
+            TxKind::Bond {
+                stakeholder_id,
+                vrf_key: None,
+            } => {
                 e.u8(TAG_BOND).key(&self.from).str(stakeholder_id);
+            }
+            TxKind::Bond {
+                stakeholder_id,
+                vrf_key: Some(vrf),
+            } => {
+                e.u8(TAG_BOND_VRF)
+                    .key(&self.from)
+                    .str(stakeholder_id)
+                    .key(vrf);
             }
             TxKind::Unbond => {
                 e.u8(TAG_UNBOND).key(&self.from);
@@ -92,6 +113,11 @@ impl Decode for TxBody {
             TAG_TRANSFER => TxKind::Transfer { to: d.key()? },
             TAG_BOND => TxKind::Bond {
                 stakeholder_id: d.str()?,
+                vrf_key: None,
+            },
+            TAG_BOND_VRF => TxKind::Bond {
+                stakeholder_id: d.str()?,
+                vrf_key: Some(d.key()?),
             },
             TAG_UNBOND => TxKind::Unbond,
             tag => return Err(DecodeError::UnknownTag { what: "tx", tag }),
@@ -162,7 +188,10 @@ impl Transaction {
     pub fn encoded_len(&self) -> usize {
         let kind = match &self.body.kind {
             TxKind::Transfer { .. } => 32,
-            TxKind::Bond { stakeholder_id } => 4 + stakeholder_id.len(),
+            TxKind::Bond {
+                stakeholder_id,
+                vrf_key,
+            } => 4 + stakeholder_id.len() + if vrf_key.is_some() { 32 } else { 0 },
             TxKind::Unbond => 0,
         };
         1 + 32 + kind + 24 + 64
@@ -214,6 +243,53 @@ mod tests {
         let bytes = tx.to_canonical_bytes();
         assert_eq!(bytes.len(), tx.encoded_len());
         assert_eq!(Transaction::from_canonical_bytes(&bytes), Ok(tx));
+    }
+
+    fn bond(vrf_key: Option<PublicKey>) -> Transaction {
+        let k = KeyPair::from_seed([4u8; 32]);
+        TxBody {
+            kind: TxKind::Bond {
+                stakeholder_id: "carol".into(),
+                vrf_key,
+            },
+            from: k.public(),
+            amount: 500,
+            fee: 1,
+            nonce: 0,
+        }
+        .sign(&k, &Hash::ZERO)
+    }
+
+    /// A bond without a VRF key keeps the classic encoding (tag 1, no key); with one it takes
+    /// tag 3 and the key after the id; both round-trip, in binary and JSON.
+    #[test]
+    fn bond_with_a_vrf_key_has_its_own_tag_and_a_bond_without_keeps_the_classic_bytes() {
+        let classic = bond(None);
+        let bytes = classic.to_canonical_bytes();
+        let from = KeyPair::from_seed([4u8; 32]).public();
+        let mut expected = vec![1u8];
+        expected.extend_from_slice(&from.0);
+        expected.extend_from_slice(&5u32.to_be_bytes());
+        expected.extend_from_slice(b"carol");
+        expected.extend_from_slice(&500u64.to_be_bytes());
+        expected.extend_from_slice(&1u64.to_be_bytes());
+        expected.extend_from_slice(&0u64.to_be_bytes());
+        assert_eq!(&bytes[..bytes.len() - 64], &expected[..]);
+        assert_eq!(bytes.len(), classic.encoded_len());
+        let v: serde_json::Value = serde_json::to_value(&classic).unwrap();
+        assert!(v.get("vrf_key").is_none(), "{v}");
+
+        let praos = bond(Some(PublicKey([7u8; 32])));
+        let bytes = praos.to_canonical_bytes();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(&bytes[1 + 32 + 4 + 5..1 + 32 + 4 + 5 + 32], &[7u8; 32]);
+        assert_eq!(bytes.len(), praos.encoded_len());
+        assert_eq!(Transaction::from_canonical_bytes(&bytes), Ok(praos.clone()));
+        assert_ne!(praos.id(), classic.id());
+        let v: serde_json::Value = serde_json::to_value(&praos).unwrap();
+        assert_eq!(v["vrf_key"], PublicKey([7u8; 32]).to_hex());
+        let back: Transaction = serde_json::from_value(v).unwrap();
+        assert_eq!(back, praos);
     }
 
     #[test]

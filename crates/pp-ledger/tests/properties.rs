@@ -69,6 +69,7 @@ fn build_tx(o: &Op, next_nonce: u64, gh: &Hash) -> Transaction {
         },
         1 => TxKind::Bond {
             stakeholder_id: ids[usize::from(o.id)].into(),
+            vrf_key: None,
         },
         _ => TxKind::Unbond,
     };
@@ -212,7 +213,7 @@ proptest! {
     ) {
         let kind = match kind {
             0 => TxKind::Transfer { to: PublicKey(to) },
-            1 => TxKind::Bond { stakeholder_id: id },
+            1 => TxKind::Bond { stakeholder_id: id, vrf_key: None },
             _ => TxKind::Unbond,
         };
         let mut s = [0u8; 64];

@@ -324,6 +324,15 @@ impl pp_ledger::Accounts for Behind<'_> {
     fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
         self.state.stakeholder_key(id)
     }
+    fn praos(&self) -> bool {
+        pp_ledger::Accounts::praos(self.state)
+    }
+    fn vrf_key(&self, a: &PublicKey) -> Option<PublicKey> {
+        self.state.vrf_key(a)
+    }
+    fn vrf_owner(&self, v: &PublicKey) -> Option<PublicKey> {
+        pp_ledger::Accounts::vrf_owner(self.state, v)
+    }
 }
 
 #[test]

@@ -53,6 +53,13 @@ const TX_ID: &str = "cf551e4fe64a2a11a9818844c2ac9007aed285f2248857f4a5de13b1e1a
 const TX_SIGNING_MESSAGE: &str = "70702d6c65646765722f74782f7631b2dda3e7a37922206901efbae3861413e253fe99ac8d61e4362e005ba9a1dbd9cf551e4fe64a2a11a9818844c2ac9007aed285f2248857f4a5de13b1e1a6f6c9";
 const TX_SIGNATURE: &str = "339c17258b2476e72f533997e38ef52453ebc6446ccd740c7ccb28cd1f5a2220f1beb7bdf34ed9304b2ef4558f4565318a79edd28f6fd13d89ae0e3784051402";
 const TX_CANONICAL: &str = "008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ced4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100000000000004d200000000000000050000000000000000339c17258b2476e72f533997e38ef52453ebc6446ccd740c7ccb28cd1f5a2220f1beb7bdf34ed9304b2ef4558f4565318a79edd28f6fd13d89ae0e3784051402";
+/// Praos bond (tag 3): bob bonds 500 more as "bob", fee 2, nonce 0, registering the VRF key
+/// [`BOND_VRF_KEY`] (alice's VRF key of docs/leader-election.md §10.7), signed for the genesis
+/// above (the encoding does not depend on the leader mode).
+const BOND_VRF_KEY: &str = "94004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d477bb88acd4a";
+const BOND_BODY_CANONICAL: &str = "038139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400000003626f6294004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d477bb88acd4a00000000000001f400000000000000020000000000000000";
+const BOND_ID: &str = "b44f45537e8e77a592a0f4d8fe45b325c79d1a69a45ff0399150c8f4c5514b3c";
+const BOND_CANONICAL: &str = "038139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400000003626f6294004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d477bb88acd4a00000000000001f400000000000000020000000000000000289c6b568340abe8c1e41b9523d0d3355e734ee5b09c94cd437eed82431b0b6b422f82742d3fbb3a69ec0f5f1ab8ded3800c3e37e4bc447850fb8e8db87cf400";
 const BLOCK_HEADER_CANONICAL: &str = "0000000200000000000000010000000000000001330647575859bb49ca802defa1029a8c8f60cbb37fba2d768c10490548ac28d2352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb270374807068a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe56be80000000200000000000000d2";
 const BLOCK_TX_ROOT: &str = "352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb27037480706";
 const BLOCK_HASH: &str = "0049b63165b5cb542603a542f4f21ac971435349f209f8fb4281c848d5f024b2";
@@ -120,6 +127,35 @@ fn transaction_id_signature_and_encoding_match_the_vector() {
     let decoded = Transaction::from_canonical_bytes(&unhex(TX_CANONICAL)).unwrap();
     assert_eq!(decoded, tx);
     assert!(decoded.verify_signature(&gh).is_ok());
+}
+
+#[test]
+fn praos_bond_with_a_vrf_key_matches_the_vector() {
+    let g = genesis();
+    let gh = g.hash();
+    let bob = KeyPair::from_seed([2u8; 32]);
+    let vrf = pp_ledger::PublicKey(unhex(BOND_VRF_KEY).try_into().unwrap());
+    let tx = pp_ledger::TxBody {
+        kind: pp_ledger::TxKind::Bond {
+            stakeholder_id: "bob".into(),
+            vrf_key: Some(vrf),
+        },
+        from: bob.public(),
+        amount: 500,
+        fee: 2,
+        nonce: 0,
+    }
+    .sign(&bob, &gh);
+    let body = hex(&tx.body.to_canonical_bytes());
+    let all = hex(&tx.to_canonical_bytes());
+    assert_eq!(body, BOND_BODY_CANONICAL);
+    assert_eq!(tx.id().to_hex(), BOND_ID);
+    assert_eq!(all, BOND_CANONICAL);
+    assert_eq!(tx.to_canonical_bytes().len(), tx.encoded_len());
+    assert_eq!(
+        Transaction::from_canonical_bytes(&unhex(BOND_CANONICAL)).unwrap(),
+        tx
+    );
 }
 
 #[test]
@@ -210,6 +246,9 @@ fn docs_consensus_md_lists_every_vector() {
         ("block signing message", BLOCK_SIGNING_MESSAGE),
         ("block signature", BLOCK_SIGNATURE),
         ("block canonical", BLOCK_CANONICAL),
+        ("praos bond body", BOND_BODY_CANONICAL),
+        ("praos bond id", BOND_ID),
+        ("praos bond canonical", BOND_CANONICAL),
     ] {
         assert!(
             flat.contains(v),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use pp_ledger::{Genesis, Hash, LeaderMode, StakeMap};
+use pp_ledger::{Genesis, Hash, LeaderMode, StakeMap, VrfKeyMap};
 
 use crate::error::OuroborosError;
 use crate::nonce::{epoch_nonce_next, fold_block_hash, RHO_EMPTY};
@@ -31,6 +31,12 @@ pub struct EpochState {
     pub distribution: Arc<StakeMap>,
     /// SD_{e+1}: stakes at the end of epoch e − 1, the distribution of the next epoch.
     pub next_distribution: Arc<StakeMap>,
+    /// Praos: the VRF keys registered at the end of epoch e − 2 (with SD_e: a stakeholder's key
+    /// counts from the same epoch as its stake); the genesis keys for epochs 0 and 1. Empty in
+    /// classic mode.
+    pub vrf_keys: Arc<VrfKeyMap>,
+    /// Praos: the VRF keys registered at the end of epoch e − 1 (with SD_{e+1}).
+    pub next_vrf_keys: Arc<VrfKeyMap>,
     /// ρ_{e−1}: the block-hash accumulator of the previous epoch, which feeds η_{e+1}.
     pub rho_prev: Hash,
     /// ρ_e so far: the accumulator of this epoch's blocks applied up to now. In praos mode it
@@ -53,6 +59,24 @@ pub fn genesis_distribution(genesis: &Genesis) -> StakeMap {
     d
 }
 
+/// Praos: the genesis stakeholders' VRF keys (the first stakeholder named for a key keeps it, as
+/// in the ledger); empty in classic mode.
+pub fn genesis_vrf_keys(genesis: &Genesis) -> VrfKeyMap {
+    let mut keys = VrfKeyMap::new();
+    if genesis.leader_mode != LeaderMode::Praos {
+        return keys;
+    }
+    let mut taken = std::collections::BTreeSet::new();
+    for s in &genesis.initial_stakeholders {
+        if let Some(v) = s.vrf_key {
+            if !keys.contains_key(&s.public_key) && taken.insert(v) {
+                keys.insert(s.public_key, v);
+            }
+        }
+    }
+    keys
+}
+
 /// `stakes` without zero entries, shared.
 fn snapshot(stakes: &StakeMap) -> Arc<StakeMap> {
     Arc::new(
@@ -70,11 +94,14 @@ impl EpochState {
     /// derived from the genesis, not produced, and carries no randomness.
     pub fn genesis(genesis: &Genesis) -> EpochState {
         let d = Arc::new(genesis_distribution(genesis));
+        let keys = Arc::new(genesis_vrf_keys(genesis));
         EpochState {
             epoch: 0,
             nonce: genesis.epoch_nonce,
             distribution: Arc::clone(&d),
             next_distribution: d,
+            vrf_keys: Arc::clone(&keys),
+            next_vrf_keys: keys,
             rho_prev: RHO_EMPTY,
             rho: RHO_EMPTY,
             mode: genesis.leader_mode,
@@ -96,11 +123,36 @@ impl EpochState {
     /// SD_{e+1} becomes current, those stakes become SD_{e+2}, η_{e+1} is η_e for e + 1 < 2 and
     /// Blake2b-256(tag ‖ η_e ‖ ρ_{e−1}) otherwise, ρ_e becomes the previous accumulator and the
     /// new epoch's starts empty.
+    /// The VRF keys move along with the stakes; this form registers no key beyond those of
+    /// SD_{e+1} ([`EpochState::advance_with_keys`] takes the ledger's).
     pub fn advance(&self, stakes_at_end: &StakeMap) -> Result<EpochState, OuroborosError> {
-        self.step(snapshot(stakes_at_end))
+        self.step(snapshot(stakes_at_end), Arc::clone(&self.next_vrf_keys))
     }
 
-    fn step(&self, stakes_at_end: Arc<StakeMap>) -> Result<EpochState, OuroborosError> {
+    /// [`EpochState::advance`] with the ledger's registered VRF keys at the end of epoch e,
+    /// which become the keys of SD_{e+2}.
+    pub fn advance_with_keys(
+        &self,
+        stakes_at_end: &StakeMap,
+        vrf_keys_at_end: &VrfKeyMap,
+    ) -> Result<EpochState, OuroborosError> {
+        self.step(snapshot(stakes_at_end), self.keys_snapshot(vrf_keys_at_end))
+    }
+
+    /// The keys at an epoch's end, sharing the previous snapshot when nothing changed.
+    fn keys_snapshot(&self, keys: &VrfKeyMap) -> Arc<VrfKeyMap> {
+        if *self.next_vrf_keys == *keys {
+            Arc::clone(&self.next_vrf_keys)
+        } else {
+            Arc::new(keys.clone())
+        }
+    }
+
+    fn step(
+        &self,
+        stakes_at_end: Arc<StakeMap>,
+        vrf_keys_at_end: Arc<VrfKeyMap>,
+    ) -> Result<EpochState, OuroborosError> {
         let epoch = self
             .epoch
             .checked_add(1)
@@ -120,6 +172,8 @@ impl EpochState {
             nonce,
             distribution: Arc::clone(&self.next_distribution),
             next_distribution: stakes_at_end,
+            vrf_keys: Arc::clone(&self.next_vrf_keys),
+            next_vrf_keys: vrf_keys_at_end,
             rho_prev: self.rho,
             rho: RHO_EMPTY,
             mode: self.mode,
@@ -134,6 +188,18 @@ impl EpochState {
         &self,
         target: u64,
         stakes_at_end: &StakeMap,
+    ) -> Result<EpochState, OuroborosError> {
+        let keys = Arc::clone(&self.next_vrf_keys);
+        self.advance_to_with_keys(target, stakes_at_end, &keys)
+    }
+
+    /// [`EpochState::advance_to`] with the ledger's registered VRF keys, which end every
+    /// crossed epoch too.
+    pub fn advance_to_with_keys(
+        &self,
+        target: u64,
+        stakes_at_end: &StakeMap,
+        vrf_keys_at_end: &VrfKeyMap,
     ) -> Result<EpochState, OuroborosError> {
         if target < self.epoch {
             return Err(OuroborosError::EpochBackwards {
@@ -154,9 +220,10 @@ impl EpochState {
         }
         // One shared snapshot for all crossed epochs: they all end with the same stakes.
         let snap = snapshot(stakes_at_end);
-        let mut state = self.step(Arc::clone(&snap))?;
+        let keys = self.keys_snapshot(vrf_keys_at_end);
+        let mut state = self.step(Arc::clone(&snap), Arc::clone(&keys))?;
         for _ in 1..gap {
-            state = state.step(Arc::clone(&snap))?;
+            state = state.step(Arc::clone(&snap), Arc::clone(&keys))?;
         }
         Ok(state)
     }

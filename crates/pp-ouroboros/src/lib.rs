@@ -50,7 +50,7 @@ pub mod threshold;
 pub mod vrf;
 
 pub use clock::SlotClock;
-pub use epoch::{genesis_distribution, EpochState, MAX_EPOCH_GAP};
+pub use epoch::{genesis_distribution, genesis_vrf_keys, EpochState, MAX_EPOCH_GAP};
 pub use error::OuroborosError;
 pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LeaderTable, LEADER_TAG};
 pub use nonce::{epoch_nonce_next, fold_block_hash, rho_of, NONCE_TAG, RHO_EMPTY};

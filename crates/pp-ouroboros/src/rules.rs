@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use pp_ledger::{
     BlockError, BlockHeader, ConsensusRules, Genesis, Hash, LeaderMode, PublicKey, StakeMap,
-    VrfEvidence,
+    VrfEvidence, VrfKeyMap,
 };
 
 use crate::clock::SlotClock;
@@ -86,9 +86,19 @@ impl Ouroboros {
         }
     }
 
-    /// The registered VRF key of stakeholder `key` (praos mode), if any.
+    /// The VRF key of genesis stakeholder `key` (praos mode), if any. Keys registered by bonds
+    /// are in the epoch state: see [`Ouroboros::vrf_key_in`].
     pub fn vrf_key_of(&self, key: &PublicKey) -> Option<VrfPublicKey> {
         self.praos.as_ref()?.vrf_keys.get(key).copied()
+    }
+
+    /// The VRF key stakeholder `key` proves leadership with in `state`'s epoch (praos mode):
+    /// the one registered (genesis or bond) with the stake of its snapshot, if it is a valid
+    /// point (a bond's key is checked against the curve only here, where it is used).
+    pub fn vrf_key_in(&self, state: &EpochState, key: &PublicKey) -> Option<VrfPublicKey> {
+        self.praos.as_ref()?;
+        let bytes = state.vrf_keys.get(key)?;
+        VrfPublicKey::from_bytes(bytes.0).ok()
     }
 
     /// Praos: the threshold `Θ` of `producer` in `state`'s epoch (its stake in the snapshot),
@@ -119,10 +129,13 @@ impl Ouroboros {
         producer: &PublicKey,
         secret: &VrfSecretKey,
     ) -> Result<Option<VrfEvidence>, OuroborosError> {
-        if self.praos.is_none() || self.vrf_key_of(producer) != Some(secret.public()) {
+        if self.praos.is_none() {
             return Err(OuroborosError::InvalidVrfPublicKey);
         }
         self.check_epoch(state, slot)?;
+        if self.vrf_key_in(state, producer) != Some(secret.public()) {
+            return Err(OuroborosError::InvalidVrfPublicKey);
+        }
         let theta = self.threshold_of(state, producer)?;
         if theta == 0 {
             return Ok(None);
@@ -148,12 +161,7 @@ impl Ouroboros {
     }
 
     /// The praos check of a header (see [`ConsensusRules::check_producer`]).
-    fn check_praos(
-        &self,
-        p: &Praos,
-        state: &EpochState,
-        header: &BlockHeader,
-    ) -> Result<(), BlockError> {
+    fn check_praos(&self, state: &EpochState, header: &BlockHeader) -> Result<(), BlockError> {
         let slot = header.slot;
         let producer = header.producer;
         if self.check_epoch(state, slot).is_err() {
@@ -162,7 +170,7 @@ impl Ouroboros {
         let Some(vrf) = &header.vrf else {
             return Err(BlockError::BadVrfProof { slot, producer });
         };
-        let Some(key) = p.vrf_keys.get(&producer) else {
+        let Some(key) = self.vrf_key_in(state, &producer) else {
             return Err(BlockError::NoVrfKey { slot, producer });
         };
         let theta = self
@@ -175,7 +183,7 @@ impl Ouroboros {
             output: VrfOutput(vrf.output),
             proof: VrfProof(vrf.proof),
         };
-        match verify_leadership::<EcVrf>(key, &state.nonce, slot, theta, &evidence) {
+        match verify_leadership::<EcVrf>(&key, &state.nonce, slot, theta, &evidence) {
             Ok(_) => Ok(()),
             Err(OuroborosError::NotSlotLeader { .. }) => {
                 Err(BlockError::NotElected { slot, producer })
@@ -250,6 +258,24 @@ impl ConsensusRules for Ouroboros {
             .unwrap_or_else(|_| parent.clone())
     }
 
+    /// [`ConsensusRules::state_for_slot`] that snapshots the ledger's registered VRF keys with
+    /// its stakes (the same epoch boundary).
+    fn state_for_slot_with_keys(
+        &self,
+        parent: &EpochState,
+        slot: u64,
+        stakes_at_parent: &StakeMap,
+        vrf_keys_at_parent: &VrfKeyMap,
+    ) -> EpochState {
+        parent
+            .advance_to_with_keys(
+                self.clock.epoch_of_slot(slot),
+                stakes_at_parent,
+                vrf_keys_at_parent,
+            )
+            .unwrap_or_else(|_| parent.clone())
+    }
+
     fn epoch_of(&self, slot: u64) -> u64 {
         self.clock.epoch_of_slot(slot)
     }
@@ -268,8 +294,8 @@ impl ConsensusRules for Ouroboros {
     }
 
     fn check_producer(&self, state: &EpochState, header: &BlockHeader) -> Result<(), BlockError> {
-        if let Some(p) = &self.praos {
-            return self.check_praos(p, state, header);
+        if self.praos.is_some() {
+            return self.check_praos(state, header);
         }
         let slot = header.slot;
         match self.slot_leader(state, slot) {

@@ -95,6 +95,15 @@ impl<V: Accounts + ?Sized> Accounts for AfterPending<'_, V> {
     fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
         self.tip.stakeholder_key(id)
     }
+    fn praos(&self) -> bool {
+        self.tip.praos()
+    }
+    fn vrf_key(&self, a: &PublicKey) -> Option<PublicKey> {
+        self.tip.vrf_key(a)
+    }
+    fn vrf_owner(&self, vrf_key: &PublicKey) -> Option<PublicKey> {
+        self.tip.vrf_owner(vrf_key)
+    }
 }
 
 /// Why a transaction was refused. The code (see [`MempoolError::code`]) is what the HTTP API
@@ -782,6 +791,15 @@ mod tests {
         fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
             self.ids.get(id).copied()
         }
+        fn praos(&self) -> bool {
+            false
+        }
+        fn vrf_key(&self, _: &PublicKey) -> Option<PublicKey> {
+            None
+        }
+        fn vrf_owner(&self, _: &PublicKey) -> Option<PublicKey> {
+            None
+        }
     }
 
     impl AccountView for View {
@@ -910,6 +928,7 @@ mod tests {
             TxBody {
                 kind: TxKind::Bond {
                     stakeholder_id: id.into(),
+                    vrf_key: None,
                 },
                 from: a.public(),
                 amount: 5,

@@ -84,6 +84,15 @@ impl Accounts for LedgerView<'_> {
     fn stakeholder_key(&self, id: &str) -> Option<PublicKey> {
         self.state.stakeholder_key(id)
     }
+    fn praos(&self) -> bool {
+        Accounts::praos(self.state)
+    }
+    fn vrf_key(&self, a: &PublicKey) -> Option<PublicKey> {
+        self.state.vrf_key(a)
+    }
+    fn vrf_owner(&self, v: &PublicKey) -> Option<PublicKey> {
+        Accounts::vrf_owner(self.state, v)
+    }
 }
 
 impl AccountView for LedgerView<'_> {

@@ -127,6 +127,7 @@ pub fn bond(from: u8, id: &str, amount: u64, fee: u64, nonce: u64, gh: &Hash) ->
     TxBody {
         kind: TxKind::Bond {
             stakeholder_id: id.into(),
+            vrf_key: None,
         },
         from: key(from).public(),
         amount,
