@@ -85,7 +85,7 @@ fn block(
     cert: OpCert,
     hot: &KeyPair,
 ) -> Block {
-    let clock = SlotClock::from_genesis(&net.genesis).unwrap();
+    let clock = SlotClock::from_genesis(&net.genesis).expect("valid clock");
     Block::produce_praos(
         &parent.header,
         slot,
