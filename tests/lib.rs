@@ -561,8 +561,19 @@ impl Testnet {
             .context("no such stakeholder")
     }
 
-    /// Sends `amount` from node `from`'s key to account `to` through the node at `via` with
-    /// `ppd tx transfer`; returns the transaction id the node acknowledged.
+    /// Node `i`'s stakeholder (account) key file: `cold/nodeI.key` in a praos testnet, where
+    /// the node holds only a hot key, else the node's `node.key`.
+    pub fn account_key(&self, i: usize) -> PathBuf {
+        let cold = self.root().join(format!("cold/node{i}.key"));
+        if cold.exists() {
+            cold
+        } else {
+            self.node_dir(i).join("node.key")
+        }
+    }
+
+    /// Sends `amount` from node `from`'s account key to account `to` through the node at `via`
+    /// with `ppd tx transfer`; returns the transaction id the node acknowledged.
     pub fn transfer(
         &self,
         from: usize,
@@ -570,7 +581,7 @@ impl Testnet {
         to: &str,
         amount: u64,
     ) -> anyhow::Result<String> {
-        let key = self.node_dir(from).join("node.key").display().to_string();
+        let key = self.account_key(from).display().to_string();
         let amount = amount.to_string();
         let out = ppd(&[
             "tx", "transfer", "--key", &key, "--to", to, "--amount", &amount, "--node", via,

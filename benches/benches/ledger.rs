@@ -27,6 +27,7 @@ fn header() -> BlockHeader {
         timestamp: 1_700_000_000_000,
         difficulty: 0,
         vrf: None,
+        ocert: None,
         nonce: 0,
     }
 }

@@ -29,6 +29,7 @@ fn parent() -> BlockHeader {
         timestamp: 0,
         difficulty: 0,
         vrf: None,
+        ocert: None,
         nonce: 0,
     }
 }

@@ -37,6 +37,7 @@ fn block_of(txs: Vec<Transaction>) -> Block {
         timestamp: 0,
         difficulty: 0,
         vrf: None,
+        ocert: None,
         nonce: 0,
     };
     Block::produce(&parent, 1, 1_000, 0, txs, &k, &genesis_hash(), 1).expect("difficulty 0")

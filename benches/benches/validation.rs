@@ -188,6 +188,7 @@ fn pow_attempts(c: &mut Criterion) {
         timestamp: 1_700_000_000_000,
         difficulty: 0,
         vrf: None,
+        ocert: None,
         nonce: 0,
     };
     let mid = PowMidstate::new(&header);

@@ -73,6 +73,13 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Write the genesis, keys and configs of an N-node loopback testnet.
     Testnet(TestnetArgs),
+    /// Praos operational certificates: delegate block signing from a stakeholder's cold key
+    /// (kept off the node) to the node's hot key.
+    Opcert {
+        /// What to do.
+        #[command(subcommand)]
+        command: OpcertCommand,
+    },
     /// Print an account: balance, stake, nonce and pending transactions (GET /accounts/ID).
     Account(AccountArgs),
     /// Build, sign and submit a transaction to a node, or look one up.
@@ -398,9 +405,45 @@ pub struct TestnetArgs {
     #[arg(long, value_name = "NAME", default_value = "pp-testnet")]
     pub network: String,
     /// Leader election: `classic` (public schedule, one leader per slot) or `praos` (private
-    /// VRF election, f = 1/2; every node gets a `vrf.key` next to its `node.key`).
+    /// VRF election, f = 1/2; every node gets `vrf.key`, `hot.key` and `opcert.json` next to its
+    /// `node.key`, and the stakeholders' cold keys go to DIR/cold/, off the nodes).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = TestnetLeaderMode::Classic)]
     pub leader_mode: TestnetLeaderMode,
+}
+
+/// `ppd opcert ...`.
+#[derive(Debug, Subcommand)]
+pub enum OpcertCommand {
+    /// Sign a certificate {hot key, counter, valid from epoch} with the stakeholder's cold key
+    /// and write it as an opcert.json for the node that holds the hot key.
+    Issue(OpcertIssueArgs),
+}
+
+/// `ppd opcert issue`.
+#[derive(Debug, Args)]
+pub struct OpcertIssueArgs {
+    /// The stakeholder's cold key: its account key (genesis, bonds), a key file or dev:NAME.
+    /// Keep it off the node.
+    #[arg(long, value_name = "FILE|dev:NAME")]
+    pub cold_key: KeySpec,
+    /// The hot public key the node signs blocks with (64 hex characters: the account that
+    /// `ppd keygen --out hot.key` prints).
+    #[arg(long, value_name = "KEY", value_parser = parse_account)]
+    pub hot_key: PublicKey,
+    /// The issue number: one above the stakeholder's last certificate on the chain (a higher
+    /// counter revokes the older certificates; the chain refuses a jump of more than one).
+    #[arg(long, value_name = "N")]
+    pub counter: u64,
+    /// The first epoch whose blocks may carry the certificate.
+    #[arg(long, value_name = "EPOCH", default_value_t = 0)]
+    pub valid_from: u64,
+    /// The network's genesis file: the certificate is bound to its hash.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Where to write the certificate (the node reads it as DATA_DIR/opcert.json, next to
+    /// DATA_DIR/hot.key); an existing file is never overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `ppd testnet --leader-mode`.

@@ -8,6 +8,9 @@
 //!         [--min-fee FEE] [--log FILTER] [--log-format text|json]
 //! ppd keygen --out FILE
 //! ppd testnet --nodes N --dir DIR [--base-http-port P] [--base-p2p-port Q] [--slot-ms MS]
+//!             [--leader-mode classic|praos]
+//! ppd opcert issue --cold-key FILE|dev:NAME --hot-key KEY --counter N [--valid-from EPOCH]
+//!                  --genesis FILE --out FILE
 //! ppd account ACCOUNT                   ACCOUNT: 64 hex characters or dev:NAME
 //! ppd tx transfer --key FILE|dev:NAME --to ACCOUNT --amount N [--fee N] [--wait]
 //! ppd tx bond --key FILE|dev:NAME --amount N [--id NAME] [--fee N] [--wait]
@@ -31,6 +34,7 @@
 
 mod bench;
 mod client;
+mod opcert;
 mod purge;
 mod run;
 mod show;
@@ -133,6 +137,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             testnet::report(&written);
             Ok(())
         }
+        Command::Opcert {
+            command: cli::OpcertCommand::Issue(args),
+        } => opcert::issue(&args),
         Command::Account(args) => client_cmd(
             args.client.output,
             client::account(&args.account, &args.client),

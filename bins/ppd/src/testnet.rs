@@ -4,6 +4,11 @@
 //! (data_dir = ".", genesis = "../genesis.json", http 127.0.0.1:P+I, p2p 127.0.0.1:Q+I, node 0 as
 //! the bootstrap peer of every other node). Every node is a stakeholder with equal stake and an
 //! equal funded balance, so leadership rotates among all of them.
+//!
+//! Praos (`--leader-mode praos`): the stakeholder keys are cold keys, written to
+//! `DIR/cold/nodeI.key` and never into a node's directory; each node gets its own network key
+//! (`node.key`), a VRF key (`vrf.key`), a hot key (`hot.key`) and the certificate
+//! `{hot key, counter 0, valid from epoch 0}` its cold key signed (`opcert.json`).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +28,8 @@ pub(crate) const MAX_TESTNET_NODES: usize = 64;
 pub(crate) const TESTNET_STAKE: u64 = 1_000;
 /// Initial balance of each testnet node.
 pub(crate) const TESTNET_BALANCE: u64 = 1_000_000_000;
+/// Praos: the directory (under the testnet's) that holds the stakeholders' cold keys.
+pub(crate) const COLD_DIR: &str = "cold";
 
 /// What `ppd testnet` wrote.
 #[derive(Debug)]
@@ -151,16 +158,30 @@ pub(crate) fn write(args: &TestnetArgs) -> anyhow::Result<Written> {
         now.saturating_add(args.start_delay_ms),
     )?;
 
+    let praos = genesis.leader_mode == LeaderMode::Praos;
+    let cold_dir = dir.join(COLD_DIR);
+    if praos {
+        std::fs::create_dir_all(&cold_dir)
+            .with_context(|| format!("cannot create {}", cold_dir.display()))?;
+    }
     let mut configs = Vec::with_capacity(args.nodes);
     for (i, key) in keys.iter().enumerate() {
         let node_dir = dir.join(format!("node{i}"));
         std::fs::create_dir(&node_dir)
             .with_context(|| format!("cannot create {}", node_dir.display()))?;
-        // The node reads its key from its data dir ("." = node_dir): write it the Server's way.
-        pp_server::keys::write_key(&node_dir, key)?;
-        if genesis.leader_mode == LeaderMode::Praos {
-            // The VRF secret lives next to the signing key (data dir "."), read at start.
+        if praos {
+            // The stakeholder key is the cold key: kept out of the node's directory. The node
+            // holds a network key, its VRF key, a hot key and the cold key's certificate for it.
+            pp_server::keys::save_key_file(&cold_dir.join(format!("node{i}.key")), key)?;
+            pp_server::keys::write_key(&node_dir, &pp_server::keys::random_key())?;
             pp_server::praos::write_vrf_seed(&node_dir, vrf_seeds[i])?;
+            let hot = pp_server::keys::random_key();
+            let cert = pp_server::opcert::issue(key, hot.public(), 0, 0, &genesis.hash());
+            pp_server::opcert::write_node_files(&node_dir, &hot, &cert)?;
+        } else {
+            // The node reads its key from its data dir ("." = node_dir): write it the Server's
+            // way.
+            pp_server::keys::write_key(&node_dir, key)?;
         }
         let config = node_config(args, i);
         let path = node_dir.join("ppd.toml");
@@ -214,6 +235,14 @@ pub(crate) fn report(w: &Written) {
             c.display()
         );
     }
+    if w.genesis.leader_mode == LeaderMode::Praos {
+        if let Some(root) = w.genesis_path.parent() {
+            println!(
+                "  cold keys (the stakeholders' accounts, not needed by the nodes): {}",
+                root.join(COLD_DIR).display()
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -247,10 +276,31 @@ mod tests {
         assert_eq!(w.genesis.active_slot_coeff, Some(DEVNET_ACTIVE_SLOT_COEFF));
         pp_ouroboros::Ouroboros::new(&w.genesis).expect("valid VRF keys");
         for (i, s) in w.genesis.initial_stakeholders.iter().enumerate() {
-            let vrf =
-                pp_server::praos::load_vrf_key_file(&dir.path().join(format!("node{i}/vrf.key")))
-                    .unwrap();
+            let node = dir.path().join(format!("node{i}"));
+            let vrf = pp_server::praos::load_vrf_key_file(&node.join("vrf.key")).unwrap();
             assert_eq!(s.vrf_key, Some(PublicKey(*vrf.public().as_bytes())));
+            // The cold key is outside the node's directory; the node holds a certificate from
+            // it for its hot key, and a network key that is neither.
+            let cold =
+                pp_server::keys::load_key_file(&dir.path().join(format!("cold/node{i}.key")))
+                    .unwrap();
+            assert_eq!(cold.public(), s.public_key);
+            let hot = pp_server::keys::load_key_file(&node.join("hot.key")).unwrap();
+            let cert_path = node.join("opcert.json");
+            let cert = pp_server::opcert::load_cert_file(&cert_path).unwrap();
+            assert_eq!(cert.cold_key, s.public_key);
+            assert_eq!((cert.cert.counter, cert.cert.valid_from), (0, 0));
+            pp_server::opcert::check_cert(&cert_path, &cert, &hot, &w.genesis.hash()).unwrap();
+            let node_key = pp_server::keys::load_key_file(&node.join("node.key")).unwrap();
+            assert!(node_key.public() != s.public_key && node_key.public() != hot.public());
+            let in_node_dir: Vec<_> = std::fs::read_dir(&node)
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect();
+            let cold_hex = hex::encode(cold.secret_bytes());
+            assert!(in_node_dir
+                .iter()
+                .all(|b| !String::from_utf8_lossy(b).contains(&cold_hex)));
         }
         // A classic testnet writes none.
         let c = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ use crate::encoding::{Decode, Decoder, Encode, Encoder};
 use crate::error::DecodeError;
 use crate::hash::Hash;
 use crate::merkle::merkle_root;
+use crate::opcert::{OpCert, OPCERT_BYTES};
 use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 
 /// The header version of a `classic` network (genesis `leader_mode`), which carries no VRF
@@ -16,8 +17,10 @@ use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 pub const BLOCK_VERSION: u32 = 2;
 
 /// The header version of a `praos` network: the classic fields, then the leader's VRF output and
-/// proof ([`VrfEvidence`]), then the nonce.
-pub const PRAOS_BLOCK_VERSION: u32 = 3;
+/// proof ([`VrfEvidence`]), then the operational certificate ([`OpCert`]), then the nonce. The
+/// block is signed by the certificate's hot key. (Version 3, the same without the certificate
+/// and signed by the stakeholder's own key, is no longer accepted.)
+pub const PRAOS_BLOCK_VERSION: u32 = 4;
 
 /// Size of the canonical header encoding of a classic ([`BLOCK_VERSION`]) header in bytes.
 pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
@@ -27,8 +30,8 @@ pub const VRF_OUTPUT_BYTES: usize = 64;
 /// Length of a VRF proof carried in a praos header: Gamma (32) ‖ c (16) ‖ s (32).
 pub const VRF_PROOF_BYTES: usize = 80;
 
-/// Size of the canonical encoding of a praos ([`PRAOS_BLOCK_VERSION`]) header in bytes.
-pub const PRAOS_HEADER_LEN: usize = HEADER_LEN + VRF_OUTPUT_BYTES + VRF_PROOF_BYTES;
+/// Size of the canonical encoding of a praos ([`PRAOS_BLOCK_VERSION`]) header in bytes (392).
+pub const PRAOS_HEADER_LEN: usize = HEADER_LEN + VRF_OUTPUT_BYTES + VRF_PROOF_BYTES + OPCERT_BYTES;
 
 /// Offset of the nonce in the canonical classic header: it is the last field, so that a miner
 /// hashes everything before it once (two whole SHA-256 blocks) and only the final compression
@@ -38,6 +41,8 @@ pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
 // padding (1 + 8 bytes) fit one final block, for both header versions.
 const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
 const _: () = assert!((PRAOS_HEADER_LEN - 8) % 64 + 8 + 9 <= 64);
+// A praos header's nonce starts exactly after six whole SHA-256 blocks.
+const _: () = assert!(PRAOS_HEADER_LEN == 392 && (PRAOS_HEADER_LEN - 8) % 64 == 0);
 
 /// The leadership evidence of a praos header: the producer's VRF output `β` and its proof for
 /// the slot's VRF input (`η_e ‖ u64be(slot)`, see docs/leader-election.md §10). Checked by the
@@ -112,9 +117,9 @@ impl AsRef<[u8]> for HeaderBytes {
 }
 
 /// The SHA-256 state after the whole 64-byte blocks before a header's nonce (two for a classic
-/// header, four for a praos one), and the padded final block with the bytes left before the
+/// header, six for a praos one), and the padded final block with the bytes left before the
 /// nonce and the nonce left to fill: hashing a nonce from it is one compression instead of three
-/// (five), and gives exactly [`BlockHeader::hash`].
+/// (seven), and gives exactly [`BlockHeader::hash`].
 #[derive(Clone)]
 pub struct PowMidstate {
     state: [u32; 8],
@@ -193,7 +198,9 @@ pub struct BlockHeader {
     pub prev_hash: Hash,
     /// Merkle root of the transaction ids.
     pub tx_root: Hash,
-    /// The slot leader that produced and signed the block.
+    /// The slot leader that produced the block: its stakeholder (account) key. Classic: it
+    /// signs the block. Praos: its cold key, which signed the header's [`OpCert`]; the
+    /// certificate's hot key signs the block.
     pub producer: PublicKey,
     /// Producer's wall clock at production, unix milliseconds (informational).
     pub timestamp: u64,
@@ -204,6 +211,10 @@ pub struct BlockHeader {
     /// stay small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrf: Option<Box<VrfEvidence>>,
+    /// The producer's operational certificate: present exactly in [`PRAOS_BLOCK_VERSION`]
+    /// headers, encoded after the VRF evidence and before the nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocert: Option<Box<OpCert>>,
     /// Proof-of-work nonce.
     pub nonce: u64,
 }
@@ -221,6 +232,9 @@ impl Encode for BlockHeader {
         if let Some(vrf) = &self.vrf {
             e.raw(&vrf.output).raw(&vrf.proof);
         }
+        if let Some(cert) = &self.ocert {
+            e.raw(&cert.to_bytes());
+        }
         e.u64(self.nonce);
     }
 }
@@ -235,16 +249,21 @@ impl Decode for BlockHeader {
         let producer = d.key()?;
         let timestamp = d.u64()?;
         let difficulty = d.u32()?;
-        // The version decides the layout: only a praos header carries VRF evidence, so every
-        // header has exactly one encoding.
-        let vrf = if version == PRAOS_BLOCK_VERSION {
+        // The version decides the layout: only a praos header carries VRF evidence and an
+        // operational certificate, so every header has exactly one encoding.
+        let (vrf, ocert) = if version == PRAOS_BLOCK_VERSION {
             let mut output = [0u8; VRF_OUTPUT_BYTES];
             output.copy_from_slice(d.take(VRF_OUTPUT_BYTES)?);
             let mut proof = [0u8; VRF_PROOF_BYTES];
             proof.copy_from_slice(d.take(VRF_PROOF_BYTES)?);
-            Some(Box::new(VrfEvidence { output, proof }))
+            let mut cert = [0u8; OPCERT_BYTES];
+            cert.copy_from_slice(d.take(OPCERT_BYTES)?);
+            (
+                Some(Box::new(VrfEvidence { output, proof })),
+                Some(Box::new(OpCert::from_bytes(&cert))),
+            )
         } else {
-            None
+            (None, None)
         };
         Ok(BlockHeader {
             version,
@@ -256,20 +275,28 @@ impl Decode for BlockHeader {
             timestamp,
             difficulty,
             vrf,
+            ocert,
             nonce: d.u64()?,
         })
     }
 }
 
 impl BlockHeader {
-    /// Size of this header's canonical encoding: [`PRAOS_HEADER_LEN`] with VRF evidence,
-    /// [`HEADER_LEN`] without.
+    /// Size of this header's canonical encoding: [`HEADER_LEN`], plus the VRF evidence and the
+    /// certificate when present ([`PRAOS_HEADER_LEN`] with both).
     pub fn encoded_len(&self) -> usize {
-        if self.vrf.is_some() {
-            PRAOS_HEADER_LEN
-        } else {
-            HEADER_LEN
-        }
+        HEADER_LEN
+            + self
+                .vrf
+                .as_ref()
+                .map_or(0, |_| VRF_OUTPUT_BYTES + VRF_PROOF_BYTES)
+            + self.ocert.as_ref().map_or(0, |_| OPCERT_BYTES)
+    }
+
+    /// The key that signs the block: the certificate's hot key in a praos header, the
+    /// producer itself in a classic one.
+    pub fn signer(&self) -> PublicKey {
+        self.ocert.as_ref().map_or(self.producer, |c| c.hot_key)
     }
 
     /// The canonical header bytes, on the stack (hashing them allocates nothing).
@@ -291,6 +318,9 @@ impl BlockHeader {
         if let Some(vrf) = &self.vrf {
             put(&vrf.output);
             put(&vrf.proof);
+        }
+        if let Some(cert) = &self.ocert {
+            put(&cert.to_bytes());
         }
         put(&self.nonce.to_be_bytes());
         HeaderBytes { buf: out, len: p }
@@ -328,7 +358,8 @@ impl BlockHeader {
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
-    /// The producer's signature over `signing_message(Block, genesis_hash, hash)`.
+    /// The signature of [`BlockHeader::signer`] (the producer, or in praos the certificate's hot
+    /// key) over `signing_message(Block, genesis_hash, hash)`.
     pub signature: Signature,
     /// The transactions, applied in order.
     pub transactions: Vec<Transaction>,
@@ -392,10 +423,11 @@ impl Block {
         self.signature = key.sign(&msg);
     }
 
-    /// Checks the producer's signature over the header hash.
+    /// Checks the signature over the header hash by [`BlockHeader::signer`] (and nothing about
+    /// the certificate: see [`OpCert::verify`]).
     pub fn verify_signature(&self, genesis_hash: &Hash) -> Result<(), SignatureError> {
         let msg = signing_message(Domain::Block, genesis_hash, &self.hash());
-        self.header.producer.verify(&msg, &self.signature)
+        self.header.signer().verify(&msg, &self.signature)
     }
 
     /// Builds, mines and signs a classic ([`BLOCK_VERSION`]) block on top of `parent`
@@ -412,13 +444,13 @@ impl Block {
         genesis_hash: &Hash,
         max_attempts: u64,
     ) -> Option<Block> {
-        Block::produce_with(
+        Block::build(
             parent,
             slot,
             timestamp,
             difficulty,
             transactions,
-            None,
+            (key.public(), None),
             key,
             genesis_hash,
             max_attempts,
@@ -426,7 +458,9 @@ impl Block {
     }
 
     /// Like [`Block::produce`], for either header version: with `vrf` the header is a
-    /// [`PRAOS_BLOCK_VERSION`] header carrying that evidence, without it a classic one.
+    /// [`PRAOS_BLOCK_VERSION`] header carrying that evidence and the certificate `key` gives
+    /// itself ([`OpCert::self_issued`]: `key` is cold and hot key at once), without it a
+    /// classic one. [`Block::produce_praos`] takes a certificate and its hot key.
     #[allow(clippy::too_many_arguments)]
     pub fn produce_with(
         parent: &BlockHeader,
@@ -439,7 +473,66 @@ impl Block {
         genesis_hash: &Hash,
         max_attempts: u64,
     ) -> Option<Block> {
+        let praos = vrf.map(|v| (v, OpCert::self_issued(key, genesis_hash)));
+        Block::build(
+            parent,
+            slot,
+            timestamp,
+            difficulty,
+            transactions,
+            (key.public(), praos),
+            key,
+            genesis_hash,
+            max_attempts,
+        )
+    }
+
+    /// Builds, mines and signs a [`PRAOS_BLOCK_VERSION`] block of stakeholder `cold` (the
+    /// header's producer) carrying `vrf` and `cert`, signed by `hot`, the certificate's hot key.
+    /// Returns `None` if no proof of work was found within `max_attempts` hashes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn produce_praos(
+        parent: &BlockHeader,
+        slot: u64,
+        timestamp: u64,
+        difficulty: u32,
+        transactions: Vec<Transaction>,
+        cold: PublicKey,
+        vrf: VrfEvidence,
+        cert: OpCert,
+        hot: &KeyPair,
+        genesis_hash: &Hash,
+        max_attempts: u64,
+    ) -> Option<Block> {
+        Block::build(
+            parent,
+            slot,
+            timestamp,
+            difficulty,
+            transactions,
+            (cold, Some((vrf, cert))),
+            hot,
+            genesis_hash,
+            max_attempts,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        parent: &BlockHeader,
+        slot: u64,
+        timestamp: u64,
+        difficulty: u32,
+        transactions: Vec<Transaction>,
+        (producer, praos): (PublicKey, Option<(VrfEvidence, OpCert)>),
+        key: &KeyPair,
+        genesis_hash: &Hash,
+        max_attempts: u64,
+    ) -> Option<Block> {
         let ids: Vec<Hash> = transactions.iter().map(Transaction::id).collect();
+        let (vrf, ocert) = praos.map_or((None, None), |(v, c)| {
+            (Some(Box::new(v)), Some(Box::new(c)))
+        });
         let mut header = BlockHeader {
             version: if vrf.is_some() {
                 PRAOS_BLOCK_VERSION
@@ -450,10 +543,11 @@ impl Block {
             slot,
             prev_hash: parent.hash(),
             tx_root: merkle_root(&ids),
-            producer: key.public(),
+            producer,
             timestamp,
             difficulty,
-            vrf: vrf.map(Box::new),
+            vrf,
+            ocert,
             nonce: 0,
         };
         header.mine(max_attempts)?;
@@ -482,6 +576,7 @@ mod tests {
             timestamp: 0,
             difficulty: 0,
             vrf: None,
+            ocert: None,
             nonce: 0,
         }
     }
@@ -502,35 +597,58 @@ mod tests {
         assert_eq!(BlockHeader::from_canonical_bytes(&via_encoder), Ok(h));
     }
 
-    #[test]
-    fn praos_header_carries_the_vrf_before_the_nonce_and_round_trips() {
+    fn cert() -> OpCert {
+        OpCert::issue(
+            &KeyPair::from_seed([4; 32]),
+            PublicKey([0x3c; 32]),
+            7,
+            9,
+            &Hash::ZERO,
+        )
+    }
+
+    fn praos_header() -> BlockHeader {
         let mut h = parent();
         h.version = PRAOS_BLOCK_VERSION;
         h.vrf = Some(Box::new(evidence()));
+        h.ocert = Some(Box::new(cert()));
+        h
+    }
+
+    #[test]
+    fn praos_header_carries_vrf_then_certificate_before_the_nonce_and_round_trips() {
+        let mut h = praos_header();
         h.nonce = 0x0102_0304_0506_0708;
         let bytes = h.to_canonical_bytes();
         assert_eq!(bytes.len(), PRAOS_HEADER_LEN);
         assert_eq!(&bytes[..], &h.canonical_bytes()[..]);
+        assert_eq!(&bytes[..4], &4u32.to_be_bytes());
         assert_eq!(&bytes[NONCE_OFFSET..NONCE_OFFSET + 64], &[0xa5; 64][..]);
         assert_eq!(
-            &bytes[NONCE_OFFSET + 64..PRAOS_HEADER_LEN - 8],
+            &bytes[NONCE_OFFSET + 64..NONCE_OFFSET + 144],
             &[0x5a; 80][..]
         );
+        assert_eq!(&bytes[272..384], &cert().to_bytes()[..]);
+        assert_eq!(&bytes[272..304], &[0x3c; 32][..]);
         assert_eq!(&bytes[PRAOS_HEADER_LEN - 8..], &h.nonce.to_be_bytes()[..]);
         assert_eq!(BlockHeader::from_canonical_bytes(&bytes), Ok(h.clone()));
-        // A praos version with the evidence cut off is refused, not read as a classic header.
+        assert_eq!(h.encoded_len(), PRAOS_HEADER_LEN);
+        // A praos version with the certificate cut off is refused, not read as shorter.
+        assert!(BlockHeader::from_canonical_bytes(&bytes[..PRAOS_HEADER_LEN - 8]).is_err());
         assert!(BlockHeader::from_canonical_bytes(&bytes[..HEADER_LEN]).is_err());
-        // JSON carries the evidence as hex, and only when present.
+        // JSON carries the evidence and the certificate, and only when present.
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<BlockHeader>(&json).unwrap(), h);
-        assert!(!serde_json::to_string(&parent()).unwrap().contains("vrf"));
+        let classic = serde_json::to_string(&parent()).unwrap();
+        assert!(!classic.contains("vrf") && !classic.contains("ocert"));
+        // The hot key signs a praos block, the producer a classic one.
+        assert_eq!(h.signer(), PublicKey([0x3c; 32]));
+        assert_eq!(parent().signer(), parent().producer);
     }
 
     #[test]
     fn praos_midstate_hash_equals_the_plain_header_hash() {
-        let mut h = parent();
-        h.version = PRAOS_BLOCK_VERSION;
-        h.vrf = Some(Box::new(evidence()));
+        let mut h = praos_header();
         let mid = PowMidstate::new(&h);
         for n in [0, 1, u64::MAX, 0xdead_beef] {
             h.nonce = n;
@@ -541,6 +659,36 @@ mod tests {
         h.nonce = 0;
         let found = h.mine(1 << 24).unwrap();
         assert_eq!(found, h.hash());
+    }
+
+    #[test]
+    fn a_praos_block_is_signed_by_the_hot_key_not_the_cold_key() {
+        let cold = KeyPair::from_seed([4; 32]);
+        let hot = KeyPair::from_seed([6; 32]);
+        let g = Hash([2; 32]);
+        let cert = OpCert::issue(&cold, hot.public(), 1, 0, &g);
+        let b = Block::produce_praos(
+            &parent(),
+            3,
+            1000,
+            1,
+            vec![],
+            cold.public(),
+            evidence(),
+            cert,
+            &hot,
+            &g,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(b.header.producer, cold.public());
+        assert!(b.verify_signature(&g).is_ok());
+        let mut by_cold = b.clone();
+        by_cold.sign(&cold, &g);
+        assert!(by_cold.verify_signature(&g).is_err());
+        let bytes = b.to_canonical_bytes();
+        assert_eq!(bytes.len(), b.encoded_len());
+        assert_eq!(Block::from_canonical_bytes(&bytes), Ok(b));
     }
 
     proptest::proptest! {
@@ -555,7 +703,7 @@ mod tests {
             let (version, index, slot, prev, root, producer, timestamp, difficulty) = fields;
             let mut h = BlockHeader {
                 version, index, slot, prev_hash: Hash(prev), tx_root: Hash(root),
-                producer: PublicKey(producer), timestamp, difficulty, vrf: None, nonce: 0,
+                producer: PublicKey(producer), timestamp, difficulty, vrf: None, ocert: None, nonce: 0,
             };
             let mid = PowMidstate::new(&h);
             for n in nonces {

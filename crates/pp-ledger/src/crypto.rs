@@ -85,6 +85,8 @@ pub enum Domain {
     Transaction,
     /// A block header hash, signed by the slot leader.
     Block,
+    /// An operational certificate, signed by a stakeholder's cold key (see [`crate::OpCert`]).
+    OpCert,
 }
 
 impl Domain {
@@ -92,6 +94,7 @@ impl Domain {
         match self {
             Domain::Transaction => b"pp-ledger/tx/v1",
             Domain::Block => b"pp-ledger/block/v1",
+            Domain::OpCert => b"pp-ledger/opcert/v1",
         }
     }
 }

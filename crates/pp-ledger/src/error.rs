@@ -262,6 +262,56 @@ pub enum BlockError {
     /// The producer's signature over the header hash does not verify.
     #[error("bad block signature: {0}")]
     BadBlockSignature(SignatureError),
+    /// Praos: the header's operational certificate is not signed by the producer's cold key
+    /// (for this network).
+    #[error("slot {slot}: the operational certificate is not signed by producer {producer}")]
+    BadOpCertSignature {
+        /// The slot.
+        slot: u64,
+        /// The producer (cold key) in the header.
+        producer: PublicKey,
+    },
+    /// Praos: the block signature does not verify under the hot key of the header's
+    /// certificate.
+    #[error("slot {slot}: the block is not signed by the certificate's hot key {hot_key}")]
+    BadHotKeySignature {
+        /// The slot.
+        slot: u64,
+        /// The certificate's hot key.
+        hot_key: PublicKey,
+    },
+    /// Praos: the certificate is valid only from a later epoch than the block's.
+    #[error("slot {slot} is in epoch {epoch}; the operational certificate is valid from epoch {valid_from}")]
+    OpCertNotYetValid {
+        /// The slot.
+        slot: u64,
+        /// The slot's epoch.
+        epoch: u64,
+        /// The certificate's first epoch.
+        valid_from: u64,
+    },
+    /// Praos: the certificate's counter is below the highest one this chain has seen for the
+    /// producer: a newer certificate revoked it.
+    #[error("producer {producer}: operational certificate {counter} is revoked (this chain has seen {highest})")]
+    OpCertRevoked {
+        /// The producer (cold key).
+        producer: PublicKey,
+        /// The header's certificate counter.
+        counter: u64,
+        /// The highest counter on the chain for the producer (0 if none yet).
+        highest: u64,
+    },
+    /// Praos: the certificate's counter is more than one above the highest one this chain has
+    /// seen for the producer.
+    #[error("producer {producer}: operational certificate {counter} skips ahead of {highest} (at most +1)")]
+    OpCertCounterJump {
+        /// The producer (cold key).
+        producer: PublicKey,
+        /// The header's certificate counter.
+        counter: u64,
+        /// The highest counter on the chain for the producer (0 if none yet).
+        highest: u64,
+    },
     /// The header's difficulty is not the genesis difficulty.
     #[error("block difficulty {got}, the network requires {expected}")]
     WrongDifficulty {

@@ -376,6 +376,7 @@ impl Genesis {
                 timestamp: self.genesis_time,
                 difficulty: 0,
                 vrf: None,
+                ocert: None,
                 nonce: 0,
             },
             signature: Signature::default(),

@@ -58,6 +58,7 @@ pub mod error;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod opcert;
 pub mod sigbatch;
 pub mod sigcache;
 pub mod state;
@@ -81,6 +82,7 @@ pub use genesis::{
 };
 pub use hash::Hash;
 pub use merkle::{merkle_proof, merkle_root, MerkleProof};
+pub use opcert::{OpCert, OPCERT_BODY_BYTES, OPCERT_BYTES};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
 pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
 pub use state::{check_tx_against, Accounts, BlockUndo, LedgerState};

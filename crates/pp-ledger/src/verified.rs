@@ -205,9 +205,10 @@ impl BlockVerifier {
     /// Version, difficulty, proof of work; returns the block hash.
     fn check_header(&self, block: &Block) -> Result<Hash, BlockError> {
         let h = &block.header;
-        // The network's version (classic or praos), and VRF evidence exactly in praos headers
-        // (decoding guarantees it; a header built in memory might not).
-        if h.version != self.version || h.vrf.is_some() != (h.version == PRAOS_BLOCK_VERSION) {
+        // The network's version (classic or praos), and VRF evidence and a certificate exactly
+        // in praos headers (decoding guarantees it; a header built in memory might not).
+        let praos = h.version == PRAOS_BLOCK_VERSION;
+        if h.version != self.version || h.vrf.is_some() != praos || h.ocert.is_some() != praos {
             return Err(BlockError::BadVersion {
                 expected: self.version,
                 got: h.version,
@@ -255,15 +256,34 @@ impl BlockVerifier {
         Ok(())
     }
 
+    /// Classic: the producer signed the header hash. Praos: the producer's (cold) key signed the
+    /// header's certificate, then the certificate's hot key signed the header hash. What the
+    /// certificate must satisfy on a chain (its epoch, its counter) is checked by the consensus
+    /// rules.
     fn check_producer_signature(&self, block: &Block, hash: &Hash) -> Result<(), BlockError> {
+        let h = &block.header;
+        if let Some(cert) = &h.ocert {
+            self.cache.count(1);
+            cert.verify(&h.producer, &self.genesis_hash).map_err(|_| {
+                BlockError::BadOpCertSignature {
+                    slot: h.slot,
+                    producer: h.producer,
+                }
+            })?;
+        }
         self.cache.count(1);
         let msg =
             crate::crypto::signing_message(crate::crypto::Domain::Block, &self.genesis_hash, hash);
-        block
-            .header
-            .producer
+        let signer = h.signer();
+        signer
             .verify(&msg, &block.signature)
-            .map_err(BlockError::BadBlockSignature)
+            .map_err(|e| match h.ocert {
+                Some(_) => BlockError::BadHotKeySignature {
+                    slot: h.slot,
+                    hot_key: signer,
+                },
+                None => BlockError::BadBlockSignature(e),
+            })
     }
 }
 

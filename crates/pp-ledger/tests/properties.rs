@@ -99,6 +99,7 @@ fn raw_block(producer: PublicKey, transactions: Vec<Transaction>) -> Block {
             timestamp: 0,
             difficulty: 0,
             vrf: None,
+            ocert: None,
             nonce: 0,
         },
         signature: Signature::default(),
@@ -230,7 +231,7 @@ proptest! {
 
         let header = BlockHeader {
             version: BLOCK_VERSION, index, slot, prev_hash: Hash(to), tx_root: Hash(from),
-            producer: PublicKey(to), timestamp: ts, difficulty: diff, vrf: None, nonce: hnonce,
+            producer: PublicKey(to), timestamp: ts, difficulty: diff, vrf: None, ocert: None, nonce: hnonce,
         };
         prop_assert_eq!(BlockHeader::from_canonical_bytes(&header.canonical_bytes()), Ok(header.clone()));
         let block = Block { header, signature: Signature(s), transactions: vec![tx; ntx] };

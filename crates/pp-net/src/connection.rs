@@ -827,6 +827,7 @@ mod tests {
             timestamp: 0,
             difficulty: 0,
             vrf: None,
+            ocert: None,
             nonce: 0,
         };
         let mut blocks = Vec::new();

@@ -359,6 +359,7 @@ mod tests {
             timestamp: 0,
             difficulty: 0,
             vrf: None,
+            ocert: None,
             nonce: 0,
         };
         Block::produce(&parent, 1, 1000, 0, vec![tx], &k, &g, 1).unwrap()

@@ -432,6 +432,7 @@ mod tests {
                 timestamp: 0,
                 difficulty: 0,
                 vrf: None,
+                ocert: None,
                 nonce: 0,
             },
             signature: pp_ledger::Signature([0; 64]),

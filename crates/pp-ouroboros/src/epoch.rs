@@ -6,9 +6,10 @@
 //! e − 2, and the genesis stakeholders for epochs 0 and 1. The state is a plain value: the chain
 //! keeps one beside each block, and a fork simply carries its own.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pp_ledger::{Genesis, Hash, LeaderMode, StakeMap, VrfKeyMap};
+use pp_ledger::{Genesis, Hash, LeaderMode, PublicKey, StakeMap, VrfKeyMap};
 
 use crate::error::OuroborosError;
 use crate::nonce::{epoch_nonce_next, fold_block_hash, RHO_EMPTY};
@@ -46,6 +47,11 @@ pub struct EpochState {
     /// How the next nonce is derived: classic (`η_{e+1}` from `ρ_{e−1}`) or praos (`η_{e+1}`
     /// from `ρ_e`, see [`crate::praos_next_nonce`]).
     pub mode: LeaderMode,
+    /// Praos: the highest operational-certificate counter this chain has carried for each
+    /// producer (absent = none yet, which counts as 0). A header's certificate must have a
+    /// counter `n` with `m ≤ n ≤ m + 1` for its producer's `m` here. Kept beside each block
+    /// like the rest of the state, so a fork carries its own and a restart recomputes it.
+    pub ocert_counters: Arc<BTreeMap<PublicKey, u64>>,
 }
 
 /// The genesis stake distribution: every initial stakeholder with positive stake. Duplicate keys
@@ -105,6 +111,20 @@ impl EpochState {
             rho_prev: RHO_EMPTY,
             rho: RHO_EMPTY,
             mode: genesis.leader_mode,
+            ocert_counters: Arc::default(),
+        }
+    }
+
+    /// Praos: the highest certificate counter this chain has carried for `producer`, 0 if none.
+    pub fn ocert_counter(&self, producer: &PublicKey) -> u64 {
+        self.ocert_counters.get(producer).copied().unwrap_or(0)
+    }
+
+    /// Praos: records that an accepted block of `producer` carried certificate `counter`
+    /// (the highest one is kept).
+    pub fn on_ocert(&mut self, producer: PublicKey, counter: u64) {
+        if counter > self.ocert_counter(&producer) {
+            Arc::make_mut(&mut self.ocert_counters).insert(producer, counter);
         }
     }
 
@@ -177,6 +197,7 @@ impl EpochState {
             rho_prev: self.rho,
             rho: RHO_EMPTY,
             mode: self.mode,
+            ocert_counters: Arc::clone(&self.ocert_counters),
         })
     }
 

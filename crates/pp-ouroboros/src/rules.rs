@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pp_ledger::{
-    BlockError, BlockHeader, ConsensusRules, Genesis, Hash, LeaderMode, PublicKey, StakeMap,
-    VrfEvidence, VrfKeyMap,
+    BlockError, BlockHeader, ConsensusRules, Genesis, Hash, LeaderMode, OpCert, PublicKey,
+    StakeMap, VrfEvidence, VrfKeyMap,
 };
 
 use crate::clock::SlotClock;
@@ -170,6 +170,10 @@ impl Ouroboros {
         let Some(vrf) = &header.vrf else {
             return Err(BlockError::BadVrfProof { slot, producer });
         };
+        let Some(cert) = &header.ocert else {
+            return Err(BlockError::BadOpCertSignature { slot, producer });
+        };
+        self.check_ocert(state, slot, &producer, cert)?;
         let Some(key) = self.vrf_key_in(state, &producer) else {
             return Err(BlockError::NoVrfKey { slot, producer });
         };
@@ -190,6 +194,48 @@ impl Ouroboros {
             }
             Err(_) => Err(BlockError::BadVrfProof { slot, producer }),
         }
+    }
+
+    /// Praos: whether a block of `producer` in `slot` may carry `cert` on the chain whose state
+    /// is `state` (as [`ConsensusRules::state_for_slot`] gives it): the certificate is valid from
+    /// its epoch on, and its counter `n` satisfies `m ≤ n ≤ m + 1` for the highest counter `m`
+    /// the chain has carried for the producer (0 if none). Below `m` it is revoked by a newer
+    /// certificate; above `m + 1` it skips an issue number (as Cardano's OCERT rule).
+    ///
+    /// The cold key's signature over the certificate and the hot key's over the header are
+    /// checked in the stateless stage ([`pp_ledger::BlockVerifier`]); a producer checks its own
+    /// certificate here before it spends a slot on a block every peer would refuse.
+    pub fn check_ocert(
+        &self,
+        state: &EpochState,
+        slot: u64,
+        producer: &PublicKey,
+        cert: &OpCert,
+    ) -> Result<(), BlockError> {
+        let epoch = self.clock.epoch_of_slot(slot);
+        if epoch < cert.valid_from {
+            return Err(BlockError::OpCertNotYetValid {
+                slot,
+                epoch,
+                valid_from: cert.valid_from,
+            });
+        }
+        let highest = state.ocert_counter(producer);
+        if cert.counter < highest {
+            return Err(BlockError::OpCertRevoked {
+                producer: *producer,
+                counter: cert.counter,
+                highest,
+            });
+        }
+        if cert.counter - highest > 1 {
+            return Err(BlockError::OpCertCounterJump {
+                producer: *producer,
+                counter: cert.counter,
+                highest,
+            });
+        }
+        Ok(())
     }
 
     /// The slot clock of this network.
@@ -311,11 +357,15 @@ impl ConsensusRules for Ouroboros {
 
     /// Classic: folds the block hash into ρ_e. Praos: folds the VRF nonce contribution of a
     /// block in the first `floor(2E/3)` slots of its epoch, nothing for later blocks; the block
-    /// hash (header nonce, transactions) never enters.
+    /// hash (header nonce, transactions) never enters. Praos also records the certificate's
+    /// counter as the producer's highest (it passed [`Ouroboros::check_ocert`]: at most +1).
     fn on_header(&self, state: &mut EpochState, header: &BlockHeader, block_hash: &Hash) {
         if self.praos.is_none() {
             state.on_block(block_hash);
             return;
+        }
+        if let Some(cert) = &header.ocert {
+            state.on_ocert(header.producer, cert.counter);
         }
         let e = self.clock.slots_per_epoch();
         if let Some(vrf) = &header.vrf {

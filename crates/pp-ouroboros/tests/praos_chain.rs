@@ -257,7 +257,7 @@ fn a_classic_header_or_another_output_is_refused_in_praos_mode() {
     assert_eq!(
         c.check_detached(&classic),
         Err(BlockError::BadVersion {
-            expected: 3,
+            expected: 4,
             got: 2
         })
     );

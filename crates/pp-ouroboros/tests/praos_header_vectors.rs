@@ -1,7 +1,9 @@
 //! Test vectors of praos mode (docs/leader-election.md §10.7): a fixed praos genesis (the
 //! docs/consensus.md test-vector genesis switched to praos with f = 1/2 and VRF keys from fixed
 //! seeds), its hash, and the first block its stakeholder "bob" produces: the VRF input, output,
-//! proof and leader value, the v3 header's canonical bytes and hash, and η_1 after that block.
+//! proof and leader value, bob's operational certificate (hot key, body, signed message, cold
+//! signature), the v4 header's canonical bytes and hash, the hot key's block signature, and η_1
+//! after that block.
 //! A second implementation that reproduces these bytes agrees with this one on praos headers.
 //!
 //! Print them with
@@ -10,7 +12,7 @@
 
 use pp_ledger::{
     Block, ConsensusRules, Encode, Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair,
-    LeaderMode, PublicKey, Ratio,
+    LeaderMode, OpCert, PublicKey, Ratio,
 };
 use pp_ouroboros::{leader_value, vrf_input, Ouroboros, VrfSecretKey};
 
@@ -24,8 +26,15 @@ const VRF_INPUT: &str =
 const VRF_OUTPUT: &str = "a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab";
 const VRF_PROOF: &str = "7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20e";
 const LEADER_VALUE: &str = "032cb822b9a287e35be5f105a0264e136d84b14f33a1a38642a7540e9fb87466";
-const HEADER_CANONICAL: &str = "000000030000000000000001000000000000000148caf3f799b58eab5625eac0b8355b9d5217a8675affc5ce6bd30635f75a75c400000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940000018bcfe56be800000002a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20e000000000000002a";
-const BLOCK_HASH: &str = "00dda7425fdb23108b6e4526192eaba11f916de2b8a0779ec6091974378d7c26";
+const HEADER_CANONICAL: &str = "000000040000000000000001000000000000000148caf3f799b58eab5625eac0b8355b9d5217a8675affc5ce6bd30635f75a75c400000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940000018bcfe56be800000002a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20ec161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb0983000000000000000100000000000000002588403bc6dbae71e61beab8bd49f00a8cc008de91e60587fd6c12afd1a897d64266059cb838155d6ff6fb183850bb1fe73390b16c619054314f7d0598782707000000000000009f";
+const BLOCK_HASH: &str = "00ed99f0e622550863775e32216eee11d745cd9932518b203b80ba09d6f9fb55";
+const HOT_PUBLIC_BOB: &str = "c161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb0983";
+const OPCERT_COUNTER: u64 = 1;
+const OPCERT_VALID_FROM: u64 = 0;
+const OPCERT_BODY: &str = "c161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb098300000000000000010000000000000000";
+const OPCERT_SIGNING_MESSAGE: &str = "70702d6c65646765722f6f70636572742f7631d91bfef9398d090ca03ab2e7ac8c36faa95bbdb90e76d3fab5c68acb12c07dbabe430112b78a34b3aa588706dcccbe29c3b5018a3fd5b59fd41f6724bf0febf1";
+const OPCERT_SIGNATURE: &str = "2588403bc6dbae71e61beab8bd49f00a8cc008de91e60587fd6c12afd1a897d64266059cb838155d6ff6fb183850bb1fe73390b16c619054314f7d0598782707";
+const BLOCK_SIGNATURE: &str = "c96bc012bd781b0f52304188aad327705b7841cfc8fe202011491b4be8d332040712032ff328f662cc8bd4245622f24dd01047bf6e9189012395ff72d9b33705";
 const ETA_1: &str = "755d27784aff41ac9b31e514617f6abcfeb60cf241cf62c029e5476f14609c7a";
 
 const DOC: &str = include_str!("../../../docs/leader-election.md");
@@ -46,6 +55,11 @@ fn docs_leader_election_md_lists_the_praos_header_vectors() {
         LEADER_VALUE,
         HEADER_CANONICAL,
         BLOCK_HASH,
+        HOT_PUBLIC_BOB,
+        OPCERT_BODY,
+        OPCERT_SIGNING_MESSAGE,
+        OPCERT_SIGNATURE,
+        BLOCK_SIGNATURE,
         ETA_1,
     ] {
         assert!(DOC.contains(value), "docs/leader-election.md lacks {value}");
@@ -64,6 +78,8 @@ struct Vectors {
     theta: u64,
     eta0: Hash,
     block: Block,
+    hot: KeyPair,
+    cert: OpCert,
     eta1: Hash,
 }
 
@@ -129,14 +145,20 @@ fn compute() -> Vectors {
     let st = rules.state_for_slot(&state0, slot, &no_stakes);
     let theta = rules.threshold_of(&st, &bob.public()).expect("threshold");
     let gh = genesis.hash();
-    let block = Block::produce_with(
+    // Bob's hot key: seed Blake2b-256("pp-testvector hot bob"); his cold key (the account key)
+    // certifies it with counter 1, valid from epoch 0.
+    let hot = KeyPair::from_seed(Hash::blake2b(b"pp-testvector hot bob").0);
+    let cert = OpCert::issue(&bob, hot.public(), OPCERT_COUNTER, OPCERT_VALID_FROM, &gh);
+    let block = Block::produce_praos(
         &genesis.block().header,
         slot,
         genesis.genesis_time + slot * 1_000,
         genesis.difficulty,
         Vec::new(),
-        Some(evidence),
-        &bob,
+        bob.public(),
+        evidence,
+        cert,
+        &hot,
         &gh,
         1 << 24,
     )
@@ -154,6 +176,8 @@ fn compute() -> Vectors {
         slot,
         theta,
         block,
+        hot,
+        cert,
         eta1,
     }
 }
@@ -197,6 +221,17 @@ fn print_praos_header_vectors() {
         hex(&v.block.header.canonical_bytes())
     );
     println!("const BLOCK_HASH: &str = \"{}\";", v.block.hash());
+    println!("const HOT_PUBLIC_BOB: &str = \"{}\";", v.hot.public());
+    println!(
+        "const OPCERT_BODY: &str = \"{}\";",
+        hex(&v.cert.body_bytes())
+    );
+    println!(
+        "const OPCERT_SIGNING_MESSAGE: &str = \"{}\";",
+        hex(&v.cert.signing_message(&v.genesis.hash()))
+    );
+    println!("const OPCERT_SIGNATURE: &str = \"{}\";", v.cert.signature);
+    println!("const BLOCK_SIGNATURE: &str = \"{}\";", v.block.signature);
     println!("const ETA_1: &str = \"{}\";", v.eta1);
     println!(
         "block json {}",
@@ -226,6 +261,34 @@ fn praos_header_vectors_match_the_code() {
     assert_eq!(hex(&v.block.header.canonical_bytes()), HEADER_CANONICAL);
     assert_eq!(HEADER_CANONICAL.len(), 2 * pp_ledger::PRAOS_HEADER_LEN);
     assert_eq!(v.block.hash().to_hex(), BLOCK_HASH);
+    assert_eq!(v.hot.public().to_hex(), HOT_PUBLIC_BOB);
+    assert_eq!(hex(&v.cert.body_bytes()), OPCERT_BODY);
+    assert_eq!(
+        hex(&v.cert.signing_message(&v.genesis.hash())),
+        OPCERT_SIGNING_MESSAGE
+    );
+    assert_eq!(v.cert.signature.to_hex(), OPCERT_SIGNATURE);
+    assert_eq!(v.block.signature.to_hex(), BLOCK_SIGNATURE);
+    // The certificate sits between the VRF proof and the nonce; the hot key signed the block,
+    // the cold key (the producer) the certificate, and a chain accepts the block.
+    assert_eq!(
+        &HEADER_CANONICAL[2 * 272..2 * 384],
+        format!("{OPCERT_BODY}{OPCERT_SIGNATURE}")
+    );
+    assert_eq!(v.block.header.signer(), v.hot.public());
+    assert_eq!(
+        v.cert.verify(&v.block.header.producer, &v.genesis.hash()),
+        Ok(())
+    );
+    let mut chain = pp_ledger::Chain::new(
+        v.genesis.clone(),
+        Ouroboros::new(&v.genesis).expect("praos rules"),
+    )
+    .expect("valid genesis");
+    assert_eq!(
+        chain.verify_and_add(v.block.clone(), u64::MAX / 2),
+        Ok(pp_ledger::AddOutcome::Extended)
+    );
     assert_eq!(v.eta1.to_hex(), ETA_1);
     // The header bytes alone decode to the header, and the classic genesis (same fields,
     // classic mode) keeps its docs/consensus.md hash: the praos fields are appended only in

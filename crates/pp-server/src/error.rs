@@ -100,6 +100,25 @@ pub enum ServerError {
     /// A transaction was refused.
     #[error("transaction rejected: {0}")]
     Rejected(#[from] MempoolError),
+    /// An operational certificate file is unreadable, or not signed by the cold key it names
+    /// for this network (see [`crate::opcert`]).
+    #[error("operational certificate {path} is invalid: {reason}")]
+    BadOpCert {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The operational certificate delegates to another key than the node's hot key.
+    #[error("operational certificate {path} is for hot key {certified}, but this node's hot key is {held}")]
+    OpCertHotKeyMismatch {
+        /// The certificate file.
+        path: PathBuf,
+        /// The hot key the certificate names.
+        certified: PublicKey,
+        /// The hot key the node holds.
+        held: PublicKey,
+    },
 }
 
 impl ServerError {

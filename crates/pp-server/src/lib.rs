@@ -40,6 +40,7 @@ pub mod metrics;
 mod net;
 mod node;
 pub mod observe;
+pub mod opcert;
 pub mod ops_metrics;
 pub mod praos;
 pub mod process_metrics;

@@ -184,6 +184,9 @@ pub(crate) struct Core {
     /// Praos networks: the VRF secret key this node proves leadership with (set once at start;
     /// unset in classic mode or when the node has none, and then it never leads a praos slot).
     pub(crate) vrf: OnceLock<pp_ouroboros::VrfSecretKey>,
+    /// Praos networks: the stakeholder this node produces for, its hot key and certificate (set
+    /// once at start, see [`crate::opcert`]).
+    pub(crate) producer: OnceLock<crate::opcert::ProducerKeys>,
     pub(crate) sync_batch: u32,
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
@@ -240,6 +243,7 @@ impl Core {
             metrics,
             net: OnceLock::new(),
             vrf: OnceLock::new(),
+            producer: OnceLock::new(),
             sync_batch: sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx,
             events: EventBus::default(),
@@ -270,6 +274,14 @@ impl Core {
     /// The mempool (after the chain lock, if both are needed).
     pub(crate) fn mempool(&self) -> MutexGuard<'_, Mempool> {
         lock(&self.mempool)
+    }
+
+    /// The stakeholder key this node produces blocks for: the cold key of its certificate in
+    /// praos mode, its own key otherwise.
+    pub(crate) fn producer_key(&self) -> PublicKey {
+        self.producer
+            .get()
+            .map_or_else(|| self.key.public(), |p| p.cold)
     }
 
     pub(crate) fn net(&self) -> Option<&Arc<dyn PeerNet>> {
@@ -670,14 +682,16 @@ impl Core {
         if self.health.failure().is_some() {
             return None;
         }
-        let me = self.key.public();
+        let me = self.producer_key();
+        let producer = self.producer.get();
         let (parent, txs, vrf) = {
             let chain = self.chain();
             if chain.tip().header.slot >= slot {
                 return None;
             }
             // Classic: the public leader; praos: our VRF proves the slot (evidence for the header).
-            let vrf = crate::praos::leader_evidence(&chain, slot, &me, self.vrf.get())?;
+            let cert = producer.map(|p| &p.cert);
+            let vrf = crate::praos::leader_evidence(&chain, slot, &me, self.vrf.get(), cert)?;
             let mp = self.mempool();
             let txs = chain.select_transactions(mp.candidates());
             (chain.tip().header.clone(), txs, vrf)
@@ -692,6 +706,7 @@ impl Core {
             producer: me,
             timestamp: self.now_ms(),
             difficulty: self.genesis.difficulty,
+            ocert: vrf.and(producer).map(|p| Box::new(p.cert)),
             vrf: vrf.map(Box::new),
             nonce: 0,
         };
@@ -722,7 +737,8 @@ impl Core {
             signature: Signature::default(),
             transactions: txs,
         };
-        block.sign(&self.key, &self.genesis_hash);
+        // Praos: the certificate's hot key signs; classic: the node's (stakeholder) key.
+        block.sign(producer.map_or(&self.key, |p| &p.hot), &self.genesis_hash);
         Some(block)
     }
 

@@ -248,9 +248,14 @@ impl Core {
     /// (counted in `pp_slots_led_total` now, so that a scrape never sees more blocks produced than
     /// slots led).
     pub(crate) fn slot_started(&self, slot: u64) -> bool {
-        let led =
-            crate::praos::leader_evidence(&self.chain(), slot, &self.key.public(), self.vrf.get())
-                .is_some();
+        let led = crate::praos::leader_evidence(
+            &self.chain(),
+            slot,
+            &self.producer_key(),
+            self.vrf.get(),
+            self.producer.get().map(|p| &p.cert),
+        )
+        .is_some();
         if led {
             self.metrics.ops.slots_led.inc();
         }

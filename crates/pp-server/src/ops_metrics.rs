@@ -212,7 +212,7 @@ impl Default for OpsMetrics {
 
 /// Every `reason` of `pp_blocks_rejected_total`, created at 0 at start so that the series exist
 /// (and `rate()` works) before the first refusal.
-pub const REJECTION_REASONS: [&str; 14] = [
+pub const REJECTION_REASONS: [&str; 18] = [
     "bad_version",
     "bad_index",
     "slot_not_after_parent",
@@ -227,6 +227,10 @@ pub const REJECTION_REASONS: [&str; 14] = [
     "too_many_txs",
     "bad_transaction",
     "invalid_block",
+    "bad_opcert",
+    "opcert_not_yet_valid",
+    "opcert_revoked",
+    "opcert_counter_jump",
 ];
 
 /// The `reason` label of a refused block: the broken rule in snake_case (one of
@@ -240,7 +244,11 @@ pub(crate) fn rejection_reason(e: &pp_ledger::BlockError) -> &'static str {
         B::SlotInFuture { .. } => "slot_in_future",
         B::NoLeader { .. } => "no_leader",
         B::WrongLeader { .. } => "wrong_leader",
-        B::BadBlockSignature(_) => "bad_signature",
+        B::BadBlockSignature(_) | B::BadHotKeySignature { .. } => "bad_signature",
+        B::BadOpCertSignature { .. } => "bad_opcert",
+        B::OpCertNotYetValid { .. } => "opcert_not_yet_valid",
+        B::OpCertRevoked { .. } => "opcert_revoked",
+        B::OpCertCounterJump { .. } => "opcert_counter_jump",
         B::WrongDifficulty { .. } => "wrong_difficulty",
         B::BadPow { .. } => "bad_pow",
         B::BadTxRoot { .. } => "bad_tx_root",

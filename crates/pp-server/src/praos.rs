@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use pp_ledger::{Chain, Genesis, Hash, KeyPair, LeaderMode, PublicKey, VrfEvidence};
+use pp_ledger::{Chain, Genesis, Hash, KeyPair, LeaderMode, OpCert, PublicKey, VrfEvidence};
 use pp_ouroboros::{Ouroboros, VrfSecretKey};
 
 use crate::error::ServerError;
@@ -77,12 +77,15 @@ pub(crate) fn resolve_vrf_key(
 /// Whether `me` leads `slot` on the chain's tip: `None` if not, `Some(None)` for a classic
 /// leader (no evidence), `Some(Some(evidence))` for a praos leader. In praos mode this needs
 /// `vrf`, the secret key registered for `me`; without it (or with another key) the node never
-/// leads.
+/// leads. Nor does it with a `cert` the chain would refuse in `slot` (revoked by a newer
+/// certificate, not yet valid, or skipping a counter): it logs why instead of spending the slot
+/// on a block every node refuses.
 pub(crate) fn leader_evidence(
     chain: &Chain<Ouroboros>,
     slot: u64,
     me: &PublicKey,
     vrf: Option<&VrfSecretKey>,
+    cert: Option<&OpCert>,
 ) -> Option<Option<VrfEvidence>> {
     let rules = chain.rules();
     match rules.mode() {
@@ -90,7 +93,14 @@ pub(crate) fn leader_evidence(
         LeaderMode::Praos => {
             let state = chain.state_for_next(slot);
             match rules.prove_slot(&state, slot, me, vrf?) {
-                Ok(evidence) => evidence.map(Some),
+                Ok(Some(evidence)) => {
+                    if let Err(error) = rules.check_ocert(&state, slot, me, cert?) {
+                        tracing::warn!(slot, %error, "leading this slot, but not producing: the operational certificate is not valid on this chain");
+                        return None;
+                    }
+                    Some(Some(evidence))
+                }
+                Ok(None) => None,
                 Err(error) => {
                     tracing::debug!(slot, %error, "no praos leadership check for this slot");
                     None

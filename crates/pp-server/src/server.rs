@@ -402,6 +402,11 @@ impl Server {
             // Set once, right after the core is built: nothing else sets it.
             let _ = core.vrf.set(vrf);
         }
+        if let Some(p) = crate::opcert::resolve_producer(&data_dir, &core.key, &core.genesis)? {
+            tracing::info!(stakeholder = %p.cold, hot_key = %p.hot.public(), counter = p.cert.counter, valid_from = p.cert.valid_from, "operational certificate loaded");
+            // Set once, like the VRF key.
+            let _ = core.producer.set(p);
+        }
         let height = core.replay()?;
         let pending = core.restore_mempool()?;
         tracing::info!(

@@ -368,7 +368,9 @@ pub(crate) fn block_offence(e: &BlockError) -> Misbehaviour {
         | BlockError::WrongDifficulty { .. }
         | BlockError::BadPow { .. }
         | BlockError::BadTxRoot { .. }
-        | BlockError::BadBlockSignature(_) => Misbehaviour::InvalidBlock,
+        | BlockError::BadBlockSignature(_)
+        | BlockError::BadOpCertSignature { .. }
+        | BlockError::BadHotKeySignature { .. } => Misbehaviour::InvalidBlock,
         _ => Misbehaviour::RejectedBlock,
     }
 }

@@ -239,6 +239,7 @@ mod tests {
             timestamp: 0,
             difficulty: 0,
             vrf: None,
+            ocert: None,
             nonce: slot,
         };
         BlockView {

@@ -37,6 +37,7 @@ pub fn make_chain(n: u64, txs: usize) -> Vec<Block> {
         timestamp: 0,
         difficulty: 0,
         vrf: None,
+        ocert: None,
         nonce: 0,
     };
     let mut out = Vec::new();
