@@ -78,6 +78,12 @@ pub struct SimParams {
     /// [`pp_server::praos::dev_vrf_key`]) instead of classic. [`SimParams::new`] sets it from
     /// `PP_SIM_LEADER_MODE` (see [`crate::leaders`]).
     pub praos: bool,
+    /// Whether a node's tip block counts towards the majority invariant (see
+    /// [`crate::invariants`]); true unless a scenario makes it untrue. A scenario that holds
+    /// links for seconds sets it false: a node cut off from a block by a held link, leading the
+    /// next two slots, orphans that block by the longest-chain rule even though a majority held
+    /// it as their tip (docs/testing.md, "Majority blocks"). Praos mode never counts tips.
+    pub majority_counts_tips: bool,
 }
 
 impl SimParams {
@@ -103,6 +109,7 @@ impl SimParams {
             link_latency_ms: None,
             compact_relay: true,
             praos: crate::leaders::praos_from_env(),
+            majority_counts_tips: true,
         }
     }
 
@@ -279,7 +286,10 @@ impl Cluster {
             .fail_rate(params.fail_rate)
             .repair_rate(params.repair_rate)
             .tcp_capacity(4096);
-        let inv = Invariants::new(&genesis, params.stakes.len())?;
+        let mut inv = Invariants::new(&genesis, params.stakes.len())?;
+        if !params.majority_counts_tips {
+            inv.skip_tips_for_majority();
+        }
         let stakeholders: Vec<(String, pp_ledger::PublicKey)> = genesis
             .initial_stakeholders
             .iter()
