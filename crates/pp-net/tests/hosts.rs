@@ -89,3 +89,56 @@ async fn a_newcomer_refused_by_its_full_seed_still_finds_the_network() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_node_below_its_outbound_target_asks_its_inbound_peers_for_addresses_too() {
+    use futures::{SinkExt, StreamExt};
+    use pp_net::Message;
+
+    // `hub` dials `quiet`, who knows nobody else: one outbound peer, below its target of 8.
+    let (far, _ef) = start_with(on("far", [127, 0, 0, 41]), vec![]).await;
+    let (quiet, _eq) = start_with(on("quiet", [127, 0, 0, 42]), vec![]).await;
+    let (hub, _eh) = start_with(on("hub", [127, 0, 0, 43]), vec![]).await;
+    hub.connect(&quiet.local_addr().to_string()).await.unwrap();
+    // An inbound peer that announces no listen port (nothing to feel, so `hub` never dials it)
+    // and answers every `get_peers` with the address of `far`.
+    let mut teller = raw_handshaken(&hub, "teller").await;
+    let far_addr = far.local_addr().to_string();
+    let asked = tokio::spawn(async move {
+        let mut asked = 0u32;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, teller.next()).await {
+            let reply = match msg {
+                Message::GetPeers { request_id } => {
+                    asked += 1;
+                    Message::Peers {
+                        request_id,
+                        peers: vec![far_addr.clone()],
+                    }
+                }
+                Message::Ping { request_id } => Message::Pong { request_id },
+                _ => continue,
+            };
+            if teller.send(reply).await.is_err() {
+                break;
+            }
+        }
+        asked
+    });
+
+    // Below its target, `hub` asks its inbound peer as well (before: only `quiet`, its outbound
+    // peer, who knows nothing), learns of `far` and dials it.
+    assert!(
+        eventually(20, || hub.peers().iter().any(|p| p.direction
+            == Direction::Outbound
+            && p.addr == far.local_addr()))
+        .await,
+        "hub never dialed far: peers {:?} / book {:?}",
+        hub.peers(),
+        hub.book_entries()
+    );
+    for n in [&far, &quiet, &hub] {
+        n.shutdown().await;
+    }
+    assert!(asked.await.unwrap() >= 1);
+}
