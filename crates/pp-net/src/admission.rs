@@ -81,19 +81,26 @@ pub struct EvictionCandidate {
 }
 
 /// Peers protected from eviction for their address group: one each from the groups with the
-/// highest keyed hash (Bitcoin Core protects 4 by keyed netgroup).
+/// highest keyed hash (Bitcoin Core protects 4 by keyed netgroup). At most a quarter of the
+/// inbound peers (see [`select_eviction`]).
 pub const PROTECT_BY_GROUP: usize = 4;
 /// Peers protected from eviction for the lowest keepalive round trip (Core: 8 of 125 slots; 4
-/// of our default 24 inbound slots).
+/// of our default 24 inbound slots). At most a quarter of the inbound peers.
 pub const PROTECT_BY_RTT: usize = 4;
 /// Peers protected from eviction for having most recently delivered a valid block or
-/// transaction (Core: 4 for transactions and 4 for blocks).
+/// transaction (Core: 4 for transactions and 4 for blocks). At most a quarter of the inbound
+/// peers.
 pub const PROTECT_BY_USEFUL: usize = 4;
 
 /// The inbound peer to evict for a newcomer, or `None` when every peer is protected. This is
-/// Bitcoin Core's `SelectNodeToEvict` (net.cpp), scaled to our slot counts.
+/// Bitcoin Core's `SelectNodeToEvict` (net.cpp), scaled to our slot counts, with one rule
+/// added against churn.
 ///
 /// Protected, in this order, each step from the peers the earlier steps left:
+/// 0. every peer connected for less than `min_age_ms` (at `now_ms`, on the clock of
+///    `connected_ms`): a newcomer never evicts a newcomer, so when more nodes want a slot than
+///    there are, a slot changes hands at most once per `min_age_ms` instead of the last slot
+///    going round the contenders as fast as they redial;
 /// 1. one peer from each of the [`PROTECT_BY_GROUP`] groups with the highest keyed hash (an
 ///    attacker cannot choose which groups these are);
 /// 2. the [`PROTECT_BY_RTT`] peers with the lowest round trip;
@@ -101,14 +108,28 @@ pub const PROTECT_BY_USEFUL: usize = 4;
 /// 4. half of the rest: those connected longest (an attacker would have to hold connections
 ///    longer than honest peers have, from before the attack).
 ///
+/// Steps 1-3 each protect at most a quarter of all the inbound peers (Core's fixed counts are
+/// for 115 inbound slots; with 4 or 5, fixed counts of 4 would protect everybody and a full
+/// node would never admit anyone again). So 4 aged inbound peers leave one to evict, 24 leave
+/// six.
+///
 /// Of the peers left, the group with the most of them loses its youngest (ties: the group whose
 /// youngest is youngest). A group of one can lose its peer: on a network where every peer is
 /// its own group (loopback, a LAN) a full node still frees a slot for a newcomer. No group can
 /// take every slot this way: a newcomer from the group with the most evictable peers evicts
 /// one of its own, and admission caps each group at `max_inbound_per_group`, below
 /// `max_inbound`.
-pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
-    let mut left: Vec<&EvictionCandidate> = peers.iter().collect();
+pub fn select_eviction(
+    peers: &[EvictionCandidate],
+    now_ms: u64,
+    min_age_ms: u64,
+) -> Option<PeerId> {
+    let quarter = peers.len() / 4;
+    // 0. By age: the young are not candidates.
+    let mut left: Vec<&EvictionCandidate> = peers
+        .iter()
+        .filter(|p| now_ms.saturating_sub(p.connected_ms) >= min_age_ms)
+        .collect();
 
     // 1. By keyed group: one per group, the highest hashes (ties within a group: the oldest).
     let mut by_group = left.clone();
@@ -122,7 +143,7 @@ pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
     let mut protected: Vec<PeerId> = Vec::new();
     let mut seen: Vec<AddrGroup> = Vec::new();
     for p in by_group {
-        if protected.len() >= PROTECT_BY_GROUP {
+        if protected.len() >= PROTECT_BY_GROUP.min(quarter) {
             break;
         }
         if !seen.contains(&p.group) {
@@ -139,7 +160,11 @@ pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
         .filter(|p| p.min_rtt_us.is_some())
         .collect();
     fast.sort_by(|a, b| a.min_rtt_us.cmp(&b.min_rtt_us).then(a.id.cmp(&b.id)));
-    let protected: Vec<PeerId> = fast.iter().take(PROTECT_BY_RTT).map(|p| p.id).collect();
+    let protected: Vec<PeerId> = fast
+        .iter()
+        .take(PROTECT_BY_RTT.min(quarter))
+        .map(|p| p.id)
+        .collect();
     left.retain(|p| !protected.contains(&p.id));
 
     // 3. By recent usefulness.
@@ -155,7 +180,7 @@ pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
     });
     let protected: Vec<PeerId> = useful
         .iter()
-        .take(PROTECT_BY_USEFUL)
+        .take(PROTECT_BY_USEFUL.min(quarter))
         .map(|p| p.id)
         .collect();
     left.retain(|p| !protected.contains(&p.id));
@@ -300,7 +325,7 @@ mod tests {
             cand(4, "127.0.0.3", 13, 0, None),
             cand(5, "127.0.0.4", 14, 0, None),
         ];
-        assert_eq!(select_eviction(&peers), Some(PeerId(4)));
+        assert_eq!(select_eviction(&peers, 1_000, 0), Some(PeerId(4)));
     }
 
     #[test]
@@ -311,19 +336,53 @@ mod tests {
             .collect();
         peers[7].last_useful_ms = 5; // the youngest delivered a block
         peers[6].min_rtt_us = Some(1); // the next youngest is the fastest
-        let victim = select_eviction(&peers);
+        let victim = select_eviction(&peers, 1_000, 0);
         assert_eq!(victim, Some(PeerId(6)));
     }
 
     #[test]
     fn nothing_is_evicted_when_all_are_protected() {
-        assert_eq!(select_eviction(&[]), None);
-        // Two peers of distinct groups: both protected by group.
-        let alone = vec![
-            cand(1, "127.0.0.2", 10, 0, None),
-            cand(2, "127.0.0.3", 11, 0, None),
+        assert_eq!(select_eviction(&[], 1_000, 0), None);
+        // Three aged peers of distinct groups, each protected by one rule (a quarter of 4 slots
+        // each): the top keyed group, the fastest of the rest, the most recently useful.
+        let three = vec![
+            cand(1, "127.0.0.9", 10, 0, None),
+            cand(2, "127.0.0.3", 11, 0, Some(500)),
+            cand(3, "127.0.0.4", 12, 7, None),
+            // A fourth, connected 100 ms ago: too young to evict.
+            cand(4, "127.0.0.5", 900, 0, None),
         ];
-        assert_eq!(select_eviction(&alone), None);
+        assert_eq!(select_eviction(&three, 1_000, 500), None);
+        // Once it has aged it is the one left.
+        assert_eq!(select_eviction(&three, 1_400, 500), Some(PeerId(4)));
+    }
+
+    #[test]
+    fn a_newcomer_never_evicts_a_newcomer() {
+        // Eight peers connected within the last second, each its own group: with a minimum
+        // age of 10 s nobody is evicted (before: the youngest, so the last slot went round the
+        // nodes that kept redialing a full seed).
+        let young: Vec<_> = (1..=8u64)
+            .map(|i| cand(i, &format!("127.0.2.{i}"), 60_000 + i * 100, 0, None))
+            .collect();
+        assert_eq!(select_eviction(&young, 61_000, 10_000), None);
+        // The same peers 10 s later: one of them may go.
+        assert!(select_eviction(&young, 71_000, 10_000).is_some());
+    }
+
+    #[test]
+    fn a_full_node_with_four_inbound_peers_of_lone_groups_evicts_one() {
+        // The 10-process discovery test after node0 dies: a node with 4 inbound slots, each
+        // peer alone in its loopback group, all of them fast and useful (they relay blocks).
+        // Before: every lone group was protected (main), or the 4 keyed groups protected all 4
+        // (session 6), so a node below its outbound target whose other candidates were full
+        // had no way in. Now each protection takes a quarter (one peer) and one is left.
+        let peers: Vec<_> = (1..=4u64)
+            .map(|i| cand(i, &format!("127.0.3.{i}"), i * 10, 100 + i, Some(1_000 + i)))
+            .collect();
+        // Protected: group .4 (highest keyed hash), the fastest of the rest (1), the most
+        // recently useful of the rest (3). Left: 2.
+        assert_eq!(select_eviction(&peers, 60_000, 10_000), Some(PeerId(2)));
     }
 
     #[test]
@@ -338,7 +397,7 @@ mod tests {
                 cand(i, &format!("127.0.1.{i}"), i * 10, useful, rtt)
             })
             .collect();
-        let victim = select_eviction(&peers).expect("a full node frees a slot");
+        let victim = select_eviction(&peers, 100_000, 10_000).expect("a full node frees a slot");
         let v = peers.iter().find(|p| p.id == victim).unwrap();
         // Not one of the protected: top keyed groups (the highest last octets, 21..=24), the
         // fastest four of the rest (1..=4), the four most recently useful of the rest (18, 15,

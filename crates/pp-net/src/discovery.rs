@@ -48,6 +48,15 @@ pub const ANCHORS: usize = 2;
 /// stranger who connects to us and is asked can fill only its own group's share of the new
 /// table.
 pub const BELOW_TARGET_EXCHANGE_INTERVAL: Duration = Duration::from_secs(5);
+/// A node whose outbound connection was closed by the remote to make room for a newcomer
+/// (`error too_many_peers` on an established connection: it evicted us) does not dial that
+/// address again for this long, configured or not. It dials its other candidates instead, so
+/// the contenders for a full node's slots spread over the network rather than queue at that
+/// node and evict each other in turn (see `NetConfig::eviction_min_age` for the evicting side).
+pub const EVICTED_BACKOFF: Duration = Duration::from_secs(20);
+/// Most addresses remembered as having evicted us (one per outbound connection that was
+/// evicted within [`EVICTED_BACKOFF`]; older ones are dropped first).
+pub const MAX_EVICTED: usize = 64;
 /// A book whose tried table changed is saved within this long (and anyway every
 /// `book_save_interval`), so a node killed soon after it found its peers restarts knowing them.
 pub const TRIED_SAVE_DELAY: Duration = Duration::from_secs(10);
@@ -70,6 +79,8 @@ pub(crate) struct Discovery {
     cooldown: HashMap<AddrGroup, Instant>,
     pub(crate) anchors: Vec<SocketAddr>,
     tokens: HashMap<PeerId, Limiter>,
+    /// Addresses that evicted us, and until when we leave them alone.
+    evicted: HashMap<SocketAddr, Instant>,
     /// When we last asked each connected peer for addresses.
     asked: HashMap<PeerId, Instant>,
     unix_origin: u64,
@@ -84,6 +95,7 @@ impl Discovery {
             cooldown: HashMap::new(),
             anchors: anchors.into_iter().take(ANCHORS).collect(),
             tokens: HashMap::new(),
+            evicted: HashMap::new(),
             asked: HashMap::new(),
             unix_origin: unix_now_s,
             origin: Instant::now(),
@@ -156,6 +168,33 @@ impl Discovery {
             added += usize::from(self.book.add(*a, source, now));
         }
         added
+    }
+
+    /// The node at `addr` evicted our outbound connection at `now`: leave it alone for
+    /// [`EVICTED_BACKOFF`].
+    pub(crate) fn note_evicted(&mut self, addr: SocketAddr, now: Instant) {
+        self.evicted.retain(|_, until| *until > now);
+        if self.evicted.len() >= MAX_EVICTED {
+            if let Some(first) = self.evicted.iter().min_by_key(|(a, t)| (**t, **a)) {
+                let first = *first.0;
+                self.evicted.remove(&first);
+            }
+        }
+        self.evicted.insert(addr, now + EVICTED_BACKOFF);
+    }
+
+    /// True while `addr` is left alone after evicting us.
+    pub(crate) fn evicted_us(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.evicted.get(addr).is_some_and(|until| *until > now)
+    }
+
+    /// The addresses left alone at `now` after evicting us (at most [`MAX_EVICTED`]).
+    pub(crate) fn evicted_addrs(&self, now: Instant) -> Vec<SocketAddr> {
+        self.evicted
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(a, _)| *a)
+            .collect()
     }
 
     /// Record that we asked `peer` for addresses at `now`.

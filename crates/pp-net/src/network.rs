@@ -22,7 +22,9 @@ use crate::codec::encode_message;
 use crate::compact::CompactBlock;
 use crate::config::NetConfig;
 use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
-use crate::discovery::{Discovery, ANCHORS, BELOW_TARGET_EXCHANGE_INTERVAL, TRIED_SAVE_DELAY};
+use crate::discovery::{
+    Discovery, ANCHORS, BELOW_TARGET_EXCHANGE_INTERVAL, EVICTED_BACKOFF, TRIED_SAVE_DELAY,
+};
 use crate::error::NetError;
 use crate::loglimit::LogLimiter;
 use crate::message::{
@@ -336,6 +338,19 @@ impl Shared {
         }
     }
 
+    /// Our outbound connection `id` was evicted by the remote to make room for a newcomer:
+    /// leave its addresses (configured or from the book) alone for [`EVICTED_BACKOFF`], so we
+    /// go to our other candidates instead of coming straight back to evict someone else.
+    pub(crate) fn note_evicted(&self, id: PeerId) {
+        let now = Instant::now();
+        let addrs = self.table().defer_peer(id, now + EVICTED_BACKOFF);
+        let mut d = self.disc();
+        for a in addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
+            d.note_evicted(a, now);
+        }
+        debug!(peer = id.0, ?addrs, "evicted by the remote for a newcomer");
+    }
+
     /// Forget a closed connection.
     pub(crate) fn unregister(&self, id: PeerId, reason: &str) {
         lock(&self.conns).remove(&id);
@@ -393,6 +408,7 @@ impl Shared {
         let limits = Limits {
             max_inbound: config.max_inbound(),
             max_inbound_per_group: config.max_inbound_per_group,
+            eviction_min_age: config.eviction_min_age,
         };
         let candidate = |id: PeerId, key: PublicKey, theirs: &Hello| {
             let dialed: Option<SocketAddr> = dialed_as.and_then(|d| d.parse().ok());
@@ -1338,7 +1354,8 @@ impl<T: Transport> Network<T> {
             match anchor {
                 Some(a)
                     if shared.table().by_addr(&a.to_string()).is_none()
-                        && !groups.contains(&addr_group(a.ip())) =>
+                        && !groups.contains(&addr_group(a.ip()))
+                        && !shared.disc().evicted_us(&a, now) =>
                 {
                     picked.insert(addr_group(a.ip()));
                     return Some((a.to_string(), false));
@@ -1362,10 +1379,12 @@ impl<T: Transport> Network<T> {
         let own = shared.local_addr;
         let mut d = shared.disc();
         let now_s = d.now();
+        let evicted = d.evicted_addrs(now);
         let pick = d.book.select(false, now_s, |e| {
             e.addr != own
                 && !connected.contains(&e.addr)
                 && !groups.contains(&addr_group(e.addr.ip()))
+                && !evicted.contains(&e.addr)
         });
         pick.map(|a| {
             d.book.attempt(&a, now_s);

@@ -186,6 +186,9 @@ pub struct Limits {
     pub max_inbound: usize,
     /// Most inbound peers from one address group.
     pub max_inbound_per_group: usize,
+    /// An inbound peer younger than this is never evicted for a newcomer (see
+    /// [`select_eviction`]).
+    pub eviction_min_age: Duration,
 }
 
 struct Entry {
@@ -433,7 +436,8 @@ impl PeerTable {
                 }
             })
             .collect();
-        match select_eviction(&candidates) {
+        let now_ms = millis(now.saturating_duration_since(self.origin));
+        match select_eviction(&candidates, now_ms, millis(limits.eviction_min_age)) {
             Some(victim) => Admission::Evict(victim),
             None => Admission::Reject(NetError::TooManyPeers {
                 max: limits.max_inbound,
@@ -503,6 +507,30 @@ impl PeerTable {
             }
         }
         Some(info)
+    }
+
+    /// Leave the configured addresses of connection `id` (its listen address and the addresses
+    /// it was dialed as) undialed until `until`, whatever the backoff would say; returns its
+    /// listen address and those it was dialed as. Called before the connection is removed, so
+    /// [`PeerTable::remove`] does not re-arm them.
+    pub(crate) fn defer_peer(&mut self, id: PeerId, until: Instant) -> Vec<String> {
+        let Some(e) = self.peers.get(&id) else {
+            return Vec::new();
+        };
+        let addrs: Vec<String> = e
+            .info
+            .listen_addr
+            .map(|a| a.to_string())
+            .into_iter()
+            .chain(self.dialed_as.get(&id).cloned().unwrap_or_default())
+            .collect();
+        for a in &addrs {
+            if let Some(k) = self.known.get_mut(a) {
+                k.state = AddrState::Idle;
+                k.next_attempt = k.next_attempt.max(until);
+            }
+        }
+        addrs
     }
 
     /// Record that dialing `addr` led to the existing connection `id` (the node was already
@@ -795,6 +823,7 @@ mod tests {
         Limits {
             max_inbound: 4,
             max_inbound_per_group: 4,
+            eviction_min_age: Duration::ZERO,
         }
     }
 
@@ -998,7 +1027,8 @@ mod tests {
                 &same,
                 Limits {
                     max_inbound: 8,
-                    max_inbound_per_group: 4
+                    max_inbound_per_group: 4,
+                    eviction_min_age: Duration::ZERO
                 },
                 now
             ),
@@ -1013,6 +1043,9 @@ mod tests {
         let l = Limits {
             max_inbound: 24,
             max_inbound_per_group: 8,
+            // Connections here are a millisecond apart; the minimum age is tested in
+            // admission.rs.
+            eviction_min_age: Duration::ZERO,
         };
         let mut t = table();
         t.set_eviction_key(Hash::sha256(b"test eviction key"));
