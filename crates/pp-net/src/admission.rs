@@ -98,9 +98,12 @@ pub const PROTECT_BY_USEFUL: usize = 4;
 ///
 /// Protected, in this order, each step from the peers the earlier steps left:
 /// 0. every peer connected for less than `min_age_ms` (at `now_ms`, on the clock of
-///    `connected_ms`): a newcomer never evicts a newcomer, so when more nodes want a slot than
-///    there are, a slot changes hands at most once per `min_age_ms` instead of the last slot
-///    going round the contenders as fast as they redial;
+///    `connected_ms`) that is alone in its address group among the inbound peers: a newcomer
+///    never evicts such a newcomer, so when more nodes want a slot than there are, a slot
+///    changes hands at most once per `min_age_ms` instead of the last slot going round the
+///    contenders as fast as they redial. Young peers of a group with several inbound
+///    connections get no such protection: one address (or /16) that keeps reconnecting its
+///    many connections cannot use their youth to keep newcomers out;
 /// 1. one peer from each of the [`PROTECT_BY_GROUP`] groups with the highest keyed hash (an
 ///    attacker cannot choose which groups these are);
 /// 2. the [`PROTECT_BY_RTT`] peers with the lowest round trip;
@@ -125,10 +128,17 @@ pub fn select_eviction(
     min_age_ms: u64,
 ) -> Option<PeerId> {
     let quarter = peers.len() / 4;
-    // 0. By age: the young are not candidates.
+    let mut group_size: HashMap<AddrGroup, usize> = HashMap::new();
+    for p in peers {
+        *group_size.entry(p.group).or_default() += 1;
+    }
+    // 0. By age: the young alone in their group are not candidates.
     let mut left: Vec<&EvictionCandidate> = peers
         .iter()
-        .filter(|p| now_ms.saturating_sub(p.connected_ms) >= min_age_ms)
+        .filter(|p| {
+            now_ms.saturating_sub(p.connected_ms) >= min_age_ms
+                || group_size.get(&p.group).copied().unwrap_or(0) > 1
+        })
         .collect();
 
     // 1. By keyed group: one per group, the highest hashes (ties within a group: the oldest).
@@ -368,6 +378,12 @@ mod tests {
         assert_eq!(select_eviction(&young, 61_000, 10_000), None);
         // The same peers 10 s later: one of them may go.
         assert!(select_eviction(&young, 71_000, 10_000).is_some());
+        // Youth does not protect a crowded group: four young connections from one address
+        // (reconnecting as fast as they like) still lose one to a newcomer.
+        let crowd: Vec<_> = (1..=4u64)
+            .map(|i| cand(i, "127.0.2.99", 60_000 + i * 100, 0, None))
+            .collect();
+        assert_eq!(select_eviction(&crowd, 61_000, 10_000), Some(PeerId(4)));
     }
 
     #[test]

@@ -39,10 +39,11 @@ pub struct NetConfig {
     /// Most inbound connections from one address group (a /16 of a public IPv4 address, a /32
     /// of an IPv6 address, the exact address for loopback and private ranges; default 8).
     pub max_inbound_per_group: usize,
-    /// An inbound peer connected for less than this is never evicted to make room for a
-    /// newcomer (default 10 s): when more nodes want a full node's slots than it has, a slot
-    /// changes hands at most once per this period, instead of going round the contenders as
-    /// fast as they redial. See [`crate::admission::select_eviction`].
+    /// An inbound peer connected for less than this, alone in its address group, is never
+    /// evicted to make room for a newcomer (default 10 s): when more nodes want a full node's
+    /// slots than it has, a slot changes hands at most once per this period, instead of going
+    /// round the contenders as fast as they redial. See
+    /// [`crate::admission::select_eviction`].
     pub eviction_min_age: Duration,
     /// Most connections still in the handshake, in total (default 32).
     pub max_handshaking: usize,
