@@ -4,8 +4,9 @@
 //! The rules follow Bitcoin Core's: a stranger who controls many connections from one address
 //! group must not be able to keep every other group out. Limits are per group, and when inbound
 //! is full an authenticated newcomer may take the slot of the youngest connection of the most
-//! represented group, after the peers that were useful (recently delivered valid blocks or
-//! transactions) and the fastest ones have been set aside.
+//! represented group, after a few groups (by a keyed hash), the fastest peers, the peers that
+//! were useful (recently delivered valid blocks or transactions) and the longest-connected half
+//! of the rest have been set aside (see [`select_eviction`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -67,6 +68,10 @@ pub struct EvictionCandidate {
     pub id: PeerId,
     /// Its address group.
     pub group: AddrGroup,
+    /// A keyed hash of its group under a secret of this node (see
+    /// [`crate::peer_table::PeerTable::set_eviction_key`]): which groups are protected by
+    /// [`PROTECT_BY_GROUP`] cannot be chosen by an outsider.
+    pub keyed_group: u64,
     /// When it connected (ms, any monotonic origin): larger is younger.
     pub connected_ms: u64,
     /// When it last delivered a valid block or transaction (0: never).
@@ -75,17 +80,104 @@ pub struct EvictionCandidate {
     pub min_rtt_us: Option<u64>,
 }
 
-/// The inbound peer to evict for a newcomer, or `None` when every peer is protected.
-///
-/// Protected first: up to a quarter of the peers that most recently delivered something
-/// valid, then up to a quarter of the rest with the lowest round trip, and every peer that is
-/// alone in its address group (a group is only ever cut down, never cut out). Of those left, the
-/// group with the most connections loses its youngest (ties: the group whose youngest is
-/// youngest).
-pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
-    let quarter = peers.len() / 4;
-    let mut left: Vec<&EvictionCandidate> = peers.iter().collect();
+/// Peers protected from eviction for their address group: one each from the groups with the
+/// highest keyed hash (Bitcoin Core protects 4 by keyed netgroup). At most a quarter of the
+/// inbound peers (see [`select_eviction`]).
+pub const PROTECT_BY_GROUP: usize = 4;
+/// Peers protected from eviction for the lowest keepalive round trip (Core: 8 of 125 slots; 4
+/// of our default 24 inbound slots). At most a quarter of the inbound peers.
+pub const PROTECT_BY_RTT: usize = 4;
+/// Peers protected from eviction for having most recently delivered a valid block or
+/// transaction (Core: 4 for transactions and 4 for blocks). At most a quarter of the inbound
+/// peers.
+pub const PROTECT_BY_USEFUL: usize = 4;
 
+/// The inbound peer to evict for a newcomer, or `None` when every peer is protected. This is
+/// Bitcoin Core's `SelectNodeToEvict` (net.cpp), scaled to our slot counts, with one rule
+/// added against churn.
+///
+/// Protected, in this order, each step from the peers the earlier steps left:
+/// 0. every peer connected for less than `min_age_ms` (at `now_ms`, on the clock of
+///    `connected_ms`) that is alone in its address group among the inbound peers: a newcomer
+///    never evicts such a newcomer, so when more nodes want a slot than there are, a slot
+///    changes hands at most once per `min_age_ms` instead of the last slot going round the
+///    contenders as fast as they redial. Young peers of a group with several inbound
+///    connections get no such protection: one address (or /16) that keeps reconnecting its
+///    many connections cannot use their youth to keep newcomers out;
+/// 1. one peer from each of the [`PROTECT_BY_GROUP`] groups with the highest keyed hash (an
+///    attacker cannot choose which groups these are);
+/// 2. the [`PROTECT_BY_RTT`] peers with the lowest round trip;
+/// 3. the [`PROTECT_BY_USEFUL`] peers that most recently delivered something valid;
+/// 4. half of the rest: those connected longest (an attacker would have to hold connections
+///    longer than honest peers have, from before the attack).
+///
+/// Steps 1-3 each protect at most a quarter of all the inbound peers (Core's fixed counts are
+/// for 115 inbound slots; with 4 or 5, fixed counts of 4 would protect everybody and a full
+/// node would never admit anyone again). So 4 aged inbound peers leave one to evict, 24 leave
+/// six.
+///
+/// Of the peers left, the group with the most of them loses its youngest (ties: the group whose
+/// youngest is youngest). A group of one can lose its peer: on a network where every peer is
+/// its own group (loopback, a LAN) a full node still frees a slot for a newcomer. No group can
+/// take every slot this way: a newcomer from the group with the most evictable peers evicts
+/// one of its own, and admission caps each group at `max_inbound_per_group`, below
+/// `max_inbound`.
+pub fn select_eviction(
+    peers: &[EvictionCandidate],
+    now_ms: u64,
+    min_age_ms: u64,
+) -> Option<PeerId> {
+    let quarter = peers.len() / 4;
+    let mut group_size: HashMap<AddrGroup, usize> = HashMap::new();
+    for p in peers {
+        *group_size.entry(p.group).or_default() += 1;
+    }
+    // 0. By age: the young alone in their group are not candidates.
+    let mut left: Vec<&EvictionCandidate> = peers
+        .iter()
+        .filter(|p| {
+            now_ms.saturating_sub(p.connected_ms) >= min_age_ms
+                || group_size.get(&p.group).copied().unwrap_or(0) > 1
+        })
+        .collect();
+
+    // 1. By keyed group: one per group, the highest hashes (ties within a group: the oldest).
+    let mut by_group = left.clone();
+    by_group.sort_by(|a, b| {
+        b.keyed_group
+            .cmp(&a.keyed_group)
+            .then(a.group.cmp(&b.group))
+            .then(a.connected_ms.cmp(&b.connected_ms))
+            .then(a.id.cmp(&b.id))
+    });
+    let mut protected: Vec<PeerId> = Vec::new();
+    let mut seen: Vec<AddrGroup> = Vec::new();
+    for p in by_group {
+        if protected.len() >= PROTECT_BY_GROUP.min(quarter) {
+            break;
+        }
+        if !seen.contains(&p.group) {
+            seen.push(p.group);
+            protected.push(p.id);
+        }
+    }
+    left.retain(|p| !protected.contains(&p.id));
+
+    // 2. By round trip.
+    let mut fast: Vec<&EvictionCandidate> = left
+        .iter()
+        .copied()
+        .filter(|p| p.min_rtt_us.is_some())
+        .collect();
+    fast.sort_by(|a, b| a.min_rtt_us.cmp(&b.min_rtt_us).then(a.id.cmp(&b.id)));
+    let protected: Vec<PeerId> = fast
+        .iter()
+        .take(PROTECT_BY_RTT.min(quarter))
+        .map(|p| p.id)
+        .collect();
+    left.retain(|p| !protected.contains(&p.id));
+
+    // 3. By recent usefulness.
     let mut useful: Vec<&EvictionCandidate> = left
         .iter()
         .copied()
@@ -96,35 +188,29 @@ pub fn select_eviction(peers: &[EvictionCandidate]) -> Option<PeerId> {
             .cmp(&a.last_useful_ms)
             .then(a.id.cmp(&b.id))
     });
-    let protected: Vec<PeerId> = useful.iter().take(quarter).map(|p| p.id).collect();
-    left.retain(|p| !protected.contains(&p.id));
-
-    let mut fast: Vec<&EvictionCandidate> = left
+    let protected: Vec<PeerId> = useful
         .iter()
-        .copied()
-        .filter(|p| p.min_rtt_us.is_some())
+        .take(PROTECT_BY_USEFUL.min(quarter))
+        .map(|p| p.id)
         .collect();
-    fast.sort_by(|a, b| a.min_rtt_us.cmp(&b.min_rtt_us).then(a.id.cmp(&b.id)));
-    let protected: Vec<PeerId> = fast.iter().take(quarter).map(|p| p.id).collect();
     left.retain(|p| !protected.contains(&p.id));
 
-    let mut group_size: HashMap<AddrGroup, usize> = HashMap::new();
-    for p in peers {
-        *group_size.entry(p.group).or_default() += 1;
-    }
+    // 4. Half of the rest by time connected.
+    left.sort_by(|a, b| a.connected_ms.cmp(&b.connected_ms).then(a.id.cmp(&b.id)));
+    let keep = left.len() / 2;
+    left.drain(..keep);
+
     let mut groups: HashMap<AddrGroup, Vec<&EvictionCandidate>> = HashMap::new();
     for p in left {
-        if group_size.get(&p.group).copied().unwrap_or(0) >= 2 {
-            groups.entry(p.group).or_default().push(p);
-        }
+        groups.entry(p.group).or_default().push(p);
     }
     let youngest = |v: &[&EvictionCandidate]| -> Option<(u64, PeerId)> {
         v.iter().map(|p| (p.connected_ms, p.id)).max()
     };
     groups
-        .iter()
-        .max_by_key(|(g, v)| (group_size.get(*g).copied().unwrap_or(0), youngest(v)))
-        .and_then(|(_, v)| youngest(v))
+        .values()
+        .max_by_key(|v| (v.len(), youngest(v)))
+        .and_then(|v| youngest(v))
         .map(|(_, id)| id)
 }
 
@@ -225,9 +311,15 @@ mod tests {
         useful: u64,
         rtt: Option<u64>,
     ) -> EvictionCandidate {
+        let g = addr_group(ip(group));
         EvictionCandidate {
             id: PeerId(id),
-            group: addr_group(ip(group)),
+            group: g,
+            // Any fixed hash of the group: here the last octet.
+            keyed_group: match g {
+                AddrGroup::Exact(IpAddr::V4(v4)) => u64::from(v4.octets()[3]),
+                _ => 0,
+            },
             connected_ms: connected,
             last_useful_ms: useful,
             min_rtt_us: rtt,
@@ -243,7 +335,7 @@ mod tests {
             cand(4, "127.0.0.3", 13, 0, None),
             cand(5, "127.0.0.4", 14, 0, None),
         ];
-        assert_eq!(select_eviction(&peers), Some(PeerId(4)));
+        assert_eq!(select_eviction(&peers, 1_000, 0), Some(PeerId(4)));
     }
 
     #[test]
@@ -254,18 +346,85 @@ mod tests {
             .collect();
         peers[7].last_useful_ms = 5; // the youngest delivered a block
         peers[6].min_rtt_us = Some(1); // the next youngest is the fastest
-        let victim = select_eviction(&peers);
+        let victim = select_eviction(&peers, 1_000, 0);
         assert_eq!(victim, Some(PeerId(6)));
     }
 
     #[test]
-    fn nothing_is_evicted_when_all_are_protected_or_alone_in_their_group() {
-        assert_eq!(select_eviction(&[]), None);
-        let alone = vec![
-            cand(1, "127.0.0.2", 10, 0, None),
-            cand(2, "127.0.0.3", 11, 0, None),
+    fn nothing_is_evicted_when_all_are_protected() {
+        assert_eq!(select_eviction(&[], 1_000, 0), None);
+        // Three aged peers of distinct groups, each protected by one rule (a quarter of 4 slots
+        // each): the top keyed group, the fastest of the rest, the most recently useful.
+        let three = vec![
+            cand(1, "127.0.0.9", 10, 0, None),
+            cand(2, "127.0.0.3", 11, 0, Some(500)),
+            cand(3, "127.0.0.4", 12, 7, None),
+            // A fourth, connected 100 ms ago: too young to evict.
+            cand(4, "127.0.0.5", 900, 0, None),
         ];
-        assert_eq!(select_eviction(&alone), None);
+        assert_eq!(select_eviction(&three, 1_000, 500), None);
+        // Once it has aged it is the one left.
+        assert_eq!(select_eviction(&three, 1_400, 500), Some(PeerId(4)));
+    }
+
+    #[test]
+    fn a_newcomer_never_evicts_a_newcomer() {
+        // Eight peers connected within the last second, each its own group: with a minimum
+        // age of 10 s nobody is evicted (before: the youngest, so the last slot went round the
+        // nodes that kept redialing a full seed).
+        let young: Vec<_> = (1..=8u64)
+            .map(|i| cand(i, &format!("127.0.2.{i}"), 60_000 + i * 100, 0, None))
+            .collect();
+        assert_eq!(select_eviction(&young, 61_000, 10_000), None);
+        // The same peers 10 s later: one of them may go.
+        assert!(select_eviction(&young, 71_000, 10_000).is_some());
+        // Youth does not protect a crowded group: four young connections from one address
+        // (reconnecting as fast as they like) still lose one to a newcomer.
+        let crowd: Vec<_> = (1..=4u64)
+            .map(|i| cand(i, "127.0.2.99", 60_000 + i * 100, 0, None))
+            .collect();
+        assert_eq!(select_eviction(&crowd, 61_000, 10_000), Some(PeerId(4)));
+    }
+
+    #[test]
+    fn a_full_node_with_four_inbound_peers_of_lone_groups_evicts_one() {
+        // The 10-process discovery test after node0 dies: a node with 4 inbound slots, each
+        // peer alone in its loopback group, all of them fast and useful (they relay blocks).
+        // Before: every lone group was protected (main), or the 4 keyed groups protected all 4
+        // (session 6), so a node below its outbound target whose other candidates were full
+        // had no way in. Now each protection takes a quarter (one peer) and one is left.
+        let peers: Vec<_> = (1..=4u64)
+            .map(|i| cand(i, &format!("127.0.3.{i}"), i * 10, 100 + i, Some(1_000 + i)))
+            .collect();
+        // Protected: group .4 (highest keyed hash), the fastest of the rest (1), the most
+        // recently useful of the rest (3). Left: 2.
+        assert_eq!(select_eviction(&peers, 60_000, 10_000), Some(PeerId(2)));
+    }
+
+    #[test]
+    fn a_full_node_whose_peers_are_each_alone_in_their_group_still_evicts_one() {
+        // 24 inbound peers, each its own group (loopback, a LAN, turmoil's private addresses):
+        // Bitcoin Core still evicts, and so do we (before: every lone peer was protected and a
+        // full seed refused every newcomer).
+        let peers: Vec<_> = (1..=24u64)
+            .map(|i| {
+                let rtt = Some(1_000 + i);
+                let useful = if i % 3 == 0 { i } else { 0 };
+                cand(i, &format!("127.0.1.{i}"), i * 10, useful, rtt)
+            })
+            .collect();
+        let victim = select_eviction(&peers, 100_000, 10_000).expect("a full node frees a slot");
+        let v = peers.iter().find(|p| p.id == victim).unwrap();
+        // Not one of the protected: top keyed groups (the highest last octets, 21..=24), the
+        // fastest four of the rest (1..=4), the four most recently useful of the rest (18, 15,
+        // 12, 9), the oldest half of the rest (5, 6, 7, 8, 10, 11).
+        for protected in [
+            24, 23, 22, 21, 1, 2, 3, 4, 18, 15, 12, 9, 5, 6, 7, 8, 10, 11,
+        ] {
+            assert_ne!(victim, PeerId(protected));
+        }
+        // Of the rest (13, 14, 16, 17, 19, 20; all groups of one), the youngest.
+        assert_eq!(v.id, PeerId(20));
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub struct NetConfig {
     /// Most inbound connections from one address group (a /16 of a public IPv4 address, a /32
     /// of an IPv6 address, the exact address for loopback and private ranges; default 8).
     pub max_inbound_per_group: usize,
+    /// An inbound peer connected for less than this, alone in its address group, is never
+    /// evicted to make room for a newcomer (default 10 s): when more nodes want a full node's
+    /// slots than it has, a slot changes hands at most once per this period, instead of going
+    /// round the contenders as fast as they redial. See
+    /// [`crate::admission::select_eviction`].
+    pub eviction_min_age: Duration,
     /// Most connections still in the handshake, in total (default 32).
     pub max_handshaking: usize,
     /// Most connections still in the handshake from one IP address (default 4).
@@ -137,6 +143,7 @@ impl NetConfig {
             max_peers: 32,
             outbound_slots: 8,
             max_inbound_per_group: 8,
+            eviction_min_age: Duration::from_secs(10),
             max_handshaking: 32,
             max_handshaking_per_ip: 4,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,

@@ -697,6 +697,10 @@ async fn handle_message(
             code,
             message,
         } => {
+            // A node we dialed that closes with `too_many_peers` evicted us for a newcomer.
+            if code == codes::TOO_MANY_PEERS && info.direction == Direction::Outbound {
+                shared.note_evicted(info.id);
+            }
             // A peer that stops cleanly says `shutting_down`: a goodbye, not a failure.
             let reason = if code == codes::SHUTTING_DOWN {
                 format!("peer shut down ({code})")

@@ -33,9 +33,30 @@ pub const MAX_CANDIDATES: usize = 64;
 pub const CANDIDATE_COOLDOWN: Duration = Duration::from_secs(120);
 /// Outbound peers saved as anchors and dialed first at the next start.
 pub const ANCHORS: usize = 2;
-/// Below its outbound target, a node asks a peer for addresses this often (or every
-/// `peer_exchange_interval`, if shorter) instead of waiting a whole exchange interval.
-pub const SHORT_EXCHANGE_INTERVAL: Duration = Duration::from_secs(5);
+/// The one rule of peer exchange. Every `peer_exchange_interval` (default 5 min) a node asks one
+/// random outbound peer for addresses. While it holds fewer outbound peers than its target, it
+/// asks every `BELOW_TARGET_EXCHANGE_INTERVAL` instead (or every `peer_exchange_interval`, if
+/// that is shorter), and then it asks any peer, inbound ones too: the one asked least recently
+/// (never asked first). Waiting a whole exchange interval would leave a new node short of
+/// peers for minutes while the books of the nodes that joined with it fill; and a node that
+/// nobody told of any address (a seed, configured with nobody) has only inbound peers to ask.
+///
+/// Bounds: one `get_peers` per interval from the whole node, so a peer is asked at most once
+/// per interval and, below target, at most once per round over all peers. What any answer holds
+/// enters the new table only, bucketed by the answering peer's group and limited by that
+/// peer's token bucket; an address counts (tried) only once a dial or feeler reaches it. So a
+/// stranger who connects to us and is asked can fill only its own group's share of the new
+/// table.
+pub const BELOW_TARGET_EXCHANGE_INTERVAL: Duration = Duration::from_secs(5);
+/// A node whose outbound connection was closed by the remote to make room for a newcomer
+/// (`error too_many_peers` on an established connection: it evicted us) does not dial that
+/// address again for this long, configured or not. It dials its other candidates instead, so
+/// the contenders for a full node's slots spread over the network rather than queue at that
+/// node and evict each other in turn (see `NetConfig::eviction_min_age` for the evicting side).
+pub const EVICTED_BACKOFF: Duration = Duration::from_secs(20);
+/// Most addresses remembered as having evicted us (one per outbound connection that was
+/// evicted within [`EVICTED_BACKOFF`]; older ones are dropped first).
+pub const MAX_EVICTED: usize = 64;
 /// A book whose tried table changed is saved within this long (and anyway every
 /// `book_save_interval`), so a node killed soon after it found its peers restarts knowing them.
 pub const TRIED_SAVE_DELAY: Duration = Duration::from_secs(10);
@@ -43,13 +64,6 @@ pub const TRIED_SAVE_DELAY: Duration = Duration::from_secs(10);
 pub const ADDR_TOKEN_PERIOD: Duration = Duration::from_secs(10);
 /// ...and a burst of this many (one full answer).
 pub const ADDR_TOKEN_BURST: u32 = 1_000;
-
-/// While a node is below its outbound target and its book offers nothing more to dial, it asks
-/// one outbound peer for addresses this often, instead of every `peer_exchange_interval`. Without
-/// it, nodes that join together from the same seed get the seed's book while it is still nearly
-/// empty, and wait a whole exchange interval (5 min) for more: pp-sim's scale run took 304 s
-/// for 20 nodes to hold their outbound target.
-pub const STARVED_EXCHANGE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// An address seen on an inbound connection, with the key that connection proved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +79,10 @@ pub(crate) struct Discovery {
     cooldown: HashMap<AddrGroup, Instant>,
     pub(crate) anchors: Vec<SocketAddr>,
     tokens: HashMap<PeerId, Limiter>,
+    /// Addresses that evicted us, and until when we leave them alone.
+    evicted: HashMap<SocketAddr, Instant>,
+    /// When we last asked each connected peer for addresses.
+    asked: HashMap<PeerId, Instant>,
     unix_origin: u64,
     origin: Instant,
 }
@@ -77,6 +95,8 @@ impl Discovery {
             cooldown: HashMap::new(),
             anchors: anchors.into_iter().take(ANCHORS).collect(),
             tokens: HashMap::new(),
+            evicted: HashMap::new(),
+            asked: HashMap::new(),
             unix_origin: unix_now_s,
             origin: Instant::now(),
         }
@@ -150,9 +170,51 @@ impl Discovery {
         added
     }
 
-    /// Forget a closed connection's token bucket.
+    /// The node at `addr` evicted our outbound connection at `now`: leave it alone for
+    /// [`EVICTED_BACKOFF`].
+    pub(crate) fn note_evicted(&mut self, addr: SocketAddr, now: Instant) {
+        self.evicted.retain(|_, until| *until > now);
+        if self.evicted.len() >= MAX_EVICTED {
+            if let Some(first) = self.evicted.iter().min_by_key(|(a, t)| (**t, **a)) {
+                let first = *first.0;
+                self.evicted.remove(&first);
+            }
+        }
+        self.evicted.insert(addr, now + EVICTED_BACKOFF);
+    }
+
+    /// True while `addr` is left alone after evicting us.
+    pub(crate) fn evicted_us(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.evicted.get(addr).is_some_and(|until| *until > now)
+    }
+
+    /// The addresses left alone at `now` after evicting us (at most [`MAX_EVICTED`]).
+    pub(crate) fn evicted_addrs(&self, now: Instant) -> Vec<SocketAddr> {
+        self.evicted
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    /// Record that we asked `peer` for addresses at `now`.
+    pub(crate) fn note_asked(&mut self, peer: PeerId, now: Instant) {
+        self.asked.insert(peer, now);
+    }
+
+    /// Of `peers`, the one asked for addresses least recently (never asked first; ties: the
+    /// oldest connection, i.e. the lowest id).
+    pub(crate) fn least_recently_asked(&self, peers: &[PeerId]) -> Option<PeerId> {
+        peers
+            .iter()
+            .copied()
+            .min_by_key(|p| (self.asked.get(p).copied(), *p))
+    }
+
+    /// Forget a closed connection's token bucket and when we last asked it.
     pub(crate) fn forget(&mut self, peer: PeerId) {
         self.tokens.remove(&peer);
+        self.asked.remove(&peer);
     }
 }
 
@@ -204,5 +266,22 @@ mod tests {
         assert!(d.learn(PeerId(1), [45, 1, 1, 1].into(), &more) <= 5);
         // Another peer has its own bucket.
         assert!(d.learn(PeerId(2), [46, 1, 1, 1].into(), &more) > 50);
+    }
+
+    #[tokio::test]
+    async fn below_target_every_peer_is_asked_in_turn_the_least_recently_asked_first() {
+        let mut d = disc();
+        let peers = [PeerId(3), PeerId(1), PeerId(2)];
+        // Never asked first, oldest connection first.
+        let mut order = Vec::new();
+        for i in 0..6u64 {
+            let p = d.least_recently_asked(&peers).unwrap();
+            order.push(p.0);
+            d.note_asked(p, Instant::now() + Duration::from_secs(i));
+        }
+        assert_eq!(order, vec![1, 2, 3, 1, 2, 3]);
+        d.forget(PeerId(2));
+        assert_eq!(d.least_recently_asked(&peers), Some(PeerId(2)));
+        assert_eq!(d.least_recently_asked(&[]), None);
     }
 }

@@ -22,7 +22,9 @@ use crate::codec::encode_message;
 use crate::compact::CompactBlock;
 use crate::config::NetConfig;
 use crate::connection::{framed, hello_exchange, send_error_and_close, Live};
-use crate::discovery::{Discovery, ANCHORS, SHORT_EXCHANGE_INTERVAL, TRIED_SAVE_DELAY};
+use crate::discovery::{
+    Discovery, ANCHORS, BELOW_TARGET_EXCHANGE_INTERVAL, EVICTED_BACKOFF, TRIED_SAVE_DELAY,
+};
 use crate::error::NetError;
 use crate::loglimit::LogLimiter;
 use crate::message::{
@@ -261,6 +263,7 @@ impl Shared {
     /// Ask `peer` for addresses and take them into the book (within its address budget). An
     /// answer with more than [`MAX_PEERS_ACCEPTED`] addresses is dropped and scored.
     pub(crate) async fn request_peers(&self, peer: PeerId) -> Result<Vec<String>, NetError> {
+        self.disc().note_asked(peer, Instant::now());
         let response = self
             .client(peer)?
             .request(|request_id| Message::GetPeers { request_id })
@@ -335,6 +338,19 @@ impl Shared {
         }
     }
 
+    /// Our outbound connection `id` was evicted by the remote to make room for a newcomer:
+    /// leave its addresses (configured or from the book) alone for [`EVICTED_BACKOFF`], so we
+    /// go to our other candidates instead of coming straight back to evict someone else.
+    pub(crate) fn note_evicted(&self, id: PeerId) {
+        let now = Instant::now();
+        let addrs = self.table().defer_peer(id, now + EVICTED_BACKOFF);
+        let mut d = self.disc();
+        for a in addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
+            d.note_evicted(a, now);
+        }
+        debug!(peer = id.0, ?addrs, "evicted by the remote for a newcomer");
+    }
+
     /// Forget a closed connection.
     pub(crate) fn unregister(&self, id: PeerId, reason: &str) {
         lock(&self.conns).remove(&id);
@@ -392,6 +408,7 @@ impl Shared {
         let limits = Limits {
             max_inbound: config.max_inbound(),
             max_inbound_per_group: config.max_inbound_per_group,
+            eviction_min_age: config.eviction_min_age,
         };
         let candidate = |id: PeerId, key: PublicKey, theirs: &Hello| {
             let dialed: Option<SocketAddr> = dialed_as.and_then(|d| d.parse().ok());
@@ -551,9 +568,9 @@ impl Shared {
             (Direction::Inbound, Some(listen)) => {
                 self.disc().note_inbound(listen, info.key, Instant::now());
             }
-            // Ask whom we chose to reach for more addresses (inbound peers are asked only by a
-            // node with no outbound peer at all, see `exchange_with_one`: a
-            // stranger who connects to us must not be the one who fills our book).
+            // Ask whom we chose to reach for more addresses at once (inbound peers are asked
+            // only by the periodic exchange below the outbound target, see
+            // `BELOW_TARGET_EXCHANGE_INTERVAL`).
             (Direction::Outbound, _) => {
                 let shared = self.clone();
                 let id = info.id;
@@ -716,7 +733,13 @@ impl<T: Transport> Network<T> {
             config,
             view,
             local_addr,
-            table: Mutex::new(PeerTable::new(reputation).with_wall_clock(wall)),
+            table: Mutex::new({
+                let mut t = PeerTable::new(reputation).with_wall_clock(wall);
+                t.set_eviction_key(Hash::sha256(
+                    &[b"pp-net/eviction/key".as_slice(), &book.secret().0].concat(),
+                ));
+                t
+            }),
             wall,
             conns: Mutex::new(BTreeMap::new()),
             events,
@@ -1242,7 +1265,8 @@ impl<T: Transport> Network<T> {
     /// The dialer: every `dial_interval` it fills the outbound target (anchors first, then
     /// configured addresses whose backoff has passed, then the address book), feels an inbound
     /// candidate; every `feeler_interval` it feels a new address (or a tried collision); every
-    /// `peer_exchange_interval` it asks an outbound peer for addresses; every
+    /// `peer_exchange_interval` (more often below the outbound target, see
+    /// `BELOW_TARGET_EXCHANGE_INTERVAL`) it asks a peer for addresses; every
     /// `book_save_interval` it saves the book.
     async fn discovery_loop(self) {
         let shared = self.shared.clone();
@@ -1250,10 +1274,9 @@ impl<T: Transport> Network<T> {
         let start = Instant::now();
         let mut next_feeler = start + c.feeler_interval;
         let mut next_exchange = start + c.peer_exchange_interval;
-        let mut next_starved_exchange = start;
         let mut next_save = start + c.book_save_interval;
-        let short_exchange = c.peer_exchange_interval.min(SHORT_EXCHANGE_INTERVAL);
-        let mut next_short_exchange = start + short_exchange;
+        let below_target_exchange = c.peer_exchange_interval.min(BELOW_TARGET_EXCHANGE_INTERVAL);
+        let mut next_below_target_exchange = start + below_target_exchange;
         let mut next_tried_check = start + TRIED_SAVE_DELAY;
         let mut saved_tried = shared.disc().book.counts().tried;
         loop {
@@ -1263,29 +1286,19 @@ impl<T: Transport> Network<T> {
                 _ = shared.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(c.dial_interval) => {}
             }
-            let starved = self.fill_outbound();
+            self.fill_outbound();
             self.feel_candidate();
             let now = Instant::now();
-            if starved && now >= next_starved_exchange {
-                next_starved_exchange = now + crate::discovery::STARVED_EXCHANGE_INTERVAL;
-                self.exchange_with_one();
-            }
             if now >= next_feeler {
                 next_feeler = now + c.feeler_interval;
                 self.feel_new();
             }
-            if now >= next_exchange {
+            // Peer exchange: see `BELOW_TARGET_EXCHANGE_INTERVAL` for the rule.
+            let below_target = shared.table().count(Direction::Outbound) < c.max_outbound();
+            if now >= next_exchange || (below_target && now >= next_below_target_exchange) {
                 next_exchange = now + c.peer_exchange_interval;
-                next_short_exchange = now + short_exchange;
-                self.exchange_with_one();
-            } else if now >= next_short_exchange {
-                // Below the outbound target, ask again soon: the peers' books fill as the
-                // network forms, and waiting a whole exchange interval would leave a new node
-                // short of peers for minutes.
-                next_short_exchange = now + short_exchange;
-                if shared.table().count(Direction::Outbound) < c.max_outbound() {
-                    self.exchange_with_one();
-                }
+                next_below_target_exchange = now + below_target_exchange;
+                self.exchange_with_one(below_target);
             }
             if now >= next_save {
                 next_save = now + c.book_save_interval;
@@ -1341,7 +1354,8 @@ impl<T: Transport> Network<T> {
             match anchor {
                 Some(a)
                     if shared.table().by_addr(&a.to_string()).is_none()
-                        && !groups.contains(&addr_group(a.ip())) =>
+                        && !groups.contains(&addr_group(a.ip()))
+                        && !shared.disc().evicted_us(&a, now) =>
                 {
                     picked.insert(addr_group(a.ip()));
                     return Some((a.to_string(), false));
@@ -1365,10 +1379,12 @@ impl<T: Transport> Network<T> {
         let own = shared.local_addr;
         let mut d = shared.disc();
         let now_s = d.now();
+        let evicted = d.evicted_addrs(now);
         let pick = d.book.select(false, now_s, |e| {
             e.addr != own
                 && !connected.contains(&e.addr)
                 && !groups.contains(&addr_group(e.addr.ip()))
+                && !evicted.contains(&e.addr)
         });
         pick.map(|a| {
             d.book.attempt(&a, now_s);
@@ -1377,22 +1393,21 @@ impl<T: Transport> Network<T> {
         })
     }
 
-    /// Start dials while the outbound target is not met and the dial budget allows. Returns true
-    /// if the target is not met and the book had nothing left to dial (starved).
-    fn fill_outbound(&self) -> bool {
+    /// Start dials while the outbound target is not met and the dial budget allows.
+    fn fill_outbound(&self) {
         let shared = &self.shared;
         let target = shared.config.max_outbound();
         let mut picked = std::collections::HashSet::new();
         for _ in 0..target {
             let outbound = shared.table().count(Direction::Outbound);
             if outbound + shared.auto_dials.load(Ordering::Relaxed) >= target {
-                return false;
+                return;
             }
             let Ok(permit) = shared.dials.clone().try_acquire_owned() else {
-                return false;
+                return;
             };
             let Some((addr, configured)) = self.next_target(&mut picked) else {
-                return true;
+                return;
             };
             shared.auto_dials.fetch_add(1, Ordering::Relaxed);
             let net = self.clone();
@@ -1426,7 +1441,6 @@ impl<T: Transport> Network<T> {
                 drop(permit);
             });
         }
-        false
     }
 
     /// Feel the next address seen on an inbound connection (one such feeler at a time): it
@@ -1561,27 +1575,28 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Ask one random outbound peer for addresses. With no outbound peer, ask one random
-    /// inbound peer instead: a node whose configured peers are full (they refuse it for lack
-    /// of room, then feel it and dial it or pass it on) has no other way to learn of the
-    /// network. What an inbound peer tells us enters the new table only, bucketed by that
-    /// peer's group and limited by its token bucket, as any `peers` answer is; it counts once a
-    /// dial or feeler reaches it.
-    fn exchange_with_one(&self) {
+    /// Ask one peer for addresses (see `BELOW_TARGET_EXCHANGE_INTERVAL`): at the outbound
+    /// target, a random outbound peer; below it, whichever peer, inbound or outbound, was asked
+    /// least recently. A node whose configured peers are full (they refuse it for lack of room)
+    /// or that was configured with nobody (a seed) has no other way to learn of the network
+    /// than its inbound peers. What an inbound peer tells us enters the new table only,
+    /// bucketed by that peer's group and limited by its token bucket, as any `peers` answer
+    /// is; it counts once a dial or feeler reaches it.
+    fn exchange_with_one(&self, below_target: bool) {
         let peers = self.shared.table().peers();
-        let mut outbound: Vec<PeerId> = peers
+        let outbound: Vec<PeerId> = peers
             .iter()
             .filter(|p| p.direction == Direction::Outbound)
             .map(|p| p.id)
             .collect();
-        if outbound.is_empty() {
-            outbound = peers.iter().map(|p| p.id).collect();
-        }
-        if outbound.is_empty() {
-            return;
-        }
-        let pick = self.shared.disc().book.random_index(outbound.len());
-        let peer = outbound[pick];
+        let pick = if below_target || outbound.is_empty() {
+            let all: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+            self.shared.disc().least_recently_asked(&all)
+        } else {
+            let i = self.shared.disc().book.random_index(outbound.len());
+            outbound.get(i).copied()
+        };
+        let Some(peer) = pick else { return };
         let shared = self.shared.clone();
         self.shared.tasks.spawn(async move {
             if let Err(e) = shared.request_peers(peer).await {

@@ -17,7 +17,7 @@ use pp_ledger::{Hash, PublicKey};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::admission::{addr_group, select_eviction, EvictionCandidate};
+use crate::admission::{addr_group, select_eviction, AddrGroup, EvictionCandidate};
 use crate::error::NetError;
 use crate::misbehaviour::Misbehaviour;
 use crate::reputation::{Ban, BanTarget, Reputation};
@@ -186,6 +186,9 @@ pub struct Limits {
     pub max_inbound: usize,
     /// Most inbound peers from one address group.
     pub max_inbound_per_group: usize,
+    /// An inbound peer younger than this is never evicted for a newcomer (see
+    /// [`select_eviction`]).
+    pub eviction_min_age: Duration,
 }
 
 struct Entry {
@@ -206,6 +209,8 @@ pub struct PeerTable {
     next_id: u64,
     origin: Instant,
     wall: WallClock,
+    /// Secret key of the group hash eviction protects by (see [`PeerTable::set_eviction_key`]).
+    eviction_key: Hash,
 }
 
 impl std::fmt::Debug for PeerTable {
@@ -261,6 +266,7 @@ impl PeerTable {
             next_id: 0,
             origin: Instant::now(),
             wall: WallClock::new(None),
+            eviction_key: Hash::ZERO,
         }
     }
 
@@ -268,6 +274,32 @@ impl PeerTable {
     pub(crate) fn with_wall_clock(mut self, wall: WallClock) -> PeerTable {
         self.wall = wall;
         self
+    }
+
+    /// Key the group hash by which eviction protects a few groups
+    /// ([`crate::admission::PROTECT_BY_GROUP`]) with a secret of this node, so an outsider
+    /// cannot tell which groups are protected. A new table uses a zero key until this is called.
+    pub fn set_eviction_key(&mut self, key: Hash) {
+        self.eviction_key = key;
+    }
+
+    /// The keyed hash of `group` (first 8 bytes of SHA-256 of the key and the group).
+    fn keyed_group(&self, group: AddrGroup) -> u64 {
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(b"pp-net/eviction/group");
+        data.extend_from_slice(&self.eviction_key.0);
+        match group {
+            AddrGroup::V4(b) => data.extend_from_slice(&[[4u8].as_slice(), &b].concat()),
+            AddrGroup::V6(b) => data.extend_from_slice(&[[6u8].as_slice(), &b].concat()),
+            AddrGroup::Exact(IpAddr::V4(ip)) => {
+                data.extend_from_slice(&[[1u8].as_slice(), &ip.octets()].concat())
+            }
+            AddrGroup::Exact(IpAddr::V6(ip)) => {
+                data.extend_from_slice(&[[2u8].as_slice(), &ip.octets()].concat())
+            }
+        }
+        let h = Hash::sha256(&data).0;
+        u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
     }
 
     /// A fresh connection id.
@@ -393,16 +425,19 @@ impl PeerTable {
             .iter()
             .map(|e| {
                 let rtt = e.counters.min_rtt_us.load(Ordering::Relaxed);
+                let group = addr_group(e.info.addr.ip());
                 EvictionCandidate {
                     id: e.info.id,
-                    group: addr_group(e.info.addr.ip()),
+                    group,
+                    keyed_group: self.keyed_group(group),
                     connected_ms: millis(e.connected.saturating_duration_since(self.origin)),
                     last_useful_ms: e.counters.last_useful_ms.load(Ordering::Relaxed),
                     min_rtt_us: (rtt != u64::MAX).then_some(rtt),
                 }
             })
             .collect();
-        match select_eviction(&candidates) {
+        let now_ms = millis(now.saturating_duration_since(self.origin));
+        match select_eviction(&candidates, now_ms, millis(limits.eviction_min_age)) {
             Some(victim) => Admission::Evict(victim),
             None => Admission::Reject(NetError::TooManyPeers {
                 max: limits.max_inbound,
@@ -472,6 +507,30 @@ impl PeerTable {
             }
         }
         Some(info)
+    }
+
+    /// Leave the configured addresses of connection `id` (its listen address and the addresses
+    /// it was dialed as) undialed until `until`, whatever the backoff would say; returns its
+    /// listen address and those it was dialed as. Called before the connection is removed, so
+    /// [`PeerTable::remove`] does not re-arm them.
+    pub(crate) fn defer_peer(&mut self, id: PeerId, until: Instant) -> Vec<String> {
+        let Some(e) = self.peers.get(&id) else {
+            return Vec::new();
+        };
+        let addrs: Vec<String> = e
+            .info
+            .listen_addr
+            .map(|a| a.to_string())
+            .into_iter()
+            .chain(self.dialed_as.get(&id).cloned().unwrap_or_default())
+            .collect();
+        for a in &addrs {
+            if let Some(k) = self.known.get_mut(a) {
+                k.state = AddrState::Idle;
+                k.next_attempt = k.next_attempt.max(until);
+            }
+        }
+        addrs
     }
 
     /// Record that dialing `addr` led to the existing connection `id` (the node was already
@@ -764,6 +823,7 @@ mod tests {
         Limits {
             max_inbound: 4,
             max_inbound_per_group: 4,
+            eviction_min_age: Duration::ZERO,
         }
     }
 
@@ -967,12 +1027,74 @@ mod tests {
                 &same,
                 Limits {
                     max_inbound: 8,
-                    max_inbound_per_group: 4
+                    max_inbound_per_group: 4,
+                    eviction_min_age: Duration::ZERO
                 },
                 now
             ),
             Admission::Reject(NetError::TooManyPeers { .. })
         ));
+    }
+
+    #[test]
+    fn a_full_inbound_of_lone_groups_admits_newcomers_and_one_group_never_takes_every_slot() {
+        // Default slots: 24 inbound, at most 8 from one group. Every honest peer is alone in
+        // its group (distinct loopback addresses); the attacker holds one public /16.
+        let l = Limits {
+            max_inbound: 24,
+            max_inbound_per_group: 8,
+            // Connections here are a millisecond apart; the minimum age is tested in
+            // admission.rs.
+            eviction_min_age: Duration::ZERO,
+        };
+        let mut t = table();
+        t.set_eviction_key(Hash::sha256(b"test eviction key"));
+        let start = Instant::now();
+        let mut next = 1u64;
+        let mut admit = |t: &mut PeerTable, ip: [u8; 4], at: Instant| -> bool {
+            let id = next;
+            next += 1;
+            let i = info_from(id, (id % 250) as u8, Direction::Inbound, ip);
+            // Distinct keys: the table refuses a second connection of one key.
+            let i = PeerInfo {
+                key: PublicKey(Hash::sha256(&id.to_be_bytes()).0),
+                ..i
+            };
+            match t.admit(&key(0), &i, l, at) {
+                Admission::Accept => {}
+                Admission::Evict(v) => {
+                    t.remove(v, at, Duration::from_secs(1));
+                }
+                _ => return false,
+            }
+            insert(t, i, at);
+            true
+        };
+        for h in 0..24u8 {
+            let at = start + Duration::from_millis(u64::from(h));
+            assert!(admit(&mut t, [127, 0, 1, h + 1], at));
+        }
+        assert_eq!(t.count(Direction::Inbound), 24);
+        let is_attacker = |p: &PeerInfo| p.addr.ip() == IpAddr::from([44, 7, 0, 1]);
+        let mut honest_admitted = 0;
+        for round in 0..400u64 {
+            let at = start + Duration::from_millis(1_000 + round);
+            // Three attacker connections for each honest newcomer.
+            if round % 4 == 3 {
+                let h = 2 + (round / 4) as u8;
+                honest_admitted += usize::from(admit(&mut t, [127, 0, 2, h], at));
+            } else {
+                admit(&mut t, [44, 7, 0, 1], at);
+            }
+            let attackers = t.peers().iter().filter(|p| is_attacker(p)).count();
+            assert!(
+                attackers <= l.max_inbound_per_group,
+                "round {round}: the attacker holds {attackers} inbound slots"
+            );
+            assert_eq!(t.count(Direction::Inbound), 24);
+        }
+        // A full node of lone groups still admits honest newcomers (before: all refused).
+        assert_eq!(honest_admitted, 100, "every honest newcomer found a slot");
     }
 
     #[test]

@@ -160,8 +160,8 @@ async fn run_member(
 }
 
 /// Twelve nodes join at once, each knowing only the hub. The hub's book is still empty when they
-/// first ask it for addresses; a node short of its outbound target with nothing left to dial asks
-/// again soon (`STARVED_EXCHANGE_INTERVAL`), not only at the 5-minute exchange, so within a
+/// first ask it for addresses; a node short of its outbound target asks again soon
+/// (`BELOW_TARGET_EXCHANGE_INTERVAL`), not only at the 5-minute exchange, so within a
 /// minute every node has found most of the others.
 #[test]
 fn nodes_that_join_together_from_one_seed_find_each_other_within_a_minute() {
