@@ -29,6 +29,12 @@ const SAVE_BANS_EVERY_SLOTS: u64 = 20;
 /// network drops a block that a majority already held (found by the pp-sim crash/restart
 /// scenario).
 const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(15);
+/// After a start, a node also waits (within [`STARTUP_SYNC_GRACE`]) until this many peers are
+/// connected, or as many as it knows addresses of if fewer: one connected peer that is itself
+/// behind (restarted a moment before) says nothing about the chain the others hold (pp-sim
+/// crash/restart seed 18: two nodes restarted together, each connected only to the other, and
+/// one of them orphaned a block three nodes held).
+const STARTUP_PEERS: usize = 3;
 /// Most relayed transactions waiting together for their journal commit in the event loop.
 const MAX_ADMITTING: usize = 1_024;
 
@@ -150,7 +156,8 @@ pub(crate) async fn consensus_loop(core: Arc<Core>, mut shutdown: watch::Receive
 }
 
 /// Whether a node that started at `started` may produce: always without P2P or peers to wait
-/// for; otherwise once every connected peer's tip is at most our height (sync requests bring us
+/// for; otherwise once [`STARTUP_PEERS`] peers (or every address it knows, if fewer) are
+/// connected and every connected peer's tip is at most our height (sync requests bring us
 /// there), or after [`STARTUP_SYNC_GRACE`].
 fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
     let Some(net) = core.net() else {
@@ -160,9 +167,18 @@ fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
         return true;
     }
     let peers = net.peers();
+    let known = net.known_addrs();
     if peers.is_empty() {
         // A lone node (no address to dial) has nobody to catch up with.
-        return net.known_addrs().is_empty();
+        return known.is_empty();
+    }
+    let reachable = known
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1);
+    if peers.len() < reachable.min(STARTUP_PEERS) {
+        return false;
     }
     let height = core.chain().height();
     peers.iter().all(|p| p.tip_index <= height)

@@ -130,6 +130,21 @@ impl Target {
     }
 }
 
+/// True if `e` says only that the connection ended (closed, reset, replaced by another
+/// connection to the same node that the tie-break prefers, or our network shutting down),
+/// not that the peer failed to answer. Such a failure is not held against the peer: rotation
+/// is by identity key, and the same node is often connected again already (a restarted node
+/// and its peers dial each other at once and keep one connection of each pair), so rotating
+/// the key out would shut an honest node out of sync for [`ROTATED_OUT_FOR`]. A sync that
+/// rotated out every peer that way once stopped for good while they kept announcing blocks.
+/// (A peer that stays connected and does not answer still meets [`HEADERS_DEADLINE`].)
+fn connection_ended(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::PeerGone(_) | NetError::Io(_) | NetError::Shutdown
+    )
+}
+
 type HeadersAnswer = (PeerId, Result<Result<Vec<BlockHeader>, NetError>, ()>);
 
 /// A `get_blocks` answer: the generation and range it was for, and the result (`Err(())`: the
@@ -388,6 +403,10 @@ impl Engine {
             }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "get_headers failed");
+                if connection_ended(&e) {
+                    // Nothing to hold against the node behind it: see [`connection_ended`].
+                    return;
+                }
                 if claimed > self.best_known() {
                     self.rotate_out(
                         peer,
