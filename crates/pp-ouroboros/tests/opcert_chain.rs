@@ -4,69 +4,11 @@
 //! the stakeholder and never below it (revocation), from its first epoch on; the highest counter
 //! is per chain (a fork switch rolls it back) and a replay from the blocks recomputes it.
 
-use pp_ledger::{
-    AddOutcome, Block, BlockError, Chain, ChainError, Genesis, InitialStakeholder, KeyPair, OpCert,
-    PublicKey, Ratio, VrfEvidence,
-};
-use pp_ouroboros::{EpochState, Ouroboros, SlotClock, VrfSecretKey};
+mod common;
 
-/// Slots per epoch of the test network.
-const E: u64 = 10;
-/// A clock far after every slot used, so no block is "in the future".
-const NOW: u64 = u64::MAX / 2;
-
-struct Net {
-    genesis: Genesis,
-    cold: Vec<KeyPair>,
-    vrf: Vec<VrfSecretKey>,
-}
-
-/// Three stakeholders with stakes 1000/2000/3000, f = 1/2, 10-slot epochs, difficulty 1.
-fn network() -> Net {
-    let cold: Vec<KeyPair> = (1..=3u8).map(|i| KeyPair::from_seed([i; 32])).collect();
-    let vrf: Vec<VrfSecretKey> = (1..=3u8)
-        .map(|i| VrfSecretKey::from_seed([100 + i; 32]))
-        .collect();
-    let mut g = Genesis::devnet("k1", cold[0].public(), 0);
-    g.slots_per_epoch = E;
-    g.difficulty = 1;
-    g.initial_stakeholders[0].stake = 1_000;
-    for (i, k) in cold.iter().enumerate().skip(1) {
-        g.initial_stakeholders.push(InitialStakeholder {
-            id: format!("k{}", i + 1),
-            public_key: k.public(),
-            stake: 1_000 * (i as u64 + 1),
-            vrf_key: None,
-        });
-    }
-    let vrf_keys: Vec<PublicKey> = vrf
-        .iter()
-        .map(|s| PublicKey(*s.public().as_bytes()))
-        .collect();
-    let g = g.into_praos(Ratio { num: 1, den: 2 }, &vrf_keys);
-    g.validate().expect("test genesis is valid");
-    Net {
-        genesis: g,
-        cold,
-        vrf,
-    }
-}
-
-fn chain(net: &Net) -> Chain<Ouroboros> {
-    Chain::new(
-        net.genesis.clone(),
-        Ouroboros::new(&net.genesis).expect("praos rules"),
-    )
-    .expect("valid genesis")
-}
-
-/// The evidence stakeholder `i` proves for `slot` on top of the tip, if it leads.
-fn prove(c: &Chain<Ouroboros>, net: &Net, i: usize, slot: u64) -> Option<VrfEvidence> {
-    let state: EpochState = c.state_for_next(slot);
-    c.rules()
-        .prove_slot(&state, slot, &net.cold[i].public(), &net.vrf[i])
-        .expect("the registered key proves")
-}
+use common::*;
+use pp_ledger::{AddOutcome, Block, BlockError, Chain, ChainError, KeyPair, OpCert, VrfEvidence};
+use pp_ouroboros::{Ouroboros, SlotClock};
 
 /// The first slot after `from` where stakeholder `i` leads on top of the tip.
 fn led_slot(c: &Chain<Ouroboros>, net: &Net, i: usize, from: u64) -> (u64, VrfEvidence) {
@@ -92,7 +34,7 @@ fn block(
         clock.slot_start_ms(slot),
         net.genesis.difficulty,
         Vec::new(),
-        net.cold[i].public(),
+        net.keys[i].public(),
         vrf,
         cert,
         hot,
@@ -104,7 +46,7 @@ fn block(
 
 fn cert(net: &Net, i: usize, hot: &KeyPair, counter: u64, valid_from: u64) -> OpCert {
     OpCert::issue(
-        &net.cold[i],
+        &net.keys[i],
         hot.public(),
         counter,
         valid_from,
@@ -121,7 +63,7 @@ fn refused(c: &mut Chain<Ouroboros>, b: Block) -> BlockError {
 
 fn counter_at_tip(c: &Chain<Ouroboros>, net: &Net, i: usize) -> u64 {
     c.state_for_next(c.tip().header.slot + 1)
-        .ocert_counter(&net.cold[i].public())
+        .ocert_counter(&net.keys[i].public())
 }
 
 /// Extends the tip with stakeholder `i`'s next led block after `from` under (`cert`, `hot`).
@@ -152,7 +94,7 @@ fn a_certificate_not_signed_by_the_producers_cold_key_is_refused() {
         c.check_detached(&b),
         Err(BlockError::BadOpCertSignature {
             slot,
-            producer: net.cold[0].public()
+            producer: net.keys[0].public()
         })
     );
     assert!(matches!(
@@ -160,7 +102,7 @@ fn a_certificate_not_signed_by_the_producers_cold_key_is_refused() {
         BlockError::BadOpCertSignature { .. }
     ));
     // Signed by the right cold key for another network.
-    let other = OpCert::issue(&net.cold[0], hot.public(), 0, 0, &pp_ledger::Hash([9; 32]));
+    let other = OpCert::issue(&net.keys[0], hot.public(), 0, 0, &pp_ledger::Hash([9; 32]));
     let b = block(&net, c.tip(), 0, slot, vrf, other, &hot);
     assert!(matches!(
         refused(&mut c, b),
@@ -180,7 +122,7 @@ fn a_block_not_signed_by_the_certificates_hot_key_is_refused() {
     let (slot, vrf) = led_slot(&c, &net, 0, 1);
     let good = cert(&net, 0, &hot, 0, 0);
     // The cold key itself signs the block: not the key the certificate names.
-    let b = block(&net, c.tip(), 0, slot, vrf, good, &net.cold[0]);
+    let b = block(&net, c.tip(), 0, slot, vrf, good, &net.keys[0]);
     assert_eq!(
         c.check_detached(&b),
         Err(BlockError::BadHotKeySignature {
@@ -230,7 +172,7 @@ fn a_certificate_is_refused_before_its_first_epoch() {
 fn counters_may_rise_by_one_and_a_higher_counter_revokes_older_certificates() {
     let net = network();
     let mut c = chain(&net);
-    let me = net.cold[0].public();
+    let me = net.keys[0].public();
     let hot0 = KeyPair::from_seed([50; 32]);
     let hot1 = KeyPair::from_seed([51; 32]);
     let hot3 = KeyPair::from_seed([53; 32]);

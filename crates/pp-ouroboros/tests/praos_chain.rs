@@ -4,77 +4,16 @@
 //! outputs of the first two thirds of the previous epoch (so grinding header nonces changes
 //! nothing); and among blocks of one slot at the tip the lower leader value wins.
 
+mod common;
+
+use common::*;
 use pp_ledger::{
-    AddOutcome, Block, BlockError, Chain, ChainError, Genesis, Hash, InitialStakeholder, KeyPair,
-    PublicKey, Ratio, Transaction, VrfEvidence,
+    AddOutcome, Block, BlockError, Chain, ChainError, Genesis, Hash, PublicKey, Transaction,
+    VrfEvidence,
 };
 use pp_ouroboros::{
-    leader_value, praos_next_nonce, vrf_input, EcVrf, EpochState, Ouroboros, SlotClock, Vrf,
-    VrfSecretKey,
+    leader_value, praos_next_nonce, vrf_input, EcVrf, EpochState, Ouroboros, Vrf, VrfSecretKey,
 };
-
-/// Slots per epoch of the test network (nonce window: the first 6 slots).
-const E: u64 = 10;
-/// A clock far after every slot used, so no block is "in the future".
-const NOW: u64 = u64::MAX / 2;
-
-struct Net {
-    genesis: Genesis,
-    keys: Vec<KeyPair>,
-    vrf: Vec<VrfSecretKey>,
-}
-
-/// Three stakeholders with stakes 1000/2000/3000, f = 1/2, 10-slot epochs, difficulty 1.
-fn network() -> Net {
-    let keys: Vec<KeyPair> = (1..=3u8).map(|i| KeyPair::from_seed([i; 32])).collect();
-    let vrf: Vec<VrfSecretKey> = (1..=3u8)
-        .map(|i| VrfSecretKey::from_seed([100 + i; 32]))
-        .collect();
-    let mut g = Genesis::devnet("k1", keys[0].public(), 0);
-    g.slots_per_epoch = E;
-    g.difficulty = 1;
-    g.initial_stakeholders[0].stake = 1_000;
-    for (i, k) in keys.iter().enumerate().skip(1) {
-        g.initial_stakeholders.push(InitialStakeholder {
-            id: format!("k{}", i + 1),
-            public_key: k.public(),
-            stake: 1_000 * (i as u64 + 1),
-            vrf_key: None,
-        });
-    }
-    let vrf_keys: Vec<PublicKey> = vrf
-        .iter()
-        .map(|s| PublicKey(*s.public().as_bytes()))
-        .collect();
-    let g = g.into_praos(Ratio { num: 1, den: 2 }, &vrf_keys);
-    g.validate().expect("test genesis is valid");
-    Net {
-        genesis: g,
-        keys,
-        vrf,
-    }
-}
-
-fn chain(net: &Net) -> Chain<Ouroboros> {
-    Chain::new(
-        net.genesis.clone(),
-        Ouroboros::new(&net.genesis).expect("praos rules"),
-    )
-    .expect("valid genesis")
-}
-
-fn clock(net: &Net) -> SlotClock {
-    SlotClock::from_genesis(&net.genesis).expect("valid clock")
-}
-
-/// The evidence stakeholder `i` proves for `slot` on top of the chain's tip, if it leads.
-fn prove(chain: &Chain<Ouroboros>, net: &Net, i: usize, slot: u64) -> Option<VrfEvidence> {
-    let state = chain.state_for_next(slot);
-    chain
-        .rules()
-        .prove_slot(&state, slot, &net.keys[i].public(), &net.vrf[i])
-        .expect("the registered key proves")
-}
 
 /// A block by stakeholder `i` in `slot` on the chain's tip carrying `vrf`, mined from header
 /// nonce `start_nonce` on, with `txs`.
