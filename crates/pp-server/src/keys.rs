@@ -49,12 +49,21 @@ pub fn load_key_file(path: &Path) -> Result<KeyPair, ServerError> {
 /// Writes `key` to a new file at `path` (hex seed and a newline, mode 0600 on unix, synced).
 /// Never overwrites: a lost node key is a lost identity and a lost stake.
 pub fn save_key_file(path: &Path, key: &KeyPair) -> Result<(), ServerError> {
+    write_new_private_file(
+        path,
+        format!("{}\n", hex::encode(key.secret_bytes())).as_bytes(),
+    )
+}
+
+/// Writes `bytes` to a new file at `path`, mode 0600 on unix (set at creation, so the content
+/// is never readable by others, not even briefly), synced. Never overwrites: an existing file is
+/// `KeyFileExists`.
+pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        // Set the mode at creation so the secret is never readable by others, not even briefly.
         opts.mode(0o600);
     }
     let mut f = opts.open(path).map_err(|e| {
@@ -66,7 +75,7 @@ pub fn save_key_file(path: &Path, key: &KeyPair) -> Result<(), ServerError> {
             ServerError::io(path, e)
         }
     })?;
-    f.write_all(format!("{}\n", hex::encode(key.secret_bytes())).as_bytes())
+    f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| ServerError::io(path, e))
 }

@@ -14,7 +14,6 @@
 //! stakeholder issues later (counter ≥ 1) revokes it.
 
 use std::io::Read as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use pp_ledger::{Genesis, Hash, KeyPair, LeaderMode, OpCert, PublicKey};
@@ -81,30 +80,12 @@ pub fn load_cert_file(path: &Path) -> Result<CertFile, ServerError> {
 
 /// Writes a new certificate file (mode 0600 like the keys, synced, never overwriting).
 pub fn save_cert_file(path: &Path, file: &CertFile) -> Result<(), ServerError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            ServerError::KeyFileExists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            ServerError::io(path, e)
-        }
-    })?;
     let mut text = serde_json::to_string_pretty(file).map_err(|e| ServerError::BadOpCert {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     text.push('\n');
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| ServerError::io(path, e))
+    crate::keys::write_new_private_file(path, text.as_bytes())
 }
 
 /// Issues a certificate with the cold key `cold` for `hot_key` on the network `genesis_hash`.
