@@ -37,7 +37,7 @@ use crate::peer_table::{
     millis, AddrInfo, Admission, DialOutcome, Direction, Limits, PeerCounters, PeerId, PeerInfo,
     PeerStats, PeerTable, WallClock,
 };
-use crate::relay::Relay;
+use crate::relay::{prefill_window, Relay};
 use crate::reputation::{BanTarget, Reputation};
 use crate::stats::{HandshakeFailure, NetStats, NetStatsSnapshot};
 use crate::transport::{TcpTransport, Transport};
@@ -988,8 +988,10 @@ impl<T: Transport> Network<T> {
     }
 
     /// Announce a block to every peer but `except`, without waiting: as a `compact_block` to
-    /// peers that asked for compact relay (the transactions whose ids still wait to be announced
-    /// to the peer are prefilled: it cannot have them from us), as a `new_block` to the others. The block is kept to answer `get_block_txs`.
+    /// peers that asked for compact relay, as a `new_block` to the others. A compact block
+    /// prefills the transactions the peer may lack from us: ids still waiting to be announced to
+    /// it, and ids announced within [`prefill_window`] of its round trip that it has not fetched
+    /// from us. The block is kept to answer `get_block_txs`.
     /// A peer whose send queue is full misses it (counted in [`Network::dropped_broadcasts`]);
     /// it will catch up by sync.
     pub fn broadcast_block(&self, block: &Block, except: Option<PeerId>) {
@@ -998,6 +1000,20 @@ impl<T: Transport> Network<T> {
         let max = self.shared.config.max_frame_bytes;
         let mut full = Vec::new();
         let mut compact = Vec::new();
+        let now = Instant::now();
+        // Read before the relay lock: the two locks are never held together.
+        let rtts: BTreeMap<PeerId, Option<std::time::Duration>> = self
+            .shared
+            .table()
+            .peers()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.id,
+                    p.stats.min_rtt_us.map(std::time::Duration::from_micros),
+                )
+            })
+            .collect();
         {
             let mut relay = self.shared.relay();
             relay.note_block(hash, Arc::new(block.clone()));
@@ -1007,8 +1023,10 @@ impl<T: Transport> Network<T> {
                     full.push(peer);
                     continue;
                 }
-                let waiting = relay.waiting(peer);
-                let cb = CompactBlock::build(block, nonce, |_, tx| waiting.contains(&tx.id()));
+                let rtt = rtts.get(&peer).copied().flatten();
+                let window = prefill_window(rtt);
+                let prefill = relay.prefill(peer, now, window);
+                let cb = CompactBlock::build(block, nonce, |_, tx| prefill.contains(&tx.id()));
                 for tx in &block.transactions {
                     relay.mark_known(peer, tx.id());
                 }

@@ -10,6 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use pp_ledger::{Block, Hash, Transaction};
 
@@ -30,6 +33,28 @@ pub const MAX_ASKED: usize = 4_096;
 pub const RECENT_BLOCKS: usize = 8;
 /// Compact blocks being rebuilt at once.
 pub const MAX_REBUILDS: usize = 8;
+/// How long after an id went to a peer in `inv_txs` a compact block still sends that transaction
+/// in full, when the peer's round trip is not known yet (see [`prefill_window`]).
+pub const PREFILL_WINDOW_UNKNOWN_RTT: Duration = Duration::from_millis(250);
+/// The shortest and longest prefill windows, whatever the measured round trip.
+pub const PREFILL_WINDOW_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(20), Duration::from_secs(1));
+/// Added to the round trip for the peer's processing and queues.
+pub const PREFILL_MARGIN: Duration = Duration::from_millis(25);
+
+/// How long a transaction announced to a peer may still be missing there. Our `inv_txs` sent at
+/// t reaches the peer at t + L (L the one-way latency); if it asks us, our answer reaches it at
+/// t + 3L. A block we send at b reaches it at b + L, so the transaction is missing there when
+/// b − t < 2L, one round trip: the window is the peer's best round trip plus [`PREFILL_MARGIN`],
+/// within [`PREFILL_WINDOW_BOUNDS`], and [`PREFILL_WINDOW_UNKNOWN_RTT`] before a keepalive has
+/// measured the round trip. A peer that got the transaction from someone else sooner makes the
+/// prefill redundant: the window trades those bytes against a `get_block_txs` round trip.
+pub fn prefill_window(min_rtt: Option<Duration>) -> Duration {
+    match min_rtt {
+        None => PREFILL_WINDOW_UNKNOWN_RTT,
+        Some(rtt) => (rtt + PREFILL_MARGIN).clamp(PREFILL_WINDOW_BOUNDS.0, PREFILL_WINDOW_BOUNDS.1),
+    }
+}
 
 /// A set that forgets its oldest member beyond its capacity.
 #[derive(Debug)]
@@ -79,6 +104,11 @@ struct PeerRelay {
     told: bool,
     known: RollingSet,
     pending: VecDeque<Hash>,
+    /// Ids sent to the peer in `inv_txs` and not fetched from us since, with when they were
+    /// sent (at most [`PENDING_PER_PEER`], the oldest forgotten first): the peer may still be
+    /// fetching them, so a compact block prefills them for a while.
+    announced: HashMap<Hash, Instant>,
+    announced_order: VecDeque<(Instant, Hash)>,
 }
 
 impl PeerRelay {
@@ -88,6 +118,36 @@ impl PeerRelay {
             told: false,
             known: RollingSet::new(KNOWN_PER_PEER),
             pending: VecDeque::new(),
+            announced: HashMap::new(),
+            announced_order: VecDeque::new(),
+        }
+    }
+
+    fn note_announced(&mut self, id: Hash, now: Instant) {
+        self.announced.insert(id, now);
+        self.announced_order.push_back((now, id));
+        while self.announced_order.len() > PENDING_PER_PEER {
+            self.forget_oldest_announced();
+        }
+    }
+
+    fn forget_oldest_announced(&mut self) {
+        if let Some((at, old)) = self.announced_order.pop_front() {
+            // A newer announcement of the same id keeps its own entry.
+            if self.announced.get(&old) == Some(&at) {
+                self.announced.remove(&old);
+            }
+        }
+    }
+
+    /// Forget announcements older than `window`.
+    fn expire_announced(&mut self, now: Instant, window: Duration) {
+        while self
+            .announced_order
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= window)
+        {
+            self.forget_oldest_announced();
         }
     }
 }
@@ -167,13 +227,36 @@ impl Relay {
         }
     }
 
-    /// The ids still waiting to be announced to `peer`: it cannot have them from us yet, so a
-    /// compact block sends those transactions in full.
-    pub(crate) fn waiting(&self, peer: PeerId) -> HashSet<Hash> {
-        self.peers
-            .get(&peer)
-            .map(|p| p.pending.iter().copied().collect())
-            .unwrap_or_default()
+    /// The ids a compact block to `peer` sends in full: those still waiting to be announced to
+    /// it (it cannot have them from us yet), and those we announced less than `window` ago
+    /// that it has not fetched from us (it may still be fetching them). Older announcements are
+    /// forgotten here.
+    pub(crate) fn prefill(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        window: Duration,
+    ) -> HashSet<Hash> {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return HashSet::new();
+        };
+        p.expire_announced(now, window.min(PREFILL_WINDOW_BOUNDS.1));
+        p.pending
+            .iter()
+            .copied()
+            .chain(p.announced.keys().copied())
+            .collect()
+    }
+
+    /// `peer` fetched `ids` from us (`get_txs`): it holds them once our answer arrives, so
+    /// compact blocks no longer prefill them.
+    pub(crate) fn served(&mut self, peer: PeerId, ids: impl IntoIterator<Item = Hash>) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            for id in ids {
+                p.known.insert(id);
+                p.announced.remove(&id);
+            }
+        }
     }
 
     /// Announce `tx` to every peer but `except`: it enters the relay cache, its id is queued for
@@ -211,14 +294,18 @@ impl Relay {
         }
     }
 
-    /// Take the ids waiting for each peer, at most `max` per peer.
-    pub(crate) fn take_pending(&mut self, max: usize) -> Vec<(PeerId, Vec<Hash>)> {
+    /// Take the ids waiting for each peer, at most `max` per peer, to be announced at `now`.
+    pub(crate) fn take_pending(&mut self, max: usize, now: Instant) -> Vec<(PeerId, Vec<Hash>)> {
         self.peers
             .iter_mut()
             .filter(|(_, p)| !p.pending.is_empty())
             .map(|(id, p)| {
                 let n = p.pending.len().min(max);
-                (*id, p.pending.drain(..n).collect())
+                let ids: Vec<Hash> = p.pending.drain(..n).collect();
+                for h in &ids {
+                    p.note_announced(*h, now);
+                }
+                (*id, ids)
             })
             .collect()
     }
@@ -337,14 +424,72 @@ mod tests {
         let t = tx(0);
         let targets = r.announce_tx(&t, Some(PeerId(2)));
         assert_eq!(targets.full, vec![PeerId(3)]);
-        assert_eq!(r.waiting(PeerId(1)), HashSet::from([t.id()]));
-        assert_eq!(r.take_pending(1000), vec![(PeerId(1), vec![t.id()])]);
-        assert!(r.waiting(PeerId(1)).is_empty());
+        assert_eq!(
+            r.prefill(PeerId(1), Instant::now(), Duration::ZERO),
+            HashSet::from([t.id()])
+        );
+        assert_eq!(
+            r.take_pending(1000, Instant::now()),
+            vec![(PeerId(1), vec![t.id()])]
+        );
+        assert!(r
+            .prefill(PeerId(1), Instant::now(), Duration::ZERO)
+            .is_empty());
         // Known now to 1 and 3: not announced to them again.
         let again = r.announce_tx(&t, None);
         assert!(again.full.is_empty());
-        assert_eq!(r.take_pending(1000), vec![(PeerId(2), vec![t.id()])]);
+        assert_eq!(
+            r.take_pending(1000, Instant::now()),
+            vec![(PeerId(2), vec![t.id()])]
+        );
         assert_eq!(r.cached_tx(&t.id()), Some(t));
+    }
+
+    #[test]
+    fn compact_blocks_prefill_what_a_peer_may_still_be_fetching() {
+        let mut r = Relay::new();
+        r.add_peer(PeerId(1));
+        r.peer_wants_compact(PeerId(1));
+        let (a, b, c) = (tx(1), tx(2), tx(3));
+        let t0 = Instant::now();
+        let window = Duration::from_millis(300);
+        r.announce_tx(&a, None);
+        r.announce_tx(&b, None);
+        assert_eq!(r.take_pending(1000, t0).len(), 1);
+        r.announce_tx(&c, None);
+        // `c` waits for the next `inv_txs`; `a` and `b` went out at t0 and may be in flight.
+        let ids = |v: &[&Transaction]| v.iter().map(|t| t.id()).collect::<HashSet<Hash>>();
+        assert_eq!(r.prefill(PeerId(1), t0, window), ids(&[&a, &b, &c]));
+        // The peer fetched `a` from us: it holds it.
+        r.served(PeerId(1), [a.id()]);
+        let later = t0 + Duration::from_millis(299);
+        assert_eq!(r.prefill(PeerId(1), later, window), ids(&[&b, &c]));
+        // A window after the announcement the peer has had time to fetch `b` from anyone.
+        assert_eq!(r.prefill(PeerId(1), t0 + window, window), ids(&[&c]));
+        // Announcements are bounded per peer.
+        for i in 0..(PENDING_PER_PEER + 10) as u64 {
+            r.announce_tx(&tx(100 + i), None);
+            r.take_pending(1000, t0 + window);
+        }
+        assert_eq!(r.peers[&PeerId(1)].announced.len(), PENDING_PER_PEER);
+        assert_eq!(r.peers[&PeerId(1)].announced_order.len(), PENDING_PER_PEER);
+    }
+
+    #[test]
+    fn the_prefill_window_follows_the_round_trip_within_bounds() {
+        assert_eq!(prefill_window(None), PREFILL_WINDOW_UNKNOWN_RTT);
+        assert_eq!(
+            prefill_window(Some(Duration::from_millis(150))),
+            Duration::from_millis(175)
+        );
+        assert_eq!(
+            prefill_window(Some(Duration::from_micros(40))),
+            Duration::from_micros(25_040)
+        );
+        assert_eq!(
+            prefill_window(Some(Duration::from_secs(5))),
+            PREFILL_WINDOW_BOUNDS.1
+        );
     }
 
     #[test]
@@ -357,7 +502,7 @@ mod tests {
         assert_eq!(want, vec![t.id()]);
         r.fetched(&want, &want);
         r.announce_tx(&t, None);
-        assert!(r.take_pending(1000).is_empty());
+        assert!(r.take_pending(1000, Instant::now()).is_empty());
     }
 
     #[test]
@@ -396,7 +541,7 @@ mod tests {
         assert_eq!(seen, SEEN);
         assert_eq!(dropped as usize, n - PENDING_PER_PEER);
         assert_eq!(r.peers[&PeerId(1)].known.len(), KNOWN_PER_PEER);
-        let first = r.take_pending(1000);
+        let first = r.take_pending(1000, Instant::now());
         assert_eq!(first[0].1.len(), 1000);
         let ids: Vec<Hash> = (0..(MAX_ASKED + 5) as u64)
             .map(|i| Hash::sha256(&i.to_be_bytes()))

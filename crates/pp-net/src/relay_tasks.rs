@@ -148,12 +148,7 @@ pub(crate) fn txs_answer(
         .into_iter()
         .filter_map(|(id, tx)| tx.or_else(|| shared.view.get_tx(&id)))
         .collect();
-    {
-        let mut relay = shared.relay();
-        for tx in &txs {
-            relay.mark_known(info.id, tx.id());
-        }
-    }
+    shared.relay().served(info.id, txs.iter().map(|tx| tx.id()));
     encode_message(&Message::Txs { request_id, txs }, max)
 }
 
@@ -358,7 +353,9 @@ pub(crate) async fn flush_loop(shared: Arc<Shared>) {
             _ = tick.tick() => {}
         }
         for _ in 0..FLUSH_ROUNDS {
-            let batches = shared.relay().take_pending(MAX_INV_IDS);
+            let batches = shared
+                .relay()
+                .take_pending(MAX_INV_IDS, tokio::time::Instant::now());
             if batches.is_empty() {
                 break;
             }

@@ -339,3 +339,53 @@ async fn oversized_and_malformed_relay_messages_are_refused_and_scored() {
     );
     b.shutdown().await;
 }
+
+/// A peer that was just announced some transactions by id may still be fetching them when the
+/// block that holds them is announced: the compact block carries those in full (no round trip),
+/// and the ones the peer already fetched from us as short ids.
+#[tokio::test]
+async fn a_compact_block_prefills_what_the_peer_was_announced_but_has_not_fetched() {
+    let (b, _eb, _pb) = start_pool("b", true).await;
+    let mut raw = raw_handshaken(&b, "raw").await;
+    raw.send(Message::CompactRelay { version: 1 })
+        .await
+        .unwrap();
+    assert!(eventually(5, || count(&b.stats().messages_in, "compact_relay") >= 1).await);
+    let block = make_chain(1, 4).remove(0);
+    let txs = &block.transactions;
+    for tx in txs {
+        b.broadcast_tx(tx, None);
+    }
+    // The four ids arrive in one or more `inv_txs`; the peer fetches only the first.
+    let mut announced = Vec::new();
+    while announced.len() < txs.len() {
+        match next_non_ping(&mut raw, 5).await {
+            Some(Ok(Message::InvTxs { ids })) => announced.extend(ids),
+            Some(Ok(Message::CompactRelay { .. })) => {}
+            other => panic!("expected inv_txs, got {other:?}"),
+        }
+    }
+    raw.send(Message::GetTxs {
+        request_id: 1,
+        ids: vec![txs[0].id()],
+    })
+    .await
+    .unwrap();
+    match next_non_ping(&mut raw, 5).await {
+        Some(Ok(Message::Txs { txs: got, .. })) => assert_eq!(got, vec![txs[0].clone()]),
+        other => panic!("expected txs, got {other:?}"),
+    }
+    b.broadcast_block(&block, None);
+    let cb = match next_non_ping(&mut raw, 5).await {
+        Some(Ok(Message::CompactBlock(cb))) => cb,
+        other => panic!("expected compact_block, got {other:?}"),
+    };
+    let prefilled: Vec<u32> = cb.prefilled.iter().map(|p| p.index).collect();
+    assert_eq!(
+        prefilled,
+        vec![1, 2, 3],
+        "announced, not fetched: sent in full"
+    );
+    assert_eq!(cb.short_ids.len(), 1, "fetched from us: a short id");
+    b.shutdown().await;
+}
