@@ -432,9 +432,9 @@ fn submit_transfer(
     to: &KeyPair,
     amount: u64,
 ) -> String {
-    let key = pp_server::keys::read_key(&dir.join(format!("node{from}")))
-        .expect("read key")
-        .expect("key exists");
+    // The stakeholder's account key: a praos testnet keeps it in cold/, off the node.
+    let key = pp_server::keys::load_key_file(&dir.join(format!("cold/node{from}.key")))
+        .expect("read the stakeholder key");
     let st = lab.status(via).expect("status");
     let genesis: Hash = st["genesis_hash"]
         .as_str()
