@@ -186,12 +186,50 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         }
     }
+    warn_short_nonce_tail(&network);
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(serve(config, matches!(network, Network::BuiltInDevnet(_))))
+}
+
+/// Warns when a praos network's nonce window leaves a settled tail shorter than the stability
+/// window (docs/leader-election.md §10.4): the network runs, but a rollback within `k` can still
+/// change the next epoch's nonce. A warning, not a genesis error: the devnet and testnet
+/// parameters (short epochs for fast tests, k = 100) have such a tail by design. On the built-in
+/// devnet, whose parameters the operator cannot choose, it is an info line.
+fn warn_short_nonce_tail(network: &Network) {
+    let (Network::File(g) | Network::BuiltInDevnet(g) | Network::Stored(g)) = network;
+    let Some((tail, stability)) = pp_ouroboros::short_nonce_tail(g) else {
+        return;
+    };
+    let message = format!(
+        "praos nonce window: the last {tail} slots of an epoch are settled before the next \
+         nonce is used, fewer than the stability window 3k/f = {stability} slots; a rollback the \
+         rules allow (up to k = {} blocks) can still replace blocks whose VRF outputs make that \
+         nonce. Fine for a devnet; a public network wants slots_per_epoch >= 9k/f \
+         (docs/leader-election.md §10.4)",
+        g.k
+    );
+    if matches!(network, Network::BuiltInDevnet(_)) {
+        info!(
+            slots_per_epoch = g.slots_per_epoch,
+            k = g.k,
+            settled_tail_slots = tail,
+            stability_window_slots = stability,
+            "{message}"
+        );
+    } else {
+        tracing::warn!(
+            slots_per_epoch = g.slots_per_epoch,
+            k = g.k,
+            settled_tail_slots = tail,
+            stability_window_slots = stability,
+            "{message}"
+        );
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit, so that many peers and HTTP clients
