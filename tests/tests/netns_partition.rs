@@ -434,9 +434,15 @@ fn submit_transfer(
     to: &KeyPair,
     amount: u64,
 ) -> String {
-    // The stakeholder's account key: a praos testnet keeps it in cold/, off the node.
-    let key = pp_server::keys::load_key_file(&dir.join(format!("cold/node{from}.key")))
-        .expect("read the stakeholder key");
+    // The stakeholder's account key: a praos testnet keeps it in cold/, off the node; a classic
+    // one is the node's node.key (as `Testnet::account_key`).
+    let cold = dir.join(format!("cold/node{from}.key"));
+    let path = if cold.exists() {
+        cold
+    } else {
+        dir.join(format!("node{from}/node.key"))
+    };
+    let key = pp_server::keys::load_key_file(&path).expect("read the stakeholder key");
     let st = lab.status(via).expect("status");
     let genesis: Hash = st["genesis_hash"]
         .as_str()
