@@ -402,9 +402,9 @@ async fn run(seed: u64) {
 
     let senders = (0..NODES)
         .map(|i| {
-            let key = pp_server::keys::read_key(&net.node_dir(i))
-                .expect("read node key")
-                .expect("node key exists");
+            // The stakeholder's account key (a praos testnet's cold key, off the node).
+            let key = pp_server::keys::load_key_file(&net.account_key(i))
+                .expect("read the stakeholder key");
             Sender {
                 account: key.public().to_hex(),
                 key,

@@ -263,9 +263,23 @@ async fn the_built_in_devnet_and_every_client_command_in_text_and_json() {
 
         // bond (first bond names the stakeholder), in JSON with --wait: two documents, the
         // submission's answer and the block holding the bond.
+        // The devnet is a praos network: a bond registers a VRF key (bob's development one).
         let out = ok(&[
-            "tx", "bond", "--key", "dev:bob", "--id", "bob", "--amount", "1000", "--wait",
-            "--output", "json", n[0], n[1],
+            "tx",
+            "bond",
+            "--key",
+            "dev:bob",
+            "--id",
+            "bob",
+            "--amount",
+            "1000",
+            "--vrf-key",
+            "dev:bob",
+            "--wait",
+            "--output",
+            "json",
+            n[0],
+            n[1],
         ]);
         let docs = json_docs(&out);
         assert_eq!(docs.len(), 2, "{out}");
@@ -282,8 +296,37 @@ async fn the_built_in_devnet_and_every_client_command_in_text_and_json() {
         );
         // A later bond repeats the id by itself; unbond moves stake back.
         ok(&[
-            "tx", "bond", "--key", "dev:bob", "--amount", "10", "--wait", n[0], n[1],
+            "tx",
+            "bond",
+            "--key",
+            "dev:bob",
+            "--amount",
+            "10",
+            "--vrf-key",
+            "dev:bob",
+            "--wait",
+            n[0],
+            n[1],
         ]);
+        // Without a VRF key, or with another one than the first bond registered, the node
+        // refuses the bond by name; nothing is bonded.
+        let out = fails(&[
+            "tx", "bond", "--key", "dev:bob", "--amount", "10", n[0], n[1],
+        ]);
+        assert!(out.stderr.contains("missing_vrf_key"), "{out:?}");
+        let out = fails(&[
+            "tx",
+            "bond",
+            "--key",
+            "dev:bob",
+            "--amount",
+            "10",
+            "--vrf-key",
+            "dev:carol",
+            n[0],
+            n[1],
+        ]);
+        assert!(out.stderr.contains("vrf_key_mismatch"), "{out:?}");
         ok(&[
             "tx", "unbond", "--key", "dev:bob", "--amount", "400", "--wait", n[0], n[1],
         ]);
@@ -709,6 +752,15 @@ async fn purge_resets_the_devnet_and_an_old_random_devnet_keeps_working() {
         wait_height(&url, 1).await;
         let g = status(&client, &url).await.unwrap()["genesis_hash"].clone();
         assert!(node.terminate(Duration::from_secs(15)).unwrap().success());
+        // The praos devnet's short epochs leave a nonce tail below the stability window: said
+        // once at start (docs/leader-election.md §10.4).
+        let log = node.log_text();
+        assert_eq!(
+            log.matches("praos nonce window").count(),
+            1,
+            "settled_tail_slots=200 stability_window_slots=600 expected once: {log}"
+        );
+        assert!(log.contains("settled_tail_slots=200 stability_window_slots=600"));
         g
     };
     // stdin is not a terminal here: without --yes nothing is deleted.
@@ -756,6 +808,51 @@ async fn purge_resets_the_devnet_and_an_old_random_devnet_keeps_working() {
         log.contains("older ppd") && log.contains("ppd purge"),
         "{log}"
     );
+    drop(node);
+
+    // A data dir of the classic built-in devnet (what ppd wrote before Praos became the
+    // default: the classic genesis and alice's key as node.key) keeps running that network
+    // with alice producing, and says how to switch.
+    let classic = dir.path().join("classic");
+    std::fs::create_dir(&classic).unwrap();
+    // It is the built-in genesis (as the praos devnet above stored it) in classic mode.
+    let mut g =
+        pp_ledger::Genesis::from_json(&std::fs::read(data.join("genesis.json")).unwrap()).unwrap();
+    assert_eq!(g.leader_mode, pp_ledger::LeaderMode::Praos);
+    g.leader_mode = pp_ledger::LeaderMode::Classic;
+    g.active_slot_coeff = None;
+    g.initial_stakeholders[0].vrf_key = None;
+    assert_eq!(
+        g.hash().to_hex(),
+        "af3d7d149fb6ad3cbbd8500047d862afefcc44ee6aaca85bf9f1e95b00003b17"
+    );
+    std::fs::write(classic.join("genesis.json"), g.to_json_pretty()).unwrap();
+    pp_server::keys::write_key(&classic, &pp_server::dev_key("alice")).unwrap();
+    let args = vec![
+        "--data-dir".to_string(),
+        classic.display().to_string(),
+        "--http".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let node = Node::spawn("classic", port, &args, &dir.path().join("4.log")).unwrap();
+    wait_height(&url, 2).await;
+    let st = status(&client, &url).await.unwrap();
+    assert_eq!(st["genesis_hash"], g.hash().to_hex());
+    assert_eq!(st["node_id"], "alice");
+    let block: Value = get_json(&client, &format!("{url}/blocks/2")).await.unwrap();
+    assert_eq!(block["header"]["producer"], dev_account("alice"));
+    assert_eq!(
+        block["header"]["version"],
+        pp_ledger::BLOCK_VERSION,
+        "a classic header: {block}"
+    );
+    assert!(block["header"].get("vrf").is_none(), "{block}");
+    let log = node.log_text();
+    assert!(
+        log.contains("classic built-in devnet") && log.contains("ppd purge"),
+        "{log}"
+    );
+    assert!(!log.contains("praos nonce window"), "classic: {log}");
 }
 
 /// Shell completions and man pages are generated by commands.

@@ -39,7 +39,8 @@ fn target(i: usize) -> u64 {
         TARGET
     }
 }
-const SLOT_MS: u64 = 500;
+/// 250 ms: on the praos testnet (f = 1/2) a block about every 500 ms, as 500 ms classic slots gave.
+const SLOT_MS: u64 = 250;
 const UP: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 

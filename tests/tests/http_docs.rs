@@ -383,10 +383,9 @@ async fn start() -> Net {
         .unwrap()
         .trim()
         .to_string();
-    let seed = std::fs::read_to_string(net.node_dir(0).join("node.key")).unwrap();
-    let mut s = [0u8; 32];
-    hex::decode_to_slice(seed.trim(), &mut s).unwrap();
-    let key = pp_ledger::KeyPair::from_seed(s);
+    // node0's funded stakeholder key (a praos testnet's cold key; on the devnet of the docs,
+    // the node key is that key).
+    let key = pp_server::keys::load_key_file(&net.account_key(0)).unwrap();
     let st = get_json(&client, &format!("{base}/status")).await.unwrap();
     let genesis_hash = pp_ledger::Hash::from_hex(st["genesis_hash"].as_str().unwrap()).unwrap();
     // One connected peer (node1) so that /peers lists one; node2 is left for `POST /peers`.
@@ -519,7 +518,9 @@ async fn check_events(n: &Net, doc_body: &str) -> Result<(), String> {
 
 /// Runs a `ppd` example: it succeeds, and prints what is documented (hex values aside).
 fn run_ppd(n: &Net, ex: &Example, words: &[String]) -> Result<(), String> {
-    let key = n.net.node_dir(0).join("node.key").display().to_string();
+    // The docs' `ppd-data/node.key` is the devnet's funded producer key: here node0's
+    // stakeholder key.
+    let key = n.net.account_key(0).display().to_string();
     let args: Vec<String> = words[1..]
         .iter()
         .map(|w| match w.as_str() {

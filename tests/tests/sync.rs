@@ -15,8 +15,9 @@ async fn fresh_node_with_empty_data_dir_syncs_500_blocks() {
     // Build ppd before the clock starts: a cold build must not eat the test's time bound.
     pp_integration_tests::ppd_bin();
     let test = async {
-        // One stakeholder leading every 20 ms slot builds 500 blocks in about 10 s.
-        let mut net = Testnet::write(1, &["--slot-ms", "20", "--start-delay-ms", "500"]).unwrap();
+        // One stakeholder leading about half of the 10 ms slots (praos, f = 1/2) builds 500
+        // blocks in about 10 s.
+        let mut net = Testnet::write(1, &["--slot-ms", "10", "--start-delay-ms", "500"]).unwrap();
         net.start_all().unwrap();
         let source = net.urls()[0].clone();
         let client = http();

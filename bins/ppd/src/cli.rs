@@ -25,8 +25,8 @@ pub const DEFAULT_NODE: &str = "http://127.0.0.1:8080";
     about = "pp-ledger node daemon and command-line tools",
     long_about = "pp-ledger node daemon and command-line tools.\n\n\
         With no subcommand, `ppd` runs a node exactly as `ppd run` does (the same options are \
-        accepted): by default a single-node devnet with the built-in genesis, producing blocks \
-        with the well-known key dev:alice, data in ./ppd-data, HTTP API on 127.0.0.1:8080, \
+        accepted): by default a single-node devnet with the built-in genesis (Praos leader \
+        election), producing blocks with the well-known key dev:alice, data in ./ppd-data, HTTP API on 127.0.0.1:8080, \
         peer-to-peer networking off. dev:alice, dev:bob and dev:charlie hold 1000000000 coins \
         each. Stop it with Ctrl-C (SIGINT) or SIGTERM; reset it with `ppd purge`.\n\n\
         Settings: flags > PPD_* environment variables > config file > defaults.",
@@ -34,12 +34,12 @@ pub const DEFAULT_NODE: &str = "http://127.0.0.1:8080";
         ppd                                         # single-node devnet (dev:alice produces)\n  \
         ppd account dev:bob                         # balance, nonce, pending of an account\n  \
         ppd tx transfer --key dev:alice --to dev:bob --amount 10 --wait\n  \
-        ppd tx bond --key dev:bob --id bob --amount 1000 --wait\n  \
+        ppd tx bond --key dev:bob --id bob --amount 1000 --vrf-key dev:bob --wait\n  \
         ppd tx status <TX_ID>\n  \
         ppd block 1                                 # or a block hash\n  \
         ppd status --output json\n  \
         ppd purge --data-dir ./ppd-data --yes       # reset the devnet\n  \
-        ppd testnet --nodes 3 --dir ./net           # write a 3-node loopback testnet\n  \
+        ppd testnet --nodes 3 --dir ./net           # write a 3-node loopback praos testnet\n  \
         ppd run --config ./net/node0/ppd.toml       # start one of its nodes\n  \
         ppd peers\n  \
         ppd peers add 127.0.0.1:9001 --data-dir ./ppd-data  # reads ./ppd-data/admin.token\n  \
@@ -230,6 +230,18 @@ impl KeySpec {
             }),
         }
     }
+
+    /// The public VRF key of a VRF key given on the command line: for `dev:NAME` the development
+    /// VRF key of stakeholder NAME ([`pp_server::praos::dev_vrf_seed`], the one the built-in
+    /// devnet registers for alice), for a file the VRF seed it holds (`vrf.key`, the key-file
+    /// format).
+    pub fn load_vrf_public(&self) -> Result<PublicKey, KeyError> {
+        let seed = match self {
+            KeySpec::Dev(name) => pp_server::praos::dev_vrf_seed(name),
+            KeySpec::File(_) => self.load()?.secret_bytes(),
+        };
+        Ok(pp_server::praos::vrf_public_of(seed))
+    }
 }
 
 /// An account on the command line: 64 hex characters, or `dev:NAME` for a development key's
@@ -404,10 +416,11 @@ pub struct TestnetArgs {
     /// Network name written into the genesis.
     #[arg(long, value_name = "NAME", default_value = "pp-testnet")]
     pub network: String,
-    /// Leader election: `classic` (public schedule, one leader per slot) or `praos` (private
-    /// VRF election, f = 1/2; every node gets `vrf.key`, `hot.key` and `opcert.json` next to its
-    /// `node.key`, and the stakeholders' cold keys go to DIR/cold/, off the nodes).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = TestnetLeaderMode::Classic)]
+    /// Leader election: `praos` (private VRF election, f = 1/2; every node gets `vrf.key`,
+    /// `hot.key` and `opcert.json` next to its `node.key`, and the stakeholders' cold keys go to
+    /// DIR/cold/, off the nodes) or `classic` (public schedule, one leader per slot, the nodes
+    /// hold the stakeholder keys; kept for compatibility).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = TestnetLeaderMode::Praos)]
     pub leader_mode: TestnetLeaderMode,
 }
 
@@ -446,13 +459,13 @@ pub struct OpcertIssueArgs {
     pub out: PathBuf,
 }
 
-/// `ppd testnet --leader-mode`.
+/// `ppd testnet --leader-mode`: Praos, the default of new networks, or classic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum TestnetLeaderMode {
     /// Ouroboros classic (docs/leader-election.md §1–§8).
-    #[default]
     Classic,
-    /// Ouroboros Praos (docs/leader-election.md §10).
+    /// Ouroboros Praos (docs/leader-election.md §10): the default.
+    #[default]
     Praos,
 }
 
@@ -524,11 +537,12 @@ pub struct BondArgs {
     #[arg(long, value_name = "NAME")]
     pub id: Option<String>,
     /// Praos networks: the VRF key file of the stakeholder's node (`vrf.key`, next to its
-    /// `node.key`); the bond registers its public key, which its node proves leadership with.
-    /// Every bond on a praos network carries one (later bonds repeat the first); a classic
-    /// network's bond carries none.
-    #[arg(long, value_name = "FILE")]
-    pub vrf_key: Option<std::path::PathBuf>,
+    /// `node.key`), or dev:NAME for NAME's development VRF key; the bond registers its public
+    /// key, which its node proves leadership with. Every bond on a praos network (the built-in
+    /// devnet, `ppd testnet`) carries one (later bonds repeat the first); a classic network's
+    /// bond carries none.
+    #[arg(long, value_name = "FILE|dev:NAME")]
+    pub vrf_key: Option<KeySpec>,
     /// Key, amount, fee, waiting, node and output.
     #[command(flatten)]
     pub submit: SubmitArgs,
@@ -943,5 +957,48 @@ mod tests {
             (t.base_http_port, t.base_p2p_port, t.slot_ms),
             (8080, 9000, 1000)
         );
+        // Praos is the default of new testnets; classic stays available.
+        assert_eq!(t.leader_mode, TestnetLeaderMode::Praos);
+        let cli = Cli::try_parse_from([
+            "ppd",
+            "testnet",
+            "--nodes",
+            "3",
+            "--dir",
+            "d",
+            "--leader-mode",
+            "classic",
+        ])
+        .unwrap();
+        let Some(Command::Testnet(t)) = cli.command else {
+            panic!("not testnet")
+        };
+        assert_eq!(t.leader_mode, TestnetLeaderMode::Classic);
+    }
+
+    #[test]
+    fn a_vrf_key_is_a_file_or_a_dev_name() {
+        let dev: KeySpec = "dev:bob".parse().unwrap();
+        assert_eq!(
+            dev.load_vrf_public().unwrap(),
+            pp_server::praos::vrf_public_of(pp_server::praos::dev_vrf_seed("bob"))
+        );
+        // Not the signing key's seed: the VRF key has its own derivation.
+        assert_ne!(
+            dev.load_vrf_public().unwrap(),
+            pp_server::praos::vrf_public_of(dev_key("bob").secret_bytes())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        pp_server::praos::write_vrf_seed(dir.path(), [7; 32]).unwrap();
+        let file = KeySpec::File(dir.path().join("vrf.key"));
+        assert_eq!(
+            file.load_vrf_public().unwrap(),
+            pp_server::praos::vrf_public_of([7; 32])
+        );
+        let missing = KeySpec::File(dir.path().join("missing.key"));
+        assert!(matches!(
+            missing.load_vrf_public(),
+            Err(KeyError::Read { .. })
+        ));
     }
 }

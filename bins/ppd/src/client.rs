@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cli::{
-    BlockArgs, BlockRef, BondArgs, ClientArgs, Output, PeersAddArgs, SubmitArgs, TransferArgs,
-    TxStatusArgs, UnbondArgs,
+    BlockArgs, BlockRef, BondArgs, ClientArgs, KeySpec, Output, PeersAddArgs, SubmitArgs,
+    TransferArgs, TxStatusArgs, UnbondArgs,
 };
 use crate::show;
 
@@ -471,14 +471,11 @@ pub(crate) async fn transfer(args: &TransferArgs) -> anyhow::Result<()> {
 pub(crate) async fn bond(args: &BondArgs) -> anyhow::Result<()> {
     let s = &args.submit;
     let key = s.key.load()?;
-    let vrf_key = match &args.vrf_key {
-        Some(path) => Some(pp_ledger::PublicKey(
-            *pp_server::praos::load_vrf_key_file(path)?
-                .public()
-                .as_bytes(),
-        )),
-        None => None,
-    };
+    let vrf_key = args
+        .vrf_key
+        .as_ref()
+        .map(KeySpec::load_vrf_public)
+        .transpose()?;
     let client = NodeClient::new(&s.client.node)?;
     let (id, answer) = submit(&client, &key, s, |account| {
         let stakeholder_id = match (&args.id, &account.stakeholder_id) {

@@ -5,8 +5,16 @@
 //!   is `Blake2b-256("pp-ledger/dev-key/v1" ‖ NAME)`. Anyone can compute them: never hold value
 //!   under a dev key.
 //! * Funded accounts: `dev:alice`, `dev:bob` and `dev:charlie` hold [`DEV_BALANCE`] each;
-//!   `dev:alice` is the only stakeholder (id `alice`, stake [`DEV_STAKE`]), so a devnet node
-//!   running with her key leads every slot.
+//!   `dev:alice` is the only stakeholder (id `alice`, stake [`DEV_STAKE`]).
+//! * Leader election: Praos, the default of new networks (docs/leader-election.md §10), with
+//!   active slot coefficient f = 1/2 ([`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`]). Alice's VRF key
+//!   is her development VRF key ([`pp_server::praos::dev_vrf_key`]`("alice")`), which a node
+//!   named `alice` finds without a `vrf.key` file; as the only stakeholder she leads each slot
+//!   with probability f, so a block comes about every 2 s. Her node signs with her dev key under
+//!   the self-issued certificate (counter 0): nothing on the devnet is secret anyway.
+//! * The classic devnet: `ppd` before Praos became the default built [`classic_genesis`] (the
+//!   same network in classic mode, in which alice leads every slot). A data dir holding it keeps
+//!   running it, as before; `ppd purge` resets it to the praos devnet.
 //! * Time: slot 0 starts at [`DEVNET_GENESIS_TIME_MS`] (2025-01-01T00:00:00Z), fixed so that the
 //!   genesis hash is a constant. A node started today is far past slot 0: its first block is
 //!   at the current slot, whose leader check advances the genesis epoch state over every empty
@@ -18,7 +26,7 @@
 //! Everything else is the devnet's usual parameters. A change to any value here changes the
 //! genesis hash, which [`tests::the_built_in_genesis_hash_is_pinned`] pins on purpose.
 
-use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair};
+use pp_ledger::{Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair, LeaderMode};
 
 /// The network name of the built-in devnet.
 pub const DEVNET_NETWORK: &str = "pp-devnet";
@@ -42,8 +50,22 @@ pub fn dev_key(name: &str) -> KeyPair {
     pp_server::dev_key(name)
 }
 
-/// The built-in devnet genesis (valid, and the same on every machine and every call).
+/// The built-in devnet genesis (valid, and the same on every machine and every call): the
+/// classic devnet of [`classic_genesis`] switched to Praos with f = 1/2 and alice's development
+/// VRF key.
 pub fn genesis() -> Genesis {
+    classic_genesis().into_praos(
+        pp_ledger::DEVNET_ACTIVE_SLOT_COEFF,
+        &[pp_server::praos::vrf_public_of(
+            pp_server::praos::dev_vrf_seed(DEV_PRODUCER),
+        )],
+    )
+}
+
+/// The built-in devnet of `ppd` before Praos became the default: the same network in classic
+/// mode (genesis hash `af3d7d14…`). Only recognised in a data dir that already holds it, which
+/// keeps running it; a new data dir gets [`genesis`].
+pub fn classic_genesis() -> Genesis {
     let producer = dev_key(DEV_PRODUCER).public();
     Genesis {
         network: DEVNET_NETWORK.into(),
@@ -70,9 +92,14 @@ pub fn genesis() -> Genesis {
             vrf_key: None,
         }],
         epoch_nonce: Hash::blake2b(b"pp-devnet built-in epoch nonce 0"),
-        leader_mode: pp_ledger::LeaderMode::Classic,
+        leader_mode: LeaderMode::Classic,
         active_slot_coeff: None,
     }
+}
+
+/// Whether `g` is one of the built-in devnets: [`genesis`] or the older [`classic_genesis`].
+pub fn is_built_in(g: &Genesis) -> bool {
+    *g == genesis() || *g == classic_genesis()
 }
 
 #[cfg(test)]
@@ -104,8 +131,19 @@ mod tests {
     fn the_built_in_genesis_hash_is_pinned() {
         assert_eq!(
             genesis().hash().to_hex(),
+            "a43e77d3f3f37a8227e59e31826128cb32b3cee4d440ead050e3ddb1fb77a5c1"
+        );
+        assert_eq!(genesis().leader_mode, LeaderMode::Praos);
+        // The classic devnet of older ppd versions keeps its hash: its data dirs keep running.
+        assert_eq!(
+            classic_genesis().hash().to_hex(),
             "af3d7d149fb6ad3cbbd8500047d862afefcc44ee6aaca85bf9f1e95b00003b17"
         );
+        classic_genesis().validate().unwrap();
+        assert!(is_built_in(&genesis()) && is_built_in(&classic_genesis()));
+        let mut other = genesis();
+        other.epoch_nonce = Hash::ZERO;
+        assert!(!is_built_in(&other));
     }
 
     #[test]
@@ -118,25 +156,33 @@ mod tests {
         assert_ne!(dev_key("alice").public(), dev_key("bob").public());
     }
 
-    /// A node started now leads the current slot at once: the epoch arithmetic from a genesis
-    /// years in the past is cheap and stays within the epoch-gap bound for decades.
+    /// A node started now leads soon: the epoch arithmetic from a genesis years in the past is
+    /// cheap and stays within the epoch-gap bound for decades, and alice's development VRF key
+    /// (the one a node named alice finds by itself) proves leadership of about half the slots.
     #[test]
-    fn alice_leads_a_slot_far_past_genesis_and_the_gap_bound_holds_until_2044() {
+    fn alice_leads_slots_far_past_genesis_and_the_gap_bound_holds_until_2044() {
         let g = genesis();
         let rules = pp_ouroboros::Ouroboros::new(&g).unwrap();
         let s0 = rules.genesis_state(&g);
-        let stakes: pp_ledger::StakeMap = [(dev_key("alice").public(), DEV_STAKE)]
-            .into_iter()
-            .collect();
+        let alice = dev_key("alice").public();
+        let stakes: pp_ledger::StakeMap = [(alice, DEV_STAKE)].into_iter().collect();
+        let vrf = pp_server::praos::dev_vrf_key(DEV_PRODUCER);
+        let vrf_keys: pp_ledger::VrfKeyMap =
+            [(alice, pp_ledger::PublicKey(*vrf.public().as_bytes()))]
+                .into_iter()
+                .collect();
         // 2026-12-06 and 2044-06-01, in slots since genesis.
         for now_ms in [1_796_515_200_000u64, 2_348_352_000_000] {
-            let slot = (now_ms - DEVNET_GENESIS_TIME_MS) / 1_000;
-            let st = rules.state_for_slot(&s0, slot, &stakes);
-            assert_eq!(st.epoch, slot / DEVNET_SLOTS_PER_EPOCH);
-            assert_eq!(
-                rules.slot_leader(&st, slot),
-                Some(dev_key("alice").public())
-            );
+            let first = (now_ms - DEVNET_GENESIS_TIME_MS) / 1_000;
+            // 64 slots at the start of an epoch (the state is per epoch): with f = 1/2 she
+            // leads none of them with probability 2^-64.
+            let first = first - first % DEVNET_SLOTS_PER_EPOCH;
+            let st = rules.state_for_slot_with_keys(&s0, first, &stakes, &vrf_keys);
+            assert_eq!(st.epoch, first / DEVNET_SLOTS_PER_EPOCH);
+            let led = (first..first + 64)
+                .filter(|&slot| rules.prove_slot(&st, slot, &alice, &vrf).unwrap().is_some())
+                .count();
+            assert!((8..=56).contains(&led), "alice led {led} of 64 slots");
         }
     }
 }

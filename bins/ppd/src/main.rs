@@ -3,17 +3,19 @@
 //! ```text
 //! ppd [RUN OPTIONS]                     run a node; by default the built-in single-node devnet:
 //!                                       ./ppd-data, HTTP 127.0.0.1:8080, P2P off, dev:alice produces
+//!                                       (praos, f = 1/2: a block about every 2 s)
 //! ppd run [--config FILE] [--data-dir DIR] [--genesis FILE] [--node-id ID] [--key FILE|dev:NAME]
 //!         [--http HOST:PORT] [--p2p HOST:PORT] [--peer HOST:PORT]... [--max-peers N]
 //!         [--min-fee FEE] [--log FILTER] [--log-format text|json]
 //! ppd keygen --out FILE
 //! ppd testnet --nodes N --dir DIR [--base-http-port P] [--base-p2p-port Q] [--slot-ms MS]
-//!             [--leader-mode classic|praos]
+//!             [--leader-mode praos|classic]  (praos, the default, or classic)
 //! ppd opcert issue --cold-key FILE|dev:NAME --hot-key KEY --counter N [--valid-from EPOCH]
 //!                  --genesis FILE --out FILE
 //! ppd account ACCOUNT                   ACCOUNT: 64 hex characters or dev:NAME
 //! ppd tx transfer --key FILE|dev:NAME --to ACCOUNT --amount N [--fee N] [--wait]
-//! ppd tx bond --key FILE|dev:NAME --amount N [--id NAME] [--fee N] [--wait]
+//! ppd tx bond --key FILE|dev:NAME --amount N [--id NAME] [--vrf-key FILE|dev:NAME] [--fee N]
+//!             [--wait]
 //! ppd tx unbond --key FILE|dev:NAME --amount N [--fee N] [--wait]
 //! ppd tx status TX_ID
 //! ppd block INDEX|HASH

@@ -55,8 +55,9 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 enum Network {
     /// `--genesis FILE` (or the config's `genesis`).
     File(Genesis),
-    /// The built-in devnet (a new data dir, or one that already holds it).
-    BuiltInDevnet,
+    /// The built-in devnet (a new data dir, or one that already holds it): the praos devnet,
+    /// or the classic one of an older `ppd` that the data dir holds (it keeps running that).
+    BuiltInDevnet(Genesis),
     /// Whatever other genesis the data dir holds (the Server reads it).
     Stored(Genesis),
 }
@@ -68,11 +69,11 @@ fn choose_network(settings: &Settings) -> anyhow::Result<Network> {
     }
     let stored = settings.data_dir.join(pp_server::GENESIS_FILE);
     if !stored.exists() {
-        return Ok(Network::BuiltInDevnet);
+        return Ok(Network::BuiltInDevnet(devnet::genesis()));
     }
     let g = load_genesis(&stored)?;
-    Ok(if g == devnet::genesis() {
-        Network::BuiltInDevnet
+    Ok(if devnet::is_built_in(&g) {
+        Network::BuiltInDevnet(g)
     } else {
         Network::Stored(g)
     })
@@ -83,7 +84,7 @@ fn server_config(settings: &Settings, network: &Network) -> anyhow::Result<Serve
     let mut config = ServerConfig::new(settings.data_dir.clone());
     config.genesis = match network {
         Network::File(g) => Some(g.clone()),
-        Network::BuiltInDevnet => Some(devnet::genesis()),
+        Network::BuiltInDevnet(g) => Some(g.clone()),
         Network::Stored(_) => None,
     };
     config.http_addr = Some(settings.http);
@@ -97,7 +98,7 @@ fn server_config(settings: &Settings, network: &Network) -> anyhow::Result<Serve
         // On the devnet a node is named after its dev key; without a key it is alice, whose dev
         // key the Server then picks (she is the genesis stakeholder of that name) and writes to
         // node.key, unless the data dir already has one.
-        (None, Network::BuiltInDevnet) => {
+        (None, Network::BuiltInDevnet(_)) => {
             config.node_id = match &settings.key {
                 Some(KeySpec::Dev(name)) => name.clone(),
                 Some(KeySpec::File(_)) => config.node_id.clone(),
@@ -172,12 +173,63 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if let Network::BuiltInDevnet(g) = &network {
+        if *g == devnet::classic_genesis() {
+            tracing::warn!(
+                data_dir = %settings.data_dir.display(),
+                genesis = %g.hash(),
+                built_in = %devnet::genesis().hash(),
+                "the data dir holds the classic built-in devnet of an older ppd; it keeps \
+                 running as before (classic leader election). New devnets use Praos; to switch, \
+                 reset it: ppd purge --data-dir {}",
+                settings.data_dir.display()
+            );
+        }
+    }
+    warn_short_nonce_tail(&network);
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(config, network == Network::BuiltInDevnet))
+    runtime.block_on(serve(config, matches!(network, Network::BuiltInDevnet(_))))
+}
+
+/// Warns when a praos network's nonce window leaves a settled tail shorter than the stability
+/// window (docs/leader-election.md §10.4): the network runs, but a rollback within `k` can still
+/// change the next epoch's nonce. A warning, not a genesis error: the devnet and testnet
+/// parameters (short epochs for fast tests, k = 100) have such a tail by design. On the built-in
+/// devnet, whose parameters the operator cannot choose, it is an info line.
+fn warn_short_nonce_tail(network: &Network) {
+    let (Network::File(g) | Network::BuiltInDevnet(g) | Network::Stored(g)) = network;
+    let Some((tail, stability)) = pp_ouroboros::short_nonce_tail(g) else {
+        return;
+    };
+    let message = format!(
+        "praos nonce window: the last {tail} slots of an epoch are settled before the next \
+         nonce is used, fewer than the stability window 3k/f = {stability} slots; a rollback the \
+         rules allow (up to k = {} blocks) can still replace blocks whose VRF outputs make that \
+         nonce. Fine for a devnet; a public network wants slots_per_epoch >= 9k/f \
+         (docs/leader-election.md §10.4)",
+        g.k
+    );
+    if matches!(network, Network::BuiltInDevnet(_)) {
+        info!(
+            slots_per_epoch = g.slots_per_epoch,
+            k = g.k,
+            settled_tail_slots = tail,
+            stability_window_slots = stability,
+            "{message}"
+        );
+    } else {
+        tracing::warn!(
+            slots_per_epoch = g.slots_per_epoch,
+            k = g.k,
+            settled_tail_slots = tail,
+            stability_window_slots = stability,
+            "{message}"
+        );
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit, so that many peers and HTTP clients
@@ -289,7 +341,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = settings_in(dir.path());
         let n = choose_network(&s).unwrap();
-        assert_eq!(n, Network::BuiltInDevnet);
+        assert_eq!(n, Network::BuiltInDevnet(devnet::genesis()));
         let c = server_config(&s, &n).unwrap();
         assert_eq!(c.http_addr, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(c.genesis, Some(devnet::genesis()));
@@ -305,14 +357,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings_in(dir.path());
         s.key = Some(KeySpec::Dev("bob".into()));
-        let c = server_config(&s, &Network::BuiltInDevnet).unwrap();
+        let c = server_config(&s, &Network::BuiltInDevnet(devnet::genesis())).unwrap();
         assert_eq!(c.effective_node_id(), "bob");
         assert_eq!(
             c.key.map(|k| k.public()),
             Some(devnet::dev_key("bob").public())
         );
         s.key = Some(KeySpec::File(dir.path().join("missing.key")));
-        let e = server_config(&s, &Network::BuiltInDevnet).unwrap_err();
+        let e = server_config(&s, &Network::BuiltInDevnet(devnet::genesis())).unwrap_err();
         assert!(e.to_string().contains("missing.key"), "{e}");
     }
 
@@ -334,7 +386,18 @@ mod tests {
         assert!(c.genesis.is_none(), "the Server reads the stored genesis");
         assert_eq!(c.effective_node_id(), "node0");
         std::fs::write(&path, devnet::genesis().to_json_pretty()).unwrap();
-        assert_eq!(choose_network(&s).unwrap(), Network::BuiltInDevnet);
+        assert_eq!(
+            choose_network(&s).unwrap(),
+            Network::BuiltInDevnet(devnet::genesis())
+        );
+        // The classic devnet of an older ppd keeps running as itself, named alice as before.
+        let classic = devnet::classic_genesis();
+        std::fs::write(&path, classic.to_json_pretty()).unwrap();
+        let n = choose_network(&s).unwrap();
+        assert_eq!(n, Network::BuiltInDevnet(classic.clone()));
+        let c = server_config(&s, &n).unwrap();
+        assert_eq!(c.genesis, Some(classic));
+        assert_eq!(c.effective_node_id(), "alice");
         std::fs::write(&path, "{}").unwrap();
         assert!(
             choose_network(&s).is_err(),
@@ -350,7 +413,7 @@ mod tests {
         s.peers = vec!["127.0.0.1:9000".into()];
         s.node_id = Some("node1".into());
         s.max_peers = 5;
-        let c = server_config(&s, &Network::BuiltInDevnet).unwrap();
+        let c = server_config(&s, &Network::BuiltInDevnet(devnet::genesis())).unwrap();
         assert!(c.network.enable_p2p);
         assert_eq!(c.network.listen_socket(), "127.0.0.1:9001");
         assert_eq!(c.network.bootstrap_peers, vec!["127.0.0.1:9000"]);

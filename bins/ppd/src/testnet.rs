@@ -5,7 +5,8 @@
 //! the bootstrap peer of every other node). Every node is a stakeholder with equal stake and an
 //! equal funded balance, so leadership rotates among all of them.
 //!
-//! Praos (`--leader-mode praos`): the stakeholder keys are cold keys, written to
+//! Praos (the default; `--leader-mode classic` writes a classic network, whose nodes hold their
+//! stakeholder keys as `node.key`): the stakeholder keys are cold keys, written to
 //! `DIR/cold/nodeI.key` and never into a node's directory; each node gets its own network key
 //! (`node.key`), a VRF key (`vrf.key`), a hot key (`hot.key`) and the certificate
 //! `{hot key, counter 0, valid from epoch 0}` its cold key signed (`opcert.json`).

@@ -386,7 +386,9 @@ impl Genesis {
 
     /// A single-stakeholder development network: `producer` holds all the stake and a large
     /// balance. Slot 1 s, 60 slots per epoch, difficulty 2, k = 100, blocks of at most 2 MiB and
-    /// 5 000 transactions, reward 50.
+    /// 5 000 transactions, reward 50. Classic leader election: a praos genesis (the default of
+    /// the networks `ppd` creates) needs a VRF key per stakeholder, which this building block
+    /// does not take; [`Genesis::into_praos`] switches it.
     pub fn devnet(stakeholder_id: &str, producer: PublicKey, genesis_time: u64) -> Genesis {
         Genesis {
             network: "pp-devnet".into(),

@@ -55,8 +55,9 @@ pub use error::OuroborosError;
 pub use leader::{leader, leader_draw, reduce_mod_be256, total_stake, LeaderTable, LEADER_TAG};
 pub use nonce::{epoch_nonce_next, fold_block_hash, rho_of, NONCE_TAG, RHO_EMPTY};
 pub use praos::{
-    leader_value, nonce_contribution, nonce_window, praos_next_nonce, prove_leadership, tie_break,
-    verify_leadership, vrf_input, LeaderProof, PRAOS_NONCE_TAG,
+    leader_value, nonce_contribution, nonce_window, praos_next_nonce, prove_leadership,
+    short_nonce_tail, stability_window, tie_break, verify_leadership, vrf_input, LeaderProof,
+    PRAOS_NONCE_TAG,
 };
 pub use rules::Ouroboros;
 pub use threshold::{

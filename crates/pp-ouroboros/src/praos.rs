@@ -183,3 +183,66 @@ pub fn praos_next_nonce<O: AsRef<[u8]>>(
         rho.as_bytes(),
     ]))
 }
+
+/// Praos' stability window for rollback bound `k` and active slot coefficient `f = num/den`:
+/// `ceil(3k/f) = ceil(3k·den/num)` slots, the span in which the chain grows by at least `k`
+/// blocks except with negligible probability, so a block that old is final. Saturates at
+/// `u64::MAX` (and for `num = 0`, which no valid genesis has).
+pub fn stability_window(k: u64, f: pp_ledger::Ratio) -> u64 {
+    if f.num == 0 {
+        return u64::MAX;
+    }
+    let n = 3 * u128::from(k) * u128::from(f.den);
+    let w = n.div_ceil(u128::from(f.num));
+    u64::try_from(w).unwrap_or(u64::MAX)
+}
+
+/// The nonce window's settled tail, when it is shorter than Praos asks: `Some((tail,
+/// stability))` if the `E − floor(2E/3)` slots after the nonce window ([`nonce_window`]) are
+/// fewer than the [`stability_window`] `ceil(3k/f)` of a praos genesis; `None` when the tail is
+/// long enough or the genesis is classic. docs/leader-election.md §10.4 says what a network with
+/// a short tail risks.
+pub fn short_nonce_tail(genesis: &pp_ledger::Genesis) -> Option<(u64, u64)> {
+    if genesis.leader_mode != pp_ledger::LeaderMode::Praos {
+        return None;
+    }
+    let f = genesis.active_slot_coeff?;
+    let tail = genesis.slots_per_epoch - nonce_window(genesis.slots_per_epoch);
+    let stability = stability_window(genesis.k, f);
+    (tail < stability).then_some((tail, stability))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_ledger::{Genesis, PublicKey, Ratio};
+
+    #[test]
+    fn stability_window_is_3k_over_f_rounded_up() {
+        let half = Ratio { num: 1, den: 2 };
+        assert_eq!(stability_window(100, half), 600);
+        assert_eq!(stability_window(2160, Ratio { num: 1, den: 20 }), 129_600);
+        assert_eq!(stability_window(1, Ratio { num: 2, den: 3 }), 5); // 4.5 -> 5
+        assert_eq!(stability_window(0, half), 0);
+        assert_eq!(stability_window(u64::MAX, half), u64::MAX);
+        assert_eq!(stability_window(1, Ratio { num: 0, den: 1 }), u64::MAX);
+    }
+
+    #[test]
+    fn a_short_tail_is_named_and_a_long_one_or_classic_is_not() {
+        let classic = Genesis::devnet("n", PublicKey([4; 32]), 0);
+        assert_eq!(short_nonce_tail(&classic), None);
+        let half = Ratio { num: 1, den: 2 };
+        // E = 60, k = 100, f = 1/2: a tail of 20 slots against 600.
+        let mut g = classic.into_praos(half, &[PublicKey([9; 32])]);
+        assert_eq!(short_nonce_tail(&g), Some((20, 600)));
+        // E >= 9k/f: E = 1800 leaves exactly 600.
+        g.slots_per_epoch = 1800;
+        assert_eq!(short_nonce_tail(&g), None);
+        // E = 1797: floor(2E/3) = 1198 leaves 599.
+        g.slots_per_epoch = 1797;
+        assert_eq!(short_nonce_tail(&g), Some((599, 600)));
+        g.k = 99;
+        assert_eq!(short_nonce_tail(&g), None);
+    }
+}

@@ -14,9 +14,14 @@
 //!    it. A node with P2P off, or with P2P on and no address at all (a lone bootstrap node), is
 //!    judged by its tip alone;
 //! 4. its tip is young (`tip_stale`): the tip's slot started at most
-//!    `max(`[`READY_TIP_AGE_SLOTS`]` slots, `[`READY_TIP_AGE_FLOOR_MS`]` ms)` ago. The floor keeps
-//!    a fast-slot devnet from flapping on a scheduler hiccup; ten slots make a false alarm from
-//!    empty slots (leaders offline) unlikely while a third of the stake is away.
+//!    `max(`[`READY_TIP_AGE_SLOTS`]` slots, `[`READY_TIP_AGE_FLOOR_MS`]` ms)` ago, and on a
+//!    praos network `max(ceil(10/f) slots, 2 s)` ([`max_tip_age_ms`]). The floor keeps a
+//!    fast-slot devnet from flapping on a scheduler hiccup; ten slots make a false alarm from
+//!    empty slots (leaders offline) unlikely while a third of the stake is away. In praos a slot
+//!    is empty with probability `1 − f` even with every stakeholder online (1/2 on the devnet:
+//!    ten empty slots in a row about once per 1,000 slots), so the limit is stretched to the same
+//!    expected number of leader slots: `ceil(10/f)` slots (20 at f = 1/2, a run of 20 empty
+//!    slots about once per million slots).
 //!
 //! Before genesis time the tip (the genesis block) has age 0.
 
@@ -132,13 +137,27 @@ impl Observe {
     }
 }
 
+/// The tip age limit of [`judge`] for `genesis` (see the module docs): [`READY_TIP_AGE_SLOTS`]
+/// slots, `ceil(READY_TIP_AGE_SLOTS / f)` on a praos network, and at least
+/// [`READY_TIP_AGE_FLOOR_MS`].
+pub(crate) fn max_tip_age_ms(genesis: &pp_ledger::Genesis) -> u64 {
+    let slots = match genesis.active_slot_coeff {
+        Some(f) if genesis.leader_mode == pp_ledger::LeaderMode::Praos && f.num > 0 => {
+            let n = u128::from(READY_TIP_AGE_SLOTS) * u128::from(f.den);
+            u64::try_from(n.div_ceil(u128::from(f.num))).unwrap_or(u64::MAX)
+        }
+        _ => READY_TIP_AGE_SLOTS,
+    };
+    genesis
+        .slot_duration_ms
+        .saturating_mul(slots)
+        .max(READY_TIP_AGE_FLOOR_MS)
+}
+
 impl Core {
-    /// The tip age limit of [`judge`] for this network's slot length.
+    /// The tip age limit of [`judge`] for this network.
     fn max_tip_age_ms(&self) -> u64 {
-        self.slots
-            .slot_duration_ms()
-            .saturating_mul(READY_TIP_AGE_SLOTS)
-            .max(READY_TIP_AGE_FLOOR_MS)
+        max_tip_age_ms(&self.genesis)
     }
 
     /// Milliseconds since the start of the tip's slot, and the height.
@@ -305,6 +324,27 @@ mod tests {
     fn a_node_with_addresses_but_no_peer_is_not_ready() {
         assert_eq!(judge(5, None, 0, true, 0, MAX), Some(NotReady::NoPeers));
         assert_eq!(judge(5, Some(5), 1, true, 0, MAX), None);
+    }
+
+    #[test]
+    fn the_tip_age_limit_is_ten_slots_or_ten_leader_slots_in_praos_and_at_least_2_s() {
+        let g = pp_ledger::Genesis::devnet("n", pp_ledger::PublicKey([4; 32]), 0);
+        assert_eq!(g.slot_duration_ms, 1_000);
+        assert_eq!(max_tip_age_ms(&g), 10_000);
+        let half = pp_ledger::Ratio { num: 1, den: 2 };
+        let mut p = g.clone().into_praos(half, &[pp_ledger::PublicKey([9; 32])]);
+        assert_eq!(max_tip_age_ms(&p), 20_000);
+        p.active_slot_coeff = Some(pp_ledger::Ratio { num: 3, den: 7 });
+        assert_eq!(max_tip_age_ms(&p), 24_000, "ceil(70/3) = 24 slots");
+        p.active_slot_coeff = Some(pp_ledger::Ratio { num: 9, den: 10 });
+        assert_eq!(max_tip_age_ms(&p), 12_000, "ceil(100/9) = 12 slots");
+        // The floor: 100 ms slots.
+        p.slot_duration_ms = 100;
+        p.active_slot_coeff = Some(half);
+        assert_eq!(max_tip_age_ms(&p), 2_000);
+        let mut fast = g;
+        fast.slot_duration_ms = 250;
+        assert_eq!(max_tip_age_ms(&fast), 2_500);
     }
 
     #[test]
