@@ -10,8 +10,8 @@
 #    are always measured with the same generator.
 # 3. Writes a 3-node testnet with the commit's `ppd testnet`, starts the 3 nodes, waits for blocks.
 # 4. Runs `ppd bench` against node0 for $PP_BENCH_DURATION seconds (default 60), observer node1,
-#    funded key node0's, and writes its JSON result (with the commit added) to
-#    $PP_BENCH_OUT (default ./bench-e2e-<commit>.json).
+#    node2 watched too (block propagation is timed among all 3), funded key node0's, and writes
+#    its JSON result (with the commit added) to $PP_BENCH_OUT (default ./bench-e2e-<commit>.json).
 # 5. Stops the nodes (by their pids); the run directory (nodes' logs and data, the summary) is left
 #    in $PP_BENCH_CACHE/run-<commit>-<time> for inspection.
 #
@@ -99,7 +99,8 @@ done
 # --- 4. the load -----------------------------------------------------------------------------
 log "nodes of $short up; loading node0 for $duration s, observer node1; run dir $run"
 raw=$run/bench.json
-"$gen" bench --node "$(url 0)" --observer "$(url 1)" --key "$run/net/node0/node.key" \
+"$gen" bench --node "$(url 0)" --observer "$(url 1)" --watch "$(url 2)" \
+    --key "$run/net/node0/node.key" \
     --duration "$duration" --grace "$grace" --json "$raw" "$@" | tee "$run/summary.txt"
 jq --arg commit "$sha" --arg rev "$rev" --arg gen "$(git -C "$repo" rev-parse HEAD)" \
     '{nodes_commit: $commit, nodes_rev: $rev, generator_commit: $gen} + .' "$raw" >"$out"
