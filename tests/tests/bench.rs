@@ -95,7 +95,7 @@ fn bench(node: &Node, dir: &Path, extra: &[&str]) -> (Value, String) {
         "30",
         "--progress",
         "1",
-        // One second of idle /status probing (the default is 3), and every block with a
+        // One second of idle /status probing (the default is 10), and every block with a
         // transaction counts as "big", so that a short run has samples of every kind.
         "--idle",
         "1",

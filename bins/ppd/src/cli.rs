@@ -686,7 +686,7 @@ pub struct BenchArgs {
     pub progress: u64,
     /// Seconds of idle GET /status probing on the observer before the load (0..=600): the
     /// baseline of the latency under load.
-    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub idle: u64,
     /// Milliseconds between two GET /status probes of the observer (5..=10000).
     #[arg(long, value_name = "MS", default_value_t = 20)]

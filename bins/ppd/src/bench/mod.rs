@@ -591,6 +591,10 @@ mod tests {
     #[test]
     fn out_of_range_options_are_refused_before_anything_is_sent() {
         assert!(check(&args(&[])).is_ok());
+        let watch = args(&["--watch", "http://a:1,http://b:2", "--watch", "http://c:3"]).watch;
+        assert_eq!(watch.len(), 3);
+        let many: Vec<String> = (0..=MAX_WATCHED).map(|i| format!("h{i}:1")).collect();
+        assert!(check(&args(&["--watch", &many.join(",")])).is_err());
         for bad in [
             &["--accounts", "0"][..],
             &["--accounts", "1001"],
@@ -600,6 +604,10 @@ mod tests {
             &["--grace", "3601"],
             &["--progress", "0"],
             &["--fund", "0"],
+            &["--idle", "601"],
+            &["--status-every", "4"],
+            &["--status-every", "10001"],
+            &["--big-block", "0"],
         ] {
             assert!(check(&args(bad)).is_err(), "{bad:?}");
         }
