@@ -10,12 +10,12 @@
 #    are always measured with the same generator.
 # 3. Writes a 3-node testnet with the commit's `ppd testnet`, starts the 3 nodes, waits for blocks.
 # 4. Runs `ppd bench` against node0 for $PP_BENCH_DURATION seconds (default 60), observer node1,
-#    funded key node0's, and writes its JSON result (with the commit added) to
-#    $PP_BENCH_OUT (default ./bench-e2e-<commit>.json).
+#    node2 watched too (block propagation is timed among all 3), funded key node0's, and writes
+#    its JSON result (with the commit added) to $PP_BENCH_OUT (default ./bench-e2e-<commit>.json).
 # 5. Stops the nodes (by their pids); the run directory (nodes' logs and data, the summary) is left
 #    in $PP_BENCH_CACHE/run-<commit>-<time> for inspection.
 #
-# Environment: PP_BENCH_CACHE (default /tmp/pp-bench), PP_BENCH_DURATION (60), PP_BENCH_GRACE (30),
+# Environment: PP_BENCH_LEADER_MODE (classic), PP_BENCH_CACHE (default /tmp/pp-bench), PP_BENCH_DURATION (60), PP_BENCH_GRACE (30),
 # PP_BENCH_HTTP_PORT (18180; nodes use it and the next two), PP_BENCH_P2P_PORT (19180),
 # PP_BENCH_GEN (a prebuilt generator `ppd`, skipping step 2), CARGO_TARGET_DIR (for step 2).
 # Builds run under `nice -n 10`. Needs git, cargo, curl and jq.
@@ -70,8 +70,19 @@ fi
 # --- 3. the testnet --------------------------------------------------------------------------
 run=$cache/run-$short-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$run"
+# Leader mode: PP_BENCH_LEADER_MODE (default classic, where every slot has a leader, so "slots
+# with a block" and latencies compare across commits; `ppd testnet` defaults to praos since
+# session 8, where about half the slots are empty by design at f = 1/2). Commits from before
+# `--leader-mode` existed are classic anyway.
+mode=${PP_BENCH_LEADER_MODE:-classic}
+mode_args=()
+if "$node_bin" testnet --help 2>/dev/null | grep -q -- --leader-mode; then
+    mode_args=(--leader-mode "$mode")
+elif [[ $mode != classic ]]; then
+    log "ppd of $short has no --leader-mode (classic only)"; exit 2
+fi
 "$node_bin" testnet --nodes 3 --dir "$run/net" --base-http-port "$http_port" \
-    --base-p2p-port "$p2p_port" >"$run/testnet.txt"
+    --base-p2p-port "$p2p_port" "${mode_args[@]}" >"$run/testnet.txt"
 pids=()
 stop_nodes() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -99,13 +110,12 @@ done
 # --- 4. the load -----------------------------------------------------------------------------
 log "nodes of $short up; loading node0 for $duration s, observer node1; run dir $run"
 raw=$run/bench.json
-# The funded stakeholder key of node0: a praos testnet (the default of `ppd testnet` since
-# session 8) keeps it in net/cold/ (node.key is then only the node's network key); a classic one
-# (older commits) in the node's node.key. Praos fills about half the slots (f = 1/2), so
-# latencies of commits before and after that change are not comparable.
+# The funded stakeholder key of node0: a praos testnet keeps it in net/cold/ (node.key is then
+# only the node's network key); a classic one (older commits, or PP_BENCH_LEADER_MODE=classic,
+# the default here) in the node's node.key.
 key=$run/net/cold/node0.key
 [[ -f $key ]] || key=$run/net/node0/node.key
-"$gen" bench --node "$(url 0)" --observer "$(url 1)" --key "$key" \
+"$gen" bench --node "$(url 0)" --observer "$(url 1)" --watch "$(url 2)" --key "$key" \
     --duration "$duration" --grace "$grace" --json "$raw" "$@" | tee "$run/summary.txt"
 jq --arg commit "$sha" --arg rev "$rev" --arg gen "$(git -C "$repo" rev-parse HEAD)" \
     '{nodes_commit: $commit, nodes_rev: $rev, generator_commit: $gen} + .' "$raw" >"$out"

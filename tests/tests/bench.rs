@@ -1,6 +1,7 @@
-//! `ppd bench` against a real single-node devnet: it funds its accounts, loads the node for a few
-//! seconds, and its JSON results say what the node did (accepted and included transactions,
-//! latencies, nothing acknowledged and lost, no nonce surprises).
+//! `ppd bench` against a real devnet (one producer; in the second test with a follower): it funds
+//! its accounts, loads the node for a few seconds, and its JSON results say what the node did
+//! (accepted and included transactions, latencies, nothing acknowledged and lost, no nonce
+//! surprises), how fast blocks reached the follower, and how fast `GET /status` answered.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,18 +14,30 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts a devnet node (built-in genesis, its node.key funded) and waits for its first block.
 async fn devnet(dir: &Path) -> Node {
+    let node = spawn_devnet(dir, "devnet", "data", &[]);
+    wait_block(&node).await;
+    node
+}
+
+/// Starts a built-in devnet node with its data in `dir/data_dir` and `extra` arguments.
+fn spawn_devnet(dir: &Path, name: &str, data_dir: &str, extra: &[String]) -> Node {
     let port = free_port_block(1);
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "run".into(),
         "--data-dir".into(),
-        dir.join("data").display().to_string(),
+        dir.join(data_dir).display().to_string(),
         "--http".into(),
         format!("127.0.0.1:{port}"),
     ];
-    let node = Node::spawn("devnet", port, &args, &dir.join("ppd.log")).unwrap();
+    args.extend_from_slice(extra);
+    Node::spawn(name, port, &args, &dir.join(format!("{name}.log"))).unwrap()
+}
+
+/// Waits until `node` has block 1.
+async fn wait_block(node: &Node) {
     let client = http();
     wait_for(
-        "the devnet to produce block 1",
+        &format!("{} to have block 1", node.url),
         Duration::from_secs(30),
         Duration::from_millis(100),
         || async {
@@ -33,7 +46,34 @@ async fn devnet(dir: &Path) -> Node {
     )
     .await
     .unwrap();
-    node
+}
+
+/// The devnet's producer (alice) with P2P on, and a follower (`dev:bob`, not a stakeholder)
+/// peered with it; both have block 1.
+async fn devnet_with_follower(dir: &Path) -> (Node, Node) {
+    let p2p = free_port_block(2);
+    let alice = spawn_devnet(
+        dir,
+        "devnet",
+        "data",
+        &["--p2p".into(), format!("127.0.0.1:{p2p}")],
+    );
+    let bob = spawn_devnet(
+        dir,
+        "follower",
+        "follower",
+        &[
+            "--p2p".into(),
+            format!("127.0.0.1:{}", p2p + 1),
+            "--peer".into(),
+            format!("127.0.0.1:{p2p}"),
+            "--key".into(),
+            "dev:bob".into(),
+        ],
+    );
+    wait_block(&alice).await;
+    wait_block(&bob).await;
+    (alice, bob)
 }
 
 /// Runs `ppd bench` against `node` with `extra` options; returns its JSON results and stderr.
@@ -55,6 +95,12 @@ fn bench(node: &Node, dir: &Path, extra: &[&str]) -> (Value, String) {
         "30",
         "--progress",
         "1",
+        // One second of idle /status probing (the default is 10), and every block with a
+        // transaction counts as "big", so that a short run has samples of every kind.
+        "--idle",
+        "1",
+        "--big-block",
+        "1",
         "--json",
         &json_s,
     ];
@@ -64,7 +110,7 @@ fn bench(node: &Node, dir: &Path, extra: &[&str]) -> (Value, String) {
         .ok()
         .unwrap();
     assert!(
-        out.stdout.contains("accepted"),
+        out.stdout.contains("accepted") && out.stdout.contains("propagation"),
         "summary on stdout: {out:?}"
     );
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -101,6 +147,73 @@ fn assert_healthy(v: &Value) {
     );
 }
 
+/// The percentiles of the latency object at `p`: all null when it is empty, else ordered
+/// (0 <= p50 <= p95 <= p99 <= max). Returns its count.
+fn ordered(v: &Value, p: &str) -> u64 {
+    let l = v
+        .pointer(p)
+        .unwrap_or_else(|| panic!("{p} is missing: {v:#}"));
+    let count = l["count"].as_u64().unwrap_or_else(|| panic!("{p}: {v:#}"));
+    let keys = ["p50", "p95", "p99", "max"];
+    if count == 0 {
+        assert!(keys.iter().all(|k| l[k].is_null()), "{p}: {l}");
+        return 0;
+    }
+    let q: Vec<f64> = keys
+        .iter()
+        .map(|k| l[k].as_f64().unwrap_or_else(|| panic!("{p}/{k}: {l}")))
+        .collect();
+    assert!(
+        q[0] >= 0.0 && q.windows(2).all(|w| w[0] <= w[1]),
+        "{p} not ordered: {l}"
+    );
+    count
+}
+
+/// The propagation and `/status` latency results are present and consistent, with `watched`
+/// nodes watched (the follower, if any, is not a producer: no fork).
+fn assert_measured(v: &Value, watched: usize) {
+    let num = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("{p}: {v:#}"))
+    };
+    assert_eq!(v["version"], 2, "{v:#}");
+    // /status on the observer: probed idle, under load, and before each announced block with a
+    // transaction (--big-block 1).
+    assert!(ordered(v, "/status_latency/idle_ms") > 0, "{v:#}");
+    assert!(ordered(v, "/status_latency/load_ms") > 0, "{v:#}");
+    assert!(ordered(v, "/status_latency/import_ms") > 0, "{v:#}");
+    assert!(num("/status_latency/import_blocks") > 0.0, "{v:#}");
+    assert!(num("/status_latency/load_p99_vs_idle") > 0.0, "{v:#}");
+    assert!(num("/status_latency/import_p99_vs_idle") > 0.0, "{v:#}");
+    // Block propagation: the blocks produced during the load, with transactions among them.
+    let nodes = v.pointer("/propagation/nodes").and_then(Value::as_array);
+    assert_eq!(nodes.map(Vec::len), Some(watched), "{v:#}");
+    let (blocks, big) = (num("/propagation/blocks"), num("/propagation/big_blocks"));
+    assert!(blocks > 0.0 && big > 0.0 && big <= blocks, "{v:#}");
+    let all = ordered(v, "/propagation/all_ms");
+    let large = ordered(v, "/propagation/big_ms");
+    assert_eq!(
+        ordered(v, "/propagation/via_fork_switch_ms"),
+        0,
+        "one producer: {v:#}"
+    );
+    if watched == 1 {
+        assert_eq!(all, 0, "one node: nothing to propagate to: {v:#}");
+        return;
+    }
+    assert!(all > 0 && large > 0 && large <= all, "{v:#}");
+    assert_eq!(ordered(v, "/propagation/all_slots"), all, "{v:#}");
+    assert_eq!(ordered(v, "/propagation/big_slots"), large, "{v:#}");
+    let slot_ms = num("/slots/slot_ms");
+    let in_slots = num("/propagation/all_slots/max") * slot_ms;
+    assert!(
+        (in_slots - num("/propagation/all_ms/max")).abs() < 1e-6 * slot_ms.max(1.0),
+        "{v:#}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_loads_a_devnet_and_reports_accepted_included_latency_and_no_loss() {
     ppd_bin();
@@ -117,16 +230,24 @@ async fn bench_loads_a_devnet_and_reports_accepted_included_latency_and_no_loss(
         "{v:#}"
     );
     assert!(stderr.contains("] accepted "), "progress lines: {stderr}");
+    assert!(
+        stderr.contains("propagation p50") && stderr.contains("/status p99 idle"),
+        "progress lines: {stderr}"
+    );
+    assert_measured(&v, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_batches_when_the_node_takes_arrays_and_falls_back_when_not() {
+async fn bench_batches_when_the_node_takes_arrays_and_times_blocks_reaching_a_follower() {
     ppd_bin();
     let dir = tempfile::tempdir().unwrap();
-    let node = devnet(dir.path()).await;
+    let (node, follower) = devnet_with_follower(dir.path()).await;
     let (v, _) = tokio::task::block_in_place(|| {
-        bench(&node, dir.path(), &["--duration", "3", "--batch", "4"])
+        let extra = ["--duration", "3", "--batch", "4", "--watch", &follower.url];
+        bench(&node, dir.path(), &extra)
     });
+    // The follower's blocks come from the producer: their propagation is timed.
+    assert_measured(&v, 2);
     assert_healthy(&v);
     let form = v["batch_form"].as_str().unwrap();
     assert!(

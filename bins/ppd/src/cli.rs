@@ -666,6 +666,10 @@ pub struct BenchArgs {
     /// Another node on which inclusion, latency and slot fill are measured [default: --node].
     #[arg(long, value_name = "URL")]
     pub observer: Option<String>,
+    /// More nodes whose block announcements (GET /events) are timed for block propagation, besides
+    /// --node and --observer (repeatable, or comma-separated; at most 32).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub watch: Vec<String>,
     /// Number of load accounts funded from --key (1..=1000).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub accounts: usize,
@@ -694,6 +698,17 @@ pub struct BenchArgs {
     /// Seconds between progress lines (1..=3600).
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub progress: u64,
+    /// Seconds of idle GET /status probing on the observer before the load (0..=600): the
+    /// baseline of the latency under load.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub idle: u64,
+    /// Milliseconds between two GET /status probes of the observer (5..=10000).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub status_every: u64,
+    /// Blocks of at least this many transactions get their own propagation figures, and their
+    /// import on the observer its own GET /status latency (>= 1).
+    #[arg(long, value_name = "TXS", default_value_t = 1000)]
+    pub big_block: u64,
     /// Write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -25,8 +25,9 @@
 //! ppd purge [--data-dir DIR] [--yes] [--keep-key]
 //! ppd completions SHELL
 //! ppd man [--dir DIR]
-//! ppd bench --key FILE|dev:NAME [--node URL] [--observer URL] [--accounts N] [--rate TX_PER_S]
-//!           [--duration SECS] [--grace SECS] [--concurrency N] [--batch N] [--json FILE]
+//! ppd bench --key FILE|dev:NAME [--node URL] [--observer URL] [--watch URL]... [--accounts N]
+//!           [--rate TX_PER_S] [--duration SECS] [--grace SECS] [--concurrency N] [--batch N]
+//!           [--idle SECS] [--status-every MS] [--big-block TXS] [--json FILE]
 //! ```
 //!
 //! Client commands take `--node URL` (default http://127.0.0.1:8080, or PPD_NODE) and

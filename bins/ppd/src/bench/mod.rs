@@ -2,10 +2,13 @@
 //! HTTP API, the way a wallet or an exchange meets it.
 //!
 //! 1. Funds `--accounts` fresh accounts from `--key` and waits until the node includes that.
-//! 2. Starts following the observer's best chain ([`follow`]) and sampling both nodes' mempools.
-//! 3. Submits signed transfers for `--duration` seconds ([`load`]): one worker per request in
+//! 2. Starts timing every watched node's block announcements ([`propagation`]) and probing the
+//!    observer's `GET /status` ([`probe`]) on a thread of their own, and probes for `--idle`
+//!    seconds with no load (the idle baseline).
+//! 3. Starts following the observer's best chain ([`follow`]) and sampling both nodes' mempools.
+//! 4. Submits signed transfers for `--duration` seconds ([`load`]): one worker per request in
 //!    flight, each owning some accounts and their nonces, paced to `--rate` (or unpaced).
-//! 4. Waits up to `--grace` seconds for every acknowledged transaction to be included, asks the
+//! 5. Waits up to `--grace` seconds for every acknowledged transaction to be included, asks the
 //!    submit node about those that were not, and reports ([`report`]).
 //!
 //! Modelled on Solana's bench-tps and Aptos' transaction emitter: fund, then load from many
@@ -15,6 +18,8 @@ mod api;
 mod follow;
 mod fund;
 mod load;
+mod probe;
+mod propagation;
 mod report;
 
 use std::sync::atomic::Ordering;
@@ -28,7 +33,11 @@ use tokio::sync::watch;
 use self::api::Api;
 use self::follow::SharedView;
 use self::load::{Ack, LoadCtx, Pace, Sender, Tally};
-use self::report::{ConfigEcho, Latency, Lost, LostTx, MempoolSample, Report, SlotFill};
+use self::probe::{Phases, SharedProbes};
+use self::propagation::SharedArrivals;
+use self::report::{
+    ConfigEcho, Latency, Lost, LostTx, MempoolSample, Propagation, Report, SlotFill, StatusLatency,
+};
 use crate::cli::BenchArgs;
 
 /// Lost transactions asked about at `GET /transactions/{id}` (the oldest first).
@@ -39,6 +48,8 @@ const MAX_LOST_LISTED: usize = 20;
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Time between two checks for the end of the grace period.
 const GRACE_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Most `--watch` nodes.
+const MAX_WATCHED: usize = 32;
 
 /// Checks the arguments before anything is sent.
 fn check(args: &BenchArgs) -> anyhow::Result<()> {
@@ -55,6 +66,15 @@ fn check(args: &BenchArgs) -> anyhow::Result<()> {
     within(args.grace, 0, 3600, "--grace")?;
     within(args.progress, 1, 3600, "--progress")?;
     within(args.fund, 1, u64::MAX, "--fund")?;
+    within(args.idle, 0, 600, "--idle")?;
+    within(args.status_every, 5, 10_000, "--status-every")?;
+    within(args.big_block, 1, u64::MAX, "--big-block")?;
+    within(
+        args.watch.len() as u64,
+        0,
+        MAX_WATCHED as u64,
+        "the number of --watch nodes",
+    )?;
     Ok(())
 }
 
@@ -96,6 +116,36 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         fund::fund_accounts(&api, &funder, &genesis, args.accounts, args.fund, args.fee).await?;
     eprintln!("bench: funded in {:.1} s", t.elapsed().as_secs_f64());
 
+    let watched = watched_nodes(&api, &observer, &args.watch, &genesis).await?;
+    let observer_index = watched
+        .iter()
+        .position(|u| u == observer.base())
+        .unwrap_or_default();
+    let arrivals = SharedArrivals::new(watched.clone());
+    let probes = SharedProbes::default();
+    let status_every = Duration::from_millis(args.status_every);
+    let (measure_stop, measure_stop_rx) = watch::channel(false);
+    let idle_start = Instant::now();
+    let measurer = spawn_measurements(
+        Measurements {
+            streams: propagation::stream_client()?,
+            observer: Api::new(observer.base(), probe::MAX_PROBES_IN_FLIGHT)?,
+            arrivals: arrivals.clone(),
+            probes: probes.clone(),
+            every: status_every,
+        },
+        measure_stop_rx,
+    )?;
+    eprintln!(
+        "bench: timing block announcements on {} nodes; probing {}/status every {} ms, idle for \
+         {} s",
+        watched.len(),
+        observer.base(),
+        args.status_every,
+        args.idle
+    );
+    tokio::time::sleep(Duration::from_secs(args.idle)).await;
+
     let first = observer
         .status()
         .await
@@ -111,6 +161,15 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
 
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
+    let measured = Measured {
+        arrivals: arrivals.clone(),
+        probes: probes.clone(),
+        idle_start,
+        observer_index,
+        big_block: args.big_block,
+        status_every,
+        observer: observer.base().to_string(),
+    };
     let tally = Arc::new(Tally::default());
     let recipients = keys.iter().map(|k| k.public()).collect();
     let ctx = Arc::new(LoadCtx::new(
@@ -130,6 +189,7 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
             tally: tally.clone(),
             start,
             progress: Duration::from_secs(args.progress),
+            measured: measured.clone(),
         },
         stop_rx,
     ));
@@ -146,7 +206,8 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         }
     );
     run_workers(&ctx, keys, concurrency).await;
-    let load_seconds = start.elapsed().as_secs_f64();
+    let load_end = Instant::now();
+    let load_seconds = (load_end - start).as_secs_f64();
     // The slot at the end of the load; if the observer does not answer now, the last slot its
     // follower saw (the results gathered so far are worth more than this one figure).
     let last_slot = match observer.status().await {
@@ -161,6 +222,13 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let _ = stop_tx.send(true);
     let _ = follower.await;
     let samples = sampler.await.unwrap_or_default();
+    let _ = measure_stop.send(true);
+    if tokio::task::spawn_blocking(move || measurer.join())
+        .await
+        .map_or(true, |r| r.is_err())
+    {
+        eprintln!("bench: the measurement thread failed");
+    }
 
     let lost = lost(&api, &tally, &view).await;
     let fill = slot_fill(&view, first.slot, last_slot);
@@ -170,8 +238,9 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         v.txs_in_slots(&(fill.first..=fill.last)) as f64 / (fill.total as f64 * ms / 1000.0)
     });
     let accepted = tally.accepted.load(Ordering::Relaxed);
+    let (propagation, status_latency) = measured.results(start, load_end, fill.slot_ms);
     let report = Report {
-        version: 1,
+        version: 2,
         node: api.base().to_string(),
         observer: observer.base().to_string(),
         config: ConfigEcho {
@@ -207,8 +276,135 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         observer_poll_errors: v.poll_errors,
         observer_last_error: v.last_error.clone(),
         mempool: samples,
+        propagation,
+        status_latency,
     };
     Ok(report)
+}
+
+/// The nodes whose block announcements are timed: the submit node, the observer and the `watch`
+/// nodes, each once, all checked to be on the network of `genesis`.
+async fn watched_nodes(
+    api: &Api,
+    observer: &Api,
+    watch: &[String],
+    genesis: &Hash,
+) -> anyhow::Result<Vec<String>> {
+    let mut nodes = vec![api.base().to_string()];
+    for url in watch {
+        let node = Api::new(url, 1)?;
+        let status = node
+            .status()
+            .await
+            .with_context(|| format!("cannot read the status of {}", node.base()))?;
+        if status.genesis_hash != *genesis {
+            bail!(
+                "the watched node {} is on another network (genesis {}) than {} (genesis \
+                 {genesis})",
+                node.base(),
+                status.genesis_hash,
+                api.base()
+            );
+        }
+        nodes.push(node.base().to_string());
+    }
+    nodes.push(observer.base().to_string());
+    let mut seen = std::collections::HashSet::new();
+    nodes.retain(|n| seen.insert(n.clone()));
+    Ok(nodes)
+}
+
+/// What the measurement thread needs.
+struct Measurements {
+    /// The event streams' client.
+    streams: reqwest::Client,
+    /// The observer, with a connection pool for the probes.
+    observer: Api,
+    arrivals: SharedArrivals,
+    probes: SharedProbes,
+    every: Duration,
+}
+
+/// Runs the block-announcement streams and the `/status` probes on a thread of their own, with a
+/// single-threaded runtime of its own, until `stop` changes: the load's signing workers (on the
+/// main runtime) then cannot delay their timestamps, only the operating system can.
+fn spawn_measurements(
+    m: Measurements,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the measurement runtime")?;
+    std::thread::Builder::new()
+        .name("bench-measure".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let nodes = m.arrivals.lock().nodes.clone();
+                let streams: Vec<_> = nodes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, base)| {
+                        tokio::spawn(propagation::watch_node(
+                            m.streams.clone(),
+                            i,
+                            base,
+                            m.arrivals.clone(),
+                            stop.clone(),
+                        ))
+                    })
+                    .collect();
+                probe::probe(m.observer, m.every, m.probes, stop).await;
+                for s in streams {
+                    let _ = s.await;
+                }
+            })
+        })
+        .context("cannot start the measurement thread")
+}
+
+/// What the measurement thread records, with what the report needs to read it.
+#[derive(Clone)]
+struct Measured {
+    arrivals: SharedArrivals,
+    probes: SharedProbes,
+    idle_start: Instant,
+    observer_index: usize,
+    big_block: u64,
+    status_every: Duration,
+    observer: String,
+}
+
+impl Measured {
+    /// Propagation of the blocks first announced within the load `start..=end`, and the
+    /// `/status` latencies (the load being `start..end`).
+    fn results(
+        &self,
+        start: Instant,
+        end: Instant,
+        slot_ms: Option<f64>,
+    ) -> (Propagation, StatusLatency) {
+        let (propagation, imports) = {
+            let a = self.arrivals.lock();
+            (
+                a.propagation(start, end, self.big_block, slot_ms),
+                a.announcements_by(self.observer_index, self.big_block, start),
+            )
+        };
+        let phases = Phases {
+            idle_start: self.idle_start,
+            load_start: start,
+            load_end: end,
+        };
+        let status = self.probes.lock().summary(
+            phases,
+            imports,
+            self.big_block,
+            self.status_every,
+            &self.observer,
+        );
+        (propagation, status)
+    }
 }
 
 /// Spreads the accounts over `concurrency` workers and runs them to the end of the load.
@@ -327,6 +523,7 @@ struct Sampling {
     tally: Arc<Tally>,
     start: Instant,
     progress: Duration,
+    measured: Measured,
 }
 
 /// Samples both mempools every second and prints a progress line every `progress`, until `stop`.
@@ -344,6 +541,9 @@ async fn sample(s: Sampling, mut stop: watch::Receiver<bool>) -> Vec<MempoolSamp
         };
         if t >= next_line {
             eprintln!("{}", progress_line(&s, &sample));
+            let slot_ms = s.view.lock().slot_ms();
+            let (p, st) = s.measured.results(s.start, t, slot_ms);
+            eprintln!("        {} | {}", p.short(), st.short());
             next_line += s.progress;
         }
         samples.push(sample);
@@ -391,6 +591,10 @@ mod tests {
     #[test]
     fn out_of_range_options_are_refused_before_anything_is_sent() {
         assert!(check(&args(&[])).is_ok());
+        let watch = args(&["--watch", "http://a:1,http://b:2", "--watch", "http://c:3"]).watch;
+        assert_eq!(watch.len(), 3);
+        let many: Vec<String> = (0..=MAX_WATCHED).map(|i| format!("h{i}:1")).collect();
+        assert!(check(&args(&["--watch", &many.join(",")])).is_err());
         for bad in [
             &["--accounts", "0"][..],
             &["--accounts", "1001"],
@@ -400,6 +604,10 @@ mod tests {
             &["--grace", "3601"],
             &["--progress", "0"],
             &["--fund", "0"],
+            &["--idle", "601"],
+            &["--status-every", "4"],
+            &["--status-every", "10001"],
+            &["--big-block", "0"],
         ] {
             assert!(check(&args(bad)).is_err(), "{bad:?}");
         }

@@ -42,6 +42,70 @@ pub(crate) struct Report {
     pub(crate) observer_last_error: Option<String>,
     /// Mempool sizes over time (about one sample a second).
     pub(crate) mempool: Vec<MempoolSample>,
+    /// How fast the blocks produced during the load reached the other watched nodes.
+    pub(crate) propagation: Propagation,
+    /// `GET /status` answer times on the observer, idle and under load.
+    pub(crate) status_latency: StatusLatency,
+}
+
+/// Block propagation among the watched nodes (`super::propagation`): for each block first
+/// announced during the load, the time from its first announcement (by its producer, when
+/// watched) to each other watched node's. One sample per (block, other node).
+#[derive(Debug, Serialize)]
+pub(crate) struct Propagation {
+    /// The watched nodes: the submit node, the observer and each `--watch` node.
+    pub(crate) nodes: Vec<String>,
+    /// `--big-block`: blocks of at least this many transactions are also counted apart.
+    pub(crate) big_block_txs: u64,
+    /// Blocks first announced during the load.
+    pub(crate) blocks: u64,
+    /// Those of them with at least `big_block_txs` transactions.
+    pub(crate) big_blocks: u64,
+    pub(crate) all_ms: Latency,
+    /// `all_ms` in slots (of `slots.slot_ms`).
+    pub(crate) all_slots: Option<Latency>,
+    /// Only the blocks of at least `big_block_txs` transactions.
+    pub(crate) big_ms: Latency,
+    pub(crate) big_slots: Option<Latency>,
+    /// Announcements by a node that had another block at that height on its best chain first:
+    /// when it adopted the block by a fork switch (not in the figures above).
+    pub(crate) via_fork_switch_ms: Latency,
+    /// (block, other node) pairs never announced by the end of the run (the block lost a fork
+    /// race there, or that node's stream was down).
+    pub(crate) not_reached: u64,
+    /// Events the nodes skipped because the generator read their stream too slowly.
+    pub(crate) missed_events: u64,
+    /// Event streams that failed or ended (each is reconnected after a second).
+    pub(crate) stream_errors: u64,
+    pub(crate) last_error: Option<String>,
+}
+
+/// `GET /status` answer times on the observer (`super::probe`), by when the probe was sent.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusLatency {
+    pub(crate) node: String,
+    /// `--status-every`: one probe per this many milliseconds, on a fixed schedule.
+    pub(crate) every_ms: u64,
+    /// Length of the idle phase before the load (`--idle`).
+    pub(crate) idle_s: f64,
+    pub(crate) idle_ms: Latency,
+    /// Probes sent during the load.
+    pub(crate) load_ms: Latency,
+    /// Probes sent within 1 s before the observer announced a block of at least
+    /// `big_block_txs` transactions (from the start of the load to the end of the run).
+    pub(crate) import_ms: Latency,
+    /// How many such blocks the observer announced.
+    pub(crate) import_blocks: u64,
+    pub(crate) big_block_txs: u64,
+    /// `load_ms.p99 / idle_ms.p99`.
+    pub(crate) load_p99_vs_idle: Option<f64>,
+    /// `import_ms.p99 / idle_ms.p99`.
+    pub(crate) import_p99_vs_idle: Option<f64>,
+    /// Probes that failed (no answer, a timeout, a non-2xx answer); not in the figures.
+    pub(crate) errors: u64,
+    /// Ticks skipped because 64 probes were waiting for an answer.
+    pub(crate) skipped: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 /// The options of the run.
@@ -147,6 +211,50 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
 }
 
+/// `p50 120 ms (0.12 slot), p95 …, max …` of latencies in ms and the same in slots.
+fn ms_and_slots(ms: &Latency, slots: Option<&Latency>) -> String {
+    let one = |name: &str, m: Option<f64>, s: Option<f64>| {
+        format!("{name} {} ms ({} slot)", opt(m, 0), opt(s, 2))
+    };
+    let s = |f: fn(&Latency) -> Option<f64>| slots.and_then(f);
+    format!(
+        "{}, {}, {}",
+        one("p50", ms.p50, s(|l| l.p50)),
+        one("p95", ms.p95, s(|l| l.p95)),
+        one("max", ms.max, s(|l| l.max)),
+    )
+}
+
+impl Propagation {
+    /// `all p50 … | 1000+ tx p50 …`, for the progress line.
+    pub(crate) fn short(&self) -> String {
+        format!(
+            "propagation p50 {} p95 {} max {} ms ({}) | {}+ tx p50 {} p95 {} max {} ms ({})",
+            opt(self.all_ms.p50, 0),
+            opt(self.all_ms.p95, 0),
+            opt(self.all_ms.max, 0),
+            self.all_ms.count,
+            self.big_block_txs,
+            opt(self.big_ms.p50, 0),
+            opt(self.big_ms.p95, 0),
+            opt(self.big_ms.max, 0),
+            self.big_ms.count,
+        )
+    }
+}
+
+impl StatusLatency {
+    /// `/status p99 … ms (idle …, import …)`, for the progress line.
+    pub(crate) fn short(&self) -> String {
+        format!(
+            "/status p99 idle {} load {} import {} ms",
+            opt(self.idle_ms.p99, 1),
+            opt(self.load_ms.p99, 1),
+            opt(self.import_ms.p99, 1),
+        )
+    }
+}
+
 impl Report {
     /// The human summary printed at the end of a run.
     pub(crate) fn summary(&self) -> String {
@@ -163,6 +271,7 @@ impl Report {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let peak = self.mempool.iter().filter_map(|s| s.node).max();
+        let (p, st) = (&self.propagation, &self.status_latency);
         format!(
             "bench: {:.1} s of load on {} (observer {})\n  \
              accepted  {} of {} submitted: {:.0} tx/s; rejected {} [{}]\n  \
@@ -170,7 +279,14 @@ impl Report {
              latency   submit -> included on the observer: p50 {} ms, p95 {} ms, p99 {} ms, max {} ms ({} samples)\n  \
              slots     {} of {} ended with a block: fill {}\n  \
              lost      {} acknowledged but not included [{}]; nonce regressions {}\n  \
-             mempool   peak {} on the node",
+             mempool   peak {} on the node\n  \
+             propagation  first announcement -> each other watched node ({} nodes), {} blocks: \
+             {} ({} samples)\n  \
+             propagation  blocks of {}+ tx ({}): {} ({} samples); \
+             by fork switch {}, never reached {}\n  \
+             /status   on the observer every {} ms: idle p50 {} p99 {} ms ({}); load p50 {} p99 \
+             {} ms ({}, {}x idle); during {}+ tx imports p50 {} p99 {} ms ({} probes, {} blocks, \
+             {}x idle); {} failed",
             self.load_seconds,
             self.node,
             self.observer,
@@ -195,6 +311,31 @@ impl Report {
             lost.join(" "),
             self.nonce_regressions,
             peak.map_or_else(|| "-".to_string(), |p| p.to_string()),
+            self.propagation.nodes.len(),
+            self.propagation.blocks,
+            ms_and_slots(&p.all_ms, p.all_slots.as_ref()),
+            p.all_ms.count,
+            p.big_block_txs,
+            p.big_blocks,
+            ms_and_slots(&p.big_ms, p.big_slots.as_ref()),
+            p.big_ms.count,
+            p.via_fork_switch_ms.count,
+            p.not_reached,
+            st.every_ms,
+            opt(st.idle_ms.p50, 1),
+            opt(st.idle_ms.p99, 1),
+            st.idle_ms.count,
+            opt(st.load_ms.p50, 1),
+            opt(st.load_ms.p99, 1),
+            st.load_ms.count,
+            opt(st.load_p99_vs_idle, 2),
+            st.big_block_txs,
+            opt(st.import_ms.p50, 1),
+            opt(st.import_ms.p99, 1),
+            st.import_ms.count,
+            st.import_blocks,
+            opt(st.import_p99_vs_idle, 2),
+            st.errors,
         )
     }
 }
