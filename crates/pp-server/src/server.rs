@@ -345,36 +345,39 @@ impl Server {
 
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
-        self.net_live().map_or(0, |n| n.peer_count())
+        self.net_live().peer_count()
     }
 
     /// Node ids of the connected peers.
     pub fn connected_peers(&self) -> Vec<String> {
-        self.net_live()
-            .map(|n| n.peers().into_iter().map(|p| p.node_id).collect())
-            .unwrap_or_default()
+        let peers = self.net_live().peers();
+        peers.into_iter().map(|p| p.node_id).collect()
     }
 
     /// The connected peers as the network sees them (address, direction, key, tip), for
     /// harnesses that check who a node is connected to (pp-sim's eclipse scenario).
     pub fn peer_infos(&self) -> Vec<pp_net::PeerInfo> {
-        self.net_live().map(|n| n.peers()).unwrap_or_default()
+        self.net_live().peers()
     }
 
     /// Sizes of the address book (entries by table, groups); zero without P2P.
     pub fn book_counts(&self) -> pp_net::BookCounts {
-        self.net_live().map(|n| n.book_counts()).unwrap_or_default()
+        self.net_live().book_counts()
     }
 
     /// The network's cumulative counters (bytes and messages by type and direction, compact
     /// block outcomes, ...), the numbers behind the `pp_p2p_*` metrics; zero without P2P.
     pub fn net_stats(&self) -> pp_net::NetStatsSnapshot {
-        self.net_live().map(|n| n.stats()).unwrap_or_default()
+        self.net_live().stats()
     }
 
-    /// The network while running (a no-op one without P2P).
-    fn net_live(&self) -> Option<&Arc<dyn crate::net::PeerNet>> {
-        self.live().ok().map(|c| c.net())
+    /// The network while running; a no-op one without P2P, before start and after shutdown.
+    fn net_live(&self) -> &dyn crate::net::PeerNet {
+        static STOPPED: crate::net::NoopNet = crate::net::NoopNet;
+        match self.live() {
+            Ok(c) => c.net().as_ref(),
+            Err(_) => &STOPPED,
+        }
     }
 
     /// True if the node is running with P2P enabled.

@@ -1,5 +1,7 @@
 //! The long-running tasks of a node: the consensus loop (one turn per slot), the network event
-//! handler (gossip in). Sync (catching up with longer chains) is [`crate::sync`].
+//! handler (gossip in). Sync (catching up with longer chains) is [`crate::sync`]. They decide
+//! *when*; what is done is the node's API ([`crate::node`]): `produce`, `import_own`,
+//! `peers_turn`, `on_peer_connected`, `on_block`, `begin_admit`.
 //!
 //! Every task stops when the shutdown signal (a `watch` channel) flips, and none holds a lock
 //! across an `.await`.
