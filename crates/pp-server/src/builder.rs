@@ -50,7 +50,7 @@ pub(crate) struct Built {
     pub(crate) core: Arc<Core>,
     /// The storage writer, to be spawned (it stops on `shutdown`).
     pub(crate) writer_task: futures::future::BoxFuture<'static, ()>,
-    /// The sync task's end of [`Core::request_sync`].
+    /// The sync task's end of the node's sync hints.
     pub(crate) sync_rx: mpsc::Receiver<SyncRequest>,
     /// The node's key (its network identity).
     pub(crate) key: KeyPair,

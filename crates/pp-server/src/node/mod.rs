@@ -104,7 +104,7 @@ pub(crate) struct Parts {
     pub(crate) metrics: Metrics,
     /// Blocks asked per `get_blocks` while syncing.
     pub(crate) sync_batch: u32,
-    /// Hints to the sync task (see [`Core::request_sync`]).
+    /// Hints to the sync task (`request_sync`).
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
 }
 
@@ -367,7 +367,7 @@ impl Core {
     }
 
     /// Asks the sync task to catch up with `peer` (dropped if the queue is full: it is a hint).
-    pub(crate) fn request_sync(&self, peer: PeerId, tip_index: u64) {
+    fn request_sync(&self, peer: PeerId, tip_index: u64) {
         let _ = self.sync_tx.try_send(SyncRequest { peer, tip_index });
     }
 
