@@ -41,8 +41,7 @@ mod proofs;
 #[path = "http_sse.rs"]
 mod sse;
 
-use crate::mempool::Inserted;
-use crate::node::{Core, LedgerView};
+use crate::node::{ConnectError, Core, TxStatus};
 
 /// Largest request body accepted, bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -52,8 +51,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_BATCH_TXS: usize = 1_000;
 /// Most blocks returned by `GET /blocks`.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
-/// Newest best-chain blocks searched for a transaction that is not (yet) in the index.
-const RECENT_BLOCKS_SCANNED: u64 = 4;
 /// How long `POST /peers` waits for the dial and handshake (below the request timeout, so the
 /// client gets the specific error).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(9);
@@ -314,7 +311,7 @@ pub(crate) fn block_json(b: &Block) -> Value {
 /// reason: memory may hold blocks and transactions the disk does not, and the node must not
 /// serve them (`/health` included, so that a supervisor sees the failure).
 async fn fail_stop(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
-    match core.health.failure() {
+    match core.storage_failure() {
         Some(reason) if req.uri().path() != "/metrics" => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_failed",
@@ -331,33 +328,28 @@ pub(crate) fn status_json(core: &Core) -> Value {
         (c.height(), c.tip_hash())
     };
     let slot = core.current_slot();
-    let pending = core.mempool().len();
-    let (peers, outbound, inbound, p2p) = match core.net() {
-        Some(n) => {
-            let list = n.peers();
-            let out = list
-                .iter()
-                .filter(|p| p.direction == pp_net::Direction::Outbound)
-                .count();
-            (list.len(), out, list.len() - out, true)
-        }
-        None => (0, 0, 0, false),
-    };
+    let pending = core.pending_count();
+    let list = core.net().peers();
+    let outbound = list
+        .iter()
+        .filter(|p| p.direction == pp_net::Direction::Outbound)
+        .count();
+    let (peers, inbound, p2p) = (list.len(), list.len() - outbound, core.p2p_enabled());
     json!({
-        "node_id": core.node_id,
-        "network": core.genesis.network,
-        "genesis_hash": core.genesis_hash,
-        "public_key": core.key.public(),
+        "node_id": core.node_id(),
+        "network": core.genesis().network,
+        "genesis_hash": core.genesis_hash(),
+        "public_key": core.public_key(),
         "height": height,
         "tip_hash": tip,
         "slot": slot,
-        "epoch": core.slots.epoch_of_slot(slot),
+        "epoch": core.slots().epoch_of_slot(slot),
         "peers": peers,
         "outbound": outbound,
         "inbound": inbound,
         "p2p_enabled": p2p,
         "pending_transactions": pending,
-        "sync": core.sync_status.json(),
+        "sync": core.sync_status().json(),
     })
 }
 
@@ -380,7 +372,8 @@ async fn blocks(
     let Query(r) = q?;
     let count = r.count.unwrap_or(10).min(MAX_BLOCKS_PER_PAGE);
     let from = r.from.unwrap_or(0);
-    let out: Vec<Value> = crate::history::blocks_from(&core, from, count)
+    let out: Vec<Value> = core
+        .blocks_from(from, count)
         .map_err(storage_error)?
         .iter()
         .map(block_json)
@@ -396,7 +389,7 @@ async fn block_by_index(
     let index: u64 = s.parse().map_err(|_| {
         ApiError::bad_request("bad_index", format!("{s:?} is not a block index (u64)"))
     })?;
-    match crate::history::block_at(&core, index).map_err(storage_error)? {
+    match core.block_at(index).map_err(storage_error)? {
         Some(b) => ok_json(block_json(&b)),
         None => Err(ApiError::not_found(
             "unknown_block",
@@ -419,7 +412,7 @@ async fn block_by_hash(
 ) -> ApiResult {
     let Path(s) = p?;
     let h = parse_hash(&s, "hash")?;
-    match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
+    match core.block_by_hash(&h).map_err(storage_error)? {
         Some((b, on_best_chain)) => {
             let mut v = block_json(&b);
             v["on_best_chain"] = json!(on_best_chain);
@@ -443,15 +436,8 @@ async fn submit_tx(
     let tx: Transaction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("not a transaction: {e}")))?;
     let id = tx.id();
-    match core.admit_tx(tx.clone()).await {
-        Ok(inserted) => {
-            if inserted == Inserted::New {
-                if let Some(n) = core.net() {
-                    n.broadcast_tx(&tx, None);
-                }
-            }
-            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
-        }
+    match core.submit_tx(tx).await {
+        Ok(_) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()),
         Err(e) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             e.code(),
@@ -494,21 +480,15 @@ async fn submit_batch(core: &Core, body: &[u8]) -> ApiResult {
             })),
         }
     }
-    let results = core
-        .admit_txs(txs.iter().map(|(_, t)| t.clone()).collect())
-        .await;
-    let net = core.net();
-    for ((slot, tx), r) in txs.into_iter().zip(results) {
+    let (slots, txs): (Vec<usize>, Vec<Transaction>) = txs.into_iter().unzip();
+    let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
+    let results = core.submit_txs(txs).await;
+    for ((slot, id), r) in slots.into_iter().zip(ids).zip(results) {
         out[slot] = match r {
-            Ok(inserted) => {
-                if let (Inserted::New, Some(n)) = (inserted, net) {
-                    n.broadcast_tx(&tx, None);
-                }
-                json!({ "status": "accepted", "id": tx.id() })
-            }
+            Ok(_) => json!({ "status": "accepted", "id": id }),
             Err(e) => json!({
                 "status": "rejected",
-                "id": tx.id(),
+                "id": id,
                 "error": { "code": e.code(), "message": e.to_string() },
             }),
         };
@@ -522,55 +502,25 @@ async fn tx_status(
 ) -> ApiResult {
     let Path(s) = p?;
     let id = parse_hash(&s, "id")?;
-    if core.mempool().contains(&id) {
-        return ok_json(json!({ "id": id, "status": "pending", "block": null }));
-    }
-    let stored = core.storage.tx_block(&id).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_error",
-            e.to_string(),
-        )
-    })?;
-    // The indexed block, if it is still on the best chain (from memory or from storage).
-    let indexed = match stored {
-        Some(h) => match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
-            Some((b, true)) => Some(b),
-            _ => None,
-        },
-        None => None,
-    };
-    let c = core.chain();
-    let found = indexed.as_ref().or_else(|| {
-        // A block being committed right now has left the mempool but is not indexed yet:
-        // look at the newest blocks in memory.
-        let h = c.height();
-        (h.saturating_sub(RECENT_BLOCKS_SCANNED)..=h)
-            .rev()
-            .filter_map(|i| c.block_at(i))
-            .find(|b| b.transactions.iter().any(|t| t.id() == id))
-    });
-    if let Some(b) = found {
-        return ok_json(json!({
+    match core.tx_status(&id).map_err(storage_error)? {
+        TxStatus::Pending => ok_json(json!({ "id": id, "status": "pending", "block": null })),
+        TxStatus::Included(b) => ok_json(json!({
             "id": id,
             "status": "included",
             "block": { "index": b.header.index, "hash": b.hash() },
-        }));
-    }
-    drop(c);
-    if let Some(reason) = core.mempool().dropped(&id) {
-        return ok_json(json!({
+        })),
+        TxStatus::Dropped(reason) => ok_json(json!({
             "id": id,
             "status": "dropped",
             "reason": reason.code(),
             "message": reason.message(),
             "block": null,
-        }));
+        })),
+        TxStatus::Unknown => Err(ApiError::not_found(
+            "unknown_transaction",
+            format!("transaction {id} is neither pending nor on the best chain"),
+        )),
     }
-    Err(ApiError::not_found(
-        "unknown_transaction",
-        format!("transaction {id} is neither pending nor on the best chain"),
-    ))
 }
 
 async fn account(
@@ -580,6 +530,7 @@ async fn account(
     let Path(s) = p?;
     let pk = PublicKey::from_hex(&s)
         .map_err(|e| ApiError::bad_request("bad_account", format!("account {s:?}: {e}")))?;
+    let pending_nonce = core.pending_nonce(&pk);
     let c = core.chain();
     let st = c.state();
     if !st.account_exists(&pk) {
@@ -588,12 +539,6 @@ async fn account(
             format!("account {pk} does not exist on the chain"),
         ));
     }
-    let view = LedgerView {
-        state: st,
-        genesis_hash: core.genesis_hash,
-        sigs: c.signature_cache(),
-    };
-    let pending_nonce = core.mempool().pending_nonce(&view, &pk);
     ok_json(json!({
         "account": pk,
         "balance": st.balance(&pk),
@@ -605,14 +550,14 @@ async fn account(
 }
 
 async fn peers(State(core): State<Arc<Core>>) -> ApiResult {
-    let peers = core.net().map(|n| n.peers()).unwrap_or_default();
+    let peers = core.net().peers();
     ok_json(json!({ "peers": peers }))
 }
 
 /// The address book's size: entries in new and tried, distinct address groups, and tried
 /// collisions waiting for a feeler.
 async fn known_peers(State(core): State<Arc<Core>>) -> ApiResult {
-    let counts = core.net().map(|n| n.book_counts()).unwrap_or_default();
+    let counts = core.net().book_counts();
     ok_json(json!({
         "new": counts.new,
         "tried": counts.tried,
@@ -641,33 +586,22 @@ async fn add_peer(
         )
     })?;
     tracing::info!(%client, addr = %req.addr, "admin: POST /peers");
-    let Some(net) = core.net().cloned() else {
-        return Err(ApiError::new(
+    match core.connect(&req.addr, CONNECT_TIMEOUT).await {
+        Ok(info) => ok_json(json!({ "peer": info })),
+        Err(ConnectError::P2pDisabled) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "p2p_disabled",
             "peer-to-peer networking is disabled on this node",
-        ));
-    };
-    net.add_known_addr(&req.addr);
-    match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(&req.addr)).await {
-        Ok(Ok(info)) => {
-            if info.tip_index > core.chain().height() {
-                core.request_sync(info.id, info.tip_index);
-            }
-            ok_json(json!({ "peer": info }))
-        }
-        Ok(Err(e)) => Err(ApiError::new(
+        )),
+        Err(ConnectError::Net(e)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "connect_failed",
             format!("cannot connect to {}: {e}", req.addr),
         )),
-        Err(_) => Err(ApiError::new(
+        Err(ConnectError::Timeout(t)) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "connect_timeout",
-            format!(
-                "no handshake with {} within {:?}",
-                req.addr, CONNECT_TIMEOUT
-            ),
+            format!("no handshake with {} within {t:?}", req.addr),
         )),
     }
 }
@@ -692,7 +626,7 @@ fn storage_error(e: crate::storage::StorageError) -> ApiError {
 
 /// `GET /evidence`: the stored equivocation evidence (see `evidence.rs`).
 async fn evidence(State(core): State<Arc<Core>>) -> ApiResult {
-    ok_json(crate::evidence::evidence_json(&core).map_err(storage_error)?)
+    ok_json(core.evidence_json().map_err(storage_error)?)
 }
 
 #[cfg(test)]

@@ -23,14 +23,16 @@ const MAX_BAN_SECONDS: u64 = 10 * 365 * 24 * 3600;
 /// Longest reason kept, in bytes.
 const MAX_REASON_BYTES: usize = 256;
 
-fn net_of(core: &Core) -> Result<Arc<dyn crate::net::PeerNet>, ApiError> {
-    core.net().cloned().ok_or_else(|| {
-        ApiError::new(
+/// The network, for the admin calls that change bans (`409 p2p_disabled` without P2P).
+fn net_of(core: &Core) -> Result<&Arc<dyn crate::net::PeerNet>, ApiError> {
+    if !core.p2p_enabled() {
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "p2p_disabled",
             "peer-to-peer networking is disabled on this node",
-        )
-    })
+        ));
+    }
+    Ok(core.net())
 }
 
 fn parse_target(s: &str) -> Result<BanTarget, ApiError> {
@@ -38,8 +40,8 @@ fn parse_target(s: &str) -> Result<BanTarget, ApiError> {
         .map_err(|e| ApiError::bad_request("bad_target", e))
 }
 
-fn persist(core: &Core, net: &dyn crate::net::PeerNet) -> Result<(), ApiError> {
-    crate::tasks::save_bans(core, net).map_err(|e| {
+fn persist(core: &Core) -> Result<(), ApiError> {
+    core.save_bans().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "storage_error",
@@ -49,7 +51,7 @@ fn persist(core: &Core, net: &dyn crate::net::PeerNet) -> Result<(), ApiError> {
 }
 
 pub(super) async fn bans(State(core): State<Arc<Core>>) -> ApiResult {
-    let bans = core.net().map(|n| n.bans()).unwrap_or_default();
+    let bans = core.net().bans();
     ok_json(json!({ "bans": bans }))
 }
 
@@ -102,7 +104,7 @@ pub(super) async fn add_ban(
             ),
         ));
     }
-    persist(&core, net.as_ref())?;
+    persist(&core)?;
     tracing::info!(%target, seconds = req.seconds, %reason, "admin: ban");
     let ban = net.bans().into_iter().find(|b| b.target == target);
     Ok((StatusCode::CREATED, Json(json!({ "ban": ban }))).into_response())
@@ -122,7 +124,7 @@ pub(super) async fn remove_ban(
             format!("no ban on {target} is in force"),
         ));
     }
-    persist(&core, net.as_ref())?;
+    persist(&core)?;
     tracing::info!(%target, "admin: unban");
     ok_json(json!({ "unbanned": target }))
 }

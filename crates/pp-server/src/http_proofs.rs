@@ -53,7 +53,7 @@ async fn headers(
         let in_memory = core.chain().header_at(i).cloned();
         let header = match in_memory {
             Some(h) => h,
-            None => match crate::history::block_at(&core, i).map_err(storage_error)? {
+            None => match core.block_at(i).map_err(storage_error)? {
                 Some(b) => b.header,
                 None => break,
             },
@@ -104,31 +104,30 @@ async fn account_proof(
         .header_at(index)
         .cloned()
         .ok_or_else(|| ApiError::not_found("unknown_block", format!("no header at {index}")))?;
-    let tree = core
-        .state_tree
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if tree.block_at(index) != Some(hash) {
-        let kept = tree.versions();
-        return Err(ApiError::not_found(
-            "proof_unavailable",
-            format!(
-                "no state tree for block {hash} at index {index} (kept: {})",
-                kept.map_or("none".to_owned(), |(a, b)| format!("{a}..={b}"))
-            ),
-        ));
-    }
-    let internal = |e: pp_ledger::state_tree::StateTreeError| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "state_tree_error",
-            e.to_string(),
-        )
-    };
-    let root = tree.root(index).map_err(internal)?;
-    let (value, proof) = tree.prove(index, &account).map_err(internal)?;
-    drop(tree);
+    let proved = core.with_state_tree(|tree| {
+        if tree.block_at(index) != Some(hash) {
+            let kept = tree.versions();
+            return Err(ApiError::not_found(
+                "proof_unavailable",
+                format!(
+                    "no state tree for block {hash} at index {index} (kept: {})",
+                    kept.map_or("none".to_owned(), |(a, b)| format!("{a}..={b}"))
+                ),
+            ));
+        }
+        let internal = |e: pp_ledger::state_tree::StateTreeError| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "state_tree_error",
+                e.to_string(),
+            )
+        };
+        let root = tree.root(index).map_err(internal)?;
+        let (value, proof) = tree.prove(index, &account).map_err(internal)?;
+        Ok((root, value, proof))
+    });
     drop(chain);
+    let (root, value, proof) = proved?;
     let leaf: Option<Value> = match &value {
         None => None,
         Some(v) => {
@@ -168,24 +167,7 @@ async fn tx_proof(
 ) -> ApiResult {
     let Path(s) = p?;
     let id = parse_hash(&s, "id")?;
-    let stored = core.storage.tx_block(&id).map_err(storage_error)?;
-    let block = match stored {
-        Some(h) => match crate::history::block_by_hash(&core, &h).map_err(storage_error)? {
-            Some((b, true)) => Some(b),
-            _ => None,
-        },
-        None => None,
-    };
-    // A block being committed right now is not indexed yet: look at the newest ones.
-    let block = block.or_else(|| {
-        let c = core.chain();
-        let h = c.height();
-        (h.saturating_sub(super::RECENT_BLOCKS_SCANNED)..=h)
-            .rev()
-            .filter_map(|i| c.block_at(i))
-            .find(|b| b.transactions.iter().any(|t| t.id() == id))
-            .cloned()
-    });
+    let block = core.included_in(&id).map_err(storage_error)?;
     let Some(b) = block else {
         return Err(ApiError::not_found(
             "unknown_transaction",
@@ -260,24 +242,24 @@ mod tests {
         let mut txs = Vec::new();
         let mut hashes = vec![core.chain().tip_hash()];
         for nonce in 0..2u64 {
-            let tx = Transaction::transfer(&key, to, 7, 1, 2 * nonce, &core.genesis_hash);
+            let tx = Transaction::transfer(&key, to, 7, 1, 2 * nonce, &core.genesis_hash());
             let other = Transaction::transfer(
                 &key,
                 KeyPair::from_seed([90 + nonce as u8; 32]).public(),
                 3,
                 1,
                 2 * nonce + 1,
-                &core.genesis_hash,
+                &core.genesis_hash(),
             );
             let tip = core.chain().tip().header.clone();
             let b = Block::produce(
                 &tip,
                 tip.slot + 1,
-                core.slots.slot_start_ms(tip.slot + 1),
-                core.genesis.difficulty,
+                core.slots().slot_start_ms(tip.slot + 1),
+                core.genesis().difficulty,
                 vec![tx.clone(), other],
-                &core.key,
-                &core.genesis_hash,
+                core.key(),
+                &core.genesis_hash(),
                 1 << 24,
             )
             .unwrap();

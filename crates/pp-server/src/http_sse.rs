@@ -45,7 +45,7 @@ fn stream(sub: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
 
 /// `GET /events`.
 pub(super) async fn events(State(core): State<Arc<Core>>) -> Result<Response, ApiError> {
-    let sub = core.events.subscribe().map_err(|e| {
+    let sub = core.events().subscribe().map_err(|e| {
         let code = match e {
             SubscribeError::Full(_) => "too_many_event_clients",
             SubscribeError::Closed => "shutting_down",
@@ -91,7 +91,7 @@ mod tests {
         // The client reads nothing while twice the ring's size and 10 more are published: the
         // node holds the newest EVENT_BUFFER, not more.
         let published = 2 * EVENT_BUFFER + 10;
-        core.events.publish((0..published).map(tx));
+        core.events().publish((0..published).map(tx));
         let mut body = res.into_body().into_data_stream();
         let mut text = String::new();
         while text.matches("\n\n").count() < 2 {
@@ -116,7 +116,7 @@ mod tests {
         let app = super::super::router(core.clone(), None);
         let req = Request::get("/events").body(Body::empty()).unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
-        core.events.close();
+        core.events().close();
         let mut body = res.into_body().into_data_stream();
         assert!(body.next().await.is_none(), "the open stream ends");
         let req = Request::get("/events").body(Body::empty()).unwrap();

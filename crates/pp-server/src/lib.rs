@@ -18,23 +18,30 @@
 //! a fresh admin token to `data_dir/admin.token` (mode 0600, see [`admin`]): the HTTP API's admin
 //! endpoints require it as `Authorization: Bearer <token>`.
 //!
+//! Inside, one place for each concern: [`Server`] is the facade; `builder` resolves the
+//! configuration, genesis and keys once and replays storage into the running node; `launch`
+//! starts and stops its network, tasks and HTTP API; the running node (`node`) keeps its state
+//! private behind one API (submit a transaction, import a block, connect a peer, queries) that
+//! the HTTP handlers, the facade and the tasks all call. A node without P2P runs over a no-op
+//! network.
+//!
 //! See `docs/architecture.md` for the tasks, locks and storage layout, and `docs/http-api.md`
 //! for the HTTP API. An example is on [`Server`].
 
 pub mod admin;
 pub mod block_log;
 pub mod blocking;
+mod builder;
 mod clock;
 pub mod config;
 pub mod error;
 mod events;
-mod evidence;
 mod explorer;
 mod health;
-mod history;
 mod http;
 mod http_serve;
 pub mod keys;
+mod launch;
 pub mod mempool;
 pub mod metrics;
 mod net;

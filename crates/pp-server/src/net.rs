@@ -3,32 +3,18 @@
 //! `pp_net::Network<T>` is generic over its transport (tokio TCP in production, turmoil in
 //! simulations). The server talks to it only through [`PeerNet`], so that nothing else in this
 //! crate is generic: a simulated server differs from a real one only in the `Network` it was
-//! started with ([`Server::start_with_transport`](crate::Server::start_with_transport)).
+//! started with ([`Server::start_with_transport`](crate::Server::start_with_transport)). A node
+//! without P2P has a [`NoopNet`].
 
 use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 use pp_ledger::{Block, BlockHeader, Hash, Transaction};
-use std::sync::Arc;
 
 use pp_net::{
-    AddrStore, BanInfo, BanTarget, BookCounts, BookSnapshot, Misbehaviour, NetError,
-    NetStatsSnapshot, Network, PeerId, PeerInfo, StoreError, Transport,
+    BanInfo, BanTarget, BookCounts, Misbehaviour, NetError, NetStatsSnapshot, Network, PeerId,
+    PeerInfo, Transport,
 };
-
-use crate::node::Core;
-
-/// The address book's store: the node's database (see [`crate::storage`], table `addr_book`).
-pub(crate) struct BookStore(pub(crate) Arc<Core>);
-
-impl AddrStore for BookStore {
-    fn load(&self) -> Result<Option<BookSnapshot>, StoreError> {
-        self.0.storage.load()
-    }
-    fn save(&self, snapshot: &BookSnapshot) -> Result<(), StoreError> {
-        self.0.storage.save(snapshot)
-    }
-}
 
 /// What the server needs from the network layer.
 pub trait PeerNet: Send + Sync + 'static {
@@ -159,5 +145,52 @@ impl<T: Transport> PeerNet for Network<T> {
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(Network::shutdown(self))
+    }
+}
+
+/// The network of a node without P2P: no peers, no addresses, nothing sent; requests fail with
+/// [`NetError::Shutdown`]. It stands in for a real network so that the node's operations never
+/// branch on whether P2P is on.
+pub(crate) struct NoopNet;
+
+impl PeerNet for NoopNet {
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    }
+    fn peers(&self) -> Vec<PeerInfo> {
+        Vec::new()
+    }
+    fn peer_count(&self) -> usize {
+        0
+    }
+    fn known_addrs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn add_known_addr(&self, _addr: &str) {}
+    fn broadcast_block(&self, _block: &Block, _except: Option<PeerId>) {}
+    fn broadcast_tx(&self, _tx: &Transaction, _except: Option<PeerId>) {}
+    fn update_tip(&self, _index: u64, _hash: Hash) {}
+    fn penalize(&self, _peer: PeerId, _offence: Misbehaviour, _reason: &str) {}
+    fn connect<'a>(&'a self, _addr: &'a str) -> BoxFuture<'a, Result<PeerInfo, NetError>> {
+        Box::pin(async { Err(NetError::Shutdown) })
+    }
+    fn get_blocks(
+        &self,
+        _peer: PeerId,
+        _from_index: u64,
+        _count: u32,
+    ) -> BoxFuture<'_, Result<Vec<Block>, NetError>> {
+        Box::pin(async { Err(NetError::Shutdown) })
+    }
+    fn get_headers(
+        &self,
+        _peer: PeerId,
+        _locator: Vec<Hash>,
+        _count: u32,
+    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>> {
+        Box::pin(async { Err(NetError::Shutdown) })
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }

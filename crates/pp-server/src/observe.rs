@@ -157,7 +157,7 @@ pub(crate) fn max_tip_age_ms(genesis: &pp_ledger::Genesis) -> u64 {
 impl Core {
     /// The tip age limit of [`judge`] for this network.
     fn max_tip_age_ms(&self) -> u64 {
-        max_tip_age_ms(&self.genesis)
+        max_tip_age_ms(self.genesis())
     }
 
     /// Milliseconds since the start of the tip's slot, and the height.
@@ -166,22 +166,26 @@ impl Core {
             let c = self.chain();
             (c.height(), c.tip().header.slot)
         };
-        let age = self.now_ms().saturating_sub(self.slots.slot_start_ms(slot));
+        let age = self
+            .now_ms()
+            .saturating_sub(self.slots().slot_start_ms(slot));
         (age, height)
     }
 
     /// Seconds since this node was built.
     pub(crate) fn uptime_s(&self) -> u64 {
-        self.now_ms().saturating_sub(self.observe.started_ms) / 1_000
+        self.now_ms().saturating_sub(self.observe().started_ms) / 1_000
     }
 
     /// The node's readiness now (see the module docs; storage is not part of it).
     pub(crate) fn readiness(&self) -> Readiness {
         let (tip_age_ms, height) = self.tip_age_ms();
-        let (peers, p2p, peers_expected) = match self.net() {
-            Some(n) => (n.peers(), true, !n.known_addrs().is_empty()),
-            None => (Vec::new(), false, false),
-        };
+        let net = self.net();
+        let (peers, p2p, peers_expected) = (
+            net.peers(),
+            self.p2p_enabled(),
+            !net.known_addrs().is_empty(),
+        );
         let outbound = peers
             .iter()
             .filter(|p| p.direction == Direction::Outbound)
@@ -212,11 +216,11 @@ impl Core {
 
     /// Sets the gauges that describe the present, just before a scrape is encoded.
     pub(crate) fn observe_scrape(&self) {
-        let ops = &self.metrics.ops;
+        let ops = &self.metrics().ops;
         let r = self.readiness();
         ops.tip_age.set(r.tip_age_ms as f64 / 1_000.0);
         ops.slot_duration
-            .set(self.slots.slot_duration_ms() as f64 / 1_000.0);
+            .set(self.slots().slot_duration_ms() as f64 / 1_000.0);
         ops.set_peers("inbound", r.inbound);
         ops.set_peers("outbound", r.outbound);
         ops.p2p_enabled.set(i64::from(r.p2p));
@@ -230,9 +234,9 @@ impl Core {
         };
         ops.sync_progress.set(progress);
         ops.syncing.set(i64::from(r.syncing));
-        let ready = r.not_ready.is_none() && self.health.failure().is_none();
+        let ready = r.not_ready.is_none() && self.storage_failure().is_none();
         ops.ready.set(i64::from(ready));
-        ops.mempool_bytes.set(gauge_value(self.mempool().bytes()));
+        ops.mempool_bytes.set(gauge_value(self.mempool_bytes()));
         ops.process.refresh();
     }
 
@@ -240,12 +244,10 @@ impl Core {
     /// summary of the quiet ones when one is due.
     pub(crate) fn block_log_line(&self, blocks: u64) -> bool {
         let height = self.chain().height();
-        let best_peer = self
-            .net()
-            .and_then(|n| n.peers().iter().map(|p| p.tip_index).max());
+        let best_peer = self.net().peers().iter().map(|p| p.tip_index).max();
         let syncing = is_syncing(height, best_peer);
         let v = self
-            .observe
+            .observe()
             .block_log
             .imported(blocks, self.now_ms(), syncing);
         if let Some(s) = v.summary {
@@ -267,16 +269,9 @@ impl Core {
     /// (counted in `pp_slots_led_total` now, so that a scrape never sees more blocks produced than
     /// slots led).
     pub(crate) fn slot_started(&self, slot: u64) -> bool {
-        let led = crate::praos::leader_evidence(
-            &self.chain(),
-            slot,
-            &self.producer_key(),
-            self.vrf.get(),
-            self.producer.get().map(|p| &p.cert),
-        )
-        .is_some();
+        let led = self.leads(slot);
         if led {
-            self.metrics.ops.slots_led.inc();
+            self.metrics().ops.slots_led.inc();
         }
         led
     }
@@ -285,15 +280,15 @@ impl Core {
     /// (imported) is missed.
     pub(crate) fn slot_ended(&self, led: bool, produced: bool) {
         if led && !produced {
-            self.metrics.ops.slots_missed.inc();
+            self.metrics().ops.slots_missed.inc();
         }
     }
 
     /// Records a gossiped block's propagation time: from the start of its slot to now.
     pub(crate) fn observe_propagation(&self, block: &Block) {
-        let start = self.slots.slot_start_ms(block.header.slot);
+        let start = self.slots().slot_start_ms(block.header.slot);
         let ms = self.now_ms().saturating_sub(start);
-        self.metrics
+        self.metrics()
             .ops
             .block_propagation
             .observe(Duration::from_millis(ms).as_secs_f64());

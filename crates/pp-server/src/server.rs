@@ -1,5 +1,6 @@
-//! [`Server`]: builds a node from its configuration and data dir, runs its tasks, and answers
-//! questions about it.
+//! [`Server`]: the facade of one node. Its setters configure it; `start*` builds the node
+//! ([`crate::builder`]) and launches it ([`crate::launch`]); its queries and operations call the
+//! running node's API ([`crate::node`]); `shutdown` (or dropping it) stops it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,43 +8,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pp_ledger::{
-    Chain, Genesis, Hash, InitialBalance, InitialStakeholder, KeyPair, PublicKey, Transaction,
-};
-use pp_net::{NetConfig, Network, TcpTransport, Transport};
-use pp_ouroboros::{Ouroboros, SlotClock};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use pp_ledger::{Chain, Genesis, Hash, KeyPair, PublicKey, Transaction};
+use pp_net::{TcpTransport, Transport};
+use pp_ouroboros::Ouroboros;
+use tokio::sync::watch;
 
 use crate::blocking::{Blocking, TokioBlocking};
+use crate::builder::Builder;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{NetworkConfig, Registration, ServerConfig};
 use crate::error::ServerError;
-use crate::keys::{dev_key, random_key, read_key, write_key};
-use crate::mempool::{Inserted, Mempool};
-use crate::metrics::Metrics;
-use crate::node::{Core, CoreView};
-use crate::storage::{Storage, StorageFault};
-use crate::writer::{Health, Writer};
+use crate::keys::dev_key;
+use crate::launch::Running;
+use crate::node::{ConnectError, Core};
+use crate::storage::StorageFault;
 
-/// Name of the genesis file in the data dir.
-pub const GENESIS_FILE: &str = "genesis.json";
-/// Name of the database file in the data dir.
-pub const DB_FILE: &str = "chain.redb";
-/// Balance given to each registered stakeholder in a genesis built from registrations.
-pub const REGISTERED_BALANCE: u64 = 1_000_000_000;
+pub use crate::builder::{DB_FILE, GENESIS_FILE, REGISTERED_BALANCE};
+
 /// How long [`Server::connect_to_peer`] waits for the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long shutdown waits for each task before aborting it.
-const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Handles of the running tasks.
-struct Running {
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
-    http_addr: Option<SocketAddr>,
-    p2p_addr: Option<SocketAddr>,
-}
 
 /// A pp-ledger node: chain, mempool, storage, consensus loop, P2P and HTTP API.
 ///
@@ -217,7 +200,7 @@ impl Server {
     /// nothing more, answers `503 storage_failed` on the HTTP API (`/health` included) and has
     /// closed its network; only a restart (which replays what the disk holds) brings it back.
     pub fn storage_failure(&self) -> Option<String> {
-        self.core.as_ref()?.health.failure().map(str::to_string)
+        self.core.as_ref()?.storage_failure().map(str::to_string)
     }
 
     /// Registers a stakeholder with its well-known development key ([`dev_key`]) for the genesis
@@ -302,250 +285,31 @@ impl Server {
             data_dir.join(crate::admin::ADMIN_TOKEN_FILE),
             admin_token.clone(),
         ));
-        let node_id = self.config.effective_node_id();
-        let stored_genesis = read_genesis_file(&data_dir)?;
-        let fixed_genesis = match (&self.config.genesis, &stored_genesis) {
-            (Some(g), Some(s)) if g.hash() != s.hash() => {
-                return Err(ServerError::GenesisMismatch {
-                    data_dir,
-                    stored: s.hash(),
-                    configured: g.hash(),
-                })
-            }
-            (Some(g), _) => Some(g.clone()),
-            (None, Some(s)) => Some(s.clone()),
-            (None, None) if !self.config.registrations.is_empty() => {
-                Some(self.registered_genesis()?)
-            }
-            (None, None) => None,
-        };
-        let key = self.resolve_key(&data_dir, &node_id, fixed_genesis.as_ref())?;
-        let genesis = match fixed_genesis {
-            Some(g) => g,
-            None => self.devnet_genesis(&node_id, key.public())?,
-        };
-        genesis
-            .validate()
-            .map_err(|error| ServerError::BadGenesis {
-                source_name: "configured".into(),
-                error,
-            })?;
-        if stored_genesis.is_none() {
-            write_genesis_file(&data_dir, &genesis)?;
-        }
-        let genesis_hash = genesis.hash();
-
-        let cache_bytes =
-            usize::try_from(self.config.db_cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        let storage = Arc::new(Storage::open_with_cache(
-            &data_dir.join(DB_FILE),
-            &self.fault,
-            cache_bytes,
-        )?);
-        match storage.genesis_hash()? {
-            Some(h) if h != genesis_hash => {
-                return Err(ServerError::GenesisMismatch {
-                    data_dir,
-                    stored: h,
-                    configured: genesis_hash,
-                })
-            }
-            Some(_) => {}
-            None => storage.set_genesis_hash(&genesis_hash)?,
-        }
-        let bad_genesis = |e: pp_ouroboros::OuroborosError| ServerError::BadGenesis {
-            source_name: "consensus".into(),
-            error: pp_ledger::GenesisError::BadField {
-                field: "consensus",
-                reason: e.to_string(),
-            },
-        };
-        let rules = Ouroboros::new(&genesis).map_err(bad_genesis)?;
-        let slots = SlotClock::from_genesis(&genesis).map_err(bad_genesis)?;
-        let chain =
-            Chain::new(genesis.clone(), rules).map_err(|error| ServerError::BadGenesis {
-                source_name: "configured".into(),
-                error,
-            })?;
-        let mut mempool = Mempool::new(
-            self.config.mempool_max_txs,
-            self.config.mempool_max_per_sender,
-        );
-        mempool.set_min_fee(self.config.mempool_min_fee);
-        let (sync_tx, sync_rx) = mpsc::channel(64);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let metrics = Metrics::new();
-        let health = Arc::new(Health::default());
-        let (writer, writer_task) = Writer::new(
-            storage.clone(),
+        let built = self.builder().build(&data_dir, shutdown_rx)?;
+        let core = built.core.clone();
+        let running = crate::launch::launch(
+            built,
+            &self.config,
+            self.clock.now_ms(),
             self.blocking.clone(),
-            health.clone(),
-            &metrics,
-            shutdown_rx.clone(),
-        );
-        let core = Arc::new(Core::new(
-            node_id.clone(),
-            genesis,
-            key,
-            self.clock.clone(),
-            slots,
-            chain,
-            mempool,
-            storage,
-            (writer, health, metrics),
-            self.config.sync_batch,
-            sync_tx,
-        ));
-        if let Some(vrf) =
-            crate::praos::resolve_vrf_key(self.config.vrf_seed, &data_dir, &node_id, &core.genesis)?
-        {
-            // Set once, right after the core is built: nothing else sets it.
-            let _ = core.vrf.set(vrf);
-        }
-        if let Some(p) = crate::opcert::resolve_producer(&data_dir, &core.key, &core.genesis)? {
-            tracing::info!(stakeholder = %p.cold, hot_key = %p.hot.public(), counter = p.cert.counter, valid_from = p.cert.valid_from, "operational certificate loaded");
-            // Set once, like the VRF key.
-            let _ = core.producer.set(p);
-        }
-        let height = core.replay()?;
-        let pending = core.restore_mempool()?;
-        tracing::info!(
-            node = %node_id,
-            genesis = %genesis_hash,
-            key = %core.key.public(),
-            height,
-            pending,
-            data_dir = %data_dir.display(),
-            "node state loaded"
-        );
-
-        // The writer is stopped last (see `stop_tasks`), after the tasks that queue changes.
-        let writer_task = tokio::spawn(writer_task);
-        let mut tasks = Vec::new();
-        let mut p2p_addr = None;
-        let net_cfg = self.config.network.clone();
-        if net_cfg.enable_p2p {
-            // The node's key is its network identity: peers know it by the key it proves in
-            // the Noise handshake, never by its label.
-            let mut nc = NetConfig::new(node_id.clone(), genesis_hash, net_cfg.listen_socket())
-                .with_identity(core.key.clone());
-            nc.max_peers = net_cfg.max_peers.max(1);
-            nc.compact_relay = net_cfg.compact_relay;
-            // pp-net's timestamps start from the node's clock (virtual under pp-sim).
-            nc.unix_time_ms = Some(self.clock.now_ms());
-            let nc_max_peers = nc.max_outbound();
-            let view = Arc::new(CoreView(core.clone()));
-            // The address book lives in the node's database (table `addr_book`).
-            let store: Arc<dyn pp_net::AddrStore> = Arc::new(crate::net::BookStore(core.clone()));
-            let (network, events) =
-                match Network::start_with_store(nc, transport, view, Some(store)).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        core.storage.close();
-                        return Err(e.into());
-                    }
-                };
-            p2p_addr = Some(network.local_addr());
-            // Bans hold across restarts: put back those that have not expired.
-            for b in core.storage.bans().unwrap_or_default() {
-                if let Ok(target) = b.target.parse::<pp_net::BanTarget>() {
-                    network.restore_ban(target, &b.reason, b.expires_at_ms, b.manual);
-                }
-            }
-            let _ = core.net.set(Arc::new(network.clone()));
-            let mut known = net_cfg.bootstrap_peers.clone();
-            for a in &known {
-                network.add_known_addr(a);
-            }
-            tasks.push((
-                "events",
-                tokio::spawn(crate::tasks::event_loop(
-                    core.clone(),
-                    events,
-                    shutdown_rx.clone(),
-                )),
-            ));
-            // Dial the bootstrap peers now rather than at the dialer's next tick (the saved
-            // anchors are the dialer's first pick), so that a node is connected (and syncing) as soon as they answer: a restarted
-            // node that reached only some of its peers before its slot made blocks the others
-            // did not see in time (pp-sim crash/restart scenario).
-            known.sort();
-            known.dedup();
-            for a in known.into_iter().take(nc_max_peers) {
-                let network = network.clone();
-                let mut stop = shutdown_rx.clone();
-                tasks.push((
-                    "bootstrap",
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = crate::tasks::stopped(&mut stop) => {}
-                            r = tokio::time::timeout(CONNECT_TIMEOUT, network.connect(&a)) => {
-                                if let Ok(Err(e)) = r {
-                                    tracing::info!(addr = %a, error = %e, "bootstrap peer not reached yet; will retry");
-                                }
-                            }
-                        }
-                    }),
-                ));
-            }
-        }
-        tasks.push((
-            "sync",
-            tokio::spawn(crate::sync::run(
-                core.clone(),
-                sync_rx,
-                self.blocking.clone(),
-                shutdown_rx.clone(),
-            )),
-        ));
-        tasks.push((
-            "consensus",
-            tokio::spawn(crate::tasks::consensus_loop(
-                core.clone(),
-                shutdown_rx.clone(),
-            )),
-        ));
-        let mut http_addr = None;
-        if let Some(addr) = self.config.http_addr {
-            let listener = match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => l,
-                Err(source) => {
-                    let _ = shutdown.send(true);
-                    stop_tasks(std::mem::take(&mut tasks)).await;
-                    if let Some(n) = core.net() {
-                        n.shutdown().await;
-                    }
-                    core.storage.close();
-                    return Err(ServerError::HttpBind {
-                        addr: addr.to_string(),
-                        source,
-                    });
-                }
-            };
-            let bound = listener.local_addr().unwrap_or(addr);
-            http_addr = Some(bound);
-            let app = crate::http::router(
-                core.clone(),
-                Some(crate::http::AdminToken(Arc::from(admin_token.as_str()))),
-            );
-            tasks.push((
-                "http",
-                tokio::spawn(crate::http_serve::serve(listener, app, shutdown_rx.clone())),
-            ));
-            tracing::info!(addr = %bound, "HTTP API listening");
-        }
-        if let Some(a) = p2p_addr {
-            tracing::info!(addr = %a, "P2P listening");
-        }
-        tasks.push(("storage", writer_task));
-        self.core = Some(core);
-        self.running = Some(Running {
             shutdown,
-            tasks,
-            http_addr,
-            p2p_addr,
-        });
+            &admin_token,
+            transport,
+        )
+        .await?;
+        self.core = Some(core);
+        self.running = Some(running);
         Ok(())
+    }
+
+    fn builder(&self) -> Builder<'_> {
+        Builder {
+            config: &self.config,
+            clock: &self.clock,
+            blocking: &self.blocking,
+            fault: &self.fault,
+        }
     }
 
     fn data_dir(&mut self) -> PathBuf {
@@ -556,164 +320,69 @@ impl Server {
         d
     }
 
-    /// A genesis from the registered stakeholders: each gets [`REGISTERED_BALANCE`] and its stake;
-    /// stakeholders in id order, so every node that registers the same set computes the same hash.
-    fn registered_genesis(&self) -> Result<Genesis, ServerError> {
-        let time = self
-            .config
-            .genesis_time_ms
-            .unwrap_or_else(|| self.clock.now_ms());
-        let first =
-            self.config
-                .registrations
-                .first()
-                .ok_or_else(|| ServerError::BadStakeholder {
-                    id: String::new(),
-                    reason: "no stakeholder registered".into(),
-                })?;
-        let mut g = self.apply_params(Genesis::devnet(&first.id, first.key, time));
-        let mut regs = self.config.registrations.clone();
-        regs.sort_by(|a, b| a.id.cmp(&b.id));
-        g.initial_balances = regs
-            .iter()
-            .map(|r| InitialBalance {
-                account: r.key,
-                amount: REGISTERED_BALANCE,
-            })
-            .collect();
-        g.initial_stakeholders = regs
-            .iter()
-            .map(|r| InitialStakeholder {
-                id: r.id.clone(),
-                public_key: r.key,
-                stake: r.stake,
-                vrf_key: None,
-            })
-            .collect();
-        Ok(self.apply_leader_mode(g))
-    }
-
-    fn apply_params(&self, mut g: Genesis) -> Genesis {
-        g.difficulty = self.config.difficulty;
-        if let Some(d) = self.config.slot_duration {
-            g.slot_duration_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        }
-        g
-    }
-
-    /// In praos mode: every stakeholder registers its development VRF key (by id).
-    fn apply_leader_mode(&self, g: Genesis) -> Genesis {
-        if self.config.leader_mode != pp_ledger::LeaderMode::Praos {
-            return g;
-        }
-        let vrf_keys: Vec<PublicKey> = g
-            .initial_stakeholders
-            .iter()
-            .map(|s| crate::praos::vrf_public_of(crate::praos::dev_vrf_seed(&s.id)))
-            .collect();
-        g.into_praos(pp_ledger::DEVNET_ACTIVE_SLOT_COEFF, &vrf_keys)
-    }
-
-    fn devnet_genesis(&self, node_id: &str, key: PublicKey) -> Result<Genesis, ServerError> {
-        let time = self
-            .config
-            .genesis_time_ms
-            .unwrap_or_else(|| self.clock.now_ms());
-        Ok(self.apply_leader_mode(self.apply_params(Genesis::devnet(node_id, key, time))))
-    }
-
-    /// Config key > `node.key` > the dev key of a registered/genesis dev stakeholder named like
-    /// this node > a new random key. A key that was not read from the file is written to it.
-    fn resolve_key(
-        &self,
-        dir: &Path,
-        node_id: &str,
-        genesis: Option<&Genesis>,
-    ) -> Result<KeyPair, ServerError> {
-        if let Some(k) = &self.config.key {
-            return Ok(k.clone());
-        }
-        if let Some(k) = read_key(dir)? {
-            return Ok(k);
-        }
-        let dev = dev_key(node_id);
-        let is_dev_stakeholder = self
-            .config
-            .registrations
-            .iter()
-            .any(|r| r.id == node_id && r.key == dev.public())
-            || genesis.is_some_and(|g| {
-                g.initial_stakeholders
-                    .iter()
-                    .any(|s| s.id == node_id && s.public_key == dev.public())
-            });
-        let key = if is_dev_stakeholder {
-            dev
-        } else {
-            random_key()
-        };
-        write_key(dir, &key)?;
-        Ok(key)
-    }
-
     /// Dials a peer and completes the handshake; it is also remembered and redialed.
     pub async fn connect_to_peer(&self, addr: &str) -> Result<(), ServerError> {
-        let core = self.core.as_ref().ok_or(ServerError::NotStarted)?;
-        if self.running.is_none() {
-            return Err(ServerError::NotStarted);
+        let core = self.live()?;
+        match core.connect(addr, CONNECT_TIMEOUT).await {
+            Ok(_) => Ok(()),
+            Err(ConnectError::P2pDisabled) => Err(ServerError::P2pDisabled),
+            Err(ConnectError::Net(e)) => Err(ServerError::Net(e)),
+            Err(ConnectError::Timeout(t)) => {
+                Err(ServerError::Net(pp_net::NetError::HandshakeTimeout {
+                    ms: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+                }))
+            }
         }
-        let net = core.net().cloned().ok_or(ServerError::P2pDisabled)?;
-        net.add_known_addr(addr);
-        let info = tokio::time::timeout(CONNECT_TIMEOUT, net.connect(addr))
-            .await
-            .map_err(|_| {
-                ServerError::Net(pp_net::NetError::HandshakeTimeout {
-                    ms: u64::try_from(CONNECT_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-                })
-            })??;
-        if info.tip_index > core.chain().height() {
-            core.request_sync(info.id, info.tip_index);
+    }
+
+    /// The node, while it runs.
+    fn live(&self) -> Result<&Arc<Core>, ServerError> {
+        match (&self.core, &self.running) {
+            (Some(core), Some(_)) => Ok(core),
+            _ => Err(ServerError::NotStarted),
         }
-        Ok(())
     }
 
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
-        self.net_live().map_or(0, |n| n.peer_count())
+        self.net_live().peer_count()
     }
 
     /// Node ids of the connected peers.
     pub fn connected_peers(&self) -> Vec<String> {
-        self.net_live()
-            .map(|n| n.peers().into_iter().map(|p| p.node_id).collect())
-            .unwrap_or_default()
+        let peers = self.net_live().peers();
+        peers.into_iter().map(|p| p.node_id).collect()
     }
 
     /// The connected peers as the network sees them (address, direction, key, tip), for
     /// harnesses that check who a node is connected to (pp-sim's eclipse scenario).
     pub fn peer_infos(&self) -> Vec<pp_net::PeerInfo> {
-        self.net_live().map(|n| n.peers()).unwrap_or_default()
+        self.net_live().peers()
     }
 
     /// Sizes of the address book (entries by table, groups); zero without P2P.
     pub fn book_counts(&self) -> pp_net::BookCounts {
-        self.net_live().map(|n| n.book_counts()).unwrap_or_default()
+        self.net_live().book_counts()
     }
 
     /// The network's cumulative counters (bytes and messages by type and direction, compact
     /// block outcomes, ...), the numbers behind the `pp_p2p_*` metrics; zero without P2P.
     pub fn net_stats(&self) -> pp_net::NetStatsSnapshot {
-        self.net_live().map(|n| n.stats()).unwrap_or_default()
+        self.net_live().stats()
     }
 
-    fn net_live(&self) -> Option<&Arc<dyn crate::net::PeerNet>> {
-        self.running.as_ref()?;
-        self.core.as_ref()?.net()
+    /// The network while running; a no-op one without P2P, before start and after shutdown.
+    fn net_live(&self) -> &dyn crate::net::PeerNet {
+        static STOPPED: crate::net::NoopNet = crate::net::NoopNet;
+        match self.live() {
+            Ok(c) => c.net().as_ref(),
+            Err(_) => &STOPPED,
+        }
     }
 
     /// True if the node is running with P2P enabled.
     pub fn is_p2p_enabled(&self) -> bool {
-        self.net_live().is_some()
+        self.live().is_ok_and(|c| c.p2p_enabled())
     }
 
     /// Validates a transaction against the tip and the mempool, journals it durably, and relays
@@ -725,17 +394,13 @@ impl Server {
     pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash, ServerError> {
         let core = self.core.as_ref().ok_or(ServerError::NotStarted)?;
         let id = tx.id();
-        if core.admit_tx_now(tx.clone())? == Inserted::New {
-            if let Some(n) = self.net_live() {
-                n.broadcast_tx(&tx, None);
-            }
-        }
+        core.submit_tx_now(tx)?;
         Ok(id)
     }
 
     /// Number of pending transactions.
     pub fn pending_transaction_count(&self) -> usize {
-        self.core.as_ref().map_or(0, |c| c.mempool().len())
+        self.core.as_ref().map_or(0, |c| c.pending_count())
     }
 
     /// The current slot (0 before start or before genesis time).
@@ -747,7 +412,7 @@ impl Server {
     pub fn current_epoch(&self) -> u64 {
         self.core
             .as_ref()
-            .map_or(0, |c| c.slots.epoch_of_slot(c.current_slot()))
+            .map_or(0, |c| c.slots().epoch_of_slot(c.current_slot()))
     }
 
     /// Blocks on the best chain, the genesis block included (height + 1); 0 before start.
@@ -771,9 +436,7 @@ impl Server {
 
     /// A block of the best chain by index.
     pub fn block_at(&self, index: u64) -> Option<pp_ledger::Block> {
-        crate::history::block_at(self.core.as_ref()?, index)
-            .ok()
-            .flatten()
+        self.core.as_ref()?.block_at(index).ok().flatten()
     }
 
     /// Runs `f` with read access to the node's chain (best chain, side chains and the tip ledger
@@ -798,13 +461,7 @@ impl Server {
     /// The next nonce `wallet` should use, counting its pending transactions.
     pub fn next_nonce(&self, wallet: &PublicKey) -> Result<u64, ServerError> {
         let core = self.core.as_ref().ok_or(ServerError::NotStarted)?;
-        let c = core.chain();
-        let view = crate::node::LedgerView {
-            state: c.state(),
-            genesis_hash: core.genesis_hash,
-            sigs: c.signature_cache(),
-        };
-        Ok(core.mempool().pending_nonce(&view, wallet))
+        Ok(core.pending_nonce(wallet))
     }
 
     /// The bound HTTP address, while running.
@@ -831,54 +488,28 @@ impl Server {
     /// The node's public key (its account); before the first start, the configured key or
     /// the dev key of a registered stakeholder named like the node, else the zero key.
     pub fn public_key(&self) -> PublicKey {
-        if let Some(c) = &self.core {
-            return c.key.public();
+        match &self.core {
+            Some(c) => c.public_key(),
+            None => self.builder().key_preview(),
         }
-        if let Some(k) = &self.config.key {
-            return k.public();
-        }
-        let id = self.config.effective_node_id();
-        let dev = dev_key(&id).public();
-        if self
-            .config
-            .registrations
-            .iter()
-            .any(|r| r.id == id && r.key == dev)
-        {
-            return dev;
-        }
-        PublicKey::default()
     }
 
     /// The genesis in use; before the first start, the one that would be used if it can be known
     /// without touching the data dir (configured, or built from registrations), else a devnet
     /// genesis for [`Server::public_key`].
     pub fn genesis(&self) -> Genesis {
-        if let Some(c) = &self.core {
-            return c.genesis.clone();
+        match &self.core {
+            Some(c) => c.genesis().clone(),
+            None => self.builder().genesis_preview(),
         }
-        if let Some(g) = &self.config.genesis {
-            return g.clone();
-        }
-        if !self.config.registrations.is_empty() {
-            if let Ok(g) = self.registered_genesis() {
-                return g;
-            }
-        }
-        self.apply_params(Genesis::devnet(
-            &self.config.effective_node_id(),
-            self.public_key(),
-            self.config
-                .genesis_time_ms
-                .unwrap_or_else(|| self.clock.now_ms()),
-        ))
     }
 
     /// The node's id.
     pub fn node_id(&self) -> String {
-        self.core
-            .as_ref()
-            .map_or_else(|| self.config.effective_node_id(), |c| c.node_id.clone())
+        self.core.as_ref().map_or_else(
+            || self.config.effective_node_id(),
+            |c| c.node_id().to_string(),
+        )
     }
 
     /// The Prometheus text exposition of this node's metrics.
@@ -900,85 +531,21 @@ impl Server {
         let Some(run) = self.running.take() else {
             return;
         };
-        let _ = run.shutdown.send(true);
         if let Some(core) = &self.core {
-            // Open `GET /events` streams end now, so the HTTP server drains at once.
-            core.events.close();
-        }
-        stop_tasks(run.tasks).await;
-        if let Some(core) = &self.core {
-            if let Some(net) = core.net() {
-                if let Err(e) = crate::tasks::save_bans(core, net.as_ref()) {
-                    tracing::warn!(error = %e, "cannot save bans");
-                }
-                net.shutdown().await;
-            }
-            core.storage.close();
-            tracing::info!(node = %core.node_id, height = core.chain().height(), "node stopped");
-        }
-    }
-}
-
-async fn stop_tasks(tasks: Vec<(&'static str, JoinHandle<()>)>) {
-    for (name, mut h) in tasks {
-        if tokio::time::timeout(TASK_STOP_TIMEOUT, &mut h)
-            .await
-            .is_err()
-        {
-            tracing::warn!(task = name, "task did not stop in time; aborting it");
-            h.abort();
+            run.stop(core).await;
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(run) = self.running.take() {
+        if let (Some(run), Some(core)) = (self.running.take(), &self.core) {
             // No await in drop: signal the tasks and abort them; the database closes when the
             // last handle on the node state goes away.
-            let _ = run.shutdown.send(true);
-            for (_, h) in run.tasks {
-                h.abort();
-            }
-            if let Some(core) = &self.core {
-                core.storage.close();
-                // pp-net's tasks hold the listener; ask them to stop if a runtime is at hand.
-                if let (Some(net), Ok(rt)) =
-                    (core.net().cloned(), tokio::runtime::Handle::try_current())
-                {
-                    rt.spawn(async move { net.shutdown().await });
-                }
-            }
+            run.abort(core);
         }
         if let Some(dir) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-fn read_genesis_file(dir: &Path) -> Result<Option<Genesis>, ServerError> {
-    let path = dir.join(GENESIS_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ServerError::io(&path, e)),
-    };
-    Genesis::from_json(&bytes)
-        .map(Some)
-        .map_err(|error| ServerError::BadGenesis {
-            source_name: path.display().to_string(),
-            error,
-        })
-}
-
-/// Writes `genesis.json` atomically (temporary file, fsync, rename).
-fn write_genesis_file(dir: &Path, g: &Genesis) -> Result<(), ServerError> {
-    use std::io::Write as _;
-    let path = dir.join(GENESIS_FILE);
-    let tmp = dir.join(format!("{GENESIS_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| ServerError::io(&tmp, e))?;
-    f.write_all(g.to_json_pretty().as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| ServerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| ServerError::io(&path, e))
 }

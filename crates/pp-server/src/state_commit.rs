@@ -484,11 +484,11 @@ mod tests {
         Block::produce(
             parent,
             slot,
-            core.slots.slot_start_ms(slot),
-            core.genesis.difficulty,
+            core.slots().slot_start_ms(slot),
+            core.genesis().difficulty,
             txs,
-            &core.key,
-            &core.genesis_hash,
+            core.key(),
+            &core.genesis_hash(),
             1 << 24,
         )
         .unwrap()
@@ -504,7 +504,7 @@ mod tests {
 
     fn tree_tip(core: &Core) -> (Option<(u64, u64)>, Option<Hash>, Hash, usize) {
         let tip = core.chain().height();
-        let t = core.state_tree.lock().unwrap();
+        let t = core.state_tree();
         (
             t.versions(),
             t.block_at(tip),
@@ -534,7 +534,7 @@ mod tests {
         for i in 0..4u64 {
             let r = KeyPair::from_seed([50 + i as u8; 32]).public();
             to.push(r);
-            let tx = Transaction::transfer(&key, r, 10 + i, 1, i, &core.genesis_hash);
+            let tx = Transaction::transfer(&key, r, 10 + i, 1, i, &core.genesis_hash());
             let tip = core.chain().tip().header.clone();
             let b = block_on(&core, &tip, tip.slot + 1, vec![tx]);
             let out = core.import_block(b).await.unwrap();
@@ -546,7 +546,7 @@ mod tests {
         }
         let (versions, _, root4, nodes4) = tree_tip(&core);
         {
-            let t = core.state_tree.lock().unwrap();
+            let t = core.state_tree();
             let (v, p) = t.prove(4, &to[3]).unwrap();
             let leaf = AccountLeaf::from_canonical_bytes(v.as_deref().unwrap()).unwrap();
             assert_eq!(leaf.balance, 13);
@@ -556,7 +556,7 @@ mod tests {
             assert!(v3.is_none());
             assert!(verify(&root4, &account_key(&to[3]), None, &p3).is_err());
         }
-        core.storage.close();
+        core.storage().close();
         drop(core);
 
         // Restart: the tree is read back, not rebuilt: same versions, root and nodes.
@@ -568,13 +568,13 @@ mod tests {
 
         // The stored chain cut back to 3 while the tree keeps 4 (the tree ahead of the chain):
         // replay rolls the tree back to the chain's tip.
-        core.storage
+        core.storage()
             .commit_chain(&ChainCommit {
                 height: Some(3),
                 ..ChainCommit::default()
             })
             .unwrap();
-        core.storage.close();
+        core.storage().close();
         drop(core);
         let core = reopen(dir.path(), &key, start);
         assert_eq!(core.chain().height(), 3);
@@ -585,17 +585,17 @@ mod tests {
         assert_ne!(root3, root4);
 
         // A stored version that claims another block: recomputed at replay.
-        core.storage
+        core.storage()
             .commit_chain(&ChainCommit {
                 state_tree: vec![TreeOp::Block(2, Hash([9; 32]))],
                 ..ChainCommit::default()
             })
             .unwrap();
-        core.storage.close();
+        core.storage().close();
         drop(core);
         let core = reopen(dir.path(), &key, start);
         let two = core.chain().best_hash_at(2).unwrap();
-        assert_eq!(core.state_tree.lock().unwrap().block_at(2), Some(two));
+        assert_eq!(core.state_tree().block_at(2), Some(two));
         assert_eq!(tree_tip(&core).2, root3);
         assert_eq!(tree_tip(&core).0.map(|v| v.1), Some(3));
     }
@@ -611,11 +611,11 @@ mod tests {
         let core = reopen(dir.path(), &key, start);
         let genesis = core.chain().tip().header.clone();
         let to = KeyPair::from_seed([67u8; 32]).public();
-        let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+        let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash());
         let ours = block_on(&core, &genesis, 5, vec![t0.clone()]);
         let ours_hash = ours.hash();
         core.import_block(ours).await.unwrap();
-        assert_eq!(core.state_tree.lock().unwrap().block_at(1), Some(ours_hash));
+        assert_eq!(core.state_tree().block_at(1), Some(ours_hash));
         let with_t0 = tree_tip(&core).2;
         let c1 = block_on(&core, &genesis, 3, vec![]);
         let c2 = block_on(&core, &c1.header, 4, vec![t0]);
@@ -629,13 +629,13 @@ mod tests {
         assert_eq!(block, Some(c2.hash()));
         assert_eq!(root, one_shot_root(&core));
         assert_ne!(root, with_t0); // one more block's fees
-        assert_eq!(core.state_tree.lock().unwrap().block_at(1), None);
+        assert_eq!(core.state_tree().block_at(1), None);
         // After a restart the replay computes the block below the tip too.
-        core.storage.close();
+        core.storage().close();
         drop(core);
         let core = reopen(dir.path(), &key, start);
         let one = core.chain().best_hash_at(1).unwrap();
-        assert_eq!(core.state_tree.lock().unwrap().block_at(1), Some(one));
+        assert_eq!(core.state_tree().block_at(1), Some(one));
         assert_eq!(tree_tip(&core).2, root);
     }
 }

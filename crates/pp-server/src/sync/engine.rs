@@ -20,8 +20,9 @@ use super::pipeline::{self, Batch, Done};
 use super::Progress;
 use crate::blocking::Blocking;
 use crate::net::PeerNet;
+use crate::node::block_offence;
 use crate::node::{Core, SyncRequest, MAX_SERVE_HEADERS};
-use crate::tasks::{block_offence, stopped};
+use crate::tasks::stopped;
 
 /// Most `get_headers` requests in flight at once (each to a different peer).
 pub(crate) const MAX_HEADER_PEERS: usize = 4;
@@ -199,15 +200,8 @@ pub(crate) async fn run(
     pool: Arc<dyn Blocking>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Some(net) = core.net().cloned() else {
-        // Without P2P there is nobody to sync from; keep the hint channel drained.
-        loop {
-            tokio::select! {
-                _ = stopped(&mut shutdown) => return,
-                r = requests.recv() => if r.is_none() { return },
-            }
-        }
-    };
+    // Without P2P the network is a no-op one: no peer ever claims a longer chain.
+    let net = core.net().clone();
     let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
     let (to_pipeline, mut done) = pipeline::start(core.clone(), pool, parallelism);
     let height = core.chain().height();
@@ -256,7 +250,7 @@ pub(crate) async fn run(
         }
         e.step();
     }
-    e.core.sync_status.set(None);
+    e.core.sync_status().set(None);
 }
 
 impl Engine {
@@ -366,7 +360,7 @@ impl Engine {
             if extends {
                 locator.extend(self.target.hashes.last().copied());
             }
-            locator.extend(crate::history::locator(&self.core));
+            locator.extend(self.core.locator());
             locator.truncate(MAX_LOCATOR_LEN);
             if let Some(p) = self.peers.get_mut(&id) {
                 p.asking_headers = true;
@@ -440,7 +434,8 @@ impl Engine {
             self.rotate_out(peer, Some(Misbehaviour::BadSyncAnswer), reason);
             return;
         };
-        let hashes = match check_headers(&self.core.genesis, anchor, &headers, self.core.now_ms()) {
+        let hashes = match check_headers(self.core.genesis(), anchor, &headers, self.core.now_ms())
+        {
             Ok(h) => h,
             Err(e) => {
                 let offence = match e {
@@ -571,7 +566,7 @@ impl Engine {
         let Some(end) = self.target.end() else {
             return;
         };
-        let batch = u64::from(self.core.sync_batch.max(1));
+        let batch = u64::from(self.core.sync_batch().max(1));
         for _ in 0..64 {
             while self.received.contains_key(&self.next_fetch) {
                 self.next_fetch += 1;
@@ -844,7 +839,7 @@ impl Engine {
                     tracing::info!(%peer, index, %error, "synced block refused");
                     let offence = match &error {
                         ChainError::Block(be) => {
-                            self.core.metrics.block_rejected(be);
+                            self.core.metrics().block_rejected(be);
                             Some(block_offence(be))
                         }
                         _ => None,
@@ -871,7 +866,7 @@ impl Engine {
                     }
                 }
             }
-            self.core.sync_status.set(None);
+            self.core.sync_status().set(None);
             return;
         }
         let target = self.target.end().unwrap_or(height);
@@ -881,7 +876,7 @@ impl Engine {
             self.log.last_height = height;
             height
         });
-        self.core.sync_status.set(Some(Progress {
+        self.core.sync_status().set(Some(Progress {
             start,
             target,
             height,

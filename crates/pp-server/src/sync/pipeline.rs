@@ -184,7 +184,7 @@ async fn commit_stage(
                     .iter()
                     .filter(|d| !matches!(d.outcome, pp_ledger::AddOutcome::AlreadyKnown))
                     .count();
-                core.metrics.blocks_received.inc_by(fresh as u64);
+                core.metrics().blocks_received.inc_by(fresh as u64);
                 match c.failed {
                     Some((index, peer, e)) => Done::Refused {
                         generation,

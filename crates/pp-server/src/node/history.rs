@@ -3,8 +3,9 @@
 //!
 //! The chain (`pp_ledger::Chain`) keeps the best blocks from `height - k` up, and forgets older
 //! ones once the node told it they are durable (`Chain::mark_stored`, after each import's
-//! commit, see `node.rs`). Below [`Chain::window_start`](pp_ledger::Chain::window_start) the
-//! stored best chain is therefore the chain's own: these functions read it there. In the window,
+//! commit, see `import.rs`). Below [`Chain::window_start`](pp_ledger::Chain::window_start) the
+//! stored best chain is therefore the chain's own: these functions (and the [`Core`] queries
+//! that wrap them) read it there. In the window,
 //! stored best blocks below the tip keep only their headers in memory (their transactions are
 //! read from the database too). The chain lock is never held across a read of the database.
 //!
@@ -13,7 +14,7 @@
 
 use pp_ledger::{Block, BlockHeader, Hash};
 
-use crate::node::Core;
+use super::Core;
 use crate::storage::StorageError;
 
 /// Where a best-chain index is: in memory (with the block), or below the window.
@@ -37,7 +38,7 @@ fn place(core: &Core, index: u64) -> Place {
 }
 
 /// The best-chain block at `index`, from memory or from storage.
-pub(crate) fn block_at(core: &Core, index: u64) -> Result<Option<Block>, StorageError> {
+fn block_at(core: &Core, index: u64) -> Result<Option<Block>, StorageError> {
     match place(core, index) {
         Place::Memory(b) => Ok(Some(*b)),
         Place::Absent => Ok(None),
@@ -55,7 +56,7 @@ pub(crate) fn block_at(core: &Core, index: u64) -> Result<Option<Block>, Storage
 
 /// Up to `count` consecutive best-chain blocks from index `from` (stops at the tip, or at the
 /// first block that cannot be read).
-pub(crate) fn blocks_from(core: &Core, from: u64, count: u64) -> Result<Vec<Block>, StorageError> {
+fn blocks_from(core: &Core, from: u64, count: u64) -> Result<Vec<Block>, StorageError> {
     let mut out = Vec::new();
     for i in from..from.saturating_add(count) {
         match block_at(core, i)? {
@@ -67,7 +68,7 @@ pub(crate) fn blocks_from(core: &Core, from: u64, count: u64) -> Result<Vec<Bloc
 }
 
 /// A block by hash (best or side chain, in memory or stored) and whether it is on the best chain.
-pub(crate) fn block_by_hash(core: &Core, h: &Hash) -> Result<Option<(Block, bool)>, StorageError> {
+fn block_by_hash(core: &Core, h: &Hash) -> Result<Option<(Block, bool)>, StorageError> {
     {
         let c = core.chain();
         if let Some(b) = c.block_by_hash(h) {
@@ -98,7 +99,7 @@ fn is_stored_best(core: &Core, index: u64, h: &Hash) -> Result<bool, StorageErro
 
 /// The block locator of the whole best chain (tip, tip-1, tip-2, tip-4, ..., genesis): steps in
 /// the window from memory, older ones from storage.
-pub(crate) fn locator(core: &Core) -> Vec<Hash> {
+fn locator(core: &Core) -> Vec<Hash> {
     let (mut steps, origin) = {
         let c = core.chain();
         let h = c.height();
@@ -128,7 +129,7 @@ pub(crate) fn locator(core: &Core) -> Vec<Hash> {
 /// Index of the first hash of `locator` on our best chain, at any depth (`None`: another
 /// network). Each hash not in memory costs one lookup in storage; the caller bounds the
 /// locator's length.
-pub(crate) fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, StorageError> {
+fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, StorageError> {
     for h in locator {
         {
             let c = core.chain();
@@ -152,7 +153,7 @@ pub(crate) fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, S
 }
 
 /// Up to `count` best-chain headers after the fork point with `locator`.
-pub(crate) fn headers_after(
+fn headers_after(
     core: &Core,
     locator: &[Hash],
     count: u64,
@@ -184,6 +185,38 @@ pub(crate) fn headers_after(
         out.push(header);
     }
     Ok(out)
+}
+
+impl Core {
+    /// The best-chain block at `index`, from memory or from storage.
+    pub(crate) fn block_at(&self, index: u64) -> Result<Option<Block>, StorageError> {
+        block_at(self, index)
+    }
+
+    /// Up to `count` consecutive best-chain blocks from index `from`.
+    pub(crate) fn blocks_from(&self, from: u64, count: u64) -> Result<Vec<Block>, StorageError> {
+        blocks_from(self, from, count)
+    }
+
+    /// A block by hash (best or side chain, in memory or stored) and whether it is on the best
+    /// chain.
+    pub(crate) fn block_by_hash(&self, h: &Hash) -> Result<Option<(Block, bool)>, StorageError> {
+        block_by_hash(self, h)
+    }
+
+    /// The block locator of the whole best chain.
+    pub(crate) fn locator(&self) -> Vec<Hash> {
+        locator(self)
+    }
+
+    /// Up to `count` best-chain headers after the fork point with `locator`.
+    pub(crate) fn headers_after(
+        &self,
+        locator: &[Hash],
+        count: u64,
+    ) -> Result<Vec<BlockHeader>, StorageError> {
+        headers_after(self, locator, count)
+    }
 }
 
 #[cfg(test)]

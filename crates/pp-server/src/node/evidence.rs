@@ -11,12 +11,12 @@
 use pp_ledger::{Equivocation, MAX_EQUIVOCATIONS};
 use serde_json::{json, Value};
 
-use crate::node::Core;
+use super::Core;
 use crate::storage::{ChainCommit, StorageError, MAX_STORED_EVIDENCE};
 
 /// Adds to `commit` the equivocations the chain recorded since it had seen `seen_before`, and
 /// counts every new detection in `pp_equivocations_total`.
-pub(crate) fn collect(core: &Core, seen_before: u64, commit: &mut ChainCommit) {
+pub(super) fn collect(core: &Core, seen_before: u64, commit: &mut ChainCommit) {
     let c = core.chain();
     let new = c.equivocations_seen().saturating_sub(seen_before);
     if new == 0 {
@@ -42,8 +42,14 @@ fn signed_header(hash: &pp_ledger::Hash, e: &Equivocation, first: bool) -> Value
     json!({ "hash": hash, "header": header, "signature": signature })
 }
 
-/// The body of `GET /evidence`: every stored equivocation, in (slot, producer) order.
-pub(crate) fn evidence_json(core: &Core) -> Result<Value, StorageError> {
+impl Core {
+    /// The body of `GET /evidence`: every stored equivocation, in (slot, producer) order.
+    pub(crate) fn evidence_json(&self) -> Result<Value, StorageError> {
+        evidence_json(self)
+    }
+}
+
+fn evidence_json(core: &Core) -> Result<Value, StorageError> {
     let stored = core.storage.evidence()?;
     let items: Vec<Value> = stored
         .iter()
