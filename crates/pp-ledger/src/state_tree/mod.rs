@@ -210,14 +210,93 @@ const PARALLEL_DEPTH: u16 = 1;
 /// than it saves.
 const PARALLEL_MIN_CHANGES: usize = 256;
 
-/// One version being computed: reads go to the store, writes are collected and applied at the
-/// end, so a failed read leaves the store untouched.
+/// No [`Touched`] node (an index past any batch: a block changes far fewer than 2^32 nodes).
+const NO_NODE: u32 = u32::MAX;
+
+/// A stored node an update rewrites, read before any hashing ([`touched_nodes`]).
+struct Touched {
+    /// The node as stored.
+    node: Node,
+    /// Indexes in the [`touched_nodes`] list of its left and right children when they are
+    /// rewritten too ([`NO_NODE`] otherwise).
+    children: [u32; 2],
+}
+
+/// Reads every stored node that applying `changes` (sorted by key, unique) to the tree under
+/// `base` rewrites: the nodes on the changed keys' paths, down to where each path leaves the
+/// stored tree (a leaf, or an empty side). The reads go level by level, each level's keys in
+/// one [`NodeStore::nodes`] call, so that a store can overlap them (a read of a large
+/// in-memory map is a cache miss; one after the other, on a path, they would wait on each
+/// other). Returns the nodes in breadth-first order (the root first, when it is read) and
+/// their keys, every one of which the new version replaces (its stale list).
+fn touched_nodes<S: NodeStore>(
+    store: &S,
+    base: Option<Child>,
+    changes: &[(Hash, Option<Vec<u8>>)],
+) -> Result<(Vec<Touched>, Vec<NodeKey>), StateTreeError> {
+    let mut touched: Vec<Touched> = Vec::new();
+    let mut keys: Vec<NodeKey> = Vec::new();
+    // The nodes to read at the next level: (its pointer, the range of changes below it, its
+    // parent's index and side).
+    let mut level: Vec<(Child, std::ops::Range<usize>, Option<(u32, usize)>)> = Vec::new();
+    if let (Some(c), false) = (base, changes.is_empty()) {
+        level.push((c, 0..changes.len(), None));
+    }
+    let mut depth: u16 = 0;
+    let mut next = Vec::new();
+    while !level.is_empty() {
+        let first = keys.len();
+        keys.extend(
+            level
+                .iter()
+                .map(|(c, r, _)| NodeKey::at(c.version, &changes[r.start].0, depth)),
+        );
+        let nodes = store.nodes(&keys[first..])?;
+        next.clear();
+        for (i, ((_, range, parent), node)) in level.drain(..).zip(nodes).enumerate() {
+            let nk = keys[first + i];
+            let node = node.ok_or(StateTreeError::MissingNode(nk))?;
+            let at = u32::try_from(touched.len()).map_err(|_| StateTreeError::Corrupt(nk))?;
+            if let Some((p, side)) = parent {
+                touched[p as usize].children[side] = at;
+            }
+            if let Node::Internal { left, right } = &node {
+                if usize::from(depth) >= KEY_BITS {
+                    return Err(StateTreeError::Corrupt(nk));
+                }
+                let d = usize::from(depth);
+                let split =
+                    range.start + changes[range.clone()].partition_point(|(k, _)| !key_bit(k, d));
+                for (side, child, r) in
+                    [(0, left, range.start..split), (1, right, split..range.end)]
+                {
+                    if let (Some(c), false) = (child, r.is_empty()) {
+                        next.push((*c, r, Some((at, side))));
+                    }
+                }
+            }
+            touched.push(Touched {
+                node,
+                children: [NO_NODE; 2],
+            });
+        }
+        std::mem::swap(&mut level, &mut next);
+        depth += 1;
+    }
+    Ok((touched, keys))
+}
+
+/// One version being computed: the nodes it rewrites are read first ([`touched_nodes`]),
+/// writes are collected and applied at the end, so a failed read leaves the store untouched.
 struct Update<'a, S> {
     store: &'a S,
     version: u64,
     /// Whether large batches may use a second thread ([`StateTree::set_parallel`]).
     parallel: bool,
+    /// The stored nodes this version rewrites, read beforehand.
+    touched: &'a [Touched],
     new: &'a mut Vec<(NodeKey, Node)>,
+    /// Nodes read during the update itself (a leaf lifted up): stale too.
     stale: Vec<NodeKey>,
 }
 
@@ -234,11 +313,14 @@ impl<S: NodeStore + Sync> Update<'_, S> {
 
     /// The subtree at the first `depth` bits of `changes[0].0` (all changes share them), after
     /// applying `changes` (sorted by key, unique) to `node`.
+    /// `item` is the index in `touched` of the stored node `node` points to when `changes` is
+    /// not empty ([`touched_nodes`] read exactly those).
     fn update(
         &mut self,
         node: Option<Child>,
         depth: u16,
         changes: &[(Hash, Option<Vec<u8>>)],
+        item: u32,
     ) -> Result<Sub, StateTreeError> {
         let (Some(child), Some((first, _))) = (node, changes.first()) else {
             return match node {
@@ -246,12 +328,20 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                 None => self.build(depth, &inserts(changes)),
             };
         };
-        match self.load(&child, first, depth)? {
+        let touched = self.touched;
+        let t = touched
+            .get(item as usize)
+            .ok_or(StateTreeError::MissingNode(NodeKey::at(
+                child.version,
+                first,
+                depth,
+            )))?;
+        match &t.node {
             Node::Leaf { key, value } => {
                 let mut entries = inserts(changes);
-                if changes.binary_search_by(|(k, _)| k.cmp(&key)).is_err() {
-                    let at = entries.partition_point(|(k, _)| *k < key);
-                    entries.insert(at, (key, value.as_slice()));
+                if changes.binary_search_by(|(k, _)| k.cmp(key)).is_err() {
+                    let at = entries.partition_point(|(k, _)| k < key);
+                    entries.insert(at, (*key, value.as_slice()));
                 }
                 self.build(depth, &entries)
             }
@@ -259,6 +349,8 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                 StateTreeError::Corrupt(NodeKey::at(child.version, first, depth)),
             ),
             Node::Internal { left, right } => {
+                let (left, right) = (*left, *right);
+                let [li, ri] = t.children;
                 let d = usize::from(depth);
                 let split = changes.partition_point(|(k, _)| !key_bit(k, d));
                 let (lc, rc) = changes.split_at(split);
@@ -266,11 +358,11 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                     && depth < PARALLEL_DEPTH
                     && lc.len().min(rc.len()) >= PARALLEL_MIN_CHANGES
                 {
-                    self.update_both(left, right, depth + 1, lc, rc)?
+                    self.update_both((left, li), (right, ri), depth + 1, lc, rc)?
                 } else {
                     (
-                        self.update(left, depth + 1, lc)?,
-                        self.update(right, depth + 1, rc)?,
+                        self.update(left, depth + 1, lc, li)?,
+                        self.update(right, depth + 1, rc, ri)?,
                     )
                 };
                 self.join(depth, first, l, r)
@@ -283,8 +375,8 @@ impl<S: NodeStore + Sync> Update<'_, S> {
     /// and stale keys merged (the order of either list does not matter).
     fn update_both(
         &mut self,
-        left: Option<Child>,
-        right: Option<Child>,
+        (left, li): (Option<Child>, u32),
+        (right, ri): (Option<Child>, u32),
         depth: u16,
         lc: &[(Hash, Option<Vec<u8>>)],
         rc: &[(Hash, Option<Vec<u8>>)],
@@ -292,7 +384,7 @@ impl<S: NodeStore + Sync> Update<'_, S> {
     where
         S: Sync,
     {
-        let (store, version) = (self.store, self.version);
+        let (store, version, touched) = (self.store, self.version, self.touched);
         let (l, r) = std::thread::scope(|s| {
             let other = s.spawn(move || {
                 let mut new = Vec::with_capacity(lc.len() * 12);
@@ -300,14 +392,15 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                     store,
                     version,
                     parallel: true,
+                    touched,
                     new: &mut new,
-                    stale: Vec::with_capacity(lc.len() * 12),
+                    stale: Vec::new(),
                 };
-                let sub = up.update(left, depth, lc);
+                let sub = up.update(left, depth, lc, li);
                 let stale = up.stale;
                 sub.map(|sub| (sub, new, stale))
             });
-            let r = self.update(right, depth, rc);
+            let r = self.update(right, depth, rc, ri);
             let l = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -520,22 +613,22 @@ impl<S: NodeStore + Sync> StateTree<S> {
         changes.sort_by_key(|c| c.0);
         changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
+        let (touched, mut stale) = touched_nodes(&self.store, base, &changes)?;
         let mut up = Update {
             store: &self.store,
             version,
             parallel: self.parallel,
+            touched: &touched,
             new: &mut self.scratch,
             stale: Vec::new(),
         };
-        let root = match up.update(base, 0, &changes)? {
+        let root = match up.update(base, 0, &changes, 0)? {
             Sub::Empty => None,
             Sub::Stored(c) => Some(c),
             p @ Sub::Pending { .. } => up.place(p, &Hash::ZERO, 0, 0, false),
         };
-        let stale = up.stale;
-        for (k, n) in self.scratch.drain(..) {
-            self.store.put_node(k, n)?;
-        }
+        stale.append(&mut up.stale);
+        self.store.put_nodes(&mut self.scratch)?;
         self.store.put_stale(version, stale)?;
         self.store.put_root(version, root)?;
         Ok(root.map_or(Hash::ZERO, |c| c.hash))

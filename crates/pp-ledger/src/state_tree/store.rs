@@ -219,6 +219,20 @@ pub trait NodeStore {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StoreError>;
     /// Stores `node` under `key` (never called twice for one key without a delete between).
     fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError>;
+    /// The nodes stored under `keys`, in order: [`NodeStore::node`] of each. The tree reads a
+    /// level of a path batch at once through it, so that a backend may overlap the reads
+    /// (the default reads them one after the other).
+    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
+        keys.iter().map(|k| self.node(k)).collect()
+    }
+    /// Stores every node of `nodes` ([`NodeStore::put_node`] of each, in any order), leaving
+    /// `nodes` empty (its capacity kept for the next batch).
+    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        for (k, n) in nodes.drain(..) {
+            self.put_node(k, n)?;
+        }
+        Ok(())
+    }
     /// Deletes the node under `key` (absent: nothing to do).
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError>;
     /// The root of `version`: `None` if the version is not stored, `Some(None)` if its tree is
@@ -293,6 +307,10 @@ impl BuildHasher for NodeKeyHashBuilder {
     }
 }
 
+/// How many keys [`MemoryStore`]'s batched reads and writes look up ahead of copying: enough
+/// to keep the CPU's outstanding misses busy, few enough that what they bring stays cached.
+const BATCH: usize = 64;
+
 /// A [`NodeStore`] in memory (tests, benches, and a node that keeps the tree on the heap).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
@@ -326,6 +344,41 @@ impl NodeStore for MemoryStore {
     fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
         self.nodes.insert(key, node);
         Ok(())
+    }
+
+    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up (independent
+    /// lookups, which the CPU overlaps: each is a cache miss in a large map), the second
+    /// copies the nodes out of a now cached map. One pass would wait for each miss in turn
+    /// behind the copy and its allocation.
+    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH) {
+            let found = chunk.iter().filter(|k| self.nodes.contains_key(*k)).count();
+            std::hint::black_box(found);
+            out.extend(chunk.iter().map(|k| self.nodes.get(k).cloned()));
+        }
+        Ok(out)
+    }
+
+    /// Reserves room for the whole batch first (one growth at most), then per chunk of
+    /// [`BATCH`]: a pass that only probes the new keys' buckets (overlapped misses), then the
+    /// inserts into the buckets that pass brought into the cache.
+    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        self.nodes.reserve(nodes.len());
+        let mut rest = nodes.drain(..);
+        loop {
+            let ahead = rest.as_slice();
+            let n = ahead.len().min(BATCH);
+            if n == 0 {
+                return Ok(());
+            }
+            let found = ahead[..n]
+                .iter()
+                .filter(|(k, _)| self.nodes.contains_key(k))
+                .count();
+            std::hint::black_box(found);
+            self.nodes.extend(rest.by_ref().take(n));
+        }
     }
 
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
