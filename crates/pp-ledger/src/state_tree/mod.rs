@@ -200,6 +200,22 @@ enum Sub {
     Stored(Child),
     /// A single key whose leaf is not written yet: where it lands depends on its siblings.
     Pending { key: Hash, value: Vec<u8> },
+    /// An internal node written by this update (at index `at` of its `new` list) whose hash
+    /// is not computed yet ([`Update::resolve`]); `height` is its [`Deferred::height`].
+    New { at: u32, height: u16 },
+}
+
+/// A node written by an update whose hash is computed after the tree walk, batched with the
+/// other nodes of its height ([`Update::resolve`]).
+struct Deferred {
+    /// Its index in the update's `new` list.
+    at: u32,
+    /// The indexes in `new` of its children whose hashes are deferred too ([`NO_NODE`]: the
+    /// child is empty or stored with its hash).
+    kids: [u32; 2],
+    /// 0 for a leaf; for an internal node, one more than its highest deferred child (its
+    /// children's hashes are all known once the lower heights are done).
+    height: u16,
 }
 
 /// Subtrees above this depth are updated on two threads when both sides have at least
@@ -222,6 +238,10 @@ struct Touched {
     children: [u32; 2],
 }
 
+/// A node [`touched_nodes`] reads at the next level: its pointer, the range of changes below
+/// it, its parent's index and side (none for the root).
+type ToRead = (Child, std::ops::Range<usize>, Option<(u32, usize)>);
+
 /// Reads every stored node that applying `changes` (sorted by key, unique) to the tree under
 /// `base` rewrites: the nodes on the changed keys' paths, down to where each path leaves the
 /// stored tree (a leaf, or an empty side). The reads go level by level, each level's keys in
@@ -236,9 +256,8 @@ fn touched_nodes<S: NodeStore>(
 ) -> Result<(Vec<Touched>, Vec<NodeKey>), StateTreeError> {
     let mut touched: Vec<Touched> = Vec::new();
     let mut keys: Vec<NodeKey> = Vec::new();
-    // The nodes to read at the next level: (its pointer, the range of changes below it, its
-    // parent's index and side).
-    let mut level: Vec<(Child, std::ops::Range<usize>, Option<(u32, usize)>)> = Vec::new();
+    // The nodes to read at the next level.
+    let mut level: Vec<ToRead> = Vec::new();
     if let (Some(c), false) = (base, changes.is_empty()) {
         level.push((c, 0..changes.len(), None));
     }
@@ -296,6 +315,10 @@ struct Update<'a, S> {
     /// The stored nodes this version rewrites, read beforehand.
     touched: &'a [Touched],
     new: &'a mut Vec<(NodeKey, Node)>,
+    /// The nodes of `new` whose hashes are not computed yet.
+    deferred: Vec<Deferred>,
+    /// The hash of each node of `new` once [`Update::resolve`] computed it (by index).
+    hashes: Vec<Hash>,
     /// Nodes read during the update itself (a leaf lifted up): stale too.
     stale: Vec<NodeKey>,
 }
@@ -394,13 +417,17 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                     parallel: true,
                     touched,
                     new: &mut new,
+                    deferred: Vec::new(),
+                    hashes: Vec::new(),
                     stale: Vec::new(),
                 };
-                let sub = up.update(left, depth, lc, li);
+                let sub = up.update(left, depth, lc, li).map(|sub| up.finish(sub));
                 let stale = up.stale;
                 sub.map(|sub| (sub, new, stale))
             });
-            let r = self.update(right, depth, rc, ri);
+            let r = self
+                .update(right, depth, rc, ri)
+                .map(|sub| self.finish(sub));
             let l = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -408,9 +435,94 @@ impl<S: NodeStore + Sync> Update<'_, S> {
         });
         let (l, new, stale) = l?;
         let r = r?;
+        // The other thread's nodes are complete: nothing refers to them by index.
         self.new.extend(new);
+        self.hashes.resize(self.new.len(), Hash::ZERO);
         self.stale.extend(stale);
         Ok((l, r))
+    }
+
+    /// Computes every deferred hash ([`Update::resolve`]) and turns `sub` into a stored
+    /// child if it was a new node.
+    fn finish(&mut self, sub: Sub) -> Sub {
+        self.resolve();
+        match sub {
+            Sub::New { at, .. } => Sub::Stored(Child {
+                version: self.version,
+                hash: self.hashes[at as usize],
+                leaf: false,
+            }),
+            other => other,
+        }
+    }
+
+    /// Computes the hashes of the deferred nodes, height by height, each height in one
+    /// batch ([`hash_many`]: four Blake2b lanes at once where the CPU has them), and writes
+    /// each internal node's children hashes into it. A node's deferred children were all
+    /// written before it (the walk writes a node after both its subtrees), so they have a
+    /// lower height and are hashed first.
+    fn resolve(&mut self) {
+        self.hashes.resize(self.new.len(), Hash::ZERO);
+        let mut deferred = std::mem::take(&mut self.deferred);
+        deferred.sort_by_key(|d| d.height);
+        let mut inputs: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut out: Vec<Hash> = Vec::new();
+        for group in deferred.chunk_by(|a, b| a.height == b.height) {
+            if group[0].height == 0 {
+                // Leaves: their value hashes, then their leaf hashes.
+                batch_inputs(
+                    &mut inputs,
+                    &mut ends,
+                    group.iter().map(|d| match &self.new[d.at as usize].1 {
+                        Node::Leaf { value, .. } => [&[VALUE_TAG][..], value.as_slice(), &[], &[]],
+                        Node::Internal { .. } => [&[][..]; 4],
+                    }),
+                );
+                hash_many(&inputs, &ends, &mut out);
+                let values = std::mem::take(&mut out);
+                batch_inputs(
+                    &mut inputs,
+                    &mut ends,
+                    group
+                        .iter()
+                        .zip(&values)
+                        .map(|(d, vh)| match &self.new[d.at as usize].1 {
+                            Node::Leaf { key, .. } => [&[LEAF_TAG][..], &key.0, &vh.0, &[]],
+                            Node::Internal { .. } => [&[][..]; 4],
+                        }),
+                );
+            } else {
+                for d in group {
+                    if let Node::Internal { left, right } = &mut self.new[d.at as usize].1 {
+                        for (child, kid) in [(left, d.kids[0]), (right, d.kids[1])] {
+                            if let (Some(c), Some(h)) = (child, self.hashes.get(kid as usize)) {
+                                c.hash = *h;
+                            }
+                        }
+                    }
+                }
+                batch_inputs(
+                    &mut inputs,
+                    &mut ends,
+                    group.iter().map(|d| match &self.new[d.at as usize].1 {
+                        Node::Internal { left, right } => [
+                            &[NODE_TAG][..],
+                            left.as_ref().map_or(&Hash::ZERO.0, |c| &c.hash.0),
+                            right.as_ref().map_or(&Hash::ZERO.0, |c| &c.hash.0),
+                            &[],
+                        ],
+                        Node::Leaf { .. } => [&[][..]; 4],
+                    }),
+                );
+            }
+            hash_many(&inputs, &ends, &mut out);
+            for (d, h) in group.iter().zip(&out) {
+                self.hashes[d.at as usize] = *h;
+            }
+        }
+        deferred.clear();
+        self.deferred = deferred;
     }
 
     /// The subtree holding exactly `entries` (sorted by key, unique), built from nothing.
@@ -444,17 +556,19 @@ impl<S: NodeStore + Sync> Update<'_, S> {
             (Sub::Stored(c), Sub::Empty) if c.leaf => self.lift(depth, path_key, c, false),
             (l, r) => {
                 let d = usize::from(depth);
-                let left = self.place(l, path_key, depth + 1, d, false);
-                let right = self.place(r, path_key, depth + 1, d, true);
-                let node = Node::Internal { left, right };
-                let hash = node.hash();
-                self.new
-                    .push((NodeKey::at(self.version, path_key, depth), node));
-                Ok(Sub::Stored(Child {
-                    version: self.version,
-                    hash,
-                    leaf: false,
-                }))
+                let (left, lk, lh) = self.place(l, path_key, depth + 1, d, false);
+                let (right, rk, rh) = self.place(r, path_key, depth + 1, d, true);
+                let at = self.push(
+                    NodeKey::at(self.version, path_key, depth),
+                    Node::Internal { left, right },
+                );
+                let height = 1 + lh.max(rh);
+                self.deferred.push(Deferred {
+                    at,
+                    kids: [lk, rk],
+                    height,
+                });
+                Ok(Sub::New { at, height })
             }
         }
     }
@@ -482,8 +596,18 @@ impl<S: NodeStore + Sync> Update<'_, S> {
         }
     }
 
+    /// Adds a node to this version's writes; returns its index.
+    fn push(&mut self, key: NodeKey, node: Node) -> u32 {
+        // A version writes a few nodes per changed key: far fewer than 2^32.
+        let at = u32::try_from(self.new.len()).unwrap_or(NO_NODE);
+        self.new.push((key, node));
+        at
+    }
+
     /// The child pointer of one side of a new internal node at depth `d`, writing a pending
-    /// leaf at its final key.
+    /// leaf at its final key; with the child's index in `new` and height when its hash is
+    /// deferred ([`NO_NODE`] and 0 otherwise). A deferred child's pointer holds a zero hash
+    /// until [`Update::resolve`] fills it in.
     fn place(
         &mut self,
         s: Sub,
@@ -491,26 +615,81 @@ impl<S: NodeStore + Sync> Update<'_, S> {
         depth: u16,
         d: usize,
         side: bool,
-    ) -> Option<Child> {
+    ) -> (Option<Child>, u32, u16) {
+        let version = self.version;
+        let deferred = move |leaf| Child {
+            version,
+            hash: Hash::ZERO,
+            leaf,
+        };
         match s {
-            Sub::Empty => None,
-            Sub::Stored(c) => Some(c),
+            Sub::Empty => (None, NO_NODE, 0),
+            Sub::Stored(c) => (Some(c), NO_NODE, 0),
+            Sub::New { at, height } => (Some(deferred(false)), at, height),
             Sub::Pending { key, value } => {
+                let child = deferred(true);
                 let mut p = *path_key;
                 set_bit(&mut p, d, side);
-                let hash = leaf_hash(&key, &value_hash(&value));
-                self.new.push((
+                let at = self.push(
                     NodeKey::at(self.version, &p, depth),
                     Node::Leaf { key, value },
-                ));
-                Some(Child {
-                    version: self.version,
-                    hash,
-                    leaf: true,
-                })
+                );
+                self.deferred.push(Deferred {
+                    at,
+                    kids: [NO_NODE; 2],
+                    height: 0,
+                });
+                (Some(child), at, 0)
             }
         }
     }
+}
+
+/// Writes the concatenations of `parts` (one input per item) into `inputs`, their end
+/// offsets into `ends`.
+fn batch_inputs<'p>(
+    inputs: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    parts: impl Iterator<Item = [&'p [u8]; 4]>,
+) {
+    inputs.clear();
+    ends.clear();
+    for p in parts {
+        for x in p {
+            inputs.extend_from_slice(x);
+        }
+        ends.push(inputs.len());
+    }
+}
+
+/// Blake2b-256 of each input of `inputs` (ending at the offsets `ends`) into `out`, four
+/// at a time on CPUs with AVX2 (`blake2b_simd::many`), one at a time elsewhere: the same
+/// hash as [`Hash::blake2b`].
+fn hash_many(inputs: &[u8], ends: &[usize], out: &mut Vec<Hash>) {
+    let params = blake2b_params();
+    out.clear();
+    let mut start = 0;
+    let mut jobs: Vec<blake2b_simd::many::HashManyJob<'_>> = ends
+        .iter()
+        .map(|&end| {
+            let job = blake2b_simd::many::HashManyJob::new(&params, &inputs[start..end]);
+            start = end;
+            job
+        })
+        .collect();
+    blake2b_simd::many::hash_many(jobs.iter_mut());
+    out.extend(jobs.iter().map(|j| {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(j.to_hash().as_bytes());
+        Hash(h)
+    }));
+}
+
+/// Blake2b with a 32-byte output, no key, salt or personalization: Blake2b-256.
+fn blake2b_params() -> blake2b_simd::Params {
+    let mut p = blake2b_simd::Params::new();
+    p.hash_length(32);
+    p
 }
 
 fn set_bit(key: &mut Hash, i: usize, v: bool) {
@@ -620,12 +799,24 @@ impl<S: NodeStore + Sync> StateTree<S> {
             parallel: self.parallel,
             touched: &touched,
             new: &mut self.scratch,
+            deferred: Vec::new(),
+            hashes: Vec::new(),
             stale: Vec::new(),
         };
         let root = match up.update(base, 0, &changes, 0)? {
-            Sub::Empty => None,
-            Sub::Stored(c) => Some(c),
-            p @ Sub::Pending { .. } => up.place(p, &Hash::ZERO, 0, 0, false),
+            // A single key: its leaf is the root.
+            p @ Sub::Pending { .. } => {
+                let (child, at, _) = up.place(p, &Hash::ZERO, 0, 0, false);
+                up.resolve();
+                child.map(|c| Child {
+                    hash: up.hashes[at as usize],
+                    ..c
+                })
+            }
+            sub => match up.finish(sub) {
+                Sub::Stored(c) => Some(c),
+                _ => None,
+            },
         };
         stale.append(&mut up.stale);
         self.store.put_nodes(&mut self.scratch)?;
