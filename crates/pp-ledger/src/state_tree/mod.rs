@@ -65,17 +65,35 @@ pub fn account_key(account: &PublicKey) -> Hash {
 
 /// `Blake2b-256(0x02 ‖ value)`.
 pub fn value_hash(value: &[u8]) -> Hash {
-    Hash::blake2b_parts(&[&[VALUE_TAG], value])
+    let mut state = blake2b_params().to_state();
+    state.update(&[VALUE_TAG]).update(value);
+    to_hash(&state.finalize())
 }
 
 /// `Blake2b-256(0x00 ‖ key ‖ value_hash)`.
 pub fn leaf_hash(key: &Hash, value_hash: &Hash) -> Hash {
-    Hash::blake2b_parts(&[&[LEAF_TAG], &key.0, &value_hash.0])
+    tagged_pair(LEAF_TAG, key, value_hash)
 }
 
 /// `Blake2b-256(0x01 ‖ left ‖ right)`, an empty child being 32 zero bytes.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    Hash::blake2b_parts(&[&[NODE_TAG], &left.0, &right.0])
+    tagged_pair(NODE_TAG, left, right)
+}
+
+/// `Blake2b-256(tag ‖ a ‖ b)`: one 65-byte block, hashed with `blake2b_simd` (its AVX2
+/// compression where the CPU has it; the same function as [`Hash::blake2b`]).
+fn tagged_pair(tag: u8, a: &Hash, b: &Hash) -> Hash {
+    let mut input = [0u8; 65];
+    input[0] = tag;
+    input[1..33].copy_from_slice(&a.0);
+    input[33..].copy_from_slice(&b.0);
+    to_hash(&blake2b_params().hash(&input))
+}
+
+fn to_hash(h: &blake2b_simd::Hash) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.as_bytes());
+    Hash(out)
 }
 
 /// Bit `i` of `key`, most significant bit of byte 0 first (`true` = right).
@@ -678,11 +696,7 @@ fn hash_many(inputs: &[u8], ends: &[usize], out: &mut Vec<Hash>) {
         })
         .collect();
     blake2b_simd::many::hash_many(jobs.iter_mut());
-    out.extend(jobs.iter().map(|j| {
-        let mut h = [0u8; 32];
-        h.copy_from_slice(j.to_hash().as_bytes());
-        Hash(h)
-    }));
+    out.extend(jobs.iter().map(|j| to_hash(&j.to_hash())));
 }
 
 /// Blake2b with a 32-byte output, no key, salt or personalization: Blake2b-256.
