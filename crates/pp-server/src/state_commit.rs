@@ -221,6 +221,19 @@ impl NodeStore for RedbNodeStore {
         self.mem.put_node(key, node)
     }
 
+    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
+        self.mem.nodes(keys)
+    }
+
+    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        self.ops.extend(
+            nodes
+                .iter()
+                .map(|(k, n)| TreeOp::PutNode(*k, n.to_canonical_bytes())),
+        );
+        self.mem.put_nodes(nodes)
+    }
+
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
         self.ops.push(TreeOp::DeleteNode(*key));
         self.mem.delete_node(key)

@@ -64,6 +64,38 @@ fn close_keys() -> Vec<Hash> {
     out
 }
 
+/// The tree's Blake2b (`blake2b_simd`, one at a time and four lanes at once) is the
+/// workspace's Blake2b-256 (`Hash::blake2b`, the `blake2` crate) for every input length the
+/// tree uses and around the block boundaries.
+#[test]
+fn tree_hashes_are_blake2b_256() {
+    let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+    let lens: Vec<usize> = (0..=300).collect();
+    let mut inputs = Vec::new();
+    let mut ends = Vec::new();
+    for &n in &lens {
+        inputs.extend_from_slice(&data[..n]);
+        ends.push(inputs.len());
+    }
+    let mut out = Vec::new();
+    super::hash_many(&inputs, &ends, &mut out);
+    for (n, h) in lens.iter().zip(&out) {
+        assert_eq!(*h, Hash::blake2b(&data[..*n]), "length {n}");
+    }
+    let (a, b) = (Hash([0xab; 32]), Hash([0x01; 32]));
+    let cat = |t: u8| [&[t][..], &a.0, &b.0].concat();
+    assert_eq!(
+        super::node_hash(&a, &b),
+        Hash::blake2b(&cat(super::NODE_TAG))
+    );
+    assert_eq!(
+        super::leaf_hash(&a, &b),
+        Hash::blake2b(&cat(super::LEAF_TAG))
+    );
+    let value = [&[super::VALUE_TAG][..], &data[..29]].concat();
+    assert_eq!(super::value_hash(&data[..29]), Hash::blake2b(&value));
+}
+
 #[test]
 fn empty_tree_has_the_zero_root_and_proves_every_key_absent() {
     let mut t = StateTree::new(MemoryStore::new());
