@@ -323,10 +323,9 @@ async fn fail_stop(State(core): State<Arc<Core>>, req: Request, next: Next) -> R
 }
 
 pub(crate) fn status_json(core: &Core) -> Value {
-    let (height, tip) = {
-        let c = core.chain();
-        (c.height(), c.tip_hash())
-    };
+    // Never the chain or mempool lock: `/status` answers while a block is being imported.
+    let tip = core.tip_snapshot();
+    let (height, tip) = (tip.height, tip.hash);
     let slot = core.current_slot();
     let pending = core.pending_count();
     let list = core.net().peers();

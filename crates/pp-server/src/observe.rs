@@ -162,10 +162,9 @@ impl Core {
 
     /// Milliseconds since the start of the tip's slot, and the height.
     pub(crate) fn tip_age_ms(&self) -> (u64, u64) {
-        let (height, slot) = {
-            let c = self.chain();
-            (c.height(), c.tip().header.slot)
-        };
+        // The published tip, not the chain lock: health and status answer during an import.
+        let tip = self.tip_snapshot();
+        let (height, slot) = (tip.height, tip.slot);
         let age = self
             .now_ms()
             .saturating_sub(self.slots().slot_start_ms(slot));

@@ -33,6 +33,10 @@
 //!    disk I/O.
 //! 3. `state_tree` (std `Mutex`).
 //! 4. `mempool` (std `Mutex`).
+//!
+//! `tip` (the published tip) and `pending` (the pool's length) are written as the chain's write
+//! guard and the mempool's guard are released, and read by `/status` and `/health`, which so
+//! never wait for an import or an admission.
 
 mod admit;
 mod evidence;
@@ -47,6 +51,7 @@ pub(crate) mod testing;
 mod tests;
 mod view;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pp_ledger::chain::Chain;
@@ -136,9 +141,88 @@ pub(crate) struct Core {
     sync_status: crate::sync::SyncStatus,
     import_lock: Mutex<()>,
     chain: RwLock<Chain<Ouroboros>>,
+    /// The best tip as of the last write to `chain`, for readers that must not wait for an
+    /// import (`GET /status`, `/health`): published by [`ChainWrite`]'s drop while the write
+    /// lock is still held, so it never goes back in time; its own lock is held only to copy.
+    tip: Mutex<TipSnapshot>,
+    /// `mempool`'s length as of the last release of its lock (see [`MempoolGuard`]).
+    pending: AtomicUsize,
     /// The account state tree (see [`crate::state_commit`]); locked after `chain`.
     state_tree: Mutex<crate::state_commit::NodeTree>,
     mempool: Mutex<Mempool>,
+}
+
+/// The best tip at one moment: what `GET /status` and `/health` report without taking the chain
+/// lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TipSnapshot {
+    /// Its index (the height).
+    pub(crate) height: u64,
+    /// Its hash.
+    pub(crate) hash: Hash,
+    /// Its slot.
+    pub(crate) slot: u64,
+}
+
+impl TipSnapshot {
+    fn of(chain: &Chain<Ouroboros>) -> TipSnapshot {
+        TipSnapshot {
+            height: chain.height(),
+            hash: chain.tip_hash(),
+            slot: chain.tip().header.slot,
+        }
+    }
+}
+
+/// Write access to the chain; on release it publishes the tip to [`Core::tip_snapshot`] (while
+/// still holding the write lock, so snapshots follow the chain's order).
+pub(crate) struct ChainWrite<'a> {
+    guard: RwLockWriteGuard<'a, Chain<Ouroboros>>,
+    tip: &'a Mutex<TipSnapshot>,
+}
+
+impl std::ops::Deref for ChainWrite<'_> {
+    type Target = Chain<Ouroboros>;
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ChainWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+impl Drop for ChainWrite<'_> {
+    fn drop(&mut self) {
+        *lock(self.tip) = TipSnapshot::of(&self.guard);
+    }
+}
+
+/// The mempool's lock; on release it publishes the pool's length to [`Core::pending_count`].
+pub(crate) struct MempoolGuard<'a> {
+    guard: MutexGuard<'a, Mempool>,
+    len: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for MempoolGuard<'_> {
+    type Target = Mempool;
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for MempoolGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+impl Drop for MempoolGuard<'_> {
+    fn drop(&mut self) {
+        self.len.store(self.guard.len(), Ordering::Relaxed);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,9 +275,17 @@ impl Core {
                 Default::default(),
                 keep_versions,
             )),
+            tip: Mutex::new(TipSnapshot::of(&p.chain)),
+            pending: AtomicUsize::new(p.mempool.len()),
             chain: RwLock::new(p.chain),
             mempool: Mutex::new(p.mempool),
         }
+    }
+
+    /// The best tip as of the last change to the chain, without waiting for an import in
+    /// progress (it may be one block behind a `chain()` read taken after that import).
+    pub(crate) fn tip_snapshot(&self) -> TipSnapshot {
+        *lock(&self.tip)
     }
 
     /// Read access to the chain. Hold it briefly.
@@ -203,15 +295,22 @@ impl Core {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn chain_mut(&self) -> RwLockWriteGuard<'_, Chain<Ouroboros>> {
-        self.chain
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn chain_mut(&self) -> ChainWrite<'_> {
+        ChainWrite {
+            guard: self
+                .chain
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            tip: &self.tip,
+        }
     }
 
     /// The mempool (after the chain lock, if both are needed).
-    fn mempool(&self) -> MutexGuard<'_, Mempool> {
-        lock(&self.mempool)
+    fn mempool(&self) -> MempoolGuard<'_> {
+        MempoolGuard {
+            guard: lock(&self.mempool),
+            len: &self.pending,
+        }
     }
 
     /// The node's id (its label in logs and in `hello`).
@@ -308,7 +407,7 @@ impl Core {
 
     /// Number of pending transactions.
     pub(crate) fn pending_count(&self) -> usize {
-        self.mempool().len()
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Bytes held by pending transactions.

@@ -404,3 +404,54 @@ async fn without_p2p_the_network_is_a_no_op_and_connect_says_so() {
         Err(ConnectError::P2pDisabled)
     ));
 }
+
+/// `GET /status` and the readiness behind `/health` must answer while an import holds the chain
+/// write lock or an admission holds the mempool (a 1,000-transaction block keeps the first for
+/// tens of milliseconds; under load the second is taken hundreds of times a second). Both locks
+/// are held here by another thread, as an import and an admission would; before the tip
+/// snapshot, `status_json` waited for them (this test timed out), now it answers at once, with
+/// the tip as of the last completed import.
+#[tokio::test]
+async fn status_and_readiness_answer_while_an_import_holds_the_chain_and_mempool_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([71u8; 32]);
+    let core = testing::core(dir.path(), &key);
+    let to = KeyPair::from_seed([72u8; 32]).public();
+    let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+    let t1 = Transaction::transfer(&key, to, 5, 1, 1, &core.genesis_hash);
+    assert_eq!(core.submit_tx(t0.clone()).await, Ok(Inserted::New));
+    assert_eq!(core.submit_tx(t1).await, Ok(Inserted::New));
+    let b = next_block(&core, vec![t0]);
+    core.import_block(b.clone()).await.unwrap();
+
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let core = core.clone();
+        std::thread::spawn(move || {
+            let _chain = core.chain_mut();
+            let _pool = core.mempool();
+            held_tx.send(()).unwrap();
+            // Held until the test is done (bounded: the test's own wait below is 10 s).
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+        })
+    };
+    held_rx.recv().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    {
+        let core = core.clone();
+        std::thread::spawn(move || {
+            let v = crate::http::status_json(&core);
+            let r = core.readiness();
+            let _ = done_tx.send((v, r.height));
+        });
+    }
+    let answered = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let (v, ready_height) = answered.expect("status waited for the chain or mempool lock");
+    assert_eq!(v["height"], 1);
+    assert_eq!(v["tip_hash"], serde_json::json!(b.hash()));
+    assert_eq!(v["pending_transactions"], 1);
+    assert_eq!(ready_height, 1);
+}
