@@ -1,4 +1,4 @@
-//! `ppd bench` against a real devnet (one producer; in the second test with a follower): it funds
+//! `ppd bench` against a real classic devnet (one producer; in the second test with a follower): it funds
 //! its accounts, loads the node for a few seconds, and its JSON results say what the node did
 //! (accepted and included transactions, latencies, nothing acknowledged and lost, no nonce
 //! surprises), how fast blocks reached the follower, and how fast `GET /status` answered.
@@ -14,12 +14,38 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts a devnet node (built-in genesis, its node.key funded) and waits for its first block.
 async fn devnet(dir: &Path) -> Node {
+    classic_data_dir(dir, "data", &classic_genesis(), true);
     let node = spawn_devnet(dir, "devnet", "data", &[]);
     wait_block(&node).await;
     node
 }
 
-/// Starts a built-in devnet node with its data in `dir/data_dir` and `extra` arguments.
+/// Writes a classic single-stakeholder devnet (alice holds all stake and a large balance) into
+/// `dir/data_dir`, with alice's key as `node.key` when `alice` is set. Classic, not the praos
+/// built-in devnet: with f = 1/2 the built-in devnet leaves a slot empty half the time, and as
+/// its genesis is fixed, every run at the same wall-clock time has the same empty slots, so a
+/// load of a few seconds would now and then see no block at all. In classic mode alice leads
+/// every slot, so blocks during the load are certain. Both nodes of a test get the same genesis.
+fn classic_data_dir(dir: &Path, data_dir: &str, genesis: &pp_ledger::Genesis, alice: bool) {
+    let d = dir.join(data_dir);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("genesis.json"), genesis.to_json_pretty()).unwrap();
+    if alice {
+        pp_server::keys::write_key(&d, &pp_server::dev_key("alice")).unwrap();
+    }
+}
+
+/// The classic devnet of [`classic_data_dir`], starting now.
+fn classic_genesis() -> pp_ledger::Genesis {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    pp_ledger::Genesis::devnet("alice", pp_server::dev_key("alice").public(), now_ms)
+}
+
+/// Starts a node with its data in `dir/data_dir` (a classic devnet, see [`classic_data_dir`])
+/// and `extra` arguments.
 fn spawn_devnet(dir: &Path, name: &str, data_dir: &str, extra: &[String]) -> Node {
     let port = free_port_block(1);
     let mut args: Vec<String> = vec![
@@ -52,6 +78,9 @@ async fn wait_block(node: &Node) {
 /// peered with it; both have block 1.
 async fn devnet_with_follower(dir: &Path) -> (Node, Node) {
     let p2p = free_port_block(2);
+    let genesis = classic_genesis();
+    classic_data_dir(dir, "data", &genesis, true);
+    classic_data_dir(dir, "follower", &genesis, false);
     let alice = spawn_devnet(
         dir,
         "devnet",
