@@ -242,17 +242,7 @@ mod tests {
     }
 
     fn child(core: &Core, parent: &Block, slot: u64, txs: Vec<Transaction>) -> Block {
-        Block::produce(
-            &parent.header,
-            slot,
-            core.slots.slot_start_ms(slot),
-            core.genesis.difficulty,
-            txs,
-            &core.key,
-            &core.genesis_hash,
-            1 << 24,
-        )
-        .unwrap()
+        crate::node::testing::block_on(core, &parent.header, slot, txs)
     }
 
     /// Imports `n` blocks on the tip, one import (and one commit) each; returns them.

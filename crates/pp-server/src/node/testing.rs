@@ -66,6 +66,27 @@ pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis
     }))
 }
 
+/// A block by this node's key on `parent` in `slot` (mined at the network's difficulty),
+/// carrying `txs`.
+pub(crate) fn block_on(
+    core: &Core,
+    parent: &pp_ledger::BlockHeader,
+    slot: u64,
+    txs: Vec<pp_ledger::Transaction>,
+) -> Block {
+    Block::produce(
+        parent,
+        slot,
+        core.slots.slot_start_ms(slot),
+        core.genesis.difficulty,
+        txs,
+        &core.key,
+        &core.genesis_hash,
+        1 << 24,
+    )
+    .unwrap()
+}
+
 impl Core {
     /// The database (tests only: the node reads and writes it through its own operations).
     pub(crate) fn storage(&self) -> &Storage {

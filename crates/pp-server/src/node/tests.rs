@@ -107,19 +107,7 @@ impl crate::net::PeerNet for RecordingNet {
     }
 }
 
-fn block_on(core: &Core, parent: &BlockHeader, slot: u64, txs: Vec<Transaction>) -> Block {
-    Block::produce(
-        parent,
-        slot,
-        core.slots.slot_start_ms(slot),
-        core.genesis.difficulty,
-        txs,
-        &core.key,
-        &core.genesis_hash,
-        1 << 24,
-    )
-    .unwrap()
-}
+use testing::block_on;
 
 #[tokio::test]
 async fn fork_switch_relays_the_transactions_it_puts_back_in_the_mempool() {
