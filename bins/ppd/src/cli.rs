@@ -69,6 +69,9 @@ impl Cli {
 pub enum Command {
     /// Run a node. Flags override PPD_* variables, which override the TOML config file.
     Run(RunArgs),
+    /// Run a light client: headers only, every header verified, balances and transactions
+    /// proven against them (docs/light-client.md).
+    Light(LightArgs),
     /// Write a new node/account key (64 hex characters of the secret seed, mode 0600).
     Keygen(KeygenArgs),
     /// Write the genesis, keys and configs of an N-node loopback testnet.
@@ -113,6 +116,26 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print ppd's man page (roff) to stdout, or write one page per command into --dir.
     Man(ManArgs),
+}
+
+/// `ppd light`.
+#[derive(Debug, Clone, Args)]
+pub struct LightArgs {
+    /// A full node's p2p address to sync headers from.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer: String,
+    /// Where the light client's HTTP API listens.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
+    pub http: std::net::SocketAddr,
+    /// Where the verified headers are kept (in memory only if absent).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The network's genesis file (default: the built-in devnet).
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// A full node's HTTP API, for proofs (http:// may be omitted).
+    #[arg(long, value_name = "URL")]
+    pub full_node: Option<String>,
 }
 
 /// How a client command prints the node's answer.

@@ -129,6 +129,7 @@ fn error_text(e: &anyhow::Error) -> String {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.into_command() {
         Command::Run(args) => run::run(&args),
+        Command::Light(args) => ppd::light::run(&args),
         Command::Keygen(args) => {
             let key = pp_server::keys::random_key();
             pp_server::keys::save_key_file(&args.out, &key)?;

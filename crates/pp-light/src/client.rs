@@ -1,0 +1,463 @@
+//! [`LightClient`]: the header chain kept in sync with full nodes over pp-net, and proofs
+//! fetched from a full node's HTTP API and checked against it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pp_ledger::{Block, BlockHeader, Genesis, Hash, PublicKey};
+use pp_net::{ChainView, Misbehaviour, NetConfig, NetError, Network, PeerId, TcpTransport};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{Applied, ChainError, HeaderChain};
+use crate::proofs::{
+    check_account, check_transaction, FullNode, ProofError, ProvenAccount, ProvenInclusion,
+};
+use crate::verify::{GenesisStakes, HeaderVerifier, SignedHeader, StakeSource};
+
+/// How to run a [`LightClient`].
+#[derive(Debug, Clone)]
+pub struct LightConfig {
+    /// The network's genesis (the one thing a light client trusts without checking).
+    pub genesis: Genesis,
+    /// Full nodes' p2p addresses (`HOST:PORT`) to sync headers from, tried in order.
+    pub peers: Vec<String>,
+    /// A full node's HTTP API base URL (e.g. `http://127.0.0.1:8080`), for proofs.
+    pub full_node: Option<String>,
+    /// Where to keep the header store (`light-headers.redb`); `None`: in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Headers asked per `get_headers` (at most [`pp_net::message::MAX_HEADERS_PER_REQUEST`]).
+    pub batch: u32,
+}
+
+impl LightConfig {
+    /// A configuration syncing from `peer`, in memory, without a full node for proofs.
+    pub fn new(genesis: Genesis, peer: impl Into<String>) -> LightConfig {
+        LightConfig {
+            genesis,
+            peers: vec![peer.into()],
+            full_node: None,
+            data_dir: None,
+            batch: 500,
+        }
+    }
+}
+
+/// Why a light client could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LightError {
+    /// The genesis cannot be used.
+    #[error(transparent)]
+    Genesis(#[from] crate::verify::GenesisUnusable),
+    /// The header chain (verification or store).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A proof was not accepted.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The network layer.
+    #[error("network: {0}")]
+    Net(#[from] NetError),
+    /// No full node is configured for proofs.
+    #[error("no full node configured for proofs (--full-node URL)")]
+    NoFullNode,
+    /// A file system error.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The best verified header, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Tip {
+    /// Its index (the height).
+    pub height: u64,
+    /// Its hash.
+    pub hash: Hash,
+    /// Its slot.
+    pub slot: u64,
+}
+
+/// How syncing goes.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncStatus {
+    /// The peer headers come from, if connected.
+    pub peer: Option<String>,
+    /// Batches refused (and their peer penalised and dropped).
+    pub refused: u64,
+    /// The last refusal or error.
+    pub last_error: Option<String>,
+}
+
+struct Shared {
+    chain: Mutex<HeaderChain>,
+    stakes: Box<dyn StakeSource + Send + Sync>,
+    full_node: Option<FullNode>,
+    status: Mutex<SyncStatus>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the value whole (a panic inside one cannot half-apply a
+    // batch: the chain changes only in its last, infallible step).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the light client shows full nodes: only the genesis. It serves nothing.
+struct Nothing(Hash);
+
+impl ChainView for Nothing {
+    fn tip(&self) -> (u64, Hash) {
+        (0, self.0)
+    }
+    fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> {
+        Vec::new()
+    }
+    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+        Vec::new()
+    }
+}
+
+/// A light client: verified headers from full nodes, and proofs checked against them.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), pp_light::LightError> {
+/// use pp_light::{LightClient, LightConfig};
+///
+/// let genesis = pp_ledger::Genesis::from_json(&std::fs::read("genesis.json").unwrap()).unwrap();
+/// let mut config = LightConfig::new(genesis, "127.0.0.1:9000");
+/// config.full_node = Some("http://127.0.0.1:8080".into());
+/// let client = LightClient::start(config).await?;
+/// println!("tip {:?}", client.tip());
+/// let account = pp_ledger::KeyPair::from_seed([1; 32]).public();
+/// match client.account(&account).await {
+///     Ok(a) => println!("balance {:?} at block {}", a.leaf.map(|l| l.balance), a.block.hash),
+///     Err(e) => println!("refused: {e}"),
+/// }
+/// client.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct LightClient {
+    shared: Arc<Shared>,
+    net: Arc<Network<TcpTransport>>,
+    cancel: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for LightClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LightClient")
+            .field("tip", &self.tip())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl LightClient {
+    /// Opens (or creates) the header store, re-verifies it, starts the p2p client and the sync
+    /// task. Returns at once; headers arrive in the background.
+    pub async fn start(config: LightConfig) -> Result<LightClient, LightError> {
+        let verifier = HeaderVerifier::new(&config.genesis)?;
+        let genesis_hash = verifier.genesis_hash();
+        let stakes: Box<dyn StakeSource + Send + Sync> =
+            Box::new(GenesisStakes::new(&config.genesis));
+        let chain = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| LightError::Io(format!("{}: {e}", dir.display())))?;
+                let path = dir.join("light-headers.redb");
+                let stakes = &*stakes;
+                HeaderChain::open(verifier, &path, now_ms(), stakes)?
+            }
+            None => HeaderChain::in_memory(verifier),
+        };
+        let full_node = config.full_node.as_deref().map(FullNode::new).transpose()?;
+        let mut net_config = NetConfig::new(
+            format!("light-{}", hex::encode(rand_id())),
+            genesis_hash,
+            "127.0.0.1:0",
+        );
+        // Accepts no connections: it has nothing to serve.
+        net_config.advertised_port = Some(0);
+        let (net, mut events) =
+            Network::start(net_config, TcpTransport, Arc::new(Nothing(genesis_hash))).await?;
+        let net = Arc::new(net);
+        let shared = Arc::new(Shared {
+            chain: Mutex::new(chain),
+            stakes,
+            full_node,
+            status: Mutex::new(SyncStatus::default()),
+        });
+        let cancel = CancellationToken::new();
+        // Announcements only wake the sync loop; their blocks are not taken (headers come
+        // through `get_headers`, checked).
+        let (wake_tx, wake_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => break,
+                    ev = events.recv() => match ev {
+                        None => break,
+                        Some(pp_net::NetEvent::NewBlock { .. }) => { let _ = wake_tx.try_send(()); }
+                        Some(_) => {}
+                    }
+                }
+            }
+        });
+        let task = tokio::spawn(sync_loop(
+            Arc::clone(&shared),
+            Arc::clone(&net),
+            config.peers.clone(),
+            config
+                .batch
+                .clamp(1, pp_net::message::MAX_HEADERS_PER_REQUEST),
+            Duration::from_millis((config.genesis.slot_duration_ms / 2).max(100)),
+            wake_rx,
+            cancel.clone(),
+        ));
+        Ok(LightClient {
+            shared,
+            net,
+            cancel,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The network's genesis hash.
+    pub fn genesis_hash(&self) -> Hash {
+        lock(&self.shared.chain).verifier().genesis_hash()
+    }
+
+    /// The best verified header.
+    pub fn tip(&self) -> Tip {
+        let c = lock(&self.shared.chain);
+        let t = c.tip();
+        Tip {
+            height: t.header().index,
+            hash: t.hash,
+            slot: t.header().slot,
+        }
+    }
+
+    /// The verified best-chain header at `index`.
+    pub fn header_at(&self, index: u64) -> Option<SignedHeader> {
+        lock(&self.shared.chain).at(index).map(|v| v.signed.clone())
+    }
+
+    /// How syncing goes.
+    pub fn sync_status(&self) -> SyncStatus {
+        lock(&self.shared.status).clone()
+    }
+
+    fn full_node(&self) -> Result<&FullNode, LightError> {
+        self.shared.full_node.as_ref().ok_or(LightError::NoFullNode)
+    }
+
+    /// `account`'s state at the verified tip (or, if the full node does not have the tip yet,
+    /// at one of the three blocks before it), proven against the header's state root.
+    pub async fn account(&self, account: &PublicKey) -> Result<ProvenAccount, LightError> {
+        let node = self.full_node()?;
+        let candidates: Vec<Hash> = {
+            let c = lock(&self.shared.chain);
+            let h = c.height();
+            (0..4u64)
+                .filter_map(|back| h.checked_sub(back).and_then(|i| c.at(i)).map(|v| v.hash))
+                .collect()
+        };
+        let mut last = None;
+        for asked in candidates {
+            match node
+                .get(&format!("/proofs/accounts/{account}?block={asked}"))
+                .await
+            {
+                Ok(answer) => {
+                    let c = lock(&self.shared.chain);
+                    return Ok(check_account(&c, account, Some(asked), &answer)?);
+                }
+                Err(e @ ProofError::NotFound(_)) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| ProofError::NotFound("no verified header".into()))
+            .into())
+    }
+
+    /// The best-chain block including transaction `id`, proven against the header's `tx_root`.
+    pub async fn transaction(&self, id: &Hash) -> Result<ProvenInclusion, LightError> {
+        let node = self.full_node()?;
+        let answer = node.get(&format!("/proofs/transactions/{id}")).await?;
+        let c = lock(&self.shared.chain);
+        Ok(check_transaction(&c, id, &answer)?)
+    }
+
+    /// Stops syncing and closes every connection.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let task = lock(&self.task).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.net.shutdown().await;
+    }
+}
+
+fn rand_id() -> [u8; 6] {
+    let mut b = [0u8; 6];
+    let n = now_ms().to_be_bytes();
+    b.copy_from_slice(&n[2..]);
+    b[0] ^= std::process::id() as u8;
+    b
+}
+
+/// Fetches up to `count` headers after the fork point of `locator` from `peer`, each with its
+/// producer's signature.
+///
+/// `headers` frames carry bare headers on this protocol version, so the signatures are taken
+/// from the peer's blocks of the same index range (`get_blocks`), matched to the headers by
+/// hash; a header whose block is not served ends the batch there.
+pub async fn fetch_signed_headers(
+    net: &Network<TcpTransport>,
+    peer: PeerId,
+    locator: Vec<Hash>,
+    count: u32,
+) -> Result<Vec<SignedHeader>, NetError> {
+    let headers = net.get_headers(peer, locator, count).await?;
+    let Some(first) = headers.first().map(|h| h.index) else {
+        return Ok(Vec::new());
+    };
+    let last = first.saturating_add(u64::from(count));
+    let want_to = headers
+        .iter()
+        .map(|h| h.index)
+        .filter(|&i| i >= first && i < last)
+        .max()
+        .unwrap_or(first);
+    let mut sigs = std::collections::HashMap::new();
+    let mut next = first;
+    while next <= want_to {
+        let n = u32::try_from(want_to - next + 1).unwrap_or(u32::MAX);
+        let blocks = net.get_blocks(peer, next, n).await?;
+        let Some(b) = blocks.last() else { break };
+        let after = b.header.index.saturating_add(1);
+        for b in blocks {
+            sigs.insert(b.hash(), b.signature);
+        }
+        if after <= next {
+            break;
+        }
+        next = after;
+    }
+    let mut out = Vec::with_capacity(headers.len());
+    for header in headers {
+        match sigs.get(&header.hash()) {
+            Some(sig) => out.push(SignedHeader {
+                signature: *sig,
+                header,
+            }),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+async fn sync_loop(
+    shared: Arc<Shared>,
+    net: Arc<Network<TcpTransport>>,
+    peers: Vec<String>,
+    batch: u32,
+    poll: Duration,
+    mut wake: tokio::sync::mpsc::Receiver<()>,
+    cancel: CancellationToken,
+) {
+    let mut current: Option<(PeerId, String)> = None;
+    let mut next_peer = 0usize;
+    let backoff = Duration::from_secs(1);
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let (peer, addr) = match &current {
+            Some(p) if net.peers().iter().any(|i| i.id == p.0) => p.clone(),
+            _ => {
+                if peers.is_empty() {
+                    break;
+                }
+                let addr = peers[next_peer % peers.len()].clone();
+                next_peer += 1;
+                match net.connect(&addr).await {
+                    Ok(info) => {
+                        lock(&shared.status).peer = Some(addr.clone());
+                        current = Some((info.id, addr.clone()));
+                        (info.id, addr)
+                    }
+                    Err(e) => {
+                        lock(&shared.status).last_error = Some(format!("connect {addr}: {e}"));
+                        pause(&cancel, backoff).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let locator = lock(&shared.chain).locator();
+        let fetched = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = fetch_signed_headers(&net, peer, locator, batch) => r,
+        };
+        let headers = match fetched {
+            Ok(h) => h,
+            Err(e) => {
+                lock(&shared.status).last_error = Some(format!("{addr}: {e}"));
+                current = None;
+                pause(&cancel, backoff).await;
+                continue;
+            }
+        };
+        let applied = {
+            let mut c = lock(&shared.chain);
+            // At most `batch` headers: milliseconds of hashing and signature checks.
+            c.apply(&headers, now_ms(), &*shared.stakes)
+        };
+        match applied {
+            Ok(Applied::Nothing) => {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = wake.recv() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+            Ok(a) => tracing::debug!(?a, "headers applied"),
+            Err(e @ (ChainError::Store(_) | ChainError::Corrupt(_))) => {
+                tracing::error!(error = %e, "header store");
+                lock(&shared.status).last_error = Some(e.to_string());
+                pause(&cancel, backoff).await;
+            }
+            Err(e) => {
+                // Every other refusal is something no honest peer sends.
+                tracing::warn!(peer = %addr, error = %e, "headers refused; dropping the peer");
+                net.penalize(peer, Misbehaviour::BadSyncAnswer, &e.to_string());
+                net.disconnect(peer, &format!("bad headers: {e}"));
+                {
+                    let mut s = lock(&shared.status);
+                    s.refused += 1;
+                    s.last_error = Some(format!("{addr}: {e}"));
+                    s.peer = None;
+                }
+                current = None;
+                pause(&cancel, backoff).await;
+            }
+        }
+    }
+}
+
+async fn pause(cancel: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}

@@ -1,0 +1,298 @@
+//! Proofs from a full node's HTTP API (docs/http-api.md, "Proofs"), checked against the light
+//! client's own verified headers: the full node is trusted for nothing but answering.
+//!
+//! An answer names the block it is against; that block must be on the client's verified best
+//! chain (else [`ProofError::UnknownHeader`]), be the block asked for ([`ProofError::OtherBlock`]),
+//! carry the header the client verified ([`ProofError::HeaderMismatch`]), and the proof must
+//! lead from the value to the root committed in that header ([`ProofError::BadProof`]); a root
+//! the answer states that is not the header's is [`ProofError::WrongRoot`].
+
+use pp_ledger::merkle::MerkleProof;
+use pp_ledger::state_tree::{account_key, verify, AccountLeaf, StateProof};
+use pp_ledger::{BlockHeader, Decode, Hash, PublicKey};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::chain::HeaderChain;
+
+/// The largest proof answer read (a state proof is at most 256 siblings, a tx proof 64).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Why a proof was not accepted. Never a value: a failed check is always one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The full node could not be asked, or answered with an error.
+    #[error("full node unavailable: {0}")]
+    Unavailable(String),
+    /// The full node does not have what was asked (404).
+    #[error("full node has no answer: {0}")]
+    NotFound(String),
+    /// The answer is not the documented JSON.
+    #[error("malformed proof answer: {0}")]
+    Malformed(String),
+    /// The answer is against a block that is not on the light client's verified best chain.
+    #[error("unknown header: block {0} is not on the verified chain")]
+    UnknownHeader(Hash),
+    /// The answer is against another block than the one asked for.
+    #[error("proof for another block: asked {asked}, answered {answered}")]
+    OtherBlock {
+        /// The block asked for.
+        asked: Hash,
+        /// The block the answer is against.
+        answered: Hash,
+    },
+    /// The answer's header is not the verified header with that hash.
+    #[error("header mismatch: the answer's header for block {0} is not the verified one")]
+    HeaderMismatch(Hash),
+    /// The answer states a root that is not the one committed in the verified header.
+    #[error("wrong root: the answer's {what} {got} is not the header's {expected}")]
+    WrongRoot {
+        /// Which root (state_root, tx_root).
+        what: &'static str,
+        /// The header's.
+        expected: Hash,
+        /// The answer's.
+        got: Hash,
+    },
+    /// The proof does not lead from the value to the header's root.
+    #[error("bad proof: {0}")]
+    BadProof(String),
+    /// The verified header commits to no state (its version predates the state root).
+    #[error("no state root: header {index} (version {version}) commits to no account state")]
+    NoStateRoot {
+        /// The header's index.
+        index: u64,
+        /// Its version.
+        version: u32,
+    },
+}
+
+/// The account state root a header commits to, if its version carries one.
+///
+/// Headers of the current versions (classic 2, praos 4) commit to no account state
+/// (docs/state-commitment.md §12): every account proof is then [`ProofError::NoStateRoot`].
+pub fn header_state_root(_header: &BlockHeader) -> Option<Hash> {
+    None
+}
+
+/// Which verified block an answer was checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedAgainst {
+    /// Its index.
+    pub index: u64,
+    /// Its hash.
+    pub hash: Hash,
+    /// Its slot.
+    pub slot: u64,
+}
+
+/// An account's state proven against a verified header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenAccount {
+    /// The account.
+    pub account: PublicKey,
+    /// Its leaf, `None` if the state has no entry for it (proven absent).
+    pub leaf: Option<AccountLeaf>,
+    /// The header's state root the proof leads to.
+    pub state_root: Hash,
+    /// The header.
+    pub block: CheckedAgainst,
+}
+
+/// A transaction's inclusion proven against a verified header's `tx_root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvenInclusion {
+    /// The transaction id.
+    pub id: Hash,
+    /// The header's `tx_root`.
+    pub tx_root: Hash,
+    /// Position of the id among the block's transactions.
+    pub position: u64,
+    /// The header.
+    pub block: CheckedAgainst,
+}
+
+fn field<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value, ProofError> {
+    let mut cur = v;
+    for p in path {
+        cur = cur
+            .get(p)
+            .ok_or_else(|| ProofError::Malformed(format!("missing {}", path.join("."))))?;
+    }
+    Ok(cur)
+}
+
+fn hash_field(v: &Value, path: &[&str]) -> Result<Hash, ProofError> {
+    let s = field(v, path)?
+        .as_str()
+        .ok_or_else(|| ProofError::Malformed(format!("{} is not a string", path.join("."))))?;
+    Hash::from_hex(s).map_err(|e| ProofError::Malformed(format!("{}: {e}", path.join("."))))
+}
+
+/// The verified header an answer is against: on the best chain, the one asked for (if any),
+/// and with the very header the answer carries.
+fn against<'c>(
+    chain: &'c HeaderChain,
+    answer: &Value,
+    asked: Option<Hash>,
+) -> Result<&'c crate::verify::VerifiedHeader, ProofError> {
+    let answered = hash_field(answer, &["block", "hash"])?;
+    if let Some(asked) = asked {
+        if asked != answered {
+            return Err(ProofError::OtherBlock { asked, answered });
+        }
+    }
+    let v = chain
+        .by_hash(&answered)
+        .ok_or(ProofError::UnknownHeader(answered))?;
+    let header: BlockHeader = serde_json::from_value(field(answer, &["block", "header"])?.clone())
+        .map_err(|e| ProofError::Malformed(format!("block.header: {e}")))?;
+    if header != *v.header() {
+        return Err(ProofError::HeaderMismatch(answered));
+    }
+    Ok(v)
+}
+
+fn checked(v: &crate::verify::VerifiedHeader) -> CheckedAgainst {
+    CheckedAgainst {
+        index: v.header().index,
+        hash: v.hash,
+        slot: v.header().slot,
+    }
+}
+
+/// Checks a `GET /proofs/accounts/{account}?block=asked` answer against `chain`.
+pub fn check_account(
+    chain: &HeaderChain,
+    account: &PublicKey,
+    asked: Option<Hash>,
+    answer: &Value,
+) -> Result<ProvenAccount, ProofError> {
+    let v = against(chain, answer, asked)?;
+    let h = v.header();
+    let root = header_state_root(h).ok_or(ProofError::NoStateRoot {
+        index: h.index,
+        version: h.version,
+    })?;
+    let stated = hash_field(answer, &["state_root"])?;
+    if stated != root {
+        return Err(ProofError::WrongRoot {
+            what: "state_root",
+            expected: root,
+            got: stated,
+        });
+    }
+    let value = match field(answer, &["value"])? {
+        Value::Null => None,
+        Value::String(s) => {
+            Some(hex::decode(s).map_err(|e| ProofError::Malformed(format!("value: {e}")))?)
+        }
+        _ => return Err(ProofError::Malformed("value is not hex or null".into())),
+    };
+    let proof_hex = field(answer, &["proof"])?
+        .as_str()
+        .ok_or_else(|| ProofError::Malformed("proof is not a string".into()))?;
+    let proof_bytes =
+        hex::decode(proof_hex).map_err(|e| ProofError::Malformed(format!("proof: {e}")))?;
+    let proof = StateProof::from_bytes(&proof_bytes)
+        .map_err(|e| ProofError::Malformed(format!("proof: {e}")))?;
+    verify(&root, &account_key(account), value.as_deref(), &proof)
+        .map_err(|e| ProofError::BadProof(format!("account {account}: {e}")))?;
+    let leaf = value
+        .map(|b| AccountLeaf::from_canonical_bytes(&b))
+        .transpose()
+        .map_err(|e| ProofError::BadProof(format!("proven leaf does not decode: {e}")))?;
+    Ok(ProvenAccount {
+        account: *account,
+        leaf,
+        state_root: root,
+        block: checked(v),
+    })
+}
+
+/// Checks a `GET /proofs/transactions/{id}` answer against `chain`.
+pub fn check_transaction(
+    chain: &HeaderChain,
+    id: &Hash,
+    answer: &Value,
+) -> Result<ProvenInclusion, ProofError> {
+    let v = against(chain, answer, None)?;
+    let root = v.header().tx_root;
+    let stated = hash_field(answer, &["tx_root"])?;
+    if stated != root {
+        return Err(ProofError::WrongRoot {
+            what: "tx_root",
+            expected: root,
+            got: stated,
+        });
+    }
+    let proof: MerkleProof = serde_json::from_value(field(answer, &["proof"])?.clone())
+        .map_err(|e| ProofError::Malformed(format!("proof: {e}")))?;
+    if !proof.verify(id, &root) {
+        return Err(ProofError::BadProof(format!(
+            "transaction {id} does not lead to tx_root {root}"
+        )));
+    }
+    Ok(ProvenInclusion {
+        id: *id,
+        tx_root: root,
+        position: proof.index,
+        block: checked(v),
+    })
+}
+
+/// A full node's HTTP API, as a source of answers (none of which is believed unchecked).
+#[derive(Debug, Clone)]
+pub struct FullNode {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl FullNode {
+    /// The API at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<FullNode, ProofError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| ProofError::Unavailable(e.to_string()))?;
+        Ok(FullNode {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// GETs `path` and returns the JSON body (at most [`MAX_ANSWER_BYTES`]).
+    pub async fn get(&self, path: &str) -> Result<Value, ProofError> {
+        let url = format!("{}{path}", self.base);
+        let mut res = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ProofError::Unavailable(format!("{url}: {e}")))?;
+        let status = res.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| ProofError::Unavailable(format!("{url}: {e}")))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_ANSWER_BYTES {
+                return Err(ProofError::Malformed(format!(
+                    "{url}: answer larger than {MAX_ANSWER_BYTES} bytes"
+                )));
+            }
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(ProofError::NotFound(format!(
+                "{url}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        if !status.is_success() {
+            return Err(ProofError::Unavailable(format!("{url}: HTTP {status}")));
+        }
+        serde_json::from_slice(&body).map_err(|e| ProofError::Malformed(format!("{url}: {e}")))
+    }
+}

@@ -1,0 +1,391 @@
+//! The header lies a light client must refuse, each against the check that refuses it
+//! (removing the check makes its test fail), and the honest chains it must follow.
+
+use pp_ledger::{
+    Block, ConsensusRules, Genesis, InitialStakeholder, KeyPair, PublicKey, Ratio, Signature,
+};
+use pp_ouroboros::VrfSecretKey;
+
+use crate::chain::{Applied, ChainError, HeaderChain};
+use crate::verify::{GenesisStakes, HeaderError, HeaderVerifier, SignedHeader, VerifiedHeader};
+
+/// Far in the future: no test header is ahead of this clock.
+const NOW: u64 = u64::MAX / 4;
+
+struct Net {
+    genesis: Genesis,
+    keys: Vec<KeyPair>,
+    vrf: Vec<VrfSecretKey>,
+    verifier: HeaderVerifier,
+    stakes: GenesisStakes,
+}
+
+/// Two stakeholders of equal stake, 10-slot epochs, k = 3, difficulty 1.
+fn net(praos: bool) -> Net {
+    let keys = vec![KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32])];
+    let vrf = vec![
+        VrfSecretKey::from_seed([11; 32]),
+        VrfSecretKey::from_seed([12; 32]),
+    ];
+    let mut g = Genesis::devnet("a", keys[0].public(), 1_700_000_000_000);
+    g.initial_stakeholders.push(InitialStakeholder {
+        id: "b".into(),
+        public_key: keys[1].public(),
+        stake: 1_000,
+        vrf_key: None,
+    });
+    g.slots_per_epoch = 10;
+    g.k = 3;
+    g.difficulty = 1;
+    if praos {
+        let vks: Vec<PublicKey> = vrf
+            .iter()
+            .map(|v| PublicKey(*v.public().as_bytes()))
+            .collect();
+        g = g.into_praos(Ratio { num: 1, den: 2 }, &vks);
+    }
+    g.validate().unwrap();
+    Net {
+        verifier: HeaderVerifier::new(&g).unwrap(),
+        stakes: GenesisStakes::new(&g),
+        genesis: g,
+        keys,
+        vrf,
+    }
+}
+
+impl Net {
+    /// The block of stakeholder `who` in `slot` on `parent`, elected or not (praos: its VRF
+    /// evidence for the slot even when above its threshold).
+    fn block_by(&self, parent: &VerifiedHeader, slot: u64, who: usize) -> Block {
+        let gh = self.genesis.hash();
+        let vrf = if self.genesis.leader_mode == pp_ledger::LeaderMode::Praos {
+            let rules = self.verifier.rules();
+            let st = rules.state_for_slot_with_keys(
+                &parent.state,
+                slot,
+                &self.stakes_map(),
+                &self.keys_map(),
+            );
+            let p = pp_ouroboros::prove_leadership::<pp_ouroboros::EcVrf>(
+                &self.vrf[who],
+                &st.nonce,
+                slot,
+                u64::MAX,
+            )
+            .unwrap()
+            .unwrap();
+            Some(pp_ledger::VrfEvidence {
+                output: p.output.0,
+                proof: p.proof.0,
+            })
+        } else {
+            None
+        };
+        Block::produce_with(
+            parent.header(),
+            slot,
+            0,
+            self.genesis.difficulty,
+            Vec::new(),
+            vrf,
+            &self.keys[who],
+            &gh,
+            1 << 24,
+        )
+        .unwrap()
+    }
+
+    fn stakes_map(&self) -> pp_ledger::StakeMap {
+        pp_ouroboros::genesis_distribution(&self.genesis)
+    }
+    fn keys_map(&self) -> pp_ledger::VrfKeyMap {
+        pp_ouroboros::genesis_vrf_keys(&self.genesis)
+    }
+
+    /// Who may produce `slot` on `parent`: the stakeholders whose block verifies.
+    fn leaders(&self, parent: &VerifiedHeader, slot: u64) -> Vec<usize> {
+        (0..self.keys.len())
+            .filter(|&w| {
+                let b = self.block_by(parent, slot, w);
+                self.verifier
+                    .verify_next(parent, &signed(&b), NOW, &self.stakes)
+                    .is_ok()
+            })
+            .collect()
+    }
+
+    /// An honest chain from `parent` over `slots` (a slot with no leader is skipped).
+    fn extend(
+        &self,
+        parent: &VerifiedHeader,
+        slots: impl IntoIterator<Item = u64>,
+    ) -> Vec<VerifiedHeader> {
+        let mut out: Vec<VerifiedHeader> = Vec::new();
+        for slot in slots {
+            let p = out.last().unwrap_or(parent).clone();
+            let Some(&w) = self.leaders(&p, slot).first() else {
+                continue;
+            };
+            let b = self.block_by(&p, slot, w);
+            out.push(
+                self.verifier
+                    .verify_next(&p, &signed(&b), NOW, &self.stakes)
+                    .unwrap(),
+            );
+        }
+        out
+    }
+}
+
+fn signed(b: &Block) -> SignedHeader {
+    SignedHeader {
+        header: b.header.clone(),
+        signature: b.signature,
+    }
+}
+
+fn sh(v: &[VerifiedHeader]) -> Vec<SignedHeader> {
+    v.iter().map(|v| v.signed.clone()).collect()
+}
+
+#[test]
+fn an_honest_chain_across_epochs_verifies_classic_and_praos() {
+    for praos in [false, true] {
+        let n = net(praos);
+        let g = n.verifier.genesis_entry();
+        // Four epochs: the leaders of epochs 2 and 3 are drawn with η_2, η_3 folded from the
+        // chain's own headers.
+        let chain = n.extend(&g, 1..40);
+        assert!(chain.len() >= 10, "praos {praos}: {} blocks", chain.len());
+        assert!(chain.last().unwrap().state.epoch >= 3);
+        let mut hc = HeaderChain::in_memory(n.verifier.clone());
+        let r = hc.apply(&sh(&chain), NOW, &n.stakes).unwrap();
+        assert_eq!(r, Applied::Extended(chain.len() as u64));
+        assert_eq!(hc.tip().hash, chain.last().unwrap().hash);
+        // Again: nothing new.
+        assert_eq!(
+            hc.apply(&sh(&chain), NOW, &n.stakes).unwrap(),
+            Applied::Nothing
+        );
+    }
+}
+
+/// Lie: a forged header chain with valid proof of work and valid signatures, whose producer
+/// was not the slot leader (classic: another stakeholder leads the slot; praos: its VRF output
+/// is above its threshold).
+#[test]
+fn a_producer_that_was_not_the_leader_is_refused() {
+    for praos in [false, true] {
+        let n = net(praos);
+        let g = n.verifier.genesis_entry();
+        let honest = n.extend(&g, 1..25);
+        // A slot in epoch 2 (η from the headers) someone does not lead, on the honest chain.
+        let parent = honest
+            .iter()
+            .find(|v| v.header().slot >= 20)
+            .unwrap()
+            .clone();
+        let (slot, who) = (parent.header().slot + 1..parent.header().slot + 40)
+            .find_map(|s| {
+                let l = n.leaders(&parent, s);
+                (0..2).find(|w| !l.contains(w)).map(|w| (s, w))
+            })
+            .unwrap();
+        let forged = n.block_by(&parent, slot, who);
+        assert!(forged.header.meets_pow());
+        forged.verify_signature(&n.genesis.hash()).unwrap();
+        let e = n
+            .verifier
+            .verify_next(&parent, &signed(&forged), NOW, &n.stakes)
+            .unwrap_err();
+        assert!(
+            matches!(e, HeaderError::NotLeader { .. }),
+            "praos {praos}: {e}"
+        );
+        // And through the chain: refused, the tip unchanged.
+        let mut hc = HeaderChain::in_memory(n.verifier.clone());
+        let upto = honest.iter().position(|v| v.hash == parent.hash).unwrap();
+        hc.apply(&sh(&honest[..=upto]), NOW, &n.stakes).unwrap();
+        let e = hc.apply(&[signed(&forged)], NOW, &n.stakes).unwrap_err();
+        assert!(matches!(
+            e,
+            ChainError::Header(HeaderError::NotLeader { .. })
+        ));
+        assert_eq!(hc.tip().hash, parent.hash);
+    }
+}
+
+/// Lie: a header with a bad signature (another key's, or a corrupted one).
+#[test]
+fn a_bad_signature_is_refused() {
+    for praos in [false, true] {
+        let n = net(praos);
+        let g = n.verifier.genesis_entry();
+        let chain = n.extend(&g, 1..3);
+        let mut s = chain[0].signed.clone();
+        let other = KeyPair::from_seed([99; 32]);
+        let msg = pp_ledger::crypto::signing_message(
+            pp_ledger::crypto::Domain::Block,
+            &n.genesis.hash(),
+            &s.header.hash(),
+        );
+        s.signature = other.sign(&msg);
+        let e = n.verifier.verify_next(&g, &s, NOW, &n.stakes).unwrap_err();
+        assert!(
+            matches!(e, HeaderError::BadSignature { index: 1, .. }),
+            "{e}"
+        );
+        s.signature = Signature::default();
+        assert!(matches!(
+            n.verifier.verify_next(&g, &s, NOW, &n.stakes),
+            Err(HeaderError::BadSignature { .. })
+        ));
+    }
+}
+
+/// Lie: a `headers` answer that skips an index (or does not link).
+#[test]
+fn a_headers_answer_that_skips_an_index_or_does_not_link_is_refused() {
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, 1..8);
+    let mut hc = HeaderChain::in_memory(n.verifier.clone());
+    let mut skipping = sh(&chain);
+    skipping.remove(3);
+    let e = hc.apply(&skipping, NOW, &n.stakes).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ChainError::Header(HeaderError::BadIndex { parent: 3, got: 5 })
+        ),
+        "{e}"
+    );
+    assert_eq!(hc.height(), 0, "nothing of a refused batch is kept");
+    // A header whose prev_hash is not its parent's (re-mined and re-signed, so only the link
+    // is wrong).
+    let mut bad = sh(&chain);
+    let mut h = bad[2].header.clone();
+    h.prev_hash = pp_ledger::Hash([7; 32]);
+    h.mine(1 << 24).unwrap();
+    let msg = pp_ledger::crypto::signing_message(
+        pp_ledger::crypto::Domain::Block,
+        &n.genesis.hash(),
+        &h.hash(),
+    );
+    let who = n
+        .keys
+        .iter()
+        .position(|k| k.public() == h.producer)
+        .unwrap();
+    bad[2] = SignedHeader {
+        signature: n.keys[who].sign(&msg),
+        header: h,
+    };
+    let e = hc.apply(&bad, NOW, &n.stakes).unwrap_err();
+    assert!(
+        matches!(e, ChainError::Header(HeaderError::BadLink { index: 3 })),
+        "{e}"
+    );
+    // The honest answer is taken.
+    hc.apply(&sh(&chain), NOW, &n.stakes).unwrap();
+    assert_eq!(hc.height(), chain.len() as u64);
+}
+
+/// Lie: a longer chain that forks deeper than k is refused; one that forks within k wins.
+#[test]
+fn a_longer_chain_forking_deeper_than_k_is_refused() {
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let main = n.extend(&g, 1..11);
+    assert_eq!(main.len(), 10);
+    let mut hc = HeaderChain::in_memory(n.verifier.clone());
+    hc.apply(&sh(&main), NOW, &n.stakes).unwrap();
+    // From block 2, skipping slot 3: a different branch, 12 blocks long (height 14 > 10).
+    let deep = n.extend(&main[1], 4..16);
+    assert_eq!(deep.len(), 12);
+    let e = hc.apply(&sh(&deep), NOW, &n.stakes).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ChainError::ForkTooDeep {
+                fork: 2,
+                depth: 8,
+                k: 3
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(hc.tip().hash, main[9].hash);
+    // From block 8 (2 below the tip, within k): longer wins, in two batches.
+    let shallow = n.extend(&main[7], 12..16);
+    assert_eq!(shallow.len(), 4);
+    assert_eq!(
+        hc.apply(&sh(&shallow[..2]), NOW, &n.stakes).unwrap(),
+        Applied::Candidate { tip: 10 }
+    );
+    assert_eq!(hc.tip().hash, main[9].hash, "not longer yet");
+    assert_eq!(
+        hc.locator()[0],
+        shallow[1].hash,
+        "the candidate is asked to grow"
+    );
+    assert_eq!(
+        hc.apply(&sh(&shallow[2..]), NOW, &n.stakes).unwrap(),
+        Applied::Switched {
+            rolled_back: 2,
+            height: 12
+        }
+    );
+    assert_eq!(hc.tip().hash, shallow[3].hash);
+}
+
+#[test]
+fn the_store_survives_a_restart_and_refuses_another_network() {
+    let n = net(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let g = n.verifier.genesis_entry();
+    let main = n.extend(&g, 1..15);
+    {
+        let mut hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+        hc.apply(&sh(&main), NOW, &n.stakes).unwrap();
+        // A shallow switch rewrites the top of the store.
+        let k = main.len() - 2;
+        let fork = n.extend(
+            &main[k - 1],
+            main[k].header().slot + 5..main[k].header().slot + 30,
+        );
+        assert!(fork.len() > 2);
+        hc.apply(&sh(&fork), NOW, &n.stakes).unwrap();
+    }
+    let hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+    assert!(hc.height() > main.len() as u64);
+    assert_eq!(hc.stored_height().unwrap(), hc.height());
+    drop(hc);
+    let other = net(false);
+    let e = HeaderChain::open(other.verifier.clone(), &path, NOW, &other.stakes).unwrap_err();
+    assert!(matches!(e, ChainError::Corrupt(_)), "{e}");
+}
+
+#[test]
+fn headers_from_the_future_and_wrong_pow_are_refused() {
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, 1..3);
+    let s = &chain[0].signed;
+    let start = n.genesis.genesis_time + s.header.slot * n.genesis.slot_duration_ms;
+    assert!(matches!(
+        n.verifier
+            .verify_next(&g, s, start - n.genesis.max_clock_skew_ms - 1, &n.stakes),
+        Err(HeaderError::SlotInFuture { .. })
+    ));
+    let mut bad = s.clone();
+    while bad.header.meets_pow() {
+        bad.header.nonce = bad.header.nonce.wrapping_add(1);
+    }
+    assert!(matches!(
+        n.verifier.verify_next(&g, &bad, NOW, &n.stakes),
+        Err(HeaderError::BadPow { .. })
+    ));
+}
