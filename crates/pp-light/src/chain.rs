@@ -4,13 +4,14 @@
 //!
 //! A batch of headers either extends the best chain, or forks from one of its blocks (within
 //! k of the tip), or extends a candidate branch kept from an earlier batch of the same fork.
-//! A branch replaces the best chain only once it is strictly longer. Everything stored was
-//! verified; a restart re-verifies the stored chain from the genesis (so a store edited on
-//! disk is refused, not believed).
+//! A branch replaces the best chain only once it is strictly longer, or as long with a tip in
+//! the same slot that the consensus rules prefer (praos: the lower leader value). Everything
+//! stored was verified; a restart re-verifies the stored chain from the genesis (so a store
+//! edited on disk is refused, not believed).
 
 use std::path::Path;
 
-use pp_ledger::{Decode, Encode, Encoder, Hash};
+use pp_ledger::{ConsensusRules, Decode, Encode, Encoder, Hash};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::verify::{HeaderError, HeaderVerifier, SignedHeader, StakeSource, VerifiedHeader};
@@ -291,7 +292,16 @@ impl HeaderChain {
     fn settle(&mut self, c: Candidate) -> Result<Applied, ChainError> {
         let height = self.height();
         let tip = c.fork + c.entries.len() as u64;
-        if tip <= height {
+        // Equal length: keep ours, unless the rules prefer the candidate's tip among blocks of
+        // the same slot (praos: the lower leader VRF value), as a full node does, so that the
+        // client converges on the full nodes' tip whichever block it saw first.
+        let preferred = tip == height
+            && c.entries.last().is_some_and(|t| {
+                let ours = self.tip().header();
+                t.header().slot == ours.slot
+                    && self.verifier.rules().prefer_tip(t.header(), ours).is_lt()
+            });
+        if tip < height || (tip == height && !preferred) {
             self.candidate = Some(c);
             return Ok(Applied::Candidate { tip });
         }

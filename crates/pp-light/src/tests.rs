@@ -389,3 +389,131 @@ fn headers_from_the_future_and_wrong_pow_are_refused() {
         Err(HeaderError::BadPow { .. })
     ));
 }
+
+/// A fake full node: serves `answer` for every path, over real HTTP.
+async fn fake_full_node(answer: serde_json::Value) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let a = answer.clone();
+        async move { axum::Json(a) }
+    });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
+/// Lies about a transaction's inclusion, served over HTTP as a full node would (the answer of
+/// `GET /proofs/transactions/{id}`, docs/http-api.md), each refused with the check it fails:
+/// a proof for another transaction, a stated root that is not the header's, a block not on the
+/// verified chain, a header that is not the verified one. The honest answer is accepted.
+#[tokio::test]
+async fn transaction_proof_lies_are_refused() {
+    use crate::proofs::{check_transaction, FullNode, ProofError};
+    use pp_ledger::merkle::merkle_proof;
+    use pp_ledger::{Hash, Transaction};
+
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let gh = n.genesis.hash();
+    let txs: Vec<Transaction> = (0..5u64)
+        .map(|i| Transaction::transfer(&n.keys[0], n.keys[1].public(), 10 + i, 1, i, &gh))
+        .collect();
+    let slot = 1;
+    let w = n.leaders(&g, slot)[0];
+    let block = Block::produce_with(
+        g.header(),
+        slot,
+        0,
+        n.genesis.difficulty,
+        txs.clone(),
+        None,
+        &n.keys[w],
+        &gh,
+        1 << 24,
+    )
+    .unwrap();
+    let mut hc = HeaderChain::in_memory(n.verifier.clone());
+    hc.apply(&[signed(&block)], NOW, &n.stakes).unwrap();
+    let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
+    let answer = |pos: usize, header: &pp_ledger::BlockHeader| {
+        serde_json::json!({
+            "id": ids[pos],
+            "tx_root": header.tx_root,
+            "proof": merkle_proof(&ids, pos).unwrap(),
+            "block": { "index": header.index, "hash": header.hash(), "header": header },
+        })
+    };
+    let ask = |v: serde_json::Value| async move {
+        let (url, task) = fake_full_node(v).await;
+        let got = FullNode::new(&url)
+            .unwrap()
+            .get("/proofs/transactions/x")
+            .await;
+        task.abort();
+        got.unwrap()
+    };
+
+    // Honest.
+    let ok = check_transaction(&hc, &ids[2], &ask(answer(2, &block.header)).await).unwrap();
+    assert_eq!((ok.position, ok.block.hash), (2, block.hash()));
+    // Another transaction's proof offered for ids[2].
+    let e = check_transaction(&hc, &ids[2], &ask(answer(3, &block.header)).await).unwrap_err();
+    assert!(matches!(e, ProofError::BadProof(_)), "{e}");
+    // A stated root that is not the header's (and a proof to it).
+    let mut v = answer(2, &block.header);
+    v["tx_root"] = serde_json::json!(Hash([9; 32]));
+    let e = check_transaction(&hc, &ids[2], &ask(v).await).unwrap_err();
+    assert!(matches!(e, ProofError::WrongRoot { .. }), "{e}");
+    // A header whose tx_root commits to a made-up transaction set, with valid PoW, that the
+    // client never verified.
+    let fake_ids = vec![ids[2], Hash([1; 32])];
+    let mut h = block.header.clone();
+    h.tx_root = pp_ledger::merkle_root(&fake_ids);
+    h.mine(1 << 24).unwrap();
+    let v = serde_json::json!({
+        "id": ids[2],
+        "tx_root": h.tx_root,
+        "proof": merkle_proof(&fake_ids, 0).unwrap(),
+        "block": { "index": h.index, "hash": h.hash(), "header": h },
+    });
+    let e = check_transaction(&hc, &ids[2], &ask(v).await).unwrap_err();
+    assert!(matches!(e, ProofError::UnknownHeader(_)), "{e}");
+    // The verified block's hash with another header.
+    let mut v = answer(2, &block.header);
+    v["block"]["header"]["timestamp"] = serde_json::json!(12345);
+    let e = check_transaction(&hc, &ids[2], &ask(v).await).unwrap_err();
+    assert!(matches!(e, ProofError::HeaderMismatch(_)), "{e}");
+    // Not JSON of the documented shape.
+    let e = check_transaction(&hc, &ids[2], &ask(serde_json::json!({"id": 1})).await).unwrap_err();
+    assert!(matches!(e, ProofError::Malformed(_)), "{e}");
+}
+
+/// Praos: of two blocks for one slot on one parent, the client ends on the one the rules
+/// prefer, whichever it saw first (as full nodes do).
+#[test]
+fn equal_tips_of_one_slot_follow_the_praos_tie_break() {
+    let n = net(true);
+    let g = n.verifier.genesis_entry();
+    let base = n.extend(&g, 1..5);
+    let parent = base.last().unwrap().clone();
+    let slot = (parent.header().slot + 1..parent.header().slot + 200)
+        .find(|&s| n.leaders(&parent, s).len() == 2)
+        .expect("a slot both stakeholders lead");
+    let a = n.block_by(&parent, slot, 0);
+    let b = n.block_by(&parent, slot, 1);
+    let rules = n.verifier.rules();
+    let (win, lose) = if rules.prefer_tip(&a.header, &b.header).is_lt() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    for order in [[&lose, &win], [&win, &lose]] {
+        let mut hc = HeaderChain::in_memory(n.verifier.clone());
+        hc.apply(&sh(&base), NOW, &n.stakes).unwrap();
+        hc.apply(&[signed(order[0])], NOW, &n.stakes).unwrap();
+        hc.apply(&[signed(order[1])], NOW, &n.stakes).unwrap();
+        assert_eq!(hc.tip().hash, win.hash());
+    }
+}
