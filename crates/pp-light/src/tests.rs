@@ -517,3 +517,118 @@ fn equal_tips_of_one_slot_follow_the_praos_tie_break() {
         assert_eq!(hc.tip().hash, win.hash());
     }
 }
+
+/// A full node over real pp-net sockets whose `headers` answers skip an index while `lie` is
+/// set; its blocks are honest.
+struct LyingPeer {
+    blocks: Vec<Block>,
+    lie: std::sync::atomic::AtomicBool,
+}
+
+impl pp_net::ChainView for LyingPeer {
+    fn tip(&self) -> (u64, pp_ledger::Hash) {
+        let b = self.blocks.last().unwrap();
+        (b.header.index, b.hash())
+    }
+    fn get_blocks(&self, from: u64, count: u32) -> Vec<Block> {
+        self.blocks
+            .iter()
+            .skip(from as usize)
+            .take(count as usize)
+            .cloned()
+            .collect()
+    }
+    fn get_headers(&self, locator: &[pp_ledger::Hash], count: u32) -> Vec<pp_ledger::BlockHeader> {
+        let from = locator
+            .iter()
+            .find_map(|h| self.blocks.iter().position(|b| b.hash() == *h))
+            .map_or(0, |i| i + 1);
+        let mut hs: Vec<_> = self
+            .blocks
+            .iter()
+            .skip(from)
+            .take(count as usize)
+            .map(|b| b.header.clone())
+            .collect();
+        if self.lie.load(std::sync::atomic::Ordering::SeqCst) && hs.len() > 3 {
+            hs.remove(2);
+        }
+        hs
+    }
+}
+
+/// Lie over the wire: a `headers` answer that skips an index is refused whole, its peer
+/// penalised and dropped; once the peer answers honestly the client follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_headers_skip_an_index_is_refused_and_dropped() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, 1..12);
+    let mut blocks = vec![n.genesis.block()];
+    for v in &chain {
+        blocks.push(Block {
+            header: v.signed.header.clone(),
+            signature: v.signed.signature,
+            transactions: Vec::new(),
+        });
+    }
+    let peer = Arc::new(LyingPeer {
+        blocks,
+        lie: std::sync::atomic::AtomicBool::new(true),
+    });
+    let (liar, _events) = pp_net::Network::start(
+        pp_net::NetConfig::new("liar", n.genesis.hash(), "127.0.0.1:0"),
+        pp_net::TcpTransport,
+        peer.clone(),
+    )
+    .await
+    .unwrap();
+    let client = crate::LightClient::start(crate::LightConfig::new(
+        n.genesis.clone(),
+        liar.local_addr().to_string(),
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client.sync_status().refused == 0 {
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let s = client.sync_status();
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("header 4 follows header 2"),
+        "{s:?}"
+    );
+    assert_eq!(
+        client.tip().height,
+        0,
+        "nothing of the refused answer is kept"
+    );
+    // Dropped: the liar sees the connection close.
+    while liar.peer_count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the liar was not dropped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Honest now: the client reconnects and follows.
+    peer.lie.store(false, Ordering::SeqCst);
+    while client.tip().height < chain.len() as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never caught up: {:?}",
+            client.sync_status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.tip().hash, chain.last().unwrap().hash);
+    client.shutdown().await;
+    liar.shutdown().await;
+}
