@@ -11,13 +11,16 @@
 
 use std::path::Path;
 
-use pp_ledger::{ConsensusRules, Decode, Encode, Encoder, Hash};
+use pp_ledger::{BlockHeader, ConsensusRules, Decode, Encode, Encoder, Hash};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::verify::{HeaderError, HeaderVerifier, SignedHeader, StakeSource, VerifiedHeader};
 
 /// index → canonical header bytes ‖ 64-byte signature, for the best chain.
 const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("headers");
+/// block hash → a full node's stake-snapshot answer for that block (JSON), checked again
+/// against the block's header whenever it is used.
+const STAKE_PROOFS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("stake_proofs");
 /// "genesis" → the genesis hash the store belongs to.
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
@@ -220,6 +223,38 @@ impl HeaderChain {
         out
     }
 
+    /// The blocks after which `batch` crosses an epoch boundary (the parent of its first
+    /// header included), whose stake snapshots verifying it needs, as (header, hash).
+    pub fn epoch_boundaries(&self, batch: &[SignedHeader]) -> Vec<(BlockHeader, Hash)> {
+        let Some(first) = batch.first() else {
+            return Vec::new();
+        };
+        let candidate_tip = self.candidate.as_ref().and_then(|c| c.entries.last());
+        let parent = candidate_tip
+            .filter(|t| t.hash == first.header.prev_hash)
+            .or_else(|| {
+                first
+                    .header
+                    .index
+                    .checked_sub(1)
+                    .and_then(|i| self.at(i))
+                    .filter(|p| p.hash == first.header.prev_hash)
+            });
+        let Some(parent) = parent else {
+            return Vec::new();
+        };
+        let rules = self.verifier.rules();
+        let mut out = Vec::new();
+        let mut prev = (parent.header().clone(), parent.hash);
+        for s in batch {
+            if rules.epoch_of(s.header.slot) != rules.epoch_of(prev.0.slot) {
+                out.push(prev.clone());
+            }
+            prev = (s.header.clone(), s.header.hash());
+        }
+        out
+    }
+
     /// Verifies `batch` (consecutive headers, as a `headers` answer carries them) and applies
     /// the fork choice. Headers the best chain already holds at the start of the batch are
     /// skipped. On any error nothing changes but a candidate branch is dropped.
@@ -346,6 +381,20 @@ impl HeaderChain {
         w.commit().map_err(store_err)
     }
 
+    /// Stores a stake-snapshot answer for block `hash` (kept for restarts: full nodes prune
+    /// old tree versions, so an old snapshot may not be servable again).
+    pub fn store_stake_proof(&self, hash: &Hash, answer: &[u8]) -> Result<(), ChainError> {
+        let Some(db) = &self.db else {
+            return Ok(());
+        };
+        let w = db.begin_write().map_err(store_err)?;
+        {
+            let mut t = w.open_table(STAKE_PROOFS).map_err(store_err)?;
+            t.insert(&hash.0[..], answer).map_err(store_err)?;
+        }
+        w.commit().map_err(store_err)
+    }
+
     /// The index of the highest stored header (0 if none): for tests and `ppd light` status.
     pub fn stored_height(&self) -> Result<u64, ChainError> {
         let Some(db) = &self.db else {
@@ -360,6 +409,32 @@ impl HeaderChain {
         let last = t.last().map_err(store_err)?.map(|(k, _)| k.value());
         Ok(last.unwrap_or(0))
     }
+}
+
+/// The stake-snapshot answers stored at `path` (none if there is no store yet), to be checked
+/// against their headers when used. Opens and closes the store: call it before
+/// [`HeaderChain::open`].
+pub fn read_stake_proofs(path: &Path) -> Result<Vec<(Hash, Vec<u8>)>, ChainError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let db = redb::Database::create(path).map_err(store_err)?;
+    let r = db.begin_read().map_err(store_err)?;
+    let t = match r.open_table(STAKE_PROOFS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(store_err(e)),
+    };
+    let mut out = Vec::new();
+    for row in t.iter().map_err(store_err)? {
+        let (k, v) = row.map_err(store_err)?;
+        let key: [u8; 32] = k
+            .value()
+            .try_into()
+            .map_err(|_| ChainError::Corrupt("stake proof key is not a hash".into()))?;
+        out.push((Hash(key), v.value().to_vec()));
+    }
+    Ok(out)
 }
 
 fn encode_signed(s: &SignedHeader) -> Vec<u8> {

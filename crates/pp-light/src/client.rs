@@ -10,11 +10,15 @@ use pp_net::{ChainView, Misbehaviour, NetConfig, NetError, Network, PeerId, TcpT
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::{Applied, ChainError, HeaderChain};
+use crate::chain::{read_stake_proofs, Applied, ChainError, HeaderChain};
 use crate::proofs::{
-    check_account, check_transaction, FullNode, ProofError, ProvenAccount, ProvenInclusion,
+    check_account, check_stake, check_transaction, header_state_root, FullNode, ProofError,
+    ProvenAccount, ProvenInclusion, ProvenStakes,
 };
-use crate::verify::{GenesisStakes, HeaderVerifier, SignedHeader, StakeSource};
+use crate::verify::{
+    GenesisStakes, HeaderError, HeaderVerifier, SignedHeader, StakeError, StakeSnapshot,
+    StakeSource,
+};
 
 /// How to run a [`LightClient`].
 #[derive(Debug, Clone)]
@@ -89,9 +93,27 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
 }
 
+/// Where the stake snapshots of epoch boundaries come from.
+enum Stakes {
+    /// Proven against the boundary block's state root (headers carry one, a full node is
+    /// configured).
+    Proven(ProvenStakes),
+    /// The genesis distribution (headers commit to no state, or no full node to prove it).
+    Genesis(GenesisStakes),
+}
+
+impl StakeSource for Stakes {
+    fn stakes_after(&self, header: &BlockHeader, hash: &Hash) -> Result<StakeSnapshot, StakeError> {
+        match self {
+            Stakes::Proven(p) => p.stakes_after(header, hash),
+            Stakes::Genesis(g) => g.stakes_after(header, hash),
+        }
+    }
+}
+
 struct Shared {
     chain: Mutex<HeaderChain>,
-    stakes: Box<dyn StakeSource + Send + Sync>,
+    stakes: Stakes,
     full_node: Option<FullNode>,
     status: Mutex<SyncStatus>,
 }
@@ -163,15 +185,32 @@ impl LightClient {
     pub async fn start(config: LightConfig) -> Result<LightClient, LightError> {
         let verifier = HeaderVerifier::new(&config.genesis)?;
         let genesis_hash = verifier.genesis_hash();
-        let stakes: Box<dyn StakeSource + Send + Sync> =
-            Box::new(GenesisStakes::new(&config.genesis));
+        let provable = header_state_root(&verifier.genesis_entry().signed.header).is_some();
+        let stakes = if provable && config.full_node.is_some() {
+            Stakes::Proven(ProvenStakes::default())
+        } else {
+            if provable {
+                tracing::warn!(
+                    "no full node to prove stake snapshots: the genesis stake distribution is \
+                     assumed for every epoch"
+                );
+            }
+            Stakes::Genesis(GenesisStakes::new(&config.genesis))
+        };
         let chain = match &config.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| LightError::Io(format!("{}: {e}", dir.display())))?;
                 let path = dir.join("light-headers.redb");
-                let stakes = &*stakes;
-                HeaderChain::open(verifier, &path, now_ms(), stakes)?
+                if let Stakes::Proven(p) = &stakes {
+                    for (hash, bytes) in read_stake_proofs(&path)? {
+                        let answer = serde_json::from_slice(&bytes).map_err(|e| {
+                            ChainError::Corrupt(format!("stored stake proof {hash}: {e}"))
+                        })?;
+                        p.insert(hash, answer);
+                    }
+                }
+                HeaderChain::open(verifier, &path, now_ms(), &stakes)?
             }
             None => HeaderChain::in_memory(verifier),
         };
@@ -418,10 +457,19 @@ async fn sync_loop(
                 continue;
             }
         };
+        if let (Stakes::Proven(p), Some(node)) = (&shared.stakes, &shared.full_node) {
+            let needed = lock(&shared.chain).epoch_boundaries(&headers);
+            if let Err(e) = fetch_stake_proofs(&shared, p, node, needed).await {
+                // Our full node's trouble, not the peer's: try again later.
+                lock(&shared.status).last_error = Some(format!("stake proofs: {e}"));
+                pause(&cancel, backoff).await;
+                continue;
+            }
+        }
         let applied = {
             let mut c = lock(&shared.chain);
             // At most `batch` headers: milliseconds of hashing and signature checks.
-            c.apply(&headers, now_ms(), &*shared.stakes)
+            c.apply(&headers, now_ms(), &shared.stakes)
         };
         match applied {
             Ok(Applied::Nothing) => {
@@ -432,7 +480,11 @@ async fn sync_loop(
                 }
             }
             Ok(a) => tracing::debug!(?a, "headers applied"),
-            Err(e @ (ChainError::Store(_) | ChainError::Corrupt(_))) => {
+            Err(
+                e @ (ChainError::Store(_)
+                | ChainError::Corrupt(_)
+                | ChainError::Header(HeaderError::Stake(_))),
+            ) => {
                 tracing::error!(error = %e, "header store");
                 lock(&shared.status).last_error = Some(e.to_string());
                 pause(&cancel, backoff).await;
@@ -453,6 +505,29 @@ async fn sync_loop(
             }
         }
     }
+}
+
+/// Fetches, checks and stores the stake-snapshot proofs of the boundary blocks `needed`
+/// not held yet. An answer that does not check is an error (nothing is kept).
+async fn fetch_stake_proofs(
+    shared: &Shared,
+    proven: &ProvenStakes,
+    node: &FullNode,
+    needed: Vec<(BlockHeader, Hash)>,
+) -> Result<(), ProofError> {
+    for (header, hash) in needed {
+        if proven.contains(&hash) {
+            continue;
+        }
+        let answer = node.get(&format!("/proofs/stake?block={hash}")).await?;
+        check_stake(&header, &answer)?;
+        let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+        if let Err(e) = lock(&shared.chain).store_stake_proof(&hash, &bytes) {
+            tracing::warn!(error = %e, "cannot store a stake proof");
+        }
+        proven.insert(hash, answer);
+    }
+    Ok(())
 }
 
 async fn pause(cancel: &CancellationToken, d: Duration) {

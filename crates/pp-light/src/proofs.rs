@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::chain::HeaderChain;
+use crate::verify::{StakeError, StakeSnapshot, StakeSource};
 
 /// The largest proof answer read (a state proof is at most 256 siblings, a tx proof 64).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -294,5 +295,59 @@ impl FullNode {
             return Err(ProofError::Unavailable(format!("{url}: HTTP {status}")));
         }
         serde_json::from_slice(&body).map_err(|e| ProofError::Malformed(format!("{url}: {e}")))
+    }
+}
+
+/// Checks a `GET /proofs/stake?block=HASH` answer against `header` (the block `HASH`, whose
+/// state root commits to the stakes after it) and returns the proven stake snapshot.
+///
+/// Headers of the current versions commit to no state: every answer is then
+/// [`ProofError::NoStateRoot`].
+pub fn check_stake(header: &BlockHeader, _answer: &Value) -> Result<StakeSnapshot, ProofError> {
+    let _root = header_state_root(header).ok_or(ProofError::NoStateRoot {
+        index: header.index,
+        version: header.version,
+    })?;
+    Err(ProofError::NoStateRoot {
+        index: header.index,
+        version: header.version,
+    })
+}
+
+/// Stake snapshots proven against headers' state roots: full nodes' answers by block hash,
+/// checked against the header each time one is used (so an answer stored on disk is never
+/// believed unchecked). Filled by whoever fetched them (the sync loop, before it verifies a
+/// batch crossing an epoch boundary).
+#[derive(Debug, Default)]
+pub struct ProvenStakes {
+    answers: std::sync::Mutex<std::collections::HashMap<Hash, Value>>,
+}
+
+impl ProvenStakes {
+    /// Keeps `answer` for block `hash`.
+    pub fn insert(&self, hash: Hash, answer: Value) {
+        self.lock().insert(hash, answer);
+    }
+
+    /// Whether an answer for block `hash` is held.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.lock().contains_key(hash)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Hash, Value>> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StakeSource for ProvenStakes {
+    fn stakes_after(&self, header: &BlockHeader, hash: &Hash) -> Result<StakeSnapshot, StakeError> {
+        let answer = self.lock().get(hash).cloned();
+        let err = |reason: String| StakeError {
+            hash: *hash,
+            index: header.index,
+            reason,
+        };
+        let answer = answer.ok_or_else(|| err("no stake proof fetched for it".into()))?;
+        check_stake(header, &answer).map_err(|e| err(e.to_string()))
     }
 }
