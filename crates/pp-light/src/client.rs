@@ -519,7 +519,12 @@ async fn fetch_stake_proofs(
         if proven.contains(&hash) {
             continue;
         }
-        let answer = node.get(&format!("/proofs/stake?block={hash}")).await?;
+        let answer = node
+            .get_limited(
+                &format!("/proofs/stake?block={hash}"),
+                crate::proofs::MAX_STAKE_ANSWER_BYTES,
+            )
+            .await?;
         check_stake(&header, &answer)?;
         let bytes = serde_json::to_vec(&answer).unwrap_or_default();
         if let Err(e) = lock(&shared.chain).store_stake_proof(&hash, &bytes) {

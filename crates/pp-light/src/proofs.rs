@@ -18,6 +18,8 @@ use crate::verify::{StakeError, StakeSnapshot, StakeSource};
 
 /// The largest proof answer read (a state proof is at most 256 siblings, a tx proof 64).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The largest stake-snapshot answer read (a leaf and a proof per stakeholder).
+pub const MAX_STAKE_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a proof was not accepted. Never a value: a failed check is always one of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +266,11 @@ impl FullNode {
 
     /// GETs `path` and returns the JSON body (at most [`MAX_ANSWER_BYTES`]).
     pub async fn get(&self, path: &str) -> Result<Value, ProofError> {
+        self.get_limited(path, MAX_ANSWER_BYTES).await
+    }
+
+    /// GETs `path` and returns the JSON body (at most `max` bytes).
+    pub async fn get_limited(&self, path: &str, max: usize) -> Result<Value, ProofError> {
         let url = format!("{}{path}", self.base);
         let mut res = self
             .http
@@ -279,9 +286,9 @@ impl FullNode {
             .map_err(|e| ProofError::Unavailable(format!("{url}: {e}")))?
         {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_ANSWER_BYTES {
+            if body.len() > max {
                 return Err(ProofError::Malformed(format!(
-                    "{url}: answer larger than {MAX_ANSWER_BYTES} bytes"
+                    "{url}: answer larger than {max} bytes"
                 )));
             }
         }
