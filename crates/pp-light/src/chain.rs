@@ -88,10 +88,11 @@ pub enum Applied {
     },
 }
 
-/// A verified side branch: the fork point's index and the headers after it.
+/// A verified side branch: the fork point (index and hash) and the headers after it.
 #[derive(Debug, Clone)]
 struct Candidate {
     fork: u64,
+    fork_hash: Hash,
     entries: Vec<VerifiedHeader>,
 }
 
@@ -285,15 +286,19 @@ impl HeaderChain {
             .and_then(|c| c.entries.last())
             .is_some_and(|t| t.hash == first.header.prev_hash);
         let result = if on_candidate {
-            let mut c = self.candidate.take().unwrap_or_else(|| Candidate {
-                fork: height,
-                entries: Vec::new(),
-            });
-            let parent = c
-                .entries
-                .last()
-                .cloned()
-                .unwrap_or_else(|| self.tip().clone());
+            let Some(mut c) = self.candidate.take() else {
+                return Ok(Applied::Nothing);
+            };
+            // The best chain may have switched away from the candidate's fork point since.
+            if self.at(c.fork).map(|v| v.hash) != Some(c.fork_hash) {
+                return Err(ChainError::UnknownParent {
+                    index: first.header.index,
+                    parent: first.header.prev_hash,
+                });
+            }
+            let Some(parent) = c.entries.last().cloned() else {
+                return Ok(Applied::Nothing);
+            };
             let more = self.verifier.verify_chain(&parent, batch, now_ms, stakes)?;
             c.entries.extend(more);
             if c.entries.len() as u64 > k.saturating_add(MAX_CANDIDATE_EXTRA) {
@@ -318,7 +323,11 @@ impl HeaderChain {
                 return Err(ChainError::ForkTooDeep { fork, depth, k });
             }
             let entries = self.verifier.verify_chain(&parent, batch, now_ms, stakes)?;
-            self.settle(Candidate { fork, entries })
+            self.settle(Candidate {
+                fork,
+                fork_hash: parent.hash,
+                entries,
+            })
         };
         result
     }
@@ -326,6 +335,16 @@ impl HeaderChain {
     /// Adopts `c` if it is longer than the best chain; keeps it as the candidate otherwise.
     fn settle(&mut self, c: Candidate) -> Result<Applied, ChainError> {
         let height = self.height();
+        // Again here: the best chain may have grown since a candidate's first batch.
+        let k = self.verifier.genesis().k;
+        let depth = height.saturating_sub(c.fork);
+        if depth > k {
+            return Err(ChainError::ForkTooDeep {
+                fork: c.fork,
+                depth,
+                k,
+            });
+        }
         let tip = c.fork + c.entries.len() as u64;
         // Equal length: keep ours, unless the rules prefer the candidate's tip among blocks of
         // the same slot (praos: the lower leader VRF value), as a full node does, so that the
@@ -344,7 +363,8 @@ impl HeaderChain {
         self.persist(c.fork, &c.entries, height)?;
         self.best.truncate(c.fork as usize + 1);
         self.best.extend(c.entries);
-        self.candidate = None;
+        // A candidate of another fork stays: whether it still hangs from the best chain is
+        // checked when it grows.
         Ok(if rolled_back == 0 {
             Applied::Extended(tip - height)
         } else {

@@ -632,3 +632,36 @@ async fn a_peer_whose_headers_skip_an_index_is_refused_and_dropped() {
     client.shutdown().await;
     liar.shutdown().await;
 }
+
+/// A candidate branch forked within k, but the best chain grew past k above its fork point
+/// before the branch grew longer: refused.
+#[test]
+fn a_candidate_left_deeper_than_k_by_the_growing_chain_is_refused() {
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let main = n.extend(&g, 1..8);
+    let mut hc = HeaderChain::in_memory(n.verifier.clone());
+    hc.apply(&sh(&main), NOW, &n.stakes).unwrap();
+    let side = n.extend(&main[5], 9..10);
+    assert_eq!(
+        hc.apply(&sh(&side), NOW, &n.stakes).unwrap(),
+        Applied::Candidate { tip: 7 }
+    );
+    let more = n.extend(&main[6], 20..24);
+    hc.apply(&sh(&more), NOW, &n.stakes).unwrap();
+    assert_eq!(hc.height(), 11);
+    let longer = n.extend(&side[0], 30..40);
+    let e = hc.apply(&sh(&longer), NOW, &n.stakes).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ChainError::ForkTooDeep {
+                fork: 6,
+                depth: 5,
+                k: 3
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(hc.tip().hash, more.last().unwrap().hash);
+}
