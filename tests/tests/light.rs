@@ -23,6 +23,29 @@ async fn light_status(client: &reqwest::Client, url: &str) -> Option<(u64, Strin
     ))
 }
 
+/// VmRSS of process `pid`, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        total += if p.is_dir() {
+            dir_bytes(&p)
+        } else {
+            e.metadata().map_or(0, |m| m.len())
+        };
+    }
+    total
+}
+
 fn spawn_light(net: &Testnet, http_port: u16, data: &std::path::Path) -> Node {
     let args: Vec<String> = [
         "light",
@@ -146,6 +169,18 @@ async fn light_client_follows_a_three_node_testnet_and_proves_its_transactions()
         )
         .await
         .unwrap();
+
+        // Sizes, for the record (a short chain: issue 13 asks for 10,000 blocks).
+        let light_rss = rss_kb(light.pid().unwrap());
+        let node_rss = rss_kb(net.nodes[0].pid().unwrap());
+        let light_disk = dir_bytes(&data);
+        let node_disk = dir_bytes(&net.node_dir(0));
+        let (h, _, _) = light_status(&client, &lurl).await.unwrap();
+        eprintln!(
+            "at height {h}: light client RSS {light_rss} kB, disk {light_disk} B; node0 RSS \
+             {node_rss} kB, disk {node_disk} B"
+        );
+        assert!(light_disk < node_disk, "{light_disk} B >= {node_disk} B");
 
         // Every transfer: included, in the block every full node holds at that index.
         let mut proven = 0;
