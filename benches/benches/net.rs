@@ -94,7 +94,7 @@ impl ChainView for Fixed {
             .cloned()
             .collect()
     }
-    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<pp_ledger::SignedHeader> {
         Vec::new()
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::{SinkExt as _, StreamExt as _};
-use pp_ledger::{BlockHeader, Hash, KeyPair};
+use pp_ledger::{Hash, KeyPair, SignedHeader};
 use pp_net::codec::MessageCodec;
 use pp_net::{noise, Hello, Message, NoiseIdentity, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use tokio_util::codec::Framed;
@@ -20,25 +20,27 @@ pub enum Liar {
     HugeTip,
     /// Claims the tip of `headers` (a real chain from genesis) and answers `get_headers` from
     /// it, but never answers `get_blocks`.
-    Withholder(Vec<BlockHeader>),
+    Withholder(Vec<SignedHeader>),
 }
 
 impl Liar {
     fn tip(&self) -> (u64, Hash) {
         match self {
             Liar::HugeTip => (u64::MAX, Hash::blake2b_parts(&[b"pp-sim/liar-tip"])),
-            Liar::Withholder(h) => h.last().map_or((0, Hash::ZERO), |h| (h.index, h.hash())),
+            Liar::Withholder(h) => h
+                .last()
+                .map_or((0, Hash::ZERO), |h| (h.header.index, h.hash())),
         }
     }
 
     /// The answer to `get_headers`, if this liar answers at all: the headers after the first
     /// locator hash it holds (genesis is `headers[0].prev_hash`).
-    fn headers_after(&self, locator: &[Hash], count: u32) -> Option<Vec<BlockHeader>> {
+    fn headers_after(&self, locator: &[Hash], count: u32) -> Option<Vec<SignedHeader>> {
         let Liar::Withholder(hs) = self else {
             return None;
         };
         let start = locator.iter().find_map(|l| {
-            if hs.first().is_some_and(|h| h.prev_hash == *l) {
+            if hs.first().is_some_and(|h| h.header.prev_hash == *l) {
                 return Some(0);
             }
             hs.iter().position(|h| h.hash() == *l).map(|i| i + 1)

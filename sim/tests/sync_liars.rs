@@ -107,7 +107,7 @@ fn a_peer_that_shows_headers_but_never_delivers_blocks_is_rotated_out() {
             c.with_server("node1", |s| {
                 let height = s.with_chain(|ch| ch.height()).unwrap_or(0);
                 (1..=height)
-                    .map_while(|i| s.block_at(i).map(|b| b.header))
+                    .map_while(|i| s.block_at(i).map(|b| pp_ledger::SignedHeader::from(&b)))
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pp_ledger::{Block, BlockHeader, Genesis, Hash, KeyPair};
+use pp_ledger::{Block, Genesis, Hash, KeyPair};
 use pp_net::{ChainView, NetConfig, NetError, Network};
 use pp_sim::{assert_all_passed, run_seeds, TurmoilTransport};
 
@@ -23,7 +23,7 @@ impl ChainView for GenesisOnly {
             Vec::new()
         }
     }
-    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<pp_ledger::SignedHeader> {
         Vec::new()
     }
 }

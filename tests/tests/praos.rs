@@ -407,7 +407,7 @@ async fn send_to_all(
         fn get_blocks(&self, _from: u64, _count: u32) -> Vec<Block> {
             Vec::new()
         }
-        fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
+        fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<pp_ledger::SignedHeader> {
             Vec::new()
         }
     }

@@ -38,6 +38,7 @@ use crate::error::{BlockError, ChainError};
 use crate::genesis::{Genesis, GenesisError};
 use crate::hash::Hash;
 use crate::sigcache::SignatureCache;
+use crate::signed_header::SignedHeader;
 use crate::state::{BlockRedo, BlockUndo, LedgerState, Sigs};
 use crate::tx::Transaction;
 use crate::verified::{BlockVerifier, VerifiedBlock};
@@ -302,6 +303,14 @@ impl<C: ConsensusRules> Chain<C> {
         self.best_hash_at(index)
             .and_then(|h| self.entries.get(&h))
             .map(|e| &e.block.header)
+    }
+
+    /// The header and signature of the best-chain block at `index`, if it is in the window
+    /// (like [`Chain::header_at`]): what a `headers` answer carries.
+    pub fn signed_header_at(&self, index: u64) -> Option<SignedHeader> {
+        self.best_hash_at(index)
+            .and_then(|h| self.entries.get(&h))
+            .map(|e| SignedHeader::from(&e.block))
     }
 
     /// The header of a held block (best or side chain), with or without its transactions.

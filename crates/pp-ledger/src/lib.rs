@@ -61,6 +61,7 @@ pub mod merkle;
 pub mod opcert;
 pub mod sigbatch;
 pub mod sigcache;
+pub mod signed_header;
 pub mod state;
 pub mod state_tree;
 pub mod testing;
@@ -85,6 +86,7 @@ pub use merkle::{merkle_proof, merkle_root, MerkleProof};
 pub use opcert::{OpCert, OPCERT_BODY_BYTES, OPCERT_BYTES};
 pub use sigbatch::{verify_batch, BatchFailure, SigCheck};
 pub use sigcache::{SignatureCache, DEFAULT_SIGNATURE_CACHE_BYTES, SIGNATURE_CACHE_ENTRY_BYTES};
+pub use signed_header::SignedHeader;
 pub use state::{check_tx_against, Accounts, BlockUndo, LedgerState};
 pub use state_tree::{
     account_key, AccountLeaf, MemoryStore, NodeStore, ProofError, StateProof, StateTree,

@@ -1,6 +1,6 @@
 //! What the owner of the network (the server) lets it see of the chain, to answer requests.
 
-use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_ledger::{Block, Hash, SignedHeader, Transaction};
 
 /// Read access to the node's best chain. Called from connection tasks, so implementations must
 /// return quickly (no long locks, no I/O waits); the network caps `count` before calling.
@@ -9,9 +9,9 @@ pub trait ChainView: Send + Sync + 'static {
     fn tip(&self) -> (u64, Hash);
     /// Up to `count` consecutive blocks of the best chain starting at `from_index`.
     fn get_blocks(&self, from_index: u64, count: u32) -> Vec<Block>;
-    /// Up to `count` headers of the best chain following the first hash in `locator` that is on
-    /// the best chain (from genesis if none is).
-    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader>;
+    /// Up to `count` headers of the best chain, each with its block's signature, following the
+    /// first hash in `locator` that is on the best chain (from genesis if none is).
+    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<SignedHeader>;
     /// True if the node holds the block `hash` (a compact block for it is not rebuilt). The
     /// default holds none.
     fn has_block(&self, _hash: &Hash) -> bool {

@@ -8,7 +8,8 @@ use pp_ledger::{Hash, KeyPair};
 /// Version 2: frames run inside a Noise session whose handshake proves each side's identity key.
 /// Version 3: transactions relayed by inventory (`inv_txs`, `get_txs`, `txs`) and blocks as
 /// compact blocks (`compact_relay`, `compact_block`, `get_block_txs`, `block_txs`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4: a `headers` answer carries each header with its block's signature.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Default maximum frame payload: 8 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 

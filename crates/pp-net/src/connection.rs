@@ -797,7 +797,7 @@ pub(crate) fn blocks_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pp_ledger::{Block, BlockHeader, Hash};
+    use pp_ledger::{Block, Hash};
 
     struct Blocks(Vec<Block>);
 
@@ -813,7 +813,7 @@ mod tests {
                 .cloned()
                 .collect()
         }
-        fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+        fn get_headers(&self, _: &[Hash], _: u32) -> Vec<pp_ledger::SignedHeader> {
             Vec::new()
         }
     }

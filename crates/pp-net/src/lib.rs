@@ -8,14 +8,14 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use pp_ledger::{Block, BlockHeader, Hash};
+//! use pp_ledger::{Block, Hash, SignedHeader};
 //! use pp_net::{ChainView, NetConfig, Network, TcpTransport};
 //!
 //! struct Empty;
 //! impl ChainView for Empty {
 //!     fn tip(&self) -> (u64, Hash) { (0, Hash::ZERO) }
 //!     fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> { Vec::new() }
-//!     fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> { Vec::new() }
+//!     fn get_headers(&self, _: &[Hash], _: u32) -> Vec<SignedHeader> { Vec::new() }
 //! }
 //!
 //! # async fn demo() -> Result<(), pp_net::NetError> {

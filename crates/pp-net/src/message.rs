@@ -8,7 +8,7 @@
 //! `compact_relay` and `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
 //! edge rather than silently ignored.
 
-use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_ledger::{Block, Hash, SignedHeader, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::compact::CompactBlock;
@@ -138,8 +138,9 @@ pub enum Message {
     Headers {
         /// The id of the request answered.
         request_id: u64,
-        /// Headers following the first locator hash the server knows, in index order.
-        headers: Vec<BlockHeader>,
+        /// Headers following the first locator hash the server knows, in index order, each with
+        /// its block's signature (since protocol version 4).
+        headers: Vec<SignedHeader>,
     },
     /// Announce a transaction for the mempool.
     NewTx {
@@ -393,7 +394,7 @@ mod tests {
             },
             Message::Headers {
                 request_id: 2,
-                headers: vec![b.header.clone()],
+                headers: vec![SignedHeader::from(&b)],
             },
             Message::NewTx {
                 tx: b.transactions[0].clone(),

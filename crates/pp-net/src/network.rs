@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pp_ledger::{Block, BlockHeader, Hash, PublicKey, Transaction};
+use pp_ledger::{Block, Hash, PublicKey, SignedHeader, Transaction};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -934,13 +934,13 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Fetch up to `count` headers after the fork point identified by `locator`.
+    /// Fetch up to `count` signed headers after the fork point identified by `locator`.
     pub async fn get_headers(
         &self,
         peer: PeerId,
         locator: Vec<Hash>,
         count: u32,
-    ) -> Result<Vec<BlockHeader>, NetError> {
+    ) -> Result<Vec<SignedHeader>, NetError> {
         let count = count.min(MAX_HEADERS_PER_REQUEST);
         let response = self
             .shared

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use common::*;
 use futures::SinkExt;
-use pp_ledger::{Block, BlockHeader, Hash};
+use pp_ledger::{Block, Hash};
 use pp_net::noise::NoiseIdentity;
 use pp_net::{BanTarget, ChainView, Message, NetConfig, NetError, NetEvent, Network, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -146,7 +146,7 @@ impl ChainView for BigChain {
         }
         .get_blocks(from_index, count)
     }
-    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<pp_ledger::SignedHeader> {
         Vec::new()
     }
 }

@@ -41,7 +41,10 @@ async fn requests_for_blocks_headers_peers_and_ping_are_answered() {
         .get_headers(pa.id, vec![chain[9].hash(), Hash::ZERO], 4)
         .await
         .unwrap();
-    let want: Vec<_> = chain[10..14].iter().map(|b| b.header.clone()).collect();
+    let want: Vec<_> = chain[10..14]
+        .iter()
+        .map(pp_ledger::SignedHeader::from)
+        .collect();
     assert_eq!(headers, want);
 
     assert!(eventually(3, || a.peer_count() == 2).await);
@@ -200,7 +203,7 @@ async fn raw_client_exchanges_every_message_type_with_a_node() {
         next_reply(&mut raw, 3).await.unwrap().unwrap(),
         Message::Headers {
             request_id: 2,
-            headers: vec![chain[3].header.clone()]
+            headers: vec![pp_ledger::SignedHeader::from(&chain[3])]
         }
     );
     // b's listen address is in a's tried table once a's feeler reached it.
@@ -974,7 +977,7 @@ async fn every_message_type_crosses_a_raw_tcp_connection_intact() {
         },
         Message::Headers {
             request_id: 2,
-            headers: vec![b.header.clone()],
+            headers: vec![pp_ledger::SignedHeader::from(b)],
         },
         Message::NewTx {
             tx: b.transactions[0].clone(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use futures::SinkExt;
-use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_ledger::{Block, Hash, Transaction};
 use pp_net::compact::CompactBlock;
 use pp_net::{ChainView, Message, NetEvent, Network, TcpTransport};
 use tokio::sync::mpsc;
@@ -37,7 +37,7 @@ impl ChainView for Pool {
     fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> {
         Vec::new()
     }
-    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<pp_ledger::SignedHeader> {
         Vec::new()
     }
     fn has_tx(&self, id: &Hash) -> bool {

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
-use pp_ledger::{Block, BlockHeader, Hash, Transaction};
+use pp_ledger::{Block, Hash, SignedHeader, Transaction};
 
 use pp_net::{
     BanInfo, BanTarget, BookCounts, Misbehaviour, NetError, NetStatsSnapshot, Network, PeerId,
@@ -67,13 +67,13 @@ pub trait PeerNet: Send + Sync + 'static {
         from_index: u64,
         count: u32,
     ) -> BoxFuture<'_, Result<Vec<Block>, NetError>>;
-    /// Headers of `peer` from the fork point with our `locator`.
+    /// Signed headers of `peer` from the fork point with our `locator`.
     fn get_headers(
         &self,
         peer: PeerId,
         locator: Vec<Hash>,
         count: u32,
-    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>>;
+    ) -> BoxFuture<'_, Result<Vec<SignedHeader>, NetError>>;
     /// Graceful shutdown of every connection and task.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
@@ -140,7 +140,7 @@ impl<T: Transport> PeerNet for Network<T> {
         peer: PeerId,
         locator: Vec<Hash>,
         count: u32,
-    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>> {
+    ) -> BoxFuture<'_, Result<Vec<SignedHeader>, NetError>> {
         Box::pin(Network::get_headers(self, peer, locator, count))
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -187,7 +187,7 @@ impl PeerNet for NoopNet {
         _peer: PeerId,
         _locator: Vec<Hash>,
         _count: u32,
-    ) -> BoxFuture<'_, Result<Vec<BlockHeader>, NetError>> {
+    ) -> BoxFuture<'_, Result<Vec<SignedHeader>, NetError>> {
         Box::pin(async { Err(NetError::Shutdown) })
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use pp_ledger::{Block, BlockHeader, Decode, Decoder, Encode, Hash, Transaction};
+use pp_ledger::{Block, BlockHeader, Decode, Decoder, Encode, Hash, SignedHeader, Transaction};
 use redb::backends::FileBackend;
 use redb::{
     BackendError, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
@@ -452,6 +452,21 @@ impl Storage {
             let t = tx.open_table(BLOCKS)?;
             Ok(t.get(h.as_bytes().as_slice())?
                 .map(|v| BlockHeader::decode(&mut Decoder::new(v.value()))))
+        })?
+        .transpose()
+        .map_err(|e| StorageError::Corrupt {
+            what: "block",
+            reason: format!("{h}: {e}"),
+        })
+    }
+
+    /// The header and signature of a stored block, without decoding its transactions (a
+    /// block's encoding starts with both).
+    pub fn signed_header(&self, h: &Hash) -> Result<Option<SignedHeader>, StorageError> {
+        self.read(|tx| {
+            let t = tx.open_table(BLOCKS)?;
+            Ok(t.get(h.as_bytes().as_slice())?
+                .map(|v| SignedHeader::decode(&mut Decoder::new(v.value()))))
         })?
         .transpose()
         .map_err(|e| StorageError::Corrupt {

@@ -82,7 +82,7 @@ impl ChainView for TestChain {
             .cloned()
             .collect()
     }
-    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<pp_ledger::SignedHeader> {
         let start = locator
             .iter()
             .find_map(|h| {
@@ -96,7 +96,7 @@ impl ChainView for TestChain {
             .iter()
             .skip(start)
             .take(count as usize)
-            .map(|b| b.header.clone())
+            .map(pp_ledger::SignedHeader::from)
             .collect()
     }
 }

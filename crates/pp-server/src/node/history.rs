@@ -12,7 +12,7 @@
 //! Reads of the database are synchronous (redb, mostly served from its page cache and the OS
 //! page cache), as the transaction-index lookup of `GET /transactions/{id}` always was.
 
-use pp_ledger::{Block, BlockHeader, Hash};
+use pp_ledger::{Block, Hash, SignedHeader};
 
 use super::Core;
 use crate::storage::StorageError;
@@ -152,12 +152,13 @@ fn fork_point(core: &Core, locator: &[Hash]) -> Result<Option<u64>, StorageError
     Ok(None)
 }
 
-/// Up to `count` best-chain headers after the fork point with `locator`.
+/// Up to `count` best-chain headers, each with its block's signature, after the fork point with
+/// `locator`.
 fn headers_after(
     core: &Core,
     locator: &[Hash],
     count: u64,
-) -> Result<Vec<BlockHeader>, StorageError> {
+) -> Result<Vec<SignedHeader>, StorageError> {
     let Some(fork) = fork_point(core, locator)? else {
         return Ok(Vec::new());
     };
@@ -165,8 +166,8 @@ fn headers_after(
     for i in fork.saturating_add(1)..fork.saturating_add(1).saturating_add(count) {
         let in_memory = {
             let c = core.chain();
-            match c.header_at(i) {
-                Some(header) => Some(Some(header.clone())),
+            match c.signed_header_at(i) {
+                Some(header) => Some(Some(header)),
                 None if i < c.window_start() => None,
                 None => Some(None),
             }
@@ -175,7 +176,7 @@ fn headers_after(
             Some(Some(header)) => header,
             Some(None) => break,
             None => match core.storage.best_hash(i)? {
-                Some(h) => match core.storage.block_header(&h)? {
+                Some(h) => match core.storage.signed_header(&h)? {
                     Some(header) => header,
                     None => break,
                 },
@@ -209,12 +210,12 @@ impl Core {
         locator(self)
     }
 
-    /// Up to `count` best-chain headers after the fork point with `locator`.
+    /// Up to `count` best-chain signed headers after the fork point with `locator`.
     pub(crate) fn headers_after(
         &self,
         locator: &[Hash],
         count: u64,
-    ) -> Result<Vec<BlockHeader>, StorageError> {
+    ) -> Result<Vec<SignedHeader>, StorageError> {
         headers_after(self, locator, count)
     }
 }
@@ -301,7 +302,7 @@ mod tests {
         let stranger = [pp_ledger::Hash([9; 32]), h(6), h(3)];
         assert_eq!(fork_point(&core, &stranger).unwrap(), Some(6));
         let headers = headers_after(&core, &stranger, 3).unwrap();
-        let want: Vec<_> = blocks[6..9].iter().map(|b| b.header.clone()).collect();
+        let want: Vec<_> = blocks[6..9].iter().map(SignedHeader::from).collect();
         assert_eq!(headers, want);
         assert_eq!(
             fork_point(&core, &[core.genesis.block().hash()]).unwrap(),

@@ -4,7 +4,7 @@ use super::import::ImportError;
 use super::*;
 use pp_ledger::chain::AddOutcome;
 use pp_ledger::error::ChainError;
-use pp_ledger::{BlockHeader, Transaction};
+use pp_ledger::Transaction;
 
 use crate::mempool::{Inserted, MempoolError};
 
@@ -99,7 +99,8 @@ impl crate::net::PeerNet for RecordingNet {
         _peer: pp_net::PeerId,
         _locator: Vec<Hash>,
         _count: u32,
-    ) -> futures::future::BoxFuture<'_, Result<Vec<BlockHeader>, pp_net::NetError>> {
+    ) -> futures::future::BoxFuture<'_, Result<Vec<pp_ledger::SignedHeader>, pp_net::NetError>>
+    {
         Box::pin(async { Err(pp_net::NetError::Shutdown) })
     }
     fn shutdown(&self) -> futures::future::BoxFuture<'_, ()> {
@@ -208,7 +209,10 @@ async fn chain_view_serves_blocks_and_headers_after_the_fork_point() {
     assert_eq!(blocks.len(), 2);
     let genesis_hash = blocks[0].hash();
     let headers = view.get_headers(&[genesis_hash], 10);
-    assert_eq!(headers, vec![b1.header.clone()]);
+    assert_eq!(headers, vec![pp_ledger::SignedHeader::from(&b1)]);
+    headers[0]
+        .verify_signature(&core.genesis_hash())
+        .expect("a served header carries its block's signature");
     assert!(view.get_headers(&[b1.hash()], 10).is_empty());
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pp_ledger::{
-    Accounts, Block, BlockHeader, Chain, Hash, LedgerState, PublicKey, SignatureCache, Transaction,
+    Accounts, Block, Chain, Hash, LedgerState, PublicKey, SignatureCache, Transaction,
 };
 use pp_net::{AddrStore, BookSnapshot, ChainView, StoreError};
 use pp_ouroboros::Ouroboros;
@@ -80,7 +80,7 @@ impl ChainView for CoreView {
         })
     }
 
-    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, locator: &[Hash], count: u32) -> Vec<pp_ledger::SignedHeader> {
         if self.0.health.failure().is_some() {
             return Vec::new();
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt as _};
-use pp_ledger::{Block, BlockHeader, ChainError, Hash, PublicKey};
+use pp_ledger::{Block, BlockHeader, ChainError, Hash, PublicKey, SignedHeader};
 use pp_net::message::MAX_LOCATOR_LEN;
 use pp_net::{Misbehaviour, NetError, PeerId};
 use tokio::sync::{mpsc, watch};
@@ -146,7 +146,7 @@ fn connection_ended(e: &NetError) -> bool {
     )
 }
 
-type HeadersAnswer = (PeerId, Result<Result<Vec<BlockHeader>, NetError>, ()>);
+type HeadersAnswer = (PeerId, Result<Result<Vec<SignedHeader>, NetError>, ()>);
 
 /// A `get_blocks` answer: the generation and range it was for, and the result (`Err(())`: the
 /// deadline passed).
@@ -410,7 +410,9 @@ impl Engine {
                 }
                 return;
             }
-            Ok(Ok(h)) => h,
+            // The signatures are checked with the blocks (the stateless stage), as for a block
+            // announced alone; the header chain is judged on what a header alone proves.
+            Ok(Ok(h)) => h.into_iter().map(|s| s.header).collect::<Vec<_>>(),
         };
         let Some(first) = headers.first() else {
             if claimed > self.height() && self.target.end().is_none_or(|e| claimed > e) {

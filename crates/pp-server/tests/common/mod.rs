@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pp_ledger::{Block, BlockHeader, Genesis, Hash, KeyPair};
+use pp_ledger::{Block, Genesis, Hash, KeyPair};
 use pp_net::ChainView;
 use pp_server::{Clock, Server, SystemClock};
 
@@ -55,7 +55,7 @@ impl ChainView for Empty {
     fn get_blocks(&self, _from_index: u64, _count: u32) -> Vec<Block> {
         Vec::new()
     }
-    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _locator: &[Hash], _count: u32) -> Vec<pp_ledger::SignedHeader> {
         Vec::new()
     }
 }
