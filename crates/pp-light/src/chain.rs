@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use pp_ledger::{BlockHeader, ConsensusRules, Decode, Encode, Encoder, Hash};
+use pp_ledger::{BlockHeader, ConsensusRules, Decode, Encode, Hash};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::verify::{HeaderError, HeaderVerifier, SignedHeader, StakeSource, VerifiedHeader};
@@ -458,20 +458,10 @@ pub fn read_stake_proofs(path: &Path) -> Result<Vec<(Hash, Vec<u8>)>, ChainError
 }
 
 fn encode_signed(s: &SignedHeader) -> Vec<u8> {
-    let mut e = Encoder::new();
-    s.header.encode(&mut e);
-    e.sig(&s.signature);
-    e.into_bytes()
+    s.to_canonical_bytes()
 }
 
 fn decode_signed(bytes: &[u8]) -> Result<SignedHeader, ChainError> {
-    let mut d = pp_ledger::Decoder::new(bytes);
-    let header = pp_ledger::BlockHeader::decode(&mut d)
-        .map_err(|e| ChainError::Corrupt(format!("stored header: {e}")))?;
-    let signature = d
-        .sig()
-        .map_err(|e| ChainError::Corrupt(format!("stored signature: {e}")))?;
-    d.finish()
-        .map_err(|e| ChainError::Corrupt(format!("stored header: {e}")))?;
-    Ok(SignedHeader { header, signature })
+    SignedHeader::from_canonical_bytes(bytes)
+        .map_err(|e| ChainError::Corrupt(format!("stored header: {e}")))
 }

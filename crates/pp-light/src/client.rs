@@ -134,7 +134,7 @@ impl ChainView for Nothing {
     fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> {
         Vec::new()
     }
-    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<BlockHeader> {
+    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<SignedHeader> {
         Vec::new()
     }
 }
@@ -354,55 +354,15 @@ fn rand_id() -> [u8; 6] {
     b
 }
 
-/// Fetches up to `count` headers after the fork point of `locator` from `peer`, each with its
-/// producer's signature.
-///
-/// `headers` frames carry bare headers on this protocol version, so the signatures are taken
-/// from the peer's blocks of the same index range (`get_blocks`), matched to the headers by
-/// hash; a header whose block is not served ends the batch there.
+/// Fetches up to `count` signed headers after the fork point of `locator` from `peer` (one
+/// `get_headers`: wire protocol 4 carries each header's signature).
 pub async fn fetch_signed_headers(
     net: &Network<TcpTransport>,
     peer: PeerId,
     locator: Vec<Hash>,
     count: u32,
 ) -> Result<Vec<SignedHeader>, NetError> {
-    let headers = net.get_headers(peer, locator, count).await?;
-    let Some(first) = headers.first().map(|h| h.index) else {
-        return Ok(Vec::new());
-    };
-    let last = first.saturating_add(u64::from(count));
-    let want_to = headers
-        .iter()
-        .map(|h| h.index)
-        .filter(|&i| i >= first && i < last)
-        .max()
-        .unwrap_or(first);
-    let mut sigs = std::collections::HashMap::new();
-    let mut next = first;
-    while next <= want_to {
-        let n = u32::try_from(want_to - next + 1).unwrap_or(u32::MAX);
-        let blocks = net.get_blocks(peer, next, n).await?;
-        let Some(b) = blocks.last() else { break };
-        let after = b.header.index.saturating_add(1);
-        for b in blocks {
-            sigs.insert(b.hash(), b.signature);
-        }
-        if after <= next {
-            break;
-        }
-        next = after;
-    }
-    let mut out = Vec::with_capacity(headers.len());
-    for header in headers {
-        match sigs.get(&header.hash()) {
-            Some(sig) => out.push(SignedHeader {
-                signature: *sig,
-                header,
-            }),
-            None => break,
-        }
-    }
-    Ok(out)
+    net.get_headers(peer, locator, count).await
 }
 
 async fn sync_loop(

@@ -538,7 +538,7 @@ impl pp_net::ChainView for LyingPeer {
             .cloned()
             .collect()
     }
-    fn get_headers(&self, locator: &[pp_ledger::Hash], count: u32) -> Vec<pp_ledger::BlockHeader> {
+    fn get_headers(&self, locator: &[pp_ledger::Hash], count: u32) -> Vec<SignedHeader> {
         let from = locator
             .iter()
             .find_map(|h| self.blocks.iter().position(|b| b.hash() == *h))
@@ -548,7 +548,7 @@ impl pp_net::ChainView for LyingPeer {
             .iter()
             .skip(from)
             .take(count as usize)
-            .map(|b| b.header.clone())
+            .map(SignedHeader::from)
             .collect();
         if self.lie.load(std::sync::atomic::Ordering::SeqCst) && hs.len() > 3 {
             hs.remove(2);

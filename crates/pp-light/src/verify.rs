@@ -21,21 +21,12 @@
 //! last block of each epoch (the block after which the epoch changes), and only then.
 
 use pp_ledger::crypto::{signing_message, Domain};
+pub use pp_ledger::SignedHeader;
 use pp_ledger::{
-    BlockError, BlockHeader, ConsensusRules, Genesis, Hash, Signature, StakeMap, VrfKeyMap,
+    BlockError, BlockHeader, ConsensusRules, Genesis, Hash, StakeMap, VrfKeyMap,
     PRAOS_BLOCK_VERSION,
 };
 use pp_ouroboros::{genesis_distribution, genesis_vrf_keys, EpochState, Ouroboros};
-use serde::{Deserialize, Serialize};
-
-/// A header with its producer's signature: what a light client needs of a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedHeader {
-    /// The header.
-    pub header: BlockHeader,
-    /// The signature of [`BlockHeader::signer`] over the header hash.
-    pub signature: Signature,
-}
 
 /// A header that passed every check, with the consensus state its chain reached after it.
 #[derive(Debug, Clone)]
