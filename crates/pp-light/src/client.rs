@@ -420,9 +420,10 @@ async fn sync_loop(
         if let (Stakes::Proven(p), Some(node)) = (&shared.stakes, &shared.full_node) {
             let needed = lock(&shared.chain).epoch_boundaries(&headers);
             if let Err(e) = fetch_stake_proofs(&shared, p, node, needed).await {
-                // Our full node's trouble, not the peer's: try again later.
+                // Our full node's trouble (often: it has not got the block yet), not the
+                // peer's: try again shortly.
                 lock(&shared.status).last_error = Some(format!("stake proofs: {e}"));
-                pause(&cancel, backoff).await;
+                pause(&cancel, poll).await;
                 continue;
             }
         }
