@@ -104,9 +104,12 @@ async fn account_proof(
         .header_at(index)
         .cloned()
         .ok_or_else(|| ApiError::not_found("unknown_block", format!("no header at {index}")))?;
-    let proved = core.with_state_tree(|tree| {
-        if tree.block_at(index) != Some(hash) {
-            let kept = tree.versions();
+    // The chain's own tree: version `index` is the state after the best block at `index`, the
+    // one its header's `state_root` commits to.
+    let proved = {
+        let tree = chain.state_tree();
+        let kept = tree.versions().ok().flatten();
+        if !kept.is_some_and(|(lo, hi)| (lo..=hi).contains(&index)) {
             return Err(ApiError::not_found(
                 "proof_unavailable",
                 format!(
@@ -123,9 +126,10 @@ async fn account_proof(
             )
         };
         let root = tree.root(index).map_err(internal)?;
-        let (value, proof) = tree.prove(index, &account).map_err(internal)?;
-        Ok((root, value, proof))
-    });
+        let key = pp_ledger::state_tree::account_key(&account);
+        let (value, proof) = tree.prove(index, &key).map_err(internal)?;
+        Ok::<_, ApiError>((root, value, proof))
+    };
     drop(chain);
     let (root, value, proof) = proved?;
     let leaf: Option<Value> = match &value {
@@ -143,6 +147,7 @@ async fn account_proof(
                 "nonce": l.nonce,
                 "stake": l.stake,
                 "stakeholder_id": l.stakeholder_id,
+                "vrf_key": l.vrf_key,
             }))
         }
     };
@@ -154,7 +159,7 @@ async fn account_proof(
         "value": value.map(hex::encode),
         "proof": hex::encode(proof.to_bytes()),
         "state_root": root,
-        "state_root_in_header": false,
+        "state_root_in_header": true,
         "block": { "index": index, "hash": hash, "header": header },
     }))
 }
@@ -200,7 +205,7 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use pp_ledger::merkle::MerkleProof;
     use pp_ledger::state_tree::{account_key, verify, StateProof};
-    use pp_ledger::{Block, KeyPair};
+    use pp_ledger::KeyPair;
     use tower::ServiceExt as _;
 
     use super::*;
@@ -252,17 +257,8 @@ mod tests {
                 &core.genesis_hash(),
             );
             let tip = core.chain().tip().header.clone();
-            let b = Block::produce(
-                &tip,
-                tip.slot + 1,
-                core.slots().slot_start_ms(tip.slot + 1),
-                core.genesis().difficulty,
-                vec![tx.clone(), other],
-                core.key(),
-                &core.genesis_hash(),
-                1 << 24,
-            )
-            .unwrap();
+            let b =
+                crate::node::testing::block_on(&core, &tip, tip.slot + 1, vec![tx.clone(), other]);
             hashes.push(b.hash());
             core.import_block(b).await.unwrap();
             txs.push(tx);
