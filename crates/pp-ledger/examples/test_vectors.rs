@@ -52,13 +52,18 @@ fn main() {
     };
     let gh = genesis.hash();
     let tx = Transaction::transfer(&alice, carol.public(), 1_234, 5, 0, &gh);
-    let state_root = pp_ledger::testing::state_root_after(
+    let state_root = match pp_ledger::testing::state_root_after(
         &pp_ledger::LedgerState::from_genesis(&genesis),
         &genesis,
         &alice.public(),
         std::slice::from_ref(&tx),
-    )
-    .unwrap();
+    ) {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("the vector transaction does not apply: {e}");
+            return;
+        }
+    };
     let block = Block::produce(
         &genesis.block().header,
         1,

@@ -680,6 +680,23 @@ mod tests {
         assert_eq!(parent().signer(), parent().producer);
     }
 
+    /// One compression per attempt: the midstate keeps the whole 64-byte blocks before the
+    /// nonce (two classic, six praos), and the 32 bytes left, the nonce and the padding fill a
+    /// single final block, for both header versions.
+    #[test]
+    fn the_midstate_leaves_one_block_for_the_nonce() {
+        for (h, whole) in [(parent(), 2), (praos_header(), 6)] {
+            let mid = PowMidstate::new(&h);
+            let len = h.canonical_bytes().len();
+            assert_eq!((len - 8) / 64, whole);
+            assert_eq!(mid.at, 32);
+            assert!(mid.at + 8 + 9 <= 64);
+            // The final block holds the padding and the bit length.
+            assert_eq!(mid.tail[mid.at + 8], 0x80);
+            assert_eq!(&mid.tail[56..], &((len as u64) * 8).to_be_bytes()[..]);
+        }
+    }
+
     #[test]
     fn praos_midstate_hash_equals_the_plain_header_hash() {
         let mut h = praos_header();

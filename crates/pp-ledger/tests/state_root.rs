@@ -3,6 +3,7 @@
 //! says otherwise, on the tip and in a fork switch, leaving the chain, the ledger state and the
 //! tree exactly as before; the tree it keeps is the tree of its ledger state whatever the blocks
 //! and forks; the total-stake leaf is the sum of the stakes.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod common;
 

@@ -233,8 +233,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) enum TxStatus {
     /// In the mempool.
     Pending,
-    /// In this best-chain block.
-    Included(Block),
+    /// In this best-chain block (boxed: a block is much larger than the other variants).
+    Included(Box<Block>),
     /// Acknowledged once, then dropped for this reason.
     Dropped(DropReason),
     /// Neither pending nor on the best chain.
@@ -441,7 +441,7 @@ impl Core {
             return Ok(TxStatus::Pending);
         }
         if let Some(b) = self.included_in(id)? {
-            return Ok(TxStatus::Included(b));
+            return Ok(TxStatus::Included(Box::new(b)));
         }
         Ok(match self.mempool().dropped(id) {
             Some(reason) => TxStatus::Dropped(reason.clone()),
