@@ -330,6 +330,7 @@ async fn rotate_and_revoke(net: &mut Testnet, client: &reqwest::Client, height: 
         start,
         genesis.difficulty,
         Vec::new(),
+        chain.state_root_after(&chain.tip_hash(), &me, &[]).unwrap(),
         me,
         evidence,
         old_cert.cert,
