@@ -39,12 +39,20 @@ pub fn big_block() -> (Genesis, Block) {
             Transaction::transfer(k, to, 100, 1, 0, &gh)
         })
         .collect();
+    let root = pp_ledger::testing::state_root_after(
+        &pp_ledger::LedgerState::from_genesis(&genesis),
+        &genesis,
+        &producer.public(),
+        &txs,
+    )
+    .expect("the transfers apply");
     let block = Block::produce(
         &genesis.block().header,
         1,
         genesis.genesis_time + 1_000,
         0,
         txs,
+        root,
         &producer,
         &gh,
         1,

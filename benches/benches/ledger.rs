@@ -23,6 +23,7 @@ fn header() -> BlockHeader {
         slot: 4242,
         prev_hash: Hash::sha256(b"parent"),
         tx_root: Hash::blake2b(b"txs"),
+        state_root: Hash::ZERO,
         producer: KeyPair::from_seed([9u8; 32]).public(),
         timestamp: 1_700_000_000_000,
         difficulty: 0,

@@ -25,6 +25,7 @@ fn parent() -> BlockHeader {
         slot: 0,
         prev_hash: genesis_hash(),
         tx_root: Hash::ZERO,
+        state_root: Hash::ZERO,
         producer: KeyPair::from_seed([1; 32]).public(),
         timestamp: 0,
         difficulty: 0,
@@ -41,7 +42,18 @@ fn block_with(n: u64, parent: &BlockHeader) -> Block {
     let txs = (0..n)
         .map(|i| Transaction::transfer(&k, PublicKey([2; 32]), 1 + i, 1, i, &g))
         .collect();
-    Block::produce(parent, parent.index + 1, 1_000, 0, txs, &k, &g, 1).expect("difficulty 0")
+    Block::produce(
+        parent,
+        parent.index + 1,
+        1_000,
+        0,
+        txs,
+        Hash::ZERO,
+        &k,
+        &g,
+        1,
+    )
+    .expect("difficulty 0")
 }
 
 fn frame_codec(c: &mut Criterion) {

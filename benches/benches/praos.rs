@@ -96,6 +96,9 @@ fn bench_header_check(c: &mut Criterion) {
             0,
             0,
             Vec::new(),
+            pp_ledger::testing::root_on(g, &g.block().header, &key.public(), &[])
+                .expect("an empty block applies")
+                .0,
             evidence,
             &key,
             &g.hash(),

@@ -33,6 +33,7 @@ fn block_of(txs: Vec<Transaction>) -> Block {
         slot: 0,
         prev_hash: genesis_hash(),
         tx_root: Hash::ZERO,
+        state_root: Hash::ZERO,
         producer: k.public(),
         timestamp: 0,
         difficulty: 0,
@@ -40,7 +41,18 @@ fn block_of(txs: Vec<Transaction>) -> Block {
         ocert: None,
         nonce: 0,
     };
-    Block::produce(&parent, 1, 1_000, 0, txs, &k, &genesis_hash(), 1).expect("difficulty 0")
+    Block::produce(
+        &parent,
+        1,
+        1_000,
+        0,
+        txs,
+        Hash::ZERO,
+        &k,
+        &genesis_hash(),
+        1,
+    )
+    .expect("difficulty 0")
 }
 
 /// Frame size on the wire: 4-byte length prefix + JSON payload.

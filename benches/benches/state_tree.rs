@@ -36,6 +36,7 @@ fn leaf(balance: u64, nonce: u64) -> Vec<u8> {
         nonce,
         stake: 0,
         stakeholder_id: None,
+        vrf_key: None,
     }
     .to_canonical_bytes()
 }

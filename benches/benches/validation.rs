@@ -184,6 +184,7 @@ fn pow_attempts(c: &mut Criterion) {
         slot: 4242,
         prev_hash: Hash::sha256(b"parent"),
         tx_root: Hash::blake2b(b"txs"),
+        state_root: Hash::ZERO,
         producer: KeyPair::from_seed([9u8; 32]).public(),
         timestamp: 1_700_000_000_000,
         difficulty: 0,
@@ -232,7 +233,10 @@ fn aged_chain() -> (Chain<Ouroboros>, Block, u64) {
     for slot in first_slot..first_slot + g.k + 1 {
         let leader = chain.leader_for_next(slot).expect("a leader");
         let key = keys.iter().find(|k| k.public() == leader).expect("ours");
-        let b = Block::produce(&chain.tip().header, slot, 0, 0, vec![], key, &gh, 1)
+        let root = chain
+            .state_root_after(&chain.tip_hash(), &key.public(), &[])
+            .expect("an empty block applies");
+        let b = Block::produce(&chain.tip().header, slot, 0, 0, vec![], root, key, &gh, 1)
             .expect("difficulty 0");
         assert_eq!(chain.verify_and_add(b, now), Ok(AddOutcome::Extended));
     }
@@ -245,8 +249,18 @@ fn aged_chain() -> (Chain<Ouroboros>, Block, u64) {
         .iter()
         .find(|k| Some(k.public()) != leader)
         .expect("a non-leader");
-    let old = Block::produce(&g.block().header, slot, 0, 0, vec![], outsider, &gh, 1)
-        .expect("difficulty 0");
+    let old = Block::produce(
+        &g.block().header,
+        slot,
+        0,
+        0,
+        vec![],
+        Hash::ZERO,
+        outsider,
+        &gh,
+        1,
+    )
+    .expect("difficulty 0");
     (chain, old, now)
 }
 

@@ -13,6 +13,7 @@ import struct
 import sys
 
 KEY_TAG = b"pp-ledger/state-key/v1"
+META_TAG = b"pp-ledger/state-meta/v1"
 
 
 def h(*parts):
@@ -56,14 +57,26 @@ def root_of(entries, depth=0):
 def decode_leaf(v):
     balance, nonce, stake = struct.unpack_from(">QQQ", v, 0)
     tag = v[24]
-    if tag == 0:
-        assert len(v) == 25, "trailing bytes"
-        return balance, nonce, stake, None
-    assert tag == 1, "bad option tag"
-    (n,) = struct.unpack_from(">I", v, 25)
-    sid = v[29:29 + n].decode("ascii")
-    assert len(v) == 29 + n, "trailing bytes"
-    return balance, nonce, stake, sid
+    at = 25
+    sid = None
+    if tag == 1:
+        (n,) = struct.unpack_from(">I", v, 25)
+        sid = v[29:29 + n].decode("ascii")
+        assert len(sid) == n, "short id"
+        at = 29 + n
+    else:
+        assert tag == 0, "bad id option tag"
+    vrf = None
+    tag = v[at]
+    if tag == 1:
+        vrf = v[at + 1:at + 33]
+        assert len(vrf) == 32, "short VRF key"
+        at += 33
+    else:
+        assert tag == 0, "bad VRF option tag"
+        at += 1
+    assert len(v) == at, "trailing bytes"
+    return balance, nonce, stake, sid, vrf
 
 
 def decode_proof(b):
@@ -129,6 +142,13 @@ def main():
             assert h(KEY_TAG, pk) == key, f"tree key of seed {f[1]}"
             decode_leaf(value)
             entries.append((key, value))
+        elif f[0] == "total":
+            key, value = (bytes.fromhex(x) for x in f[1:3])
+            assert h(META_TAG, b"total-stake") == key, "total-stake key"
+            assert len(value) == 16, "total-stake value is a u128"
+            total = sum(decode_leaf(v)[2] for _, v in entries)
+            assert int.from_bytes(value, "big") == total, "total stake is the sum of the stakes"
+            entries.append((key, value))
         elif f[0] == "root":
             root = root_of(sorted(entries))
             assert root == bytes.fromhex(f[1]), "root"
@@ -149,7 +169,7 @@ def main():
             proofs += 1
         else:
             sys.exit(f"unknown line: {line}")
-    print(f"ok: {len(entries)} accounts, root, {proofs} proofs")
+    print(f"ok: {len(entries)} leaves, root, {proofs} proofs")
 
 
 if __name__ == "__main__":

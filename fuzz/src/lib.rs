@@ -79,17 +79,25 @@ pub fn genesis() -> Genesis {
 pub fn produce(g: &Genesis, parent: &Block, slot: u64, txs: Vec<Transaction>) -> Block {
     let leader = RoundRobin::leader(g, slot).and_then(|pk| keypair_of(&pk));
     let leader = leader.expect("a fixture stakeholder leads every slot");
-    Block::produce(
+    // The parent's state is known for blocks built by this function on this thread (a block
+    // whose transactions do not apply gets a zero root: it is invalid anyway).
+    let after = pp_ledger::testing::root_on(g, &parent.header, &leader.public(), &txs);
+    let b = Block::produce(
         &parent.header,
         slot,
         g.genesis_time + slot * g.slot_duration_ms,
         g.difficulty,
         txs,
+        after.as_ref().map_or(Hash::ZERO, |(r, _)| *r),
         &leader,
         &g.hash(),
         1 << 20,
     )
-    .expect("difficulty 0 needs no search")
+    .expect("difficulty 0 needs no search");
+    if let Some((_, st)) = after {
+        pp_ledger::testing::remember_state(b.hash(), st);
+    }
+    b
 }
 
 /// A signed transaction of `kind` from fixture key `from`.
@@ -231,6 +239,9 @@ pub fn spec_check(c: &Chain<RoundRobin>, block: &Block, now_ms: u64) -> Result<(
     let mut st = replay_state(c, &h.prev_hash).ok_or("parent state")?;
     st.apply_block(block, &g.hash(), g.block_reward)
         .map_err(|e| format!("ledger: {e}"))?;
+    if pp_ledger::state_tree::state_root(&st) != h.state_root {
+        return Err("state root".into());
+    }
     Ok(())
 }
 

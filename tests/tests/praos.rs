@@ -1,7 +1,7 @@
 //! A praos network of real `ppd` processes: `ppd testnet --leader-mode praos` writes a genesis
 //! with a VRF key per stakeholder, the stakeholders' cold keys apart from the nodes, and a
 //! `vrf.key`, a hot key and an operational certificate in each node's directory; five nodes
-//! produce version-4 headers carrying VRF evidence and the certificate, and agree on the tip and
+//! produce version-6 headers carrying VRF evidence and the certificate, and agree on the tip and
 //! the balances after transfers sent through different nodes.
 //!
 //! Then node 0's stakeholder rotates its hot key: `ppd keygen`, `ppd opcert issue` with counter
@@ -100,15 +100,20 @@ async fn five_node_praos_testnet_agrees_on_tip_and_balances_after_transfers() {
         .unwrap();
         assert!(balances[0].iter().all(Option::is_some), "{balances:?}");
 
-        // Every block is a version-4 header with VRF evidence and a certificate (counter 0, from
-        // the testnet's cold keys), and more than one node produced.
+        // Every block is a version-6 header with a state root, VRF evidence and a certificate
+        // (counter 0, from the testnet's cold keys), and more than one node produced.
         let mut producers = std::collections::BTreeSet::new();
         for i in 1..=height {
             let b = get_json(&client, &format!("{}/blocks/{i}", urls[0]))
                 .await
                 .unwrap();
             let header = &b["header"];
-            assert_eq!(header["version"], 4, "block {i}: {header}");
+            assert_eq!(
+                header["version"],
+                pp_ledger::PRAOS_BLOCK_VERSION,
+                "block {i}: {header}"
+            );
+            assert_eq!(header["state_root"].as_str().map(str::len), Some(64));
             assert_eq!(header["vrf"]["output"].as_str().map(str::len), Some(128));
             assert_eq!(header["vrf"]["proof"].as_str().map(str::len), Some(160));
             assert_eq!(header["ocert"]["counter"], 0, "block {i}: {header}");
@@ -330,6 +335,7 @@ async fn rotate_and_revoke(net: &mut Testnet, client: &reqwest::Client, height: 
         start,
         genesis.difficulty,
         Vec::new(),
+        chain.state_root_after(&chain.tip_hash(), &me, &[]).unwrap(),
         me,
         evidence,
         old_cert.cert,

@@ -140,6 +140,15 @@ mod tests {
             "af3d7d149fb6ad3cbbd8500047d862afefcc44ee6aaca85bf9f1e95b00003b17"
         );
         classic_genesis().validate().unwrap();
+        // Their genesis blocks (whose headers commit the genesis state root, header version 5).
+        assert_eq!(
+            genesis().block().hash().to_hex(),
+            "feff06df6438c00d6d178aca786e07c18611e705ef4593d38b800e69391b5aa8"
+        );
+        assert_eq!(
+            classic_genesis().block().hash().to_hex(),
+            "3c8f3db8d1f7cc736996c57db607f02fd4889cdd7254f2a4fc29e0c10c5e7e10"
+        );
         assert!(is_built_in(&genesis()) && is_built_in(&classic_genesis()));
         let mut other = genesis();
         other.epoch_nonce = Hash::ZERO;

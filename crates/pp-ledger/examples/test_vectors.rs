@@ -52,12 +52,25 @@ fn main() {
     };
     let gh = genesis.hash();
     let tx = Transaction::transfer(&alice, carol.public(), 1_234, 5, 0, &gh);
+    let state_root = match pp_ledger::testing::state_root_after(
+        &pp_ledger::LedgerState::from_genesis(&genesis),
+        &genesis,
+        &alice.public(),
+        std::slice::from_ref(&tx),
+    ) {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("the vector transaction does not apply: {e}");
+            return;
+        }
+    };
     let block = Block::produce(
         &genesis.block().header,
         1,
         1_700_000_001_000,
         2,
         vec![tx.clone()],
+        state_root,
         &alice,
         &gh,
         1 << 24,
@@ -102,6 +115,11 @@ fn main() {
         hex(&block.header.canonical_bytes())
     );
     println!("block tx_root {}", block.header.tx_root);
+    println!("block state_root {}", block.header.state_root);
+    println!(
+        "genesis block state_root {}",
+        genesis.block().header.state_root
+    );
     println!("block nonce {}", block.header.nonce);
     println!("block hash {}", block.hash());
     println!(

@@ -13,36 +13,39 @@ use crate::opcert::{OpCert, OPCERT_BYTES};
 use crate::tx::{Transaction, MIN_TX_ENCODED_LEN};
 
 /// The header version of a `classic` network (genesis `leader_mode`), which carries no VRF
-/// evidence.
-pub const BLOCK_VERSION: u32 = 2;
+/// evidence. Version 5 added the `state_root` (version 2 had none and is no longer accepted;
+/// 3 and 4 were praos versions).
+pub const BLOCK_VERSION: u32 = 5;
 
 /// The header version of a `praos` network: the classic fields, then the leader's VRF output and
 /// proof ([`VrfEvidence`]), then the operational certificate ([`OpCert`]), then the nonce. The
-/// block is signed by the certificate's hot key. (Version 3, the same without the certificate
-/// and signed by the stakeholder's own key, is no longer accepted.)
-pub const PRAOS_BLOCK_VERSION: u32 = 4;
+/// block is signed by the certificate's hot key. Version 6 added the `state_root`; versions 3
+/// (no certificate, signed by the stakeholder's own key) and 4 (no state root) are no longer
+/// accepted.
+pub const PRAOS_BLOCK_VERSION: u32 = 6;
 
 /// Size of the canonical header encoding of a classic ([`BLOCK_VERSION`]) header in bytes.
-pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 8 + 4 + 8;
+pub const HEADER_LEN: usize = 4 + 8 + 8 + 32 + 32 + 32 + 32 + 8 + 4 + 8;
 
 /// Length of a VRF output carried in a praos header (RFC 9381 ECVRF-EDWARDS25519-SHA512).
 pub const VRF_OUTPUT_BYTES: usize = 64;
 /// Length of a VRF proof carried in a praos header: Gamma (32) ‖ c (16) ‖ s (32).
 pub const VRF_PROOF_BYTES: usize = 80;
 
-/// Size of the canonical encoding of a praos ([`PRAOS_BLOCK_VERSION`]) header in bytes (392).
+/// Size of the canonical encoding of a praos ([`PRAOS_BLOCK_VERSION`]) header in bytes (424).
 pub const PRAOS_HEADER_LEN: usize = HEADER_LEN + VRF_OUTPUT_BYTES + VRF_PROOF_BYTES + OPCERT_BYTES;
 
-/// Offset of the nonce in the canonical classic header: it is the last field, so that a miner
-/// hashes everything before it once (two whole SHA-256 blocks) and only the final compression
-/// per attempt. In a praos header the nonce is last as well, at [`PRAOS_HEADER_LEN`] − 8.
+/// Offset of the nonce in the canonical classic header (160): it is the last field, so that a
+/// miner hashes everything before it once (two whole SHA-256 blocks, then 32 bytes kept for
+/// the final block) and only the final compression per attempt. In a praos header the nonce is
+/// last as well, at [`PRAOS_HEADER_LEN`] − 8 (416: six whole blocks, then 32 bytes).
 pub const NONCE_OFFSET: usize = HEADER_LEN - 8;
 // The midstate covers whole SHA-256 blocks; what is left before the nonce, the nonce and the
-// padding (1 + 8 bytes) fit one final block, for both header versions.
-const _: () = assert!(NONCE_OFFSET == 2 * 64 && HEADER_LEN - NONCE_OFFSET + 9 <= 64);
-const _: () = assert!((PRAOS_HEADER_LEN - 8) % 64 + 8 + 9 <= 64);
-// A praos header's nonce starts exactly after six whole SHA-256 blocks.
-const _: () = assert!(PRAOS_HEADER_LEN == 392 && (PRAOS_HEADER_LEN - 8) % 64 == 0);
+// padding (1 + 8 bytes) fit one final block, for both header versions: one compression per
+// attempt.
+const _: () = assert!(HEADER_LEN == 168 && NONCE_OFFSET == 160);
+const _: () = assert!(NONCE_OFFSET % 64 + 8 + 9 <= 64);
+const _: () = assert!(PRAOS_HEADER_LEN == 424 && (PRAOS_HEADER_LEN - 8) % 64 + 8 + 9 <= 64);
 
 /// The leadership evidence of a praos header: the producer's VRF output `β` and its proof for
 /// the slot's VRF input (`η_e ‖ u64be(slot)`, see docs/leader-election.md §10). Checked by the
@@ -198,6 +201,9 @@ pub struct BlockHeader {
     pub prev_hash: Hash,
     /// Merkle root of the transaction ids.
     pub tx_root: Hash,
+    /// Root of the account state tree after this block (docs/state-commitment.md §1–§6):
+    /// every account's balance, nonce, stake, id and VRF key, and the total stake.
+    pub state_root: Hash,
     /// The slot leader that produced the block: its stakeholder (account) key. Classic: it
     /// signs the block. Praos: its cold key, which signed the header's [`OpCert`]; the
     /// certificate's hot key signs the block.
@@ -226,6 +232,7 @@ impl Encode for BlockHeader {
             .u64(self.slot)
             .hash(&self.prev_hash)
             .hash(&self.tx_root)
+            .hash(&self.state_root)
             .key(&self.producer)
             .u64(self.timestamp)
             .u32(self.difficulty);
@@ -246,6 +253,7 @@ impl Decode for BlockHeader {
         let slot = d.u64()?;
         let prev_hash = d.hash()?;
         let tx_root = d.hash()?;
+        let state_root = d.hash()?;
         let producer = d.key()?;
         let timestamp = d.u64()?;
         let difficulty = d.u32()?;
@@ -271,6 +279,7 @@ impl Decode for BlockHeader {
             slot,
             prev_hash,
             tx_root,
+            state_root,
             producer,
             timestamp,
             difficulty,
@@ -312,6 +321,7 @@ impl BlockHeader {
         put(&self.slot.to_be_bytes());
         put(&self.prev_hash.0);
         put(&self.tx_root.0);
+        put(&self.state_root.0);
         put(&self.producer.0);
         put(&self.timestamp.to_be_bytes());
         put(&self.difficulty.to_be_bytes());
@@ -431,8 +441,9 @@ impl Block {
     }
 
     /// Builds, mines and signs a classic ([`BLOCK_VERSION`]) block on top of `parent`
-    /// (convenience for producers and tests). Returns `None` if no proof of work was found
-    /// within `max_attempts` hashes.
+    /// (convenience for producers and tests) whose header commits `state_root`, the root of
+    /// the state after it (`Chain::state_root_after` computes it). Returns `None` if no proof
+    /// of work was found within `max_attempts` hashes.
     #[allow(clippy::too_many_arguments)]
     pub fn produce(
         parent: &BlockHeader,
@@ -440,6 +451,7 @@ impl Block {
         timestamp: u64,
         difficulty: u32,
         transactions: Vec<Transaction>,
+        state_root: Hash,
         key: &KeyPair,
         genesis_hash: &Hash,
         max_attempts: u64,
@@ -449,7 +461,7 @@ impl Block {
             slot,
             timestamp,
             difficulty,
-            transactions,
+            (transactions, state_root),
             (key.public(), None),
             key,
             genesis_hash,
@@ -468,6 +480,7 @@ impl Block {
         timestamp: u64,
         difficulty: u32,
         transactions: Vec<Transaction>,
+        state_root: Hash,
         vrf: Option<VrfEvidence>,
         key: &KeyPair,
         genesis_hash: &Hash,
@@ -479,7 +492,7 @@ impl Block {
             slot,
             timestamp,
             difficulty,
-            transactions,
+            (transactions, state_root),
             (key.public(), praos),
             key,
             genesis_hash,
@@ -497,6 +510,7 @@ impl Block {
         timestamp: u64,
         difficulty: u32,
         transactions: Vec<Transaction>,
+        state_root: Hash,
         cold: PublicKey,
         vrf: VrfEvidence,
         cert: OpCert,
@@ -509,7 +523,7 @@ impl Block {
             slot,
             timestamp,
             difficulty,
-            transactions,
+            (transactions, state_root),
             (cold, Some((vrf, cert))),
             hot,
             genesis_hash,
@@ -523,7 +537,7 @@ impl Block {
         slot: u64,
         timestamp: u64,
         difficulty: u32,
-        transactions: Vec<Transaction>,
+        (transactions, state_root): (Vec<Transaction>, Hash),
         (producer, praos): (PublicKey, Option<(VrfEvidence, OpCert)>),
         key: &KeyPair,
         genesis_hash: &Hash,
@@ -543,6 +557,7 @@ impl Block {
             slot,
             prev_hash: parent.hash(),
             tx_root: merkle_root(&ids),
+            state_root,
             producer,
             timestamp,
             difficulty,
@@ -572,6 +587,7 @@ mod tests {
             slot: 0,
             prev_hash: Hash::ZERO,
             tx_root: Hash::ZERO,
+            state_root: Hash([0x77; 32]),
             producer: PublicKey::default(),
             timestamp: 0,
             difficulty: 0,
@@ -593,8 +609,25 @@ mod tests {
         let h = parent();
         let via_encoder = h.to_canonical_bytes();
         assert_eq!(via_encoder.len(), HEADER_LEN);
+        assert_eq!(HEADER_LEN, 168);
         assert_eq!(&via_encoder[..], &h.canonical_bytes()[..]);
-        assert_eq!(BlockHeader::from_canonical_bytes(&via_encoder), Ok(h));
+        // version, index, slot, prev_hash, tx_root, then the state root at 84..116.
+        assert_eq!(&via_encoder[..4], &5u32.to_be_bytes());
+        assert_eq!(&via_encoder[84..116], &[0x77; 32][..]);
+        assert_eq!(&via_encoder[NONCE_OFFSET..], &h.nonce.to_be_bytes()[..]);
+        assert_eq!(
+            BlockHeader::from_canonical_bytes(&via_encoder),
+            Ok(h.clone())
+        );
+        // Cut or extended by a byte: refused.
+        assert!(BlockHeader::from_canonical_bytes(&via_encoder[..HEADER_LEN - 1]).is_err());
+        let mut longer = via_encoder.clone();
+        longer.push(0);
+        assert!(BlockHeader::from_canonical_bytes(&longer).is_err());
+        // JSON carries it as hex, like tx_root.
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["state_root"], serde_json::json!("77".repeat(32)));
+        assert_eq!(serde_json::from_value::<BlockHeader>(json).unwrap(), h);
     }
 
     fn cert() -> OpCert {
@@ -622,14 +655,15 @@ mod tests {
         let bytes = h.to_canonical_bytes();
         assert_eq!(bytes.len(), PRAOS_HEADER_LEN);
         assert_eq!(&bytes[..], &h.canonical_bytes()[..]);
-        assert_eq!(&bytes[..4], &4u32.to_be_bytes());
+        assert_eq!(&bytes[..4], &6u32.to_be_bytes());
+        assert_eq!(&bytes[84..116], &[0x77; 32][..]);
         assert_eq!(&bytes[NONCE_OFFSET..NONCE_OFFSET + 64], &[0xa5; 64][..]);
         assert_eq!(
             &bytes[NONCE_OFFSET + 64..NONCE_OFFSET + 144],
             &[0x5a; 80][..]
         );
-        assert_eq!(&bytes[272..384], &cert().to_bytes()[..]);
-        assert_eq!(&bytes[272..304], &[0x3c; 32][..]);
+        assert_eq!(&bytes[304..416], &cert().to_bytes()[..]);
+        assert_eq!(&bytes[304..336], &[0x3c; 32][..]);
         assert_eq!(&bytes[PRAOS_HEADER_LEN - 8..], &h.nonce.to_be_bytes()[..]);
         assert_eq!(BlockHeader::from_canonical_bytes(&bytes), Ok(h.clone()));
         assert_eq!(h.encoded_len(), PRAOS_HEADER_LEN);
@@ -644,6 +678,23 @@ mod tests {
         // The hot key signs a praos block, the producer a classic one.
         assert_eq!(h.signer(), PublicKey([0x3c; 32]));
         assert_eq!(parent().signer(), parent().producer);
+    }
+
+    /// One compression per attempt: the midstate keeps the whole 64-byte blocks before the
+    /// nonce (two classic, six praos), and the 32 bytes left, the nonce and the padding fill a
+    /// single final block, for both header versions.
+    #[test]
+    fn the_midstate_leaves_one_block_for_the_nonce() {
+        for (h, whole) in [(parent(), 2), (praos_header(), 6)] {
+            let mid = PowMidstate::new(&h);
+            let len = h.canonical_bytes().len();
+            assert_eq!((len - 8) / 64, whole);
+            assert_eq!(mid.at, 32);
+            assert!(mid.at + 8 + 9 <= 64);
+            // The final block holds the padding and the bit length.
+            assert_eq!(mid.tail[mid.at + 8], 0x80);
+            assert_eq!(&mid.tail[56..], &((len as u64) * 8).to_be_bytes()[..]);
+        }
     }
 
     #[test]
@@ -673,6 +724,7 @@ mod tests {
             1000,
             1,
             vec![],
+            Hash([1; 32]),
             cold.public(),
             evidence(),
             cert,
@@ -698,12 +750,14 @@ mod tests {
         #[test]
         fn midstate_hash_equals_the_plain_header_hash(
             fields in proptest::prelude::any::<(u32, u64, u64, [u8; 32], [u8; 32], [u8; 32], u64, u32)>(),
+            state_root in proptest::prelude::any::<[u8; 32]>(),
             nonces in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..8),
         ) {
             let (version, index, slot, prev, root, producer, timestamp, difficulty) = fields;
             let mut h = BlockHeader {
                 version, index, slot, prev_hash: Hash(prev), tx_root: Hash(root),
-                producer: PublicKey(producer), timestamp, difficulty, vrf: None, ocert: None, nonce: 0,
+                state_root: Hash(state_root), producer: PublicKey(producer), timestamp,
+                difficulty, vrf: None, ocert: None, nonce: 0,
             };
             let mid = PowMidstate::new(&h);
             for n in nonces {
@@ -734,7 +788,19 @@ mod tests {
         let k = KeyPair::from_seed([5u8; 32]);
         let g = Hash([2u8; 32]);
         let tx = Transaction::transfer(&k, PublicKey([1u8; 32]), 5, 1, 0, &g);
-        let b = Block::produce(&parent(), 3, 1000, 2, vec![tx], &k, &g, 1 << 24).unwrap();
+        let b = Block::produce(
+            &parent(),
+            3,
+            1000,
+            2,
+            vec![tx],
+            Hash([3; 32]),
+            &k,
+            &g,
+            1 << 24,
+        )
+        .unwrap();
+        assert_eq!(b.header.state_root, Hash([3; 32]));
         assert!(b.hash().to_hex().starts_with("00"));
         assert!(b.header.meets_pow());
         assert_eq!(b.compute_tx_root(), b.header.tx_root);

@@ -40,6 +40,9 @@ use crate::hash::Hash;
 use crate::sigcache::SignatureCache;
 use crate::signed_header::SignedHeader;
 use crate::state::{BlockRedo, BlockUndo, LedgerState, Sigs};
+use crate::state_tree::{
+    state_changes, state_entries, LoggedStore, StateTree, StateTreeError, StoreOp,
+};
 use crate::tx::Transaction;
 use crate::verified::{BlockVerifier, VerifiedBlock};
 
@@ -163,6 +166,16 @@ pub struct Chain<C: ConsensusRules> {
     verifier: BlockVerifier,
     /// Consensus states by (parent hash, epoch of the slot), most recent last.
     epochs: Mutex<EpochStates<C::State>>,
+    /// The account state tree: version `i` is the state after the best block at index `i`,
+    /// for the best blocks from `height - k` up (older versions are pruned). Each block's
+    /// header commits the root of its version.
+    tree: StateTree<LoggedStore>,
+}
+
+fn tree_error(e: StateTreeError) -> ChainError {
+    ChainError::StateTree {
+        reason: e.to_string(),
+    }
 }
 
 impl<C: ConsensusRules> Chain<C> {
@@ -175,6 +188,10 @@ impl<C: ConsensusRules> Chain<C> {
         let cstate = rules.genesis_state(&genesis);
         let verifier = BlockVerifier::new(&genesis, Arc::new(SignatureCache::default()));
         let state = LedgerState::from_genesis(&genesis);
+        // Version 0: the state after the genesis block, whose header commits its root (a
+        // memory store cannot fail, and an empty store takes any first version).
+        let mut tree = StateTree::new(LoggedStore::default());
+        let _ = tree.apply(0, state_entries(&state));
         let stakes = Arc::new(state.stakes().clone());
         let vrf_keys = Arc::new(state.vrf_keys().clone());
         let mut entries = HashMap::new();
@@ -205,7 +222,112 @@ impl<C: ConsensusRules> Chain<C> {
             equivocations: Vec::new(),
             verifier,
             epochs: Mutex::new(VecDeque::new()),
+            tree,
         })
+    }
+
+    /// The account state tree (docs/state-commitment.md): version `i` is the state after the
+    /// best block at index `i`, kept for the last `k` + 1 best blocks.
+    pub fn state_tree(&self) -> &StateTree<LoggedStore> {
+        &self.tree
+    }
+
+    /// Starts or stops recording the state tree's writes, for an owner that persists the tree
+    /// ([`Chain::take_tree_ops`]). Off by default; stopping drops what was recorded.
+    pub fn set_tree_logging(&mut self, on: bool) {
+        self.tree.store_mut().set_logging(on);
+    }
+
+    /// The state tree's writes since the last call (while logging is on), in order: the
+    /// versions written for applied blocks, rollbacks of a fork switch, and pruning.
+    pub fn take_tree_ops(&mut self) -> Vec<StoreOp> {
+        self.tree.store_mut().take_log()
+    }
+
+    /// Writes the tree version of the best block at `index` from the accounts its `undo`
+    /// changed (and the total-stake leaf if it changed a stake), on the current state.
+    fn write_version(&mut self, index: u64, undo: &BlockUndo) -> Result<Hash, ChainError> {
+        let changes = state_changes(&self.state, &undo.accounts(), undo.changes_stake());
+        self.tree.apply(index, changes).map_err(tree_error)
+    }
+
+    /// [`Chain::write_version`] for a block being applied, then the check of its header's
+    /// root. On a mismatch or a tree failure the version is not kept and the error returned;
+    /// the caller undoes the block's state.
+    fn write_checked_version(
+        &mut self,
+        header: &BlockHeader,
+        undo: &BlockUndo,
+    ) -> Result<(), ChainError> {
+        let index = header.index;
+        match self.write_version(index, undo) {
+            Ok(root) if root == header.state_root => Ok(()),
+            Ok(root) => {
+                self.tree
+                    .rollback(index.saturating_sub(1))
+                    .map_err(tree_error)?;
+                Err(BlockError::StateRoot {
+                    header: header.state_root,
+                    computed: root,
+                }
+                .into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The state root a block with `transactions` by `producer` on the held block `parent`
+    /// must carry in its header: the root of the state after it. Nothing about the block is
+    /// validated here (signatures, nonces...: a transaction that does not apply is an error).
+    /// On the tip this clones the ledger state and updates the tree over an overlay (a
+    /// producer holding the chain mutably uses the cheaper [`Chain::state_root_after_tip`]);
+    /// on another block it rebuilds that block's state and the whole tree (O(accounts)).
+    pub fn state_root_after(
+        &self,
+        parent: &Hash,
+        producer: &PublicKey,
+        transactions: &[Transaction],
+    ) -> Result<Hash, ChainError> {
+        let block = root_probe(producer, transactions);
+        let mut st = self.state_after(parent)?;
+        let undo = st.apply_block_with(
+            &block,
+            &Hash::ZERO,
+            &self.genesis_hash,
+            self.genesis.block_reward,
+            Sigs::Verified,
+        )?;
+        if *parent == self.tip_hash() {
+            let changes = state_changes(&st, &undo.accounts(), undo.changes_stake());
+            self.tree
+                .root_after(self.height().saturating_add(1), changes)
+                .map_err(tree_error)
+        } else {
+            Ok(crate::state_tree::state_root(&st))
+        }
+    }
+
+    /// [`Chain::state_root_after`] on the tip, without copying the ledger state: the block is
+    /// applied to the tip state and undone, the tree is updated over an overlay. The chain is
+    /// left exactly as it was.
+    pub fn state_root_after_tip(
+        &mut self,
+        producer: &PublicKey,
+        transactions: &[Transaction],
+    ) -> Result<Hash, ChainError> {
+        let block = root_probe(producer, transactions);
+        let undo = self.state.apply_block_with(
+            &block,
+            &Hash::ZERO,
+            &self.genesis_hash,
+            self.genesis.block_reward,
+            Sigs::Verified,
+        )?;
+        let changes = state_changes(&self.state, &undo.accounts(), undo.changes_stake());
+        self.state.rollback(undo);
+        self.tree
+            .root_after(self.height().saturating_add(1), changes)
+            .map_err(tree_error)
     }
 
     /// Uses `cache` for the signatures this chain verifies (share it with the mempool, so that
@@ -699,6 +821,10 @@ impl<C: ConsensusRules> Chain<C> {
             let undo = self
                 .state
                 .apply_verified_block(&block, self.genesis.block_reward)?;
+            if let Err(e) = self.write_checked_version(&block.block().header, &undo) {
+                self.state.rollback(undo);
+                return Err(e);
+            }
             self.rules
                 .on_header(&mut cstate, &block.block().header, &hash);
             let stakes = shared_stakes(parent_stakes, self.state.stakes());
@@ -890,6 +1016,12 @@ impl<C: ConsensusRules> Chain<C> {
             self.side.insert(*h);
         }
         redo.reverse();
+        if let Err(e) = self.tree.rollback(fork) {
+            // Nothing of the tree changed but what its rollback wrote: bring the old versions
+            // back with the old blocks.
+            self.restore_best(&[], &old, &redo);
+            return Err(tree_error(e));
+        }
         let mut applied = Vec::with_capacity(branch.len());
         for h in &branch {
             let r = match self.entries.get(h).filter(|e| e.body) {
@@ -904,6 +1036,26 @@ impl<C: ConsensusRules> Chain<C> {
                     )
                     .map_err(ChainError::from),
                 None => Err(ChainError::UnknownParent { hash: *h }),
+            };
+            // The branch block's header must commit the state after it.
+            let r = match r {
+                Ok(undo) => {
+                    let checked = match self.entries.get(h) {
+                        Some(e) => {
+                            let header = e.block.header.clone();
+                            self.write_checked_version(&header, &undo)
+                        }
+                        None => Err(ChainError::UnknownParent { hash: *h }),
+                    };
+                    match checked {
+                        Ok(()) => Ok(undo),
+                        Err(e) => {
+                            self.state.rollback(undo);
+                            Err(e)
+                        }
+                    }
+                }
+                Err(e) => Err(e),
             };
             match r {
                 Ok(undo) => {
@@ -940,7 +1092,8 @@ impl<C: ConsensusRules> Chain<C> {
     }
 
     /// Undoes the partly applied branch `applied` and re-applies the previous best blocks `old`
-    /// from `redo` (one per old block, ascending; their undo data was kept).
+    /// from `redo` (one per old block, ascending; their undo data was kept), with their state
+    /// tree versions (recomputed from their undo data: the same roots, the same nodes).
     fn restore_best(&mut self, applied: &[Hash], old: &[Hash], redo: &[BlockRedo]) {
         for h in applied.iter().rev() {
             if let Some(e) = self.entries.get_mut(h) {
@@ -951,11 +1104,18 @@ impl<C: ConsensusRules> Chain<C> {
             self.best.pop_back();
             self.side.insert(*h);
         }
+        let fork = self.height();
+        // A memory store cannot fail; a rollback to the fork point only deletes.
+        let _ = self.tree.rollback(fork);
         // The state is back at the fork point, where these were taken in reverse.
         for (h, r) in old.iter().zip(redo) {
             self.state.redo(r);
             self.best.push_back(*h);
             self.side.remove(h);
+            let index = self.height();
+            if let Some(undo) = self.entries.get(h).and_then(|e| e.undo.clone()) {
+                let _ = self.write_version(index, &undo);
+            }
         }
     }
 
@@ -1009,6 +1169,9 @@ impl<C: ConsensusRules> Chain<C> {
     /// `height - k` (its parent is at or above it), so no equivocation with them can arrive.
     fn prune(&mut self) {
         let floor = self.height().saturating_sub(self.genesis.k);
+        // No fork switch rolls back below `floor`: older tree versions are never needed. A
+        // memory store cannot fail.
+        let _ = self.tree.prune(floor);
         let stale: Vec<Hash> = self
             .side
             .iter()
@@ -1072,6 +1235,29 @@ impl<C: ConsensusRules> Chain<C> {
     }
 }
 
+/// A block with the only header field the ledger state reads (the producer, credited the fees
+/// and the reward) and `transactions`, to compute the state after a block not built yet.
+pub(crate) fn root_probe(producer: &PublicKey, transactions: &[Transaction]) -> Block {
+    Block {
+        header: BlockHeader {
+            version: 0,
+            index: 0,
+            slot: 0,
+            prev_hash: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+            producer: *producer,
+            timestamp: 0,
+            difficulty: 0,
+            vrf: None,
+            ocert: None,
+            nonce: 0,
+        },
+        signature: Signature::default(),
+        transactions: transactions.to_vec(),
+    }
+}
+
 /// The parent's map (stakes, VRF keys) if the block left it unchanged (most blocks), else a
 /// new one.
 fn shared_stakes<T: PartialEq + Clone>(parent: Arc<T>, after: &T) -> Arc<T> {
@@ -1097,8 +1283,21 @@ mod tests {
         let gh = g.hash();
         let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
         for slot in 1..=5u64 {
-            let b =
-                Block::produce(&c.tip().header, slot, 0, 1, vec![], &key, &gh, 1 << 20).unwrap();
+            let root = c
+                .state_root_after(&c.tip_hash(), &key.public(), &[])
+                .unwrap();
+            let b = Block::produce(
+                &c.tip().header,
+                slot,
+                0,
+                1,
+                vec![],
+                root,
+                &key,
+                &gh,
+                1 << 20,
+            )
+            .unwrap();
             assert_eq!(c.verify_and_add(b, u64::MAX), Ok(AddOutcome::Extended));
         }
         let with_undo: Vec<u64> = c
@@ -1142,17 +1341,21 @@ mod tests {
     ) -> Block {
         let leader = RoundRobin::leader(g, slot).unwrap();
         let key = keys.iter().find(|k| k.public() == leader).unwrap();
-        Block::produce(
+        let (root, st) = crate::testing::root_on(g, &parent.header, &leader, &txs).unwrap();
+        let b = Block::produce(
             &parent.header,
             slot,
             0,
             g.difficulty,
             txs,
+            root,
             key,
             &g.hash(),
             1 << 20,
         )
-        .unwrap()
+        .unwrap();
+        crate::testing::remember_state(b.hash(), st);
+        b
     }
 
     /// A branch block that fails when the switch applies it makes the chain restore the old

@@ -336,6 +336,15 @@ pub enum BlockError {
         /// Root of the block's transactions.
         computed: Hash,
     },
+    /// The header's state root is not the root of the state tree after the block
+    /// (docs/consensus.md, rule "state root").
+    #[error("state root in header {header} does not match the state after the block {computed}")]
+    StateRoot {
+        /// Root in the header.
+        header: Hash,
+        /// Root of the state tree after applying the block to its parent's state.
+        computed: Hash,
+    },
     /// The canonical encoding is larger than `max_block_bytes`.
     #[error("block is {size} bytes, more than the {max} allowed")]
     TooLarge {
@@ -376,6 +385,13 @@ pub enum ChainError {
     /// The block itself is invalid.
     #[error("invalid block: {0}")]
     Block(#[from] BlockError),
+    /// The chain's state tree failed (a bug or a corrupt store; the chain is left as before
+    /// the block).
+    #[error("state tree: {reason}")]
+    StateTree {
+        /// What failed.
+        reason: String,
+    },
     /// The parent is not known (the caller should sync it first).
     #[error("unknown parent block {hash}")]
     UnknownParent {

@@ -363,7 +363,8 @@ impl Genesis {
 
     /// The block at index 0: not produced by anyone, derived from the genesis so that every node
     /// holds the same one. Its `prev_hash` is the genesis hash, which chains every block to the
-    /// network definition.
+    /// network definition; its `state_root` is the root of the state after it (the genesis
+    /// balances, stakes, ids and VRF keys: version 0 of the state tree).
     pub fn block(&self) -> Block {
         Block {
             header: BlockHeader {
@@ -372,6 +373,9 @@ impl Genesis {
                 slot: 0,
                 prev_hash: self.hash(),
                 tx_root: Hash::ZERO,
+                state_root: crate::state_tree::state_root(
+                    &crate::state::LedgerState::from_genesis(self),
+                ),
                 producer: PublicKey::default(),
                 timestamp: self.genesis_time,
                 difficulty: 0,

@@ -13,8 +13,10 @@
 //! let alice = KeyPair::from_seed([2u8; 32]);
 //! let tx = Transaction::transfer(&producer, alice.public(), 100, 1, 0, &gh);
 //! assert!(tx.verify_signature(&gh).is_ok());
+//! // The header commits the root of the state after the block (here any: nothing checks it).
 //! let block = Block::produce(&genesis.block().header, 1, genesis.genesis_time + 1000,
-//!                            genesis.difficulty, vec![tx], &producer, &gh, 1 << 24).unwrap();
+//!                            genesis.difficulty, vec![tx], Hash::ZERO, &producer, &gh,
+//!                            1 << 24).unwrap();
 //! assert!(block.hash().to_hex().starts_with("00"));
 //! ```
 //!
@@ -41,8 +43,10 @@
 //! let slot = 1;
 //! assert_eq!(chain.leader_for_next(slot), Some(producer.public()));
 //! let txs = chain.select_transactions([&tx]);
+//! // The header commits the root of the account state tree after the block.
+//! let root = chain.state_root_after(&chain.tip_hash(), &producer.public(), &txs).unwrap();
 //! let block = Block::produce(&chain.tip().header, slot, genesis.genesis_time + 1000,
-//!                            genesis.difficulty, txs, &producer, &gh, 1 << 24).unwrap();
+//!                            genesis.difficulty, txs, root, &producer, &gh, 1 << 24).unwrap();
 //! let now_ms = genesis.genesis_time + 1000;
 //! assert_eq!(chain.verify_and_add(block, now_ms), Ok(AddOutcome::Extended));
 //! assert_eq!(chain.state().balance(&alice.public()), 100);

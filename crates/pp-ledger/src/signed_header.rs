@@ -77,6 +77,7 @@ mod tests {
             1_000,
             0,
             Vec::new(),
+            Hash([5; 32]), // any state root: only the signature over the header is checked here
             key,
             genesis_hash,
             1,

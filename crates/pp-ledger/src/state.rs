@@ -121,6 +121,12 @@ impl BlockUndo {
         a.dedup();
         a
     }
+
+    /// True iff the block changed a bonded stake (so the state tree's total-stake leaf may
+    /// have changed).
+    pub fn changes_stake(&self) -> bool {
+        self.prior.iter().any(|p| p.field == Field::Stake)
+    }
 }
 
 /// What re-applies a block that was rolled back, without its transactions: the values the keys
@@ -204,6 +210,12 @@ impl LedgerState {
     /// Praos: the VRF public key registered for stakeholder `account` (genesis or first bond).
     pub fn vrf_key(&self, account: &PublicKey) -> Option<PublicKey> {
         self.vrf_of_key.get(account).copied()
+    }
+
+    /// The sum of every bonded stake: `T` of docs/leader-election.md §4 (u128: a sum of u64
+    /// stakes), the value of the state tree's total-stake leaf.
+    pub fn total_stake(&self) -> u128 {
+        self.stakes.values().map(|&s| u128::from(s)).sum()
     }
 
     /// Praos: every registered VRF key by stakeholder (what the epoch snapshots take).
@@ -825,8 +837,18 @@ mod tests {
             let txs = (first..first + n)
                 .map(|i| Transaction::transfer(&alice, bob, 3, 1, i, &gh))
                 .collect();
-            let b =
-                Block::produce(&g.block().header, 1, 0, 0, txs, &producer, &gh, 1 << 20).unwrap();
+            let b = Block::produce(
+                &g.block().header,
+                1,
+                0,
+                0,
+                txs,
+                Hash::ZERO,
+                &producer,
+                &gh,
+                1 << 20,
+            )
+            .unwrap();
             st.apply_block(&b, &gh, 50).unwrap()
         };
         let small = undo_of(&mut st.clone(), 1, 0);
@@ -876,6 +898,7 @@ mod tests {
             0,
             0,
             vec![tx],
+            Hash::ZERO,
             &producer,
             &gh,
             1 << 20,

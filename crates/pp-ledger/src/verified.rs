@@ -18,14 +18,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use pp_ledger::{Block, BlockVerifier, Genesis, KeyPair, SignatureCache, Transaction};
+//! use pp_ledger::{Block, BlockVerifier, Genesis, Hash, KeyPair, SignatureCache, Transaction};
 //!
 //! let key = KeyPair::from_seed([1u8; 32]);
 //! let genesis = Genesis::devnet("node0", key.public(), 0);
 //! let gh = genesis.hash();
 //! let txs = (0..10).map(|n| Transaction::transfer(&key, key.public(), 1, 0, n, &gh)).collect();
-//! let block = Block::produce(&genesis.block().header, 1, 0, genesis.difficulty, txs, &key,
-//!                            &gh, 1 << 24).unwrap();
+//! // The state root is not checked by the stateless stage (the chain checks it).
+//! let block = Block::produce(&genesis.block().header, 1, 0, genesis.difficulty, txs,
+//!                            Hash::ZERO, &key, &gh, 1 << 24).unwrap();
 //! let verifier = BlockVerifier::new(&genesis, Arc::new(SignatureCache::default()));
 //! let pending = verifier.check_block(block).unwrap();
 //! // Each chunk may go to another thread (rayon's par_iter in pp-server and the benches).

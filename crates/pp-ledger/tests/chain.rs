@@ -623,6 +623,7 @@ fn a_leader_signing_1100_blocks_for_one_slot_does_not_fill_the_side_store() {
             GENESIS_TIME + i,
             g.difficulty,
             vec![],
+            root_on(&g, &a[0].header, &flooder.public(), &[]).unwrap().0,
             &flooder,
             &gh,
             1 << 24,

@@ -95,6 +95,7 @@ fn raw_block(producer: PublicKey, transactions: Vec<Transaction>) -> Block {
             slot: 1,
             prev_hash: Hash::ZERO,
             tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
             producer,
             timestamp: 0,
             difficulty: 0,
@@ -230,7 +231,7 @@ proptest! {
         prop_assert_eq!(serde_json::from_str::<Transaction>(&json).unwrap(), tx.clone());
 
         let header = BlockHeader {
-            version: BLOCK_VERSION, index, slot, prev_hash: Hash(to), tx_root: Hash(from),
+            version: BLOCK_VERSION, index, slot, prev_hash: Hash(to), tx_root: Hash(from), state_root: Hash(to),
             producer: PublicKey(to), timestamp: ts, difficulty: diff, vrf: None, ocert: None, nonce: hnonce,
         };
         prop_assert_eq!(BlockHeader::from_canonical_bytes(&header.canonical_bytes()), Ok(header.clone()));

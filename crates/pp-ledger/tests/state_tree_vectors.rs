@@ -13,20 +13,27 @@ const PATH: &str = concat!(
     "/../../docs/vectors/state_tree.tsv"
 );
 
-/// The accounts: (seed byte, balance, nonce, stake, stakeholder id).
+/// The accounts: (seed byte, balance, nonce, stake, stakeholder id, VRF key: the public key of
+/// seed 0x11 for account 1; account 4 is a stakeholder without one).
 fn accounts() -> Vec<(u8, AccountLeaf)> {
-    let leaf = |balance, nonce, stake, id: Option<&str>| AccountLeaf {
+    let leaf = |balance, nonce, stake, id: Option<&str>, vrf: Option<u8>| AccountLeaf {
         balance,
         nonce,
         stake,
         stakeholder_id: id.map(str::to_owned),
+        vrf_key: vrf.map(public),
     };
     vec![
-        (1, leaf(1_000_000, 3, 50_000, Some("pool-a"))),
-        (2, leaf(250, 0, 0, None)),
-        (3, leaf(0, 7, 0, None)),
-        (4, leaf(u64::MAX, 1, 1, Some("b"))),
+        (1, leaf(1_000_000, 3, 50_000, Some("pool-a"), Some(0x11))),
+        (2, leaf(250, 0, 0, None, None)),
+        (3, leaf(0, 7, 0, None, None)),
+        (4, leaf(u64::MAX, 1, 1, Some("b"), None)),
     ]
+}
+
+/// The total stake of the accounts (the total-stake leaf's value).
+fn total_stake() -> u128 {
+    accounts().iter().map(|(_, l)| u128::from(l.stake)).sum()
 }
 
 fn public(seed: u8) -> pp_ledger::PublicKey {
@@ -38,7 +45,8 @@ fn text() -> String {
     out.push_str(
         "# State-tree vectors of docs/state-commitment.md §7 (tab-separated, hex). An account\n\
          # line: the ed25519 seed byte (the secret seed is 32 such bytes), the public key, the\n\
-         # tree key, the leaf value. The tree holds exactly these accounts. A proof line: the\n\
+         # tree key, the leaf value. A total line: the total-stake key, its value (the sum of the\n\
+         # stakes, u128). The tree holds exactly these leaves. A proof line: the\n\
          # queried tree key, the claimed value (- for absence), the proof bytes. Checked by\n\
          # crates/pp-ledger/tests/state_tree_vectors.rs and docs/vectors/state_tree_check.py.\n",
     );
@@ -56,6 +64,10 @@ fn text() -> String {
         ));
         changes.push((key, Some(value)));
     }
+    let total_key = pp_ledger::state_tree::total_stake_key();
+    let total = pp_ledger::state_tree::total_stake_value(total_stake());
+    out.push_str(&format!("total\t{}\t{}\n", total_key.to_hex(), hex(&total)));
+    changes.push((total_key, Some(total.clone())));
     let root = tree.apply(0, changes).expect("memory store");
     out.push_str(&format!("root\t{}\n", root.to_hex()));
 
@@ -67,6 +79,16 @@ fn text() -> String {
         "inclusion\t{}\t{}\t{}\n",
         present.to_hex(),
         hex(&value),
+        hex(&proof.to_bytes())
+    ));
+    // The total stake, proven.
+    let (value, proof) = tree.prove(0, &total_key).expect("prove");
+    assert_eq!(value.as_deref(), Some(&total[..]));
+    verify(&root, &total_key, Some(&total), &proof).expect("valid");
+    out.push_str(&format!(
+        "inclusion\t{}\t{}\t{}\n",
+        total_key.to_hex(),
+        hex(&total),
         hex(&proof.to_bytes())
     ));
     // The first absent accounts (seeds 100, 101, …) whose paths end at an empty subtree and

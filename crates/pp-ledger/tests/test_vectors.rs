@@ -47,7 +47,7 @@ const GENESIS_JSON: &str = r#"{
 
 const GENESIS_CANONICAL: &str = "0000000d70702d74657374766563746f720000018bcfe5680000000000000003e8000000000000003c00000002000000000000000a0000000000100000000003e8000000000000003200000000000007d0000000028a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c00000000000f42408139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394000000000007a1200000000200000005616c6963658a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c00000000000003e800000003626f628139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940000000000000bb8908726b6ba07be63b3cba4a17a12959e59b53ac17a6d2032f7d76d6db31f1c48";
 const GENESIS_HASH: &str = "b2dda3e7a37922206901efbae3861413e253fe99ac8d61e4362e005ba9a1dbd9";
-const GENESIS_BLOCK_HASH: &str = "330647575859bb49ca802defa1029a8c8f60cbb37fba2d768c10490548ac28d2";
+const GENESIS_BLOCK_HASH: &str = "a020afdca89127ff9f290fec7ac6b65bba7dc8b7ea24f5cae768f1ac086af2c6";
 const TX_BODY_CANONICAL: &str = "008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ced4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100000000000004d200000000000000050000000000000000";
 const TX_ID: &str = "cf551e4fe64a2a11a9818844c2ac9007aed285f2248857f4a5de13b1e1a6f6c9";
 const TX_SIGNING_MESSAGE: &str = "70702d6c65646765722f74782f7631b2dda3e7a37922206901efbae3861413e253fe99ac8d61e4362e005ba9a1dbd9cf551e4fe64a2a11a9818844c2ac9007aed285f2248857f4a5de13b1e1a6f6c9";
@@ -60,12 +60,14 @@ const BOND_VRF_KEY: &str = "94004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d
 const BOND_BODY_CANONICAL: &str = "038139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400000003626f6294004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d477bb88acd4a00000000000001f400000000000000020000000000000000";
 const BOND_ID: &str = "b44f45537e8e77a592a0f4d8fe45b325c79d1a69a45ff0399150c8f4c5514b3c";
 const BOND_CANONICAL: &str = "038139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400000003626f6294004ce3ca7c886076f5a961967c88a3beea352f9ba2cc13b56d477bb88acd4a00000000000001f400000000000000020000000000000000289c6b568340abe8c1e41b9523d0d3355e734ee5b09c94cd437eed82431b0b6b422f82742d3fbb3a69ec0f5f1ab8ded3800c3e37e4bc447850fb8e8db87cf400";
-const BLOCK_HEADER_CANONICAL: &str = "0000000200000000000000010000000000000001330647575859bb49ca802defa1029a8c8f60cbb37fba2d768c10490548ac28d2352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb270374807068a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe56be80000000200000000000000d2";
+const BLOCK_HEADER_CANONICAL: &str = "0000000500000000000000010000000000000001a020afdca89127ff9f290fec7ac6b65bba7dc8b7ea24f5cae768f1ac086af2c6352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb27037480706d0de68d60ff2a49fd690ae30b1bcdf0b5f06923c9d56f227cd2ae4a344ae90718a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe56be800000002000000000000002e";
 const BLOCK_TX_ROOT: &str = "352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb27037480706";
-const BLOCK_HASH: &str = "0049b63165b5cb542603a542f4f21ac971435349f209f8fb4281c848d5f024b2";
-const BLOCK_SIGNING_MESSAGE: &str = "70702d6c65646765722f626c6f636b2f7631b2dda3e7a37922206901efbae3861413e253fe99ac8d61e4362e005ba9a1dbd90049b63165b5cb542603a542f4f21ac971435349f209f8fb4281c848d5f024b2";
-const BLOCK_SIGNATURE: &str = "ab1eda8825df58697db50582e1c5fbb9f60f2b1306494bd7543491bea6d95bb3eff0e7eea6f610179241a8a884aa26395914e655f9cbfb6f28e83db1ca47aa0e";
-const BLOCK_CANONICAL: &str = "0000000200000000000000010000000000000001330647575859bb49ca802defa1029a8c8f60cbb37fba2d768c10490548ac28d2352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb270374807068a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe56be80000000200000000000000d2ab1eda8825df58697db50582e1c5fbb9f60f2b1306494bd7543491bea6d95bb3eff0e7eea6f610179241a8a884aa26395914e655f9cbfb6f28e83db1ca47aa0e00000001008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ced4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100000000000004d200000000000000050000000000000000339c17258b2476e72f533997e38ef52453ebc6446ccd740c7ccb28cd1f5a2220f1beb7bdf34ed9304b2ef4558f4565318a79edd28f6fd13d89ae0e3784051402";
+const BLOCK_STATE_ROOT: &str = "d0de68d60ff2a49fd690ae30b1bcdf0b5f06923c9d56f227cd2ae4a344ae9071";
+const GENESIS_STATE_ROOT: &str = "ed9f7cf6a3c542a1161f0970b39a2a8b453d060e3dc59b30f9184492746ff82f";
+const BLOCK_HASH: &str = "001c09a564e4405a9cef72a3cb4db89963ff4d8baabe6881d96d13375d589fd0";
+const BLOCK_SIGNING_MESSAGE: &str = "70702d6c65646765722f626c6f636b2f7631b2dda3e7a37922206901efbae3861413e253fe99ac8d61e4362e005ba9a1dbd9001c09a564e4405a9cef72a3cb4db89963ff4d8baabe6881d96d13375d589fd0";
+const BLOCK_SIGNATURE: &str = "821571439e75b3468f95a3d2d78fc52d1017a4e26eaf5d93973946ef4122c41b2684c39b8b5eb3b1f9328d76bd4814a2b717b74fdd88270cec5f93f5befd4b04";
+const BLOCK_CANONICAL: &str = "0000000500000000000000010000000000000001a020afdca89127ff9f290fec7ac6b65bba7dc8b7ea24f5cae768f1ac086af2c6352cab7642a55dd50697fe3c66f1c0709f07c1801928af59f89fb27037480706d0de68d60ff2a49fd690ae30b1bcdf0b5f06923c9d56f227cd2ae4a344ae90718a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe56be800000002000000000000002e821571439e75b3468f95a3d2d78fc52d1017a4e26eaf5d93973946ef4122c41b2684c39b8b5eb3b1f9328d76bd4814a2b717b74fdd88270cec5f93f5befd4b0400000001008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ced4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100000000000004d200000000000000050000000000000000339c17258b2476e72f533997e38ef52453ebc6446ccd740c7ccb28cd1f5a2220f1beb7bdf34ed9304b2ef4558f4565318a79edd28f6fd13d89ae0e3784051402";
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -105,6 +107,12 @@ fn genesis_encoding_and_hash_match_the_vector() {
         GENESIS_HASH
     );
     assert_eq!(g.block().hash().to_hex(), GENESIS_BLOCK_HASH);
+    // The genesis block commits the state after it: the genesis balances, stakes and ids.
+    assert_eq!(g.block().header.state_root.to_hex(), GENESIS_STATE_ROOT);
+    assert_eq!(
+        pp_ledger::state_tree::state_root(&LedgerState::from_genesis(&g)).to_hex(),
+        GENESIS_STATE_ROOT
+    );
 }
 
 #[test]
@@ -175,6 +183,7 @@ fn block_hash_pow_signature_and_encoding_match_the_vector() {
     assert_eq!(block.header.prev_hash, g.block().hash());
     assert_eq!(block.header.tx_root.to_hex(), BLOCK_TX_ROOT);
     assert_eq!(block.compute_tx_root().to_hex(), BLOCK_TX_ROOT);
+    assert_eq!(block.header.state_root.to_hex(), BLOCK_STATE_ROOT);
     // One leaf: the root is H(0x00 || txid).
     let id = Hash::from_hex(TX_ID).unwrap();
     assert_eq!(
@@ -197,12 +206,20 @@ fn producing_the_vector_block_again_gives_the_same_bytes() {
     let alice = KeyPair::from_seed([1u8; 32]);
     let carol = KeyPair::from_seed([3u8; 32]).public();
     let tx = Transaction::transfer(&alice, carol, 1_234, 5, 0, &gh);
+    let state_root = pp_ledger::testing::state_root_after(
+        &pp_ledger::LedgerState::from_genesis(&g),
+        &g,
+        &alice.public(),
+        std::slice::from_ref(&tx),
+    )
+    .unwrap();
     let block = Block::produce(
         &g.block().header,
         1,
         1_700_000_001_000,
         2,
         vec![tx],
+        state_root,
         &alice,
         &gh,
         1 << 24,
@@ -225,6 +242,10 @@ fn applying_the_vector_block_gives_the_documented_balances() {
     assert_eq!(s.balance(&carol), 1_234);
     assert_eq!(s.nonce(&alice), 1);
     assert_eq!(s.total_supply(), 1_504_000 + 50);
+    assert_eq!(
+        pp_ledger::state_tree::state_root(&s).to_hex(),
+        BLOCK_STATE_ROOT
+    );
 }
 
 #[test]
@@ -242,6 +263,8 @@ fn docs_consensus_md_lists_every_vector() {
         ("tx signature", TX_SIGNATURE),
         ("block header", BLOCK_HEADER_CANONICAL),
         ("tx root", BLOCK_TX_ROOT),
+        ("block state root", BLOCK_STATE_ROOT),
+        ("genesis state root", GENESIS_STATE_ROOT),
         ("block hash", BLOCK_HASH),
         ("block signing message", BLOCK_SIGNING_MESSAGE),
         ("block signature", BLOCK_SIGNATURE),

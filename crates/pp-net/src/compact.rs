@@ -382,6 +382,7 @@ mod tests {
             slot: 0,
             prev_hash: Hash::ZERO,
             tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
             producer: k.public(),
             timestamp: 0,
             difficulty: 0,
@@ -389,7 +390,7 @@ mod tests {
             ocert: None,
             nonce: 0,
         };
-        Block::produce(&parent, 1, 1000, 0, txs, &k, &g, 1).unwrap()
+        Block::produce(&parent, 1, 1000, 0, txs, Hash::ZERO, &k, &g, 1).unwrap()
     }
 
     #[test]

@@ -827,6 +827,7 @@ mod tests {
             slot: 0,
             prev_hash: g,
             tx_root: pp_ledger::Hash::ZERO,
+            state_root: pp_ledger::Hash::ZERO,
             producer: k.public(),
             timestamp: 0,
             difficulty: 0,
@@ -838,7 +839,18 @@ mod tests {
         for i in 1..=n {
             let tx =
                 pp_ledger::Transaction::transfer(&k, pp_ledger::PublicKey([1; 32]), 1, 1, i, &g);
-            let b = pp_ledger::Block::produce(&parent, i, i, 0, vec![tx], &k, &g, 1).unwrap();
+            let b = pp_ledger::Block::produce(
+                &parent,
+                i,
+                i,
+                0,
+                vec![tx],
+                pp_ledger::Hash::ZERO,
+                &k,
+                &g,
+                1,
+            )
+            .unwrap();
             parent = b.header.clone();
             blocks.push(b);
         }

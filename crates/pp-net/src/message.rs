@@ -356,6 +356,7 @@ mod tests {
             slot: 0,
             prev_hash: Hash::ZERO,
             tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
             producer: k.public(),
             timestamp: 0,
             difficulty: 0,
@@ -363,7 +364,7 @@ mod tests {
             ocert: None,
             nonce: 0,
         };
-        Block::produce(&parent, 1, 1000, 0, vec![tx], &k, &g, 1).unwrap()
+        Block::produce(&parent, 1, 1000, 0, vec![tx], Hash::ZERO, &k, &g, 1).unwrap()
     }
 
     pub(crate) fn one_of_each() -> Vec<Message> {

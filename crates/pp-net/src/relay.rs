@@ -573,6 +573,7 @@ mod tests {
                 slot: 1,
                 prev_hash: Hash::ZERO,
                 tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
                 producer: PublicKey([0; 32]),
                 timestamp: 0,
                 difficulty: 0,

@@ -28,20 +28,26 @@ fn block(
     hot: &KeyPair,
 ) -> Block {
     let clock = SlotClock::from_genesis(&net.genesis).expect("valid clock");
-    Block::produce_praos(
+    let producer = net.keys[i].public();
+    let (root, st) = pp_ledger::testing::root_on(&net.genesis, &parent.header, &producer, &[])
+        .expect("the parent was built here");
+    let b = Block::produce_praos(
         &parent.header,
         slot,
         clock.slot_start_ms(slot),
         net.genesis.difficulty,
         Vec::new(),
-        net.keys[i].public(),
+        root,
+        producer,
         vrf,
         cert,
         hot,
         &net.genesis.hash(),
         1 << 24,
     )
-    .expect("difficulty 1 is mined quickly")
+    .expect("difficulty 1 is mined quickly");
+    pp_ledger::testing::remember_state(b.hash(), st);
+    b
 }
 
 fn cert(net: &Net, i: usize, hot: &KeyPair, counter: u64, valid_from: u64) -> OpCert {

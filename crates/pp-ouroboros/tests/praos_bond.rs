@@ -115,12 +115,18 @@ fn block_with(
     txs: Vec<Transaction>,
 ) -> Block {
     let clock = SlotClock::from_genesis(&net.genesis).expect("clock");
+    // A block whose transactions do not apply (a test of their refusal) gets a zero root: it
+    // is refused for the transactions first.
+    let root = c
+        .state_root_after(&c.tip_hash(), &net.keys[i].public(), &txs)
+        .unwrap_or(pp_ledger::Hash::ZERO);
     Block::produce_with(
         &c.tip().header,
         slot,
         clock.slot_start_ms(slot),
         net.genesis.difficulty,
         txs,
+        root,
         Some(vrf),
         &net.keys[i],
         &c.genesis_hash(),
@@ -311,4 +317,63 @@ fn rolling_back_the_bond_unregisters_its_vrf_key() {
     st.rollback(undo);
     assert_eq!(st, before);
     assert_eq!(st.vrf_key(&net.keys[3].public()), None);
+}
+
+/// The stake snapshot of an epoch is provable from one header (docs/leader-election.md §2.1):
+/// at the snapshot block (the genesis block for epochs 0 and 1, the last block of epoch e − 2
+/// after), every stakeholder's leaf (stake and VRF key) and the total-stake leaf verify against
+/// its header's `state_root`, give exactly the `SD_e` and VRF keys the rules elect with, and the
+/// proven stakes add up to the proven total (so none was left out).
+#[test]
+fn the_stake_snapshot_of_an_epoch_is_proven_against_its_snapshot_header() {
+    use pp_ledger::state_tree::{
+        account_key, decode_total_stake, total_stake_key, verify, AccountLeaf,
+    };
+    use pp_ledger::Decode;
+    let net = network(true);
+    let mut c = chain(&net);
+    // The bond, in epoch 0, then a block in epoch 1 (which does not count for SD_2).
+    let b1 = genesis_leader_block(
+        &c,
+        &net,
+        1..E,
+        vec![dave_bond(&net, Some(vrf_public(&net.vrf[3])))],
+    );
+    assert_eq!(
+        c.verify_and_add(b1.clone(), NOW).unwrap(),
+        AddOutcome::Extended
+    );
+    let b2 = genesis_leader_block(&c, &net, E..2 * E, vec![]);
+    assert_eq!(c.verify_and_add(b2, NOW).unwrap(), AddOutcome::Extended);
+
+    // (epoch, snapshot block index): SD_1 from the genesis block, SD_2 from b1.
+    for (epoch, snapshot) in [(1u64, 0u64), (2, 1)] {
+        let header = c.header_at(snapshot).expect("held").clone();
+        let root = header.state_root;
+        let st = c.state_for_next(epoch * E);
+        let tree = c.state_tree();
+        // Every stakeholder of SD_e: its leaf, proven, holds its stake and VRF key.
+        let mut sum = 0u128;
+        for (pk, stake) in st.distribution.iter() {
+            let key = account_key(pk);
+            let (value, proof) = tree.prove(snapshot, &key).unwrap();
+            let value = value.expect("a stakeholder has a leaf");
+            verify(&root, &key, Some(&value), &proof).expect("proof against the header");
+            let leaf = AccountLeaf::from_canonical_bytes(&value).unwrap();
+            assert_eq!(leaf.stake, *stake, "epoch {epoch}");
+            assert_eq!(leaf.vrf_key.as_ref(), st.vrf_keys.get(pk), "epoch {epoch}");
+            sum += u128::from(leaf.stake);
+        }
+        // The total leaf, proven: the sum of the proven stakes is all of it.
+        let (total, proof) = tree.prove(snapshot, &total_stake_key()).unwrap();
+        let total = total.expect("always present");
+        verify(&root, &total_stake_key(), Some(&total), &proof).unwrap();
+        assert_eq!(decode_total_stake(&total).unwrap(), sum, "epoch {epoch}");
+        // Leaving dave out (SD_2) would fall short of the total.
+        let dave = net.keys[3].public();
+        assert_eq!(st.distribution.contains_key(&dave), epoch == 2);
+        // A proof for another block's state does not verify against this header.
+        let other = c.header_at(snapshot + 1).unwrap().state_root;
+        assert!(verify(&other, &total_stake_key(), Some(&total), &proof).is_err());
+    }
 }

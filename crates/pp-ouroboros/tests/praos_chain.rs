@@ -25,12 +25,16 @@ fn block_with(
     vrf: VrfEvidence,
     txs: Vec<Transaction>,
 ) -> Block {
+    let root = chain
+        .state_root_after(&chain.tip_hash(), &net.keys[i].public(), &txs)
+        .expect("the transactions apply");
     Block::produce_with(
         &chain.tip().header,
         slot,
         clock(net).slot_start_ms(slot),
         net.genesis.difficulty,
         txs,
+        root,
         Some(vrf),
         &net.keys[i],
         &chain.genesis_hash(),
@@ -188,6 +192,8 @@ fn a_classic_header_or_another_output_is_refused_in_praos_mode() {
         0,
         net.genesis.difficulty,
         Vec::new(),
+        c.state_root_after(&c.tip_hash(), &net.keys[1].public(), &[])
+            .unwrap(),
         &net.keys[1],
         &c.genesis_hash(),
         1 << 24,
@@ -196,8 +202,8 @@ fn a_classic_header_or_another_output_is_refused_in_praos_mode() {
     assert_eq!(
         c.check_detached(&classic),
         Err(BlockError::BadVersion {
-            expected: 4,
-            got: 2
+            expected: 6,
+            got: 5
         })
     );
     // The cheap stateful screen already finds no VRF evidence to check.

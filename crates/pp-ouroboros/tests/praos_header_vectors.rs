@@ -2,7 +2,7 @@
 //! docs/consensus.md test-vector genesis switched to praos with f = 1/2 and VRF keys from fixed
 //! seeds), its hash, and the first block its stakeholder "bob" produces: the VRF input, output,
 //! proof and leader value, bob's operational certificate (hot key, body, signed message, cold
-//! signature), the v4 header's canonical bytes and hash, the hot key's block signature, and η_1
+//! signature), the v6 header's canonical bytes and hash, the hot key's block signature, and η_1
 //! after that block.
 //! A second implementation that reproduces these bytes agrees with this one on praos headers.
 //!
@@ -26,15 +26,15 @@ const VRF_INPUT: &str =
 const VRF_OUTPUT: &str = "a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab";
 const VRF_PROOF: &str = "7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20e";
 const LEADER_VALUE: &str = "032cb822b9a287e35be5f105a0264e136d84b14f33a1a38642a7540e9fb87466";
-const HEADER_CANONICAL: &str = "000000040000000000000001000000000000000148caf3f799b58eab5625eac0b8355b9d5217a8675affc5ce6bd30635f75a75c400000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940000018bcfe56be800000002a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20ec161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb0983000000000000000100000000000000002588403bc6dbae71e61beab8bd49f00a8cc008de91e60587fd6c12afd1a897d64266059cb838155d6ff6fb183850bb1fe73390b16c619054314f7d0598782707000000000000009f";
-const BLOCK_HASH: &str = "00ed99f0e622550863775e32216eee11d745cd9932518b203b80ba09d6f9fb55";
+const HEADER_CANONICAL: &str = "0000000600000000000000010000000000000001f7101e043a7d2c7a395468f7f208cf4b9e96d0c7d81296f9e9f70eb33e6c5b50000000000000000000000000000000000000000000000000000000000000000055d217c54356928f054572f1e1b5f8ecbd60c80f6de03656db3365f4384ba2048139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3940000018bcfe56be800000002a3652f3b20ac9c1eb101317cea49750d5a3ee9b78fec7009a2ef2059e74b0288cd21226b37e45a313c6d4bf8ac50b4c48f2800e3252b1e3d207029706412e1ab7b06a411e40d5e3fe3969c8432cc7036bff44fa44ddedaf0505f043759aa810fb07dc7571e1254059f750ed15c222e22aedf13c61c269359e5fe57ea487278c4faa45721660a7aa0a1790fb76724e20ec161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb0983000000000000000100000000000000002588403bc6dbae71e61beab8bd49f00a8cc008de91e60587fd6c12afd1a897d64266059cb838155d6ff6fb183850bb1fe73390b16c619054314f7d059878270700000000000002e4";
+const BLOCK_HASH: &str = "00320d05a9382389270879dbcdead980cf0657ec09e73c3316f9ab6bc07e7774";
 const HOT_PUBLIC_BOB: &str = "c161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb0983";
 const OPCERT_COUNTER: u64 = 1;
 const OPCERT_VALID_FROM: u64 = 0;
 const OPCERT_BODY: &str = "c161567aecaca2c7b480b2aac3a4c96b6420aad0952b6ee5c6e20505bdfb098300000000000000010000000000000000";
 const OPCERT_SIGNING_MESSAGE: &str = "70702d6c65646765722f6f70636572742f7631d91bfef9398d090ca03ab2e7ac8c36faa95bbdb90e76d3fab5c68acb12c07dbabe430112b78a34b3aa588706dcccbe29c3b5018a3fd5b59fd41f6724bf0febf1";
 const OPCERT_SIGNATURE: &str = "2588403bc6dbae71e61beab8bd49f00a8cc008de91e60587fd6c12afd1a897d64266059cb838155d6ff6fb183850bb1fe73390b16c619054314f7d0598782707";
-const BLOCK_SIGNATURE: &str = "c96bc012bd781b0f52304188aad327705b7841cfc8fe202011491b4be8d332040712032ff328f662cc8bd4245622f24dd01047bf6e9189012395ff72d9b33705";
+const BLOCK_SIGNATURE: &str = "365e65f37eda4735c0f78c255809de3d3dda2c835b073603e7932a09f0ed03354144c31173d343ff2f88098e8e14e5ed40ab71b0914e6f90128c3ac3622a6c02";
 const ETA_1: &str = "755d27784aff41ac9b31e514617f6abcfeb60cf241cf62c029e5476f14609c7a";
 
 const DOC: &str = include_str!("../../../docs/leader-election.md");
@@ -155,6 +155,9 @@ fn compute() -> Vectors {
         genesis.genesis_time + slot * 1_000,
         genesis.difficulty,
         Vec::new(),
+        pp_ledger::testing::root_on(&genesis, &genesis.block().header, &bob.public(), &[])
+            .expect("an empty block applies")
+            .0,
         bob.public(),
         evidence,
         cert,
@@ -272,7 +275,7 @@ fn praos_header_vectors_match_the_code() {
     // The certificate sits between the VRF proof and the nonce; the hot key signed the block,
     // the cold key (the producer) the certificate, and a chain accepts the block.
     assert_eq!(
-        &HEADER_CANONICAL[2 * 272..2 * 384],
+        &HEADER_CANONICAL[2 * 304..2 * 416],
         format!("{OPCERT_BODY}{OPCERT_SIGNATURE}")
     );
     assert_eq!(v.block.header.signer(), v.hot.public());

@@ -35,6 +35,9 @@ fn produce(chain: &Chain<Ouroboros>, slot: u64, key: &KeyPair, clock: &SlotClock
         clock.slot_start_ms(slot),
         g.difficulty,
         Vec::new(),
+        chain
+            .state_root_after(&chain.tip_hash(), &key.public(), &[])
+            .expect("an empty block applies"),
         key,
         &chain.genesis_hash(),
         1 << 24,

@@ -95,12 +95,16 @@ fn build(dir: &Path, blocks: u64, per_block: u64) -> Genesis {
         let txs: Vec<Transaction> = a.into_iter().chain(b).collect();
         nonce += 1;
         let parent = chain.tip().header.clone();
+        let root = chain
+            .state_root_after(&chain.tip_hash(), &key.public(), &txs)
+            .expect("the transfers apply");
         let block = Block::produce(
             &parent,
             slot,
             g.genesis_time + slot * g.slot_duration_ms,
             g.difficulty,
             txs,
+            root,
             &key,
             &gh,
             1 << 24,

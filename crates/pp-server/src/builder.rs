@@ -86,6 +86,19 @@ impl Builder<'_> {
             Some(_) => {}
             None => storage.set_genesis_hash(&genesis_hash)?,
         }
+        // Blocks stored under older header rules (before the state root: classic version 2,
+        // praos 3 and 4) cannot be replayed under the current ones: refuse clearly rather than
+        // start an empty chain over them.
+        if let Some(found) = storage.stored_header_version(1)? {
+            let expected = genesis.block_version();
+            if found != expected {
+                return Err(ServerError::OldHeaderVersion {
+                    data_dir: data_dir.to_path_buf(),
+                    found,
+                    expected,
+                });
+            }
+        }
         let bad_genesis = |e: pp_ouroboros::OuroborosError| ServerError::BadGenesis {
             source_name: "consensus".into(),
             error: pp_ledger::GenesisError::BadField {

@@ -62,6 +62,21 @@ pub enum ServerError {
         /// Genesis hash configured.
         configured: Hash,
     },
+    /// The data dir holds blocks with a header version this release does not accept (written
+    /// under older consensus rules).
+    #[error(
+        "{} holds blocks with header version {found}, but this release's network rules use version {expected} (the header now commits the account state root); this data cannot be used: reset it with `ppd purge --data-dir {}` and sync again",
+        data_dir.display(),
+        data_dir.display()
+    )]
+    OldHeaderVersion {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// Version of the stored block at index 1.
+        found: u32,
+        /// Version the genesis's leader mode requires.
+        expected: u32,
+    },
     /// A stakeholder registration is invalid.
     #[error("stakeholder {id:?} cannot be registered: {reason}")]
     BadStakeholder {

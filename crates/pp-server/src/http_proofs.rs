@@ -1,10 +1,7 @@
 //! Light-client endpoints (docs/http-api.md, "Proofs"): block headers by range, an account's
-//! state (or its absence) with its state-tree proof, and a transaction's inclusion proof
-//! against its block's `tx_root`.
-//!
-//! The block header does not carry the state root yet (docs/state-commitment.md §12): an
-//! account proof answers the root this node computed for the block, which a client can only
-//! check against a node it trusts, or against other nodes, until the header commits to it.
+//! state (or its absence) and the total stake, each with its state-tree proof against the
+//! `state_root` its block's header commits to, and a transaction's inclusion proof against its
+//! block's `tx_root`.
 
 use std::sync::Arc;
 
@@ -29,6 +26,7 @@ pub(crate) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/headers", get(headers))
         .route("/proofs/accounts/{id}", get(account_proof))
+        .route("/proofs/total-stake", get(total_stake_proof))
         .route("/proofs/transactions/{id}", get(tx_proof))
 }
 
@@ -68,22 +66,19 @@ struct AtBlock {
     block: Option<String>,
 }
 
-/// `GET /proofs/accounts/{id}?block=HASH`: the account's leaf at the best-chain block `HASH`
-/// (default: the tip), or its absence, with the proof, the block's header and the state root.
-async fn account_proof(
-    State(core): State<Arc<Core>>,
-    p: Result<Path<String>, PathRejection>,
-    q: Result<Query<AtBlock>, QueryRejection>,
-) -> ApiResult {
-    let Path(s) = p?;
-    let Query(at) = q?;
-    let account = PublicKey::from_hex(&s)
-        .map_err(|e| ApiError::bad_request("bad_account", format!("account {s:?}: {e}")))?;
-    let wanted = at
-        .block
-        .as_deref()
-        .map(|b| parse_hash(b, "block"))
-        .transpose()?;
+/// A state-tree leaf proven at a best-chain block.
+struct Proved {
+    index: u64,
+    hash: Hash,
+    header: pp_ledger::BlockHeader,
+    root: Hash,
+    value: Option<Vec<u8>>,
+    proof: pp_ledger::state_tree::StateProof,
+}
+
+/// The value of tree key `key` at the best-chain block `wanted` (default: the tip), with its
+/// proof against that block's header `state_root`.
+fn prove_at(core: &Core, wanted: Option<Hash>, key: &Hash) -> Result<Proved, ApiError> {
     let chain = core.chain();
     let (index, hash) = match wanted {
         None => (chain.height(), chain.tip_hash()),
@@ -104,31 +99,57 @@ async fn account_proof(
         .header_at(index)
         .cloned()
         .ok_or_else(|| ApiError::not_found("unknown_block", format!("no header at {index}")))?;
-    let proved = core.with_state_tree(|tree| {
-        if tree.block_at(index) != Some(hash) {
-            let kept = tree.versions();
-            return Err(ApiError::not_found(
-                "proof_unavailable",
-                format!(
-                    "no state tree for block {hash} at index {index} (kept: {})",
-                    kept.map_or("none".to_owned(), |(a, b)| format!("{a}..={b}"))
-                ),
-            ));
-        }
-        let internal = |e: pp_ledger::state_tree::StateTreeError| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "state_tree_error",
-                e.to_string(),
-            )
-        };
-        let root = tree.root(index).map_err(internal)?;
-        let (value, proof) = tree.prove(index, &account).map_err(internal)?;
-        Ok((root, value, proof))
-    });
-    drop(chain);
-    let (root, value, proof) = proved?;
-    let leaf: Option<Value> = match &value {
+    // The chain's own tree: version `index` is the state after the best block at `index`, the
+    // one its header's `state_root` commits to.
+    let tree = chain.state_tree();
+    let kept = tree.versions().ok().flatten();
+    if !kept.is_some_and(|(lo, hi)| (lo..=hi).contains(&index)) {
+        return Err(ApiError::not_found(
+            "proof_unavailable",
+            format!(
+                "no state tree for block {hash} at index {index} (kept: {})",
+                kept.map_or("none".to_owned(), |(a, b)| format!("{a}..={b}"))
+            ),
+        ));
+    }
+    let internal = |e: pp_ledger::state_tree::StateTreeError| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "state_tree_error",
+            e.to_string(),
+        )
+    };
+    let root = tree.root(index).map_err(internal)?;
+    let (value, proof) = tree.prove(index, key).map_err(internal)?;
+    Ok(Proved {
+        index,
+        hash,
+        header,
+        root,
+        value,
+        proof,
+    })
+}
+
+/// `GET /proofs/accounts/{id}?block=HASH`: the account's leaf at the best-chain block `HASH`
+/// (default: the tip), or its absence, with the proof, the block's header and the state root.
+async fn account_proof(
+    State(core): State<Arc<Core>>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<AtBlock>, QueryRejection>,
+) -> ApiResult {
+    let Path(s) = p?;
+    let Query(at) = q?;
+    let account = PublicKey::from_hex(&s)
+        .map_err(|e| ApiError::bad_request("bad_account", format!("account {s:?}: {e}")))?;
+    let wanted = at
+        .block
+        .as_deref()
+        .map(|b| parse_hash(b, "block"))
+        .transpose()?;
+    let key = pp_ledger::state_tree::account_key(&account);
+    let p = prove_at(&core, wanted, &key)?;
+    let leaf: Option<Value> = match &p.value {
         None => None,
         Some(v) => {
             let l = AccountLeaf::from_canonical_bytes(v).map_err(|e| {
@@ -143,19 +164,62 @@ async fn account_proof(
                 "nonce": l.nonce,
                 "stake": l.stake,
                 "stakeholder_id": l.stakeholder_id,
+                "vrf_key": l.vrf_key,
             }))
         }
     };
     ok_json(json!({
         "account": account,
-        "key": pp_ledger::state_tree::account_key(&account),
-        "present": value.is_some(),
+        "key": key,
+        "present": p.value.is_some(),
         "leaf": leaf,
-        "value": value.map(hex::encode),
-        "proof": hex::encode(proof.to_bytes()),
-        "state_root": root,
-        "state_root_in_header": false,
-        "block": { "index": index, "hash": hash, "header": header },
+        "value": p.value.map(hex::encode),
+        "proof": hex::encode(p.proof.to_bytes()),
+        "state_root": p.root,
+        "state_root_in_header": true,
+        "block": { "index": p.index, "hash": p.hash, "header": p.header },
+    }))
+}
+
+/// `GET /proofs/total-stake?block=HASH`: the total-stake leaf (the sum of every bonded stake,
+/// docs/state-commitment.md §2) at the best-chain block `HASH` (default: the tip), with its
+/// proof against the block's header `state_root`: with the stakeholders' account proofs, the
+/// stake snapshot of an epoch (docs/leader-election.md §2.1).
+async fn total_stake_proof(
+    State(core): State<Arc<Core>>,
+    q: Result<Query<AtBlock>, QueryRejection>,
+) -> ApiResult {
+    let Query(at) = q?;
+    let wanted = at
+        .block
+        .as_deref()
+        .map(|b| parse_hash(b, "block"))
+        .transpose()?;
+    let key = pp_ledger::state_tree::total_stake_key();
+    let p = prove_at(&core, wanted, &key)?;
+    let total = p
+        .value
+        .as_deref()
+        .map(pp_ledger::state_tree::decode_total_stake)
+        .transpose()
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "state_tree_error",
+                "the total-stake leaf is missing or does not decode",
+            )
+        })?;
+    ok_json(json!({
+        "key": key,
+        // A u128: a decimal string, so that no JSON reader rounds it.
+        "total_stake": total.to_string(),
+        "value": p.value.map(hex::encode),
+        "proof": hex::encode(p.proof.to_bytes()),
+        "state_root": p.root,
+        "state_root_in_header": true,
+        "block": { "index": p.index, "hash": p.hash, "header": p.header },
     }))
 }
 
@@ -200,7 +264,7 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use pp_ledger::merkle::MerkleProof;
     use pp_ledger::state_tree::{account_key, verify, StateProof};
-    use pp_ledger::{Block, KeyPair};
+    use pp_ledger::KeyPair;
     use tower::ServiceExt as _;
 
     use super::*;
@@ -252,17 +316,8 @@ mod tests {
                 &core.genesis_hash(),
             );
             let tip = core.chain().tip().header.clone();
-            let b = Block::produce(
-                &tip,
-                tip.slot + 1,
-                core.slots().slot_start_ms(tip.slot + 1),
-                core.genesis().difficulty,
-                vec![tx.clone(), other],
-                core.key(),
-                &core.genesis_hash(),
-                1 << 24,
-            )
-            .unwrap();
+            let b =
+                crate::node::testing::block_on(&core, &tip, tip.slot + 1, vec![tx.clone(), other]);
             hashes.push(b.hash());
             core.import_block(b).await.unwrap();
             txs.push(tx);
@@ -306,6 +361,42 @@ mod tests {
         let p =
             StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
         verify(&root, &account_key(&nobody), None, &p).unwrap();
+        // The account proof is against the header's root.
+        let (_, v) = get_json(&core, &format!("/proofs/accounts/{to}")).await;
+        assert_eq!(v["state_root_in_header"], true);
+        assert_eq!(hash_of(&v["block"]["header"]["state_root"]), root);
+        // The total stake, proven against the same header root (and at block 1 too).
+        let (st, v) = get_json(&core, "/proofs/total-stake").await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(hash_of(&v["state_root"]), root);
+        let total: u128 = v["total_stake"].as_str().unwrap().parse().unwrap();
+        let stakes: u128 = core
+            .chain()
+            .state()
+            .stakes()
+            .values()
+            .map(|&s| u128::from(s))
+            .sum();
+        assert_eq!(total, stakes);
+        let tkey = pp_ledger::state_tree::total_stake_key();
+        assert_eq!(hash_of(&v["key"]), tkey);
+        let tval = hex::decode(v["value"].as_str().unwrap()).unwrap();
+        let tproof =
+            StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+        verify(&root, &tkey, Some(&tval), &tproof).unwrap();
+        assert!(verify(&root1, &tkey, Some(&tval), &tproof).is_err());
+        let (st, v) = get_json(&core, &format!("/proofs/total-stake?block={}", hashes[1])).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(hash_of(&v["state_root"]), root1);
+        let (st, v) = get_json(
+            &core,
+            &format!("/proofs/total-stake?block={}", Hash([7; 32])),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block"))
+        );
         // Bad input.
         let (st, v) = get_json(&core, "/proofs/accounts/zz").await;
         assert_eq!(

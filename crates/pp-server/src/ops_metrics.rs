@@ -252,6 +252,7 @@ pub(crate) fn rejection_reason(e: &pp_ledger::BlockError) -> &'static str {
         B::WrongDifficulty { .. } => "wrong_difficulty",
         B::BadPow { .. } => "bad_pow",
         B::BadTxRoot { .. } => "bad_tx_root",
+        B::StateRoot { .. } => "bad_state_root",
         B::TooLarge { .. } => "too_large",
         B::TooManyTxs { .. } => "too_many_txs",
         B::Tx { .. } => "bad_transaction",

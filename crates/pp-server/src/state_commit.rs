@@ -1,27 +1,24 @@
-//! The node's account state tree (docs/state-commitment.md §8 and §12): one version per best
-//! block (the block's index), kept in memory for reads and written to redb in the same write
-//! transaction as the chain change it follows.
+//! Persistence of the account state tree (docs/state-commitment.md §8 and §12). The tree
+//! itself belongs to the chain ([`Chain::state_tree`]: pp-ledger computes each block's version
+//! and checks the header's `state_root` against it); the node mirrors it in redb:
 //!
-//! * [`RedbNodeStore`] is the [`NodeStore`]: reads come from a [`MemoryStore`] holding every
-//!   live node; every write is also recorded as a [`TreeOp`], which the import queues in its
-//!   [`crate::storage::ChainCommit`] so that the storage writer applies it in the commit of the
-//!   blocks it belongs to. The tree on disk therefore always matches the committed best chain,
-//!   a `kill -9` included; [`NodeTree::replayed`] still checks it against the replayed chain at
-//!   startup (a database written before the tree existed, or a replay stopped early) and
-//!   repairs it: rollback where the stored versions run ahead or off the chain, incremental
-//!   catch-up where they lag, a full rebuild from the ledger state where nothing fits.
-//! * [`NodeTree::on_best_change`] writes the new tip's version from the accounts its blocks
-//!   changed (O(changed × log n)), rolls back on a fork switch, and prunes versions more than
-//!   `k` below the tip.
+//! * With logging on ([`Chain::set_tree_logging`]) the chain's tree records every write; after
+//!   an import [`chain_ops`] turns them into [`TreeOp`]s, with the block each new version
+//!   stands for, which the import puts in its [`crate::storage::ChainCommit`]: the storage
+//!   writer applies them in **the same write transaction** as the blocks. The tree on disk
+//!   therefore matches the committed best chain, a `kill -9` included.
+//! * At startup the replay recomputes every version (full validation: each replayed header's
+//!   root is checked against the chain's own tree, with logging off), then [`reconcile`]
+//!   compares the stored tree with the chain's (versions, roots, the block of each version,
+//!   node count) and rewrites it from the chain's when they differ (a database from before the
+//!   tree, a replay stopped early, a record that does not decode, a version written for
+//!   another block).
 
 use std::collections::BTreeMap;
 
 use pp_ledger::chain::Chain;
-use pp_ledger::state_tree::{
-    account_key, AccountLeaf, Child, MemoryStore, Node, NodeKey, NodeStore, StateProof, StateTree,
-    StateTreeError, StoreError,
-};
-use pp_ledger::{ConsensusRules, Decode, Encode, Hash, LedgerState, PublicKey};
+use pp_ledger::state_tree::{Child, MemoryStore, Node, NodeKey, NodeStore, StoreOp};
+use pp_ledger::{ConsensusRules, Decode, Encode, Hash};
 use redb::{ReadableTable, TableDefinition, TableError};
 
 /// Nodes: `NodeKey::to_bytes()` → the node's stored form.
@@ -30,8 +27,7 @@ const NODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state_nod
 const ROOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("state_roots");
 /// Stale lists: version → the node keys it replaced, concatenated.
 const STALE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("state_stale");
-/// The block each version stands for (32 zero bytes: a version whose root was not computed
-/// for its own block, see [`NodeTree::on_best_change`]).
+/// The block each version stands for.
 const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("state_blocks");
 
 /// One write of the tree, to replay on disk in order.
@@ -193,290 +189,89 @@ pub(crate) fn read_all(
     Ok(Ok(s))
 }
 
-/// The tree's [`NodeStore`]: every live node in memory, every write recorded for redb.
+/// The stored tree as read back at startup: its nodes, roots and stale lists, and the block
+/// of each version.
 #[derive(Debug, Default)]
 pub struct RedbNodeStore {
     mem: MemoryStore,
-    /// The block each stored version stands for (zero: not its own block's root).
     blocks: BTreeMap<u64, Hash>,
-    /// Writes not yet handed to storage ([`NodeTree::take_ops`]).
-    ops: Vec<TreeOp>,
 }
 
 impl RedbNodeStore {
-    /// Number of live nodes.
+    /// Number of stored nodes.
     pub fn node_count(&self) -> usize {
         self.mem.node_count()
     }
-}
 
-impl NodeStore for RedbNodeStore {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StoreError> {
-        self.mem.node(key)
-    }
-
-    fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
-        self.ops
-            .push(TreeOp::PutNode(key, node.to_canonical_bytes()));
-        self.mem.put_node(key, node)
-    }
-
-    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
-        self.mem.nodes(keys)
-    }
-
-    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
-        self.ops.extend(
-            nodes
-                .iter()
-                .map(|(k, n)| TreeOp::PutNode(*k, n.to_canonical_bytes())),
-        );
-        self.mem.put_nodes(nodes)
-    }
-
-    fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
-        self.ops.push(TreeOp::DeleteNode(*key));
-        self.mem.delete_node(key)
-    }
-
-    fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
-        self.mem.root(version)
-    }
-
-    fn put_root(&mut self, version: u64, root: Option<Child>) -> Result<(), StoreError> {
-        self.ops.push(TreeOp::PutRoot(version, root));
-        self.mem.put_root(version, root)
-    }
-
-    fn delete_root(&mut self, version: u64) -> Result<(), StoreError> {
-        self.ops.push(TreeOp::DeleteRoot(version));
-        self.blocks.remove(&version);
-        self.mem.delete_root(version)
-    }
-
-    fn version_range(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        self.mem.version_range()
-    }
-
-    fn put_stale(&mut self, version: u64, keys: Vec<NodeKey>) -> Result<(), StoreError> {
-        if !keys.is_empty() {
-            self.ops.push(TreeOp::PutStale(version, keys.clone()));
-        }
-        self.mem.put_stale(version, keys)
-    }
-
-    fn take_stale(&mut self, version: u64) -> Result<Vec<NodeKey>, StoreError> {
-        self.ops.push(TreeOp::TakeStale(version));
-        self.mem.take_stale(version)
-    }
-}
-
-/// The leaf changes that bring the tree to `state` for `accounts`.
-fn leaves(state: &LedgerState, accounts: &[PublicKey]) -> Vec<(Hash, Option<Vec<u8>>)> {
-    accounts
-        .iter()
-        .map(|a| {
-            let leaf = AccountLeaf::from_state(state, a).map(|l| l.to_canonical_bytes());
-            (account_key(a), leaf)
-        })
-        .collect()
-}
-
-/// The node's tree: versions = best-chain block indexes, the last `keep` + 1 kept.
-#[derive(Debug)]
-pub struct NodeTree {
-    tree: StateTree<RedbNodeStore>,
-    keep: u64,
-}
-
-impl NodeTree {
-    /// A tree over `store`, keeping versions down to `keep` below the tip (the chain's `k`: a
-    /// fork switch never rolls back further).
-    pub fn new(store: RedbNodeStore, keep: u64) -> NodeTree {
-        NodeTree {
-            tree: StateTree::new(store),
-            keep,
-        }
-    }
-
-    /// The oldest and latest stored versions.
-    pub fn versions(&self) -> Option<(u64, u64)> {
-        self.tree.versions().ok().flatten()
-    }
-
-    /// The block version `index` was computed for (`None`: not stored, or not computed for a
-    /// block of its own).
+    /// The block version `index` was written for.
     pub fn block_at(&self, index: u64) -> Option<Hash> {
-        self.tree
-            .store()
-            .blocks
-            .get(&index)
-            .copied()
-            .filter(|h| *h != Hash::ZERO)
+        self.blocks.get(&index).copied()
     }
+}
 
-    /// The root of version `index`.
-    pub fn root(&self, index: u64) -> Result<Hash, StateTreeError> {
-        self.tree.root(index)
+/// The [`TreeOp`] of a chain tree write.
+fn tree_op(op: StoreOp) -> TreeOp {
+    match op {
+        StoreOp::PutNode(k, n) => TreeOp::PutNode(k, n.to_canonical_bytes()),
+        StoreOp::DeleteNode(k) => TreeOp::DeleteNode(k),
+        StoreOp::PutRoot(v, r) => TreeOp::PutRoot(v, r),
+        StoreOp::DeleteRoot(v) => TreeOp::DeleteRoot(v),
+        StoreOp::PutStale(v, keys) => TreeOp::PutStale(v, keys),
+        StoreOp::TakeStale(v) => TreeOp::TakeStale(v),
     }
+}
 
-    /// The value of `account`'s leaf at version `index`, and its proof.
-    pub fn prove(
-        &self,
-        index: u64,
-        account: &PublicKey,
-    ) -> Result<(Option<Vec<u8>>, StateProof), StateTreeError> {
-        self.tree.prove(index, &account_key(account))
-    }
+/// What the disk needs after an import: the chain's tree writes since the last call (`ops`,
+/// from [`Chain::take_tree_ops`]), then the block of each version the import wrote (`best`:
+/// the (index, hash) pairs that joined the best chain, in order) that the chain still keeps.
+pub fn chain_ops<C: ConsensusRules>(
+    chain: &Chain<C>,
+    ops: Vec<StoreOp>,
+    best: &[(u64, Hash)],
+) -> Vec<TreeOp> {
+    let mut out: Vec<TreeOp> = ops.into_iter().map(tree_op).collect();
+    let kept = chain.state_tree().versions().ok().flatten();
+    out.extend(
+        best.iter()
+            .filter(|(i, h)| {
+                kept.is_some_and(|(lo, hi)| (lo..=hi).contains(i))
+                    && chain.best_hash_at(*i) == Some(*h)
+            })
+            .map(|(i, h)| TreeOp::Block(*i, *h)),
+    );
+    out
+}
 
-    /// Number of live nodes.
-    pub fn node_count(&self) -> usize {
-        self.tree.store().node_count()
+/// After the startup replay: `None` if the stored tree is the chain's (the same versions, each
+/// with the same root and the block the chain has at its index, and the same number of
+/// nodes), else the writes that replace it by the chain's. `stored` is `None` when the stored
+/// tree did not decode.
+pub fn reconcile<C: ConsensusRules>(
+    chain: &Chain<C>,
+    stored: Option<&RedbNodeStore>,
+) -> Option<Vec<TreeOp>> {
+    let tree = chain.state_tree();
+    let mem = tree.store().memory();
+    let range = tree.versions().ok().flatten();
+    let same = stored.is_some_and(|s| {
+        s.mem.version_range().ok().flatten() == range
+            && s.mem.node_count() == mem.node_count()
+            && range.is_some_and(|(lo, hi)| {
+                (lo..=hi).all(|v| {
+                    s.mem.root(v).ok().flatten() == mem.root(v).ok().flatten()
+                        && s.blocks.get(&v).copied() == chain.best_hash_at(v)
+                })
+            })
+    });
+    if same {
+        return None;
     }
-
-    /// The writes since the last call, for the storage commit they belong to.
-    pub fn take_ops(&mut self) -> Vec<TreeOp> {
-        std::mem::take(&mut self.tree.store_mut().ops)
+    let mut ops = vec![TreeOp::Clear];
+    ops.extend(mem.dump().into_iter().map(tree_op));
+    if let Some((lo, hi)) = range {
+        ops.extend((lo..=hi).filter_map(|v| chain.best_hash_at(v).map(|h| TreeOp::Block(v, h))));
     }
-
-    fn set_block(&mut self, index: u64, hash: Hash) {
-        let s = self.tree.store_mut();
-        s.blocks.insert(index, hash);
-        s.ops.push(TreeOp::Block(index, hash));
-    }
-
-    /// Deletes everything and writes version `index` from the whole of `state`.
-    fn rebuild(
-        &mut self,
-        index: u64,
-        hash: Hash,
-        state: &LedgerState,
-    ) -> Result<(), StateTreeError> {
-        let s = self.tree.store_mut();
-        s.mem = MemoryStore::new();
-        s.blocks.clear();
-        s.ops.push(TreeOp::Clear);
-        self.tree.apply(index, leaves(state, &state.accounts()))?;
-        self.set_block(index, hash);
-        Ok(())
-    }
-
-    /// Writes version `index` (block `hash`) on top of the latest one from the accounts that
-    /// changed, or rebuilds it if they are not known or the latest is not `index - 1`.
-    fn extend(
-        &mut self,
-        index: u64,
-        hash: Hash,
-        state: &LedgerState,
-        changed: Option<Vec<PublicKey>>,
-    ) -> Result<(), StateTreeError> {
-        match (self.versions(), changed) {
-            (Some((_, latest)), Some(accounts)) if latest.checked_add(1) == Some(index) => {
-                self.tree.apply(index, leaves(state, &accounts))?;
-                self.set_block(index, hash);
-                Ok(())
-            }
-            _ => self.rebuild(index, hash, state),
-        }
-    }
-
-    /// Rolls back to `index` if it is stored (`false` if not: the caller rebuilds).
-    fn rollback_to(&mut self, index: u64) -> Result<bool, StateTreeError> {
-        match self.versions() {
-            Some((oldest, latest)) if oldest <= index => {
-                if latest > index {
-                    self.tree.rollback(index)?;
-                }
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn prune(&mut self, tip: u64) -> Result<(), StateTreeError> {
-        self.tree.prune(tip.saturating_sub(self.keep))
-    }
-
-    /// After the best chain changed to `chain`'s tip, the blocks `applied` (ascending) being
-    /// the new ones on it: rolls back what a fork switch abandoned, writes the tip's version
-    /// from the accounts the new blocks changed, and prunes. A fork switch applying several
-    /// blocks has the ledger state of its tip only: the versions of the blocks below the tip
-    /// repeat the fork point's tree and are marked as not their own block's (no proof is served
-    /// at them); the tip's version is exact.
-    pub fn on_best_change<C: ConsensusRules>(
-        &mut self,
-        chain: &Chain<C>,
-        applied: &[Hash],
-    ) -> Result<(), StateTreeError> {
-        let (tip, tip_hash, state) = (chain.height(), chain.tip_hash(), chain.state());
-        let Some(first) = (tip + 1)
-            .checked_sub(applied.len() as u64)
-            .filter(|f| *f > 0)
-        else {
-            return self.rebuild(tip, tip_hash, state);
-        };
-        let fork = first - 1;
-        if !self.rollback_to(fork)? || self.versions().map(|v| v.1) != Some(fork) {
-            self.rebuild(tip, tip_hash, state)?;
-            return self.prune(tip);
-        }
-        let mut changed = Some(Vec::new());
-        for h in applied {
-            match (chain.block_accounts(h), changed.as_mut()) {
-                (Some(a), Some(all)) => all.extend(a),
-                _ => changed = None,
-            }
-        }
-        for index in first..tip {
-            self.tree.apply(index, [])?;
-            self.set_block(index, Hash::ZERO);
-        }
-        if let Some(all) = changed.as_mut() {
-            all.sort_unstable();
-            all.dedup();
-        }
-        self.extend(tip, tip_hash, state, changed)?;
-        self.prune(tip)
-    }
-
-    /// During the startup replay, after block `hash` became the tip at `index`: keeps the
-    /// stored version if it was computed for this block, otherwise rolls back to `index - 1`
-    /// and writes it (or rebuilds it from the whole state). Versions below the oldest stored
-    /// one are not looked at (they were pruned).
-    pub fn replayed<C: ConsensusRules>(
-        &mut self,
-        chain: &Chain<C>,
-        index: u64,
-        hash: Hash,
-    ) -> Result<(), StateTreeError> {
-        let state = chain.state();
-        match self.versions() {
-            Some((oldest, _)) if index < oldest => Ok(()),
-            Some((_, latest)) if index <= latest && self.block_at(index) == Some(hash) => Ok(()),
-            Some(_) => {
-                let prev = index.checked_sub(1);
-                if prev.is_some_and(|p| self.rollback_to(p).unwrap_or(false)) {
-                    self.extend(index, hash, state, chain.block_accounts(&hash))
-                } else {
-                    self.rebuild(index, hash, state)
-                }
-            }
-            None => self.rebuild(index, hash, state),
-        }
-    }
-
-    /// After the startup replay ended at `chain`'s tip: drops stored versions above it (written
-    /// for blocks the replay did not reach) and makes sure the tip's version is this block's.
-    pub fn finish_replay<C: ConsensusRules>(
-        &mut self,
-        chain: &Chain<C>,
-    ) -> Result<(), StateTreeError> {
-        let (tip, hash) = (chain.height(), chain.tip_hash());
-        if !self.rollback_to(tip)? || self.block_at(tip) != Some(hash) {
-            self.rebuild(tip, hash, chain.state())?;
-        }
-        self.prune(tip)
-    }
+    Some(ops)
 }
 
 #[cfg(test)]
@@ -484,35 +279,26 @@ mod tests {
     use std::sync::Arc;
 
     use pp_ledger::chain::AddOutcome;
-    use pp_ledger::state_tree::{verify, MemoryStore};
-    use pp_ledger::{Block, BlockHeader, KeyPair, Transaction};
+    use pp_ledger::state_tree::{account_key, verify, AccountLeaf};
+    use pp_ledger::{KeyPair, Transaction};
 
     use super::*;
     use crate::clock::Clock;
-    use crate::node::testing::core_with_genesis_time;
+    use crate::node::testing::{block_on, core_with_genesis_time};
     use crate::node::Core;
     use crate::storage::ChainCommit;
 
-    fn block_on(core: &Core, parent: &BlockHeader, slot: u64, txs: Vec<Transaction>) -> Block {
-        Block::produce(
-            parent,
-            slot,
-            core.slots().slot_start_ms(slot),
-            core.genesis().difficulty,
-            txs,
-            core.key(),
-            &core.genesis_hash(),
-            1 << 24,
-        )
-        .unwrap()
-    }
-
     /// The root of the whole ledger state, built from nothing.
     fn one_shot_root(core: &Core) -> Hash {
-        let c = core.chain();
-        let st = c.state();
-        let mut t = StateTree::new(MemoryStore::new());
-        t.apply(0, leaves(st, &st.accounts())).unwrap()
+        pp_ledger::state_tree::state_root(core.chain().state())
+    }
+
+    /// True iff the tree stored in redb is the chain's (versions, roots, blocks, nodes).
+    fn stored_is_the_chains(core: &Core) -> bool {
+        match core.storage().state_tree().unwrap() {
+            Ok(stored) => reconcile(&core.chain(), Some(&stored)).is_none(),
+            Err(_) => false,
+        }
     }
 
     fn tree_tip(core: &Core) -> (Option<(u64, u64)>, Option<Hash>, Hash, usize) {
@@ -556,6 +342,9 @@ mod tests {
             assert_eq!(versions.map(|v| v.1), Some(i + 1));
             assert_eq!(block, Some(core.chain().tip_hash()));
             assert_eq!(root, one_shot_root(&core));
+            assert_eq!(root, core.chain().tip().header.state_root);
+            // What the import committed is the chain's tree.
+            assert!(stored_is_the_chains(&core));
         }
         let (versions, _, root4, nodes4) = tree_tip(&core);
         {
@@ -572,12 +361,14 @@ mod tests {
         core.storage().close();
         drop(core);
 
-        // Restart: the tree is read back, not rebuilt: same versions, root and nodes.
+        // Restart: the replay recomputes the same versions, root and nodes, and the stored
+        // tree is found equal (not rewritten).
         let core = reopen(dir.path(), &key, start);
         assert_eq!(
             tree_tip(&core),
             (versions, Some(core.chain().tip_hash()), root4, nodes4)
         );
+        assert!(stored_is_the_chains(&core));
 
         // The stored chain cut back to 3 while the tree keeps 4 (the tree ahead of the chain):
         // replay rolls the tree back to the chain's tip.
@@ -596,26 +387,29 @@ mod tests {
         assert_eq!(block, Some(core.chain().tip_hash()));
         assert_eq!(root3, one_shot_root(&core));
         assert_ne!(root3, root4);
+        assert!(stored_is_the_chains(&core));
 
-        // A stored version that claims another block: recomputed at replay.
+        // A stored version that claims another block: rewritten at replay.
         core.storage()
             .commit_chain(&ChainCommit {
                 state_tree: vec![TreeOp::Block(2, Hash([9; 32]))],
                 ..ChainCommit::default()
             })
             .unwrap();
+        assert!(!stored_is_the_chains(&core));
         core.storage().close();
         drop(core);
         let core = reopen(dir.path(), &key, start);
+        assert!(stored_is_the_chains(&core));
         let two = core.chain().best_hash_at(2).unwrap();
         assert_eq!(core.state_tree().block_at(2), Some(two));
         assert_eq!(tree_tip(&core).2, root3);
         assert_eq!(tree_tip(&core).0.map(|v| v.1), Some(3));
     }
 
-    /// A fork switch rolls the tree back to the fork point and writes the new tip from the
-    /// accounts its blocks changed; the block below the new tip is not served (its state was
-    /// not computed), the abandoned block's version is gone.
+    /// A fork switch rolls the tree back to the fork point and writes a version for each block
+    /// of the new branch (each checked against its header); the abandoned block's version is
+    /// gone, on disk too.
     #[tokio::test]
     async fn fork_switch_rolls_the_tree_back_and_writes_the_new_tip() {
         let dir = tempfile::tempdir().unwrap();
@@ -632,7 +426,7 @@ mod tests {
         let with_t0 = tree_tip(&core).2;
         let c1 = block_on(&core, &genesis, 3, vec![]);
         let c2 = block_on(&core, &c1.header, 4, vec![t0]);
-        core.import_block(c1).await.unwrap();
+        core.import_block(c1.clone()).await.unwrap();
         assert!(matches!(
             core.import_block(c2.clone()).await.unwrap().outcome,
             AddOutcome::Reorg { .. }
@@ -642,13 +436,62 @@ mod tests {
         assert_eq!(block, Some(c2.hash()));
         assert_eq!(root, one_shot_root(&core));
         assert_ne!(root, with_t0); // one more block's fees
-        assert_eq!(core.state_tree().block_at(1), None);
-        // After a restart the replay computes the block below the tip too.
+        assert_eq!(core.state_tree().block_at(1), Some(c1.hash()));
+        assert_eq!(core.state_tree().root(1).unwrap(), c1.header.state_root);
+        assert!(stored_is_the_chains(&core));
         core.storage().close();
         drop(core);
         let core = reopen(dir.path(), &key, start);
         let one = core.chain().best_hash_at(1).unwrap();
         assert_eq!(core.state_tree().block_at(1), Some(one));
         assert_eq!(tree_tip(&core).2, root);
+        assert!(stored_is_the_chains(&core));
+    }
+
+    /// A stored tree whose records do not decode, or whose nodes were lost, is rewritten from
+    /// the chain's at startup.
+    #[tokio::test]
+    async fn a_corrupt_stored_tree_is_rewritten_at_startup() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([68u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 60_000;
+        let mut core = reopen(dir.path(), &key, start);
+        let to = KeyPair::from_seed([69u8; 32]).public();
+        let tx = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash());
+        let tip = core.chain().tip().header.clone();
+        core.import_block(block_on(&core, &tip, tip.slot + 1, vec![tx]))
+            .await
+            .unwrap();
+        let nodes = tree_tip(&core).3;
+        let some_node = core
+            .chain()
+            .state_tree()
+            .store()
+            .memory()
+            .dump()
+            .into_iter()
+            .find_map(|op| match op {
+                StoreOp::PutNode(k, _) => Some(k),
+                _ => None,
+            })
+            .unwrap();
+        // A lost node, then a node that does not decode.
+        for op in [
+            TreeOp::DeleteNode(some_node),
+            TreeOp::PutNode(some_node, vec![0xff]),
+        ] {
+            core.storage()
+                .commit_chain(&ChainCommit {
+                    state_tree: vec![op],
+                    ..ChainCommit::default()
+                })
+                .unwrap();
+            assert!(!stored_is_the_chains(&core));
+            core.storage().close();
+            drop(core);
+            core = reopen(dir.path(), &key, start);
+            assert!(stored_is_the_chains(&core));
+            assert_eq!(tree_tip(&core).3, nodes);
+        }
     }
 }

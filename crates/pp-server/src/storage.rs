@@ -437,6 +437,21 @@ impl Storage {
         .transpose()
     }
 
+    /// The header version of the stored best-chain block at `index` (the first four bytes of
+    /// its canonical encoding), read without decoding the block: how a data dir written under
+    /// older header rules is recognised.
+    pub fn stored_header_version(&self, index: u64) -> Result<Option<u32>, StorageError> {
+        let Some(h) = self.best_hash(index)? else {
+            return Ok(None);
+        };
+        let raw = self.read(|tx| {
+            let t = tx.open_table(BLOCKS)?;
+            Ok(t.get(h.as_bytes().as_slice())?
+                .map(|v| v.value().get(..4).map(|b| [b[0], b[1], b[2], b[3]])))
+        })?;
+        Ok(raw.flatten().map(u32::from_be_bytes))
+    }
+
     /// Hash of the stored best-chain block at `index`.
     pub fn best_hash(&self, index: u64) -> Result<Option<Hash>, StorageError> {
         let raw = self.read(|tx| {
@@ -816,14 +831,14 @@ mod tests {
                 i - 1,
                 &gh,
             );
-            let b = Block::produce(
+            let b = pp_ledger::testing::produce_on(
+                &g,
                 &parent,
                 i,
                 g.genesis_time + i * 1000,
                 1,
                 vec![tx],
                 &key,
-                &gh,
                 1 << 20,
             )
             .unwrap();

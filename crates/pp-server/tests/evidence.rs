@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{wait_until, Empty};
-use pp_ledger::{Block, KeyPair};
+use pp_ledger::KeyPair;
 use pp_net::{NetConfig, Network, TcpTransport};
 use pp_server::{NetworkConfig, Server};
 
@@ -60,14 +60,14 @@ async fn an_equivocating_producer_is_recorded_served_counted_and_kept_across_a_r
     assert!(wait_until(Duration::from_secs(10), || s.peer_count() == 1).await);
     let start = g.genesis_time + slot * g.slot_duration_ms;
     let make = |ts| {
-        Block::produce(
+        pp_ledger::testing::produce_on(
+            &g,
             &g.block().header,
             slot,
             ts,
             g.difficulty,
             vec![],
             &eve,
-            &gh,
             1 << 20,
         )
         .unwrap()

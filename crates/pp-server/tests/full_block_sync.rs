@@ -59,7 +59,9 @@ fn full_blocks(g: &Genesis, key: &KeyPair, senders: &[KeyPair], n: u64) -> Vec<B
             })
             .collect();
         let ts = g.genesis_time + slot * g.slot_duration_ms;
-        let b = Block::produce(&parent, slot, ts, g.difficulty, txs, key, &gh, 1 << 24).unwrap();
+        let b =
+            pp_ledger::testing::produce_on(g, &parent, slot, ts, g.difficulty, txs, key, 1 << 24)
+                .unwrap();
         parent = b.header.clone();
         out.push(b);
     }

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{now_ms, wait_until};
-use pp_ledger::{Block, Genesis, KeyPair, Transaction};
+use pp_ledger::{Genesis, KeyPair, Transaction};
 use pp_server::storage::ChainCommit;
 use pp_server::{NetworkConfig, Server, Storage, DB_FILE};
 
@@ -33,7 +33,9 @@ fn write_chain(dir: &std::path::Path, g: &Genesis, key: &KeyPair, n: u64) {
             })
             .collect();
         let ts = g.genesis_time + slot * g.slot_duration_ms;
-        let b = Block::produce(&parent, slot, ts, g.difficulty, txs, key, &gh, 1 << 24).unwrap();
+        let b =
+            pp_ledger::testing::produce_on(g, &parent, slot, ts, g.difficulty, txs, key, 1 << 24)
+                .unwrap();
         parent = b.header.clone();
         batch.best.push((slot, b.hash()));
         batch.blocks.push(b);

@@ -235,6 +235,7 @@ mod tests {
             slot,
             prev_hash: prev,
             tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
             producer: PublicKey([1; 32]),
             timestamp: 0,
             difficulty: 0,

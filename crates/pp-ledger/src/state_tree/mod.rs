@@ -22,7 +22,7 @@
 //!
 //! let alice = account_key(&KeyPair::from_seed([1; 32]).public());
 //! let bob = account_key(&KeyPair::from_seed([2; 32]).public());
-//! let leaf = AccountLeaf { balance: 100, nonce: 0, stake: 0, stakeholder_id: None };
+//! let leaf = AccountLeaf { balance: 100, nonce: 0, stake: 0, stakeholder_id: None, vrf_key: None };
 //! let mut tree = StateTree::new(MemoryStore::new());
 //! let root = tree.apply(0, [(alice, Some(leaf.to_canonical_bytes()))]).unwrap();
 //! let (value, proof) = tree.prove(0, &alice).unwrap();
@@ -36,7 +36,9 @@ mod proof;
 mod store;
 
 pub use proof::{verify, ProofError, ProofTerminal, StateProof, MAX_PROOF_LEN};
-pub use store::{Child, MemoryStore, Node, NodeKey, NodeStore, StoreError, NODE_KEY_LEN};
+pub use store::{
+    Child, LoggedStore, MemoryStore, Node, NodeKey, NodeStore, StoreError, StoreOp, NODE_KEY_LEN,
+};
 
 use crate::crypto::PublicKey;
 use crate::encoding::{Decode, Decoder, Encode, Encoder};
@@ -61,6 +63,75 @@ pub const VALUE_TAG: u8 = 0x02;
 /// The tree key of an account: `Blake2b-256(ACCOUNT_KEY_TAG ‖ public key)`.
 pub fn account_key(account: &PublicKey) -> Hash {
     Hash::blake2b_parts(&[ACCOUNT_KEY_TAG, &account.0])
+}
+
+/// Domain tag of the reserved (non-account) leaves, [`total_stake_key`]: distinct from
+/// [`ACCOUNT_KEY_TAG`], so no account key can equal a reserved key unless Blake2b collides.
+pub const META_KEY_TAG: &[u8] = b"pp-ledger/state-meta/v1";
+
+/// Name of the total-stake leaf under [`META_KEY_TAG`].
+pub const TOTAL_STAKE_NAME: &[u8] = b"total-stake";
+
+/// Length of the total-stake leaf's value: the total as a big-endian u128.
+pub const TOTAL_STAKE_VALUE_LEN: usize = 16;
+
+/// The key of the total-stake leaf: `Blake2b-256(META_KEY_TAG ‖ "total-stake")`. Its value
+/// ([`total_stake_value`]) is the sum of every bonded stake of the state, the `T` the leader
+/// election divides by (docs/leader-election.md §2, "Proving SD_e to a light client").
+pub fn total_stake_key() -> Hash {
+    Hash::blake2b_parts(&[META_KEY_TAG, TOTAL_STAKE_NAME])
+}
+
+/// The total-stake leaf's value: `total` as 16 bytes big-endian.
+pub fn total_stake_value(total: u128) -> Vec<u8> {
+    total.to_be_bytes().to_vec()
+}
+
+/// Reads a total-stake leaf's value (exactly 16 bytes).
+pub fn decode_total_stake(value: &[u8]) -> Result<u128, DecodeError> {
+    let mut d = Decoder::new(value);
+    let mut b = [0u8; TOTAL_STAKE_VALUE_LEN];
+    b.copy_from_slice(d.take(TOTAL_STAKE_VALUE_LEN)?);
+    d.finish()?;
+    Ok(u128::from_be_bytes(b))
+}
+
+/// The leaf changes that bring a tree to `state` for `accounts` (each account's leaf, or its
+/// removal if the state has none), and the total-stake leaf if `with_total`.
+pub fn state_changes(
+    state: &LedgerState,
+    accounts: &[PublicKey],
+    with_total: bool,
+) -> Vec<(Hash, Option<Vec<u8>>)> {
+    let mut out: Vec<(Hash, Option<Vec<u8>>)> = accounts
+        .iter()
+        .map(|a| {
+            let leaf = AccountLeaf::from_state(state, a).map(|l| l.to_canonical_bytes());
+            (account_key(a), leaf)
+        })
+        .collect();
+    if with_total {
+        out.push((
+            total_stake_key(),
+            Some(total_stake_value(state.total_stake())),
+        ));
+    }
+    out
+}
+
+/// Every leaf of `state`: one per account the state knows ([`LedgerState::accounts`]) and the
+/// total-stake leaf (docs/state-commitment.md §2).
+pub fn state_entries(state: &LedgerState) -> Vec<(Hash, Option<Vec<u8>>)> {
+    state_changes(state, &state.accounts(), true)
+}
+
+/// The root of the tree of `state`, built from nothing (O(accounts); the chain updates its
+/// tree incrementally instead): what a block header's `state_root` commits to.
+pub fn state_root(state: &LedgerState) -> Hash {
+    let mut t = StateTree::new(MemoryStore::new());
+    t.set_parallel(false);
+    // A memory store cannot fail, and version 0 of an empty store is always accepted.
+    t.apply(0, state_entries(state)).unwrap_or(Hash::ZERO)
 }
 
 /// `Blake2b-256(0x02 ‖ value)`.
@@ -103,7 +174,8 @@ pub fn key_bit(key: &Hash, i: usize) -> bool {
 
 /// What the tree holds for one account: its leaf value, in the canonical encoding
 /// (docs/state-commitment.md §2): balance, nonce, bonded stake as `u64` BE, then `0x00`, or
-/// `0x01` and the stakeholder id as a length-prefixed string.
+/// `0x01` and the stakeholder id as a length-prefixed string, then `0x00`, or `0x01` and the
+/// registered praos VRF key (32 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountLeaf {
     /// Spendable balance.
@@ -114,6 +186,8 @@ pub struct AccountLeaf {
     pub stake: u64,
     /// The stakeholder id bound to the account, if any.
     pub stakeholder_id: Option<String>,
+    /// The praos VRF key registered for the account (bound with its id), if any.
+    pub vrf_key: Option<PublicKey>,
 }
 
 impl AccountLeaf {
@@ -129,6 +203,7 @@ impl AccountLeaf {
             nonce: state.nonce(account),
             stake: state.stake(account),
             stakeholder_id: id,
+            vrf_key: state.vrf_key(account),
         })
     }
 }
@@ -139,6 +214,10 @@ impl Encode for AccountLeaf {
         match &self.stakeholder_id {
             None => e.u8(0),
             Some(id) => e.u8(1).str(id),
+        };
+        match &self.vrf_key {
+            None => e.u8(0),
+            Some(k) => e.u8(1).key(k),
         };
     }
 }
@@ -167,11 +246,22 @@ impl Decode for AccountLeaf {
                 })
             }
         };
+        let vrf_key = match d.u8()? {
+            0 => None,
+            1 => Some(d.key()?),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "VRF key option",
+                    tag,
+                })
+            }
+        };
         Ok(AccountLeaf {
             balance,
             nonce,
             stake,
             stakeholder_id,
+            vrf_key,
         })
     }
 }
@@ -837,6 +927,22 @@ impl<S: NodeStore + Sync> StateTree<S> {
         self.store.put_stale(version, stale)?;
         self.store.put_root(version, root)?;
         Ok(root.map_or(Hash::ZERO, |c| c.hash))
+    }
+
+    /// The root [`StateTree::apply`] would return for `version` with `changes`, without
+    /// writing anything: the update runs over an overlay that reads this tree's store and
+    /// keeps its writes apart (a producer's root for a block it has not made yet).
+    pub fn root_after(
+        &self,
+        version: u64,
+        changes: impl IntoIterator<Item = (Hash, Option<Vec<u8>>)>,
+    ) -> Result<Hash, StateTreeError> {
+        let mut t = StateTree {
+            store: store::Overlay::new(&self.store),
+            scratch: Vec::new(),
+            parallel: self.parallel,
+        };
+        t.apply(version, changes)
     }
 
     /// The value of `key` at `version`, and the proof of it (or of its absence).

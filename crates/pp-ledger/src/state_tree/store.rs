@@ -486,6 +486,217 @@ impl NodeStore for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Everything the store holds, as the writes that rebuild it in an empty store: every
+    /// node, every root and every stale list (a backend copies a whole tree with it).
+    pub fn dump(&self) -> Vec<StoreOp> {
+        let mut out: Vec<StoreOp> = self
+            .nodes
+            .values()
+            .flat_map(|t| t.iter())
+            .chain(self.merged.iter())
+            .map(|(k, n)| StoreOp::PutNode(*k, n.clone()))
+            .collect();
+        out.extend(self.roots.iter().map(|(v, r)| StoreOp::PutRoot(*v, *r)));
+        out.extend(
+            self.stale
+                .iter()
+                .map(|(v, keys)| StoreOp::PutStale(*v, keys.clone())),
+        );
+        out
+    }
+}
+
+/// One write a [`LoggedStore`] recorded, to replay on another backend in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// [`NodeStore::put_node`].
+    PutNode(NodeKey, Node),
+    /// [`NodeStore::delete_node`].
+    DeleteNode(NodeKey),
+    /// [`NodeStore::put_root`].
+    PutRoot(u64, Option<Child>),
+    /// [`NodeStore::delete_root`].
+    DeleteRoot(u64),
+    /// [`NodeStore::put_stale`] (never with an empty list).
+    PutStale(u64, Vec<NodeKey>),
+    /// [`NodeStore::take_stale`].
+    TakeStale(u64),
+}
+
+/// A [`MemoryStore`] that can also record its writes ([`StoreOp`]s), for an owner that mirrors
+/// the tree on disk: the chain's tree writes here, a node persists the log with the blocks.
+/// Recording is off until [`LoggedStore::set_logging`] turns it on.
+#[derive(Debug, Default, Clone)]
+pub struct LoggedStore {
+    mem: MemoryStore,
+    log: Option<Vec<StoreOp>>,
+}
+
+impl LoggedStore {
+    /// A store over `mem`, not recording.
+    pub fn new(mem: MemoryStore) -> LoggedStore {
+        LoggedStore { mem, log: None }
+    }
+
+    /// The nodes, roots and stale lists.
+    pub fn memory(&self) -> &MemoryStore {
+        &self.mem
+    }
+
+    /// Starts (dropping nothing) or stops (dropping what was recorded) recording writes.
+    pub fn set_logging(&mut self, on: bool) {
+        match (on, self.log.is_some()) {
+            (true, false) => self.log = Some(Vec::new()),
+            (false, true) => self.log = None,
+            _ => {}
+        }
+    }
+
+    /// The writes recorded since the last call (empty when not recording).
+    pub fn take_log(&mut self) -> Vec<StoreOp> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn record(&mut self, op: impl FnOnce() -> StoreOp) {
+        if let Some(log) = self.log.as_mut() {
+            log.push(op());
+        }
+    }
+}
+
+impl NodeStore for LoggedStore {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StoreError> {
+        self.mem.node(key)
+    }
+
+    fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
+        self.record(|| StoreOp::PutNode(key, node.clone()));
+        self.mem.put_node(key, node)
+    }
+
+    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
+        self.mem.nodes(keys)
+    }
+
+    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        if let Some(log) = self.log.as_mut() {
+            log.extend(nodes.iter().map(|(k, n)| StoreOp::PutNode(*k, n.clone())));
+        }
+        self.mem.put_nodes(nodes)
+    }
+
+    fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
+        self.record(|| StoreOp::DeleteNode(*key));
+        self.mem.delete_node(key)
+    }
+
+    fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
+        self.mem.root(version)
+    }
+
+    fn put_root(&mut self, version: u64, root: Option<Child>) -> Result<(), StoreError> {
+        self.record(|| StoreOp::PutRoot(version, root));
+        self.mem.put_root(version, root)
+    }
+
+    fn delete_root(&mut self, version: u64) -> Result<(), StoreError> {
+        self.record(|| StoreOp::DeleteRoot(version));
+        self.mem.delete_root(version)
+    }
+
+    fn version_range(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        self.mem.version_range()
+    }
+
+    fn put_stale(&mut self, version: u64, keys: Vec<NodeKey>) -> Result<(), StoreError> {
+        if !keys.is_empty() {
+            self.record(|| StoreOp::PutStale(version, keys.clone()));
+        }
+        self.mem.put_stale(version, keys)
+    }
+
+    fn take_stale(&mut self, version: u64) -> Result<Vec<NodeKey>, StoreError> {
+        self.record(|| StoreOp::TakeStale(version));
+        self.mem.take_stale(version)
+    }
+}
+
+/// A store that reads through to `base` and keeps its own writes apart: an update run over it
+/// computes a root without changing `base` ([`super::StateTree::root_after`]).
+pub(crate) struct Overlay<'a, S> {
+    base: &'a S,
+    top: MemoryStore,
+}
+
+impl<'a, S: NodeStore> Overlay<'a, S> {
+    pub(crate) fn new(base: &'a S) -> Self {
+        Overlay {
+            base,
+            top: MemoryStore::new(),
+        }
+    }
+}
+
+impl<S: NodeStore> NodeStore for Overlay<'_, S> {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StoreError> {
+        match self.top.get(key) {
+            Some(n) => Ok(Some(n.clone())),
+            None => self.base.node(key),
+        }
+    }
+
+    fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
+        self.top.put_node(key, node)
+    }
+
+    fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
+        if self.top.node_count() == 0 {
+            return self.base.nodes(keys);
+        }
+        keys.iter().map(|k| self.node(k)).collect()
+    }
+
+    fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        self.top.put_nodes(nodes)
+    }
+
+    fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
+        self.top.delete_node(key)
+    }
+
+    fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
+        match self.top.root(version)? {
+            Some(r) => Ok(Some(r)),
+            None => self.base.root(version),
+        }
+    }
+
+    fn put_root(&mut self, version: u64, root: Option<Child>) -> Result<(), StoreError> {
+        self.top.put_root(version, root)
+    }
+
+    fn delete_root(&mut self, version: u64) -> Result<(), StoreError> {
+        self.top.delete_root(version)
+    }
+
+    fn version_range(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let (a, b) = (self.base.version_range()?, self.top.version_range()?);
+        Ok(match (a, b) {
+            (Some((lo, hi)), Some((lo2, hi2))) => Some((lo.min(lo2), hi.max(hi2))),
+            (x, None) | (None, x) => x,
+        })
+    }
+
+    fn put_stale(&mut self, version: u64, keys: Vec<NodeKey>) -> Result<(), StoreError> {
+        self.top.put_stale(version, keys)
+    }
+
+    fn take_stale(&mut self, version: u64) -> Result<Vec<NodeKey>, StoreError> {
+        self.top.take_stale(version)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

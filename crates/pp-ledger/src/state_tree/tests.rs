@@ -39,6 +39,7 @@ fn val(i: u32, x: u64) -> Vec<u8> {
         nonce: u64::from(i),
         stake: 0,
         stakeholder_id: None,
+        vrf_key: None,
     }
     .to_canonical_bytes()
 }
@@ -511,6 +512,7 @@ fn account_leaf_from_state_has_every_field_and_none_for_unknown_accounts() {
             nonce: 0,
             stake: 1_000,
             stakeholder_id: Some("node0".into()),
+            vrf_key: None,
         })
     );
     let stranger = KeyPair::from_seed([2; 32]).public();
@@ -524,18 +526,40 @@ fn account_leaf_round_trips_and_refuses_bad_ids() {
         nonce: 2,
         stake: 3,
         stakeholder_id: Some("pool-1".into()),
+        vrf_key: None,
     };
     let b = l.to_canonical_bytes();
-    assert_eq!(b.len(), 8 * 3 + 1 + 4 + 6);
-    assert_eq!(AccountLeaf::from_canonical_bytes(&b), Ok(l));
+    assert_eq!(b.len(), 8 * 3 + 1 + 4 + 6 + 1);
+    assert_eq!(AccountLeaf::from_canonical_bytes(&b), Ok(l.clone()));
     let mut bad = b.clone();
     bad[24] = 2;
     assert!(AccountLeaf::from_canonical_bytes(&bad).is_err());
+    // The VRF key: 0x01 and 32 bytes after the id.
+    let with_vrf = AccountLeaf {
+        vrf_key: Some(crate::PublicKey([0xab; 32])),
+        ..l
+    };
+    let v = with_vrf.to_canonical_bytes();
+    assert_eq!(v.len(), 8 * 3 + 1 + 4 + 6 + 1 + 32);
+    assert_eq!(v[8 * 3 + 1 + 4 + 6], 1);
+    assert_eq!(&v[v.len() - 32..], &[0xab; 32][..]);
+    assert_eq!(AccountLeaf::from_canonical_bytes(&v), Ok(with_vrf));
+    // An unknown option tag, a cut key, a trailing byte: refused.
+    let mut bad_tag = v.clone();
+    bad_tag[8 * 3 + 1 + 4 + 6] = 2;
+    assert!(AccountLeaf::from_canonical_bytes(&bad_tag).is_err());
+    assert!(AccountLeaf::from_canonical_bytes(&v[..v.len() - 1]).is_err());
+    let mut trailing = v.clone();
+    trailing.push(0);
+    assert!(AccountLeaf::from_canonical_bytes(&trailing).is_err());
+    // Without the VRF option byte (the version 1 leaf): refused.
+    assert!(AccountLeaf::from_canonical_bytes(&b[..b.len() - 1]).is_err());
     let bad_id = AccountLeaf {
         balance: 0,
         nonce: 0,
         stake: 0,
         stakeholder_id: Some("no spaces".into()),
+        vrf_key: None,
     };
     assert!(AccountLeaf::from_canonical_bytes(&bad_id.to_canonical_bytes()).is_err());
 }
@@ -604,4 +628,55 @@ proptest! {
             prop_assert_eq!(p.to_bytes(), b);
         }
     }
+}
+
+/// The total-stake leaf: its key is domain-separated from every account key (another tag, the
+/// same hash), its value is the u128 sum of the stakes, 16 bytes big-endian; it is in every
+/// state's tree and changes with the stakes only.
+#[test]
+fn total_stake_leaf_is_the_sum_of_the_stakes_under_its_own_key() {
+    use crate::{Genesis, KeyPair};
+    let key = super::total_stake_key();
+    assert_eq!(
+        key,
+        Hash::blake2b(b"pp-ledger/state-meta/v1total-stake"),
+        "H(tag || name), no separator"
+    );
+    let producer = KeyPair::from_seed([1; 32]).public();
+    assert_ne!(key, account_key(&producer));
+    let mut g = Genesis::devnet("node0", producer, 1_700_000_000_000);
+    g.initial_stakeholders
+        .push(crate::genesis::InitialStakeholder {
+            id: "big".into(),
+            public_key: KeyPair::from_seed([2; 32]).public(),
+            stake: u64::MAX,
+            vrf_key: None,
+        });
+    let state = LedgerState::from_genesis(&g);
+    let total = state.total_stake();
+    assert_eq!(total, 1_000 + u128::from(u64::MAX), "no u64 overflow");
+    assert_eq!(
+        total,
+        state
+            .stakes()
+            .values()
+            .map(|&s| u128::from(s))
+            .sum::<u128>()
+    );
+    let entries = super::state_entries(&state);
+    let (_, v) = entries.iter().find(|(k, _)| *k == key).expect("total leaf");
+    let v = v.as_deref().expect("present");
+    assert_eq!(v.len(), 16);
+    assert_eq!(super::decode_total_stake(v), Ok(total));
+    assert!(super::decode_total_stake(&v[..15]).is_err());
+    assert!(super::decode_total_stake(&[v, &[0]].concat()).is_err());
+    // The tree of the state proves it against the state's root.
+    let mut t = StateTree::new(MemoryStore::new());
+    let root = t.apply(0, entries.clone()).unwrap();
+    assert_eq!(root, super::state_root(&state));
+    let (got, proof) = t.prove(0, &key).unwrap();
+    assert_eq!(got.as_deref(), Some(v));
+    verify(&root, &key, Some(v), &proof).unwrap();
+    // One more leaf than accounts.
+    assert_eq!(entries.len(), state.accounts().len() + 1);
 }

@@ -7,6 +7,8 @@ use pp_ledger::{
     Transaction, TxBody, TxKind,
 };
 
+pub use pp_ledger::testing::root_on;
+
 pub const GENESIS_TIME: u64 = 1_700_000_000_000;
 pub const SLOT_MS: u64 = 1_000;
 /// A "now" far after every slot used in the tests.
@@ -98,17 +100,24 @@ pub fn block_by(
     txs: Vec<Transaction>,
     k: &KeyPair,
 ) -> Block {
-    Block::produce(
+    let after = root_on(g, &parent.header, &k.public(), &txs);
+    let root = after.as_ref().map_or(Hash::ZERO, |(r, _)| *r);
+    let b = Block::produce(
         &parent.header,
         slot,
         g.genesis_time + slot * g.slot_duration_ms,
         g.difficulty,
         txs,
+        root,
         k,
         &g.hash(),
         1 << 24,
     )
-    .expect("proof of work found")
+    .expect("proof of work found");
+    if let Some((_, st)) = after {
+        pp_ledger::testing::remember_state(b.hash(), st);
+    }
+    b
 }
 
 /// Re-mines and re-signs `b` after its header was edited, so only the edit is wrong.

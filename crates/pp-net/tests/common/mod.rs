@@ -33,6 +33,7 @@ pub fn make_chain(n: u64, txs: usize) -> Vec<Block> {
         slot: 0,
         prev_hash: g,
         tx_root: Hash::ZERO,
+        state_root: Hash::ZERO,
         producer: k.public(),
         timestamp: 0,
         difficulty: 0,
@@ -55,7 +56,8 @@ pub fn make_chain(n: u64, txs: usize) -> Vec<Block> {
             ));
             nonce += 1;
         }
-        let b = Block::produce(&parent, i, 1000 * i, 0, batch, &k, &g, 1).expect("difficulty 0");
+        let b = Block::produce(&parent, i, 1000 * i, 0, batch, Hash::ZERO, &k, &g, 1)
+            .expect("difficulty 0");
         parent = b.header.clone();
         out.push(b);
     }

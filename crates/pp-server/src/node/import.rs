@@ -199,9 +199,6 @@ impl Core {
                         }
                         _ => vec![hash],
                     };
-                    if let Err(e) = lock(&self.state_tree).on_best_change(&chain, &applied) {
-                        tracing::warn!(error = %e, "state tree update failed");
-                    }
                     for h in &applied {
                         if let Some(b) = chain.block_by_hash(h) {
                             commit.best.push((b.header.index, *h));
@@ -233,8 +230,11 @@ impl Core {
             let pending = slot.send(WriteOp::Chain(commit));
             return (done, refused, Some((pending, Vec::new(), Vec::new())));
         }
+        // The chain's tree writes (the versions of the new best blocks, rollbacks, pruning) go
+        // to disk in the same transaction as the blocks.
+        let tree_ops = self.chain_mut().take_tree_ops();
         let chain = self.chain();
-        commit.state_tree = lock(&self.state_tree).take_ops();
+        commit.state_tree = crate::state_commit::chain_ops(&chain, tree_ops, &commit.best);
         commit.height = Some(chain.height());
         // Side blocks that fell `k` below the tip can never be adopted: off the disk too.
         commit.side_floor = Some(chain.height().saturating_sub(self.genesis.k));
@@ -434,6 +434,7 @@ pub(crate) fn block_offence(e: &BlockError) -> Misbehaviour {
         | BlockError::WrongDifficulty { .. }
         | BlockError::BadPow { .. }
         | BlockError::BadTxRoot { .. }
+        | BlockError::StateRoot { .. }
         | BlockError::BadBlockSignature(_)
         | BlockError::BadOpCertSignature { .. }
         | BlockError::BadHotKeySignature { .. } => Misbehaviour::InvalidBlock,

@@ -28,11 +28,11 @@
 //! Locks, always taken in this order, never held across an `.await`:
 //! 1. `import_lock` (std `Mutex<()>`): serializes block imports; the import's storage change is
 //!    queued before it is released (the commit itself is awaited afterwards).
-//! 2. `chain` (std `RwLock`): the chain and tip state. Written only inside an import, for the
-//!    duration of `add_block`; readers (HTTP, production, the fetch server) are never blocked by
-//!    disk I/O.
-//! 3. `state_tree` (std `Mutex`).
-//! 4. `mempool` (std `Mutex`).
+//! 2. `chain` (std `RwLock`): the chain, its tip state and its account state tree. Written
+//!    inside an import (for the duration of `add_block`, and to take the tree's writes for the
+//!    commit) and by the producer (the state root of its block: applied and undone); readers
+//!    (HTTP, the fetch server) are never blocked by disk I/O.
+//! 3. `mempool` (std `Mutex`).
 //!
 //! `tip` (the published tip) and `pending` (the pool's length) are written as the chain's write
 //! guard and the mempool's guard are released, and read by `/status` and `/health`, which so
@@ -147,8 +147,6 @@ pub(crate) struct Core {
     tip: Mutex<TipSnapshot>,
     /// `mempool`'s length as of the last release of its lock (see [`MempoolGuard`]).
     pending: AtomicUsize,
-    /// The account state tree (see [`crate::state_commit`]); locked after `chain`.
-    state_tree: Mutex<crate::state_commit::NodeTree>,
     mempool: Mutex<Mempool>,
 }
 
@@ -235,8 +233,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) enum TxStatus {
     /// In the mempool.
     Pending,
-    /// In this best-chain block.
-    Included(Block),
+    /// In this best-chain block (boxed: a block is much larger than the other variants).
+    Included(Box<Block>),
     /// Acknowledged once, then dropped for this reason.
     Dropped(DropReason),
     /// Neither pending nor on the best chain.
@@ -246,7 +244,6 @@ pub(crate) enum TxStatus {
 impl Core {
     pub(crate) fn new(p: Parts) -> Core {
         let genesis_hash = p.genesis.hash();
-        let keep_versions = p.genesis.k;
         p.metrics.height.set(gauge_value(p.chain.height()));
         p.metrics.mempool_size.set(gauge_value(p.mempool.len()));
         let observe = crate::observe::Observe::new(p.clock.now_ms());
@@ -271,10 +268,6 @@ impl Core {
             events: EventBus::default(),
             sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
-            state_tree: Mutex::new(crate::state_commit::NodeTree::new(
-                Default::default(),
-                keep_versions,
-            )),
             tip: Mutex::new(TipSnapshot::of(&p.chain)),
             pending: AtomicUsize::new(p.mempool.len()),
             chain: RwLock::new(p.chain),
@@ -441,15 +434,6 @@ impl Core {
         Ok(found.cloned())
     }
 
-    /// Runs `f` on the account state tree (see [`crate::state_commit`]). Take the chain lock
-    /// first if both are needed.
-    pub(crate) fn with_state_tree<R>(
-        &self,
-        f: impl FnOnce(&crate::state_commit::NodeTree) -> R,
-    ) -> R {
-        f(&lock(&self.state_tree))
-    }
-
     /// Where transaction `id` stands: pending, included in a best-chain block, dropped (with the
     /// reason) or unknown.
     pub(crate) fn tx_status(&self, id: &Hash) -> Result<TxStatus, StorageError> {
@@ -457,7 +441,7 @@ impl Core {
             return Ok(TxStatus::Pending);
         }
         if let Some(b) = self.included_in(id)? {
-            return Ok(TxStatus::Included(b));
+            return Ok(TxStatus::Included(Box::new(b)));
         }
         Ok(match self.mempool().dropped(id) {
             Some(reason) => TxStatus::Dropped(reason.clone()),

@@ -31,17 +31,29 @@ impl Core {
         }
         let me = self.producer_key();
         let producer = self.producer.as_ref();
-        let (parent, txs, vrf) = {
-            let chain = self.chain();
+        let (parent, txs, vrf, state_root) = {
+            // Mutably: the state root is computed by applying the block to the tip state and
+            // undoing it (no copy of the state), which leaves the chain as it was.
+            let mut chain = self.chain_mut();
             if chain.tip().header.slot >= slot {
                 return None;
             }
             // Classic: the public leader; praos: our VRF proves the slot (evidence for the header).
             let cert = producer.map(|p| &p.cert);
             let vrf = crate::praos::leader_evidence(&chain, slot, &me, self.vrf.as_ref(), cert)?;
-            let mp = self.mempool();
-            let txs = chain.select_transactions(mp.candidates());
-            (chain.tip().header.clone(), txs, vrf)
+            let txs = {
+                let mp = self.mempool();
+                chain.select_transactions(mp.candidates())
+            };
+            // The header commits the root of the state after the block (docs/consensus.md).
+            let state_root = match chain.state_root_after_tip(&me, &txs) {
+                Ok(root) => root,
+                Err(e) => {
+                    tracing::warn!(slot, error = %e, "cannot compute the state root; not producing");
+                    return None;
+                }
+            };
+            (chain.tip().header.clone(), txs, vrf, state_root)
         };
         let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
         let mut header = BlockHeader {
@@ -50,6 +62,7 @@ impl Core {
             slot,
             prev_hash: parent.hash(),
             tx_root: pp_ledger::merkle_root(&ids),
+            state_root,
             producer: me,
             timestamp: self.now_ms(),
             difficulty: self.genesis.difficulty,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pp_ledger::chain::AddOutcome;
 use pp_ledger::error::ChainError;
 
-use super::{lock, Core};
+use super::Core;
 use crate::mempool::DropReason;
 use crate::metrics::gauge_value;
 use crate::storage::{ChainCommit, StorageError};
@@ -20,13 +20,16 @@ impl Core {
     pub(crate) fn replay(&self) -> Result<u64, StorageError> {
         let mut applied = 0u64;
         let mut trim = false;
-        let mut tree = match self.storage.state_tree()? {
-            Ok(store) => crate::state_commit::NodeTree::new(store, self.genesis.k),
+        // The chain recomputes every version of the state tree (each replayed header's root is
+        // checked); the stored tree is compared with it afterwards, not read into it.
+        let stored_tree = match self.storage.state_tree()? {
+            Ok(store) => Some(store),
             Err(why) => {
-                tracing::warn!(%why, "stored state tree is corrupt; rebuilding it");
-                crate::state_commit::NodeTree::new(Default::default(), self.genesis.k)
+                tracing::warn!(%why, "stored state tree is corrupt; rewriting it");
+                None
             }
         };
+        self.chain_mut().set_tree_logging(false);
         // Signatures are verified (full validation on every restart) but not remembered: the
         // transactions of applied best blocks never need a check again, and filling the shared
         // cache with them would hold its whole bound (tens of MB) for nothing.
@@ -53,9 +56,6 @@ impl Core {
                     applied += 1;
                     chain.mark_stored(applied, h);
                     trim = false;
-                    if let Err(e) = tree.replayed(&chain, applied, *h) {
-                        tracing::warn!(error = %e, "state tree replay failed");
-                    }
                 }
                 Ok(other) => {
                     tracing::warn!(hash = %h, ?other, "stored block did not extend the replayed chain; stopping");
@@ -67,11 +67,17 @@ impl Core {
                 }
             }
         }
-        if let Err(e) = tree.finish_replay(&self.chain()) {
-            tracing::warn!(error = %e, "state tree replay failed");
+        // The stored tree is rewritten if it is not the chain's, with the trimmed height (or
+        // alone); from now on the chain records its tree writes for the imports to persist.
+        let state_tree = {
+            let mut chain = self.chain_mut();
+            chain.set_tree_logging(true);
+            crate::state_commit::reconcile(&chain, stored_tree.as_ref()).unwrap_or_default()
+        };
+        if !state_tree.is_empty() {
+            tracing::info!("stored state tree rewritten from the replayed chain");
         }
-        // The tree's repairs go to disk with the trimmed height (or alone).
-        let state_tree = tree.take_ops();
+        drop(stored_tree);
         if trim || !state_tree.is_empty() {
             self.storage.commit_chain(&ChainCommit {
                 height: trim.then_some(applied),
@@ -79,7 +85,6 @@ impl Core {
                 ..ChainCommit::default()
             })?;
         }
-        *lock(&self.state_tree) = tree;
         let height = self.chain().height();
         self.metrics.height.set(gauge_value(height));
         Ok(height)

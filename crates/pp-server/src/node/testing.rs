@@ -74,17 +74,32 @@ pub(crate) fn block_on(
     slot: u64,
     txs: Vec<pp_ledger::Transaction>,
 ) -> Block {
-    Block::produce(
+    // The state root: from the states of blocks built here (any branch), else from the chain
+    // if it holds the parent.
+    let after = pp_ledger::testing::root_on(&core.genesis, parent, &core.key.public(), &txs);
+    let root = match &after {
+        Some((r, _)) => *r,
+        None => core
+            .chain()
+            .state_root_after(&parent.hash(), &core.key.public(), &txs)
+            .unwrap_or(pp_ledger::Hash::ZERO),
+    };
+    let b = Block::produce(
         parent,
         slot,
         core.slots.slot_start_ms(slot),
         core.genesis.difficulty,
         txs,
+        root,
         &core.key,
         &core.genesis_hash,
         1 << 24,
     )
-    .unwrap()
+    .unwrap();
+    if let Some((_, st)) = after {
+        pp_ledger::testing::remember_state(b.hash(), st);
+    }
+    b
 }
 
 impl Core {
@@ -93,13 +108,54 @@ impl Core {
         &self.storage
     }
 
-    /// The node key (tests sign blocks and transactions with it).
-    pub(crate) fn key(&self) -> &KeyPair {
-        &self.key
+    /// The chain (whose account state tree the node persists), read-locked.
+    pub(crate) fn state_tree(&self) -> TreeView<'_> {
+        TreeView(self.chain())
+    }
+}
+
+/// The chain's account state tree, as the tests look at it: versions are best-chain indexes.
+pub(crate) struct TreeView<'a>(
+    std::sync::RwLockReadGuard<'a, pp_ledger::Chain<pp_ouroboros::Ouroboros>>,
+);
+
+impl TreeView<'_> {
+    /// The oldest and latest kept versions.
+    pub(crate) fn versions(&self) -> Option<(u64, u64)> {
+        self.0.state_tree().versions().ok().flatten()
     }
 
-    /// The account state tree.
-    pub(crate) fn state_tree(&self) -> MutexGuard<'_, crate::state_commit::NodeTree> {
-        lock(&self.state_tree)
+    /// The best block whose version `index` is, if kept.
+    pub(crate) fn block_at(&self, index: u64) -> Option<pp_ledger::Hash> {
+        self.versions()
+            .filter(|(lo, hi)| (*lo..=*hi).contains(&index))
+            .and_then(|_| self.0.best_hash_at(index))
+    }
+
+    /// The root of version `index`.
+    pub(crate) fn root(
+        &self,
+        index: u64,
+    ) -> Result<pp_ledger::Hash, pp_ledger::state_tree::StateTreeError> {
+        self.0.state_tree().root(index)
+    }
+
+    /// `account`'s leaf value at version `index` and its proof.
+    pub(crate) fn prove(
+        &self,
+        index: u64,
+        account: &pp_ledger::PublicKey,
+    ) -> Result<
+        (Option<Vec<u8>>, pp_ledger::state_tree::StateProof),
+        pp_ledger::state_tree::StateTreeError,
+    > {
+        self.0
+            .state_tree()
+            .prove(index, &pp_ledger::state_tree::account_key(account))
+    }
+
+    /// Number of live nodes.
+    pub(crate) fn node_count(&self) -> usize {
+        self.0.state_tree().store().memory().node_count()
     }
 }

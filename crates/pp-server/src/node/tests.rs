@@ -170,17 +170,7 @@ async fn batch_import_stops_at_the_first_refused_block_and_keeps_the_rest() {
     let b1 = next_block(&core, vec![]);
     let b2 = {
         let slot = b1.header.slot + 1;
-        Block::produce(
-            &b1.header,
-            slot,
-            core.slots.slot_start_ms(slot),
-            core.genesis.difficulty,
-            vec![],
-            &key,
-            &core.genesis_hash,
-            1 << 24,
-        )
-        .unwrap()
+        testing::block_on(&core, &b1.header, slot, vec![])
     };
     let mut b3 = b2.clone();
     b3.header.index += 1;

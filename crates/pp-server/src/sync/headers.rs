@@ -127,18 +127,17 @@ mod tests {
         let key = KeyPair::from_seed([5u8; 32]);
         let mut g = Genesis::devnet("h", key.public(), 0);
         g.difficulty = 1;
-        let gh = g.hash();
         let mut blocks = vec![g.block()];
         for slot in 1..=5u64 {
             let parent = blocks.last().map(|b| b.header.clone()).unwrap();
-            let b = Block::produce(
+            let b = pp_ledger::testing::produce_on(
+                &g,
                 &parent,
                 slot * 2,
                 0,
                 g.difficulty,
                 Vec::new(),
                 &key,
-                &gh,
                 1 << 24,
             )
             .unwrap();
