@@ -486,6 +486,28 @@ mod tests {
             StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
         verify(&root, &tkey, Some(&tval), &tproof).unwrap();
         assert!(verify(&root1, &tkey, Some(&tval), &tproof).is_err());
+        // The stake snapshot: every stakeholder's leaf and the total leaf, all against the
+        // header's root, the stakes summing to the total.
+        let (st, v) = get_json(&core, "/proofs/stake").await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(hash_of(&v["state_root"]), root);
+        let sval = hex::decode(v["total"]["value"].as_str().unwrap()).unwrap();
+        let sproof =
+            StateProof::from_bytes(&hex::decode(v["total"]["proof"].as_str().unwrap()).unwrap())
+                .unwrap();
+        verify(&root, &tkey, Some(&sval), &sproof).unwrap();
+        let listed = v["stakeholders"].as_array().unwrap();
+        assert!(!listed.is_empty());
+        let mut sum = 0u128;
+        for e in listed {
+            let a = PublicKey::from_hex(e["account"].as_str().unwrap()).unwrap();
+            let val = hex::decode(e["value"].as_str().unwrap()).unwrap();
+            let pr = StateProof::from_bytes(&hex::decode(e["proof"].as_str().unwrap()).unwrap())
+                .unwrap();
+            verify(&root, &account_key(&a), Some(&val), &pr).unwrap();
+            sum += u128::from(AccountLeaf::from_canonical_bytes(&val).unwrap().stake);
+        }
+        assert_eq!(sum, total);
         let (st, v) = get_json(&core, &format!("/proofs/total-stake?block={}", hashes[1])).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(hash_of(&v["state_root"]), root1);
