@@ -101,8 +101,10 @@ fn add_light(c: &mut Cluster, shared: Arc<Mutex<Shared>>) -> Result<(), SimError
         async move {
             let mut config = NetConfig::new("light", gh, format!("0.0.0.0:{P2P_PORT}"));
             config.identity = KeyPair::from_seed(Hash::blake2b_parts(&[b"pp-sim/light"]).0);
-            // One outbound connection at a time, none accepted: it dials only whom it asks.
-            config.max_peers = 2;
+            // Accepts no connections; it asks only `shared.peers`, but its dialer may connect
+            // to nodes learned by peer exchange too: room for all five outbound.
+            config.max_peers = 32;
+            config.unix_time_ms = Some(sim_now_ms());
             config.advertised_port = Some(0);
             let (net, mut events) =
                 Network::start(config, TurmoilTransport, Arc::new(Nothing(gh))).await?;
@@ -443,5 +445,87 @@ fn light_client_on_the_minority_side_never_reports_past_k_and_converges_after_th
     let name =
         "light_client_on_the_minority_side_never_reports_past_k_and_converges_after_the_heal";
     let r = run_seeds_or(name, 1, |s| partition_heal(s).map_err(|e| e.to_string()));
+    assert_all_passed(name, &r);
+}
+
+/// The same partition with k = 3 and three epochs apart: the minority's fork grows deeper than
+/// k, so after the heal its full nodes refuse the majority's longer chain and stay on their
+/// own (pp_ledger's fork choice never rolls back more than k). The light client, given a
+/// majority node as a second peer at the heal, must refuse it too (`ForkTooDeep`) and keep
+/// following node1's chain, never rolling back past k.
+fn deep_fork(seed: u64) -> Result<String, SimError> {
+    let p = params(seed, 3);
+    let (k, epoch) = (p.k, p.epoch());
+    let mut c = Cluster::new(p)?;
+    let shared = Arc::new(Mutex::new(Shared {
+        peers: vec!["node1".into()],
+        ..Shared::default()
+    }));
+    add_light(&mut c, shared.clone())?;
+    c.set_load(true);
+    c.run_for(epoch)?;
+    c.partition(&MINORITY, &MAJORITY);
+    c.run_for(epoch * 3)?;
+    let (a, b) = (node_chain(&c, "node1"), node_chain(&c, "node3"));
+    let fork = a.iter().zip(&b).take_while(|(x, y)| x == y).count() as u64 - 1;
+    let depth = c.height("node1").unwrap_or(0) - fork;
+    expect(depth > k && b.len() > a.len(), || {
+        format!("the minority's fork should be deeper than k = {k} and shorter than the majority's: {depth} blocks, node1 {} node3 {}", a.len() - 1, b.len() - 1)
+    })?;
+    c.repair(&MINORITY, &MAJORITY);
+    lock(&shared).peers = vec!["node1".into(), "node3".into()];
+    c.run_for(epoch)?;
+    // What the full nodes do: the minority keeps its fork (a switch would roll back > k).
+    let (a, b) = (node_chain(&c, "node1"), node_chain(&c, "node3"));
+    let kept = a
+        .get(fork as usize + 1)
+        .is_some_and(|h| Some(h) != b.get(fork as usize + 1));
+    expect(kept, || {
+        format!(
+            "node1 left its fork {depth} blocks deep (k = {k}): node1 {} node3 {}",
+            a.len() - 1,
+            b.len() - 1
+        )
+    })?;
+    // The light client refused the majority's chain as they did, and follows node1.
+    let (back, refused) = rollbacks(&shared);
+    expect(back.iter().all(|&r| r <= k), || {
+        format!("the light client rolled back {back:?} blocks, past k = {k}")
+    })?;
+    let too_deep = refused
+        .iter()
+        .filter(|r| r.contains("deeper than k"))
+        .count();
+    expect(too_deep > 0, || {
+        format!("no fork refused as deeper than k: {refused:?}")
+    })?;
+    let light = lock(&shared).chain.as_ref().map(|ch| {
+        (0..=ch.height())
+            .filter_map(|i| ch.at(i).map(|v| v.hash))
+            .collect::<Vec<_>>()
+    });
+    let light = light.unwrap_or_default();
+    expect(
+        a.starts_with(&light) && light.len() > fork as usize + 1,
+        || {
+            format!(
+                "the light client (height {}) is not on node1's chain (height {})",
+                light.len() - 1,
+                a.len() - 1
+            )
+        },
+    )?;
+    Ok(format!(
+        "fork at {fork}, {depth} blocks deep (k = {k}); node1 at {}, node3 at {}, light at {}; {too_deep} answers of node3 refused as too deep",
+        a.len() - 1,
+        b.len() - 1,
+        light.len() - 1
+    ))
+}
+
+#[test]
+fn a_light_client_refuses_a_fork_deeper_than_k_as_the_full_nodes_do() {
+    let name = "a_light_client_refuses_a_fork_deeper_than_k_as_the_full_nodes_do";
+    let r = run_seeds_or(name, 1, |s| deep_fork(s).map_err(|e| e.to_string()));
     assert_all_passed(name, &r);
 }
