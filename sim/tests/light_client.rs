@@ -22,7 +22,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pp_ledger::{Block, Hash, KeyPair, PublicKey, SignedHeader};
+use pp_ledger::{Block, Encode, Hash, KeyPair, PublicKey, SignedHeader};
 use pp_light::proofs::check_account;
 use pp_light::{Applied, GenesisStakes, HeaderChain, HeaderVerifier};
 use pp_net::{ChainView, NetConfig, Network};
@@ -244,6 +244,17 @@ fn light_balance(
         };
         let proven = check_account(ch, account, Some(v.hash), &answer)
             .map_err(|e| SimError::Expectation(format!("{node}'s proof refused: {e}")))?;
+        // The same answer with the balance raised by one (a node lying about a balance, with
+        // the real proof): never believed.
+        if let Some(mut leaf) = proven.leaf.clone() {
+            leaf.balance += 1;
+            let mut lie = answer.clone();
+            lie["value"] = json!(hex::encode(leaf.to_canonical_bytes()));
+            let refused = check_account(ch, account, Some(v.hash), &lie);
+            expect(refused.is_err(), || {
+                format!("a balance raised by one was believed: {refused:?}")
+            })?;
+        }
         // (a): proven against a header on the light client's verified best chain, now.
         expect(
             ch.at(proven.block.index).map(|v| v.hash) == Some(proven.block.hash),
