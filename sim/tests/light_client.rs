@@ -16,6 +16,11 @@
 //! runs no HTTP server), and believes it only through `pp_light::proofs::check_account`
 //! against the light client's own verified header.
 //!
+//! Two tests: a partition whose minority fork stays within k (the light client reports balances
+//! during it, rolls back at the heal and converges), and one whose fork is deeper than k (the
+//! minority's full nodes keep their fork, and so does the light client, given a majority node
+//! as a second peer).
+//!
 //! Seeds: seed 0 by default (the CI run), `PP_SIM_SEEDS=N` sweeps seeds 0..N, `PP_SIM_SEED=n`
 //! replays one (docs/testing.md, "Light client in a partition").
 
@@ -147,17 +152,20 @@ fn add_light(c: &mut Cluster, shared: Arc<Mutex<Shared>>) -> Result<(), SimError
                     }
                 };
                 let now = sim_now_ms();
-                let mut s = lock(&shared);
-                let applied = match s.chain.as_mut() {
-                    Some(ch) => ch.apply(&headers, now, stakes.as_ref()),
-                    None => Ok(Applied::Nothing),
+                // The lock is taken and released within this block, never across an await.
+                let idle = {
+                    let mut s = lock(&shared);
+                    let applied = match s.chain.as_mut() {
+                        Some(ch) => ch.apply(&headers, now, stakes.as_ref()),
+                        None => Ok(Applied::Nothing),
+                    };
+                    let idle = matches!(applied, Ok(Applied::Nothing) | Err(_));
+                    s.events.push(match applied {
+                        Ok(a) => Event::Applied(a),
+                        Err(e) => Event::Refused(format!("{name}: {e}")),
+                    });
+                    idle
                 };
-                let idle = matches!(applied, Ok(Applied::Nothing) | Err(_));
-                s.events.push(match applied {
-                    Ok(a) => Event::Applied(a),
-                    Err(e) => Event::Refused(format!("{name}: {e}")),
-                });
-                drop(s);
                 if idle {
                     tokio::time::sleep(poll).await;
                 }
