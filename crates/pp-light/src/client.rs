@@ -422,6 +422,7 @@ async fn sync_loop(
             if let Err(e) = fetch_stake_proofs(&shared, p, node, needed).await {
                 // Our full node's trouble (often: it has not got the block yet), not the
                 // peer's: try again shortly.
+                tracing::info!(error = %e, "stake proof not had yet; retrying");
                 lock(&shared.status).last_error = Some(format!("stake proofs: {e}"));
                 pause(&cancel, poll).await;
                 continue;

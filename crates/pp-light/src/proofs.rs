@@ -8,7 +8,9 @@
 //! the answer states that is not the header's is [`ProofError::WrongRoot`].
 
 use pp_ledger::merkle::MerkleProof;
-use pp_ledger::state_tree::{account_key, verify, AccountLeaf, StateProof};
+use pp_ledger::state_tree::{
+    account_key, decode_total_stake, total_stake_key, verify, AccountLeaf, StateProof,
+};
 use pp_ledger::{BlockHeader, Decode, Hash, PublicKey};
 use serde::Serialize;
 use serde_json::Value;
@@ -304,20 +306,93 @@ impl FullNode {
     }
 }
 
+/// The most stakeholders a stake-snapshot answer may list.
+pub const MAX_STAKEHOLDERS: usize = 10_000;
+
 /// Checks a `GET /proofs/stake?block=HASH` answer against `header` (the block `HASH`, whose
-/// state root commits to the stakes after it) and returns the proven stake snapshot.
-///
-/// Headers of the current versions commit to no state: every answer is then
-/// [`ProofError::NoStateRoot`].
-pub fn check_stake(header: &BlockHeader, _answer: &Value) -> Result<StakeSnapshot, ProofError> {
-    let _root = header_state_root(header).ok_or(ProofError::NoStateRoot {
+/// state root commits to the stakes after it) and returns the proven stake snapshot: every
+/// listed leaf and the total-stake leaf must be proven against the header's root, and the
+/// listed stakes must sum to the proven total (so no stakeholder can be left out).
+pub fn check_stake(header: &BlockHeader, answer: &Value) -> Result<StakeSnapshot, ProofError> {
+    let root = header_state_root(header).ok_or(ProofError::NoStateRoot {
         index: header.index,
         version: header.version,
     })?;
-    Err(ProofError::NoStateRoot {
-        index: header.index,
-        version: header.version,
-    })
+    let hash = header.hash();
+    let answered = hash_field(answer, &["block", "hash"])?;
+    if answered != hash {
+        return Err(ProofError::OtherBlock {
+            asked: hash,
+            answered,
+        });
+    }
+    let stated = hash_field(answer, &["state_root"])?;
+    if stated != root {
+        return Err(ProofError::WrongRoot {
+            what: "state_root",
+            expected: root,
+            got: stated,
+        });
+    }
+    let proof_of = |v: &Value, what: &str| -> Result<StateProof, ProofError> {
+        let s = v
+            .as_str()
+            .ok_or_else(|| ProofError::Malformed(format!("{what}: proof is not a string")))?;
+        let b = hex::decode(s).map_err(|e| ProofError::Malformed(format!("{what}: {e}")))?;
+        StateProof::from_bytes(&b).map_err(|e| ProofError::Malformed(format!("{what}: {e}")))
+    };
+    let bytes_of = |v: &Value, what: &str| -> Result<Vec<u8>, ProofError> {
+        let s = v
+            .as_str()
+            .ok_or_else(|| ProofError::Malformed(format!("{what}: value is not a string")))?;
+        hex::decode(s).map_err(|e| ProofError::Malformed(format!("{what}: {e}")))
+    };
+    let total_value = bytes_of(field(answer, &["total", "value"])?, "total")?;
+    let total_proof = proof_of(field(answer, &["total", "proof"])?, "total")?;
+    verify(&root, &total_stake_key(), Some(&total_value), &total_proof)
+        .map_err(|e| ProofError::BadProof(format!("total stake: {e}")))?;
+    let total = decode_total_stake(&total_value)
+        .map_err(|e| ProofError::BadProof(format!("total stake value: {e}")))?;
+    let list = field(answer, &["stakeholders"])?
+        .as_array()
+        .ok_or_else(|| ProofError::Malformed("stakeholders is not an array".into()))?;
+    if list.len() > MAX_STAKEHOLDERS {
+        return Err(ProofError::Malformed(format!(
+            "{} stakeholders, at most {MAX_STAKEHOLDERS}",
+            list.len()
+        )));
+    }
+    let mut snapshot = StakeSnapshot::default();
+    let mut sum: u128 = 0;
+    for e in list {
+        let account: PublicKey = serde_json::from_value(field(e, &["account"])?.clone())
+            .map_err(|e| ProofError::Malformed(format!("stakeholder account: {e}")))?;
+        let value = bytes_of(field(e, &["value"])?, "stakeholder")?;
+        let proof = proof_of(field(e, &["proof"])?, "stakeholder")?;
+        verify(&root, &account_key(&account), Some(&value), &proof)
+            .map_err(|e| ProofError::BadProof(format!("stakeholder {account}: {e}")))?;
+        let leaf = AccountLeaf::from_canonical_bytes(&value)
+            .map_err(|e| ProofError::BadProof(format!("stakeholder {account} leaf: {e}")))?;
+        if leaf.stake == 0 {
+            continue;
+        }
+        if snapshot.stakes.insert(account, leaf.stake).is_some() {
+            return Err(ProofError::Malformed(format!(
+                "stakeholder {account} listed twice"
+            )));
+        }
+        sum += u128::from(leaf.stake);
+        if let Some(k) = leaf.vrf_key {
+            snapshot.vrf_keys.insert(account, k);
+        }
+    }
+    if sum != total {
+        return Err(ProofError::BadProof(format!(
+            "the listed stakes sum to {sum}, the proven total is {total}: a stakeholder is \
+             missing"
+        )));
+    }
+    Ok(snapshot)
 }
 
 /// Stake snapshots proven against headers' state roots: full nodes' answers by block hash,

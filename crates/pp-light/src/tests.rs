@@ -88,6 +88,7 @@ impl Net {
             0,
             self.genesis.difficulty,
             Vec::new(),
+            pp_ledger::Hash::ZERO,
             vrf,
             &self.keys[who],
             &gh,
@@ -428,6 +429,7 @@ async fn transaction_proof_lies_are_refused() {
         0,
         n.genesis.difficulty,
         txs.clone(),
+        Hash::ZERO,
         None,
         &n.keys[w],
         &gh,
@@ -664,4 +666,85 @@ fn a_candidate_left_deeper_than_k_by_the_growing_chain_is_refused() {
         "{e}"
     );
     assert_eq!(hc.tip().hash, more.last().unwrap().hash);
+}
+
+/// Lies about a stake snapshot (what the leader checks of epochs ≥ 2 rest on): a stakeholder
+/// left out, a stake raised, the snapshot of another block; each refused, the honest one taken.
+#[test]
+fn stake_snapshot_lies_are_refused() {
+    use crate::proofs::{check_stake, ProofError};
+    use pp_ledger::state_tree::{
+        account_key, total_stake_key, total_stake_value, AccountLeaf, MemoryStore, StateTree,
+    };
+    use pp_ledger::Encode as _;
+    use pp_ledger::Hash;
+
+    let n = net(true);
+    let accounts: Vec<PublicKey> = n.keys.iter().map(KeyPair::public).collect();
+    let leaf = |i: usize, stake: u64| AccountLeaf {
+        balance: 5,
+        nonce: 0,
+        stake,
+        stakeholder_id: Some(format!("s{i}")),
+        vrf_key: Some(PublicKey(*n.vrf[i].public().as_bytes())),
+    };
+    let mut tree = StateTree::new(MemoryStore::new());
+    let mut entries: Vec<(Hash, Option<Vec<u8>>)> = (0..2)
+        .map(|i| {
+            (
+                account_key(&accounts[i]),
+                Some(leaf(i, 100 * (i as u64 + 1)).to_canonical_bytes()),
+            )
+        })
+        .collect();
+    entries.push((total_stake_key(), Some(total_stake_value(300))));
+    let root = tree.apply(0, entries.clone()).unwrap();
+    let mut header = n.genesis.block().header;
+    header.state_root = root;
+    let answer = |tree: &StateTree<MemoryStore>,
+                  version: u64,
+                  header: &pp_ledger::BlockHeader,
+                  who: &[usize]| {
+        let (tv, tp) = tree.prove(version, &total_stake_key()).unwrap();
+        let list: Vec<serde_json::Value> = who
+            .iter()
+            .map(|&i| {
+                let (v, p) = tree.prove(version, &account_key(&accounts[i])).unwrap();
+                serde_json::json!({
+                    "account": accounts[i], "value": hex::encode(v.unwrap()),
+                    "proof": hex::encode(p.to_bytes()),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "state_root": tree.root(version).unwrap(),
+            "total": { "value": hex::encode(tv.unwrap()), "proof": hex::encode(tp.to_bytes()) },
+            "stakeholders": list,
+            "block": { "index": header.index, "hash": header.hash(), "header": header },
+        })
+    };
+    let snap = check_stake(&header, &answer(&tree, 0, &header, &[0, 1])).unwrap();
+    assert_eq!(snap.stakes.get(&accounts[1]), Some(&200));
+    assert_eq!(snap.vrf_keys.len(), 2);
+    // A stakeholder left out: the sum is short of the proven total.
+    let e = check_stake(&header, &answer(&tree, 0, &header, &[1])).unwrap_err();
+    assert!(
+        matches!(e, ProofError::BadProof(ref m) if m.contains("missing")),
+        "{e}"
+    );
+    // A stake raised in the leaf (the proof no longer leads to the root).
+    let mut v = answer(&tree, 0, &header, &[0, 1]);
+    v["stakeholders"][0]["value"] = hex::encode(leaf(0, 1_000).to_canonical_bytes()).into();
+    let e = check_stake(&header, &v).unwrap_err();
+    assert!(matches!(e, ProofError::BadProof(_)), "{e}");
+    // The snapshot of another block (version 1: stake moved), offered for this header.
+    entries[0].1 = Some(leaf(0, 250).to_canonical_bytes());
+    entries[2].1 = Some(total_stake_value(450));
+    tree.apply(1, entries).unwrap();
+    let e = check_stake(&header, &answer(&tree, 1, &header, &[0, 1])).unwrap_err();
+    assert!(matches!(e, ProofError::WrongRoot { .. }), "{e}");
+    let mut v = answer(&tree, 1, &header, &[0, 1]);
+    v["state_root"] = serde_json::json!(root);
+    let e = check_stake(&header, &v).unwrap_err();
+    assert!(matches!(e, ProofError::BadProof(_)), "{e}");
 }
