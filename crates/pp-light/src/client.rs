@@ -377,6 +377,7 @@ async fn sync_loop(
     let mut current: Option<(PeerId, String)> = None;
     let mut next_peer = 0usize;
     let backoff = Duration::from_secs(1);
+    let mut last_request: Option<tokio::time::Instant> = None;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -403,6 +404,15 @@ async fn sync_loop(
                 }
             }
         };
+        // Paced: at most one `get_headers` per MIN_HEADERS_INTERVAL, whatever the answers bring
+        // (near the tip of a fast network every answer brings a header or two).
+        if let Some(t) = last_request {
+            let wait = MIN_HEADERS_INTERVAL.saturating_sub(t.elapsed());
+            if !wait.is_zero() {
+                pause(&cancel, wait).await;
+            }
+        }
+        last_request = Some(tokio::time::Instant::now());
         let locator = lock(&shared.chain).locator();
         let fetched = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -496,6 +506,12 @@ async fn fetch_stake_proofs(
     }
     Ok(())
 }
+
+/// The shortest time between two `get_headers` the client sends: half the per-peer budget a
+/// full node allows (20 per second, docs/protocol.md §8), so that following a network whose
+/// blocks come faster than the round trip never looks like a flood (a full node bans a peer
+/// kept over its budget for 2 s, and with it the peer's address).
+pub const MIN_HEADERS_INTERVAL: Duration = Duration::from_millis(100);
 
 async fn pause(cancel: &CancellationToken, d: Duration) {
     tokio::select! {

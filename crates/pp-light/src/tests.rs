@@ -635,6 +635,115 @@ async fn a_peer_whose_headers_skip_an_index_is_refused_and_dropped() {
     liar.shutdown().await;
 }
 
+/// A full node over real pp-net sockets whose chain grows by one block every few milliseconds
+/// (`visible` blocks are served); it counts the `get_headers` it answers.
+struct GrowingPeer {
+    blocks: Vec<Block>,
+    visible: std::sync::atomic::AtomicUsize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl pp_net::ChainView for GrowingPeer {
+    fn tip(&self) -> (u64, pp_ledger::Hash) {
+        let n = self.visible.load(std::sync::atomic::Ordering::SeqCst);
+        let b = &self.blocks[n - 1];
+        (b.header.index, b.hash())
+    }
+    fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> {
+        Vec::new()
+    }
+    fn get_headers(&self, locator: &[pp_ledger::Hash], count: u32) -> Vec<SignedHeader> {
+        use std::sync::atomic::Ordering;
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let n = self.visible.load(Ordering::SeqCst);
+        let from = locator
+            .iter()
+            .find_map(|h| self.blocks[..n].iter().position(|b| b.hash() == *h))
+            .map_or(0, |i| i + 1);
+        self.blocks[..n]
+            .iter()
+            .skip(from)
+            .take(count as usize)
+            .map(SignedHeader::from)
+            .collect()
+    }
+}
+
+/// Following a network whose blocks come every 10 ms, each announced, the client asks at most
+/// once per [`crate::client::MIN_HEADERS_INTERVAL`]: well inside the 20 requests/s a full node
+/// allows a peer. Unpaced, every announcement woke a request and every answer that brought a
+/// header another (about two per block: 200/s here), which a full node bans as a flood after
+/// 2 s, with the client's address (seen against a 25 ms-slot testnet: the ban cut a node off
+/// from its peers on the same host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_fast_chain_the_client_paces_its_header_requests() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, 1..301);
+    let mut blocks = vec![n.genesis.block()];
+    for v in &chain {
+        blocks.push(Block {
+            header: v.signed.header.clone(),
+            signature: v.signed.signature,
+            transactions: Vec::new(),
+        });
+    }
+    let total = blocks.len();
+    let peer = Arc::new(GrowingPeer {
+        blocks,
+        visible: std::sync::atomic::AtomicUsize::new(2),
+        asked: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let (server, _events) = pp_net::Network::start(
+        pp_net::NetConfig::new("fast", n.genesis.hash(), "127.0.0.1:0"),
+        pp_net::TcpTransport,
+        peer.clone(),
+    )
+    .await
+    .unwrap();
+    let client = crate::LightClient::start(crate::LightConfig::new(
+        n.genesis.clone(),
+        server.local_addr().to_string(),
+    ))
+    .await
+    .unwrap();
+    // One new block every 10 ms for 3 s, each announced as a full node announces its blocks
+    // (the announcement wakes the client's sync loop).
+    while server.peer_count() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let start = std::time::Instant::now();
+    while peer.visible.load(Ordering::SeqCst) < total {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let shown = peer.visible.fetch_add(1, Ordering::SeqCst);
+        server.broadcast_block(&peer.blocks[shown], None);
+    }
+    let grown = start.elapsed();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.tip().height < (total - 1) as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never caught up: {:?}",
+            client.sync_status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let asked = peer.asked.load(Ordering::SeqCst);
+    let elapsed = start.elapsed();
+    let allowed =
+        elapsed.as_millis() as usize / crate::client::MIN_HEADERS_INTERVAL.as_millis() as usize + 2;
+    assert!(
+        asked <= allowed,
+        "{asked} get_headers in {elapsed:?} (chain grown in {grown:?}): more than {allowed}"
+    );
+    assert!(server.bans().is_empty(), "{:?}", server.bans());
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 /// A candidate branch forked within k, but the best chain grew past k above its fork point
 /// before the branch grew longer: refused.
 #[test]
