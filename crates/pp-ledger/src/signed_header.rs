@@ -96,6 +96,7 @@ mod tests {
             .expect("the producer's signature verifies");
         let bytes = sh.to_canonical_bytes();
         let block_bytes = b.to_canonical_bytes();
+        assert_eq!(bytes.len(), b.header.to_canonical_bytes().len() + 64);
         assert_eq!(bytes[..], block_bytes[..bytes.len()]);
         let back = SignedHeader::decode(&mut Decoder::new(&block_bytes)).expect("prefix decodes");
         assert_eq!(back, sh);

@@ -80,6 +80,62 @@ fn a_block_with_a_wrong_state_root_is_refused_and_changes_nothing() {
     assert_eq!(state_root(c.state()), good.header.state_root);
 }
 
+/// What a producer computes before it mines: `state_root_after_tip` (the tip, over an overlay)
+/// and `state_root_after` (any held parent: incremental on the tip, from the parent's state
+/// below it) give the root the chain then computes for the block, and leave the chain as it
+/// was; the signed headers the chain serves are its blocks' headers and signatures.
+#[test]
+fn the_roots_a_producer_computes_are_the_roots_the_chain_accepts() {
+    let g = genesis();
+    let gh = g.hash();
+    let mut c = Chain::new(g.clone(), RoundRobin).unwrap();
+    // a2 moves coins of an account that neither the block below nor its producer touches, so
+    // that a root computed over the tip's tree for a fork from a1 would be wrong.
+    let producer4 = RoundRobin::leader(&g, 4).unwrap();
+    let (sender, nonce) = if key(1).public() == producer4 {
+        (2, 0)
+    } else {
+        (1, 1)
+    };
+    let a1 = block_on(&g, &g.block(), 1, vec![transfer(1, 3, 10, 1, 0, &gh)]);
+    let a2 = block_on(&g, &a1, 2, vec![transfer(sender, 3, 20, 1, nonce, &gh)]);
+    for b in [&a1, &a2] {
+        assert_eq!(c.verify_and_add(b.clone(), LATE), Ok(AddOutcome::Extended));
+    }
+    // On the tip: a bond (a stake change, so the total-stake leaf changes too).
+    let txs = vec![bond(3, "carol", 500, 1, 0, &gh)];
+    let producer = RoundRobin::leader(&g, 3).unwrap();
+    let state_before = c.state().clone();
+    let tree_before = tree_snapshot(&c);
+    let on_tip = c.state_root_after_tip(&producer, &txs).unwrap();
+    assert_eq!(c.state(), &state_before);
+    assert_eq!(tree_snapshot(&c), tree_before);
+    assert_eq!(
+        c.state_root_after(&a2.hash(), &producer, &txs).unwrap(),
+        on_tip
+    );
+    let a3 = block_on(&g, &a2, 3, txs.clone());
+    assert_eq!(a3.header.state_root, on_tip, "the test builder agrees");
+    // Below the tip (a fork from a1): the root of a1's state after the transactions, which
+    // differs from the tip's (a2 moved coins).
+    let below = c.state_root_after(&a1.hash(), &producer4, &txs).unwrap();
+    let fork = block_on(&g, &a1, 4, txs.clone());
+    assert_eq!(fork.header.state_root, below);
+    assert_ne!(
+        below,
+        c.state_root_after(&a2.hash(), &producer4, &txs).unwrap()
+    );
+    assert_eq!(c.verify_and_add(a3.clone(), LATE), Ok(AddOutcome::Extended));
+    assert_eq!(c.state_tree().root(3).unwrap(), on_tip);
+    // Served signed headers: the blocks' own, none past the tip.
+    for b in [&a1, &a2, &a3] {
+        let sh = c.signed_header_at(b.header.index).unwrap();
+        assert_eq!(sh, pp_ledger::SignedHeader::from(b));
+        sh.verify_signature(&gh).unwrap();
+    }
+    assert_eq!(c.signed_header_at(4), None);
+}
+
 #[test]
 fn a_fork_with_a_wrong_state_root_fails_at_the_switch_and_restores_everything() {
     let g = genesis();
