@@ -811,4 +811,36 @@ mod tests {
         checked_stake(&core, &header(&b13)).await.unwrap();
         checked_stake(&core, &header(&hashes[2])).await.unwrap();
     }
+
+    /// A data directory without records (written before they were kept): the replay computes
+    /// those of the boundaries whose tree versions it holds; older ones cannot be rebuilt and
+    /// stay unanswered, the same error as before.
+    #[tokio::test]
+    async fn replay_fills_the_records_it_can_prove() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([85u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 120_000;
+        let core = short_epochs(dir.path(), &key, start);
+        let hashes = extend(&core, 1..=13).await;
+        let (lo, _) = core.state_tree().versions().unwrap();
+        assert!(lo <= 11 && lo > 7, "kept from {lo}");
+        core.storage().forget_stake_proofs().unwrap();
+        core.storage().close();
+        drop(core);
+        let core = short_epochs(dir.path(), &key, start);
+        let (b3, b7, b11) = (hashes[2], hashes[6], hashes[10]);
+        assert!(core.storage().stake_proof(&b11).unwrap().is_some());
+        assert!(core.storage().stake_proof(&b3).unwrap().is_none());
+        assert!(core.storage().stake_proof(&b7).unwrap().is_none());
+        // Two more blocks: the version of the slot-11 block is pruned, its record answers.
+        extend(&core, 14..=16).await;
+        let h11 = core.storage().block_header(&b11).unwrap().unwrap();
+        checked_stake(&core, &h11).await.unwrap();
+        let (st, v) = get_json(&core, &format!("/proofs/stake?block={b3}")).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block")),
+            "{v}"
+        );
+    }
 }

@@ -480,6 +480,17 @@ impl Storage {
         })
     }
 
+    /// Deletes every kept stake-snapshot record: a data directory written before records
+    /// were kept (tests only).
+    #[cfg(test)]
+    pub(crate) fn forget_stake_proofs(&self) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.delete_table(STAKE_PROOFS)?;
+            tx.open_table(STAKE_PROOFS)?;
+            Ok(())
+        })
+    }
+
     /// The header of a stored block (decoded from the front of its bytes only).
     pub fn block_header(&self, h: &Hash) -> Result<Option<BlockHeader>, StorageError> {
         self.read(|tx| {
