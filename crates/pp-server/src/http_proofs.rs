@@ -326,7 +326,7 @@ async fn stake_proof(
 
 /// The most stakeholders a kept stake-snapshot record lists (pp-light refuses longer answers,
 /// `pp_light::proofs::MAX_STAKEHOLDERS`): a larger snapshot is not kept, which bounds a record
-/// (about 1 KiB a stakeholder).
+/// (each entry is an account, its leaf and its proof, so a record grows linearly with the count).
 pub(crate) const MAX_KEPT_STAKEHOLDERS: usize = 10_000;
 
 /// The `GET /proofs/stake` answer for the best-chain block `wanted` (default: the tip) from the
