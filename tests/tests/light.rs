@@ -435,3 +435,74 @@ async fn balance_lies_by_a_full_node_are_refused() {
         .await
         .expect("balance lie test timed out");
 }
+
+/// A light client that starts more than `k` blocks after epoch boundaries still syncs: the full
+/// node's tree versions of those boundary blocks are pruned, and it proves their stake
+/// snapshots from the answers it kept (docs/http-api.md, `GET /proofs/stake`). A 1-node classic
+/// testnet with `k` = 3 and 5-slot epochs; the client starts at height ≥ 16, when the blocks
+/// ending epochs 0 and 1 (the snapshot blocks of epochs 2 and 3) are more than `k` deep, and
+/// must verify every leader of epochs 2 and 3 to reach the node's tip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_client_starting_late_proves_old_stake_snapshots() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    pp_integration_tests::ppd_bin();
+    let test = async {
+        let mut net = Testnet::write(
+            1,
+            &[
+                "--slot-ms",
+                "300",
+                "--start-delay-ms",
+                "2000",
+                "--difficulty",
+                "1",
+                "--slots-per-epoch",
+                "5",
+                // Classic: the genesis is all there is to rewrite below (a praos testnet's
+                // operational certificates sign the genesis hash).
+                "--leader-mode",
+                "classic",
+            ],
+        )
+        .unwrap();
+        let path = net.root().join("genesis.json");
+        let mut g = pp_ledger::Genesis::from_json(&std::fs::read(&path).unwrap()).unwrap();
+        g.k = 3;
+        std::fs::write(&path, g.to_json_pretty()).unwrap();
+        net.start_all().unwrap();
+        let urls = net.urls();
+        let client = http();
+        wait_all_up(&client, &urls, UP).await.unwrap();
+        wait_height(&client, &urls, 16, UP).await.unwrap();
+        let node_h = status(&client, &urls[0]).await.unwrap()["height"]
+            .as_u64()
+            .unwrap();
+
+        let genesis = pp_ledger::Genesis::from_json(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(genesis.k, 3);
+        let mut config = pp_light::LightConfig::new(genesis, format!("127.0.0.1:{}", net.p2p_base));
+        config.full_node = Some(urls[0].clone());
+        let light = pp_light::LightClient::start(config).await.unwrap();
+        wait_for(
+            "the late light client past the node's height at its start, in epoch 3 or later",
+            UP,
+            Duration::from_millis(50),
+            || async {
+                let t = light.tip();
+                (t.height >= node_h && t.slot >= 15).then_some(())
+            },
+        )
+        .await
+        .unwrap();
+        let t = light.tip();
+        assert_eq!(
+            block_hash(&client, &urls[0], t.height).await,
+            Some(t.hash.to_string()),
+            "the light tip is on the node's chain"
+        );
+        light.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(180), test)
+        .await
+        .expect("late light client test timed out");
+}

@@ -37,7 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 #[path = "http_bans.rs"]
 mod bans;
 #[path = "http_proofs.rs"]
-mod proofs;
+pub(crate) mod proofs;
 #[path = "http_sse.rs"]
 mod sse;
 

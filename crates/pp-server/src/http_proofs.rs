@@ -9,9 +9,11 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::Router;
+use pp_ledger::chain::Chain;
 use pp_ledger::merkle::merkle_proof;
 use pp_ledger::state_tree::AccountLeaf;
 use pp_ledger::{Decode, Hash, PublicKey, Transaction};
+use pp_ouroboros::Ouroboros;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -116,7 +118,25 @@ fn prove_keys_at(
     ),
     ApiError,
 > {
-    let chain = core.chain();
+    prove_keys_in(&core.chain(), wanted, keys)
+}
+
+/// [`prove_keys_at`] on a chain the caller holds.
+#[allow(clippy::type_complexity)]
+fn prove_keys_in(
+    chain: &Chain<Ouroboros>,
+    wanted: Option<Hash>,
+    keys: &[Hash],
+) -> Result<
+    (
+        Vec<(Option<Vec<u8>>, pp_ledger::state_tree::StateProof)>,
+        u64,
+        Hash,
+        pp_ledger::BlockHeader,
+        Hash,
+    ),
+    ApiError,
+> {
     let (index, hash) = match wanted {
         None => (chain.height(), chain.tip_hash()),
         Some(h) => {
@@ -261,7 +281,10 @@ async fn total_stake_proof(
 /// (default: the tip), provable from its header alone (docs/http-api.md): every account with
 /// bonded stake at that block with its leaf and proof, and the total-stake leaf with its proof.
 /// A client checks that the listed stakes sum to the proven total, so a stakeholder left out
-/// makes the answer refused, never a wrong snapshot.
+/// makes the answer refused, never a wrong snapshot. Answered from the live state tree while
+/// the block's version is held; after that, for an epoch-boundary block, from the answer the
+/// node kept when the boundary became known ([`boundary_stake_proofs`]), served only while the
+/// block is on the best chain.
 async fn stake_proof(
     State(core): State<Arc<Core>>,
     q: Result<Query<AtBlock>, QueryRejection>,
@@ -272,17 +295,63 @@ async fn stake_proof(
         .as_deref()
         .map(|b| parse_hash(b, "block"))
         .transpose()?;
-    // Who may hold stake at that block: whoever holds some at the tip, and the genesis
-    // stakeholders (one who bonded later and unbonded everything since is missed: the client
-    // then refuses the answer, the sum being short).
+    let live = stake_answer(&core.chain(), core.genesis(), wanted);
+    let refused = match live {
+        Ok(v) => return ok_json(v),
+        Err(e) => e,
+    };
+    let Some(h) = wanted else {
+        return Err(refused);
+    };
+    let Some((raw, on_best)) = core.stored_stake_proof(&h).map_err(storage_error)? else {
+        return Err(refused);
+    };
+    // Keyed by hash, the record is the snapshot after that very block; it answers only a
+    // question about the best chain, as the live tree does.
+    if !on_best {
+        return Err(ApiError::not_found(
+            "unknown_block",
+            format!("block {h} is not on this node's best chain"),
+        ));
+    }
+    let v: Value = serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            format!("stored stake proof of {h} does not decode: {e}"),
+        )
+    })?;
+    ok_json(v)
+}
+
+/// The most stakeholders a kept stake-snapshot record lists (pp-light refuses longer answers,
+/// `pp_light::proofs::MAX_STAKEHOLDERS`): a larger snapshot is not kept, which bounds a record
+/// (each entry is an account, its leaf and its proof, so a record grows linearly with the count).
+pub(crate) const MAX_KEPT_STAKEHOLDERS: usize = 10_000;
+
+/// The `GET /proofs/stake` answer for the best-chain block `wanted` (default: the tip) from the
+/// chain's live state tree: an error if the block is not on the best chain in the window or its
+/// tree version is no longer held.
+pub(crate) fn stake_answer(
+    chain: &Chain<Ouroboros>,
+    genesis: &pp_ledger::Genesis,
+    wanted: Option<Hash>,
+) -> Result<Value, ApiError> {
+    // Who may hold stake at that block: whoever holds some at the tip, the genesis
+    // stakeholders, and every account a best block after it changed while the chain still
+    // holds what they changed (an account that held stake at the block and has none at the
+    // tip was changed by one of them). One missed (its block's undo data already dropped) makes
+    // the client refuse the answer, the sum being short, never accept a wrong snapshot.
     let mut candidates: std::collections::BTreeSet<PublicKey> =
-        core.chain().state().stakes().keys().copied().collect();
-    candidates.extend(
-        core.genesis()
-            .initial_stakeholders
-            .iter()
-            .map(|s| s.public_key),
-    );
+        chain.state().stakes().keys().copied().collect();
+    candidates.extend(genesis.initial_stakeholders.iter().map(|s| s.public_key));
+    if let Some(from) = wanted.and_then(|h| chain.header_by_hash(&h).map(|hd| hd.index)) {
+        for i in from.saturating_add(1)..=chain.height() {
+            if let Some(accounts) = chain.best_hash_at(i).and_then(|h| chain.block_accounts(&h)) {
+                candidates.extend(accounts);
+            }
+        }
+    }
     let candidates: Vec<PublicKey> = candidates.into_iter().collect();
     let total_key = pp_ledger::state_tree::total_stake_key();
     let mut keys: Vec<Hash> = candidates
@@ -290,7 +359,7 @@ async fn stake_proof(
         .map(pp_ledger::state_tree::account_key)
         .collect();
     keys.push(total_key);
-    let (mut proved, index, hash, header, root) = prove_keys_at(&core, wanted, &keys)?;
+    let (mut proved, index, hash, header, root) = prove_keys_in(chain, wanted, &keys)?;
     let (total_value, total_proof) = proved.pop().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -312,7 +381,7 @@ async fn stake_proof(
             "proof": hex::encode(proof.to_bytes()),
         }));
     }
-    ok_json(json!({
+    Ok(json!({
         "state_root": root,
         "total": {
             "key": total_key,
@@ -322,6 +391,64 @@ async fn stake_proof(
         "stakeholders": stakeholders,
         "block": { "index": index, "hash": hash, "header": header },
     }))
+}
+
+/// The stake-snapshot records to keep once the chain holds the blocks `hashes` (best or side
+/// chain): for each such block whose parent is a best-chain block of an earlier epoch (the
+/// parent is then the last block of its epoch, and of every empty epoch up to the block's, on
+/// the chain through the block: the snapshot block of the epochs two later,
+/// docs/leader-election.md §2.1), the parent's `GET /proofs/stake` answer, if its tree version
+/// is still held and its snapshot is not larger than [`MAX_KEPT_STAKEHOLDERS`].
+///
+/// Why this is enough under fork switches: a record is keyed by the parent's hash and is the
+/// snapshot after that very block, whatever chain later holds it, so none is ever wrong, and
+/// only best-chain blocks are served. A block that ends an epoch on the best chain is the
+/// parent of the next best block `B`; when `B` was added, either its parent was a best block
+/// (then within `k` of the tip, its version held: `B` extended the chain or started a side
+/// branch that a later switch adopts), or `B` and its parent joined the best chain together in
+/// one switch (then both are among the applied blocks passed here, the parent above the fork
+/// point, its version held).
+pub(crate) fn boundary_stake_proofs(
+    chain: &Chain<Ouroboros>,
+    genesis: &pp_ledger::Genesis,
+    epoch_of: impl Fn(u64) -> u64,
+    hashes: &[Hash],
+) -> Vec<(Hash, Vec<u8>)> {
+    let mut out: Vec<(Hash, Vec<u8>)> = Vec::new();
+    for h in hashes {
+        let Some(cur) = chain.header_by_hash(h) else {
+            continue;
+        };
+        let parent_hash = cur.prev_hash;
+        if !chain.is_on_best_chain(&parent_hash) || out.iter().any(|(p, _)| *p == parent_hash) {
+            continue;
+        }
+        let Some(parent) = chain.header_by_hash(&parent_hash) else {
+            continue;
+        };
+        if epoch_of(parent.slot) >= epoch_of(cur.slot) {
+            continue;
+        }
+        match stake_answer(chain, genesis, Some(parent_hash)) {
+            Ok(v) => {
+                let n = v["stakeholders"].as_array().map_or(0, Vec::len);
+                if n > MAX_KEPT_STAKEHOLDERS {
+                    tracing::warn!(block = %parent_hash, n, "stake snapshot too large to keep");
+                    continue;
+                }
+                match serde_json::to_vec(&v) {
+                    Ok(bytes) => out.push((parent_hash, bytes)),
+                    Err(e) => {
+                        tracing::warn!(block = %parent_hash, error = %e, "stake snapshot not kept")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(block = %parent_hash, error = ?e, "epoch-boundary stake snapshot not provable here; not kept");
+            }
+        }
+    }
+    out
 }
 
 /// `GET /proofs/transactions/{id}`: the best-chain block including the transaction, with the
@@ -553,6 +680,167 @@ mod tests {
         assert_eq!(
             (st, v["error"]["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("unknown_transaction"))
+        );
+    }
+
+    /// A devnet core on `dir` with short epochs (4 slots) and `k` = 3, starting two minutes ago
+    /// (so that slots up to ~120 are usable at once), its stored chain replayed.
+    fn short_epochs(dir: &std::path::Path, key: &KeyPair, start: u64) -> Arc<Core> {
+        let mut g = pp_ledger::Genesis::devnet("test", key.public(), start);
+        g.k = 3;
+        g.slots_per_epoch = 4;
+        let core = crate::node::testing::core_with_genesis(dir, key, g);
+        core.replay().unwrap();
+        core
+    }
+
+    /// Extends the tip with a block in each of `slots`; returns their hashes.
+    async fn extend(core: &Arc<Core>, slots: impl IntoIterator<Item = u64>) -> Vec<Hash> {
+        let mut out = Vec::new();
+        for slot in slots {
+            let tip = core.chain().tip().header.clone();
+            let b = crate::node::testing::block_on(core, &tip, slot, Vec::new());
+            out.push(b.hash());
+            core.import_block(b).await.unwrap();
+        }
+        out
+    }
+
+    /// `GET /proofs/stake?block=` for `header`'s block, checked as the light client checks it
+    /// (`pp_light::proofs::check_stake`: the block asked, every leaf and the total against the
+    /// header's `state_root`, the stakes summing to the total).
+    async fn checked_stake(
+        core: &Arc<Core>,
+        header: &pp_ledger::BlockHeader,
+    ) -> Result<pp_light::verify::StakeSnapshot, String> {
+        let (st, v) = get_json(core, &format!("/proofs/stake?block={}", header.hash())).await;
+        if st != StatusCode::OK {
+            return Err(format!("{st}: {v}"));
+        }
+        pp_light::proofs::check_stake(header, &v).map_err(|e| e.to_string())
+    }
+
+    /// The stake snapshot of an epoch-boundary block stays provable after its tree version is
+    /// pruned (more than `k` blocks later) and after a restart; a record of a boundary block a
+    /// fork switch removed is not served for it (and is dropped with the block).
+    #[tokio::test]
+    async fn epoch_boundary_stake_proofs_outlive_the_tree_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([84u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 120_000;
+        let core = short_epochs(dir.path(), &key, start);
+        // Slots 1..=3 are epoch 0, 4..=7 epoch 1, ...: the blocks of slots 3, 7 and 11 end
+        // epochs 0, 1, 2 (the snapshot blocks of epochs 2, 3, 4). Slot 13 leaves epoch 3's
+        // end at slot 13 itself, not yet known (no block of a later epoch).
+        let hashes = extend(&core, 1..=13).await;
+        let header = |h: &Hash| core.storage().block_header(h).unwrap().unwrap();
+        let (lo, _) = core.state_tree().versions().unwrap();
+        // The versions of the slot-3 and slot-7 blocks are pruned (the one of slot 11 is not:
+        // answered from the live tree).
+        assert!(
+            lo > 7,
+            "the test needs the boundary versions pruned (kept from {lo})"
+        );
+        let mut snaps = Vec::new();
+        for slot in [3u64, 7, 11] {
+            let h = hashes[slot as usize - 1];
+            let snap = checked_stake(&core, &header(&h)).await.unwrap();
+            assert_eq!(snap.stakes.get(&key.public()), Some(&1_000));
+            snaps.push(snap);
+        }
+        // A block that ends no epoch, below the window: the same error as before.
+        let (st, v) = get_json(&core, &format!("/proofs/stake?block={}", hashes[4])).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block")),
+            "{v}"
+        );
+        // A record is the answer itself: a light client checks it against another block's
+        // header and refuses it.
+        assert!(checked_stake(&core, &header(&hashes[4])).await.is_err());
+
+        // Restart: the records are read back from redb.
+        core.storage().close();
+        drop(core);
+        let core = short_epochs(dir.path(), &key, start);
+        let header = |h: &Hash| core.storage().block_header(h).unwrap().unwrap();
+        for slot in [3u64, 7, 11] {
+            let h = hashes[slot as usize - 1];
+            checked_stake(&core, &header(&h)).await.unwrap();
+        }
+
+        // A fork from the block of slot 13 (index 13): C14 at slot 14 ends nothing known yet;
+        // the other branch D14 (slot 16, epoch 4) makes the slot-13 block the end of epoch 3.
+        let tip13 = core.chain().tip().header.clone();
+        let c = extend(&core, [14, 15]).await;
+        // C15 (slot 15, epoch 3) then C16 at slot 16 (epoch 4): C15 ends epoch 3 on this branch.
+        let c16 = extend(&core, [16]).await[0];
+        let c15 = c[1];
+        assert!(core.storage().stake_proof(&c15).unwrap().is_some());
+        checked_stake(&core, &header(&c15)).await.unwrap();
+        // The other branch from index 13: D14 at slot 17 (epoch 4), then D15..D17: longer, it
+        // wins. On it the slot-13 block ends epoch 3.
+        let mut parent = tip13;
+        let mut d = Vec::new();
+        for slot in [17u64, 18, 19, 20] {
+            let b = crate::node::testing::block_on(&core, &parent, slot, Vec::new());
+            parent = b.header.clone();
+            d.push(b.hash());
+            core.import_block(b).await.unwrap();
+        }
+        assert_eq!(core.chain().tip_hash(), d[3]);
+        assert!(!core.chain().is_on_best_chain(&c15));
+        assert!(!core.chain().is_on_best_chain(&c16));
+        // C15's record is still stored, but C15 is off the best chain: not served.
+        assert!(core.storage().stake_proof(&c15).unwrap().is_some());
+        let (st, v) = get_json(&core, &format!("/proofs/stake?block={c15}")).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block")),
+            "{v}"
+        );
+        // The new chain's boundary (the slot-13 block) has its record.
+        let b13 = hashes[12];
+        assert!(core.storage().stake_proof(&b13).unwrap().is_some());
+        // Far past the fork, the abandoned block and its record are gone, the best chain's
+        // boundaries still answered.
+        extend(&core, 21..=30).await;
+        assert!(core.storage().stake_proof(&c15).unwrap().is_none());
+        let (st, _) = get_json(&core, &format!("/proofs/stake?block={c15}")).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        checked_stake(&core, &header(&b13)).await.unwrap();
+        checked_stake(&core, &header(&hashes[2])).await.unwrap();
+    }
+
+    /// A data directory without records (written before they were kept): the replay computes
+    /// those of the boundaries whose tree versions it holds; older ones cannot be rebuilt and
+    /// stay unanswered, the same error as before.
+    #[tokio::test]
+    async fn replay_fills_the_records_it_can_prove() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([85u8; 32]);
+        let start = crate::clock::SystemClock.now_ms() - 120_000;
+        let core = short_epochs(dir.path(), &key, start);
+        let hashes = extend(&core, 1..=13).await;
+        let (lo, _) = core.state_tree().versions().unwrap();
+        assert!(lo <= 11 && lo > 7, "kept from {lo}");
+        core.storage().forget_stake_proofs().unwrap();
+        core.storage().close();
+        drop(core);
+        let core = short_epochs(dir.path(), &key, start);
+        let (b3, b7, b11) = (hashes[2], hashes[6], hashes[10]);
+        assert!(core.storage().stake_proof(&b11).unwrap().is_some());
+        assert!(core.storage().stake_proof(&b3).unwrap().is_none());
+        assert!(core.storage().stake_proof(&b7).unwrap().is_none());
+        // Two more blocks: the version of the slot-11 block is pruned, its record answers.
+        extend(&core, 14..=16).await;
+        let h11 = core.storage().block_header(&b11).unwrap().unwrap();
+        checked_stake(&core, &h11).await.unwrap();
+        let (st, v) = get_json(&core, &format!("/proofs/stake?block={b3}")).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_block")),
+            "{v}"
         );
     }
 }

@@ -66,6 +66,10 @@ const BANS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("bans");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const SIDE_BLOCKS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("side_blocks");
 const EVIDENCE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("evidence");
+/// `GET /proofs/stake` answers of epoch-boundary blocks (the stake snapshot after each), by
+/// block hash: kept after the block's state-tree version is pruned, so that a light client
+/// that starts late can still prove every epoch's stake distribution (docs/http-api.md).
+const STAKE_PROOFS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("stake_proofs");
 
 /// redb page cache of a node unless configured otherwise (`db_cache_mb`): 64 MiB. Enough for
 /// the tables written and read on every block (best chain, transaction index, mempool journal)
@@ -143,6 +147,10 @@ pub struct ChainCommit {
     /// The state tree's writes for this change (see [`crate::state_commit`]): committed with
     /// it, so that the stored tree always matches the stored best chain.
     pub state_tree: Vec<crate::state_commit::TreeOp>,
+    /// Stake-snapshot proofs of epoch-boundary blocks to keep: `(block hash, the JSON answer
+    /// of GET /proofs/stake for it)`. A record is removed with its block when the block, off
+    /// the best chain, falls below `side_floor`.
+    pub stake_proofs: Vec<(Hash, Vec<u8>)>,
 }
 
 /// One change queued to the storage writer; several are committed together.
@@ -287,6 +295,7 @@ impl Storage {
             tx.open_table(META)?;
             tx.open_table(SIDE_BLOCKS)?;
             tx.open_table(EVIDENCE)?;
+            tx.open_table(STAKE_PROOFS)?;
             Ok(())
         })?;
         Ok(storage)
@@ -459,6 +468,27 @@ impl Storage {
             Ok(t.get(index)?.map(|v| v.value().to_vec()))
         })?;
         raw.map(|b| hash_from(&b, "best chain hash")).transpose()
+    }
+
+    /// The stored stake-snapshot proof of block `h` (the JSON bytes of its `GET /proofs/stake`
+    /// answer), if one was kept ([`ChainCommit::stake_proofs`]). Whether `h` is on the best
+    /// chain is the caller's question.
+    pub fn stake_proof(&self, h: &Hash) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(|tx| {
+            let t = tx.open_table(STAKE_PROOFS)?;
+            Ok(t.get(h.as_bytes().as_slice())?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    /// Deletes every kept stake-snapshot record: a data directory written before records
+    /// were kept (tests only).
+    #[cfg(test)]
+    pub(crate) fn forget_stake_proofs(&self) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.delete_table(STAKE_PROOFS)?;
+            tx.open_table(STAKE_PROOFS)?;
+            Ok(())
+        })
     }
 
     /// The header of a stored block (decoded from the front of its bytes only).
@@ -724,10 +754,13 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
                 .map(|r| r.map(|(k, _)| k.value().to_vec()))
                 .collect::<Result<_, _>>()?;
             let mut blocks = tx.open_table(BLOCKS)?;
+            let mut stake = tx.open_table(STAKE_PROOFS)?;
             for k in doomed {
                 side.remove(k.as_slice())?;
                 if let Some(h) = k.get(8..) {
                     blocks.remove(h)?;
+                    // A block off the best chain is never asked for again.
+                    stake.remove(h)?;
                 }
             }
         }
@@ -759,6 +792,12 @@ fn write_chain(tx: &redb::WriteTransaction, c: &ChainCommit) -> Result<(), redb:
                 t.id().as_bytes().as_slice(),
                 t.to_canonical_bytes().as_slice(),
             )?;
+        }
+    }
+    if !c.stake_proofs.is_empty() {
+        let mut t = tx.open_table(STAKE_PROOFS)?;
+        for (h, answer) in &c.stake_proofs {
+            t.insert(h.as_bytes().as_slice(), answer.as_slice())?;
         }
     }
     crate::state_commit::write_ops(tx, &c.state_tree)?;

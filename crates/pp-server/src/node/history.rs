@@ -205,6 +205,24 @@ impl Core {
         block_by_hash(self, h)
     }
 
+    /// The kept stake-snapshot record of block `h` (the JSON bytes of its `GET /proofs/stake`
+    /// answer, see [`crate::storage::ChainCommit::stake_proofs`]) with whether `h` is on the
+    /// best chain now, or `None` if none was kept.
+    pub(crate) fn stored_stake_proof(
+        &self,
+        h: &Hash,
+    ) -> Result<Option<(Vec<u8>, bool)>, StorageError> {
+        let Some(raw) = self.storage.stake_proof(h)? else {
+            return Ok(None);
+        };
+        let on_best = match self.storage.block_header(h)? {
+            _ if *h == self.chain().genesis_block_hash() => true,
+            Some(hd) => is_stored_best(self, hd.index, h)?,
+            None => false,
+        };
+        Ok(Some((raw, on_best)))
+    }
+
     /// The block locator of the whole best chain.
     pub(crate) fn locator(&self) -> Vec<Hash> {
         locator(self)

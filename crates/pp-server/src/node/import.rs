@@ -183,6 +183,17 @@ impl Core {
                     // Not needed for replay (which follows the best chain), but cheap, and it
                     // keeps every block this node accepted on disk.
                     commit.blocks.extend(chain.block_by_hash(&hash).cloned());
+                    // A branch forking off the best chain at an epoch boundary: the fork
+                    // point's snapshot is kept now, while its version is surely held (a switch
+                    // to this branch may come when it no longer is).
+                    commit
+                        .stake_proofs
+                        .extend(crate::http::proofs::boundary_stake_proofs(
+                            &chain,
+                            &self.genesis,
+                            |s| self.slots.epoch_of_slot(s),
+                            &[hash],
+                        ));
                 }
                 AddOutcome::Extended | AddOutcome::Reorg { .. } => {
                     best_changed = true;
@@ -199,6 +210,17 @@ impl Core {
                         }
                         _ => vec![hash],
                     };
+                    // The epoch boundaries these blocks reveal: their snapshots are kept now,
+                    // while the boundary blocks' tree versions are held (see
+                    // `boundary_stake_proofs`).
+                    commit
+                        .stake_proofs
+                        .extend(crate::http::proofs::boundary_stake_proofs(
+                            &chain,
+                            &self.genesis,
+                            |s| self.slots.epoch_of_slot(s),
+                            &applied,
+                        ));
                     for h in &applied {
                         if let Some(b) = chain.block_by_hash(h) {
                             commit.best.push((b.header.index, *h));

@@ -78,16 +78,45 @@ impl Core {
             tracing::info!("stored state tree rewritten from the replayed chain");
         }
         drop(stored_tree);
-        if trim || !state_tree.is_empty() {
+        let stake_proofs = self.missing_stake_proofs()?;
+        if trim || !state_tree.is_empty() || !stake_proofs.is_empty() {
             self.storage.commit_chain(&ChainCommit {
                 height: trim.then_some(applied),
                 state_tree,
+                stake_proofs,
                 ..ChainCommit::default()
             })?;
         }
         let height = self.chain().height();
         self.metrics.height.set(gauge_value(height));
         Ok(height)
+    }
+
+    /// The stake-snapshot records of the epoch boundaries whose tree versions the replayed
+    /// chain holds and that storage lacks (a crash between the import and its commit cannot
+    /// lose one, the record being in the block's commit; this fills those of a data directory
+    /// written before records were kept, for the boundaries still within `k` blocks: older ones
+    /// cannot be proven any more and stay missing).
+    fn missing_stake_proofs(&self) -> Result<Vec<(pp_ledger::Hash, Vec<u8>)>, StorageError> {
+        let chain = self.chain();
+        let Some((lo, hi)) = chain.state_tree().versions().ok().flatten() else {
+            return Ok(Vec::new());
+        };
+        let mut wanted = Vec::new();
+        for i in lo.saturating_add(1)..=hi {
+            let (Some(parent), Some(h)) = (chain.best_hash_at(i - 1), chain.best_hash_at(i)) else {
+                continue;
+            };
+            if self.storage.stake_proof(&parent)?.is_none() {
+                wanted.push(h);
+            }
+        }
+        Ok(crate::http::proofs::boundary_stake_proofs(
+            &chain,
+            &self.genesis,
+            |s| self.slots.epoch_of_slot(s),
+            &wanted,
+        ))
     }
 
     /// Re-admits journaled mempool transactions (those still valid on the replayed tip).
