@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Sizes of a light client against a full node after N blocks of a transfer load (issue 13):
+# disk (data dir, bytes) and memory (VmRSS now, VmHWM peak) of `ppd light` and of a full node of
+# the same 3-node praos testnet, and the size of one account-proof answer.
+#
+#   scripts/light-sizes.sh [BLOCKS]          (default 10000)
+#
+# Environment: PPD (the ppd binary; default: target/release/ppd of this checkout, built if
+# missing), PP_SIZES_DIR (default /tmp/pp-light-sizes; wiped first), PP_SIZES_SLOT_MS (25),
+# PP_SIZES_RATE (transfers per second, 100), PP_SIZES_HTTP_PORT (18280; nodes use it and the next
+# two, the light client +10), PP_SIZES_P2P_PORT (19280). Prints a summary and writes
+# $PP_SIZES_DIR/sizes.json. Needs curl and jq. Every wait is bounded.
+set -euo pipefail
+
+blocks=${1:-10000}
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+dir=${PP_SIZES_DIR:-/tmp/pp-light-sizes}
+slot_ms=${PP_SIZES_SLOT_MS:-25}
+rate=${PP_SIZES_RATE:-100}
+http=${PP_SIZES_HTTP_PORT:-18280}
+p2p=${PP_SIZES_P2P_PORT:-19280}
+light_http=$((http + 10))
+ppd=${PPD:-$repo/target/release/ppd}
+log() { echo "light-sizes: $*" >&2; }
+for tool in curl jq; do
+    command -v "$tool" >/dev/null || { log "$tool is needed"; exit 2; }
+done
+if [[ ! -x $ppd ]]; then
+    log "building $ppd"
+    (cd "$repo" && cargo build --release -p ppd --bin ppd >&2)
+fi
+
+rm -rf "$dir"
+mkdir -p "$dir"
+"$ppd" testnet --nodes 3 --dir "$dir/net" --slot-ms "$slot_ms" --slots-per-epoch 600 \
+    --base-http-port "$http" --base-p2p-port "$p2p" --start-delay-ms 3000 >"$dir/testnet.txt"
+
+pids=()
+stop_all() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+for i in 0 1 2; do
+    RUST_LOG=warn "$ppd" run --config "$dir/net/node$i/ppd.toml" >"$dir/node$i.log" 2>&1 &
+    pids+=("$!")
+done
+node0_pid=${pids[0]}
+mkdir -p "$dir/light"
+RUST_LOG=warn "$ppd" light --peer "127.0.0.1:$p2p" --genesis "$dir/net/genesis.json" \
+    --full-node "http://127.0.0.1:$http" --data-dir "$dir/light" \
+    --http "127.0.0.1:$light_http" >"$dir/light.log" 2>&1 &
+light_pid=$!
+pids+=("$light_pid")
+
+height() { curl -sf "http://127.0.0.1:$1/status" | jq -r '.height // empty' 2>/dev/null || true; }
+
+# The nodes up (bounded: 60 s).
+for _ in $(seq 1 120); do
+    [[ -n $(height "$http") ]] && break
+    sleep 0.5
+done
+[[ -n $(height "$http") ]] || { log "node0 did not start"; exit 1; }
+
+# The load, for long enough (the generator stops at its duration; we stop it at BLOCKS).
+expected_s=$(( blocks * slot_ms * 2 / 1000 + 60 ))
+"$ppd" bench --node "http://127.0.0.1:$http" --key "$dir/net/cold/node0.key" --rate "$rate" \
+    --duration "$expected_s" --grace 0 --progress 10 >"$dir/bench.log" 2>&1 &
+bench_pid=$!
+pids+=("$bench_pid")
+
+# Until node0 reaches BLOCKS (bounded: 3 × the expected time).
+deadline=$(( $(date +%s) + 3 * expected_s ))
+while :; do
+    h=$(height "$http")
+    [[ -n $h && $h -ge $blocks ]] && break
+    (( $(date +%s) < deadline )) || { log "node0 at height ${h:-?} after $((3 * expected_s)) s"; exit 1; }
+    sleep 2
+done
+kill "$bench_pid" 2>/dev/null || true
+# The light client at the nodes' tip (bounded: 120 s).
+for _ in $(seq 1 240); do
+    lh=$(height "$light_http"); nh=$(height "$http")
+    [[ -n $lh && -n $nh && $((nh - lh)) -le 2 ]] && break
+    sleep 0.5
+done
+lh=$(height "$light_http"); nh=$(height "$http")
+log "node0 height $nh, light client height ${lh:-?}"
+
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+node_rss=$(kb "$node0_pid" VmRSS); node_hwm=$(kb "$node0_pid" VmHWM)
+light_rss=$(kb "$light_pid" VmRSS); light_hwm=$(kb "$light_pid" VmHWM)
+node_disk=$(du -sb "$dir/net/node0" | cut -f1)
+light_disk=$(du -sb "$dir/light" | cut -f1)
+account=$(awk '/node1: account/ {print $3}' "$dir/testnet.txt")
+proof_bytes=$(curl -sf "http://127.0.0.1:$http/proofs/accounts/$account" | wc -c)
+# Transactions the generator had acknowledged at its last progress line (it is stopped mid-run).
+txs=$(grep -o 'accepted [0-9]*' "$dir/bench.log" | tail -1 | cut -d' ' -f2 || true)
+
+jq -n --argjson blocks "$nh" --argjson light_height "${lh:-0}" \
+    --argjson node_disk "$node_disk" --argjson light_disk "$light_disk" \
+    --argjson node_rss_kb "$node_rss" --argjson node_hwm_kb "$node_hwm" \
+    --argjson light_rss_kb "$light_rss" --argjson light_hwm_kb "$light_hwm" \
+    --argjson proof_answer_bytes "$proof_bytes" --arg slot_ms "$slot_ms" --arg rate "$rate" \
+    --arg transactions "${txs:-}" \
+    '{blocks: $blocks, light_height: $light_height, slot_ms: $slot_ms, rate: $rate,
+      transactions: $transactions,
+      full_node: {disk_bytes: $node_disk, rss_kb: $node_rss_kb, peak_rss_kb: $node_hwm_kb},
+      light_client: {disk_bytes: $light_disk, rss_kb: $light_rss_kb, peak_rss_kb: $light_hwm_kb},
+      disk_ratio: ($light_disk / $node_disk), rss_ratio: ($light_rss_kb / $node_rss_kb),
+      account_proof_answer_bytes: $proof_answer_bytes}' | tee "$dir/sizes.json"
