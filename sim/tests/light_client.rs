@@ -27,10 +27,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pp_ledger::{Block, Encode, Hash, KeyPair, PublicKey, SignedHeader};
+use pp_ledger::{Encode, Hash, KeyPair, PublicKey};
 use pp_light::proofs::check_account;
 use pp_light::{Applied, GenesisStakes, HeaderChain, HeaderVerifier};
-use pp_net::{ChainView, NetConfig, Network};
+use pp_net::{NetConfig, Network};
 use pp_sim::{assert_all_passed, node_name, run_seeds_or, Cluster, SimError, SimParams};
 use pp_sim::{TurmoilTransport, P2P_PORT};
 use serde_json::{json, Value};
@@ -73,21 +73,6 @@ struct Shared {
     peers: Vec<String>,
 }
 
-/// What a light client shows the full nodes: only the genesis; it serves nothing.
-struct Nothing(Hash);
-
-impl ChainView for Nothing {
-    fn tip(&self) -> (u64, Hash) {
-        (0, self.0)
-    }
-    fn get_blocks(&self, _: u64, _: u32) -> Vec<Block> {
-        Vec::new()
-    }
-    fn get_headers(&self, _: &[Hash], _: u32) -> Vec<SignedHeader> {
-        Vec::new()
-    }
-}
-
 fn sim_now_ms() -> u64 {
     turmoil::since_epoch().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -111,8 +96,12 @@ fn add_light(c: &mut Cluster, shared: Arc<Mutex<Shared>>) -> Result<(), SimError
             config.max_peers = 32;
             config.unix_time_ms = Some(sim_now_ms());
             config.advertised_port = Some(0);
-            let (net, mut events) =
-                Network::start(config, TurmoilTransport, Arc::new(Nothing(gh))).await?;
+            let (net, mut events) = Network::start(
+                config,
+                TurmoilTransport,
+                Arc::new(pp_light::ServesNothing(gh)),
+            )
+            .await?;
             tokio::spawn(async move { while events.recv().await.is_some() {} });
             let mut turn = 0usize;
             loop {

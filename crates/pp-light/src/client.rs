@@ -124,10 +124,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What the light client shows full nodes: only the genesis. It serves nothing.
-struct Nothing(Hash);
+/// The [`ChainView`] a light client gives its pp-net [`Network`]: it shows full nodes only the
+/// genesis (`tip` is index 0 with the hash given) and serves no block, header or transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ServesNothing(pub Hash);
 
-impl ChainView for Nothing {
+impl ChainView for ServesNothing {
     fn tip(&self) -> (u64, Hash) {
         (0, self.0)
     }
@@ -222,8 +224,12 @@ impl LightClient {
         );
         // Accepts no connections: it has nothing to serve.
         net_config.advertised_port = Some(0);
-        let (net, mut events) =
-            Network::start(net_config, TcpTransport, Arc::new(Nothing(genesis_hash))).await?;
+        let (net, mut events) = Network::start(
+            net_config,
+            TcpTransport,
+            Arc::new(ServesNothing(genesis_hash)),
+        )
+        .await?;
         let net = Arc::new(net);
         let shared = Arc::new(Shared {
             chain: Mutex::new(chain),

@@ -23,7 +23,9 @@ pub mod proofs;
 pub mod verify;
 
 pub use chain::{Applied, ChainError, HeaderChain};
-pub use client::{fetch_signed_headers, LightClient, LightConfig, LightError, SyncStatus, Tip};
+pub use client::{
+    fetch_signed_headers, LightClient, LightConfig, LightError, ServesNothing, SyncStatus, Tip,
+};
 pub use proofs::{FullNode, ProofError, ProvenAccount, ProvenInclusion};
 pub use verify::{
     GenesisStakes, HeaderError, HeaderVerifier, SignedHeader, StakeError, StakeSnapshot,
