@@ -69,6 +69,16 @@ struct AtBlock {
     block: Option<String>,
 }
 
+impl AtBlock {
+    /// The block asked for (`?block=HASH`), if any; a malformed hash is a 400.
+    fn hash(&self) -> Result<Option<Hash>, ApiError> {
+        self.block
+            .as_deref()
+            .map(|b| parse_hash(b, "block"))
+            .transpose()
+    }
+}
+
 /// A state-tree leaf proven at a best-chain block.
 struct Proved {
     index: u64,
@@ -77,6 +87,24 @@ struct Proved {
     root: Hash,
     value: Option<Vec<u8>>,
     proof: pp_ledger::state_tree::StateProof,
+}
+
+impl Proved {
+    /// The answer to a one-key proof request: `fields` (an object: what the key is and its
+    /// decoded value) with the leaf's bytes, the proof, the root and the block it is against.
+    fn into_answer(self, mut fields: Value) -> Value {
+        if let Some(o) = fields.as_object_mut() {
+            o.insert("value".into(), json!(self.value.map(hex::encode)));
+            o.insert("proof".into(), json!(hex::encode(self.proof.to_bytes())));
+            o.insert("state_root".into(), json!(self.root));
+            o.insert("state_root_in_header".into(), json!(true));
+            o.insert(
+                "block".into(),
+                json!({ "index": self.index, "hash": self.hash, "header": self.header }),
+            );
+        }
+        fields
+    }
 }
 
 /// The value of tree key `key` at the best-chain block `wanted` (default: the tip), with its
@@ -196,11 +224,7 @@ async fn account_proof(
     let Query(at) = q?;
     let account = PublicKey::from_hex(&s)
         .map_err(|e| ApiError::bad_request("bad_account", format!("account {s:?}: {e}")))?;
-    let wanted = at
-        .block
-        .as_deref()
-        .map(|b| parse_hash(b, "block"))
-        .transpose()?;
+    let wanted = at.hash()?;
     let key = pp_ledger::state_tree::account_key(&account);
     let p = prove_at(&core, wanted, &key)?;
     let leaf: Option<Value> = match &p.value {
@@ -222,17 +246,13 @@ async fn account_proof(
             }))
         }
     };
-    ok_json(json!({
+    let present = p.value.is_some();
+    ok_json(p.into_answer(json!({
         "account": account,
         "key": key,
-        "present": p.value.is_some(),
+        "present": present,
         "leaf": leaf,
-        "value": p.value.map(hex::encode),
-        "proof": hex::encode(p.proof.to_bytes()),
-        "state_root": p.root,
-        "state_root_in_header": true,
-        "block": { "index": p.index, "hash": p.hash, "header": p.header },
-    }))
+    })))
 }
 
 /// `GET /proofs/total-stake?block=HASH`: the total-stake leaf (the sum of every bonded stake,
@@ -244,11 +264,7 @@ async fn total_stake_proof(
     q: Result<Query<AtBlock>, QueryRejection>,
 ) -> ApiResult {
     let Query(at) = q?;
-    let wanted = at
-        .block
-        .as_deref()
-        .map(|b| parse_hash(b, "block"))
-        .transpose()?;
+    let wanted = at.hash()?;
     let key = pp_ledger::state_tree::total_stake_key();
     let p = prove_at(&core, wanted, &key)?;
     let total = p
@@ -265,16 +281,11 @@ async fn total_stake_proof(
                 "the total-stake leaf is missing or does not decode",
             )
         })?;
-    ok_json(json!({
+    ok_json(p.into_answer(json!({
         "key": key,
         // A u128: a decimal string, so that no JSON reader rounds it.
         "total_stake": total.to_string(),
-        "value": p.value.map(hex::encode),
-        "proof": hex::encode(p.proof.to_bytes()),
-        "state_root": p.root,
-        "state_root_in_header": true,
-        "block": { "index": p.index, "hash": p.hash, "header": p.header },
-    }))
+    })))
 }
 
 /// `GET /proofs/stake?block=HASH`: the stake snapshot after the best-chain block `HASH`
@@ -290,11 +301,7 @@ async fn stake_proof(
     q: Result<Query<AtBlock>, QueryRejection>,
 ) -> ApiResult {
     let Query(at) = q?;
-    let wanted = at
-        .block
-        .as_deref()
-        .map(|b| parse_hash(b, "block"))
-        .transpose()?;
+    let wanted = at.hash()?;
     let live = stake_answer(&core.chain(), core.genesis(), wanted);
     let refused = match live {
         Ok(v) => return ok_json(v),
