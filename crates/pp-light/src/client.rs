@@ -384,6 +384,8 @@ async fn sync_loop(
     let mut next_peer = 0usize;
     let backoff = Duration::from_secs(1);
     let mut last_request: Option<tokio::time::Instant> = None;
+    // Whether the last answer brought headers, so that the next request follows at once.
+    let mut brought = false;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -410,9 +412,11 @@ async fn sync_loop(
                 }
             }
         };
-        // Paced: at most one `get_headers` per MIN_HEADERS_INTERVAL, whatever the answers bring
-        // (near the tip of a fast network every answer brings a header or two).
-        if let Some(t) = last_request {
+        // Paced: a request that follows at once an answer that brought headers waits until
+        // MIN_HEADERS_INTERVAL after the one before (near the tip of a fast network every
+        // answer brings a header or two). A request after a wait (an announcement, the poll)
+        // goes at once: it cannot come more often than the waits allow.
+        if let Some(t) = last_request.filter(|_| brought) {
             let wait = MIN_HEADERS_INTERVAL.saturating_sub(t.elapsed());
             if !wait.is_zero() {
                 pause(&cancel, wait).await;
@@ -451,13 +455,18 @@ async fn sync_loop(
         };
         match applied {
             Ok(Applied::Nothing) => {
+                brought = false;
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = wake.recv() => {}
                     _ = tokio::time::sleep(poll) => {}
                 }
             }
-            Ok(a) => tracing::debug!(?a, "headers applied"),
+            Ok(a) => {
+                brought = true;
+                tracing::debug!(?a, "headers applied");
+                continue;
+            }
             Err(
                 e @ (ChainError::Store(_)
                 | ChainError::Corrupt(_)
