@@ -150,6 +150,7 @@ impl Builder<'_> {
             metrics,
             sync_batch: self.config.sync_batch,
             sync_tx,
+            blocking: self.blocking.clone(),
         }));
         let height = core.replay()?;
         let pending = core.restore_mempool()?;

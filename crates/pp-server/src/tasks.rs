@@ -28,8 +28,12 @@ const STARTUP_SYNC_GRACE: Duration = Duration::from_secs(15);
 /// crash/restart seed 18: two nodes restarted together, each connected only to the other, and
 /// one of them orphaned a block three nodes held).
 const STARTUP_PEERS: usize = 3;
-/// Most relayed transactions waiting together for their journal commit in the event loop.
+/// Most relayed transactions waiting together for their journal commit in the event loop (it
+/// stops taking events at this many, so at most this plus [`MAX_TX_GATHER`] are in flight).
 const MAX_ADMITTING: usize = 1_024;
+/// Most relayed transactions gathered into one admission, whose signatures are checked as one
+/// batch.
+const MAX_TX_GATHER: usize = 256;
 
 /// Waits until `shutdown` says stop (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -129,25 +133,37 @@ async fn slot_turn(core: &Arc<Core>, slot: u64, produce: bool) {
 
 /// Handles announcements and connection changes from the network.
 ///
-/// Relayed transactions are admitted in arrival order, but the loop does not wait for each one
-/// to be durable: up to [`MAX_ADMITTING`] of them wait together (and are committed together by
-/// the storage writer) while the loop goes on; each is relayed once it is on disk.
+/// Relayed transactions are admitted in arrival order, those from one peer that are already
+/// waiting gathered into one admission (their signatures checked as one batch, see
+/// [`Core::begin_admit`]). The loop does not wait for them to be durable: up to
+/// [`MAX_ADMITTING`] wait together (and are committed together by the storage writer) while the
+/// loop goes on; each is relayed once it is on disk.
 pub(crate) async fn event_loop(
     core: Arc<Core>,
     mut events: mpsc::Receiver<NetEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut admitting = FuturesUnordered::new();
+    // Transactions in `admitting`.
+    let mut in_flight = 0usize;
+    // An event taken from the channel while gathering transactions, handled next.
+    let mut next: Option<NetEvent> = None;
     loop {
-        // `biased`: a fixed polling order (not tokio's random start) keeps simulations
-        // replayable; finished admissions first, as they make room for more events.
-        let ev = tokio::select! {
-            biased;
-            _ = stopped(&mut shutdown) => break,
-            Some(()) = admitting.next(), if !admitting.is_empty() => continue,
-            ev = events.recv(), if admitting.len() < MAX_ADMITTING => match ev {
-                Some(ev) => ev,
-                None => break,
+        let ev = match next.take() {
+            Some(ev) => ev,
+            // `biased`: a fixed polling order (not tokio's random start) keeps simulations
+            // replayable; finished admissions first, as they make room for more events.
+            None => tokio::select! {
+                biased;
+                _ = stopped(&mut shutdown) => break,
+                Some(n) = admitting.next(), if !admitting.is_empty() => {
+                    in_flight -= n;
+                    continue;
+                }
+                ev = events.recv(), if in_flight < MAX_ADMITTING => match ev {
+                    Some(ev) => ev,
+                    None => break,
+                },
             },
         };
         match ev {
@@ -155,10 +171,28 @@ pub(crate) async fn event_loop(
             NetEvent::PeerDisconnected { peer, reason } => core.on_peer_disconnected(peer, reason),
             NetEvent::NewBlock { peer, block } => core.on_block(peer, block).await,
             NetEvent::NewTx { peer, tx } => {
-                let admission = core.begin_admit(vec![tx], Some(peer)).await;
+                // The transactions from the same peer already waiting join this one (up to
+                // MAX_TX_GATHER), so that their signatures are checked as one batch; the first
+                // other event ends the gathering and is handled next, so the order of events
+                // is kept.
+                let mut txs = vec![tx];
+                while txs.len() < MAX_TX_GATHER {
+                    match events.try_recv() {
+                        Ok(NetEvent::NewTx { peer: p, tx }) if p == peer => txs.push(tx),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let n = txs.len();
+                in_flight += n;
+                let admission = core.begin_admit(txs, Some(peer)).await;
                 let core = core.clone();
                 admitting.push(async move {
                     admission.finish(&core).await;
+                    n
                 });
             }
         }

@@ -5,11 +5,13 @@
 //! but the one it came from, which is credited) and blames a peer that sent a bad signature.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use pp_ledger::{Hash, Transaction, TxError};
 use pp_net::{Misbehaviour, PeerId};
 
 use super::Core;
+use crate::blocking;
 use crate::events::NodeEvent;
 use crate::mempool::{Inserted, MempoolError};
 use crate::metrics::gauge_value;
@@ -92,6 +94,7 @@ impl Core {
         txs: Vec<Transaction>,
         from: Option<PeerId>,
     ) -> Admission {
+        let txs = self.preverify(txs).await;
         match self.writer.reserve().await {
             Ok(slot) => {
                 let (results, new, pending) =
@@ -112,6 +115,25 @@ impl Core {
                 pending: None,
             },
         }
+    }
+
+    /// The stateless stage of admission: the signatures of `txs` are checked as one batch on the
+    /// blocking pool (never on a runtime worker, never under the mempool or chain lock) and
+    /// remembered in the chain's signature cache, where the mempool's rules find them
+    /// ([`pp_ledger::SignatureCache::preverify_txs`]). It changes no answer: a transaction whose
+    /// batch failed is checked alone by the rules, as before.
+    async fn preverify(&self, txs: Vec<Transaction>) -> Vec<Transaction> {
+        let cache = Arc::clone(self.chain().signature_cache());
+        let genesis_hash = self.genesis_hash;
+        let txs = Arc::new(txs);
+        let shared = Arc::clone(&txs);
+        // `None` (the runtime is shutting down) only means the cache was not filled.
+        let _ = blocking::run(&self.blocking, move || {
+            cache.preverify_txs(&shared, &genesis_hash)
+        })
+        .await;
+        // The job has run or been dropped, and its handle with it.
+        Arc::try_unwrap(txs).unwrap_or_else(|txs| (*txs).clone())
     }
 
     /// Like [`Core::submit_tx`], committing on the calling thread (blocking it for one fsync):

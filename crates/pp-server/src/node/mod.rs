@@ -111,6 +111,9 @@ pub(crate) struct Parts {
     pub(crate) sync_batch: u32,
     /// Hints to the sync task (`request_sync`).
     pub(crate) sync_tx: mpsc::Sender<SyncRequest>,
+    /// Where CPU-heavy stateless work runs (signature batches): tokio's blocking pool, or
+    /// inline under a simulation.
+    pub(crate) blocking: Arc<dyn crate::blocking::Blocking>,
 }
 
 /// The running node's state, shared by its tasks and reached only through its methods.
@@ -133,6 +136,7 @@ pub(crate) struct Core {
     noop: Arc<dyn PeerNet>,
     sync_batch: u32,
     sync_tx: mpsc::Sender<SyncRequest>,
+    blocking: Arc<dyn crate::blocking::Blocking>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
     observe: crate::observe::Observe,
     /// What happened, for `GET /events` (published once durable).
@@ -265,6 +269,7 @@ impl Core {
             noop: Arc::new(NoopNet),
             sync_batch: p.sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx: p.sync_tx,
+            blocking: p.blocking,
             events: EventBus::default(),
             sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),

@@ -63,6 +63,7 @@ pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis
         metrics,
         sync_batch: 200,
         sync_tx: tx,
+        blocking: Arc::new(crate::blocking::TokioBlocking),
     }))
 }
 

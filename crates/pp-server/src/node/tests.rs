@@ -437,3 +437,72 @@ async fn status_and_readiness_answer_while_an_import_holds_the_chain_and_mempool
     assert_eq!(v["pending_transactions"], 1);
     assert_eq!(ready_height, 1);
 }
+
+/// Relayed transactions already waiting from one peer are admitted together, their signatures
+/// checked as one batch off the runtime; an event from another peer ends the gathering and is
+/// handled next, so arrival order is kept. A batch holding a bad signature fails, and each of
+/// its transactions is then judged alone exactly as before: the good ones admitted and relayed,
+/// the bad one refused and its sender blamed; a valid copy from another peer still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossiped_transactions_are_verified_in_batches_and_judged_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([67u8; 32]);
+    let core = testing::core(dir.path(), &key);
+    let net = Arc::new(RecordingNet::default());
+    core.set_network(net.clone());
+    let g = core.genesis_hash;
+    let to = KeyPair::from_seed([68u8; 32]).public();
+    let tx = |nonce| Transaction::transfer(&key, to, 5, 1, nonce, &g);
+    let mut forged = tx(4);
+    forged.signature.0[5] ^= 1;
+    let (a, b) = (pp_net::PeerId(1), pp_net::PeerId(2));
+    // Everything is queued before the loop runs, so what it finds waiting is fixed.
+    let (events_tx, events_rx) = mpsc::channel::<pp_net::NetEvent>(64);
+    for (peer, t) in [
+        (a, tx(0)),
+        (a, tx(1)),
+        (a, tx(2)),
+        (b, tx(3)),
+        (a, forged),
+        (a, tx(5)),
+        (b, tx(4)),
+    ] {
+        events_tx
+            .send(pp_net::NetEvent::NewTx { peer, tx: t })
+            .await
+            .unwrap();
+    }
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let looping = tokio::spawn(crate::tasks::event_loop(core.clone(), events_rx, stop_rx));
+    // Relays and credits follow durability (bounded wait).
+    for _ in 0..500 {
+        if lock(&net.credits).len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Nonce 5 came before 4 was pending: refused for its nonce, as it always was.
+    let pool: Vec<u64> = (0..6)
+        .filter(|&n| core.mempool().contains(&tx(n).id()))
+        .collect();
+    assert_eq!(pool, vec![0, 1, 2, 3, 4]);
+    assert_eq!(lock(&net.credits).clone(), vec![a, a, a, b, b]);
+    assert_eq!(
+        lock(&net.except).clone(),
+        vec![Some(a), Some(a), Some(a), Some(b), Some(b)]
+    );
+    assert_eq!(
+        lock(&net.penalties).clone(),
+        vec![(a, pp_net::Misbehaviour::InvalidTransaction)]
+    );
+    // Batches [a: 0 1 2] (3, valid: each remembered, no check in the rules), [b: 3] (1),
+    // [a: forged 5] (2, fails: then the forged one alone, 1; nonce 5 is refused for its nonce
+    // before its signature is looked at), [b: 4] (1). One at a time this was 3 + 1 + 1 + 1.
+    let cache = core.chain().signature_cache().clone();
+    assert_eq!(cache.verifications(), 3 + 1 + 2 + 1 + 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), looping)
+        .await
+        .unwrap()
+        .unwrap();
+}
