@@ -134,7 +134,7 @@ impl Builder<'_> {
             &metrics,
             shutdown,
         );
-        let core = Arc::new(Core::new(Parts {
+        let core = Core::new(Parts {
             node_id: node_id.clone(),
             genesis,
             key: key.clone(),
@@ -151,7 +151,7 @@ impl Builder<'_> {
             sync_batch: self.config.sync_batch,
             sync_tx,
             blocking: self.blocking.clone(),
-        }));
+        });
         let height = core.replay()?;
         let pending = core.restore_mempool()?;
         tracing::info!(

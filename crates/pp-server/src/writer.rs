@@ -100,8 +100,8 @@ pub(crate) struct Writer {
 
 /// A reserved place in the writer's queue: sending on it never waits, so it can be done while
 /// holding a std lock.
-pub(crate) struct Slot<'a> {
-    permit: mpsc::Permit<'a, Job>,
+pub(crate) struct Slot {
+    permit: mpsc::OwnedPermit<Job>,
 }
 
 /// The answer to a queued change: resolves when it is durable (or failed).
@@ -114,14 +114,15 @@ impl Pending {
     }
 }
 
-impl Slot<'_> {
+impl Slot {
     /// Queues `op`; await the returned [`Pending`] for its durability.
     pub(crate) fn send(self, op: WriteOp) -> Pending {
         let (tx, rx) = oneshot::channel();
-        self.permit.send(Job {
+        // The sender handed back is a clone the slot held; the writer keeps its own.
+        drop(self.permit.send(Job {
             op,
             reply: Some(tx),
-        });
+        }));
         Pending(rx)
     }
 }
@@ -149,9 +150,15 @@ impl Writer {
     }
 
     /// Reserves a place in the queue (waits while it is full: backpressure on every producer).
-    pub(crate) async fn reserve(&self) -> Result<Slot<'_>, WriteError> {
+    pub(crate) async fn reserve(&self) -> Result<Slot, WriteError> {
         self.health.check()?;
-        let permit = self.queue.reserve().await.map_err(|_| WriteError::Closed)?;
+        // Owned, so that a slot can go with work to another thread (see `Core::import`).
+        let permit = self
+            .queue
+            .clone()
+            .reserve_owned()
+            .await
+            .map_err(|_| WriteError::Closed)?;
         Ok(Slot { permit })
     }
 

@@ -12,6 +12,7 @@ use pp_ledger::{Block, BlockError, Hash, Transaction, VerifiedBlock};
 use pp_net::{Misbehaviour, PeerId};
 
 use super::{lock, Core};
+use crate::blocking;
 use crate::events::NodeEvent;
 use crate::metrics::gauge_value;
 use crate::storage::{ChainCommit, StorageError, WriteOp};
@@ -104,7 +105,15 @@ impl Core {
         blocks: Vec<Incoming>,
     ) -> Result<(Vec<Imported>, Option<ChainError>), StorageError> {
         let slot = self.writer.reserve().await?;
-        let (done, refused, stored) = self.apply_blocks(blocks, slot);
+        // The stateful stage is CPU work under the node's locks (for a 1,000-transfer block:
+        // applying it, the state-tree update, the mempool's rebuild): on the blocking seam, so
+        // that no runtime worker waits for it and `/status`, admissions and the network are
+        // served meanwhile. Dropped unrun only when the runtime shuts down.
+        let core = self.this.upgrade().ok_or(StorageError::Closed)?;
+        let (done, refused, stored) =
+            blocking::run(&self.blocking, move || core.apply_blocks(blocks, slot))
+                .await
+                .ok_or(StorageError::Closed)?;
         if let Some((pending, readmitted, new_best)) = stored {
             pending.durable().await?;
             self.events.publish(new_best);
@@ -138,7 +147,7 @@ impl Core {
     fn apply_blocks(
         &self,
         blocks: Vec<Incoming>,
-        slot: Slot<'_>,
+        slot: Slot,
     ) -> (
         Vec<Imported>,
         Option<ChainError>,

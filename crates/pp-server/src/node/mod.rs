@@ -137,6 +137,8 @@ pub(crate) struct Core {
     sync_batch: u32,
     sync_tx: mpsc::Sender<SyncRequest>,
     blocking: Arc<dyn crate::blocking::Blocking>,
+    /// This node itself, for work handed to the blocking seam (which needs an owned handle).
+    this: std::sync::Weak<Core>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
     observe: crate::observe::Observe,
     /// What happened, for `GET /events` (published once durable).
@@ -246,12 +248,13 @@ pub(crate) enum TxStatus {
 }
 
 impl Core {
-    pub(crate) fn new(p: Parts) -> Core {
+    pub(crate) fn new(p: Parts) -> Arc<Core> {
         let genesis_hash = p.genesis.hash();
         p.metrics.height.set(gauge_value(p.chain.height()));
         p.metrics.mempool_size.set(gauge_value(p.mempool.len()));
         let observe = crate::observe::Observe::new(p.clock.now_ms());
-        Core {
+        Arc::new_cyclic(|this| Core {
+            this: this.clone(),
             observe,
             node_id: p.node_id,
             genesis: p.genesis,
@@ -277,7 +280,7 @@ impl Core {
             pending: AtomicUsize::new(p.mempool.len()),
             chain: RwLock::new(p.chain),
             mempool: Mutex::new(p.mempool),
-        }
+        })
     }
 
     /// The best tip as of the last change to the chain, without waiting for an import in

@@ -26,6 +26,17 @@ pub(crate) fn core_with_genesis_time(
 
 /// Like [`core`], on genesis `g` (whose stakeholder should be `key`).
 pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis) -> Arc<Core> {
+    core_with_blocking(dir, key, g, Arc::new(crate::blocking::TokioBlocking))
+}
+
+/// Like [`core_with_genesis`], with `blocking` as the node's blocking seam (the storage writer
+/// keeps tokio's pool).
+pub(crate) fn core_with_blocking(
+    dir: &std::path::Path,
+    key: &KeyPair,
+    g: Genesis,
+    blocking: Arc<dyn crate::blocking::Blocking>,
+) -> Arc<Core> {
     let rules = Ouroboros::new(&g).unwrap();
     let slots = SlotClock::from_genesis(&g).unwrap();
     let chain = Chain::new(g.clone(), rules).unwrap();
@@ -47,7 +58,7 @@ pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis
         let _keep_running = stop;
         task.await;
     });
-    Arc::new(Core::new(Parts {
+    Core::new(Parts {
         node_id: "test".into(),
         genesis: g,
         key: key.clone(),
@@ -63,8 +74,8 @@ pub(crate) fn core_with_genesis(dir: &std::path::Path, key: &KeyPair, g: Genesis
         metrics,
         sync_batch: 200,
         sync_tx: tx,
-        blocking: Arc::new(crate::blocking::TokioBlocking),
-    }))
+        blocking,
+    })
 }
 
 /// A block by this node's key on `parent` in `slot` (mined at the network's difficulty),

@@ -506,3 +506,37 @@ async fn gossiped_transactions_are_verified_in_batches_and_judged_as_before() {
         .unwrap()
         .unwrap();
 }
+
+/// The CPU work of admitting and importing runs on the node's blocking seam (tokio's blocking
+/// pool; inline under a simulation), never on a runtime worker, so that a worker stays free for
+/// `/status` and the network: the signature batch of an admission, and the stateful stage of
+/// an import (applying the block, the state-tree update, the mempool's rebuild, under the
+/// node's locks).
+#[tokio::test]
+async fn admissions_and_imports_do_their_cpu_work_on_the_blocking_seam() {
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+    impl crate::blocking::Blocking for Counting {
+        fn spawn(&self, job: crate::blocking::BlockingJob) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::blocking::TokioBlocking.spawn(job);
+        }
+    }
+    let jobs = |c: &Counting| c.0.load(std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([69u8; 32]);
+    let seam = Arc::new(Counting::default());
+    let g = Genesis::devnet("test", key.public(), crate::clock::SystemClock.now_ms());
+    let core = testing::core_with_blocking(dir.path(), &key, g, seam.clone());
+    let to = KeyPair::from_seed([70u8; 32]).public();
+    let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+    assert_eq!(core.submit_tx(t0.clone()).await, Ok(Inserted::New));
+    assert_eq!(jobs(&seam), 1, "the admission's signature check");
+    let b = next_block(&core, vec![t0]);
+    assert_eq!(
+        core.import_block(b).await.unwrap().outcome,
+        AddOutcome::Extended
+    );
+    assert_eq!(jobs(&seam), 2, "the import's stateful stage");
+    assert!(core.mempool().is_empty());
+}
