@@ -1240,3 +1240,39 @@ fn a_store_whose_hash_list_was_edited_is_refused() {
         "boundary",
     );
 }
+
+/// A store of the session-9 layout (every header, no hash list, no checkpoint) is re-verified
+/// from the genesis once, its hashes listed and its window pruned.
+#[test]
+fn a_store_that_kept_every_header_is_listed_and_pruned_at_open() {
+    use crate::chain::{HEADERS, META};
+    use pp_ledger::Encode as _;
+
+    let n = net(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let main = n.extend(&n.verifier.genesis_entry(), 1..40);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut meta = w.open_table(META).unwrap();
+            meta.insert("genesis", &n.genesis.hash().0[..]).unwrap();
+            let mut t = w.open_table(HEADERS).unwrap();
+            for v in &main {
+                t.insert(v.header().index, v.signed.to_canonical_bytes().as_slice())
+                    .unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let all = from_genesis(&n, &main);
+    for _ in 0..2 {
+        let hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+        assert_eq!(hc.tip().hash, main.last().unwrap().hash);
+        assert!(hc.checkpoint() > 10, "pruned");
+        for (i, v) in all.iter().enumerate() {
+            assert_eq!(hc.hash_at(i as u64), Some(v.hash));
+        }
+    }
+}
