@@ -8,8 +8,14 @@
 # Environment: PPD (the ppd binary; default: target/release/ppd of this checkout, built if
 # missing), PP_SIZES_DIR (default /tmp/pp-light-sizes; wiped first), PP_SIZES_SLOT_MS (25),
 # PP_SIZES_RATE (transfers per second, 100), PP_SIZES_HTTP_PORT (18280; nodes use it and the next
-# two, the light client +10), PP_SIZES_P2P_PORT (19280). Prints a summary and writes
-# $PP_SIZES_DIR/sizes.json. Needs curl and jq. Every wait is bounded.
+# two, the light client +10), PP_SIZES_P2P_PORT (19280), PP_SIZES_LIGHTS (the light clients to
+# run side by side against the same nodes, `;`-separated `label|env|binary` entries; default
+# `light||$PPD`; e.g. `light||$PPD;arena1|MALLOC_ARENA_MAX=1|$PPD;old||/path/to/old/ppd`; each
+# gets its own data dir and HTTP port, +10, +11, ...). Prints a summary and writes
+# $PP_SIZES_DIR/sizes.json: for each light client its disk, RSS (fresh, 5 s after start, and at
+# the end), peak RSS, threads and its end RSS split as /proc/PID/smaps_rollup does (anonymous:
+# heap and stacks; file: the mapped binary and libraries). Needs curl and jq. Every wait is
+# bounded.
 set -euo pipefail
 
 blocks=${1:-10000}
@@ -46,12 +52,20 @@ for i in 0 1 2; do
     pids+=("$!")
 done
 node0_pid=${pids[0]}
-mkdir -p "$dir/light"
-RUST_LOG=warn "$ppd" light --peer "127.0.0.1:$p2p" --genesis "$dir/net/genesis.json" \
-    --full-node "http://127.0.0.1:$http" --data-dir "$dir/light" \
-    --http "127.0.0.1:$light_http" >"$dir/light.log" 2>&1 &
-light_pid=$!
-pids+=("$light_pid")
+IFS=';' read -r -a lights <<<"${PP_SIZES_LIGHTS:-light||$ppd}"
+light_labels=(); light_pids=(); light_ports=()
+for n in "${!lights[@]}"; do
+    IFS='|' read -r label env bin <<<"${lights[$n]}"
+    port=$((light_http + n))
+    mkdir -p "$dir/$label"
+    # shellcheck disable=SC2086 # env is a list of VAR=value words
+    env RUST_LOG=warn $env "$bin" light --peer "127.0.0.1:$p2p" --genesis "$dir/net/genesis.json" \
+        --full-node "http://127.0.0.1:$http" --data-dir "$dir/$label" \
+        --http "127.0.0.1:$port" >"$dir/$label.log" 2>&1 &
+    light_labels+=("$label"); light_pids+=("$!"); light_ports+=("$port")
+    pids+=("$!")
+done
+light_pid=${light_pids[0]}
 
 height() { curl -sf "http://127.0.0.1:$1/status" | jq -r '.height // empty' 2>/dev/null || true; }
 
@@ -61,6 +75,11 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 [[ -n $(height "$http") ]] || { log "node0 did not start"; exit 1; }
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# Fresh: the light clients' RSS before they hold more than a few headers.
+sleep 5
+fresh_rss=()
+for pid in "${light_pids[@]}"; do fresh_rss+=("$(kb "$pid" VmRSS)"); done
 
 # The load, for long enough (the generator stops at its duration; we stop it at BLOCKS).
 expected_s=$(( blocks * slot_ms * 2 / 1000 + 60 ))
@@ -78,20 +97,39 @@ while :; do
     sleep 2
 done
 kill "$bench_pid" 2>/dev/null || true
-# The light client at the nodes' tip (bounded: 120 s).
+# The light clients at the nodes' tip (bounded: 120 s).
 for _ in $(seq 1 240); do
-    lh=$(height "$light_http"); nh=$(height "$http")
-    [[ -n $lh && -n $nh && $((nh - lh)) -le 2 ]] && break
+    nh=$(height "$http"); behind=0
+    for port in "${light_ports[@]}"; do
+        lh=$(height "$port")
+        [[ -n $lh && -n $nh && $((nh - lh)) -le 2 ]] || behind=1
+    done
+    [[ $behind == 0 ]] && break
     sleep 0.5
 done
 lh=$(height "$light_http"); nh=$(height "$http")
 log "node0 height $nh, light client height ${lh:-?}"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 node_rss=$(kb "$node0_pid" VmRSS); node_hwm=$(kb "$node0_pid" VmHWM)
 light_rss=$(kb "$light_pid" VmRSS); light_hwm=$(kb "$light_pid" VmHWM)
 node_disk=$(du -sb "$dir/net/node0" | cut -f1)
-light_disk=$(du -sb "$dir/light" | cut -f1)
+light_disk=$(du -sb "$dir/${light_labels[0]}" | cut -f1)
+rollup() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/smaps_rollup"; }
+clients='[]'
+for n in "${!light_pids[@]}"; do
+    pid=${light_pids[$n]}
+    clients=$(jq -c --arg lab "${light_labels[$n]}" --arg envs "$(cut -d'|' -f2 <<<"${lights[$n]}")" \
+        --argjson height "$(height "${light_ports[$n]}" || echo 0)" \
+        --argjson disk "$(du -sb "$dir/${light_labels[$n]}" | cut -f1)" \
+        --argjson fresh "${fresh_rss[$n]}" --argjson rss "$(kb "$pid" VmRSS)" \
+        --argjson hwm "$(kb "$pid" VmHWM)" --argjson threads "$(kb "$pid" Threads)" \
+        --argjson anon "$(rollup "$pid" Anonymous)" \
+        --argjson file "$(( $(rollup "$pid" Rss) - $(rollup "$pid" Anonymous) ))" \
+        '. + [{"label": $lab, "env": $envs, height: $height, disk_bytes: $disk,
+               fresh_rss_kb: $fresh, rss_kb: $rss, peak_rss_kb: $hwm, threads: $threads,
+               anon_kb: $anon, file_kb: $file}]' <<<"$clients")
+done
 account=$(awk '/node1: account/ {print $3}' "$dir/testnet.txt")
 proof_bytes=$(curl -sf "http://127.0.0.1:$http/proofs/accounts/$account" | wc -c)
 # Transactions the generator had acknowledged at its last progress line (it is stopped mid-run).
@@ -102,9 +140,9 @@ jq -n --argjson blocks "$nh" --argjson light_height "${lh:-0}" \
     --argjson node_rss_kb "$node_rss" --argjson node_hwm_kb "$node_hwm" \
     --argjson light_rss_kb "$light_rss" --argjson light_hwm_kb "$light_hwm" \
     --argjson proof_answer_bytes "$proof_bytes" --arg slot_ms "$slot_ms" --arg rate "$rate" \
-    --arg transactions "${txs:-}" \
+    --arg transactions "${txs:-}" --arg load "$load" --argjson clients "$clients" \
     '{blocks: $blocks, light_height: $light_height, slot_ms: $slot_ms, rate: $rate,
-      transactions: $transactions,
+      transactions: $transactions, load_average: $load, light_clients: $clients,
       full_node: {disk_bytes: $node_disk, rss_kb: $node_rss_kb, peak_rss_kb: $node_hwm_kb},
       light_client: {disk_bytes: $light_disk, rss_kb: $light_rss_kb, peak_rss_kb: $light_hwm_kb},
       disk_ratio: ($light_disk / $node_disk), rss_ratio: ($light_rss_kb / $node_rss_kb),

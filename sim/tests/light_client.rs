@@ -254,7 +254,7 @@ fn light_balance(
         }
         // (a): proven against a header on the light client's verified best chain, now.
         expect(
-            ch.at(proven.block.index).map(|v| v.hash) == Some(proven.block.hash),
+            ch.hash_at(proven.block.index) == Some(proven.block.hash),
             || {
                 format!(
                     "balance proven against block {} off the verified chain",
@@ -262,7 +262,7 @@ fn light_balance(
                 )
             },
         )?;
-        let chain = (0..=h).filter_map(|i| ch.at(i).map(|v| v.hash)).collect();
+        let chain = (0..=h).filter_map(|i| ch.hash_at(i)).collect();
         return Ok(Some(Report {
             account: *account,
             balance: proven.leaf.map_or(0, |l| l.balance),
@@ -509,7 +509,7 @@ fn deep_fork(seed: u64) -> Result<String, SimError> {
     })?;
     let light = lock(&shared).chain.as_ref().map(|ch| {
         (0..=ch.height())
-            .filter_map(|i| ch.at(i).map(|v| v.hash))
+            .filter_map(|i| ch.hash_at(i))
             .collect::<Vec<_>>()
     });
     let light = light.unwrap_or_default();

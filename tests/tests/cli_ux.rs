@@ -930,7 +930,7 @@ fn proc_environ(pid: u32) -> Vec<String> {
 /// A node started by hand runs with 2 glibc malloc arenas, the setting its syncing memory was
 /// measured with (docs/testing.md, "Memory against history"): `ppd` re-executes itself, same pid
 /// and arguments, with `MALLOC_ARENA_MAX=2` when the variable is unset, while an operator's own
-/// value stands. Client commands are left alone.
+/// value stands. `ppd light` takes 1 (next test); the other client commands are left alone.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_caps_its_malloc_arenas_unless_the_operator_chose() {
@@ -986,4 +986,42 @@ async fn a_node_caps_its_malloc_arenas_unless_the_operator_chose() {
         assert_eq!(args.len(), 5, "same arguments after the re-exec: {args:?}");
         assert_eq!(args[1], b"--data-dir");
     }
+}
+
+/// `ppd light` runs with one glibc malloc arena unless the operator chose (its anonymous memory
+/// was measured with 1 and with glibc's default, docs/testing.md "Light client sizes"): same
+/// re-execution as a node's, same pid and arguments.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_client_runs_with_one_malloc_arena() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_addr = format!("127.0.0.1:{}", free_port_block(1));
+    // No full node listens at the peer's address: the client starts, serves /status, retries.
+    let mut child = Command::new(ppd_bin())
+        .args(["light", "--peer", "127.0.0.1:9", "--http", &http_addr])
+        .env_remove("MALLOC_ARENA_MAX")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.path().join("light.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let client = http();
+    let url = format!("http://{http_addr}");
+    let up = wait_for(
+        &format!("{url} to answer"),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async { status(&client, &url).await.ok().map(|_| ()) },
+    )
+    .await;
+    let env = proc_environ(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    up.unwrap();
+    let set: Vec<&String> = env
+        .iter()
+        .filter(|kv| kv.starts_with("MALLOC_ARENA_MAX="))
+        .collect();
+    assert_eq!(set, [&"MALLOC_ARENA_MAX=1".to_string()]);
 }

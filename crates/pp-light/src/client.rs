@@ -212,7 +212,11 @@ impl LightClient {
                         p.insert(hash, answer);
                     }
                 }
-                HeaderChain::open(verifier, &path, now_ms(), &stakes)?
+                let chain = HeaderChain::open(verifier, &path, now_ms(), &stakes)?;
+                if let Stakes::Proven(p) = &stakes {
+                    p.retain(|h| chain.keeps_stake_proof(h));
+                }
+                chain
             }
             None => HeaderChain::in_memory(verifier),
         };
@@ -289,9 +293,15 @@ impl LightClient {
         }
     }
 
-    /// The verified best-chain header at `index`.
+    /// The verified best-chain header at `index`, if the client still keeps it in full (the
+    /// window: the last k + 1 blocks or more, [`HeaderChain`]).
     pub fn header_at(&self, index: u64) -> Option<SignedHeader> {
         lock(&self.shared.chain).at(index).map(|v| v.signed.clone())
+    }
+
+    /// The hash of the verified best-chain block at `index`, at any depth.
+    pub fn hash_at(&self, index: u64) -> Option<Hash> {
+        lock(&self.shared.chain).hash_at(index)
     }
 
     /// How syncing goes.
@@ -331,6 +341,22 @@ impl LightClient {
         Err(last
             .unwrap_or_else(|| ProofError::NotFound("no verified header".into()))
             .into())
+    }
+
+    /// `account`'s state after block `block` (any block of the verified best chain, however
+    /// old, that the full node still has the state of), proven against that block's state
+    /// root: below the checkpoint the full node's header is checked against the stored hash.
+    pub async fn account_at(
+        &self,
+        account: &PublicKey,
+        block: &Hash,
+    ) -> Result<ProvenAccount, LightError> {
+        let node = self.full_node()?;
+        let answer = node
+            .get(&format!("/proofs/accounts/{account}?block={block}"))
+            .await?;
+        let c = lock(&self.shared.chain);
+        Ok(check_account(&c, account, Some(*block), &answer)?)
     }
 
     /// The best-chain block including transaction `id`, proven against the header's `tx_root`.
@@ -450,8 +476,14 @@ async fn sync_loop(
         }
         let applied = {
             let mut c = lock(&shared.chain);
+            let checkpoint = c.checkpoint();
             // At most `batch` headers: milliseconds of hashing and signature checks.
-            c.apply(&headers, now_ms(), &shared.stakes)
+            let applied = c.apply(&headers, now_ms(), &shared.stakes);
+            // The window moved: the stake answers of blocks it left are not needed any more.
+            if let (Stakes::Proven(p), true) = (&shared.stakes, c.checkpoint() != checkpoint) {
+                p.retain(|h| c.keeps_stake_proof(h));
+            }
+            applied
         };
         match applied {
             Ok(Applied::Nothing) => {

@@ -1,10 +1,11 @@
-//! The light client's HTTP API (docs/light-client.md): `GET /status`, `GET /accounts/{id}`,
+//! The light client's HTTP API (docs/light-client.md): `GET /status`,
+//! `GET /accounts/{id}[?block=HASH]`,
 //! `GET /transactions/{id}`. Every value it answers was proven against a header it verified,
 //! and says which; a proof that fails is an error naming what failed, never a value.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -64,7 +65,18 @@ async fn status(State(c): State<Arc<LightClient>>) -> Response {
     .into_response()
 }
 
-async fn account(State(c): State<Arc<LightClient>>, Path(id): Path<String>) -> Response {
+/// The query of `GET /accounts/{id}`.
+#[derive(Debug, serde::Deserialize)]
+struct AtBlock {
+    /// A block of the verified best chain (hex hash); the tip if absent.
+    block: Option<String>,
+}
+
+async fn account(
+    State(c): State<Arc<LightClient>>,
+    Path(id): Path<String>,
+    Query(q): Query<AtBlock>,
+) -> Response {
     let Ok(account) = PublicKey::from_hex(&id) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -72,7 +84,18 @@ async fn account(State(c): State<Arc<LightClient>>, Path(id): Path<String>) -> R
             format!("account {id:?} is not a 64-hex-digit public key"),
         );
     };
-    match c.account(&account).await {
+    let proven = match q.block.as_deref().map(Hash::from_hex) {
+        None => c.account(&account).await,
+        Some(Ok(block)) => c.account_at(&account, &block).await,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_block",
+                "block is not a 64-hex-digit hash".into(),
+            )
+        }
+    };
+    match proven {
         Ok(a) => Json(json!({
             "account": a.account,
             "present": a.leaf.is_some(),

@@ -4,8 +4,10 @@
 //! every header from the genesis exactly as a full node does for a header (links, proof of work,
 //! slot, the producer's signature, and the producer's election by the full node's own
 //! consensus rules, [`pp_ouroboros::Ouroboros`]), follows the full nodes' fork choice (longest
-//! valid chain, never rolling back more than k blocks), keeps the chain in redb, and checks
-//! every proof a full node's HTTP API serves against its own verified headers.
+//! valid chain, never rolling back more than k blocks), keeps in redb the recent window of the
+//! chain in full and every older block's hash (memory and disk bounded by k, not by history:
+//! [`chain`]), and checks every proof a full node's HTTP API serves against its own verified
+//! headers.
 //! docs/light-client.md says what it trusts, what it checks, and what it does not do yet.
 //!
 //! - [`verify`]: the pure header checks ([`HeaderVerifier`]);

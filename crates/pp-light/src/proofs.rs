@@ -2,8 +2,10 @@
 //! client's own verified headers: the full node is trusted for nothing but answering.
 //!
 //! An answer names the block it is against; that block must be on the client's verified best
-//! chain (else [`ProofError::UnknownHeader`]), be the block asked for ([`ProofError::OtherBlock`]),
-//! carry the header the client verified ([`ProofError::HeaderMismatch`]), and the proof must
+//! chain (else [`ProofError::UnknownHeader`]; below the checkpoint, where the client keeps only
+//! the hash of each block, the hash stored at the header's index), be the block asked for
+//! ([`ProofError::OtherBlock`]), carry the header with that hash ([`ProofError::HeaderMismatch`]),
+//! and the proof must
 //! lead from the value to the root committed in that header ([`ProofError::BadProof`]); a root
 //! the answer states that is not the header's is [`ProofError::WrongRoot`].
 
@@ -133,35 +135,38 @@ fn hash_field(v: &Value, path: &[&str]) -> Result<Hash, ProofError> {
     Hash::from_hex(s).map_err(|e| ProofError::Malformed(format!("{}: {e}", path.join("."))))
 }
 
-/// The verified header an answer is against: on the best chain, the one asked for (if any),
-/// and with the very header the answer carries.
-fn against<'c>(
-    chain: &'c HeaderChain,
+/// The verified block an answer is against, as (header, hash): the one asked for (if any),
+/// and on the verified best chain at any depth: the answer's header is the block's (its hash is
+/// the answered one) and the chain's block at the header's index has that hash. Within the
+/// window that is the header the client verified; below the checkpoint, the header whose hash
+/// the client stored when it verified it (docs/light-client.md, "What it trusts").
+fn against(
+    chain: &HeaderChain,
     answer: &Value,
     asked: Option<Hash>,
-) -> Result<&'c crate::verify::VerifiedHeader, ProofError> {
+) -> Result<(BlockHeader, Hash), ProofError> {
     let answered = hash_field(answer, &["block", "hash"])?;
     if let Some(asked) = asked {
         if asked != answered {
             return Err(ProofError::OtherBlock { asked, answered });
         }
     }
-    let v = chain
-        .by_hash(&answered)
-        .ok_or(ProofError::UnknownHeader(answered))?;
     let header: BlockHeader = serde_json::from_value(field(answer, &["block", "header"])?.clone())
         .map_err(|e| ProofError::Malformed(format!("block.header: {e}")))?;
-    if header != *v.header() {
+    if chain.hash_at(header.index) != Some(answered) {
+        return Err(ProofError::UnknownHeader(answered));
+    }
+    if header.hash() != answered {
         return Err(ProofError::HeaderMismatch(answered));
     }
-    Ok(v)
+    Ok((header, answered))
 }
 
-fn checked(v: &crate::verify::VerifiedHeader) -> CheckedAgainst {
+fn checked(header: &BlockHeader, hash: Hash) -> CheckedAgainst {
     CheckedAgainst {
-        index: v.header().index,
-        hash: v.hash,
-        slot: v.header().slot,
+        index: header.index,
+        hash,
+        slot: header.slot,
     }
 }
 
@@ -172,9 +177,8 @@ pub fn check_account(
     asked: Option<Hash>,
     answer: &Value,
 ) -> Result<ProvenAccount, ProofError> {
-    let v = against(chain, answer, asked)?;
-    let h = v.header();
-    let root = header_state_root(h).ok_or(ProofError::NoStateRoot {
+    let (h, hash) = against(chain, answer, asked)?;
+    let root = header_state_root(&h).ok_or(ProofError::NoStateRoot {
         index: h.index,
         version: h.version,
     })?;
@@ -210,7 +214,7 @@ pub fn check_account(
         account: *account,
         leaf,
         state_root: root,
-        block: checked(v),
+        block: checked(&h, hash),
     })
 }
 
@@ -220,8 +224,8 @@ pub fn check_transaction(
     id: &Hash,
     answer: &Value,
 ) -> Result<ProvenInclusion, ProofError> {
-    let v = against(chain, answer, None)?;
-    let root = v.header().tx_root;
+    let (h, hash) = against(chain, answer, None)?;
+    let root = h.tx_root;
     let stated = hash_field(answer, &["tx_root"])?;
     if stated != root {
         return Err(ProofError::WrongRoot {
@@ -241,7 +245,7 @@ pub fn check_transaction(
         id: *id,
         tx_root: root,
         position: proof.index,
-        block: checked(v),
+        block: checked(&h, hash),
     })
 }
 
@@ -408,6 +412,21 @@ impl ProvenStakes {
     /// Keeps `answer` for block `hash`.
     pub fn insert(&self, hash: Hash, answer: Value) {
         self.lock().insert(hash, answer);
+    }
+
+    /// Keeps only the answers for the blocks `keep` says are still needed.
+    pub fn retain(&self, keep: impl Fn(&Hash) -> bool) {
+        self.lock().retain(|h, _| keep(h));
+    }
+
+    /// How many answers are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no answer is held.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// Whether an answer for block `hash` is held.

@@ -7,7 +7,9 @@ use pp_ledger::{
 use pp_ouroboros::VrfSecretKey;
 
 use crate::chain::{Applied, ChainError, HeaderChain};
-use crate::verify::{GenesisStakes, HeaderError, HeaderVerifier, SignedHeader, VerifiedHeader};
+use crate::verify::{
+    GenesisStakes, HeaderError, HeaderVerifier, SignedHeader, StakeSource, VerifiedHeader,
+};
 
 /// Far in the future: no test header is ahead of this clock.
 const NOW: u64 = u64::MAX / 4;
@@ -106,11 +108,21 @@ impl Net {
 
     /// Who may produce `slot` on `parent`: the stakeholders whose block verifies.
     fn leaders(&self, parent: &VerifiedHeader, slot: u64) -> Vec<usize> {
+        self.leaders_with(parent, slot, &self.stakes)
+    }
+
+    /// [`Net::leaders`] with the stake snapshots of `stakes`.
+    fn leaders_with(
+        &self,
+        parent: &VerifiedHeader,
+        slot: u64,
+        stakes: &dyn StakeSource,
+    ) -> Vec<usize> {
         (0..self.keys.len())
             .filter(|&w| {
                 let b = self.block_by(parent, slot, w);
                 self.verifier
-                    .verify_next(parent, &signed(&b), NOW, &self.stakes)
+                    .verify_next(parent, &signed(&b), NOW, stakes)
                     .is_ok()
             })
             .collect()
@@ -122,16 +134,26 @@ impl Net {
         parent: &VerifiedHeader,
         slots: impl IntoIterator<Item = u64>,
     ) -> Vec<VerifiedHeader> {
+        self.extend_with(parent, slots, &self.stakes)
+    }
+
+    /// [`Net::extend`] with the stake snapshots of `stakes`.
+    fn extend_with(
+        &self,
+        parent: &VerifiedHeader,
+        slots: impl IntoIterator<Item = u64>,
+        stakes: &dyn StakeSource,
+    ) -> Vec<VerifiedHeader> {
         let mut out: Vec<VerifiedHeader> = Vec::new();
         for slot in slots {
             let p = out.last().unwrap_or(parent).clone();
-            let Some(&w) = self.leaders(&p, slot).first() else {
+            let Some(&w) = self.leaders_with(&p, slot, stakes).first() else {
                 continue;
             };
             let b = self.block_by(&p, slot, w);
             out.push(
                 self.verifier
-                    .verify_next(&p, &signed(&b), NOW, &self.stakes)
+                    .verify_next(&p, &signed(&b), NOW, stakes)
                     .unwrap(),
             );
         }
@@ -856,4 +878,401 @@ fn stake_snapshot_lies_are_refused() {
     v["state_root"] = serde_json::json!(root);
     let e = check_stake(&header, &v).unwrap_err();
     assert!(matches!(e, ProofError::BadProof(_)), "{e}");
+}
+
+/// Stake snapshots that change every epoch (the second stakeholder's stake is 1,000 + 100 × the
+/// boundary block's epoch), so that a checkpoint's distributions derived from the wrong
+/// boundary block differ from the ones the chain used.
+struct EpochStakes {
+    genesis: Genesis,
+    second: PublicKey,
+    verifier: HeaderVerifier,
+}
+
+impl EpochStakes {
+    fn new(n: &Net) -> EpochStakes {
+        EpochStakes {
+            genesis: n.genesis.clone(),
+            second: n.keys[1].public(),
+            verifier: n.verifier.clone(),
+        }
+    }
+}
+
+impl StakeSource for EpochStakes {
+    fn stakes_after(
+        &self,
+        header: &pp_ledger::BlockHeader,
+        _: &pp_ledger::Hash,
+    ) -> Result<crate::verify::StakeSnapshot, crate::verify::StakeError> {
+        let mut stakes = pp_ouroboros::genesis_distribution(&self.genesis);
+        let e = self.verifier.rules().epoch_of(header.slot);
+        stakes.insert(self.second, 1_000 + 100 * e);
+        Ok(crate::verify::StakeSnapshot {
+            stakes,
+            vrf_keys: pp_ouroboros::genesis_vrf_keys(&self.genesis),
+        })
+    }
+}
+
+/// The genesis entry followed by `chain`: the block of index i at position i.
+fn from_genesis(n: &Net, chain: &[VerifiedHeader]) -> Vec<VerifiedHeader> {
+    std::iter::once(n.verifier.genesis_entry())
+        .chain(chain.iter().cloned())
+        .collect()
+}
+
+/// The indices of the last two blocks below `checkpoint` after which the epoch changed.
+fn last_two_boundaries(all: &[VerifiedHeader], checkpoint: u64) -> Vec<u64> {
+    let b: Vec<u64> = (0..checkpoint)
+        .filter(|&i| all[i as usize + 1].state.epoch != all[i as usize].state.epoch)
+        .collect();
+    b[b.len().saturating_sub(2)..].to_vec()
+}
+
+fn table_keys<V: redb::Value + 'static>(
+    r: &redb::ReadTransaction,
+    t: redb::TableDefinition<'_, u64, V>,
+) -> Vec<u64> {
+    use redb::ReadableTable;
+    r.open_table(t)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|row| row.unwrap().0.value())
+        .collect()
+}
+
+/// Pruning keeps exactly what it should, in memory and in the store: full headers for the
+/// window (the last k + 1 to k + 1 + step blocks), every block's hash by index, the last two
+/// epoch-boundary blocks below the checkpoint, and the stake answers of those blocks only.
+#[test]
+fn pruning_keeps_the_window_every_hash_and_the_last_two_boundaries() {
+    use crate::chain::{prune_step, BOUNDARIES, HASHES, HEADERS, STAKE_PROOFS};
+    use redb::{ReadableDatabase, ReadableTable};
+
+    let n = net(true);
+    let k = n.genesis.k;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let main = n.extend(&n.verifier.genesis_entry(), 1..75);
+    let all = from_genesis(&n, &main);
+    let (cp, tip) = {
+        let mut hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+        for batch in main.chunks(5) {
+            // As the client does before applying a batch that crosses a boundary, but for
+            // every block.
+            for v in batch {
+                hc.store_stake_proof(&v.hash, b"answer").unwrap();
+            }
+            hc.apply(&sh(batch), NOW, &n.stakes).unwrap();
+        }
+        let (cp, tip) = (hc.checkpoint(), hc.height());
+        assert_eq!(tip, main.len() as u64);
+        let len = tip - cp + 1;
+        assert!(
+            (k + 1..=k + 1 + prune_step(k)).contains(&len),
+            "window of {len} blocks"
+        );
+        for i in 0..=tip {
+            assert_eq!(hc.hash_at(i), Some(all[i as usize].hash), "hash {i}");
+            assert_eq!(hc.at(i).is_some(), i >= cp, "header {i}");
+        }
+        assert_eq!(hc.hash_at(tip + 1), None);
+        let boundaries = last_two_boundaries(&all, cp);
+        assert!(
+            boundaries.len() == 2 && boundaries[0] > 10,
+            "{boundaries:?}"
+        );
+        assert_eq!(hc.boundary_indices(), boundaries);
+        (cp, tip)
+    };
+    let boundaries = last_two_boundaries(&all, cp);
+    let db = redb::Database::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    assert_eq!(table_keys(&r, HEADERS), (cp..=tip).collect::<Vec<_>>());
+    assert_eq!(table_keys(&r, HASHES), (1..=tip).collect::<Vec<_>>());
+    let hashes = r.open_table(HASHES).unwrap();
+    for i in 1..=tip {
+        assert_eq!(
+            *hashes.get(i).unwrap().unwrap().value(),
+            all[i as usize].hash.0
+        );
+    }
+    assert_eq!(table_keys(&r, BOUNDARIES), boundaries);
+    let mut kept: Vec<[u8; 32]> = r
+        .open_table(STAKE_PROOFS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|row| row.unwrap().0.value().try_into().unwrap())
+        .collect();
+    let mut expected: Vec<[u8; 32]> = boundaries
+        .iter()
+        .chain(&(cp..=tip).collect::<Vec<_>>())
+        .map(|&i| all[i as usize].hash.0)
+        .collect();
+    kept.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(kept, expected);
+}
+
+/// A restart after pruning starts from the stored checkpoint: its epoch state (the stake
+/// distributions derived again from the stored boundary blocks) is the one the chain had, the
+/// chain resumes across the next epochs, a longer fork from below the checkpoint is refused as
+/// deeper than k, and one within k still wins.
+#[test]
+fn a_restart_after_pruning_resumes_and_still_refuses_a_fork_deeper_than_k() {
+    let n = net(true);
+    let stakes = EpochStakes::new(&n);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let main = n.extend_with(&n.verifier.genesis_entry(), 1..70, &stakes);
+    let all = from_genesis(&n, &main);
+    {
+        let mut hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &stakes).unwrap();
+        hc.apply(&sh(&main), NOW, &stakes).unwrap();
+    }
+    let mut hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &stakes).unwrap();
+    let last = main.last().unwrap();
+    assert_eq!(hc.tip().hash, last.hash);
+    let cp = hc.checkpoint();
+    assert!(cp > 20, "checkpoint {cp}");
+    let state = &hc.at(cp).unwrap().state;
+    assert_eq!(*state, all[cp as usize].state);
+    assert_ne!(
+        state.distribution, state.next_distribution,
+        "a test that can fail"
+    );
+    // It resumes, across two more epoch boundaries.
+    let slot = last.header().slot;
+    let more = n.extend_with(last, slot + 1..slot + 25, &stakes);
+    assert_eq!(
+        hc.apply(&sh(&more), NOW, &stakes).unwrap(),
+        Applied::Extended(more.len() as u64)
+    );
+    let tip = hc.height();
+    // A longer branch from below the checkpoint: deeper than k.
+    let p = cp - 2;
+    let from = &all[p as usize];
+    let deep = n.extend_with(
+        from,
+        all[p as usize + 1].header().slot + 1..slot + 60,
+        &stakes,
+    );
+    assert!(deep.len() as u64 > tip - p, "longer than the best chain");
+    let e = hc.apply(&sh(&deep), NOW, &stakes).unwrap_err();
+    assert!(
+        matches!(e, ChainError::ForkTooDeep { fork, depth, k: 3 } if fork == p && depth == tip - p),
+        "{e}"
+    );
+    // Within k: a longer branch from the block below the tip wins.
+    let parent = hc.at(tip - 1).unwrap().clone();
+    let tip_slot = hc.tip().header().slot;
+    let shallow = n.extend_with(&parent, tip_slot + 1..tip_slot + 8, &stakes);
+    assert!(shallow.len() >= 2);
+    assert!(matches!(
+        hc.apply(&sh(&shallow), NOW, &stakes).unwrap(),
+        Applied::Switched { rolled_back: 1, .. }
+    ));
+}
+
+/// A proof against a block below the checkpoint (whose header the client no longer keeps)
+/// checks against the hash stored at its index: the honest answer is taken, an answer whose
+/// header has another hash (another header, or the stored hash with another header) is refused.
+#[test]
+fn a_proof_against_a_pruned_block_checks_against_its_stored_hash() {
+    use crate::proofs::{check_transaction, ProofError};
+    use pp_ledger::merkle::merkle_proof;
+    use pp_ledger::{Hash, Transaction};
+
+    let n = net(false);
+    let g = n.verifier.genesis_entry();
+    let gh = n.genesis.hash();
+    let txs: Vec<Transaction> = (0..5u64)
+        .map(|i| Transaction::transfer(&n.keys[0], n.keys[1].public(), 10 + i, 1, i, &gh))
+        .collect();
+    let w = n.leaders(&g, 1)[0];
+    let block = Block::produce_with(
+        g.header(),
+        1,
+        0,
+        n.genesis.difficulty,
+        txs.clone(),
+        Hash::ZERO,
+        None,
+        &n.keys[w],
+        &gh,
+        1 << 24,
+    )
+    .unwrap();
+    let first = n
+        .verifier
+        .verify_next(&g, &signed(&block), NOW, &n.stakes)
+        .unwrap();
+    let mut chain = vec![first.clone()];
+    chain.extend(n.extend(&first, 2..40));
+    let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
+    let answer = |header: &pp_ledger::BlockHeader, hash: Hash| {
+        serde_json::json!({
+            "id": ids[2],
+            "tx_root": header.tx_root,
+            "proof": merkle_proof(&ids, 2).unwrap(),
+            "block": { "index": header.index, "hash": hash, "header": header },
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stored = HeaderChain::open(
+        n.verifier.clone(),
+        &dir.path().join("h.redb"),
+        NOW,
+        &n.stakes,
+    )
+    .unwrap();
+    for mut hc in [HeaderChain::in_memory(n.verifier.clone()), stored] {
+        hc.apply(&sh(&chain), NOW, &n.stakes).unwrap();
+        assert!(hc.checkpoint() > 10 && hc.at(1).is_none(), "block 1 pruned");
+        // Honest.
+        let ok = check_transaction(&hc, &ids[2], &answer(&block.header, block.hash())).unwrap();
+        assert_eq!((ok.block.index, ok.block.hash), (1, block.hash()));
+        // Another header (a made-up transaction set, valid PoW) with its own hash.
+        let fake_ids = vec![ids[2], Hash([1; 32])];
+        let mut h = block.header.clone();
+        h.tx_root = pp_ledger::merkle_root(&fake_ids);
+        h.mine(1 << 24).unwrap();
+        let mut v = answer(&h, h.hash());
+        v["proof"] = serde_json::to_value(merkle_proof(&fake_ids, 0).unwrap()).unwrap();
+        let e = check_transaction(&hc, &ids[2], &v).unwrap_err();
+        assert!(matches!(e, ProofError::UnknownHeader(_)), "{e}");
+        // The stored hash, with another header.
+        let mut h = block.header.clone();
+        h.timestamp += 1;
+        let e = check_transaction(&hc, &ids[2], &answer(&h, block.hash())).unwrap_err();
+        assert!(matches!(e, ProofError::HeaderMismatch(_)), "{e}");
+        // The right header, said to be at another index.
+        let mut v = answer(&block.header, block.hash());
+        v["block"]["header"]["index"] = serde_json::json!(2);
+        let e = check_transaction(&hc, &ids[2], &v).unwrap_err();
+        assert!(matches!(e, ProofError::UnknownHeader(_)), "{e}");
+    }
+}
+
+/// The store's hash list, opened for writing.
+type HashTable<'t> = redb::Table<'t, u64, &'static [u8; 32]>;
+
+/// A store whose hash list was edited is refused where that can be detected: an old hash
+/// changed (the digest no longer matches), a hash removed (the list has a gap), and, with the
+/// digest recomputed to match, the checkpoint's parent or a boundary block's hash changed (they
+/// no longer link to or hash to the listed ones). The store untouched opens.
+#[test]
+fn a_store_whose_hash_list_was_edited_is_refused() {
+    use crate::chain::{HASHES, META};
+    use pp_ledger::Hash;
+    use redb::ReadableTable;
+
+    let n = net(false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let main = n.extend(&n.verifier.genesis_entry(), 1..60);
+    let (cp, boundaries) = {
+        let mut hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+        hc.apply(&sh(&main), NOW, &n.stakes).unwrap();
+        (hc.checkpoint(), hc.boundary_indices())
+    };
+    assert!(boundaries.len() == 2 && boundaries[1] < cp - 1 && cp > 20);
+    let genesis_block = n.verifier.genesis_entry().hash;
+    // Copies the store, edits the copy's hash list with `edit`, recomputes the digest if
+    // `redigest`, and opens it.
+    let tampered = |name: &str, redigest: bool, edit: &dyn Fn(&mut HashTable<'_>)| {
+        let copy = dir.path().join(name);
+        std::fs::copy(&path, &copy).unwrap();
+        {
+            let db = redb::Database::open(&copy).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(HASHES).unwrap();
+                edit(&mut t);
+                if redigest {
+                    let mut d = genesis_block;
+                    for i in 1..=cp {
+                        let h = Hash(*t.get(i).unwrap().unwrap().value());
+                        d = Hash::blake2b_parts(&[d.as_bytes(), h.as_bytes()]);
+                    }
+                    let mut meta = w.open_table(META).unwrap();
+                    let mut cpb = meta.get("checkpoint").unwrap().unwrap().value().to_vec();
+                    cpb[1..33].copy_from_slice(&d.0);
+                    meta.insert("checkpoint", cpb.as_slice()).unwrap();
+                }
+            }
+            w.commit().unwrap();
+        }
+        HeaderChain::open(n.verifier.clone(), &copy, NOW, &n.stakes)
+    };
+    let refused = |r: Result<HeaderChain, ChainError>, what: &str| match r {
+        Err(ChainError::Corrupt(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!("expected a refusal naming {what:?}: {other:?}"),
+    };
+    let other = [7u8; 32];
+    assert!(tampered("same.redb", true, &|_| {}).is_ok());
+    refused(
+        tampered("old.redb", false, &|t| {
+            t.insert(5, &other).unwrap();
+        }),
+        "digest",
+    );
+    refused(
+        tampered("gap.redb", false, &|t| {
+            t.remove(5).unwrap();
+        }),
+        "out of sequence",
+    );
+    refused(
+        tampered("parent.redb", true, &|t| {
+            t.insert(cp - 1, &other).unwrap();
+        }),
+        "does not link",
+    );
+    let b = boundaries[0];
+    refused(
+        tampered("boundary.redb", true, &|t| {
+            t.insert(b, &other).unwrap();
+        }),
+        "boundary",
+    );
+}
+
+/// A store of the session-9 layout (every header, no hash list, no checkpoint) is re-verified
+/// from the genesis once, its hashes listed and its window pruned.
+#[test]
+fn a_store_that_kept_every_header_is_listed_and_pruned_at_open() {
+    use crate::chain::{HEADERS, META};
+    use pp_ledger::Encode as _;
+
+    let n = net(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let main = n.extend(&n.verifier.genesis_entry(), 1..40);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut meta = w.open_table(META).unwrap();
+            meta.insert("genesis", &n.genesis.hash().0[..]).unwrap();
+            let mut t = w.open_table(HEADERS).unwrap();
+            for v in &main {
+                t.insert(v.header().index, v.signed.to_canonical_bytes().as_slice())
+                    .unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let all = from_genesis(&n, &main);
+    for _ in 0..2 {
+        let hc = HeaderChain::open(n.verifier.clone(), &path, NOW, &n.stakes).unwrap();
+        assert_eq!(hc.tip().hash, main.last().unwrap().hash);
+        assert!(hc.checkpoint() > 10, "pruned");
+        for (i, v) in all.iter().enumerate() {
+            assert_eq!(hc.hash_at(i as u64), Some(v.hash));
+        }
+    }
 }
