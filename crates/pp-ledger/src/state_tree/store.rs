@@ -250,6 +250,15 @@ pub trait NodeStore {
     }
     /// Deletes the node under `key` (absent: nothing to do).
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError>;
+    /// Deletes the nodes under `keys` ([`NodeStore::delete_node`] of each, in order). Pruning
+    /// and rollback delete through it, so that a backend may overlap the lookups (the
+    /// default deletes them one after the other).
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        for k in keys {
+            self.delete_node(k)?;
+        }
+        Ok(())
+    }
     /// The root of `version`: `None` if the version is not stored, `Some(None)` if its tree is
     /// empty.
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError>;
@@ -452,6 +461,20 @@ impl NodeStore for MemoryStore {
         Ok(())
     }
 
+    /// Two passes per chunk of [`BATCH`] keys, as in [`NodeStore::nodes`]: the lookups first
+    /// (pruning deletes nodes of old versions, mostly cache misses in large tables; these
+    /// overlap), then the deletes from cached entries.
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH) {
+            let found = chunk.iter().filter(|k| self.get(k).is_some()).count();
+            std::hint::black_box(found);
+            for k in chunk {
+                self.delete_node(k)?;
+            }
+        }
+        Ok(())
+    }
+
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
         Ok(self.roots.get(&version).copied())
     }
@@ -589,6 +612,13 @@ impl NodeStore for LoggedStore {
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
         self.record(|| StoreOp::DeleteNode(*key));
         self.mem.delete_node(key)
+    }
+
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        if let Some(log) = self.log.as_mut() {
+            log.extend(keys.iter().map(|k| StoreOp::DeleteNode(*k)));
+        }
+        self.mem.delete_nodes(keys)
     }
 
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
@@ -782,5 +812,49 @@ mod tests {
             assert_eq!(Node::from_canonical_bytes(&n.to_canonical_bytes()), Ok(n));
         }
         assert!(Node::from_canonical_bytes(&[0, 3]).is_err());
+    }
+    /// A batch delete is the deletes of its keys one by one, whatever the chunking: keys of
+    /// several versions, absent and repeated keys, more than two chunks and a partial one;
+    /// the logged store records one delete per key, in order.
+    #[test]
+    fn delete_nodes_is_delete_node_of_each_key() {
+        let node = |i: u32| Node::Leaf {
+            key: Hash([i as u8; 32]),
+            value: i.to_be_bytes().to_vec(),
+        };
+        let key = |v: u64, i: u32| {
+            let mut p = [0u8; 32];
+            p[..4].copy_from_slice(&i.to_be_bytes());
+            NodeKey::at(v, &Hash(p), 32)
+        };
+        let mut one = LoggedStore::new(MemoryStore::new());
+        for v in 0..3u64 {
+            for i in 0..200 {
+                one.put_node(key(v, i), node(i)).expect("put");
+            }
+        }
+        let mut batch = one.clone();
+        batch.set_logging(true);
+        // 3 × 70 present keys, 20 absent ones, 10 repeated: 240 keys, not a multiple of 64.
+        let mut doomed: Vec<NodeKey> = (0..3u64)
+            .flat_map(|v| (0..70).map(move |i| key(v, i * 2 + (v as u32 % 2))))
+            .collect();
+        doomed.extend((500..520).map(|i| key(1, i)));
+        doomed.extend((0..10).map(|i| key(2, i * 2)));
+        assert_eq!(doomed.len(), 240);
+        for k in &doomed {
+            one.delete_node(k).expect("delete");
+        }
+        batch.delete_nodes(&doomed).expect("delete");
+        assert_eq!(one.memory().node_count(), 600 - 210);
+        assert_eq!(batch.memory().node_count(), one.memory().node_count());
+        for v in 0..3u64 {
+            for i in 0..200 {
+                let k = key(v, i);
+                assert_eq!(batch.node(&k).expect("read"), one.node(&k).expect("read"));
+            }
+        }
+        let logged: Vec<StoreOp> = doomed.iter().map(|k| StoreOp::DeleteNode(*k)).collect();
+        assert_eq!(batch.take_log(), logged);
     }
 }
