@@ -409,16 +409,30 @@ impl NodeStore for MemoryStore {
         Ok(())
     }
 
-    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up (independent
-    /// lookups, which the CPU overlaps: each is a cache miss in a large map), the second
-    /// copies the nodes out of a now cached map. One pass would wait for each miss in turn
+    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up, keeping a
+    /// reference to each node found (independent lookups, which the CPU overlaps: each is a
+    /// cache miss in a large map; the version's table is looked up once per run of keys of one
+    /// version, so that each lookup is short and more of them are in flight), the second
+    /// copies the nodes out of now cached entries. One pass would wait for each miss in turn
     /// behind the copy and its allocation.
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
+        let mut found: Vec<Option<&Node>> = Vec::with_capacity(BATCH);
+        let mut table: Option<(u64, Option<&VersionNodes>)> = None;
         for chunk in keys.chunks(BATCH) {
-            let found = chunk.iter().filter(|k| self.get(k).is_some()).count();
-            std::hint::black_box(found);
-            out.extend(chunk.iter().map(|k| self.get(k).cloned()));
+            found.clear();
+            for k in chunk {
+                let t = match table {
+                    Some((v, t)) if v == k.version => t,
+                    _ => {
+                        let t = self.nodes.get(&k.version);
+                        table = Some((k.version, t));
+                        t
+                    }
+                };
+                found.push(t.and_then(|t| t.get(k)).or_else(|| self.merged.get(k)));
+            }
+            out.extend(found.iter().map(|n| n.cloned()));
         }
         Ok(out)
     }
