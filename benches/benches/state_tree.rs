@@ -8,7 +8,8 @@
 //! * `state_tree_verify`: verification of inclusion proofs.
 //! * Interleaved rounds (as in `validation.rs`): the cold 1-thread validation of a 1,000-transfer
 //!   block against the root update (two threads for a batch this large), and the same update
-//!   kept on one thread, round by round, and the ratios of their medians.
+//!   kept on one thread, round by round, and the ratios of their medians; and the median time
+//!   of the pruning that precedes each update (not in the update's time).
 //! * Proof sizes at 1M accounts (printed): inclusion and exclusion, mean and maximum.
 //!
 //! Run: `nice -n 10 cargo bench -p pp-benches --bench state_tree -- --warm-up-time 1 --measurement-time 5`
@@ -75,14 +76,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 const KEEP_VERSIONS: u64 = 10;
 
-/// Applies block `v`'s changes as version `v`, pruning beyond `KEEP_VERSIONS` first (untimed);
-/// returns the seconds the update took.
-fn timed_update(tree: &mut StateTree<MemoryStore>, v: u64, n: u64) -> f64 {
+/// Applies block `v`'s changes as version `v`, pruning beyond `KEEP_VERSIONS` first (timed
+/// apart); returns the seconds the update took and those the pruning took.
+fn timed_update(tree: &mut StateTree<MemoryStore>, v: u64, n: u64) -> (f64, f64) {
+    let t = Instant::now();
     tree.prune(v.saturating_sub(KEEP_VERSIONS)).expect("prune");
+    let pruned = t.elapsed().as_secs_f64();
     let changes = block_changes(v, n);
     let t = Instant::now();
     black_box(tree.apply(v, encode_changes(&changes)).expect("apply"));
-    t.elapsed().as_secs_f64()
+    (t.elapsed().as_secs_f64(), pruned)
 }
 
 fn main() {
@@ -133,7 +136,7 @@ fn main() {
                 let mut total = 0.0;
                 for _ in 0..iters {
                     version += 1;
-                    total += timed_update(&mut tree, version, n);
+                    total += timed_update(&mut tree, version, n).0;
                 }
                 std::time::Duration::from_secs_f64(total)
             })
@@ -199,7 +202,7 @@ fn main() {
     let rounds = 21;
     // Each round also times one update on the calling thread only, to compare the two-thread
     // update with it under the same load.
-    let (mut val, mut upd, mut seq) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut val, mut upd, mut seq, mut prn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let mut chain = Chain::new(genesis.clone(), RoundRobin).expect("valid genesis");
         let blk = block.clone();
@@ -207,13 +210,15 @@ fn main() {
         black_box(chain.verify_and_add(blk, now).expect("block applies"));
         val.push(t.elapsed().as_secs_f64());
         version += 1;
-        upd.push(timed_update(&mut tree, version, n));
+        let (u, p) = timed_update(&mut tree, version, n);
+        upd.push(u);
+        prn.push(p);
         tree.set_parallel(false);
         version += 1;
-        seq.push(timed_update(&mut tree, version, n));
+        seq.push(timed_update(&mut tree, version, n).0);
         tree.set_parallel(true);
     }
-    let (v, u, s1) = (median(val), median(upd), median(seq));
+    let (v, u, s1, p) = (median(val), median(upd), median(seq), median(prn));
     eprintln!(
         "interleaved medians over {rounds} rounds: validate 1,000 transfers (cold, 1 thread) \
          {:.2} ms, state-root update of its 2,001 changes at {n} accounts {:.2} ms: {:.1} % \
@@ -223,6 +228,12 @@ fn main() {
         100.0 * u / v,
         s1 * 1e3,
         100.0 * s1 / v
+    );
+    eprintln!(
+        "interleaved median of the pruning before each update (untimed above, {KEEP_VERSIONS} \
+         versions kept): {:.2} ms, {:.1} % of the update",
+        p * 1e3,
+        100.0 * p / u
     );
     c.final_summary();
 }

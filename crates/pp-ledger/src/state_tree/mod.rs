@@ -1006,9 +1006,8 @@ impl<S: NodeStore + Sync> StateTree<S> {
         }
         // Stale lists exist for versions in (oldest, latest] only.
         for s in oldest.saturating_add(1)..=keep_from {
-            for k in self.store.take_stale(s)? {
-                self.store.delete_node(&k)?;
-            }
+            let stale = self.store.take_stale(s)?;
+            self.store.delete_nodes(&stale)?;
         }
         Ok(())
     }
@@ -1052,9 +1051,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
                 }
                 written.push(nk);
             }
-            for nk in &written {
-                self.store.delete_node(nk)?;
-            }
+            self.store.delete_nodes(&written)?;
             self.store.take_stale(v)?;
             self.store.delete_root(v)?;
         }

@@ -250,6 +250,15 @@ pub trait NodeStore {
     }
     /// Deletes the node under `key` (absent: nothing to do).
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError>;
+    /// Deletes the nodes under `keys` ([`NodeStore::delete_node`] of each, in order). Pruning
+    /// and rollback delete through it, so that a backend may overlap the lookups (the
+    /// default deletes them one after the other).
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        for k in keys {
+            self.delete_node(k)?;
+        }
+        Ok(())
+    }
     /// The root of `version`: `None` if the version is not stored, `Some(None)` if its tree is
     /// empty.
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError>;
@@ -400,16 +409,30 @@ impl NodeStore for MemoryStore {
         Ok(())
     }
 
-    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up (independent
-    /// lookups, which the CPU overlaps: each is a cache miss in a large map), the second
-    /// copies the nodes out of a now cached map. One pass would wait for each miss in turn
+    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up, keeping a
+    /// reference to each node found (independent lookups, which the CPU overlaps: each is a
+    /// cache miss in a large map; the version's table is looked up once per run of keys of one
+    /// version, so that each lookup is short and more of them are in flight), the second
+    /// copies the nodes out of now cached entries. One pass would wait for each miss in turn
     /// behind the copy and its allocation.
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
+        let mut found: Vec<Option<&Node>> = Vec::with_capacity(BATCH);
+        let mut table: Option<(u64, Option<&VersionNodes>)> = None;
         for chunk in keys.chunks(BATCH) {
-            let found = chunk.iter().filter(|k| self.get(k).is_some()).count();
-            std::hint::black_box(found);
-            out.extend(chunk.iter().map(|k| self.get(k).cloned()));
+            found.clear();
+            for k in chunk {
+                let t = match table {
+                    Some((v, t)) if v == k.version => t,
+                    _ => {
+                        let t = self.nodes.get(&k.version);
+                        table = Some((k.version, t));
+                        t
+                    }
+                };
+                found.push(t.and_then(|t| t.get(k)).or_else(|| self.merged.get(k)));
+            }
+            out.extend(found.iter().map(|n| n.cloned()));
         }
         Ok(out)
     }
@@ -448,6 +471,20 @@ impl NodeStore for MemoryStore {
             }
         } else if t.len() * 8 < t.capacity() {
             t.shrink_to_fit();
+        }
+        Ok(())
+    }
+
+    /// Two passes per chunk of [`BATCH`] keys, as in [`NodeStore::nodes`]: the lookups first
+    /// (pruning deletes nodes of old versions, mostly cache misses in large tables; these
+    /// overlap), then the deletes from cached entries.
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH) {
+            let found = chunk.iter().filter(|k| self.get(k).is_some()).count();
+            std::hint::black_box(found);
+            for k in chunk {
+                self.delete_node(k)?;
+            }
         }
         Ok(())
     }
@@ -589,6 +626,13 @@ impl NodeStore for LoggedStore {
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
         self.record(|| StoreOp::DeleteNode(*key));
         self.mem.delete_node(key)
+    }
+
+    fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
+        if let Some(log) = self.log.as_mut() {
+            log.extend(keys.iter().map(|k| StoreOp::DeleteNode(*k)));
+        }
+        self.mem.delete_nodes(keys)
     }
 
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
@@ -782,5 +826,49 @@ mod tests {
             assert_eq!(Node::from_canonical_bytes(&n.to_canonical_bytes()), Ok(n));
         }
         assert!(Node::from_canonical_bytes(&[0, 3]).is_err());
+    }
+    /// A batch delete is the deletes of its keys one by one, whatever the chunking: keys of
+    /// several versions, absent and repeated keys, more than two chunks and a partial one;
+    /// the logged store records one delete per key, in order.
+    #[test]
+    fn delete_nodes_is_delete_node_of_each_key() {
+        let node = |i: u32| Node::Leaf {
+            key: Hash([i as u8; 32]),
+            value: i.to_be_bytes().to_vec(),
+        };
+        let key = |v: u64, i: u32| {
+            let mut p = [0u8; 32];
+            p[..4].copy_from_slice(&i.to_be_bytes());
+            NodeKey::at(v, &Hash(p), 32)
+        };
+        let mut one = LoggedStore::new(MemoryStore::new());
+        for v in 0..3u64 {
+            for i in 0..200 {
+                one.put_node(key(v, i), node(i)).expect("put");
+            }
+        }
+        let mut batch = one.clone();
+        batch.set_logging(true);
+        // 3 × 70 present keys, 20 absent ones, 10 repeated: 240 keys, not a multiple of 64.
+        let mut doomed: Vec<NodeKey> = (0..3u64)
+            .flat_map(|v| (0..70).map(move |i| key(v, i * 2 + (v as u32 % 2))))
+            .collect();
+        doomed.extend((500..520).map(|i| key(1, i)));
+        doomed.extend((0..10).map(|i| key(2, i * 2)));
+        assert_eq!(doomed.len(), 240);
+        for k in &doomed {
+            one.delete_node(k).expect("delete");
+        }
+        batch.delete_nodes(&doomed).expect("delete");
+        assert_eq!(one.memory().node_count(), 600 - 210);
+        assert_eq!(batch.memory().node_count(), one.memory().node_count());
+        for v in 0..3u64 {
+            for i in 0..200 {
+                let k = key(v, i);
+                assert_eq!(batch.node(&k).expect("read"), one.node(&k).expect("read"));
+            }
+        }
+        let logged: Vec<StoreOp> = doomed.iter().map(|k| StoreOp::DeleteNode(*k)).collect();
+        assert_eq!(batch.take_log(), logged);
     }
 }
