@@ -245,7 +245,11 @@ mod tests {
         };
         BlockView {
             hash: header.hash(),
-            header,
+            header: super::super::api::HeaderView {
+                index: header.index,
+                slot: header.slot,
+                prev_hash: header.prev_hash,
+            },
             transactions: txs,
         }
     }
