@@ -12,7 +12,6 @@ use pp_ledger::{Block, BlockError, Hash, Transaction, VerifiedBlock};
 use pp_net::{Misbehaviour, PeerId};
 
 use super::{lock, Core};
-use crate::blocking;
 use crate::events::NodeEvent;
 use crate::metrics::gauge_value;
 use crate::storage::{ChainCommit, StorageError, WriteOp};
@@ -109,11 +108,10 @@ impl Core {
         // applying it, the state-tree update, the mempool's rebuild): on the blocking seam, so
         // that no runtime worker waits for it and `/status`, admissions and the network are
         // served meanwhile. Dropped unrun only when the runtime shuts down.
-        let core = self.this.upgrade().ok_or(StorageError::Closed)?;
-        let (done, refused, stored) =
-            blocking::run(&self.blocking, move || core.apply_blocks(blocks, slot))
-                .await
-                .ok_or(StorageError::Closed)?;
+        let (done, refused, stored) = self
+            .offload(move |core| core.apply_blocks(blocks, slot))
+            .await
+            .ok_or(StorageError::Closed)?;
         if let Some((pending, readmitted, new_best)) = stored {
             pending.durable().await?;
             self.events.publish(new_best);

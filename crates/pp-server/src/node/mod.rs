@@ -283,6 +283,17 @@ impl Core {
         })
     }
 
+    /// Runs `f` on this node's blocking seam (tokio's blocking pool; inline under a simulation)
+    /// and returns its result: for CPU-heavy or storage-reading work that must not hold a
+    /// runtime worker. `None` if the runtime is shutting down (the job was dropped unrun).
+    pub(crate) async fn offload<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Core) -> R + Send + 'static,
+    ) -> Option<R> {
+        let core = self.this.upgrade()?;
+        crate::blocking::run(&self.blocking, move || f(&core)).await
+    }
+
     /// The best tip as of the last change to the chain, without waiting for an import in
     /// progress (it may be one block behind a `chain()` read taken after that import).
     pub(crate) fn tip_snapshot(&self) -> TipSnapshot {

@@ -507,11 +507,11 @@ async fn gossiped_transactions_are_verified_in_batches_and_judged_as_before() {
         .unwrap();
 }
 
-/// The CPU work of admitting and importing runs on the node's blocking seam (tokio's blocking
-/// pool; inline under a simulation), never on a runtime worker, so that a worker stays free for
-/// `/status` and the network: the signature batch of an admission, and the stateful stage of
-/// an import (applying the block, the state-tree update, the mempool's rebuild, under the
-/// node's locks).
+/// The CPU work of admitting, importing and serving blocks runs on the node's blocking seam
+/// (tokio's blocking pool; inline under a simulation), never on a runtime worker, so that a
+/// worker stays free for `/status` and the network: the signature batch of an admission, the
+/// stateful stage of an import (applying the block, the state-tree update, the mempool's
+/// rebuild, under the node's locks), and the block reads of the HTTP API (storage, JSON).
 #[tokio::test]
 async fn admissions_and_imports_do_their_cpu_work_on_the_blocking_seam() {
     #[derive(Default)]
@@ -539,4 +539,19 @@ async fn admissions_and_imports_do_their_cpu_work_on_the_blocking_seam() {
     );
     assert_eq!(jobs(&seam), 2, "the import's stateful stage");
     assert!(core.mempool().is_empty());
+    use tower::ServiceExt as _;
+    for (path, expected) in [
+        ("/blocks?from=0&count=2", 200),
+        ("/blocks/1", 200),
+        ("/blocks/9", 404),
+    ] {
+        let before = jobs(&seam);
+        let app = crate::http::router(core.clone(), None);
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status().as_u16(), expected, "{path}");
+        assert_eq!(jobs(&seam), before + 1, "{path} is read off the runtime");
+    }
 }
