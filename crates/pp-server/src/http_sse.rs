@@ -4,13 +4,16 @@
 //! [`EVENT_BUFFER`](crate::EVENT_BUFFER) events behind gets `event: lagged` with
 //! `{"missed": N}` and continues with the oldest event still held. A comment line (`: ping`) every
 //! [`KEEP_ALIVE`] keeps proxies and browsers from closing an idle stream. The stream ends when the
-//! node stops. Documented in `docs/http-api.md#get-events`.
+//! node stops. `?types=block,peer_up` keeps only the named events, dropped before they are
+//! serialized, so that a client following blocks costs the node nothing per transaction.
+//! Documented in `docs/http-api.md#get-events`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -35,16 +38,74 @@ fn to_sse(r: &Received) -> Event {
         .data(data.unwrap_or_else(|_| "{}".into()))
 }
 
-/// The stream of a subscription, ending when the bus closes.
-fn stream(sub: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(sub, |mut sub| async move {
-        let r = sub.next().await?;
-        Some((Ok(to_sse(&r)), sub))
+/// The event names a client may ask for (`lagged` is always sent).
+const EVENT_TYPES: [&str; 4] = ["block", "tx", "peer_up", "peer_down"];
+
+/// Which events a stream carries: every one, or those named in `?types=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wanted([bool; EVENT_TYPES.len()]);
+
+impl Wanted {
+    const ALL: Wanted = Wanted([true; EVENT_TYPES.len()]);
+
+    /// Parses `types`: a comma-separated, non-empty list of known event names.
+    fn parse(types: &str) -> Result<Wanted, String> {
+        let mut wanted = [false; EVENT_TYPES.len()];
+        for name in types.split(',') {
+            let Some(i) = EVENT_TYPES.iter().position(|t| *t == name) else {
+                return Err(format!(
+                    "unknown event type {name:?} in types (known: {})",
+                    EVENT_TYPES.join(", ")
+                ));
+            };
+            wanted[i] = true;
+        }
+        Ok(Wanted(wanted))
+    }
+
+    /// Whether `r` goes to the client (a `lagged` notice always does).
+    fn keeps(&self, r: &Received) -> bool {
+        match r {
+            Received::Event(ev) => EVENT_TYPES
+                .iter()
+                .position(|t| *t == ev.name())
+                .is_some_and(|i| self.0[i]),
+            Received::Lagged(_) => true,
+        }
+    }
+}
+
+/// The query of `GET /events`.
+#[derive(serde::Deserialize)]
+pub(super) struct EventsQuery {
+    types: Option<String>,
+}
+
+/// The stream of a subscription, ending when the bus closes; events `wanted` does not keep are
+/// skipped before they are serialized.
+fn stream(sub: Subscription, wanted: Wanted) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(sub, move |mut sub| async move {
+        loop {
+            let r = sub.next().await?;
+            if wanted.keeps(&r) {
+                return Some((Ok(to_sse(&r)), sub));
+            }
+        }
     })
 }
 
-/// `GET /events`.
-pub(super) async fn events(State(core): State<Arc<Core>>) -> Result<Response, ApiError> {
+/// `GET /events[?types=a,b]`.
+pub(super) async fn events(
+    State(core): State<Arc<Core>>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let wanted = match q.types.as_deref() {
+        None => Wanted::ALL,
+        Some(t) => {
+            Wanted::parse(t).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", m))?
+        }
+    };
     let sub = core.events().subscribe().map_err(|e| {
         let code = match e {
             SubscribeError::Full(_) => "too_many_event_clients",
@@ -52,7 +113,7 @@ pub(super) async fn events(State(core): State<Arc<Core>>) -> Result<Response, Ap
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
     })?;
-    let mut res = Sse::new(stream(sub))
+    let mut res = Sse::new(stream(sub, wanted))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("ping"))
         .into_response();
     // Tell reverse proxies (nginx) not to buffer the stream.
@@ -107,6 +168,55 @@ mod tests {
             serde_json::to_string(&tx(missed)).unwrap()
         );
         assert!(text[first.len()..].starts_with(&next), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_client_asking_for_some_types_gets_only_those_and_bad_types_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = crate::node::testing::core(dir.path(), &KeyPair::from_seed([83u8; 32]));
+        let app = super::super::router(core.clone(), None);
+        for bad in ["nope", "", "block,", "block,TX"] {
+            let req = Request::get(format!("/events?types={bad}"))
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "types={bad}");
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"]["code"], "bad_query", "types={bad}");
+        }
+        let req = Request::get("/events?types=block,peer_down")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let block = |index: u64| NodeEvent::Block {
+            index,
+            hash: Hash([index as u8; 32]),
+            slot: index,
+            tx_count: 1,
+        };
+        // Transactions around and between the blocks: the client sees the blocks alone.
+        core.events().publish((0..5).map(tx));
+        core.events().publish([block(1)]);
+        core.events().publish((5..10).map(tx));
+        core.events().publish([block(2)]);
+        let mut body = res.into_body().into_data_stream();
+        let mut text = String::new();
+        while text.matches("\n\n").count() < 2 {
+            let chunk = body.next().await.unwrap().unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let want: String = [block(1), block(2)]
+            .iter()
+            .map(|b| {
+                format!(
+                    "event: block\ndata: {}\n\n",
+                    serde_json::to_string(b).unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(text, want);
     }
 
     #[tokio::test]

@@ -227,7 +227,7 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         .await
         .map_or(true, |r| r.is_err())
     {
-        eprintln!("bench: the measurement thread failed");
+        eprintln!("bench: a measurement thread failed");
     }
 
     let lost = lost(&api, &tally, &view).await;
@@ -325,21 +325,23 @@ struct Measurements {
     every: Duration,
 }
 
-/// Runs the block-announcement streams and the `/status` probes on a thread of their own, with a
-/// single-threaded runtime of its own, until `stop` changes: the load's signing workers (on the
-/// main runtime) then cannot delay their timestamps, only the operating system can.
-fn spawn_measurements(
-    m: Measurements,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot build the measurement runtime")?;
-    std::thread::Builder::new()
-        .name("bench-measure".into())
+/// Runs the block-announcement streams and the `/status` probes until `stop` changes, each on a
+/// thread of its own with a single-threaded runtime of its own: the load's signing workers (on
+/// the main runtime) cannot delay their timestamps, and neither can each other (three streams
+/// parse bursts of events while a probe waits for its answer); only the operating system can.
+fn spawn_measurements(m: Measurements, stop: watch::Receiver<bool>) -> anyhow::Result<Measurers> {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot build a measurement runtime")
+    };
+    let (streams_rt, probe_rt) = (runtime()?, runtime()?);
+    let streams_stop = stop.clone();
+    let streams = std::thread::Builder::new()
+        .name("bench-streams".into())
         .spawn(move || {
-            rt.block_on(async move {
+            streams_rt.block_on(async move {
                 let nodes = m.arrivals.lock().nodes.clone();
                 let streams: Vec<_> = nodes
                     .into_iter()
@@ -350,17 +352,36 @@ fn spawn_measurements(
                             i,
                             base,
                             m.arrivals.clone(),
-                            stop.clone(),
+                            streams_stop.clone(),
                         ))
                     })
                     .collect();
-                probe::probe(m.observer, m.every, m.probes, stop).await;
                 for s in streams {
                     let _ = s.await;
                 }
             })
         })
-        .context("cannot start the measurement thread")
+        .context("cannot start the event-stream thread")?;
+    let probe = std::thread::Builder::new()
+        .name("bench-probe".into())
+        .spawn(move || probe_rt.block_on(probe::probe(m.observer, m.every, m.probes, stop)))
+        .context("cannot start the probe thread")?;
+    Ok(Measurers { streams, probe })
+}
+
+/// The measurement threads of [`spawn_measurements`].
+struct Measurers {
+    streams: std::thread::JoinHandle<()>,
+    probe: std::thread::JoinHandle<()>,
+}
+
+impl Measurers {
+    /// Waits for both threads; `Err` if either panicked.
+    fn join(self) -> Result<(), ()> {
+        let streams = self.streams.join();
+        let probe = self.probe.join();
+        streams.and(probe).map_err(|_| ())
+    }
 }
 
 /// What the measurement thread records, with what the report needs to read it.

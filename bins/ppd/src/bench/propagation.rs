@@ -336,7 +336,9 @@ async fn read_stream(
     base: &str,
     arrivals: &SharedArrivals,
 ) -> anyhow::Result<()> {
-    let url = format!("{base}/events");
+    // Blocks only: a node that knows `types` does not send (or serialize) an event per
+    // transaction; an older one ignores the query and the other events are skipped below.
+    let url = format!("{base}/events?types=block");
     let mut resp = tokio::time::timeout(CONNECT_TIMEOUT, http.get(&url).send())
         .await
         .map_err(|_| anyhow::anyhow!("GET {url}: no answer within {CONNECT_TIMEOUT:?}"))?
