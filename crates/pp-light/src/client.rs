@@ -228,6 +228,11 @@ impl LightClient {
         );
         // Accepts no connections: it has nothing to serve.
         net_config.advertised_port = Some(0);
+        // Headers only: full nodes push it no block or transaction (it would drop them); the
+        // sync loop asks for headers itself, at once after an answer that brought some, and
+        // every `poll` otherwise.
+        net_config.headers_only = true;
+        net_config.compact_relay = false;
         let (net, mut events) = Network::start(
             net_config,
             TcpTransport,
@@ -242,8 +247,9 @@ impl LightClient {
             status: Mutex::new(SyncStatus::default()),
         });
         let cancel = CancellationToken::new();
-        // Announcements only wake the sync loop; their blocks are not taken (headers come
-        // through `get_headers`, checked).
+        // Full nodes announce nothing to a `headers_only` peer; a block announced anyway only
+        // wakes the sync loop, and is not taken (headers come through `get_headers`, checked).
+        // The other events are drained and dropped.
         let (wake_tx, wake_rx) = tokio::sync::mpsc::channel::<()>(1);
         let c = cancel.clone();
         tokio::spawn(async move {
