@@ -32,6 +32,10 @@ pub struct LightArgs {
     /// A full node's HTTP API, for proofs (http:// may be omitted).
     #[arg(long, value_name = "URL")]
     pub full_node: Option<String>,
+    /// Ask full nodes for headers only (wire protocol 5): they push no block or transaction,
+    /// which keeps memory flat under load; new blocks are then seen up to half a slot later.
+    #[arg(long, env = "PP_LIGHT_HEADERS_ONLY")]
+    pub headers_only: bool,
 }
 
 /// Why [`run`] stopped with an error.
@@ -143,6 +147,7 @@ pub fn run(args: &LightArgs, default_genesis: Option<fn() -> Genesis>) -> Result
         }
     });
     config.data_dir = args.data_dir.clone();
+    config.headers_only = args.headers_only;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -195,6 +200,7 @@ mod tests {
             data_dir: None,
             genesis,
             full_node: None,
+            headers_only: false,
         }
     }
 
