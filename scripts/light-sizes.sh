@@ -10,12 +10,13 @@
 # PP_SIZES_RATE (transfers per second, 100), PP_SIZES_HTTP_PORT (18280; nodes use it and the next
 # two, the light client +10), PP_SIZES_P2P_PORT (19280), PP_SIZES_LIGHTS (the light clients to
 # run side by side against the same nodes, `;`-separated `label|env|binary` entries; default
-# `light||$PPD`; e.g. `light||$PPD;arena1|MALLOC_ARENA_MAX=1|$PPD;old||/path/to/old/ppd`; each
-# gets its own data dir and HTTP port, +10, +11, ...). Prints a summary and writes
+# `light||$PPD`; e.g. `light||$PPD;arena1|MALLOC_ARENA_MAX=1|$PPD;old||/path/to/old/ppd`; a binary
+# whose name starts with `pp-light` is the slim light client, run without the `light`
+# subcommand; each gets its own data dir and HTTP port, +10, +11, ...). Prints a summary and writes
 # $PP_SIZES_DIR/sizes.json: for each light client its disk, RSS (fresh, 5 s after start, and at
 # the end), peak RSS, threads and its end RSS split as /proc/PID/smaps_rollup does (anonymous:
-# heap and stacks; file: the mapped binary and libraries). Needs curl and jq. Every wait is
-# bounded.
+# heap and stacks; file: the mapped binary and libraries), and copies each one's
+# /proc/PID/smaps to $PP_SIZES_DIR/LABEL.smaps. Needs curl and jq. Every wait is bounded.
 set -euo pipefail
 
 blocks=${1:-10000}
@@ -58,8 +59,10 @@ for n in "${!lights[@]}"; do
     IFS='|' read -r label env bin <<<"${lights[$n]}"
     port=$((light_http + n))
     mkdir -p "$dir/$label"
+    # `ppd light ...`, or `pp-light ...` (the slim binary: no subcommand).
+    sub=(light); [[ $(basename "$bin") == pp-light* ]] && sub=()
     # shellcheck disable=SC2086 # env is a list of VAR=value words
-    env RUST_LOG=warn $env "$bin" light --peer "127.0.0.1:$p2p" --genesis "$dir/net/genesis.json" \
+    env RUST_LOG=warn $env "$bin" "${sub[@]}" --peer "127.0.0.1:$p2p" --genesis "$dir/net/genesis.json" \
         --full-node "http://127.0.0.1:$http" --data-dir "$dir/$label" \
         --http "127.0.0.1:$port" >"$dir/$label.log" 2>&1 &
     light_labels+=("$label"); light_pids+=("$!"); light_ports+=("$port")
@@ -129,6 +132,10 @@ for n in "${!light_pids[@]}"; do
         '. + [{"label": $lab, "env": $envs, height: $height, disk_bytes: $disk,
                fresh_rss_kb: $fresh, rss_kb: $rss, peak_rss_kb: $hwm, threads: $threads,
                anon_kb: $anon, file_kb: $file}]' <<<"$clients")
+done
+# The whole memory map of each light client, for a breakdown by mapping.
+for n in "${!light_pids[@]}"; do
+    cp "/proc/${light_pids[$n]}/smaps" "$dir/${light_labels[$n]}.smaps" 2>/dev/null || true
 done
 account=$(awk '/node1: account/ {print $3}' "$dir/testnet.txt")
 proof_bytes=$(curl -sf "http://127.0.0.1:$http/proofs/accounts/$account" | wc -c)

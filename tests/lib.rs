@@ -40,6 +40,37 @@ pub fn ppd_bin() -> &'static Path {
     })
 }
 
+/// The freshly built `pp-light` binary (the light client alone, crate pp-light), built like
+/// [`ppd_bin`] (`cargo build --workspace --bins --tests` builds it too; with
+/// `PP_TEST_RELEASE=1`, `$CARGO build --release -p pp-light --bin pp-light`).
+///
+/// If `PP_LIGHT_BIN` is set, that file is used as is; else, if `PP_PPD_BIN` is set, the
+/// `pp-light` beside that `ppd` (build it with `cargo build -p pp-light --bin pp-light`); the
+/// call panics if the file does not exist.
+pub fn pp_light_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let given = std::env::var_os("PP_LIGHT_BIN")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("PP_PPD_BIN").map(|p| PathBuf::from(p).with_file_name("pp-light"))
+            });
+        if let Some(p) = given {
+            assert!(
+                p.is_file(),
+                "{} is not a file (PP_LIGHT_BIN, or the pp-light beside PP_PPD_BIN: \
+                 `cargo build -p pp-light --bin pp-light`)",
+                p.display()
+            );
+            return p;
+        }
+        match build_bin("pp-light") {
+            Ok(p) => p,
+            Err(e) => panic!("cannot build pp-light: {e:#}"),
+        }
+    })
+}
+
 /// The freshly built `multi_node_example` binary (built like [`ppd_bin`]).
 pub fn multi_node_example_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -249,17 +280,30 @@ pub struct Node {
     /// Its log file.
     pub log: PathBuf,
     args: Vec<String>,
+    bin: PathBuf,
     child: Option<Child>,
 }
 
 impl Node {
-    /// Starts `ppd run ARGS`, appending its output to `log`.
+    /// Starts `ppd ARGS`, appending its output to `log`.
     pub fn spawn(name: &str, http_port: u16, args: &[String], log: &Path) -> anyhow::Result<Node> {
+        Node::spawn_bin(ppd_bin(), name, http_port, args, log)
+    }
+
+    /// Starts `BIN ARGS` (e.g. [`pp_light_bin`]), appending its output to `log`.
+    pub fn spawn_bin(
+        bin: &Path,
+        name: &str,
+        http_port: u16,
+        args: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Node> {
         let mut node = Node {
             name: name.into(),
             url: format!("http://127.0.0.1:{http_port}"),
             log: log.to_path_buf(),
             args: args.to_vec(),
+            bin: bin.to_path_buf(),
             child: None,
         };
         node.start()?;
@@ -283,7 +327,7 @@ impl Node {
             bail!("{} is already running", self.name);
         }
         let log = File::options().create(true).append(true).open(&self.log)?;
-        let child = Command::new(ppd_bin())
+        let child = Command::new(&self.bin)
             .args(&self.args)
             .env(
                 "RUST_LOG",
@@ -293,7 +337,7 @@ impl Node {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("cannot spawn ppd for {}", self.name))?;
+            .with_context(|| format!("cannot spawn {} for {}", self.bin.display(), self.name))?;
         self.child = Some(child);
         Ok(())
     }

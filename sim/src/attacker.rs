@@ -280,6 +280,7 @@ async fn serve(
             listen_port,
             tip_index: 0,
             tip_hash: genesis_hash,
+            headers_only: false,
         }))
         .await?;
     let mut admitted = !initiator;

@@ -100,6 +100,7 @@ async fn lie(
             listen_port: P2P_PORT,
             tip_index,
             tip_hash,
+            headers_only: false,
         }))
         .await?;
     while let Some(msg) = framed.next().await {

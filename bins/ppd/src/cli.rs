@@ -118,25 +118,8 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// `ppd light`.
-#[derive(Debug, Clone, Args)]
-pub struct LightArgs {
-    /// A full node's p2p address to sync headers from.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub peer: String,
-    /// Where the light client's HTTP API listens.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
-    pub http: std::net::SocketAddr,
-    /// Where the verified headers are kept (in memory only if absent).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The network's genesis file (default: the built-in devnet).
-    #[arg(long, value_name = "FILE")]
-    pub genesis: Option<PathBuf>,
-    /// A full node's HTTP API, for proofs (http:// may be omitted).
-    #[arg(long, value_name = "URL")]
-    pub full_node: Option<String>,
-}
+/// `ppd light`: the light client's arguments, shared with the `pp-light` binary.
+pub use pp_light::cli::LightArgs;
 
 /// How a client command prints the node's answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

@@ -50,6 +50,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
+use pp_light::cli::limit_malloc_arenas;
 
 use crate::cli::{Cli, Command, ManArgs, PeersCommand, TxCommand};
 
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, None | Some(Command::Run(_))) {
         limit_malloc_arenas(NODE_MALLOC_ARENAS);
     } else if matches!(cli.command, Some(Command::Light(_))) {
-        limit_malloc_arenas(LIGHT_MALLOC_ARENAS);
+        limit_malloc_arenas(pp_light::cli::LIGHT_MALLOC_ARENAS);
     }
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,43 +77,6 @@ fn main() -> ExitCode {
 /// half empty: a node syncing 1M transactions peaked at 490 MB RSS with glibc's default on 2
 /// cores and at 286 MB with 2 arenas (docs/testing.md, "Memory against history").
 const NODE_MALLOC_ARENAS: &str = "2";
-
-/// glibc malloc arenas `ppd light` runs with when the operator did not set `MALLOC_ARENA_MAX`:
-/// its heap is a few hundred KB of headers and buffers, and each extra arena costs touched pages
-/// (side by side at 6,378 blocks of 25 ms slots: 4.7 MB of anonymous memory with one arena,
-/// 5.0 MB with glibc's default; docs/testing.md, "Light client sizes").
-const LIGHT_MALLOC_ARENAS: &str = "1";
-
-/// Make `arenas` ([`NODE_MALLOC_ARENAS`], [`LIGHT_MALLOC_ARENAS`]) the process' default: when
-/// `MALLOC_ARENA_MAX` is unset, re-execute
-/// this same binary (same pid, arguments and `argv[0]`) with it set, since glibc reads it only
-/// at start-up and the workspace forbids the `unsafe` a `mallopt` call would need. An operator's
-/// own `MALLOC_ARENA_MAX` always stands. Runs before any thread exists. If the exec fails (the
-/// binary was replaced or removed under us), the node runs on with glibc's default, and says so.
-fn limit_malloc_arenas(arenas: &str) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt as _;
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-            return;
-        }
-        let exe = match std::env::current_exe() {
-            Ok(exe) => exe,
-            Err(e) => {
-                eprintln!("warning: cannot find this binary to set MALLOC_ARENA_MAX ({e}); running with glibc's default malloc arenas");
-                return;
-            }
-        };
-        let mut args = std::env::args_os();
-        let mut cmd = std::process::Command::new(exe);
-        if let Some(arg0) = args.next() {
-            cmd.arg0(arg0);
-        }
-        // `exec` returns only on failure.
-        let e = cmd.args(args).env("MALLOC_ARENA_MAX", arenas).exec();
-        eprintln!("warning: cannot re-execute with MALLOC_ARENA_MAX={arenas} ({e}); running with glibc's default malloc arenas");
-    }
-}
 
 /// The error and its causes on one line, `: `-separated, each cause once: a cause whose text
 /// the line already holds (a wrapper that quotes its source) is skipped.

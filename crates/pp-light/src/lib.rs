@@ -14,11 +14,15 @@
 //! - [`chain`]: the verified header chain, its fork choice and store ([`HeaderChain`]);
 //! - [`proofs`]: account and transaction proofs checked against verified headers;
 //! - [`client`]: [`LightClient`], syncing over pp-net and answering with proofs;
-//! - [`http`]: the HTTP API `ppd light` serves.
+//! - [`http`]: the HTTP API `ppd light` serves;
+//! - [`cli`] (feature `cli`, on by default): the command line of `ppd light` and of the slim
+//!   `pp-light` binary, which is built without the full node.
 //!
 //! Embedding one takes a few lines: see [`LightClient`].
 
 pub mod chain;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 pub mod http;
 pub mod proofs;

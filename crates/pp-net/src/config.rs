@@ -9,7 +9,9 @@ use pp_ledger::{Hash, KeyPair};
 /// Version 3: transactions relayed by inventory (`inv_txs`, `get_txs`, `txs`) and blocks as
 /// compact blocks (`compact_relay`, `compact_block`, `get_block_txs`, `block_txs`).
 /// Version 4: a `headers` answer carries each header with its block's signature.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5: `hello` may say `headers_only` (a light client): its peer then pushes it no block,
+/// compact block or transaction, and it pulls headers with `get_headers`.
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Default maximum frame payload: 8 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
@@ -117,6 +119,12 @@ pub struct NetConfig {
     /// Ask peers for inventory and compact-block relay (send `compact_relay`; default true).
     /// A node that does not gets every transaction and block in full (`new_tx`, `new_block`).
     pub compact_relay: bool,
+    /// Say `headers_only` in `hello` (default false): peers then push nothing to this node
+    /// (no `new_block`, `compact_block`, `new_tx` or `inv_txs`); it learns of new blocks by
+    /// asking `get_headers` itself. A light client sets it: it takes headers only, so every
+    /// block and transaction pushed to it would be bytes read, decrypted, decoded and dropped.
+    /// Such a node sends no `compact_relay` either.
+    pub headers_only: bool,
     /// How often the transaction ids waiting for each peer go out in an `inv_txs` (default
     /// 100 ms): ids announced together share a frame.
     pub inv_interval: Duration,
@@ -173,6 +181,7 @@ impl NetConfig {
             peer_exchange_interval: Duration::from_secs(300),
             book_save_interval: Duration::from_secs(300),
             compact_relay: true,
+            headers_only: false,
             unix_time_ms: None,
             inv_interval: Duration::from_millis(100),
         }

@@ -87,6 +87,11 @@ pub struct Hello {
     pub tip_index: u64,
     /// Hash of the sender's best block.
     pub tip_hash: Hash,
+    /// The sender takes headers only (a light client, protocol version 5): push it no block,
+    /// compact block or transaction. On the wire only when true (absent: false), so a full
+    /// node's `hello` reads as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headers_only: bool,
 }
 
 /// One wire message. Serialized as a JSON object with `"type": "<snake_case variant>"`.
@@ -377,6 +382,7 @@ mod tests {
                 listen_port: 7000,
                 tip_index: 3,
                 tip_hash: Hash([3; 32]),
+                headers_only: false,
             }),
             Message::GetBlocks {
                 request_id: 1,
@@ -480,6 +486,28 @@ mod tests {
         );
         let bad = json!({"type": "inv_txs", "ids": [], "extra": 1});
         assert!(serde_json::from_value::<Message>(bad).is_err());
+    }
+
+    #[test]
+    fn headers_only_is_on_the_wire_only_when_true_and_absent_means_false() {
+        let Message::Hello(mut h) = one_of_each()[0].clone() else {
+            panic!("the first message is a hello");
+        };
+        let plain = serde_json::to_value(Message::Hello(h.clone())).unwrap();
+        assert!(plain.get("headers_only").is_none(), "omitted when false");
+        let back: Message = serde_json::from_value(plain).unwrap();
+        assert_eq!(back, Message::Hello(h.clone()), "absent reads as false");
+        h.headers_only = true;
+        let light = serde_json::to_value(Message::Hello(h.clone())).unwrap();
+        assert_eq!(light["headers_only"], true);
+        let back: Message = serde_json::from_value(light).unwrap();
+        assert_eq!(back, Message::Hello(h));
+        let mut bad = serde_json::to_value(&one_of_each()[0]).unwrap();
+        bad["headers_only"] = json!("yes");
+        assert!(
+            serde_json::from_value::<Message>(bad).is_err(),
+            "a bool or nothing"
+        );
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl Shared {
                 .unwrap_or(self.local_addr.port()),
             tip_index,
             tip_hash,
+            headers_only: self.config.headers_only,
         }
     }
 
@@ -544,7 +545,7 @@ impl Shared {
                 return Err(e);
             }
         };
-        self.relay().add_peer(info.id);
+        self.relay().add_peer(info.id, theirs.headers_only);
         if direction == Direction::Outbound {
             // The dialer asks first; the acceptor answers (so a peer that never asks, such as a
             // minimal client, is never sent relay messages it did not ask for).
@@ -987,8 +988,9 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Announce a block to every peer but `except`, without waiting: as a `compact_block` to
-    /// peers that asked for compact relay, as a `new_block` to the others. A compact block
+    /// Announce a block to every peer but `except` and those that said `headers_only`, without
+    /// waiting: as a `compact_block` to peers that asked for compact relay, as a `new_block` to
+    /// the others. A compact block
     /// prefills the transactions the peer may lack from us: ids still waiting to be announced to
     /// it, and ids announced within [`prefill_window`] of its round trip that it has not fetched
     /// from us. The block is kept to answer `get_block_txs`.
@@ -1019,6 +1021,9 @@ impl<T: Transport> Network<T> {
             relay.note_block(hash, Arc::new(block.clone()));
             let peers: Vec<PeerId> = lock(&self.shared.conns).keys().copied().collect();
             for peer in peers.into_iter().filter(|p| Some(*p) != except) {
+                if relay.is_headers_only(peer) {
+                    continue;
+                }
                 if !relay.is_compact(peer) {
                     full.push(peer);
                     continue;
@@ -1047,7 +1052,8 @@ impl<T: Transport> Network<T> {
         self.send_each(sends);
     }
 
-    /// Announce a transaction to every peer but `except`, without waiting: its id is queued
+    /// Announce a transaction to every peer but `except` and those that said `headers_only`,
+    /// without waiting: its id is queued
     /// for the next `inv_txs` to peers that asked for inventory relay and are not known to hold
     /// it; the others get a `new_tx`. It is kept to answer `get_txs`.
     pub fn broadcast_tx(&self, tx: &Transaction, except: Option<PeerId>) {

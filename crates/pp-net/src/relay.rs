@@ -102,6 +102,8 @@ struct PeerRelay {
     compact: bool,
     /// We sent it our `compact_relay`.
     told: bool,
+    /// Its `hello` said `headers_only`: nothing is pushed to it.
+    headers_only: bool,
     known: RollingSet,
     pending: VecDeque<Hash>,
     /// Ids sent to the peer in `inv_txs` and not fetched from us since, with when they were
@@ -112,10 +114,11 @@ struct PeerRelay {
 }
 
 impl PeerRelay {
-    fn new() -> PeerRelay {
+    fn new(headers_only: bool) -> PeerRelay {
         PeerRelay {
             compact: false,
             told: false,
+            headers_only,
             known: RollingSet::new(KNOWN_PER_PEER),
             pending: VecDeque::new(),
             announced: HashMap::new(),
@@ -187,9 +190,11 @@ impl Relay {
         }
     }
 
-    /// A connection was admitted.
-    pub(crate) fn add_peer(&mut self, peer: PeerId) {
-        self.peers.entry(peer).or_insert_with(PeerRelay::new);
+    /// A connection was admitted; `headers_only`: its `hello` said so.
+    pub(crate) fn add_peer(&mut self, peer: PeerId, headers_only: bool) {
+        self.peers
+            .entry(peer)
+            .or_insert_with(|| PeerRelay::new(headers_only));
     }
 
     /// A connection closed: its state and its fetches in flight go.
@@ -199,9 +204,9 @@ impl Relay {
     }
 
     /// The peer sent `compact_relay`. Returns true if we have not told it ours yet (and marks
-    /// it told).
+    /// it told). A `headers_only` peer's is ignored: it stays a peer that is pushed nothing.
     pub(crate) fn peer_wants_compact(&mut self, peer: PeerId) -> bool {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        let Some(p) = self.peers.get_mut(&peer).filter(|p| !p.headers_only) else {
             return false;
         };
         p.compact = true;
@@ -213,6 +218,11 @@ impl Relay {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.told = true;
         }
+    }
+
+    /// True if `peer` said `headers_only` in its `hello`: no block or transaction is pushed to it.
+    pub(crate) fn is_headers_only(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.headers_only)
     }
 
     /// True if `peer` asked for inventory and compact-block relay.
@@ -259,15 +269,15 @@ impl Relay {
         }
     }
 
-    /// Announce `tx` to every peer but `except`: it enters the relay cache, its id is queued for
-    /// the peers that relay by inventory and do not hold it; the others are returned, to get it in
-    /// full.
+    /// Announce `tx` to every peer but `except` and the `headers_only` ones: it enters the relay
+    /// cache, its id is queued for the peers that relay by inventory and do not hold it; the
+    /// others are returned, to get it in full.
     pub(crate) fn announce_tx(&mut self, tx: &Transaction, except: Option<PeerId>) -> TxTargets {
         let id = tx.id();
         self.remember(id, tx);
         let mut targets = TxTargets::default();
         for (peer, p) in self.peers.iter_mut() {
-            if Some(*peer) == except || p.known.contains(&id) {
+            if Some(*peer) == except || p.headers_only || p.known.contains(&id) {
                 continue;
             }
             p.known.insert(id);
@@ -413,10 +423,35 @@ mod tests {
     }
 
     #[test]
+    fn a_headers_only_peer_gets_no_announcement_even_if_it_asks_for_compact_relay() {
+        let mut r = Relay::new();
+        r.add_peer(PeerId(1), true);
+        r.add_peer(PeerId(2), false);
+        assert!(
+            !r.peer_wants_compact(PeerId(1)),
+            "its compact_relay is not answered"
+        );
+        assert!(!r.is_compact(PeerId(1)));
+        assert!(r.is_headers_only(PeerId(1)));
+        assert!(!r.is_headers_only(PeerId(2)));
+        let tx = tx(1);
+        let targets = r.announce_tx(&tx, None);
+        assert_eq!(
+            targets.full,
+            vec![PeerId(2)],
+            "not to the headers-only peer"
+        );
+        let pending = r.take_pending(100, Instant::now());
+        assert!(pending
+            .iter()
+            .all(|(p, ids)| *p != PeerId(1) || ids.is_empty()));
+    }
+
+    #[test]
     fn announcements_go_by_id_to_compact_peers_and_in_full_to_the_others() {
         let mut r = Relay::new();
         for p in 1..=3 {
-            r.add_peer(PeerId(p));
+            r.add_peer(PeerId(p), false);
         }
         assert!(r.peer_wants_compact(PeerId(1)));
         assert!(!r.peer_wants_compact(PeerId(1)), "told once");
@@ -448,7 +483,7 @@ mod tests {
     #[test]
     fn compact_blocks_prefill_what_a_peer_may_still_be_fetching() {
         let mut r = Relay::new();
-        r.add_peer(PeerId(1));
+        r.add_peer(PeerId(1), false);
         r.peer_wants_compact(PeerId(1));
         let (a, b, c) = (tx(1), tx(2), tx(3));
         let t0 = Instant::now();
@@ -495,7 +530,7 @@ mod tests {
     #[test]
     fn a_peer_is_not_announced_what_it_announced_to_us() {
         let mut r = Relay::new();
-        r.add_peer(PeerId(1));
+        r.add_peer(PeerId(1), false);
         r.peer_wants_compact(PeerId(1));
         let t = tx(1);
         let want = r.on_inv(PeerId(1), &[t.id()], 1000, |_| false);
@@ -508,8 +543,8 @@ mod tests {
     #[test]
     fn ids_held_seen_or_in_flight_are_not_fetched_again() {
         let mut r = Relay::new();
-        r.add_peer(PeerId(1));
-        r.add_peer(PeerId(2));
+        r.add_peer(PeerId(1), false);
+        r.add_peer(PeerId(2), false);
         let (a, b, c) = (tx(1).id(), tx(2).id(), tx(3).id());
         assert_eq!(
             r.on_inv(PeerId(1), &[a, b, c], 1000, |id| *id == c),
@@ -529,7 +564,7 @@ mod tests {
     #[test]
     fn every_collection_is_bounded() {
         let mut r = Relay::new();
-        r.add_peer(PeerId(1));
+        r.add_peer(PeerId(1), false);
         r.peer_wants_compact(PeerId(1));
         let mut dropped = 0;
         let n = RELAY_CACHE + 10;

@@ -30,7 +30,7 @@ const FLUSH_ROUNDS: usize = 4;
 
 /// Our `compact_relay`, if this node asks for inventory relay.
 pub(crate) fn our_compact_relay(shared: &Shared, peer: PeerId) {
-    if !shared.config.compact_relay {
+    if !shared.config.compact_relay || shared.config.headers_only {
         return;
     }
     let msg = Message::CompactRelay {
@@ -48,7 +48,8 @@ pub(crate) fn our_compact_relay(shared: &Shared, peer: PeerId) {
 
 /// A peer's `compact_relay`: announce to it by id and compact block from now on; answer with
 /// ours if we have not sent it yet. An unknown scheme version is ignored (the peer keeps getting
-/// everything in full).
+/// everything in full), and so is the `compact_relay` of a peer that said `headers_only` (it
+/// keeps getting nothing).
 pub(crate) fn on_compact_relay(shared: &Shared, info: &PeerInfo, version: u32) {
     if version != COMPACT_VERSION {
         debug!(version, "compact_relay with an unknown version ignored");

@@ -336,6 +336,7 @@ async fn a_plaintext_peer_sending_hello_fails_the_handshake() {
             listen_port: 9000,
             tip_index: 0,
             tip_hash: pp_ledger::Hash::ZERO,
+            headers_only: false,
         }),
         DEFAULT_MAX_FRAME_BYTES,
     )

@@ -134,6 +134,7 @@ fn hello_frame() -> Vec<u8> {
             listen_port: 9000,
             tip_index: 0,
             tip_hash: Hash::ZERO,
+            headers_only: false,
         }),
         DEFAULT_MAX_FRAME_BYTES,
     )

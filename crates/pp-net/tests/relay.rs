@@ -389,3 +389,58 @@ async fn a_compact_block_prefills_what_the_peer_was_announced_but_has_not_fetche
     assert_eq!(cb.short_ids.len(), 1, "fetched from us: a short id");
     b.shutdown().await;
 }
+
+/// A peer whose `hello` said `headers_only` (a light client, protocol version 5) is pushed
+/// nothing: of three transactions and a block that a compact-relay peer and a full-fallback
+/// peer of the same node both get, it is sent no `new_block`, `compact_block`, `new_tx` or
+/// `inv_txs`. It sends no `compact_relay` either, although its configuration leaves
+/// `compact_relay` on.
+#[tokio::test]
+async fn a_headers_only_peer_is_pushed_no_block_and_no_transaction() {
+    let (a, _ea, _pa) = start_pool("a", true).await;
+    let (b, mut eb, _pb) = start_pool("b", true).await;
+    let (c, mut ec, _pc) = start_pool("c", false).await;
+    let mut cfg = config("light");
+    cfg.headers_only = true;
+    let (l, _el) = Network::start(cfg, TcpTransport, Arc::new(Pool::default()))
+        .await
+        .unwrap();
+    linked(&a, &b).await;
+    c.connect(&a.local_addr().to_string()).await.unwrap();
+    l.connect(&a.local_addr().to_string()).await.unwrap();
+    assert!(eventually(5, || a.peer_count() == 3).await);
+    let block = make_chain(1, 3).remove(0);
+    for tx in &block.transactions {
+        a.broadcast_tx(tx, None);
+    }
+    a.broadcast_block(&block, None);
+    for rx in [&mut eb, &mut ec] {
+        match wait_event(rx, 5, |e| matches!(e, NetEvent::NewBlock { .. })).await {
+            Some(NetEvent::NewBlock { block: got, .. }) => assert_eq!(got, block),
+            other => panic!("no block: {other:?}"),
+        }
+    }
+    // The ids went to b in an `inv_txs` (flushed every 100 ms); anything for l would have gone
+    // out with it. Its frames are given time to arrive.
+    assert!(eventually(5, || count(&a.stats().messages_out, "inv_txs") >= 1).await);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sa = a.stats();
+    assert_eq!(count(&sa.messages_out, "compact_block"), 1, "to b only");
+    assert_eq!(count(&sa.messages_out, "new_block"), 1, "to c only");
+    assert_eq!(count(&sa.messages_out, "new_tx"), 3, "to c only");
+    assert_eq!(count(&sa.messages_out, "inv_txs"), 1, "to b only");
+    let sl = l.stats();
+    for kind in [
+        "new_block",
+        "compact_block",
+        "new_tx",
+        "inv_txs",
+        "compact_relay",
+    ] {
+        assert_eq!(count(&sl.messages_in, kind), 0, "{kind} pushed to l");
+    }
+    assert_eq!(count(&sl.messages_out, "compact_relay"), 0);
+    for n in [&a, &b, &c, &l] {
+        n.shutdown().await;
+    }
+}

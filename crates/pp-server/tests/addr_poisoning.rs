@@ -80,6 +80,7 @@ async fn poison(victim: SocketAddr, genesis: Hash, identity: &NoiseIdentity, por
         listen_port: port,
         tip_index: 0,
         tip_hash: genesis,
+        headers_only: false,
     }))
     .await
     .unwrap();

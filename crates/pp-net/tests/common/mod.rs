@@ -191,6 +191,7 @@ pub fn hello(node_id: &str, genesis: Hash) -> Hello {
         listen_port: 0,
         tip_index: 0,
         tip_hash: genesis,
+        headers_only: false,
     }
 }
 
