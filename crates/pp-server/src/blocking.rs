@@ -18,52 +18,13 @@ pub trait Blocking: Send + Sync + 'static {
     fn spawn(&self, job: BlockingJob);
 }
 
-/// How much lower than the node's other threads the threads running its blocking jobs are
-/// scheduled (a `nice` increment; Linux only, where niceness is per thread).
-///
-/// Those jobs are the node's bulk CPU work: batch signature checks, block imports, block reads
-/// for HTTP, durable commits. The runtime workers that they would otherwise compete with for a
-/// core answer peers and HTTP clients (`/status`, `/health`) and run the slot timer; a few
-/// milliseconds of their time matter, a few milliseconds more for an import do not. The
-/// increment only lowers a share when the cores are contended: on an idle core the job runs
-/// at full speed, and at +5 it still gets about a quarter of a core contended by one thread
-/// of normal priority, so it is never starved.
-pub const BLOCKING_NICE_INCREMENT: i32 = 5;
-
-/// tokio's blocking thread pool (production). Each pool thread that runs a node job is lowered
-/// by [`BLOCKING_NICE_INCREMENT`] the first time, and stays so.
+/// tokio's blocking thread pool (production).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioBlocking;
 
 impl Blocking for TokioBlocking {
     fn spawn(&self, job: BlockingJob) {
-        drop(tokio::task::spawn_blocking(move || {
-            lower_this_thread_once();
-            job()
-        }));
-    }
-}
-
-/// Lowers the calling thread's priority by [`BLOCKING_NICE_INCREMENT`], once per thread. A
-/// failure (a sandbox refusing the call) leaves the thread as it was: priority is an
-/// optimisation, never a condition for running the job.
-fn lower_this_thread_once() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if LOWERED.with(|l| l.replace(true)) {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{getpriority_process, setpriority_process};
-        let tid = Some(rustix::thread::gettid());
-        if let Ok(now) = getpriority_process(tid) {
-            let lower = (now + BLOCKING_NICE_INCREMENT).min(19);
-            if let Err(e) = setpriority_process(tid, lower) {
-                tracing::debug!(error = %e, "cannot lower a blocking thread's priority");
-            }
-        }
+        drop(tokio::task::spawn_blocking(job));
     }
 }
 
@@ -102,26 +63,5 @@ mod tests {
         assert_eq!(run(&inline, || 2 + 2).await, Some(4));
         let on = run(&pool, || std::thread::current().id()).await;
         assert_ne!(on, Some(std::thread::current().id()));
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn the_pool_runs_node_jobs_below_the_runtime_threads_priority() {
-        use rustix::process::getpriority_process;
-        let here = getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let pool: Arc<dyn Blocking> = Arc::new(TokioBlocking);
-        let there = run(&pool, || {
-            getpriority_process(Some(rustix::thread::gettid())).unwrap()
-        })
-        .await
-        .unwrap();
-        assert_eq!(there, (here + BLOCKING_NICE_INCREMENT).min(19));
-        // Once per thread: a second job on the same thread is not lowered again.
-        let again = run(&pool, || {
-            getpriority_process(Some(rustix::thread::gettid())).unwrap()
-        })
-        .await
-        .unwrap();
-        assert_eq!(again, there);
     }
 }
