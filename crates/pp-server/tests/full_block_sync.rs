@@ -116,36 +116,63 @@ fn cold_two_thread_rate(g: &Genesis, blocks: &[Block]) -> f64 {
     blocks.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// A source server holding `n` full blocks (written straight to its data dir and replayed at
+/// start) and a fresh server with an empty data dir, both started on loopback, not connected.
+struct Pair {
+    g: Genesis,
+    blocks: Vec<Block>,
+    source: Server,
+    fresh: Server,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// Builds and starts a [`Pair`]; `seed` picks the producer's key.
+async fn source_and_fresh_node(seed: u8, n: u64) -> Pair {
+    let key = KeyPair::from_seed([seed; 32]);
+    let senders: Vec<KeyPair> = (0..SENDERS).map(sender).collect();
+    let g = genesis(&key, &senders, n);
+    let blocks = full_blocks(&g, &key, &senders, n);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_chain(dirs.0.path(), &g, &blocks);
+    let mut source = Server::new(1);
+    source.set_data_dir(dirs.0.path());
+    source.set_genesis(g.clone());
+    source.set_key(key);
+    source
+        .start_with_network(0, NetworkConfig::p2p("source", 0))
+        .await
+        .unwrap();
+    let mut fresh = Server::new(1);
+    fresh.set_data_dir(dirs.1.path());
+    fresh.set_genesis(g.clone());
+    fresh
+        .start_with_network(0, NetworkConfig::p2p("fresh", 0))
+        .await
+        .unwrap();
+    Pair {
+        g,
+        blocks,
+        source,
+        fresh,
+        _dirs: dirs,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_node_syncs_300_full_blocks() {
     let n: u64 = std::env::var("PP_MEASURE_BLOCKS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let key = KeyPair::from_seed([81u8; 32]);
-    let senders: Vec<KeyPair> = (0..SENDERS).map(sender).collect();
-    let g = genesis(&key, &senders, n);
-    let blocks = full_blocks(&g, &key, &senders, n);
-    let d1 = tempfile::tempdir().unwrap();
-    let d2 = tempfile::tempdir().unwrap();
-    write_chain(d1.path(), &g, &blocks);
-
-    let mut a = Server::new(1);
-    a.set_data_dir(d1.path());
-    a.set_genesis(g.clone());
-    a.set_key(key.clone());
-    a.start_with_network(0, NetworkConfig::p2p("producer", 0))
-        .await
-        .unwrap();
+    let Pair {
+        g,
+        blocks,
+        source: mut a,
+        fresh: mut b,
+        _dirs,
+    } = source_and_fresh_node(81, n).await;
     assert!(a.height() >= n, "replayed {} of {n}", a.height());
     let tip_n = a.block_at(n).unwrap().hash();
-
-    let mut b = Server::new(1);
-    b.set_data_dir(d2.path());
-    b.set_genesis(g.clone());
-    b.start_with_network(0, NetworkConfig::p2p("joiner", 0))
-        .await
-        .unwrap();
     let t = Instant::now();
     b.connect_to_peer(&a.p2p_addr().unwrap().to_string())
         .await
@@ -255,26 +282,12 @@ async fn status_answers_while_full_blocks_are_imported() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let idle = Duration::from_secs(10);
-    let key = KeyPair::from_seed([82u8; 32]);
-    let senders: Vec<KeyPair> = (0..SENDERS).map(sender).collect();
-    let g = genesis(&key, &senders, n);
-    let blocks = full_blocks(&g, &key, &senders, n);
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    write_chain(d1.path(), &g, &blocks);
-
-    let mut a = Server::new(1);
-    a.set_data_dir(d1.path());
-    a.set_genesis(g.clone());
-    a.set_key(key.clone());
-    a.start_with_network(0, NetworkConfig::p2p("source", 0))
-        .await
-        .unwrap();
-    let mut b = Server::new(1);
-    b.set_data_dir(d2.path());
-    b.set_genesis(g.clone());
-    b.start_with_network(0, NetworkConfig::p2p("importer", 0))
-        .await
-        .unwrap();
+    let Pair {
+        source: mut a,
+        fresh: mut b,
+        _dirs,
+        ..
+    } = source_and_fresh_node(82, n).await;
 
     let phase = Arc::new(std::sync::Mutex::new(Phase::IdleBefore));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
