@@ -1,8 +1,11 @@
 //! Network configuration: identity, limits and timeouts, with the documented defaults.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pp_ledger::{Hash, KeyPair};
+
+use crate::blocking::{Blocking, TokioBlocking};
 
 /// The wire protocol version announced in `hello`; peers with another version are refused.
 /// Version 2: frames run inside a Noise session whose handshake proves each side's identity key.
@@ -133,7 +136,21 @@ pub struct NetConfig {
     /// expiries) advance with tokio's `Instant`, so a simulation driving tokio's time replays
     /// them exactly.
     pub unix_time_ms: Option<u64>,
+    /// Where the network decodes frames longer than [`OFFLOAD_FRAME_BYTES`] and builds
+    /// `blocks` and `headers` answers (default: tokio's blocking pool; a simulation sets
+    /// [`InlineBlocking`](crate::InlineBlocking)). A node passes its own pool, so that one
+    /// seam carries all of its blocking work.
+    pub blocking: Arc<dyn Blocking>,
+    /// How many of those jobs may run at once (default: the number of cores, at least 1).
+    /// Each holds up to `max_blocks_answer_bytes` of answer, or a frame and its message.
+    pub max_offloaded_jobs: usize,
 }
+
+/// Frames at least this long (64 KiB) are decoded on [`NetConfig::blocking`], not on the
+/// connection's task: a runtime worker that parses a 2 MiB `blocks` answer in one poll keeps
+/// every task queued behind it waiting for milliseconds. Shorter frames (pings, transactions,
+/// compact blocks, announcements) cost less to decode than the hand-off.
+pub const OFFLOAD_FRAME_BYTES: usize = 64 * 1024;
 
 impl NetConfig {
     /// A configuration with the documented defaults.
@@ -183,6 +200,8 @@ impl NetConfig {
             compact_relay: true,
             headers_only: false,
             unix_time_ms: None,
+            blocking: Arc::new(TokioBlocking),
+            max_offloaded_jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             inv_interval: Duration::from_millis(100),
         }
     }

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
@@ -32,10 +32,11 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
+use crate::blocking;
 use crate::chain_view::ChainView;
 use crate::client::{FetchClient, Queued, ResponseFate};
 use crate::codec::{decode_message, encode_message, FrameCodec, LENGTH_PREFIX_LEN};
-use crate::config::{MessageRates, NetConfig};
+use crate::config::{MessageRates, NetConfig, OFFLOAD_FRAME_BYTES};
 use crate::error::NetError;
 use crate::message::{
     check_new_block_summary, codes, Hello, Message, MAX_BLOCKS_PER_REQUEST,
@@ -70,7 +71,8 @@ pub(crate) fn framed<S: AsyncRead + AsyncWrite>(
 }
 
 /// The next message and the size of its frame on the wire (length prefix included);
-/// `None` when the peer closed cleanly.
+/// `None` when the peer closed cleanly. Decodes on the calling task (the handshake's small
+/// frames); a running connection uses [`decode_frame`].
 pub(crate) async fn next_message<S: AsyncRead>(
     reader: &mut Reader<S>,
 ) -> Option<Result<(Message, usize), NetError>> {
@@ -78,6 +80,25 @@ pub(crate) async fn next_message<S: AsyncRead>(
         Ok(payload) => decode_message(&payload).map(|m| (m, payload.len() + LENGTH_PREFIX_LEN)),
         Err(e) => Err(e),
     })
+}
+
+/// A frame's message and the size of its frame on the wire (length prefix included). A frame
+/// of [`OFFLOAD_FRAME_BYTES`] or more is decoded on the network's blocking seam (one of
+/// `max_offloaded_jobs` at a time), so that the runtime worker running
+/// this connection is free meanwhile; shorter ones here.
+async fn decode_frame(payload: BytesMut, shared: &Shared) -> Result<(Message, usize), NetError> {
+    let size = payload.len() + LENGTH_PREFIX_LEN;
+    let msg = if payload.len() >= OFFLOAD_FRAME_BYTES {
+        let Ok(_permit) = shared.offload_permits.acquire().await else {
+            return Err(NetError::Shutdown);
+        };
+        blocking::run(&shared.config.blocking, move || decode_message(&payload))
+            .await
+            .unwrap_or(Err(NetError::Shutdown))?
+    } else {
+        decode_message(&payload)?
+    };
+    Ok((msg, size))
 }
 
 /// Best effort: tell the peer why we close, then close. Bounded in time, errors ignored
@@ -408,7 +429,13 @@ where
                 ended = Some((format!("idle for {} ms", millis(config.idle_timeout)), Some(codes::TIMEOUT)));
                 break;
             }
-            frame = next_message(&mut reader) => match frame {
+            // Only the read is raced against the other branches: it is cancel-safe (a frame
+            // is taken from the stream only when it is returned), the decoding below is not.
+            frame = reader.next() => match match frame {
+                None => None,
+                Some(Err(e)) => Some(Err(e)),
+                Some(Ok(payload)) => Some(decode_frame(payload, &shared).await),
+            } {
                 None => {
                     ended = Some(("closed by peer".to_string(), None));
                     break;
@@ -598,14 +625,19 @@ async fn handle_message(
             request_id,
             from_index,
             count,
-        } => blocks_answer(
-            shared.view.as_ref(),
-            request_id,
-            from_index,
-            count.min(MAX_BLOCKS_PER_REQUEST),
-            config.max_blocks_answer_bytes,
-            config.max_frame_bytes,
-        ),
+        } => {
+            offloaded(shared, move |shared| {
+                blocks_answer(
+                    shared.view.as_ref(),
+                    request_id,
+                    from_index,
+                    count.min(MAX_BLOCKS_PER_REQUEST),
+                    shared.config.max_blocks_answer_bytes,
+                    shared.config.max_frame_bytes,
+                )
+            })
+            .await
+        }
         Message::GetHeaders {
             request_id,
             locator,
@@ -626,15 +658,18 @@ async fn handle_message(
                 )
             } else {
                 let count = count.min(MAX_HEADERS_PER_REQUEST);
-                let mut headers = shared.view.get_headers(&locator, count);
-                headers.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-                encode_message(
-                    &Message::Headers {
-                        request_id,
-                        headers,
-                    },
-                    config.max_frame_bytes,
-                )
+                offloaded(shared, move |shared| {
+                    let mut headers = shared.view.get_headers(&locator, count);
+                    headers.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+                    encode_message(
+                        &Message::Headers {
+                            request_id,
+                            headers,
+                        },
+                        shared.config.max_frame_bytes,
+                    )
+                })
+                .await
             }
         }
         Message::GetPeers { request_id } => {
@@ -681,7 +716,11 @@ async fn handle_message(
             return Ok(());
         }
         Message::GetTxs { request_id, ids } => {
-            relay_tasks::txs_answer(shared, info, request_id, ids)
+            let info = info.clone();
+            offloaded(shared, move |shared| {
+                relay_tasks::txs_answer(shared, &info, request_id, ids)
+            })
+            .await
         }
         Message::CompactBlock(cb) => {
             relay_tasks::on_compact_block(shared, info, cb);
@@ -691,7 +730,13 @@ async fn handle_message(
             request_id,
             hash,
             indexes,
-        } => relay_tasks::block_txs_answer(shared, info, request_id, hash, indexes),
+        } => {
+            let info = info.clone();
+            offloaded(shared, move |shared| {
+                relay_tasks::block_txs_answer(shared, &info, request_id, hash, indexes)
+            })
+            .await
+        }
         Message::Error {
             request_id: None,
             code,
@@ -728,6 +773,23 @@ async fn handle_message(
         .send(frame, config.request_timeout)
         .await
         .map_err(|e| (format!("cannot queue answer: {e}"), Some(codes::TIMEOUT)))
+}
+
+/// An answer built on the network's blocking seam ([`NetConfig::blocking`]): the answers to
+/// `get_blocks`, `get_headers`, `get_txs` and `get_block_txs` read storage (through the
+/// [`ChainView`]) and serialize up to megabytes of JSON, which must not hold a runtime worker.
+/// The connection waits for it, so its answers still go out in request order.
+async fn offloaded(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Result<Bytes, NetError> + Send + 'static,
+) -> Result<Bytes, NetError> {
+    let Ok(_permit) = shared.offload_permits.acquire().await else {
+        return Err(NetError::Shutdown);
+    };
+    let s = shared.clone();
+    blocking::run(&shared.config.blocking, move || f(&s))
+        .await
+        .unwrap_or(Err(NetError::Shutdown))
 }
 
 /// The `blocks` answer to `get_blocks(from_index, count)`: consecutive best-chain blocks,

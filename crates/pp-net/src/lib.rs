@@ -32,6 +32,7 @@
 
 pub mod addrman;
 pub mod admission;
+pub mod blocking;
 mod chain_view;
 mod client;
 pub mod codec;
@@ -54,9 +55,12 @@ pub mod stats;
 mod transport;
 
 pub use addrman::{AddrBook, AddrStore, BookCounts, BookSnapshot, StoreError};
+pub use blocking::{Blocking, InlineBlocking, TokioBlocking};
 pub use chain_view::ChainView;
 pub use codec::{decode_message, encode_message, FrameCodec, MessageCodec};
-pub use config::{MessageRates, NetConfig, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION};
+pub use config::{
+    MessageRates, NetConfig, DEFAULT_MAX_FRAME_BYTES, OFFLOAD_FRAME_BYTES, PROTOCOL_VERSION,
+};
 pub use error::NetError;
 pub use message::{codes, Hello, Message};
 pub use misbehaviour::Misbehaviour;

@@ -121,6 +121,10 @@ pub(crate) struct Shared {
     pub(crate) logs: LogLimiter,
     /// Inventory and compact-block relay state (see [`crate::relay`]).
     relay: Mutex<Relay>,
+    /// Jobs this network runs on its blocking seam at once (decoding large frames, building
+    /// large answers): `config.max_offloaded_jobs` permits. Connections wait for one, so 30
+    /// peers pipelining `get_blocks` use that many threads and answer buffers, not 30.
+    pub(crate) offload_permits: Semaphore,
 }
 
 /// Lock a mutex even if a panicking thread poisoned it: the data are plain maps that every
@@ -724,6 +728,7 @@ impl<T: Transport> Network<T> {
             config.score_ttl,
         );
         let config_max_dials = config.max_dials.max(1);
+        let config_max_offloaded = config.max_offloaded_jobs.max(1);
         let shared = Arc::new(Shared {
             outbound: Arc::new(Semaphore::new(config.max_outbound())),
             handshakes: HandshakeLimiter::new(
@@ -756,6 +761,7 @@ impl<T: Transport> Network<T> {
             stats: NetStats::default(),
             logs: LogLimiter::new(),
             relay: Mutex::new(Relay::new()),
+            offload_permits: Semaphore::new(config_max_offloaded),
         });
         let owner = Some(Arc::new(OwnerGuard {
             shutdown: shared.shutdown.clone(),

@@ -1098,3 +1098,74 @@ async fn dropping_every_handle_stops_the_network() {
     assert!(listener_closed, "listener still accepting");
     b.shutdown().await;
 }
+
+/// A blocking seam that counts the jobs it is given, then runs them on tokio's pool.
+#[derive(Default)]
+struct CountingSeam(std::sync::atomic::AtomicUsize);
+
+impl pp_net::Blocking for CountingSeam {
+    fn spawn(&self, job: pp_net::blocking::BlockingJob) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        pp_net::TokioBlocking.spawn(job);
+    }
+}
+
+impl CountingSeam {
+    fn jobs(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The answers to `get_blocks` and `get_headers` are built on the answering network's blocking
+/// seam, and a frame of `OFFLOAD_FRAME_BYTES` or more is decoded on the receiving network's,
+/// so that no runtime worker reads storage or parses megabytes of JSON in one poll; a small
+/// frame is decoded where it is read (the hand-off would cost more than the parse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_and_large_frames_are_handled_on_the_blocking_seam() {
+    let chain = make_chain(12, 200); // about 70 KB a block
+    let (seam_a, seam_b) = (
+        std::sync::Arc::new(CountingSeam::default()),
+        std::sync::Arc::new(CountingSeam::default()),
+    );
+    let mut ca = config("a");
+    ca.blocking = seam_a.clone();
+    let mut cb = config("b");
+    cb.blocking = seam_b.clone();
+    let (a, _ea) = start_with(ca, chain.clone()).await;
+    let (b, _eb) = start_with(cb, vec![]).await;
+    let pa = b.connect(&a.local_addr().to_string()).await.unwrap();
+    let (a0, b0) = (seam_a.jobs(), seam_b.jobs());
+
+    // A few headers: built on a's seam; the answer (a few KB) decoded in place at b.
+    let headers = b
+        .get_headers(pa.id, vec![chain[3].hash()], 2)
+        .await
+        .unwrap();
+    assert_eq!(headers.len(), 2);
+    assert_eq!(
+        seam_a.jobs(),
+        a0 + 1,
+        "the headers answer is built on the seam"
+    );
+    assert_eq!(
+        seam_b.jobs(),
+        b0,
+        "a small frame is decoded where it is read"
+    );
+
+    // Three blocks, about 210 KB: built on a's seam, decoded on b's.
+    let blocks = b.get_blocks(pa.id, 1, 3).await.unwrap();
+    assert_eq!(blocks, chain[0..3].to_vec());
+    assert_eq!(
+        seam_a.jobs(),
+        a0 + 2,
+        "the blocks answer is built on the seam"
+    );
+    assert_eq!(
+        seam_b.jobs(),
+        b0 + 1,
+        "a large frame is decoded on the seam"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -44,6 +44,9 @@ fn sim_config(node_id: &str) -> NetConfig {
     c.dial_interval = Duration::from_millis(200);
     c.dial_backoff_base = Duration::from_millis(500);
     c.dial_backoff_max = Duration::from_secs(2);
+    // Answers and large frames on the calling task: tokio's blocking pool runs on real
+    // threads, outside turmoil's virtual time.
+    c.blocking = std::sync::Arc::new(pp_net::InlineBlocking);
     c
 }
 

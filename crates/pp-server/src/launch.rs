@@ -67,6 +67,9 @@ pub(crate) async fn launch<T: Transport>(
         nc.compact_relay = net_cfg.compact_relay;
         // pp-net's timestamps start from the node's clock (virtual under pp-sim).
         nc.unix_time_ms = Some(now_ms);
+        // One blocking seam for the whole node: pp-net decodes large frames and builds its
+        // large answers on the node's pool (inline under pp-sim).
+        nc.blocking = core.blocking_pool();
         let nc_max_peers = nc.max_outbound();
         // The address book lives in the node's database (table `addr_book`).
         let started =

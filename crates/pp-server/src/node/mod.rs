@@ -283,6 +283,12 @@ impl Core {
         })
     }
 
+    /// This node's blocking seam, which its network shares (pp-net decodes large frames and
+    /// builds large answers on it).
+    pub(crate) fn blocking_pool(&self) -> Arc<dyn crate::blocking::Blocking> {
+        self.blocking.clone()
+    }
+
     /// Runs `f` on this node's blocking seam (tokio's blocking pool; inline under a simulation)
     /// and returns its result: for CPU-heavy or storage-reading work that must not hold a
     /// runtime worker. `None` if the runtime is shutting down (the job was dropped unrun).
