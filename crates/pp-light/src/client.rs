@@ -620,13 +620,12 @@ async fn follow_announcements(
         let Some((peer, header)) = shared.announced.take() else {
             continue;
         };
-        let hash = header.hash();
-        let (held, hangs) = {
+        let (hangs, held) = {
             let c = lock(&shared.chain);
-            (
-                c.hash_at(header.header.index) == Some(hash),
-                c.tip().hash == header.header.prev_hash,
-            )
+            let hangs = c.tip().hash == header.header.prev_hash;
+            // Looked up in the window only (in memory): an older header is no news either way,
+            // and asking about it costs one `get_headers`.
+            (hangs, !hangs && c.by_hash(&header.hash()).is_some())
         };
         if held {
             continue;
