@@ -739,7 +739,8 @@ async fn following_a_fast_chain_the_client_paces_its_header_requests() {
     .await
     .unwrap();
     // One new block every 10 ms for 3 s, each announced as a full node announces its blocks
-    // (the announcement wakes the client's sync loop).
+    // (a `new_header`: taken if it hangs from the client's tip; one that does not, because the
+    // client has not taken the one before yet, sends it to `get_headers`).
     while server.peer_count() == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
