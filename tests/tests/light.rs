@@ -157,7 +157,8 @@ async fn light_client_follows_a_three_node_testnet_and_proves_its_transactions()
         }
 
         // Sampled over 40 slots: each light tip is on node0's chain and at most 2 slots behind
-        // node0's tip slot. (Full nodes push the light clients no block: they ask for headers.)
+        // node0's tip slot. (Headers-only, the default: full nodes push the light clients no
+        // block, only each new block's signed header, `new_header`.)
         let mut max_lag = [0u64; 2];
         let mut forks = 0;
         for _ in 0..40 {
@@ -213,6 +214,13 @@ async fn light_client_follows_a_three_node_testnet_and_proves_its_transactions()
             max_lag[1],
             slim.log_tail(60)
         );
+        // The tips followed the announced headers (not only the half-slot polls).
+        for u in [&lurl, &surl] {
+            let s = status(&client, u).await.unwrap();
+            let announced = s["sync"]["announced"].as_u64().unwrap_or(0);
+            eprintln!("{u}: {announced} headers taken from announcements");
+            assert!(announced > 0, "{u} took no announced header: {s}");
+        }
         // Into epoch 3 and on node0's chain there.
         wait_for(
             "the light tip in epoch 3",

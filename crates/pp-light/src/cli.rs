@@ -32,9 +32,20 @@ pub struct LightArgs {
     /// A full node's HTTP API, for proofs (http:// may be omitted).
     #[arg(long, value_name = "URL")]
     pub full_node: Option<String>,
-    /// Ask full nodes for headers only (wire protocol 5): they push no block or transaction,
-    /// which keeps memory flat under load; new blocks are then seen up to half a slot later.
-    #[arg(long, env = "PP_LIGHT_HEADERS_ONLY")]
+    /// Ask full nodes for headers only (the default): they push no block or transaction, only
+    /// each new block's signed header (wire protocol 6), which keeps memory flat under load.
+    /// `--headers-only=false` has them relay it every block and transaction instead.
+    #[arg(
+        long,
+        env = "PP_LIGHT_HEADERS_ONLY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
     pub headers_only: bool,
 }
 
@@ -200,8 +211,37 @@ mod tests {
             data_dir: None,
             genesis,
             full_node: None,
-            headers_only: false,
+            headers_only: true,
         }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        light: LightArgs,
+    }
+
+    fn headers_only(argv: &[&str]) -> Result<bool, clap::Error> {
+        use clap::Parser;
+        let base = ["pp-light", "--peer", "127.0.0.1:1"];
+        Cli::try_parse_from(base.iter().chain(argv)).map(|c| c.light.headers_only)
+    }
+
+    #[test]
+    fn headers_only_is_the_default_and_can_be_turned_off() {
+        // (PP_LIGHT_HEADERS_ONLY, the same switch's variable, is not set in the tests.)
+        assert!(headers_only(&[]).unwrap(), "on by default");
+        assert!(
+            headers_only(&["--headers-only"]).unwrap(),
+            "the old flag still parses"
+        );
+        assert!(headers_only(&["--headers-only=true"]).unwrap());
+        assert!(
+            !headers_only(&["--headers-only=false"]).unwrap(),
+            "the opt-out"
+        );
+        assert!(!headers_only(&["--headers-only=no"]).unwrap());
+        assert!(headers_only(&["--headers-only=maybe"]).is_err());
     }
 
     #[test]

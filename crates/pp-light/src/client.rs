@@ -33,11 +33,12 @@ pub struct LightConfig {
     pub data_dir: Option<PathBuf>,
     /// Headers asked per `get_headers` (at most [`pp_net::message::MAX_HEADERS_PER_REQUEST`]).
     pub batch: u32,
-    /// Say `headers_only` to full nodes (wire protocol 5, docs/protocol.md §15; default
-    /// false): they push the client no block or transaction, which keeps its memory flat under
-    /// load (1.6 MB anonymous against 7.5 MB under 158 transfers per block), but it then
-    /// learns of a block only when it next asks (every half slot): up to half a slot later
-    /// than from a pushed block.
+    /// Say `headers_only` to full nodes (docs/protocol.md §15; default true): they push the
+    /// client no block or transaction, only each new block's signed header (`new_header`, wire
+    /// protocol 6), which keeps its memory flat under load (1.6 MB anonymous against 7.5 MB
+    /// under 158 transfers per block). False: full nodes relay it every block (as a compact
+    /// block it rebuilds by fetching transactions) and transaction, of which it takes only the
+    /// header too.
     pub headers_only: bool,
 }
 
@@ -50,7 +51,7 @@ impl LightConfig {
             full_node: None,
             data_dir: None,
             batch: 500,
-            headers_only: false,
+            headers_only: true,
         }
     }
 }
@@ -98,6 +99,9 @@ pub struct SyncStatus {
     pub refused: u64,
     /// The last refusal or error.
     pub last_error: Option<String>,
+    /// Headers taken from announcements (a `new_header`, or the header of a relayed block) that
+    /// extended the chain without a `get_headers`.
+    pub announced: u64,
 }
 
 /// Where the stake snapshots of epoch boundaries come from.
@@ -123,6 +127,27 @@ struct Shared {
     stakes: Stakes,
     full_node: Option<FullNode>,
     status: Mutex<SyncStatus>,
+    announced: Announced,
+}
+
+/// The newest block announced to the client, as its signed header with who announced it, for
+/// the sync loop. Only the newest is kept: if the loop missed an older one, the newest does not
+/// hang from its tip and sends it to `get_headers`, which fills the gap.
+#[derive(Default)]
+struct Announced {
+    latest: Mutex<Option<(PeerId, SignedHeader)>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Announced {
+    fn put(&self, peer: PeerId, header: SignedHeader) {
+        *lock(&self.latest) = Some((peer, header));
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Option<(PeerId, SignedHeader)> {
+        lock(&self.latest).take()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,9 +260,10 @@ impl LightClient {
         );
         // Accepts no connections: it has nothing to serve.
         net_config.advertised_port = Some(0);
-        // Headers only (if asked): full nodes push it no block or transaction (it would drop
-        // them); the sync loop asks for headers itself, at once after an answer that brought
-        // some, and every `poll` otherwise.
+        // Headers only (the default): full nodes push it no block or transaction (it would
+        // drop them), only each new block's signed header; the sync loop verifies an announced
+        // header that hangs from its tip and asks `get_headers` for anything else, at once after
+        // an answer that brought headers, and every `poll` without news.
         net_config.headers_only = config.headers_only;
         net_config.compact_relay = !config.headers_only;
         let (net, mut events) = Network::start(
@@ -252,20 +278,26 @@ impl LightClient {
             stakes,
             full_node,
             status: Mutex::new(SyncStatus::default()),
+            announced: Announced::default(),
         });
         let cancel = CancellationToken::new();
-        // Announcements only wake the sync loop; their blocks are not taken (headers come
-        // through `get_headers`, checked). Full nodes announce nothing to a `headers_only`
-        // client. The other events are drained and dropped.
-        let (wake_tx, wake_rx) = tokio::sync::mpsc::channel::<()>(1);
+        // An announced block goes to the sync loop as its signed header, to be verified like
+        // any other (a relayed block's transactions are not taken: the client keeps headers
+        // only). The other events are drained and dropped.
         let c = cancel.clone();
+        let s = Arc::clone(&shared);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = c.cancelled() => break,
                     ev = events.recv() => match ev {
                         None => break,
-                        Some(pp_net::NetEvent::NewBlock { .. }) => { let _ = wake_tx.try_send(()); }
+                        Some(pp_net::NetEvent::NewHeader { peer, header }) => {
+                            s.announced.put(peer, header);
+                        }
+                        Some(pp_net::NetEvent::NewBlock { peer, block }) => {
+                            s.announced.put(peer, SignedHeader::from(&block));
+                        }
                         Some(_) => {}
                     }
                 }
@@ -279,7 +311,6 @@ impl LightClient {
                 .batch
                 .clamp(1, pp_net::message::MAX_HEADERS_PER_REQUEST),
             Duration::from_millis((config.genesis.slot_duration_ms / 2).max(100)),
-            wake_rx,
             cancel.clone(),
         ));
         Ok(LightClient {
@@ -416,15 +447,12 @@ async fn sync_loop(
     peers: Vec<String>,
     batch: u32,
     poll: Duration,
-    mut wake: tokio::sync::mpsc::Receiver<()>,
     cancel: CancellationToken,
 ) {
     let mut current: Option<(PeerId, String)> = None;
     let mut next_peer = 0usize;
     let backoff = Duration::from_secs(1);
     let mut last_request: Option<tokio::time::Instant> = None;
-    // Whether the last answer brought headers, so that the next request follows at once.
-    let mut brought = false;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -451,11 +479,11 @@ async fn sync_loop(
                 }
             }
         };
-        // Paced: a request that follows at once an answer that brought headers waits until
-        // MIN_HEADERS_INTERVAL after the one before (near the tip of a fast network every
-        // answer brings a header or two). A request after a wait (an announcement, the poll)
-        // goes at once: it cannot come more often than the waits allow.
-        if let Some(t) = last_request.filter(|_| brought) {
+        // Paced: a request waits until MIN_HEADERS_INTERVAL after the one before, whatever
+        // prompted it (an answer that brought headers: near the tip of a fast network every
+        // answer brings a header or two; an announcement that did not hang from the tip, which
+        // a peer could send as fast as it likes).
+        if let Some(t) = last_request {
             let wait = MIN_HEADERS_INTERVAL.saturating_sub(t.elapsed());
             if !wait.is_zero() {
                 pause(&cancel, wait).await;
@@ -476,52 +504,40 @@ async fn sync_loop(
                 continue;
             }
         };
-        if let (Stakes::Proven(p), Some(node)) = (&shared.stakes, &shared.full_node) {
-            let needed = lock(&shared.chain).epoch_boundaries(&headers);
-            if let Err(e) = fetch_stake_proofs(&shared, p, node, needed).await {
+        match take_headers(&shared, &headers).await {
+            Ok(Applied::Nothing) => {
+                // Up to date with the peer: wait for news.
+                match follow_announcements(&shared, &net, poll, &cancel).await {
+                    News::Cancelled => break,
+                    News::Ask => {}
+                    News::Refused(liar) => {
+                        if current.as_ref().is_some_and(|(p, _)| *p == liar) {
+                            current = None;
+                        }
+                        pause(&cancel, backoff).await;
+                    }
+                }
+            }
+            Ok(a) => {
+                tracing::debug!(?a, "headers applied");
+            }
+            Err(TakeError::Proof(e)) => {
                 // Our full node's trouble (often: it has not got the block yet), not the
                 // peer's: try again shortly.
                 tracing::info!(error = %e, "stake proof not had yet; retrying");
                 lock(&shared.status).last_error = Some(format!("stake proofs: {e}"));
                 pause(&cancel, poll).await;
-                continue;
             }
-        }
-        let applied = {
-            let mut c = lock(&shared.chain);
-            let checkpoint = c.checkpoint();
-            // At most `batch` headers: milliseconds of hashing and signature checks.
-            let applied = c.apply(&headers, now_ms(), &shared.stakes);
-            // The window moved: the stake answers of blocks it left are not needed any more.
-            if let (Stakes::Proven(p), true) = (&shared.stakes, c.checkpoint() != checkpoint) {
-                p.retain(|h| c.keeps_stake_proof(h));
-            }
-            applied
-        };
-        match applied {
-            Ok(Applied::Nothing) => {
-                brought = false;
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = wake.recv() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                }
-            }
-            Ok(a) => {
-                brought = true;
-                tracing::debug!(?a, "headers applied");
-                continue;
-            }
-            Err(
+            Err(TakeError::Chain(
                 e @ (ChainError::Store(_)
                 | ChainError::Corrupt(_)
                 | ChainError::Header(HeaderError::Stake(_))),
-            ) => {
+            )) => {
                 tracing::error!(error = %e, "header store");
                 lock(&shared.status).last_error = Some(e.to_string());
                 pause(&cancel, backoff).await;
             }
-            Err(e) => {
+            Err(TakeError::Chain(e)) => {
                 // Every other refusal is something no honest peer sends.
                 tracing::warn!(peer = %addr, error = %e, "headers refused; dropping the peer");
                 net.penalize(peer, Misbehaviour::BadSyncAnswer, &e.to_string());
@@ -536,6 +552,125 @@ async fn sync_loop(
                 pause(&cancel, backoff).await;
             }
         }
+    }
+}
+
+/// Why headers were not taken.
+enum TakeError {
+    /// A stake-snapshot proof the batch needs could not be had from our full node.
+    Proof(ProofError),
+    /// The header chain refused the batch, or its store failed.
+    Chain(ChainError),
+}
+
+/// Verifies `headers` (consecutive, as a `headers` answer carries them, or one announced
+/// header) against the chain, after fetching the stake-snapshot proofs of the epoch boundaries
+/// they cross, and applies the fork choice.
+async fn take_headers(shared: &Shared, headers: &[SignedHeader]) -> Result<Applied, TakeError> {
+    if let (Stakes::Proven(p), Some(node)) = (&shared.stakes, &shared.full_node) {
+        let needed = lock(&shared.chain).epoch_boundaries(headers);
+        fetch_stake_proofs(shared, p, node, needed)
+            .await
+            .map_err(TakeError::Proof)?;
+    }
+    let mut c = lock(&shared.chain);
+    let checkpoint = c.checkpoint();
+    // At most `batch` headers: milliseconds of hashing and signature checks.
+    let applied = c
+        .apply(headers, now_ms(), &shared.stakes)
+        .map_err(TakeError::Chain)?;
+    // The window moved: the stake answers of blocks it left are not needed any more.
+    if let (Stakes::Proven(p), true) = (&shared.stakes, c.checkpoint() != checkpoint) {
+        p.retain(|h| c.keeps_stake_proof(h));
+    }
+    Ok(applied)
+}
+
+/// What ended a wait for news.
+enum News {
+    /// The client is shutting down.
+    Cancelled,
+    /// Time to ask for headers: `poll` passed without an announced header extending the chain,
+    /// or one came that does not hang from the tip (the client missed a block, or the network
+    /// switched branches), or it could not be taken for a reason of ours.
+    Ask,
+    /// An announced header that hangs from the tip failed verification: its peer was penalised
+    /// and disconnected.
+    Refused(PeerId),
+}
+
+/// Waits for news once the client is up to date: takes each announced header that hangs from
+/// the tip (verified like any header: links, slot, proof of work, the producer's signature and
+/// election against the stake snapshot, docs/light-client.md), so that the tip follows a
+/// relayed block without a round trip, until `poll` passes with no header taken, or an
+/// announcement calls for `get_headers` or was a lie.
+async fn follow_announcements(
+    shared: &Shared,
+    net: &Network<TcpTransport>,
+    poll: Duration,
+    cancel: &CancellationToken,
+) -> News {
+    let mut deadline = tokio::time::Instant::now() + poll;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return News::Cancelled,
+            _ = tokio::time::sleep_until(deadline) => return News::Ask,
+            _ = shared.announced.wake.notified() => {}
+        }
+        let Some((peer, header)) = shared.announced.take() else {
+            continue;
+        };
+        let (hangs, held) = {
+            let c = lock(&shared.chain);
+            let hangs = c.tip().hash == header.header.prev_hash;
+            // Looked up in the window only (in memory): an older header is no news either way,
+            // and asking about it costs one `get_headers`.
+            (hangs, !hangs && c.by_hash(&header.hash()).is_some())
+        };
+        if held {
+            continue;
+        }
+        if !hangs {
+            return News::Ask;
+        }
+        match take_headers(shared, std::slice::from_ref(&header)).await {
+            Ok(Applied::Extended(_)) => {
+                lock(&shared.status).announced += 1;
+                deadline = tokio::time::Instant::now() + poll;
+            }
+            Ok(_) => {}
+            Err(TakeError::Chain(ChainError::Header(e))) if !matches!(e, HeaderError::Stake(_)) => {
+                let offence = offence(&e);
+                tracing::warn!(peer = peer.0, error = %e, "announced header refused; dropping the peer");
+                net.penalize(peer, offence, &format!("new_header: {e}"));
+                net.disconnect(peer, &format!("bad announced header: {e}"));
+                let mut s = lock(&shared.status);
+                s.refused += 1;
+                s.last_error = Some(format!("announced header: {e}"));
+                s.peer = None;
+                return News::Refused(peer);
+            }
+            // A stake proof not had yet, the store: `get_headers` retries, and reports.
+            Err(_) => return News::Ask,
+        }
+    }
+}
+
+/// What a full node scores a block whose header fails `e` as (docs/protocol.md §11): a rule no
+/// fork, delay or clock excuses (version, difficulty, proof of work, signature) is
+/// `invalid_block`; one that depends on the chain it extends or the clock is `rejected_block`.
+fn offence(e: &HeaderError) -> Misbehaviour {
+    match e {
+        HeaderError::BadVersion { .. }
+        | HeaderError::WrongDifficulty { .. }
+        | HeaderError::BadPow { .. }
+        | HeaderError::BadSignature { .. } => Misbehaviour::InvalidBlock,
+        HeaderError::BadIndex { .. }
+        | HeaderError::BadLink { .. }
+        | HeaderError::SlotNotAfterParent { .. }
+        | HeaderError::SlotInFuture { .. }
+        | HeaderError::NotLeader { .. }
+        | HeaderError::Stake(_) => Misbehaviour::RejectedBlock,
     }
 }
 

@@ -24,6 +24,11 @@ struct Net {
 
 /// Two stakeholders of equal stake, 10-slot epochs, k = 3, difficulty 1.
 fn net(praos: bool) -> Net {
+    net_with_slots(praos, 1000)
+}
+
+/// [`net`] with slots of `slot_ms` (a client polls every half slot).
+fn net_with_slots(praos: bool, slot_ms: u64) -> Net {
     let keys = vec![KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32])];
     let vrf = vec![
         VrfSecretKey::from_seed([11; 32]),
@@ -37,6 +42,7 @@ fn net(praos: bool) -> Net {
         vrf_key: None,
     });
     g.slots_per_epoch = 10;
+    g.slot_duration_ms = slot_ms;
     g.k = 3;
     g.difficulty = 1;
     if praos {
@@ -733,7 +739,8 @@ async fn following_a_fast_chain_the_client_paces_its_header_requests() {
     .await
     .unwrap();
     // One new block every 10 ms for 3 s, each announced as a full node announces its blocks
-    // (the announcement wakes the client's sync loop).
+    // (a `new_header`: taken if it hangs from the client's tip; one that does not, because the
+    // client has not taken the one before yet, sends it to `get_headers`).
     while server.peer_count() == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -764,6 +771,243 @@ async fn following_a_fast_chain_the_client_paces_its_header_requests() {
     assert!(server.bans().is_empty(), "{:?}", server.bans());
     client.shutdown().await;
     server.shutdown().await;
+}
+
+/// Blocks of an honest chain over slots 1..12 of a network with 60 s slots (a client polls
+/// every 30 s: within a test it learns of a block only from an announcement or by asking after
+/// one), and a [`GrowingPeer`] serving it over real pp-net sockets with `visible` blocks shown.
+async fn slow_network(
+    visible: usize,
+) -> (
+    Net,
+    std::sync::Arc<GrowingPeer>,
+    pp_net::Network<pp_net::TcpTransport>,
+) {
+    let n = net_with_slots(false, 60_000);
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, 1..12);
+    let mut blocks = vec![n.genesis.block()];
+    for v in &chain {
+        blocks.push(Block {
+            header: v.signed.header.clone(),
+            signature: v.signed.signature,
+            transactions: Vec::new(),
+        });
+    }
+    let peer = std::sync::Arc::new(GrowingPeer {
+        blocks,
+        visible: std::sync::atomic::AtomicUsize::new(visible),
+        asked: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let (server, _events) = pp_net::Network::start(
+        pp_net::NetConfig::new("node", n.genesis.hash(), "127.0.0.1:0"),
+        pp_net::TcpTransport,
+        peer.clone(),
+    )
+    .await
+    .unwrap();
+    (n, peer, server)
+}
+
+/// Polls `cond` every 5 ms for up to 5 s.
+async fn within_5s(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
+/// The verified header at `index` of `peer`'s chain, as the verifier sees it (for forging
+/// blocks on it).
+fn verified_at(n: &Net, peer: &GrowingPeer, index: usize) -> VerifiedHeader {
+    let g = n.verifier.genesis_entry();
+    let headers: Vec<SignedHeader> = peer.blocks[1..=index]
+        .iter()
+        .map(SignedHeader::from)
+        .collect();
+    n.verifier
+        .verify_chain(&g, &headers, NOW, &n.stakes)
+        .unwrap()
+        .pop()
+        .unwrap_or(g)
+}
+
+/// Shows block `index` of `peer` and announces it as a full node does after adopting it (to a
+/// headers-only client: a `new_header`).
+fn show_and_announce(peer: &GrowingPeer, server: &pp_net::Network<pp_net::TcpTransport>) {
+    let shown = peer
+        .visible
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    server.broadcast_block(&peer.blocks[shown], None);
+}
+
+/// Headers-only by default: a block a full node announces reaches the client's tip from its
+/// `new_header` alone, verified, without a `get_headers` round trip (the client would otherwise
+/// learn of it only at its next poll, 30 s away here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_header_extends_the_tip_without_asking() {
+    use std::sync::atomic::Ordering;
+
+    let (n, peer, server) = slow_network(5).await;
+    let config = crate::LightConfig::new(n.genesis.clone(), server.local_addr().to_string());
+    assert!(config.headers_only, "the default");
+    let client = crate::LightClient::start(config).await.unwrap();
+    assert!(within_5s(|| client.tip().height == 4).await, "initial sync");
+    // The answer that brought headers is followed by one that brings none; then it waits.
+    assert!(within_5s(|| peer.asked.load(Ordering::SeqCst) >= 2).await);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let asked = peer.asked.load(Ordering::SeqCst);
+    for height in 5..=7 {
+        show_and_announce(&peer, &server);
+        assert!(
+            within_5s(|| client.tip().height == height).await,
+            "the announced block {height} was not taken: {:?}",
+            client.sync_status()
+        );
+    }
+    assert_eq!(client.tip().hash, peer.blocks[7].hash());
+    assert_eq!(client.sync_status().announced, 3);
+    assert_eq!(
+        peer.asked.load(Ordering::SeqCst),
+        asked,
+        "no get_headers was needed"
+    );
+    let s = server.stats();
+    let sent = |kind: &str| {
+        s.messages_out
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, v)| *v)
+    };
+    assert_eq!(sent("new_header"), 3);
+    assert_eq!(sent("new_block") + sent("compact_block"), 0);
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+/// How an announced header lies.
+#[derive(Debug, Clone, Copy)]
+enum Lie {
+    /// The next block with its signature altered.
+    BadSignature,
+    /// A block on the tip by a stakeholder not elected for its slot, correctly signed.
+    NotLeader,
+    /// The next block with another parent (a header the client cannot link).
+    NoLink,
+}
+
+/// Lies over the wire in a `new_header`: an announced header that hangs from the tip but has a
+/// bad signature or a producer that was not the slot leader is refused (never applied), its
+/// peer scored and dropped; one that does not link is not applied and sends the client to
+/// `get_headers`, which brings the honest chain. In every case the client goes on following
+/// the announcements of the honest chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_announcement_is_refused_and_does_not_stall_the_client() {
+    use std::sync::atomic::Ordering;
+
+    for lie in [Lie::BadSignature, Lie::NotLeader, Lie::NoLink] {
+        let (n, peer, server) = slow_network(5).await;
+        let client = crate::LightClient::start(crate::LightConfig::new(
+            n.genesis.clone(),
+            server.local_addr().to_string(),
+        ))
+        .await
+        .unwrap();
+        assert!(within_5s(|| client.tip().height == 4).await, "{lie:?}");
+        assert!(within_5s(|| peer.asked.load(Ordering::SeqCst) >= 2).await);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let asked = peer.asked.load(Ordering::SeqCst);
+        let tip = verified_at(&n, &peer, 4);
+        let honest = &peer.blocks[5];
+        let forged = match lie {
+            Lie::BadSignature => {
+                let mut b = honest.clone();
+                b.signature.0[7] ^= 1;
+                b
+            }
+            Lie::NotLeader => {
+                let slot = honest.header.slot;
+                let leaders = n.leaders(&tip, slot);
+                let other = (0..n.keys.len())
+                    .find(|w| !leaders.contains(w))
+                    .expect("classic: one leader per slot");
+                n.block_by(&tip, slot, other)
+            }
+            Lie::NoLink => {
+                let mut b = honest.clone();
+                b.header.prev_hash = pp_ledger::Hash([9; 32]);
+                b
+            }
+        };
+        server.broadcast_block(&forged, None);
+        match lie {
+            Lie::BadSignature | Lie::NotLeader => {
+                assert!(
+                    within_5s(|| client.sync_status().refused == 1).await,
+                    "{lie:?} not refused: {:?}",
+                    client.sync_status()
+                );
+                let why = client.sync_status().last_error.unwrap_or_default();
+                let expected = match lie {
+                    Lie::BadSignature => "bad producer signature",
+                    _ => "not the slot leader",
+                };
+                assert!(why.contains(expected), "{lie:?}: {why}");
+                // Dropped: the node sees the connection close (the client redials in 1 s).
+                assert!(within_5s(|| server.peer_count() == 0).await, "{lie:?}");
+            }
+            Lie::NoLink => {
+                assert!(
+                    within_5s(|| peer.asked.load(Ordering::SeqCst) > asked).await,
+                    "an announcement that does not link sends the client to get_headers"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let s = client.sync_status();
+                assert_eq!(
+                    s.refused, 0,
+                    "not scored: an honest node's, if the client is behind"
+                );
+                assert_eq!(server.peer_count(), 1);
+            }
+        }
+        assert_eq!(
+            client.tip().height,
+            4,
+            "{lie:?}: nothing of the lie is kept"
+        );
+        assert_eq!(client.tip().hash, peer.blocks[4].hash());
+        assert_eq!(client.sync_status().announced, 0);
+        // Not stalled: (reconnected if it was dropped) the client follows the next honest
+        // announcements.
+        assert!(
+            within_5s(|| server.peer_count() == 1).await,
+            "{lie:?}: no redial"
+        );
+        let before = peer.asked.load(Ordering::SeqCst);
+        assert!(
+            matches!(lie, Lie::NoLink)
+                || within_5s(|| peer.asked.load(Ordering::SeqCst) > before).await,
+            "{lie:?}: a reconnected client asks for headers"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for height in 5..=6 {
+            show_and_announce(&peer, &server);
+            assert!(
+                within_5s(|| client.tip().height == height).await,
+                "{lie:?}: stalled at {:?}: {:?}",
+                client.tip(),
+                client.sync_status()
+            );
+        }
+        assert_eq!(client.tip().hash, peer.blocks[6].hash());
+        assert_eq!(client.sync_status().announced, 2, "{lie:?}");
+        client.shutdown().await;
+        server.shutdown().await;
+    }
 }
 
 /// A candidate branch forked within k, but the best chain grew past k above its fork point

@@ -14,7 +14,8 @@ use crate::blocking::{Blocking, TokioBlocking};
 /// Version 4: a `headers` answer carries each header with its block's signature.
 /// Version 5: `hello` may say `headers_only` (a light client): its peer then pushes it no block,
 /// compact block or transaction, and it pulls headers with `get_headers`.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 6: a block is announced to a `headers_only` peer as `new_header` (its signed header).
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Default maximum frame payload: 8 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
@@ -122,11 +123,13 @@ pub struct NetConfig {
     /// Ask peers for inventory and compact-block relay (send `compact_relay`; default true).
     /// A node that does not gets every transaction and block in full (`new_tx`, `new_block`).
     pub compact_relay: bool,
-    /// Say `headers_only` in `hello` (default false): peers then push nothing to this node
-    /// (no `new_block`, `compact_block`, `new_tx` or `inv_txs`); it learns of new blocks by
-    /// asking `get_headers` itself. A light client sets it: it takes headers only, so every
+    /// Say `headers_only` in `hello` (default false): peers then push this node no
+    /// `new_block`, `compact_block`, `new_tx` or `inv_txs`, only a `new_header` (the signed
+    /// header) for each block they relay, delivered as [`crate::NetEvent::NewHeader`]; it asks
+    /// `get_headers` for anything else. A light client sets it: it takes headers only, so every
     /// block and transaction pushed to it would be bytes read, decrypted, decoded and dropped.
-    /// Such a node sends no `compact_relay` either.
+    /// Such a node sends no `compact_relay` either. A node without it takes a `new_header` as
+    /// a protocol violation (no honest peer sends it one).
     pub headers_only: bool,
     /// How often the transaction ids waiting for each peer go out in an `inv_txs` (default
     /// 100 ms): ids announced together share a frame.

@@ -726,6 +726,10 @@ async fn handle_message(
             relay_tasks::on_compact_block(shared, info, cb);
             return Ok(());
         }
+        Message::NewHeader(header) => {
+            relay_tasks::on_new_header(shared, info, header);
+            return Ok(());
+        }
         Message::GetBlockTxs {
             request_id,
             hash,

@@ -4,8 +4,8 @@
 //! snake_case. Requests (`get_blocks`, `get_headers`, `get_peers`, `ping`, `get_txs`,
 //! `get_block_txs`) carry a `request_id` chosen by the sender; the answer (`blocks`, `headers`,
 //! `peers`, `pong`, `txs`, `block_txs`, or `error`) echoes it, so many requests can be in flight
-//! on one connection. Announcements (`new_block`, `new_tx`, `inv_txs`, `compact_block`),
-//! `compact_relay` and `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
+//! on one connection. Announcements (`new_block`, `new_tx`, `inv_txs`, `compact_block`,
+//! `new_header`), `compact_relay` and `hello` carry no id. Unknown fields are rejected so a typo or a confused peer is caught at the
 //! edge rather than silently ignored.
 
 use pp_ledger::{Block, Hash, SignedHeader, Transaction};
@@ -87,9 +87,9 @@ pub struct Hello {
     pub tip_index: u64,
     /// Hash of the sender's best block.
     pub tip_hash: Hash,
-    /// The sender takes headers only (a light client, protocol version 5): push it no block,
-    /// compact block or transaction. On the wire only when true (absent: false), so a full
-    /// node's `hello` reads as before.
+    /// The sender takes headers only (a light client, since protocol version 5): push it no
+    /// block, compact block or transaction; announce it blocks as `new_header` (version 6). On
+    /// the wire only when true (absent: false), so a full node's `hello` reads as before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub headers_only: bool,
 }
@@ -201,6 +201,10 @@ pub enum Message {
     },
     /// Announce a block as its signed header and short transaction ids.
     CompactBlock(CompactBlock),
+    /// Announce a block to a peer whose `hello` said `headers_only`, as its signed header alone
+    /// (since protocol version 6, docs/protocol.md §15): on the wire the `headers` answer's
+    /// signed-header object with a `type` tag, `{"type":"new_header","header":…,"signature":…}`.
+    NewHeader(SignedHeader),
     /// Ask for transactions of a block announced by `compact_block`, by index.
     GetBlockTxs {
         /// Chosen by the requester, echoed in the answer.
@@ -252,6 +256,7 @@ impl Message {
             Message::GetTxs { .. } => "get_txs",
             Message::Txs { .. } => "txs",
             Message::CompactBlock(_) => "compact_block",
+            Message::NewHeader(_) => "new_header",
             Message::GetBlockTxs { .. } => "get_block_txs",
             Message::BlockTxs { .. } => "block_txs",
         }
@@ -453,6 +458,7 @@ mod tests {
                 hash: b.hash(),
                 txs: b.transactions.clone(),
             },
+            Message::NewHeader(SignedHeader::from(&b)),
         ]
     }
 
@@ -486,6 +492,18 @@ mod tests {
         );
         let bad = json!({"type": "inv_txs", "ids": [], "extra": 1});
         assert!(serde_json::from_value::<Message>(bad).is_err());
+        // `new_header` is a signed header of a `headers` answer with its type tag, nothing more.
+        let b = block();
+        let nh = serde_json::to_value(Message::NewHeader(SignedHeader::from(&b))).unwrap();
+        let mut expected = serde_json::to_value(SignedHeader::from(&b)).unwrap();
+        expected["type"] = json!("new_header");
+        assert_eq!(nh, expected);
+        let mut bad = nh;
+        bad["index"] = json!(1);
+        assert!(
+            serde_json::from_value::<Message>(bad).is_err(),
+            "unknown field"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ use serde::Serialize;
 pub enum Misbehaviour {
     /// A frame that is too large, empty, not UTF-8, not JSON, or not a known message.
     MalformedFrame,
-    /// A well-formed message where it is not allowed (a second `hello`, a bad `hello` field).
+    /// A well-formed message where it is not allowed (a second `hello`, a bad `hello` field, a
+    /// `new_header` to a node that did not say `headers_only`).
     ProtocolViolation,
     /// A `new_block` whose summary fields do not match its block, or a `compact_block` that
     /// cannot be laid out.

@@ -61,6 +61,14 @@ pub enum NetEvent {
         /// The block.
         block: Block,
     },
+    /// A peer announced a block by its signed header (`new_header`; only to a node configured
+    /// `headers_only`). Nothing of it was checked: the owner verifies it like any header.
+    NewHeader {
+        /// Who sent it.
+        peer: PeerId,
+        /// The block's header and signature.
+        header: SignedHeader,
+    },
     /// A peer announced a transaction (not validated).
     NewTx {
         /// Who sent it.
@@ -994,9 +1002,9 @@ impl<T: Transport> Network<T> {
         }
     }
 
-    /// Announce a block to every peer but `except` and those that said `headers_only`, without
-    /// waiting: as a `compact_block` to peers that asked for compact relay, as a `new_block` to
-    /// the others. A compact block
+    /// Announce a block to every peer but `except`, without waiting: as a `new_header` (its
+    /// signed header alone) to peers that said `headers_only`, as a `compact_block` to peers
+    /// that asked for compact relay, as a `new_block` to the others. A compact block
     /// prefills the transactions the peer may lack from us: ids still waiting to be announced to
     /// it, and ids announced within [`prefill_window`] of its round trip that it has not fetched
     /// from us. The block is kept to answer `get_block_txs`.
@@ -1007,6 +1015,7 @@ impl<T: Transport> Network<T> {
         let nonce = self.shared.compact_nonce(&hash);
         let max = self.shared.config.max_frame_bytes;
         let mut full = Vec::new();
+        let mut headers_only = Vec::new();
         let mut compact = Vec::new();
         let now = Instant::now();
         // Read before the relay lock: the two locks are never held together.
@@ -1028,6 +1037,7 @@ impl<T: Transport> Network<T> {
             let peers: Vec<PeerId> = lock(&self.shared.conns).keys().copied().collect();
             for peer in peers.into_iter().filter(|p| Some(*p) != except) {
                 if relay.is_headers_only(peer) {
+                    headers_only.push(peer);
                     continue;
                 }
                 if !relay.is_compact(peer) {
@@ -1052,6 +1062,12 @@ impl<T: Transport> Network<T> {
             match encode_message(&Message::new_block(block), max) {
                 Ok(frame) => sends.extend(full.into_iter().map(|p| (p, frame.clone()))),
                 Err(e) => debug!(error = %e, "cannot broadcast a block"),
+            }
+        }
+        if !headers_only.is_empty() {
+            match encode_message(&Message::NewHeader(SignedHeader::from(block)), max) {
+                Ok(frame) => sends.extend(headers_only.into_iter().map(|p| (p, frame.clone()))),
+                Err(e) => debug!(error = %e, "cannot announce a header"),
             }
         }
         sends.sort_by_key(|(p, _)| *p);

@@ -102,7 +102,8 @@ struct PeerRelay {
     compact: bool,
     /// We sent it our `compact_relay`.
     told: bool,
-    /// Its `hello` said `headers_only`: nothing is pushed to it.
+    /// Its `hello` said `headers_only`: of what is relayed only block headers go to it
+    /// (`new_header`), no transaction and no block.
     headers_only: bool,
     known: RollingSet,
     pending: VecDeque<Hash>,
@@ -204,7 +205,7 @@ impl Relay {
     }
 
     /// The peer sent `compact_relay`. Returns true if we have not told it ours yet (and marks
-    /// it told). A `headers_only` peer's is ignored: it stays a peer that is pushed nothing.
+    /// it told). A `headers_only` peer's is ignored: it stays a peer that is pushed headers only.
     pub(crate) fn peer_wants_compact(&mut self, peer: PeerId) -> bool {
         let Some(p) = self.peers.get_mut(&peer).filter(|p| !p.headers_only) else {
             return false;
@@ -220,7 +221,8 @@ impl Relay {
         }
     }
 
-    /// True if `peer` said `headers_only` in its `hello`: no block or transaction is pushed to it.
+    /// True if `peer` said `headers_only` in its `hello`: no block or transaction is pushed to
+    /// it, blocks are announced to it as `new_header`.
     pub(crate) fn is_headers_only(&self, peer: PeerId) -> bool {
         self.peers.get(&peer).is_some_and(|p| p.headers_only)
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pp_ledger::{Block, Hash, Transaction};
+use pp_ledger::{Block, Hash, SignedHeader, Transaction};
 use tracing::debug;
 
 use crate::codec::encode_message;
@@ -241,6 +241,27 @@ pub(crate) fn on_compact_block(shared: &Arc<Shared>, info: &PeerInfo, cb: Compac
             }
             shared2.emit(NetEvent::NewBlock { peer, block });
         }
+    });
+}
+
+/// A peer's `new_header`. Only a node that said `headers_only` is sent one (docs/protocol.md
+/// §15): it records the sender's tip and hands the header, unchecked, to the owner, whose job
+/// is to verify it like any header. Any other node was sent it against the rule: the sender
+/// is scored [`Misbehaviour::ProtocolViolation`] and the header dropped. Charged, like every
+/// announcement, to the sender's byte budget.
+pub(crate) fn on_new_header(shared: &Shared, info: &PeerInfo, header: SignedHeader) {
+    if !shared.config.headers_only {
+        shared.penalize_peer(
+            info,
+            Misbehaviour::ProtocolViolation,
+            "new_header to a node that did not say headers_only",
+        );
+        return;
+    }
+    shared.update_peer_tip(info.id, header.header.index, header.hash());
+    shared.emit(NetEvent::NewHeader {
+        peer: info.id,
+        header,
     });
 }
 

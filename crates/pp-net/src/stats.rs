@@ -31,10 +31,11 @@ pub const MESSAGE_KINDS: [&str; KINDS] = [
     "compact_block",
     "get_block_txs",
     "block_txs",
+    "new_header",
 ];
 
 /// Number of message types.
-const KINDS: usize = 19;
+const KINDS: usize = 20;
 /// Index of `error`, where a message of no listed type would be counted.
 const ERROR_KIND: usize = 11;
 

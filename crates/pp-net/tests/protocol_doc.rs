@@ -84,6 +84,7 @@ fn every_example_frame_in_the_protocol_doc_is_exact() {
         "compact_block",
         "get_block_txs",
         "block_txs",
+        "new_header",
     ];
     assert_eq!(
         kinds,
@@ -164,4 +165,16 @@ fn the_documented_compact_block_describes_the_documented_block() {
             assert_eq!(*hash, block.hash());
         }
     }
+    let nh = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::NewHeader(h) => Some(h.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        nh,
+        pp_ledger::SignedHeader::from(&block),
+        "the documented new_header announces the documented block"
+    );
 }

@@ -390,19 +390,20 @@ async fn a_compact_block_prefills_what_the_peer_was_announced_but_has_not_fetche
     b.shutdown().await;
 }
 
-/// A peer whose `hello` said `headers_only` (a light client, protocol version 5) is pushed
-/// nothing: of three transactions and a block that a compact-relay peer and a full-fallback
-/// peer of the same node both get, it is sent no `new_block`, `compact_block`, `new_tx` or
-/// `inv_txs`. It sends no `compact_relay` either, although its configuration leaves
-/// `compact_relay` on.
+/// A peer whose `hello` said `headers_only` (a light client, protocol versions 5 and 6) is
+/// pushed no block and no transaction, only the block's signed header: of three transactions
+/// and a block that a compact-relay peer and a full-fallback peer of the same node both get, it
+/// is sent one `new_header` (delivered as `NetEvent::NewHeader`, the header and signature of
+/// the block) and no `new_block`, `compact_block`, `new_tx` or `inv_txs`. It sends no
+/// `compact_relay` either, although its configuration leaves `compact_relay` on.
 #[tokio::test]
-async fn a_headers_only_peer_is_pushed_no_block_and_no_transaction() {
+async fn a_headers_only_peer_is_announced_the_header_and_pushed_no_block_and_no_transaction() {
     let (a, _ea, _pa) = start_pool("a", true).await;
     let (b, mut eb, _pb) = start_pool("b", true).await;
     let (c, mut ec, _pc) = start_pool("c", false).await;
     let mut cfg = config("light");
     cfg.headers_only = true;
-    let (l, _el) = Network::start(cfg, TcpTransport, Arc::new(Pool::default()))
+    let (l, mut el) = Network::start(cfg, TcpTransport, Arc::new(Pool::default()))
         .await
         .unwrap();
     linked(&a, &b).await;
@@ -420,6 +421,12 @@ async fn a_headers_only_peer_is_pushed_no_block_and_no_transaction() {
             other => panic!("no block: {other:?}"),
         }
     }
+    match wait_event(&mut el, 5, |e| matches!(e, NetEvent::NewHeader { .. })).await {
+        Some(NetEvent::NewHeader { header, .. }) => {
+            assert_eq!(header, pp_ledger::SignedHeader::from(&block));
+        }
+        other => panic!("no header announced to l: {other:?}"),
+    }
     // The ids went to b in an `inv_txs` (flushed every 100 ms); anything for l would have gone
     // out with it. Its frames are given time to arrive.
     assert!(eventually(5, || count(&a.stats().messages_out, "inv_txs") >= 1).await);
@@ -429,7 +436,9 @@ async fn a_headers_only_peer_is_pushed_no_block_and_no_transaction() {
     assert_eq!(count(&sa.messages_out, "new_block"), 1, "to c only");
     assert_eq!(count(&sa.messages_out, "new_tx"), 3, "to c only");
     assert_eq!(count(&sa.messages_out, "inv_txs"), 1, "to b only");
+    assert_eq!(count(&sa.messages_out, "new_header"), 1, "to l only");
     let sl = l.stats();
+    assert_eq!(count(&sl.messages_in, "new_header"), 1);
     for kind in [
         "new_block",
         "compact_block",
@@ -440,7 +449,41 @@ async fn a_headers_only_peer_is_pushed_no_block_and_no_transaction() {
         assert_eq!(count(&sl.messages_in, kind), 0, "{kind} pushed to l");
     }
     assert_eq!(count(&sl.messages_out, "compact_relay"), 0);
+    for (n, stats) in [(&b, b.stats()), (&c, c.stats())] {
+        assert_eq!(
+            count(&stats.messages_in, "new_header"),
+            0,
+            "{}: a full node is not sent headers",
+            n.local_addr()
+        );
+    }
     for n in [&a, &b, &c, &l] {
         n.shutdown().await;
     }
+}
+
+/// `new_header` goes only to nodes that said `headers_only`: a full node that is sent one
+/// scores the sender `protocol_violation` (20 points), drops the header (no event, the sender's
+/// tip is not recorded from it) and keeps the connection.
+#[tokio::test]
+async fn a_new_header_to_a_full_node_is_a_protocol_violation() {
+    let (b, mut eb, _pb) = start_pool("b", true).await;
+    let mut raw = raw_handshaken(&b, "raw").await;
+    let block = make_chain(1, 0).remove(0);
+    raw.send(Message::NewHeader(pp_ledger::SignedHeader::from(&block)))
+        .await
+        .unwrap();
+    assert!(eventually(5, || score_of(&b, "raw") == 20).await);
+    assert!(
+        wait_event(&mut eb, 1, |e| matches!(e, NetEvent::NewHeader { .. }))
+            .await
+            .is_none(),
+        "the header is dropped"
+    );
+    assert!(b
+        .peers()
+        .iter()
+        .all(|p| p.tip_index != block.header.index || p.tip_hash != block.hash()));
+    assert_eq!(b.peer_count(), 1, "the connection stays open");
+    b.shutdown().await;
 }

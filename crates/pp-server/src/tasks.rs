@@ -170,6 +170,8 @@ pub(crate) async fn event_loop(
             NetEvent::PeerConnected(info) => core.on_peer_connected(&info),
             NetEvent::PeerDisconnected { peer, reason } => core.on_peer_disconnected(peer, reason),
             NetEvent::NewBlock { peer, block } => core.on_block(peer, block).await,
+            // Only a node configured `headers_only` is handed one; a full node never is.
+            NetEvent::NewHeader { .. } => {}
             NetEvent::NewTx { peer, tx } => {
                 // The transactions from the same peer already waiting join this one (up to
                 // MAX_TX_GATHER), so that their signatures are checked as one batch; the first
