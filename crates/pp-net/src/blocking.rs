@@ -61,6 +61,64 @@ pub async fn run<R: Send + 'static>(
     rx.await.ok()
 }
 
+/// A fixed set of threads for CPU-bound jobs (signature batches, block application, the
+/// decoding of large frames), owned by whoever builds it: one thread per core by default.
+///
+/// tokio's blocking pool grows a thread for each job that finds none idle (up to 512), and
+/// its threads and runtime workers share one mutex to hand jobs over. With CPU-bound jobs on
+/// it, a node syncing full blocks ran 9 busy threads on 2 cores, preempting the runtime
+/// workers (which answer `/status` and peers) and contending with them on that mutex
+/// (docs/testing.md, session 12). This pool runs at most `threads` jobs at once, queues the
+/// rest in rayon's lock-free injector, and leaves tokio's blocking pool to jobs that wait
+/// (disk I/O). Dropping it lets the queued jobs finish and then ends its threads.
+pub struct CpuPool {
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for CpuPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuPool")
+            .field("threads", &self.pool.current_num_threads())
+            .finish()
+    }
+}
+
+impl CpuPool {
+    /// A pool of `threads` threads (at least 1) named `{name}-{i}`.
+    pub fn new(threads: usize, name: &str) -> std::io::Result<CpuPool> {
+        let name = name.to_string();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(move |i| format!("{name}-{i}"))
+            // rayon aborts the process on a panicking job unless a handler is set. A job that
+            // panics is logged and dropped: its caller's `run` then answers `None`, as with
+            // tokio's blocking pool.
+            .panic_handler(|_| tracing::error!("a job on the CPU pool panicked; dropped"))
+            .build()
+            .map(|pool| CpuPool { pool })
+            .map_err(std::io::Error::other)
+    }
+
+    /// One thread per core (as the OS reports them; 1 if it cannot tell).
+    pub fn per_core(name: &str) -> std::io::Result<CpuPool> {
+        CpuPool::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            name,
+        )
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+impl Blocking for CpuPool {
+    fn spawn(&self, job: BlockingJob) {
+        self.pool.spawn(job);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +130,45 @@ mod tests {
         assert_eq!(run(&inline, || 2 + 2).await, Some(4));
         let on = run(&pool, || std::thread::current().id()).await;
         assert_ne!(on, Some(std::thread::current().id()));
+    }
+
+    /// The CPU pool runs every job, on its own named threads, never more than its size at
+    /// once (the bound that keeps CPU-bound jobs from outnumbering the cores).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cpu_pool_runs_every_job_on_its_threads_at_most_its_size_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool: Arc<dyn Blocking> = Arc::new(CpuPool::new(2, "test-cpu").unwrap());
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let jobs = (0..16).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            let pool = pool.clone();
+            async move {
+                run(&pool, move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    std::thread::current().name().map(str::to_string)
+                })
+                .await
+            }
+        });
+        let names = futures::future::join_all(jobs).await;
+        assert_eq!(names.len(), 16);
+        for name in names {
+            let name = name.expect("every job ran").expect("a named thread");
+            assert!(name.starts_with("test-cpu-"), "{name}");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two at once, never more");
+    }
+
+    /// A job that panics is dropped (its caller gets `None`) and the pool, and the process,
+    /// go on: rayon's default would abort.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_on_the_cpu_pool_answers_none_and_the_pool_goes_on() {
+        let pool: Arc<dyn Blocking> = Arc::new(CpuPool::new(1, "test-panic").unwrap());
+        let failed: Option<()> = run(&pool, || panic!("a bug in a job")).await;
+        assert_eq!(failed, None);
+        assert_eq!(run(&pool, || 7).await, Some(7));
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) config: &'a ServerConfig,
     pub(crate) clock: &'a Arc<dyn Clock>,
     pub(crate) blocking: &'a Arc<dyn Blocking>,
+    /// Where the node's CPU-bound jobs run (see [`crate::CpuPool`]).
+    pub(crate) cpu: &'a Arc<dyn Blocking>,
     pub(crate) fault: &'a StorageFault,
 }
 
@@ -151,6 +153,7 @@ impl Builder<'_> {
             sync_batch: self.config.sync_batch,
             sync_tx,
             blocking: self.blocking.clone(),
+            cpu: self.cpu.clone(),
         });
         let height = core.replay()?;
         let pending = core.restore_mempool()?;

@@ -9,7 +9,6 @@ use pp_net::{NetConfig, Network, Transport};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::blocking::Blocking;
 use crate::builder::Built;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -37,7 +36,6 @@ pub(crate) async fn launch<T: Transport>(
     built: Built,
     config: &ServerConfig,
     now_ms: u64,
-    blocking: Arc<dyn Blocking>,
     shutdown: watch::Sender<bool>,
     admin_token: &str,
     transport: T,
@@ -67,9 +65,9 @@ pub(crate) async fn launch<T: Transport>(
         nc.compact_relay = net_cfg.compact_relay;
         // pp-net's timestamps start from the node's clock (virtual under pp-sim).
         nc.unix_time_ms = Some(now_ms);
-        // One blocking seam for the whole node: pp-net decodes large frames and builds its
-        // large answers on the node's pool (inline under pp-sim).
-        nc.blocking = core.blocking_pool();
+        // pp-net decodes large frames and builds its large answers on the node's CPU pool
+        // (inline under pp-sim).
+        nc.blocking = core.cpu_pool();
         let nc_max_peers = nc.max_outbound();
         // The address book lives in the node's database (table `addr_book`).
         let started =
@@ -132,7 +130,7 @@ pub(crate) async fn launch<T: Transport>(
         tokio::spawn(crate::sync::run(
             core.clone(),
             sync_rx,
-            blocking,
+            core.cpu_pool(),
             shutdown_rx.clone(),
         )),
     ));

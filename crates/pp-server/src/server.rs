@@ -77,6 +77,9 @@ pub struct Server {
     config: ServerConfig,
     clock: Arc<dyn Clock>,
     blocking: Arc<dyn Blocking>,
+    /// Where CPU-bound work runs; `None`: a [`CpuPool`](crate::CpuPool) of one thread per
+    /// core, built at each start and owned by the running node.
+    cpu: Option<Arc<dyn Blocking>>,
     fault: StorageFault,
     /// A temporary data dir this server created (removed on drop).
     temp_dir: Option<PathBuf>,
@@ -122,6 +125,7 @@ impl Server {
             config,
             clock: Arc::new(SystemClock),
             blocking: Arc::new(TokioBlocking),
+            cpu: None,
             fault: StorageFault::default(),
             temp_dir: None,
             core: None,
@@ -183,10 +187,13 @@ impl Server {
         self.clock = clock;
     }
 
-    /// Replaces where blocking work (storage commits) runs: a simulation passes
-    /// [`InlineBlocking`](crate::InlineBlocking), since tokio's blocking pool runs outside its
-    /// virtual time. The default is tokio's blocking pool.
+    /// Replaces where blocking work runs, both kinds: the jobs that wait (storage commits and
+    /// reads; by default tokio's blocking pool) and the CPU-bound ones (signature batches,
+    /// block application, large frames; by default a [`CpuPool`](crate::CpuPool) of one
+    /// thread per core). A simulation passes [`InlineBlocking`](crate::InlineBlocking), since
+    /// neither pool runs in its virtual time.
     pub fn set_blocking(&mut self, blocking: Arc<dyn Blocking>) {
+        self.cpu = Some(blocking.clone());
         self.blocking = blocking;
     }
 
@@ -286,13 +293,19 @@ impl Server {
             admin_token.clone(),
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let built = self.builder().build(&data_dir, shutdown_rx)?;
+        let cpu: Arc<dyn Blocking> = match &self.cpu {
+            Some(cpu) => cpu.clone(),
+            None => Arc::new(
+                crate::CpuPool::per_core("pp-cpu")
+                    .map_err(|e| ServerError::io(std::path::Path::new("(cpu pool threads)"), e))?,
+            ),
+        };
+        let built = self.builder(&cpu).build(&data_dir, shutdown_rx)?;
         let core = built.core.clone();
         let running = crate::launch::launch(
             built,
             &self.config,
             self.clock.now_ms(),
-            self.blocking.clone(),
             shutdown,
             &admin_token,
             transport,
@@ -303,11 +316,12 @@ impl Server {
         Ok(())
     }
 
-    fn builder(&self) -> Builder<'_> {
+    fn builder<'a>(&'a self, cpu: &'a Arc<dyn Blocking>) -> Builder<'a> {
         Builder {
             config: &self.config,
             clock: &self.clock,
             blocking: &self.blocking,
+            cpu,
             fault: &self.fault,
         }
     }
@@ -490,7 +504,8 @@ impl Server {
     pub fn public_key(&self) -> PublicKey {
         match &self.core {
             Some(c) => c.public_key(),
-            None => self.builder().key_preview(),
+            // A preview builds nothing that runs jobs.
+            None => self.builder(&self.blocking).key_preview(),
         }
     }
 
@@ -500,7 +515,7 @@ impl Server {
     pub fn genesis(&self) -> Genesis {
         match &self.core {
             Some(c) => c.genesis().clone(),
-            None => self.builder().genesis_preview(),
+            None => self.builder(&self.blocking).genesis_preview(),
         }
     }
 

@@ -118,7 +118,7 @@ impl Core {
     }
 
     /// The stateless stage of admission: the signatures of `txs` are checked as one batch on the
-    /// blocking pool (never on a runtime worker, never under the mempool or chain lock) and
+    /// node's CPU pool (never on a runtime worker, never under the mempool or chain lock) and
     /// remembered in the chain's signature cache, where the mempool's rules find them
     /// ([`pp_ledger::SignatureCache::preverify_txs`]). It changes no answer: a transaction whose
     /// batch failed is checked alone by the rules, as before.
@@ -128,7 +128,7 @@ impl Core {
         let txs = Arc::new(txs);
         let shared = Arc::clone(&txs);
         // `None` (the runtime is shutting down) only means the cache was not filled.
-        let _ = blocking::run(&self.blocking, move || {
+        let _ = blocking::run(&self.cpu, move || {
             cache.preverify_txs(&shared, &genesis_hash)
         })
         .await;

@@ -107,9 +107,10 @@ impl Core {
         // The stateful stage is CPU work under the node's locks (for a 1,000-transfer block:
         // applying it, the state-tree update, the mempool's rebuild): on the blocking seam, so
         // that no runtime worker waits for it and `/status`, admissions and the network are
-        // served meanwhile. Dropped unrun only when the runtime shuts down.
+        // served meanwhile; on the CPU pool, beside the signature checks, not on tokio's
+        // blocking pool with the disk jobs. Dropped unrun only when the runtime shuts down.
         let (done, refused, stored) = self
-            .offload(move |core| core.apply_blocks(blocks, slot))
+            .offload_cpu(move |core| core.apply_blocks(blocks, slot))
             .await
             .ok_or(StorageError::Closed)?;
         if let Some((pending, readmitted, new_best)) = stored {

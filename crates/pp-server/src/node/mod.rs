@@ -114,6 +114,9 @@ pub(crate) struct Parts {
     /// Where CPU-heavy stateless work runs (signature batches): tokio's blocking pool, or
     /// inline under a simulation.
     pub(crate) blocking: Arc<dyn crate::blocking::Blocking>,
+    /// Where CPU-bound work runs (signature batches, block application): the node's
+    /// [`CpuPool`](crate::CpuPool), or inline under a simulation.
+    pub(crate) cpu: Arc<dyn crate::blocking::Blocking>,
 }
 
 /// The running node's state, shared by its tasks and reached only through its methods.
@@ -137,6 +140,7 @@ pub(crate) struct Core {
     sync_batch: u32,
     sync_tx: mpsc::Sender<SyncRequest>,
     blocking: Arc<dyn crate::blocking::Blocking>,
+    cpu: Arc<dyn crate::blocking::Blocking>,
     /// This node itself, for work handed to the blocking seam (which needs an owned handle).
     this: std::sync::Weak<Core>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
@@ -273,6 +277,7 @@ impl Core {
             sync_batch: p.sync_batch.clamp(1, MAX_SERVE_BLOCKS),
             sync_tx: p.sync_tx,
             blocking: p.blocking,
+            cpu: p.cpu,
             events: EventBus::default(),
             sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
@@ -283,10 +288,21 @@ impl Core {
         })
     }
 
-    /// This node's blocking seam, which its network shares (pp-net decodes large frames and
-    /// builds large answers on it).
-    pub(crate) fn blocking_pool(&self) -> Arc<dyn crate::blocking::Blocking> {
-        self.blocking.clone()
+    /// This node's CPU pool, which its network and its sync share (pp-net decodes large
+    /// frames and builds large answers on it; sync checks signatures on it).
+    pub(crate) fn cpu_pool(&self) -> Arc<dyn crate::blocking::Blocking> {
+        self.cpu.clone()
+    }
+
+    /// Runs `f` on this node's CPU pool and returns its result, like [`Core::offload`]: for
+    /// CPU-bound work (a block's application, a signature batch) that must not hold a runtime
+    /// worker nor crowd the blocking pool's disk jobs. `None` if the job was dropped unrun.
+    pub(crate) async fn offload_cpu<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Core) -> R + Send + 'static,
+    ) -> Option<R> {
+        let core = self.this.upgrade()?;
+        crate::blocking::run(&self.cpu, move || f(&core)).await
     }
 
     /// Runs `f` on this node's blocking seam (tokio's blocking pool; inline under a simulation)

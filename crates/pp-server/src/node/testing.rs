@@ -74,7 +74,8 @@ pub(crate) fn core_with_blocking(
         metrics,
         sync_batch: 200,
         sync_tx: tx,
-        blocking,
+        blocking: blocking.clone(),
+        cpu: blocking,
     })
 }
 
