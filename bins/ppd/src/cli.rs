@@ -331,7 +331,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
-    /// log, log_format, db_cache_mb; see contrib/ppd.toml). Relative paths inside it are resolved against the
+    /// log, log_format, db_cache_mb, cpu_priority; see contrib/ppd.toml). Relative paths inside it are resolved against the
     /// file's directory.
     #[arg(long, value_name = "FILE", env = "PPD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -382,6 +382,12 @@ pub struct RunArgs {
     /// rarely, so a small cache keeps memory independent of the chain's length.
     #[arg(long, value_name = "MIB", env = "PPD_DB_CACHE_MB")]
     pub db_cache_mb: Option<u64>,
+    /// Scheduling of the node's CPU pool (signature checks, block application, large frames):
+    /// normal, low (nice +10) or idle (SCHED_IDLE), the last two on Linux [default: normal].
+    /// Lower keeps the HTTP API and peers answered quickly while blocks are imported, but any
+    /// other busy process on the machine then goes first, and the node can fall behind.
+    #[arg(long, value_name = "PRIORITY", env = "PPD_CPU_PRIORITY")]
+    pub cpu_priority: Option<pp_server::CpuPriority>,
 }
 
 /// `ppd keygen`.

@@ -129,6 +129,9 @@ pub struct FileConfig {
     /// Database page cache in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db_cache_mb: Option<u64>,
+    /// Scheduling of the CPU pool: "normal", "low" or "idle".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_priority: Option<pp_server::CpuPriority>,
     /// Log filter (RUST_LOG syntax), used when neither `--log`/`PPD_LOG` nor RUST_LOG is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -204,6 +207,8 @@ pub struct Settings {
     pub log_override: Option<String>,
     /// Database page cache in MiB.
     pub db_cache_mb: u64,
+    /// Scheduling of the CPU pool.
+    pub cpu_priority: pp_server::CpuPriority,
     /// Log filter from the config file (RUST_LOG beats it).
     pub log: Option<String>,
     /// Log line format.
@@ -336,6 +341,7 @@ impl Settings {
             min_fee,
             log_override: args.log.clone(),
             db_cache_mb,
+            cpu_priority: args.cpu_priority.or(file.cpu_priority).unwrap_or_default(),
             log: file.log,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
@@ -514,6 +520,22 @@ mod tests {
     }
 
     #[test]
+    fn cpu_priority_comes_from_the_flag_else_the_file_else_normal_and_unknown_names_are_refused() {
+        use pp_server::CpuPriority;
+        let s = merged("", &RunArgs::default()).unwrap();
+        assert_eq!(s.cpu_priority, CpuPriority::Normal);
+        let s = merged("cpu_priority = \"idle\"\n", &RunArgs::default()).unwrap();
+        assert_eq!(s.cpu_priority, CpuPriority::Idle);
+        let args = RunArgs {
+            cpu_priority: Some(CpuPriority::Low),
+            ..RunArgs::default()
+        };
+        let s = merged("cpu_priority = \"idle\"\n", &args).unwrap();
+        assert_eq!(s.cpu_priority, CpuPriority::Low);
+        assert!(merged("cpu_priority = \"realtime\"\n", &RunArgs::default()).is_err());
+    }
+
+    #[test]
     fn min_fee_comes_from_the_flag_else_the_file_else_the_default() {
         let s = merged("", &RunArgs::default()).unwrap();
         assert_eq!(s.min_fee, pp_server::mempool::DEFAULT_MIN_FEE);
@@ -670,6 +692,7 @@ mod tests {
             max_peers: None,
             min_fee: None,
             db_cache_mb: None,
+            cpu_priority: Some(pp_server::CpuPriority::Idle),
             log: Some("info,pp_net=debug".into()),
             log_format: Some(LogFormat::Json),
         };

@@ -90,6 +90,7 @@ fn server_config(settings: &Settings, network: &Network) -> anyhow::Result<Serve
     config.http_addr = Some(settings.http);
     config.mempool_min_fee = settings.min_fee;
     config.db_cache_mb = settings.db_cache_mb;
+    config.cpu_priority = settings.cpu_priority;
     if let Some(spec) = &settings.key {
         config.key = Some(spec.load()?);
     }

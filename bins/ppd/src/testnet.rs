@@ -214,6 +214,7 @@ fn node_config(args: &TestnetArgs, i: usize) -> FileConfig {
         max_peers: None,
         min_fee: None,
         db_cache_mb: None,
+        cpu_priority: None,
         log: None,
         log_format: None,
     }

@@ -55,7 +55,7 @@ pub mod stats;
 mod transport;
 
 pub use addrman::{AddrBook, AddrStore, BookCounts, BookSnapshot, StoreError};
-pub use blocking::{Blocking, CpuPool, InlineBlocking, TokioBlocking};
+pub use blocking::{Blocking, CpuPool, CpuPriority, InlineBlocking, TokioBlocking};
 pub use chain_view::ChainView;
 pub use codec::{decode_message, encode_message, FrameCodec, MessageCodec};
 pub use config::{

@@ -2,4 +2,6 @@
 //! seam defined in pp-net ([`pp_net::blocking`]), which pp-net also uses for large frames, so
 //! that one pool (tokio's, or inline under a simulation) serves the whole node.
 
-pub use pp_net::blocking::{run, Blocking, BlockingJob, CpuPool, InlineBlocking, TokioBlocking};
+pub use pp_net::blocking::{
+    run, Blocking, BlockingJob, CpuPool, CpuPriority, InlineBlocking, TokioBlocking,
+};

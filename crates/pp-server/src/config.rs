@@ -136,6 +136,10 @@ pub struct ServerConfig {
     /// devnet): in praos mode every registered stakeholder gets its development VRF key
     /// ([`crate::praos::dev_vrf_key`]) and `f` = [`pp_ledger::DEVNET_ACTIVE_SLOT_COEFF`].
     pub leader_mode: pp_ledger::LeaderMode,
+    /// How the node's CPU pool (signature batches, block application, large frames) is
+    /// scheduled against its runtime workers and the machine: see [`crate::CpuPriority`]
+    /// (default `Normal`).
+    pub cpu_priority: crate::CpuPriority,
 }
 
 impl Default for ServerConfig {
@@ -158,6 +162,7 @@ impl Default for ServerConfig {
             db_cache_mb: (crate::storage::DEFAULT_DB_CACHE_BYTES >> 20) as u64,
             vrf_seed: None,
             leader_mode: pp_ledger::LeaderMode::Classic,
+            cpu_priority: crate::CpuPriority::Normal,
         }
     }
 }

@@ -59,7 +59,7 @@ mod tasks;
 mod writer;
 
 pub use admin::ADMIN_TOKEN_FILE;
-pub use blocking::{Blocking, CpuPool, InlineBlocking, TokioBlocking};
+pub use blocking::{Blocking, CpuPool, CpuPriority, InlineBlocking, TokioBlocking};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{NetworkConfig, Registration, ServerConfig};
 pub use error::ServerError;

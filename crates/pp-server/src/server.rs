@@ -78,7 +78,7 @@ pub struct Server {
     clock: Arc<dyn Clock>,
     blocking: Arc<dyn Blocking>,
     /// Where CPU-bound work runs; `None`: a [`CpuPool`](crate::CpuPool) of one thread per
-    /// core, built at each start and owned by the running node.
+    /// core at `config.cpu_priority`, built at each start and owned by the running node.
     cpu: Option<Arc<dyn Blocking>>,
     fault: StorageFault,
     /// A temporary data dir this server created (removed on drop).
@@ -185,6 +185,12 @@ impl Server {
     /// Replaces the clock (a simulation passes a [`TokioClock`](crate::TokioClock)).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.clock = clock;
+    }
+
+    /// How the node's CPU pool is scheduled (takes effect at the next start; see
+    /// [`CpuPriority`](crate::CpuPriority)). Ignored when [`Server::set_blocking`] gave the pools.
+    pub fn set_cpu_priority(&mut self, priority: crate::CpuPriority) {
+        self.config.cpu_priority = priority;
     }
 
     /// Replaces where blocking work runs, both kinds: the jobs that wait (storage commits and
@@ -296,7 +302,7 @@ impl Server {
         let cpu: Arc<dyn Blocking> = match &self.cpu {
             Some(cpu) => cpu.clone(),
             None => Arc::new(
-                crate::CpuPool::per_core("pp-cpu")
+                crate::CpuPool::per_core_with_priority("pp-cpu", self.config.cpu_priority)
                     .map_err(|e| ServerError::io(std::path::Path::new("(cpu pool threads)"), e))?,
             ),
         };
