@@ -409,10 +409,7 @@ async fn block_by_index(
             Some(b) => ok_json(block_json(&b)),
             None => Err(ApiError::not_found(
                 "unknown_block",
-                format!(
-                    "no block at index {index}; the height is {}",
-                    core.chain().height()
-                ),
+                format!("no block at index {index}; the height is {}", core.height()),
             )),
         }
     })

@@ -242,7 +242,7 @@ impl Core {
     /// Whether `blocks` just imported get their own INFO line (see [`crate::block_log`]); logs the
     /// summary of the quiet ones when one is due.
     pub(crate) fn block_log_line(&self, blocks: u64) -> bool {
-        let height = self.chain().height();
+        let height = self.height();
         let best_peer = self.net().peers().iter().map(|p| p.tip_index).max();
         let syncing = is_syncing(height, best_peer);
         let v = self

@@ -112,7 +112,7 @@ fn caught_up_after_start(core: &Core, started: tokio::time::Instant) -> bool {
     if peers.len() < reachable.min(STARTUP_PEERS) {
         return false;
     }
-    let height = core.chain().height();
+    let height = core.height();
     peers.iter().all(|p| p.tip_index <= height)
 }
 

@@ -141,6 +141,9 @@ pub(crate) struct Core {
     sync_tx: mpsc::Sender<SyncRequest>,
     blocking: Arc<dyn crate::blocking::Blocking>,
     cpu: Arc<dyn crate::blocking::Blocking>,
+    /// The chain's stateless stage (fixed once the chain is built: the genesis and the shared
+    /// signature cache), kept here so that getting it takes no lock.
+    verifier: pp_ledger::BlockVerifier,
     /// This node itself, for work handed to the blocking seam (which needs an owned handle).
     this: std::sync::Weak<Core>,
     /// Start time and log rate limit, for operators (see [`crate::observe`]).
@@ -282,6 +285,7 @@ impl Core {
             sync_status: crate::sync::SyncStatus::default(),
             import_lock: Mutex::new(()),
             tip: Mutex::new(TipSnapshot::of(&p.chain)),
+            verifier: p.chain.verifier().clone(),
             pending: AtomicUsize::new(p.mempool.len()),
             chain: RwLock::new(p.chain),
             mempool: Mutex::new(p.mempool),
@@ -320,6 +324,11 @@ impl Core {
     /// progress (it may be one block behind a `chain()` read taken after that import).
     pub(crate) fn tip_snapshot(&self) -> TipSnapshot {
         *lock(&self.tip)
+    }
+
+    /// The chain's stateless stage ([`pp_ledger::Chain::verifier`]), without the chain lock.
+    pub(crate) fn verifier(&self) -> &pp_ledger::BlockVerifier {
+        &self.verifier
     }
 
     /// Read access to the chain. Hold it briefly.
@@ -434,9 +443,11 @@ impl Core {
         self.slots.slot_at(self.now_ms()).unwrap_or(0)
     }
 
-    /// Index of the best block.
+    /// Index of the best block, as last published ([`Core::tip_snapshot`]): never waits for
+    /// the chain lock, which an import holds on the CPU pool while a block is applied, so a
+    /// runtime worker asking for the height is never parked behind it.
     pub(crate) fn height(&self) -> u64 {
-        self.chain().height()
+        self.tip_snapshot().height
     }
 
     /// Number of pending transactions.

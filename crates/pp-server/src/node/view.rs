@@ -65,8 +65,10 @@ struct CoreView(Arc<Core>);
 // serves no block or header that its disk may not hold.
 impl ChainView for CoreView {
     fn tip(&self) -> (u64, Hash) {
-        let c = self.0.chain();
-        (c.height(), c.tip_hash())
+        // The published tip: pp-net asks from its connection tasks, which must not wait for
+        // the chain lock an import holds.
+        let t = self.0.tip_snapshot();
+        (t.height, t.hash)
     }
 
     fn get_blocks(&self, from_index: u64, count: u32) -> Vec<Block> {

@@ -254,8 +254,10 @@ pub(crate) async fn run(
 }
 
 impl Engine {
+    /// The published height: the engine runs on a runtime worker and must not wait for the
+    /// chain lock that the pipeline's imports hold on the CPU pool.
     fn height(&self) -> u64 {
-        self.core.chain().height()
+        self.core.height()
     }
 
     fn is_rotated_out(&self, key: &PublicKey) -> bool {
@@ -820,10 +822,8 @@ impl Engine {
             }
             Done::Committed { last, .. } => {
                 if let Some(b) = last {
-                    let c = self.core.chain();
-                    let (height, tip) = (c.height(), c.tip_hash());
-                    drop(c);
-                    self.net.update_tip(height, tip);
+                    let tip = self.core.tip_snapshot();
+                    self.net.update_tip(tip.height, tip.hash);
                     if self.target.hash_at(b.header.index) == Some(b.hash()) {
                         self.held_up_to(b.header.index);
                     }
@@ -863,7 +863,7 @@ impl Engine {
             if self.log.start_height.take().is_some() {
                 tracing::info!(height, "synced");
                 if let Some(b) = self.last_committed.take() {
-                    if self.core.chain().tip_hash() == b.hash() {
+                    if self.core.tip_snapshot().hash == b.hash() {
                         self.net.broadcast_block(&b, None);
                     }
                 }

@@ -120,7 +120,8 @@ async fn verify_stage(
     out: mpsc::Sender<Checked>,
 ) {
     while let Some(batch) = batches.recv().await {
-        let verifier = core.chain().verifier().clone();
+        // Without the chain lock: an import of the previous batch may hold it.
+        let verifier = core.verifier().clone();
         // Blocks of a batch are verified concurrently (`parallelism` at a time, their chunks
         // sharing the same permits) and their results kept in order.
         let results: Vec<_> = stream::iter(batch.blocks)
