@@ -134,7 +134,12 @@ async fn source_and_fresh_node(seed: u8, n: u64) -> Pair {
     let blocks = full_blocks(&g, &key, &senders, n);
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_chain(dirs.0.path(), &g, &blocks);
+    // Both servers' CPU pools at PP_MEASURE_CPU_PRIORITY (normal, low, idle; default normal).
+    let priority: pp_server::CpuPriority = std::env::var("PP_MEASURE_CPU_PRIORITY")
+        .map_or(Ok(pp_server::CpuPriority::Normal), |v| v.parse())
+        .unwrap();
     let mut source = Server::new(1);
+    source.set_cpu_priority(priority);
     source.set_data_dir(dirs.0.path());
     source.set_genesis(g.clone());
     source.set_key(key);
@@ -143,6 +148,7 @@ async fn source_and_fresh_node(seed: u8, n: u64) -> Pair {
         .await
         .unwrap();
     let mut fresh = Server::new(1);
+    fresh.set_cpu_priority(priority);
     fresh.set_data_dir(dirs.1.path());
     fresh.set_genesis(g.clone());
     fresh
@@ -196,6 +202,71 @@ async fn a_fresh_node_syncs_300_full_blocks() {
         cold * txs,
         100.0 * sync / cold
     );
+}
+
+/// Where the source server of the `/status` probe runs.
+enum SourceHost {
+    /// On the test's runtime, beside the importer.
+    Shared(Box<Server>),
+    /// On a runtime of its own (2 workers) on a thread of its own, until told to shut down.
+    Own {
+        p2p: std::net::SocketAddr,
+        stop: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    },
+}
+
+impl SourceHost {
+    /// Moves a started server's serving onto a new runtime: the server is shut down here and
+    /// started again there from the same data dir, key and genesis, on the same P2P port.
+    async fn own_runtime(mut server: Server) -> SourceHost {
+        let p2p = server.p2p_addr().unwrap();
+        let cfg = server.config().clone();
+        server.shutdown().await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("source-rt")
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut net = cfg.network.clone();
+                net.p2p_port = p2p.port();
+                let mut again = Server::with_config(cfg);
+                again.set_network(net);
+                again.start_configured().await.unwrap();
+                ready_tx.send(again.p2p_addr().unwrap()).unwrap();
+                let _ = stopped.await;
+                again.shutdown().await;
+            });
+        });
+        let p2p = tokio::task::spawn_blocking(move || ready.recv().unwrap())
+            .await
+            .unwrap();
+        SourceHost::Own { p2p, stop, thread }
+    }
+
+    fn p2p_addr(&self) -> std::net::SocketAddr {
+        match self {
+            SourceHost::Shared(s) => s.p2p_addr().unwrap(),
+            SourceHost::Own { p2p, .. } => *p2p,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            SourceHost::Shared(mut s) => s.shutdown().await,
+            SourceHost::Own { stop, thread, .. } => {
+                let _ = stop.send(());
+                tokio::task::spawn_blocking(move || thread.join().unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }
 
 /// What the `/status` probe is timing: the node idle, or importing blocks.
@@ -283,11 +354,21 @@ async fn status_answers_while_full_blocks_are_imported() {
         .unwrap_or(300);
     let idle = Duration::from_secs(10);
     let Pair {
-        source: mut a,
+        source: a,
         fresh: mut b,
         _dirs,
         ..
     } = source_and_fresh_node(82, n).await;
+    // The source stands for a peer on another machine: unless PP_MEASURE_SHARED_RUNTIME=1 (the
+    // method of sessions 11 and 12), it moves to a runtime of its own, so that its work (Noise
+    // encryption of its answers, its tasks) competes with the importer for the cores but does
+    // not run on the importer's runtime workers.
+    let shared = std::env::var("PP_MEASURE_SHARED_RUNTIME").is_ok_and(|v| v == "1");
+    let a = if shared {
+        SourceHost::Shared(Box::new(a))
+    } else {
+        SourceHost::own_runtime(a).await
+    };
 
     let phase = Arc::new(std::sync::Mutex::new(Phase::IdleBefore));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -301,9 +382,7 @@ async fn status_answers_while_full_blocks_are_imported() {
     *phase.lock().unwrap() = Phase::Importing;
     eprintln!("status probe: importing {n} blocks");
     let t = Instant::now();
-    b.connect_to_peer(&a.p2p_addr().unwrap().to_string())
-        .await
-        .unwrap();
+    b.connect_to_peer(&a.p2p_addr().to_string()).await.unwrap();
     let synced = wait_until(Duration::from_secs(600), || b.height() >= n).await;
     let import_s = t.elapsed().as_secs_f64();
     *phase.lock().unwrap() = Phase::IdleAfter;
@@ -316,6 +395,15 @@ async fn status_answers_while_full_blocks_are_imported() {
     assert!(synced, "importer synced {} of {n}", b.height());
     b.shutdown().await;
     a.shutdown().await;
+    eprintln!(
+        "source on {}; CPU pools at {} priority",
+        if shared {
+            "the importer's runtime"
+        } else {
+            "a runtime of its own"
+        },
+        b.config().cpu_priority
+    );
 
     let of = |p: Phase| -> Vec<f64> { samples.iter().filter(|s| s.0 == p).map(|s| s.1).collect() };
     let mut idle_ms = of(Phase::IdleBefore);
