@@ -153,12 +153,19 @@ fn apply_priority(priority: CpuPriority) -> Result<(), String> {
                 set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
                 ThreadSchedulePolicy,
             };
-            set_thread_priority_and_policy(
+            let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+            let set = set_thread_priority_and_policy(
                 thread_native_id(),
                 thread_priority::ThreadPriority::Min,
-                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-            )
-            .map_err(|e| format!("{e:?}"))
+                idle,
+            );
+            // The crate sets the policy, then the nice value to 0, which a process already
+            // niced above 0 may not do: what matters is the policy, so read it back.
+            match (set, thread_priority::unix::thread_schedule_policy()) {
+                (_, Ok(policy)) if policy == idle => Ok(()),
+                (Err(e), _) => Err(format!("{e:?}")),
+                (Ok(()), other) => Err(format!("policy after setting SCHED_IDLE: {other:?}")),
+            }
         }
     }
 }
