@@ -697,6 +697,42 @@ impl pp_net::ChainView for GrowingPeer {
     }
 }
 
+/// The genesis and an honest chain of `n` over `slots` (headers only), `visible` of them
+/// shown, served by a [`GrowingPeer`] over real pp-net sockets as node `name`.
+async fn serve_growing(
+    n: &Net,
+    slots: std::ops::Range<u64>,
+    visible: usize,
+    name: &str,
+) -> (
+    std::sync::Arc<GrowingPeer>,
+    pp_net::Network<pp_net::TcpTransport>,
+) {
+    let g = n.verifier.genesis_entry();
+    let chain = n.extend(&g, slots);
+    let mut blocks = vec![n.genesis.block()];
+    for v in &chain {
+        blocks.push(Block {
+            header: v.signed.header.clone(),
+            signature: v.signed.signature,
+            transactions: Vec::new(),
+        });
+    }
+    let peer = std::sync::Arc::new(GrowingPeer {
+        blocks,
+        visible: std::sync::atomic::AtomicUsize::new(visible),
+        asked: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let (server, _events) = pp_net::Network::start(
+        pp_net::NetConfig::new(name, n.genesis.hash(), "127.0.0.1:0"),
+        pp_net::TcpTransport,
+        peer.clone(),
+    )
+    .await
+    .unwrap();
+    (peer, server)
+}
+
 /// Following a network whose blocks come every 10 ms, each announced, the client asks at most
 /// once per [`crate::client::MIN_HEADERS_INTERVAL`]: well inside the 20 requests/s a full node
 /// allows a peer. Unpaced, every announcement woke a request and every answer that brought a
@@ -706,32 +742,10 @@ impl pp_net::ChainView for GrowingPeer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn following_a_fast_chain_the_client_paces_its_header_requests() {
     use std::sync::atomic::Ordering;
-    use std::sync::Arc;
 
     let n = net(false);
-    let g = n.verifier.genesis_entry();
-    let chain = n.extend(&g, 1..301);
-    let mut blocks = vec![n.genesis.block()];
-    for v in &chain {
-        blocks.push(Block {
-            header: v.signed.header.clone(),
-            signature: v.signed.signature,
-            transactions: Vec::new(),
-        });
-    }
-    let total = blocks.len();
-    let peer = Arc::new(GrowingPeer {
-        blocks,
-        visible: std::sync::atomic::AtomicUsize::new(2),
-        asked: std::sync::atomic::AtomicUsize::new(0),
-    });
-    let (server, _events) = pp_net::Network::start(
-        pp_net::NetConfig::new("fast", n.genesis.hash(), "127.0.0.1:0"),
-        pp_net::TcpTransport,
-        peer.clone(),
-    )
-    .await
-    .unwrap();
+    let (peer, server) = serve_growing(&n, 1..301, 2, "fast").await;
+    let total = peer.blocks.len();
     let client = crate::LightClient::start(crate::LightConfig::new(
         n.genesis.clone(),
         server.local_addr().to_string(),
@@ -784,28 +798,7 @@ async fn slow_network(
     pp_net::Network<pp_net::TcpTransport>,
 ) {
     let n = net_with_slots(false, 60_000);
-    let g = n.verifier.genesis_entry();
-    let chain = n.extend(&g, 1..12);
-    let mut blocks = vec![n.genesis.block()];
-    for v in &chain {
-        blocks.push(Block {
-            header: v.signed.header.clone(),
-            signature: v.signed.signature,
-            transactions: Vec::new(),
-        });
-    }
-    let peer = std::sync::Arc::new(GrowingPeer {
-        blocks,
-        visible: std::sync::atomic::AtomicUsize::new(visible),
-        asked: std::sync::atomic::AtomicUsize::new(0),
-    });
-    let (server, _events) = pp_net::Network::start(
-        pp_net::NetConfig::new("node", n.genesis.hash(), "127.0.0.1:0"),
-        pp_net::TcpTransport,
-        peer.clone(),
-    )
-    .await
-    .unwrap();
+    let (peer, server) = serve_growing(&n, 1..12, visible, "node").await;
     (n, peer, server)
 }
 
