@@ -289,6 +289,7 @@ async fn serve(config: ServerConfig, built_in_devnet: bool) -> anyhow::Result<()
         http = %addr_or_off(server.http_addr()),
         p2p = %addr_or_off(server.p2p_addr()),
         data_dir = %data_dir.display(),
+        cpu_priority = %server.config().cpu_priority,
         "ppd started"
     );
     // The node logs a line per block itself; the daemon waits for a signal, or for the node to
