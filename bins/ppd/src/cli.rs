@@ -331,7 +331,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// TOML config file (keys: data_dir, genesis, node_id, http, p2p, peers, max_peers, min_fee,
-    /// log, log_format, db_cache_mb, cpu_priority; see contrib/ppd.toml). Relative paths inside it are resolved against the
+    /// log, log_format, db_cache_mb, cpu_priority, http_threads; see contrib/ppd.toml). Relative paths inside it are resolved against the
     /// file's directory.
     #[arg(long, value_name = "FILE", env = "PPD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -388,6 +388,11 @@ pub struct RunArgs {
     /// other busy process on the machine then goes first, and the node can fall behind.
     #[arg(long, value_name = "PRIORITY", env = "PPD_CPU_PRIORITY")]
     pub cpu_priority: Option<pp_server::CpuPriority>,
+    /// Threads of the HTTP API's own runtime, 0..=64; 0 serves the API on the node's runtime
+    /// [default: 1]. On its own thread the API answers while the node's workers import blocks,
+    /// and takes at most that many cores from the node however many requests arrive.
+    #[arg(long, value_name = "N", env = "PPD_HTTP_THREADS")]
+    pub http_threads: Option<usize>,
 }
 
 /// `ppd keygen`.

@@ -37,6 +37,11 @@ pub const DEFAULT_MAX_PEERS: usize = pp_server::config::DEFAULT_MAX_PEERS;
 pub const DEFAULT_DB_CACHE_MB: u64 = (pp_server::storage::DEFAULT_DB_CACHE_BYTES >> 20) as u64;
 /// Largest database page cache accepted, in MiB (64 GiB).
 pub const MAX_DB_CACHE_MB: u64 = 65_536;
+/// Default `http_threads`: the API on one thread of its own, answering while the node's workers
+/// are busy with imports, and never taking more than that thread's core from the node.
+pub const DEFAULT_HTTP_THREADS: usize = 1;
+/// Most `http_threads` accepted.
+pub const MAX_HTTP_THREADS: usize = 64;
 
 /// A config file or value that breaks a rule.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,9 @@ pub struct FileConfig {
     /// Scheduling of the CPU pool: "normal", "low" or "idle".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_priority: Option<pp_server::CpuPriority>,
+    /// Threads of the HTTP API's own runtime; 0 serves it on the node's runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_threads: Option<usize>,
     /// Log filter (RUST_LOG syntax), used when neither `--log`/`PPD_LOG` nor RUST_LOG is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -209,6 +217,8 @@ pub struct Settings {
     pub db_cache_mb: u64,
     /// Scheduling of the CPU pool.
     pub cpu_priority: pp_server::CpuPriority,
+    /// Threads of the HTTP API's own runtime (0: the node's runtime).
+    pub http_threads: usize,
     /// Log filter from the config file (RUST_LOG beats it).
     pub log: Option<String>,
     /// Log line format.
@@ -324,6 +334,16 @@ impl Settings {
                 format!("{db_cache_mb} is not between 1 and {MAX_DB_CACHE_MB}"),
             ));
         }
+        let http_threads = args
+            .http_threads
+            .or(file.http_threads)
+            .unwrap_or(DEFAULT_HTTP_THREADS);
+        if http_threads > MAX_HTTP_THREADS {
+            return Err(bad(
+                "http_threads",
+                format!("{http_threads} is not between 0 and {MAX_HTTP_THREADS}"),
+            ));
+        }
         for l in [&args.log, &file.log].into_iter().flatten() {
             if l.len() > 1024 {
                 return Err(bad("log", "longer than 1024 characters"));
@@ -342,6 +362,7 @@ impl Settings {
             log_override: args.log.clone(),
             db_cache_mb,
             cpu_priority: args.cpu_priority.or(file.cpu_priority).unwrap_or_default(),
+            http_threads,
             log: file.log,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
@@ -520,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn http_threads_come_from_the_flag_else_the_file_else_one_and_are_bounded() {
+        assert_eq!(merged("", &RunArgs::default()).unwrap().http_threads, 1);
+        let file = "http_threads = 0\n";
+        assert_eq!(merged(file, &RunArgs::default()).unwrap().http_threads, 0);
+        let args = RunArgs {
+            http_threads: Some(3),
+            ..RunArgs::default()
+        };
+        assert_eq!(merged(file, &args).unwrap().http_threads, 3);
+        let err = merged("http_threads = 65\n", &RunArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("http_threads"), "{err}");
+    }
+
+    #[test]
     fn cpu_priority_comes_from_the_flag_else_the_file_else_normal_and_unknown_names_are_refused() {
         use pp_server::CpuPriority;
         let s = merged("", &RunArgs::default()).unwrap();
@@ -693,6 +728,7 @@ mod tests {
             min_fee: None,
             db_cache_mb: None,
             cpu_priority: Some(pp_server::CpuPriority::Idle),
+            http_threads: Some(2),
             log: Some("info,pp_net=debug".into()),
             log_format: Some(LogFormat::Json),
         };

@@ -91,6 +91,7 @@ fn server_config(settings: &Settings, network: &Network) -> anyhow::Result<Serve
     config.mempool_min_fee = settings.min_fee;
     config.db_cache_mb = settings.db_cache_mb;
     config.cpu_priority = settings.cpu_priority;
+    config.http_threads = settings.http_threads;
     if let Some(spec) = &settings.key {
         config.key = Some(spec.load()?);
     }
@@ -290,6 +291,7 @@ async fn serve(config: ServerConfig, built_in_devnet: bool) -> anyhow::Result<()
         p2p = %addr_or_off(server.p2p_addr()),
         data_dir = %data_dir.display(),
         cpu_priority = %server.config().cpu_priority,
+        http_threads = server.config().http_threads,
         "ppd started"
     );
     // The node logs a line per block itself; the daemon waits for a signal, or for the node to

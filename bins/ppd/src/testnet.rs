@@ -215,6 +215,7 @@ fn node_config(args: &TestnetArgs, i: usize) -> FileConfig {
         min_fee: None,
         db_cache_mb: None,
         cpu_priority: None,
+        http_threads: None,
         log: None,
         log_format: None,
     }

@@ -44,6 +44,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) blocking: &'a Arc<dyn Blocking>,
     /// Where the node's CPU-bound jobs run (see [`crate::CpuPool`]).
     pub(crate) cpu: &'a Arc<dyn Blocking>,
+    /// Where the storage writer's commits run.
+    pub(crate) commit: &'a Arc<dyn Blocking>,
     pub(crate) fault: &'a StorageFault,
 }
 
@@ -131,7 +133,7 @@ impl Builder<'_> {
         let health = Arc::new(Health::default());
         let (writer, writer_task) = Writer::new(
             storage.clone(),
-            self.blocking.clone(),
+            self.commit.clone(),
             health.clone(),
             &metrics,
             shutdown,

@@ -140,6 +140,13 @@ pub struct ServerConfig {
     /// scheduled against its runtime workers and the machine: see [`crate::CpuPriority`]
     /// (default `Normal`).
     pub cpu_priority: crate::CpuPriority,
+    /// Worker threads of a tokio runtime of the HTTP API's own, started with the node and
+    /// stopped with it; 0 (the default) serves the API on the runtime that runs the node. On a
+    /// runtime of its own the API answers while the node's workers are busy (a request never
+    /// waits behind a block import or a large frame on a worker), and at most this many cores
+    /// (plus [`HTTP_BLOCKING_THREADS`](crate::HTTP_BLOCKING_THREADS) for storage reads) serve
+    /// it, whatever the request load.
+    pub http_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -163,6 +170,7 @@ impl Default for ServerConfig {
             vrf_seed: None,
             leader_mode: pp_ledger::LeaderMode::Classic,
             cpu_priority: crate::CpuPriority::Normal,
+            http_threads: 0,
         }
     }
 }

@@ -109,6 +109,14 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP API's own runtime or its thread could not be started
+    /// ([`ServerConfig::http_threads`](crate::ServerConfig::http_threads)).
+    #[error("cannot start the HTTP API's runtime: {source}")]
+    HttpRuntime {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No account with this key exists on the chain.
     #[error("unknown account {0}")]
     UnknownAccount(PublicKey),

@@ -293,6 +293,34 @@ pub(crate) fn router(core: Arc<Core>, admin_token: Option<AdminToken>) -> Router
         .layer(axum::middleware::from_fn(crate::health::access_log))
 }
 
+/// `router` for a runtime other than the node's (see [`crate::http_serve::serve_on_own_runtime`]):
+/// reads (`GET`, `HEAD`) are answered where they arrive; every other request (a submission, a
+/// dial, a ban) runs on the node's runtime `node`, so that what it starts (a peer connection
+/// and its tasks, relays) lives with the node and not on the API's threads.
+pub(crate) fn writes_on_node_runtime(router: Router, node: tokio::runtime::Handle) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(node, run_writes_on))
+}
+
+async fn run_writes_on(
+    State(node): State<tokio::runtime::Handle>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    match node.spawn(next.run(req)).await {
+        Ok(response) => response,
+        // The node's runtime is shutting down (or the handler panicked, which it must not).
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            format!("the node could not run the request: {e}"),
+        )
+        .into_response(),
+    }
+}
+
 fn ok_json(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }

@@ -39,6 +39,9 @@ pub(crate) const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(10);
 pub(crate) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long shutdown waits for in-flight requests before aborting their connections.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most threads reading storage for the API (`/blocks`, proofs) when it runs on a runtime of
+/// its own ([`ServerConfig::http_threads`](crate::ServerConfig::http_threads)).
+pub const HTTP_BLOCKING_THREADS: usize = 2;
 
 /// Errors of `accept` that concern only the one connection being accepted (the peer reset it
 /// before we took it): accept again at once.
@@ -131,4 +134,50 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::R
         );
     }
     conns.shutdown().await;
+}
+
+/// Serves `app` as [`serve`] does, on a tokio runtime of its own with `threads` workers (at
+/// least 1; one is a current-thread runtime), on threads named `pp-http`: requests are parsed
+/// and reads answered there, never waiting for the node's runtime workers, and the API can use
+/// at most `threads` cores plus [`HTTP_BLOCKING_THREADS`] for storage reads. Requests other than
+/// reads run on `node` (the node's runtime, see [`crate::http::writes_on_node_runtime`]). The
+/// returned task, on the caller's runtime, ends when the API has stopped (after `stop`).
+pub(crate) fn serve_on_own_runtime(
+    listener: TcpListener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    threads: usize,
+    node: tokio::runtime::Handle,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let app = crate::http::writes_on_node_runtime(app, node);
+    let listener = listener.into_std()?;
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let rt = builder
+        .enable_all()
+        .thread_name("pp-http")
+        .max_blocking_threads(HTTP_BLOCKING_THREADS)
+        .build()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("pp-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => serve(l, app, stop).await,
+                    Err(e) => tracing::error!(error = %e, "the HTTP API cannot take its listener"),
+                }
+            });
+            // Reads still running on the blocking threads get a moment, then are left.
+            rt.shutdown_timeout(DRAIN_TIMEOUT);
+            let _ = done_tx.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
 }

@@ -162,11 +162,28 @@ pub(crate) async fn launch<T: Transport>(
             core.clone(),
             Some(crate::http::AdminToken(Arc::from(admin_token))),
         );
-        tasks.push((
-            "http",
-            tokio::spawn(crate::http_serve::serve(listener, app, shutdown_rx.clone())),
-        ));
-        tracing::info!(addr = %bound, "HTTP API listening");
+        let task = if config.http_threads == 0 {
+            tokio::spawn(crate::http_serve::serve(listener, app, shutdown_rx.clone()))
+        } else {
+            match crate::http_serve::serve_on_own_runtime(
+                listener,
+                app,
+                shutdown_rx.clone(),
+                config.http_threads,
+                tokio::runtime::Handle::current(),
+            ) {
+                Ok(task) => task,
+                Err(source) => {
+                    let _ = shutdown.send(true);
+                    stop_tasks(std::mem::take(&mut tasks)).await;
+                    core.net().shutdown().await;
+                    core.close_storage();
+                    return Err(ServerError::HttpRuntime { source });
+                }
+            }
+        };
+        tasks.push(("http", task));
+        tracing::info!(addr = %bound, threads = config.http_threads, "HTTP API listening");
     }
     if let Some(a) = p2p_addr {
         tracing::info!(addr = %a, "P2P listening");

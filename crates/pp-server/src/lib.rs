@@ -65,7 +65,7 @@ pub use config::{NetworkConfig, Registration, ServerConfig};
 pub use error::ServerError;
 pub use events::{EVENT_BUFFER, MAX_EVENT_CLIENTS};
 pub use http::{MAX_BATCH_TXS, MAX_BLOCKS_PER_PAGE, MAX_BODY_BYTES, REQUEST_TIMEOUT};
-pub use http_serve::{HEADER_READ_TIMEOUT, MAX_HTTP_CONNECTIONS};
+pub use http_serve::{HEADER_READ_TIMEOUT, HTTP_BLOCKING_THREADS, MAX_HTTP_CONNECTIONS};
 pub use keys::dev_key;
 pub use mempool::{DropReason, Mempool, MempoolError};
 pub use metrics::Metrics;

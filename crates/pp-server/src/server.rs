@@ -193,6 +193,14 @@ impl Server {
         self.config.cpu_priority = priority;
     }
 
+    /// Serves the HTTP API on a tokio runtime of its own with `threads` workers, or on the
+    /// node's runtime with 0, the default (takes effect at the next start; see
+    /// [`ServerConfig::http_threads`](crate::ServerConfig::http_threads)). A simulation keeps 0:
+    /// another runtime does not run in its virtual time.
+    pub fn set_http_threads(&mut self, threads: usize) {
+        self.config.http_threads = threads;
+    }
+
     /// Replaces where blocking work runs, both kinds: the jobs that wait (storage commits and
     /// reads; by default tokio's blocking pool) and the CPU-bound ones (signature batches,
     /// block application, large frames; by default a [`CpuPool`](crate::CpuPool) of one
@@ -306,7 +314,18 @@ impl Server {
                     .map_err(|e| ServerError::io(std::path::Path::new("(cpu pool threads)"), e))?,
             ),
         };
-        let built = self.builder(&cpu).build(&data_dir, shutdown_rx)?;
+        // The storage writer's commits (a few ms of CPU each for a block of 1,000 transfers)
+        // run at the CPU pool's priority too, on one thread of their own (the writer commits
+        // one group at a time): at `normal` on tokio's blocking pool as before.
+        let commit: Arc<dyn Blocking> = match (&self.cpu, self.config.cpu_priority) {
+            (None, p) if p != crate::CpuPriority::Normal => Arc::new(
+                crate::CpuPool::with_priority(1, "pp-commit", p).map_err(|e| {
+                    ServerError::io(std::path::Path::new("(storage commit thread)"), e)
+                })?,
+            ),
+            _ => self.blocking.clone(),
+        };
+        let built = self.builder(&cpu, &commit).build(&data_dir, shutdown_rx)?;
         let core = built.core.clone();
         let running = crate::launch::launch(
             built,
@@ -322,12 +341,17 @@ impl Server {
         Ok(())
     }
 
-    fn builder<'a>(&'a self, cpu: &'a Arc<dyn Blocking>) -> Builder<'a> {
+    fn builder<'a>(
+        &'a self,
+        cpu: &'a Arc<dyn Blocking>,
+        commit: &'a Arc<dyn Blocking>,
+    ) -> Builder<'a> {
         Builder {
             config: &self.config,
             clock: &self.clock,
             blocking: &self.blocking,
             cpu,
+            commit,
             fault: &self.fault,
         }
     }
@@ -511,7 +535,7 @@ impl Server {
         match &self.core {
             Some(c) => c.public_key(),
             // A preview builds nothing that runs jobs.
-            None => self.builder(&self.blocking).key_preview(),
+            None => self.builder(&self.blocking, &self.blocking).key_preview(),
         }
     }
 
@@ -521,7 +545,9 @@ impl Server {
     pub fn genesis(&self) -> Genesis {
         match &self.core {
             Some(c) => c.genesis().clone(),
-            None => self.builder(&self.blocking).genesis_preview(),
+            None => self
+                .builder(&self.blocking, &self.blocking)
+                .genesis_preview(),
         }
     }
 

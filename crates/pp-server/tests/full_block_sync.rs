@@ -149,6 +149,11 @@ async fn source_and_fresh_node(seed: u8, n: u64) -> Pair {
         .unwrap();
     let mut fresh = Server::new(1);
     fresh.set_cpu_priority(priority);
+    // The importer's HTTP API on a runtime of its own with PP_MEASURE_HTTP_THREADS workers
+    // (default 0: on the node's runtime).
+    fresh.set_http_threads(
+        std::env::var("PP_MEASURE_HTTP_THREADS").map_or(0, |v| v.parse().unwrap()),
+    );
     fresh.set_data_dir(dirs.1.path());
     fresh.set_genesis(g.clone());
     fresh
@@ -287,49 +292,52 @@ fn probe_status(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<Result<Vec<(Phase, f64)>, String>> {
     use std::io::{BufRead, BufReader, Read, Write};
-    std::thread::spawn(move || {
-        let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let mut w = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut r = BufReader::new(stream);
-        let mut out = Vec::new();
-        // Bounded: at most 30 minutes of probes at the given interval.
-        let limit = (1_800_000 / every.as_millis().max(1)) as usize;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) && out.len() < limit {
-            let p = *phase.lock().unwrap();
-            let sent = Instant::now();
-            w.write_all(b"GET /status HTTP/1.1\r\nHost: probe\r\n\r\n")
+    std::thread::Builder::new()
+        .name("probe".into())
+        .spawn(move || {
+            let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
                 .map_err(|e| e.to_string())?;
-            let mut line = String::new();
-            r.read_line(&mut line).map_err(|e| e.to_string())?;
-            if !line.starts_with("HTTP/1.1 200") {
-                return Err(format!("answer {line:?}"));
-            }
-            let mut len = 0usize;
-            loop {
-                line.clear();
+            let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+            let mut r = BufReader::new(stream);
+            let mut out = Vec::new();
+            // Bounded: at most 30 minutes of probes at the given interval.
+            let limit = (1_800_000 / every.as_millis().max(1)) as usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && out.len() < limit {
+                let p = *phase.lock().unwrap();
+                let sent = Instant::now();
+                w.write_all(b"GET /status HTTP/1.1\r\nHost: probe\r\n\r\n")
+                    .map_err(|e| e.to_string())?;
+                let mut line = String::new();
                 r.read_line(&mut line).map_err(|e| e.to_string())?;
-                let l = line.trim_end();
-                if l.is_empty() {
-                    break;
+                if !line.starts_with("HTTP/1.1 200") {
+                    return Err(format!("answer {line:?}"));
                 }
-                if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().map_err(|_| format!("bad length {l:?}"))?;
+                let mut len = 0usize;
+                loop {
+                    line.clear();
+                    r.read_line(&mut line).map_err(|e| e.to_string())?;
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().map_err(|_| format!("bad length {l:?}"))?;
+                    }
                 }
+                let mut body = vec![0u8; len];
+                r.read_exact(&mut body).map_err(|e| e.to_string())?;
+                if len == 0 {
+                    return Err("an empty /status answer".into());
+                }
+                out.push((p, sent.elapsed().as_secs_f64() * 1e3));
+                std::thread::sleep(every.saturating_sub(sent.elapsed()));
             }
-            let mut body = vec![0u8; len];
-            r.read_exact(&mut body).map_err(|e| e.to_string())?;
-            if len == 0 {
-                return Err("an empty /status answer".into());
-            }
-            out.push((p, sent.elapsed().as_secs_f64() * 1e3));
-            std::thread::sleep(every.saturating_sub(sent.elapsed()));
-        }
-        Ok(out)
-    })
+            Ok(out)
+        })
+        .expect("spawn the probe thread")
 }
 
 /// p50 / p95 / p99 / max of `ms`, and how many.
@@ -396,13 +404,14 @@ async fn status_answers_while_full_blocks_are_imported() {
     b.shutdown().await;
     a.shutdown().await;
     eprintln!(
-        "source on {}; CPU pools at {} priority",
+        "source on {}; CPU pools at {} priority; importer's HTTP API on {} threads of its own",
         if shared {
             "the importer's runtime"
         } else {
             "a runtime of its own"
         },
-        b.config().cpu_priority
+        b.config().cpu_priority,
+        b.config().http_threads
     );
 
     let of = |p: Phase| -> Vec<f64> { samples.iter().filter(|s| s.0 == p).map(|s| s.1).collect() };

@@ -655,3 +655,96 @@ async fn connections_above_the_limit_are_closed_at_once() {
     drop(held);
     s.shutdown().await;
 }
+
+/// `GET {path}` over a plain socket from a thread of its own (not the test's runtime, whose
+/// workers the caller may have wedged): the status line and the time to the whole answer.
+fn blocking_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> std::thread::JoinHandle<(String, Duration)> {
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let t = Instant::now();
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            sock,
+            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = sock.read_to_string(&mut out);
+        let line = out.lines().next().unwrap_or_default().to_string();
+        (line, t.elapsed())
+    })
+}
+
+/// Holds every worker of the current (2-worker) runtime for `d`: each runs a task that sleeps
+/// the thread, as a task stuck in CPU-bound work would.
+fn wedge_workers(d: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..2)
+        .map(|_| tokio::spawn(async move { std::thread::sleep(d) }))
+        .collect()
+}
+
+/// `ServerConfig::http_threads`: on a runtime of its own the API answers reads while every
+/// worker of the node's runtime is busy, and writes (here a transaction) still run on the node.
+/// On the node's runtime (0, the control) the same read waits for a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_on_its_own_runtime_answers_while_the_node_runtime_is_busy() {
+    let wedge = Duration::from_secs(3);
+    for threads in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::from_seed([40 + threads as u8; 32]);
+        let mut s = single(dir.path(), &key);
+        s.set_http_threads(threads);
+        s.start(0).await.unwrap();
+        let addr = s.http_addr().unwrap();
+        let base = format!("http://{addr}");
+        assert!(wait_until(Duration::from_secs(15), || s.height() >= 1).await);
+        // The workers are taken before the request is sent.
+        let wedged = wedge_workers(wedge);
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(200)))
+            .await
+            .unwrap_or(());
+        let (line, took) = blocking_get(addr, "/status").join().unwrap();
+        for w in wedged {
+            w.await.unwrap();
+        }
+        assert!(line.contains("200"), "http_threads {threads}: {line:?}");
+        if threads == 0 {
+            assert!(
+                took >= Duration::from_secs(2),
+                "the control answered in {took:?} though the node's workers were busy: the \
+                 wedge does not wedge"
+            );
+        } else {
+            assert!(
+                took < Duration::from_secs(1),
+                "the API on a runtime of its own took {took:?} while the node's workers were busy"
+            );
+            // A write goes through the node's runtime and is answered as before.
+            let gh = s.genesis().hash();
+            let bob = KeyPair::from_seed([14u8; 32]).public();
+            let tx = Transaction::transfer(&key, bob, 5, 1, 0, &gh);
+            let r = reqwest::Client::new()
+                .post(format!("{base}/transactions"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_string(&tx).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let (st, v) = answer(r).await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+            assert_eq!(v["id"], tx.id().to_hex());
+        }
+        s.shutdown().await;
+        // Stopped with the node: nothing listens any more.
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "http_threads {threads}"
+        );
+    }
+}

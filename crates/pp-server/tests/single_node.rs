@@ -188,3 +188,56 @@ async fn registered_dev_stakeholder_uses_its_dev_key_and_produces() {
     ));
     s.shutdown().await;
 }
+
+/// The scheduling policy of each of this process's threads whose name starts with `prefix`, as
+/// the kernel reports it (`/proc/self/task/*/stat`, field 41: 0 normal, 5 `SCHED_IDLE`).
+#[cfg(target_os = "linux")]
+fn policies_of(prefix: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        // Fields from 3 (state) on; the policy is field 41.
+        if let Some(p) = after.split_whitespace().nth(41 - 3) {
+            out.push(p.parse().unwrap());
+        }
+    }
+    out
+}
+
+/// At `cpu_priority` idle the node's bulk work runs in `SCHED_IDLE`: the CPU pool and the
+/// storage writer's commit thread (one), and the node still produces and stores blocks.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_idle_priority_the_cpu_pool_and_the_commits_run_in_sched_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([61; 32]);
+    let mut s = single(dir.path(), &key);
+    s.set_cpu_priority(pp_server::CpuPriority::Idle);
+    s.start(0).await.unwrap();
+    assert!(wait_until(Duration::from_secs(15), || s.height() >= 2).await);
+    let (cpu, commit) = (policies_of("pp-cpu"), policies_of("pp-commit"));
+    s.shutdown().await;
+    // (Other tests of this binary run nodes at `normal` meanwhile, with `pp-cpu` threads of
+    // policy 0 and no `pp-commit` thread.)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let idle = cpu.iter().filter(|&&p| p == 5).count();
+    assert!(
+        idle >= cores,
+        "pp-cpu policies {cpu:?}: {cores} in SCHED_IDLE wanted"
+    );
+    assert_eq!(commit, vec![5], "pp-commit");
+    // Stored: a restart finds the blocks.
+    let mut again = single(dir.path(), &key);
+    again.start(0).await.unwrap();
+    assert!(
+        again.height() >= 2,
+        "height after restart {}",
+        again.height()
+    );
+    again.shutdown().await;
+}
