@@ -105,3 +105,85 @@ async fn replays_a_stored_chain_and_a_joiner_syncs_it_in_batches() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// A blocking seam that holds every job spawned while it is closed until it opens again, as a
+/// CPU pool starved by other work on the machine would (`cpu_priority` idle next to a busy
+/// process).
+struct Gate {
+    rt: tokio::runtime::Handle,
+    closed_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    fn close_for(&self, d: Duration) {
+        *self.closed_until.lock().unwrap() = Some(Instant::now() + d);
+    }
+}
+
+impl pp_server::Blocking for Gate {
+    fn spawn(&self, job: pp_server::blocking::BlockingJob) {
+        let until = *self.closed_until.lock().unwrap();
+        drop(self.rt.spawn_blocking(move || {
+            if let Some(t) = until {
+                std::thread::sleep(t.saturating_duration_since(Instant::now()));
+            }
+            job()
+        }));
+    }
+}
+
+/// A joiner whose own CPU pool is held past the 5 s headers deadline while its only peer's
+/// `headers` answer (a frame of more than 64 KiB, decoded on that pool) waits: the deadline
+/// rotates the honest peer out, and the joiner must still sync, once the short first rotation
+/// (30 s) ends, not 10 minutes later (a node once stayed at height 0 that way next to a peer
+/// 1,000 blocks ahead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_whose_cpu_pool_stalls_past_the_headers_deadline_still_syncs() {
+    let n = 250;
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([53u8; 32]);
+    let slot_ms = 1_000;
+    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
+    g.difficulty = 1;
+    write_chain(d1.path(), &g, &key, n);
+    let mut a = Server::new(1);
+    a.set_data_dir(d1.path());
+    a.set_genesis(g.clone());
+    a.set_key(key.clone());
+    a.start_with_network(0, NetworkConfig::p2p("producer", 0))
+        .await
+        .unwrap();
+
+    let gate = std::sync::Arc::new(Gate {
+        rt: tokio::runtime::Handle::current(),
+        closed_until: std::sync::Mutex::new(None),
+    });
+    let mut b = Server::new(1);
+    b.set_data_dir(d2.path());
+    b.set_genesis(g);
+    b.set_blocking(gate.clone());
+    b.start_with_network(0, NetworkConfig::p2p("joiner", 0))
+        .await
+        .unwrap();
+    gate.close_for(Duration::from_secs(7));
+    let t = Instant::now();
+    b.connect_to_peer(&a.p2p_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    let synced = wait_until(Duration::from_secs(120), || b.height() >= n).await;
+    let took = t.elapsed();
+    let height = b.height();
+    let metrics = b.metrics_text();
+    let missed = metrics
+        .lines()
+        .filter(|l| l.starts_with("pp_p2p_penalties_total") && l.contains("undeliverable"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    b.shutdown().await;
+    a.shutdown().await;
+    // The stall did what it is here for: the deadline passed and the peer was rotated out.
+    assert!(missed >= 1.0, "no headers deadline was missed:\n{metrics}");
+    assert!(synced, "joiner at {height} of {n} after {took:?}");
+    eprintln!("synced {n} blocks {took:?} after connecting, past one missed headers deadline");
+}

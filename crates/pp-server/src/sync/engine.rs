@@ -43,8 +43,16 @@ pub(crate) const MAX_TARGET_AHEAD: usize = 2 * MAX_SERVE_HEADERS as usize;
 /// The range the pipeline waits on is also asked of another source once its request has been
 /// out this long (the first answer wins; the stalled peer still meets its deadline).
 pub(crate) const HEDGE_AFTER: Duration = Duration::from_secs(2);
-/// How long a peer that stalled or lied stays out of sync.
-pub(crate) const ROTATED_OUT_FOR: Duration = Duration::from_secs(600);
+/// How long a peer that stalled or lied stays out of sync the first time; each further offence
+/// of the same key (within [`ROTATED_OUT_MAX`] of the end of its last rotation) doubles it, up
+/// to [`ROTATED_OUT_MAX`]. Short at first because an honest peer can miss a deadline (our own
+/// CPU pool, starved by other work on the machine, decoded its answer late), and a node whose
+/// only source is rotated out does not sync at all meanwhile: a 10-minute first rotation once
+/// kept a node at height 0 next to a peer 1,000 blocks ahead. A liar is asked again after
+/// 30 s, 60 s, 120 s, …: one request each time, every 10 minutes once it has offended 6 times.
+pub(crate) const ROTATED_OUT_FIRST: Duration = Duration::from_secs(30);
+/// The longest rotation, and how long an offence is remembered after its rotation ended.
+pub(crate) const ROTATED_OUT_MAX: Duration = Duration::from_secs(600);
 /// A peer is asked for headers again at most this often (unless it announces more).
 pub(crate) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
 /// How often the engine looks at the peers when nothing else happens.
@@ -136,7 +144,7 @@ impl Target {
 /// not that the peer failed to answer. Such a failure is not held against the peer: rotation
 /// is by identity key, and the same node is often connected again already (a restarted node
 /// and its peers dial each other at once and keep one connection of each pair), so rotating
-/// the key out would shut an honest node out of sync for [`ROTATED_OUT_FOR`]. A sync that
+/// the key out would shut an honest node out of sync for [`ROTATED_OUT_FIRST`] or more. A sync that
 /// rotated out every peer that way once stopped for good while they kept announcing blocks.
 /// (A peer that stays connected and does not answer still meets [`HEADERS_DEADLINE`].)
 fn connection_ended(e: &NetError) -> bool {
@@ -144,6 +152,21 @@ fn connection_ended(e: &NetError) -> bool {
         e,
         NetError::PeerGone(_) | NetError::Io(_) | NetError::Shutdown
     )
+}
+
+/// A key rotated out of sync: until when, and how many earlier offences it had then.
+#[derive(Debug, Clone, Copy)]
+struct Rotation {
+    until: Instant,
+    strikes: u32,
+}
+
+/// How long a key with `strikes` remembered earlier offences is rotated out:
+/// [`ROTATED_OUT_FIRST`] × 2^strikes, at most [`ROTATED_OUT_MAX`].
+fn rotation_for(strikes: u32) -> Duration {
+    ROTATED_OUT_FIRST
+        .saturating_mul(1u32.checked_shl(strikes).unwrap_or(u32::MAX))
+        .min(ROTATED_OUT_MAX)
 }
 
 type HeadersAnswer = (PeerId, Result<Result<Vec<SignedHeader>, NetError>, ()>);
@@ -162,7 +185,7 @@ struct Engine {
     core: Arc<Core>,
     net: Arc<dyn PeerNet>,
     peers: BTreeMap<PeerId, Peer>,
-    rotated_out: BTreeMap<PublicKey, Instant>,
+    rotated_out: BTreeMap<PublicKey, Rotation>,
     target: Target,
     /// Bumped whenever the target changes below what was requested: older answers are stale.
     generation: u64,
@@ -263,19 +286,32 @@ impl Engine {
     fn is_rotated_out(&self, key: &PublicKey) -> bool {
         self.rotated_out
             .get(key)
-            .is_some_and(|until| Instant::now() < *until)
+            .is_some_and(|r| Instant::now() < r.until)
     }
 
-    /// Scores `offence` against `peer` and keeps it out of sync for [`ROTATED_OUT_FOR`].
+    /// Scores `offence` against `peer` and keeps its key out of sync for
+    /// [`ROTATED_OUT_FIRST`], doubled for each earlier offence still remembered.
     fn rotate_out(&mut self, peer: PeerId, offence: Option<Misbehaviour>, reason: &str) {
         if let Some(offence) = offence {
             self.net.penalize(peer, offence, reason);
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.proven = None;
-            tracing::info!(%peer, %reason, "peer rotated out of sync");
-            self.rotated_out
-                .insert(p.key, Instant::now() + ROTATED_OUT_FOR);
+            let now = Instant::now();
+            let strikes = self
+                .rotated_out
+                .get(&p.key)
+                .filter(|r| now < r.until + ROTATED_OUT_MAX)
+                .map_or(0, |r| r.strikes.saturating_add(1));
+            let for_ = rotation_for(strikes);
+            tracing::info!(%peer, %reason, out_for_s = for_.as_secs(), "peer rotated out of sync");
+            self.rotated_out.insert(
+                p.key,
+                Rotation {
+                    until: now + for_,
+                    strikes,
+                },
+            );
         }
     }
 
@@ -291,7 +327,9 @@ impl Engine {
     /// Takes the connected peers and their claims from the network; forgets those gone.
     fn refresh_peers(&mut self) {
         let now = Instant::now();
-        self.rotated_out.retain(|_, until| now < *until);
+        // Offences are remembered for ROTATED_OUT_MAX after their rotation ends.
+        self.rotated_out
+            .retain(|_, r| now < r.until + ROTATED_OUT_MAX);
         let infos = self.net.peers();
         let live: BTreeSet<PeerId> = infos.iter().map(|i| i.id).collect();
         self.peers.retain(|id, _| live.contains(id));
@@ -907,5 +945,21 @@ impl Engine {
             self.log.last_at = now;
             self.log.last_height = height;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotations_double_from_the_first_up_to_the_longest() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(rotation_for(0), secs(30));
+        assert_eq!(rotation_for(1), secs(60));
+        assert_eq!(rotation_for(4), secs(480));
+        assert_eq!(rotation_for(5), secs(600));
+        assert_eq!(rotation_for(31), secs(600));
+        assert_eq!(rotation_for(u32::MAX), secs(600));
     }
 }

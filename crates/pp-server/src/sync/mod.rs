@@ -7,7 +7,8 @@
 //! few requests per peer at a time; a request that stalls past its deadline goes to another
 //! peer, and the peer that promised it is scored and rotated out of sync for a while. A peer
 //! that claims a tip and never shows headers for it is scored and rotated out the same way, so
-//! a liar costs one deadline, once, not the sync. Blocks that arrived in order go through the
+//! a liar costs one deadline each time its rotation ends (30 s, then doubling up to 10 minutes),
+//! never the sync. Blocks that arrived in order go through the
 //! [`pipeline`]: stateless verification on the blocking pool, then the stateful stage and one
 //! durable commit per batch, overlapping with the fetches.
 //!
