@@ -146,10 +146,7 @@ pub(crate) async fn launch<T: Transport>(
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(source) => {
-                let _ = shutdown.send(true);
-                stop_tasks(std::mem::take(&mut tasks)).await;
-                core.net().shutdown().await;
-                core.close_storage();
+                abandon(&shutdown, tasks, &core).await;
                 return Err(ServerError::HttpBind {
                     addr: addr.to_string(),
                     source,
@@ -174,10 +171,7 @@ pub(crate) async fn launch<T: Transport>(
             ) {
                 Ok(task) => task,
                 Err(source) => {
-                    let _ = shutdown.send(true);
-                    stop_tasks(std::mem::take(&mut tasks)).await;
-                    core.net().shutdown().await;
-                    core.close_storage();
+                    abandon(&shutdown, tasks, &core).await;
                     return Err(ServerError::HttpRuntime { source });
                 }
             }
@@ -228,6 +222,19 @@ impl Running {
             rt.spawn(async move { net.shutdown().await });
         }
     }
+}
+
+/// Undoes a launch that failed half-way: stops the tasks started so far, the network and the
+/// database.
+async fn abandon(
+    shutdown: &watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    core: &Core,
+) {
+    let _ = shutdown.send(true);
+    stop_tasks(tasks).await;
+    core.net().shutdown().await;
+    core.close_storage();
 }
 
 async fn stop_tasks(tasks: Vec<(&'static str, JoinHandle<()>)>) {

@@ -48,24 +48,30 @@ fn write_chain(dir: &std::path::Path, g: &Genesis, key: &KeyPair, n: u64) {
     storage.close();
 }
 
+/// A producer `Server`, not started, over a data dir holding `n` blocks that [`write_chain`]
+/// wrote with the key of `seed`, and its genesis (1 s slots; the chain ends 20 slots ago).
+fn stored_producer(seed: u8, n: u64) -> (tempfile::TempDir, Genesis, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([seed; 32]);
+    let slot_ms = 1_000;
+    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
+    g.difficulty = 1;
+    write_chain(dir.path(), &g, &key, n);
+    let mut a = Server::new(1);
+    a.set_data_dir(dir.path());
+    a.set_genesis(g.clone());
+    a.set_key(key);
+    (dir, g, a)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_a_stored_chain_and_a_joiner_syncs_it_in_batches() {
     let n: u64 = std::env::var("PP_MEASURE_BLOCKS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(450);
-    let d1 = tempfile::tempdir().unwrap();
+    let (_d1, g, mut a) = stored_producer(51, n);
     let d2 = tempfile::tempdir().unwrap();
-    let key = KeyPair::from_seed([51u8; 32]);
-    let slot_ms = 1_000;
-    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
-    g.difficulty = 1;
-    write_chain(d1.path(), &g, &key, n);
-
-    let mut a = Server::new(1);
-    a.set_data_dir(d1.path());
-    a.set_genesis(g.clone());
-    a.set_key(key.clone());
     let t0 = Instant::now();
     a.start_with_network(0, NetworkConfig::p2p("producer", 0))
         .await
@@ -140,17 +146,8 @@ impl pp_server::Blocking for Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_whose_cpu_pool_stalls_past_the_headers_deadline_still_syncs() {
     let n = 250;
-    let d1 = tempfile::tempdir().unwrap();
+    let (_d1, g, mut a) = stored_producer(53, n);
     let d2 = tempfile::tempdir().unwrap();
-    let key = KeyPair::from_seed([53u8; 32]);
-    let slot_ms = 1_000;
-    let mut g = Genesis::devnet("producer", key.public(), now_ms() - (n + 20) * slot_ms);
-    g.difficulty = 1;
-    write_chain(d1.path(), &g, &key, n);
-    let mut a = Server::new(1);
-    a.set_data_dir(d1.path());
-    a.set_genesis(g.clone());
-    a.set_key(key.clone());
     a.start_with_network(0, NetworkConfig::p2p("producer", 0))
         .await
         .unwrap();
