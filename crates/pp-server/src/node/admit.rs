@@ -123,7 +123,7 @@ impl Core {
     /// ([`pp_ledger::SignatureCache::preverify_txs`]). It changes no answer: a transaction whose
     /// batch failed is checked alone by the rules, as before.
     async fn preverify(&self, txs: Vec<Transaction>) -> Vec<Transaction> {
-        let cache = Arc::clone(self.chain().signature_cache());
+        let cache = Arc::clone(self.verifier().cache());
         let genesis_hash = self.genesis_hash;
         let txs = Arc::new(txs);
         let shared = Arc::clone(&txs);

@@ -516,7 +516,8 @@ impl Core {
             self.metrics.observe_net(&n.stats(), n.bans().len());
         }
         self.observe_scrape();
-        let verifications = self.chain().signature_cache().verifications();
+        // The verifier copy shares the chain's cache: no chain lock on the HTTP thread.
+        let verifications = self.verifier().cache().verifications();
         self.metrics.observe_verifications(verifications);
         self.metrics.encode()
     }
