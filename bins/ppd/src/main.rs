@@ -54,21 +54,6 @@ use pp_light::cli::limit_malloc_arenas;
 
 use crate::cli::{Cli, Command, ManArgs, PeersCommand, TxCommand};
 
-/// `ppd` allocates with jemalloc, not glibc's malloc.
-///
-/// A node's bulk threads (signature batches, block import, storage commits: SCHED_IDLE at
-/// `cpu_priority = "idle"`) allocate and free as much as its runtime and API threads. With
-/// glibc, threads share a few arenas under one lock each, so a request on the API thread could
-/// wait on an arena lock held by an idle-priority thread that gets no CPU while the machine is
-/// busy; and a growing arena heap is extended with `mprotect`, which takes the process's
-/// memory-map lock for writing and stalls every thread's page faults (a trace of a syncing
-/// node: thousands of such calls, up to 12 ms each). jemalloc serves small allocations from a
-/// per-thread cache, spreads threads over 4 arenas per core, and keeps freed address space
-/// mapped (docs/testing.md, "Session 15": the effect on `/status` and on import speed).
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, None | Some(Command::Run(_))) {
