@@ -64,6 +64,10 @@ pub(crate) enum ResponseFate {
     Unsolicited,
 }
 
+/// How many more times a request waits [`ClientLimits::request_timeout`] when it runs out
+/// while a frame of the peer waits for our own decoding ([`FetchClient::request`]).
+pub(crate) const DECODE_EXTENSIONS: u32 = 2;
+
 /// A handle to one live connection: send frames, make requests, close it.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchClient {
@@ -148,6 +152,11 @@ impl FetchClient {
         }
     }
 
+    /// Whether a frame of this peer was read and waits for our blocking pool to decode it.
+    pub(crate) fn decoding(&self) -> bool {
+        self.counters.decoding.load(Ordering::Relaxed) > 0
+    }
+
     /// A fresh request id for this connection.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -224,12 +233,23 @@ impl FetchClient {
             self.enqueue(frame).await?;
             rx.await.map_err(|_| NetError::PeerGone(self.id.0))
         };
-        let response = tokio::time::timeout(self.request_timeout, exchange)
-            .await
-            .map_err(|_| NetError::RequestTimeout {
-                request_id,
-                ms: millis(self.request_timeout),
-            })??;
+        let mut exchange = std::pin::pin!(exchange);
+        let mut extensions = 0;
+        let response = loop {
+            match tokio::time::timeout(self.request_timeout, &mut exchange).await {
+                Ok(r) => break r?,
+                // The answer may be a frame the peer delivered that still waits for our own
+                // blocking pool to decode it (starved by other work on the machine): our delay,
+                // not the peer's, so wait for it a little longer, a bounded number of times.
+                Err(_) if extensions < DECODE_EXTENSIONS && self.decoding() => extensions += 1,
+                Err(_) => {
+                    return Err(NetError::RequestTimeout {
+                        request_id,
+                        ms: millis(self.request_timeout),
+                    })
+                }
+            }
+        };
         match response {
             Message::Error { code, message, .. } => Err(NetError::RemoteError { code, message }),
             other => Ok(other),

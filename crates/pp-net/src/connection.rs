@@ -14,7 +14,7 @@
 //! - a peer that does not answer a keepalive `ping` within two ping intervals is dropped.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +85,18 @@ pub(crate) async fn next_message<S: AsyncRead>(
 /// A frame's message and the size of its frame on the wire (length prefix included). A frame
 /// of [`OFFLOAD_FRAME_BYTES`] or more is decoded on the network's blocking seam (one of
 /// `max_offloaded_jobs` at a time), so that the runtime worker running
-/// this connection is free meanwhile; shorter ones here.
-async fn decode_frame(payload: BytesMut, shared: &Shared) -> Result<(Message, usize), NetError> {
+/// this connection is free meanwhile; shorter ones here. While an offloaded frame waits for
+/// its decoding, `counters.decoding` counts it: the peer has delivered it, and a request
+/// waiting for its answer does not hold our own delay against the peer
+/// ([`FetchClient::request`](crate::client::FetchClient), [`crate::Network::decoding_from`]).
+async fn decode_frame(
+    payload: BytesMut,
+    shared: &Shared,
+    counters: &PeerCounters,
+) -> Result<(Message, usize), NetError> {
     let size = payload.len() + LENGTH_PREFIX_LEN;
     let msg = if payload.len() >= OFFLOAD_FRAME_BYTES {
+        let _decoding = Decoding::start(&counters.decoding);
         let Ok(_permit) = shared.offload_permits.acquire().await else {
             return Err(NetError::Shutdown);
         };
@@ -99,6 +107,23 @@ async fn decode_frame(payload: BytesMut, shared: &Shared) -> Result<(Message, us
         decode_message(&payload)?
     };
     Ok((msg, size))
+}
+
+/// Counts one frame in [`PeerCounters::decoding`] for as long as it lives, so that every way
+/// out of [`decode_frame`] (decoded, malformed, shutdown, cancelled) uncounts it.
+struct Decoding<'a>(&'a AtomicU64);
+
+impl<'a> Decoding<'a> {
+    fn start(gauge: &'a AtomicU64) -> Decoding<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Decoding(gauge)
+    }
+}
+
+impl Drop for Decoding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Best effort: tell the peer why we close, then close. Bounded in time, errors ignored
@@ -434,7 +459,7 @@ where
             frame = reader.next() => match match frame {
                 None => None,
                 Some(Err(e)) => Some(Err(e)),
-                Some(Ok(payload)) => Some(decode_frame(payload, &shared).await),
+                Some(Ok(payload)) => Some(decode_frame(payload, &shared, &counters).await),
             } {
                 None => {
                     ended = Some(("closed by peer".to_string(), None));

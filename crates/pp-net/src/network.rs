@@ -949,6 +949,13 @@ impl<T: Transport> Network<T> {
         }
     }
 
+    /// Whether a frame `peer` delivered was read and still waits for this node's blocking
+    /// pool to decode it (large frames only: those are decoded there). A caller timing the
+    /// peer's answer does not count that wait against it: the delay is ours.
+    pub fn decoding_from(&self, peer: PeerId) -> bool {
+        self.shared.client(peer).is_ok_and(|c| c.decoding())
+    }
+
     /// Fetch up to `count` signed headers after the fork point identified by `locator`.
     pub async fn get_headers(
         &self,

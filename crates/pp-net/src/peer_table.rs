@@ -55,6 +55,9 @@ pub(crate) struct PeerCounters {
     pub(crate) min_rtt_us: AtomicU64,
     /// When the peer last delivered a valid block or transaction (table-relative ms; 0: never).
     pub(crate) last_useful_ms: AtomicU64,
+    /// Frames of this peer read off the connection and waiting for our blocking pool to
+    /// decode them (large frames, [`crate::config::OFFLOAD_FRAME_BYTES`] and over).
+    pub(crate) decoding: AtomicU64,
 }
 
 impl PeerCounters {

@@ -74,6 +74,11 @@ pub trait PeerNet: Send + Sync + 'static {
         locator: Vec<Hash>,
         count: u32,
     ) -> BoxFuture<'_, Result<Vec<SignedHeader>, NetError>>;
+    /// Whether a frame `peer` delivered still waits for this node's blocking pool to decode it
+    /// (a deadline on the peer's answer does not count that wait against the peer).
+    fn decoding_from(&self, _peer: PeerId) -> bool {
+        false
+    }
     /// Graceful shutdown of every connection and task.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
@@ -142,6 +147,9 @@ impl<T: Transport> PeerNet for Network<T> {
         count: u32,
     ) -> BoxFuture<'_, Result<Vec<SignedHeader>, NetError>> {
         Box::pin(Network::get_headers(self, peer, locator, count))
+    }
+    fn decoding_from(&self, peer: PeerId) -> bool {
+        Network::decoding_from(self, peer)
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(Network::shutdown(self))
