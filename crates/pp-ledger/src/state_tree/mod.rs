@@ -34,6 +34,7 @@
 
 mod proof;
 mod store;
+mod table;
 
 pub use proof::{verify, ProofError, ProofTerminal, StateProof, MAX_PROOF_LEN};
 pub use store::{

@@ -17,6 +17,7 @@ use crate::encoding::{Decode, Decoder, Encode, Encoder};
 use crate::error::DecodeError;
 use crate::hash::Hash;
 
+use super::table::NodeTable;
 use super::{leaf_hash, node_hash, value_hash, KEY_BITS};
 
 /// An error of a storage backend (its own error type, boxed: the tree only passes it on).
@@ -340,7 +341,7 @@ const BATCH: usize = 64;
 const MERGE_BELOW: usize = 64;
 
 /// The nodes one version wrote.
-type VersionNodes = HashMap<NodeKey, Node, NodeKeyHashBuilder>;
+type VersionNodes = NodeTable<NodeKeyHashBuilder>;
 
 /// A [`NodeStore`] in memory (tests, benches, and a node that keeps the tree on the heap).
 ///
@@ -349,7 +350,10 @@ type VersionNodes = HashMap<NodeKey, Node, NodeKeyHashBuilder>;
 /// miss each), the nodes every block rewrites (the top levels) are read from the last
 /// version's small table, and a table shrinks as pruning empties it. A table left with fewer
 /// than [`MERGE_BELOW`] nodes moves them to one shared table, so that a long chain does not
-/// keep a table per block for the few nodes each old block still has live.
+/// keep a table per block for the few nodes each old block still has live. A table is a
+/// [`NodeTable`]: its entries packed in write order behind a small index, so that a batch of
+/// reads ([`NodeStore::nodes`]) loads every key's index slot, then every entry, before it
+/// compares any key.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     nodes: HashMap<u64, VersionNodes, NodeKeyHashBuilder>,
@@ -372,25 +376,41 @@ impl MemoryStore {
         self.count
     }
 
+    /// The table `key` is in if it is stored: its version's own, or the shared one once that
+    /// is gone.
+    fn table(&self, version: u64) -> &VersionNodes {
+        self.nodes.get(&version).unwrap_or(&self.merged)
+    }
+
     fn get(&self, key: &NodeKey) -> Option<&Node> {
-        match self.nodes.get(&key.version) {
-            Some(t) => t.get(key).or_else(|| self.merged.get(key)),
-            None => self.merged.get(key),
+        self.table(key.version)
+            .get(key)
+            .or_else(|| self.merged_fallback(key))
+    }
+
+    /// A key missing from its version's table is looked up in the shared one too (where it
+    /// cannot be while that table exists: this keeps a read right if that ever changes).
+    fn merged_fallback(&self, key: &NodeKey) -> Option<&Node> {
+        if self.nodes.contains_key(&key.version) {
+            self.merged.get(key)
+        } else {
+            None
         }
     }
 
-    fn insert(&mut self, key: NodeKey, node: Node) {
+    fn insert(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
         // A key is in at most one table: `merged` holds a version's nodes only after its
         // own table is gone, and a node is never written twice without a delete between.
         if self
             .nodes
             .entry(key.version)
             .or_default()
-            .insert(key, node)
+            .insert(key, node)?
             .is_none()
         {
             self.count += 1;
         }
+        Ok(())
     }
 
     /// Number of stale keys waiting for pruning.
@@ -405,34 +425,43 @@ impl NodeStore for MemoryStore {
     }
 
     fn put_node(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
-        self.insert(key, node);
-        Ok(())
+        self.insert(key, node)
     }
 
-    /// Two passes per chunk of [`BATCH`] keys: the first only looks the keys up, keeping a
-    /// reference to each node found (independent lookups, which the CPU overlaps: each is a
-    /// cache miss in a large map; the version's table is looked up once per run of keys of one
-    /// version, so that each lookup is short and more of them are in flight), the second
-    /// copies the nodes out of now cached entries. One pass would wait for each miss in turn
-    /// behind the copy and its allocation.
+    /// Three passes per chunk of [`BATCH`] keys: the first loads each key's index slot, the
+    /// second the entry that slot points to, the third compares the keys and copies the nodes
+    /// out of now cached memory. The loads of one pass are independent, so the CPU overlaps
+    /// their cache misses (in a large tree nearly every read is one); a lookup done whole, key
+    /// after key, would wait for each miss in turn.
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
-        let mut found: Vec<Option<&Node>> = Vec::with_capacity(BATCH);
-        let mut table: Option<(u64, Option<&VersionNodes>)> = None;
+        let mut found: Vec<(&VersionNodes, u64)> = Vec::with_capacity(BATCH);
+        let mut current: Option<(u64, &VersionNodes)> = None;
         for chunk in keys.chunks(BATCH) {
             found.clear();
+            let mut loaded = 0u64;
             for k in chunk {
-                let t = match table {
+                let t = match current {
                     Some((v, t)) if v == k.version => t,
                     _ => {
-                        let t = self.nodes.get(&k.version);
-                        table = Some((k.version, t));
+                        let t = self.table(k.version);
+                        current = Some((k.version, t));
                         t
                     }
                 };
-                found.push(t.and_then(|t| t.get(k)).or_else(|| self.merged.get(k)));
+                let h = t.hash(k);
+                loaded ^= t.home(h);
+                found.push((t, h));
             }
-            out.extend(found.iter().map(|n| n.cloned()));
+            for (t, h) in &found {
+                loaded ^= t.touch(*h);
+            }
+            std::hint::black_box(loaded);
+            out.extend(chunk.iter().zip(&found).map(|(k, (t, h))| {
+                t.get_hashed(k, *h)
+                    .or_else(|| self.merged_fallback(k))
+                    .cloned()
+            }));
         }
         Ok(out)
     }
@@ -447,7 +476,7 @@ impl NodeStore for MemoryStore {
                 .reserve(nodes.len());
         }
         for (k, n) in nodes.drain(..) {
-            self.insert(k, n);
+            self.insert(k, n)?;
         }
         Ok(())
     }
@@ -466,8 +495,10 @@ impl NodeStore for MemoryStore {
             self.count -= 1;
         }
         if t.len() < MERGE_BELOW {
-            if let Some(t) = self.nodes.remove(&key.version) {
-                self.merged.extend(t);
+            if let Some(mut t) = self.nodes.remove(&key.version) {
+                for (k, n) in t.take_entries() {
+                    self.merged.insert(k, n)?;
+                }
             }
         } else if t.len() * 8 < t.capacity() {
             t.shrink_to_fit();
@@ -475,13 +506,25 @@ impl NodeStore for MemoryStore {
         Ok(())
     }
 
-    /// Two passes per chunk of [`BATCH`] keys, as in [`NodeStore::nodes`]: the lookups first
-    /// (pruning deletes nodes of old versions, mostly cache misses in large tables; these
-    /// overlap), then the deletes from cached entries.
+    /// Per chunk of [`BATCH`] keys, the keys' index slots and entries are loaded first, as in
+    /// [`NodeStore::nodes`] (pruning deletes nodes of old versions, mostly cache misses in
+    /// large tables; these overlap), then the deletes work on cached memory.
     fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
         for chunk in keys.chunks(BATCH) {
-            let found = chunk.iter().filter(|k| self.get(k).is_some()).count();
-            std::hint::black_box(found);
+            let mut loaded = 0u64;
+            let hashes: Vec<(&VersionNodes, u64)> = chunk
+                .iter()
+                .map(|k| {
+                    let t = self.table(k.version);
+                    let h = t.hash(k);
+                    loaded ^= t.home(h);
+                    (t, h)
+                })
+                .collect();
+            for (t, h) in &hashes {
+                loaded ^= t.touch(*h);
+            }
+            std::hint::black_box(loaded);
             for k in chunk {
                 self.delete_node(k)?;
             }

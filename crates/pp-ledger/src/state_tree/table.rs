@@ -1,0 +1,468 @@
+//! [`NodeTable`]: the node map of a [`super::MemoryStore`], built for batched reads of a large
+//! tree.
+//!
+//! A table is two arrays: the entries, `(key, node)` pairs packed one after the other in the
+//! order they were written, and an open-addressed index over them (linear probing, a power of
+//! two long, at most three quarters full). An index slot is 8 bytes: the low 32 bits of the
+//! key's hash (its position and a tag) and the entry's position plus one (0 = empty). So:
+//!
+//! * a lookup reads one index slot (a table of 25,000 nodes has a 256 KiB index, one of
+//!   2.4 million a 32 MiB one: cache-resident where the entries are not), then one entry;
+//! * a batch of lookups can *load* every slot first, then every entry, before comparing any
+//!   key ([`NodeTable::home`], [`NodeTable::touch`]): the loads are independent, so the CPU
+//!   keeps many cache misses in flight instead of one per key (the batch is most of a block's
+//!   state-root update in a tree of a million accounts);
+//! * an insert appends its entry (sequential writes) and fills one index slot;
+//! * growing or shrinking rebuilds the index from the hash bits its slots keep, without
+//!   reading an entry.
+//!
+//! A removal marks its entry removed (compacted once half the entries are) and closes the
+//! index gap by backward shifting, so that no tombstone lengthens a probe.
+
+use std::hash::BuildHasher;
+
+use super::store::{Node, NodeKey};
+
+/// An index slot: `hash_low32 << 32 | (entry + 1)`, 0 when empty.
+type Slot = u64;
+
+/// Fewest index slots of a table that holds anything.
+const MIN_SLOTS: usize = 8;
+
+/// Most entries a table holds: an index slot keeps an entry's position in 32 bits (a table
+/// that full would take over 600 GB).
+pub(crate) const MAX_ENTRIES: usize = u32::MAX as usize - 1;
+
+/// The table is full ([`MAX_ENTRIES`]).
+#[derive(Debug, thiserror::Error)]
+#[error("memory store table is full ({MAX_ENTRIES} nodes)")]
+pub(crate) struct TableFull;
+
+/// A map from [`NodeKey`] to [`Node`] (see the module documentation).
+#[derive(Debug, Clone)]
+pub(crate) struct NodeTable<S> {
+    index: Vec<Slot>,
+    /// Live entries and removed ones ([`DEAD`] keys), compacted when half are removed.
+    entries: Vec<(NodeKey, Node)>,
+    /// Number of live entries.
+    live: usize,
+    hasher: S,
+}
+
+/// The key of a removed entry: no stored key has a depth above 256, so none equals it.
+const DEAD: NodeKey = NodeKey {
+    version: 0,
+    depth: u16::MAX,
+    path: [0; 32],
+};
+
+fn is_live(entry: &(NodeKey, Node)) -> bool {
+    entry.0.depth != DEAD.depth
+}
+
+impl<S: BuildHasher + Default> Default for NodeTable<S> {
+    fn default() -> Self {
+        NodeTable {
+            index: Vec::new(),
+            entries: Vec::new(),
+            live: 0,
+            hasher: S::default(),
+        }
+    }
+}
+
+fn entry_of(slot: Slot) -> usize {
+    (slot & 0xffff_ffff) as usize - 1
+}
+
+fn hash_of(slot: Slot) -> usize {
+    (slot >> 32) as usize
+}
+
+impl<S: BuildHasher> NodeTable<S> {
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// How many entries the index takes before it grows.
+    pub(crate) fn capacity(&self) -> usize {
+        self.index.len() / 4 * 3
+    }
+
+    /// The hash [`NodeTable::home`], [`NodeTable::touch`] and [`NodeTable::get_hashed`] take.
+    pub(crate) fn hash(&self, key: &NodeKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn mask(&self) -> usize {
+        self.index.len().wrapping_sub(1)
+    }
+
+    /// Loads the index slot where the probe for `hash` starts and returns it (a batch calls
+    /// this for all its keys first, so that their slots are read in parallel).
+    pub(crate) fn home(&self, hash: u64) -> u64 {
+        self.index
+            .get(hash as usize & self.mask())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Loads the first words of the entry the home slot of `hash` points to, if its hash bits
+    /// match, and returns them (a batch calls this for all its keys after
+    /// [`NodeTable::home`], so that the entries are read in parallel).
+    pub(crate) fn touch(&self, hash: u64) -> u64 {
+        let slot = self.home(hash);
+        if slot == 0 || hash_of(slot) != (hash & 0xffff_ffff) as usize {
+            return 0;
+        }
+        match self.entries.get(entry_of(slot)) {
+            Some((k, Node::Internal { right, .. })) => {
+                k.version ^ right.as_ref().map_or(0, |c| c.version)
+            }
+            Some((k, Node::Leaf { value, .. })) => {
+                k.version ^ value.first().copied().map_or(0, u64::from)
+            }
+            None => 0,
+        }
+    }
+
+    /// The index position of `key` (whose hash is `hash`), if present.
+    fn find(&self, key: &NodeKey, hash: u64) -> Option<usize> {
+        let mask = self.mask();
+        if self.index.is_empty() {
+            return None;
+        }
+        let low = (hash & 0xffff_ffff) as usize;
+        let mut p = hash as usize & mask;
+        // The index is never full (at most three quarters), so an empty slot ends the probe.
+        loop {
+            let slot = self.index[p];
+            if slot == 0 {
+                return None;
+            }
+            if hash_of(slot) == low && self.entries[entry_of(slot)].0 == *key {
+                return Some(p);
+            }
+            p = (p + 1) & mask;
+        }
+    }
+
+    /// The node under `key`, whose hash is `hash` ([`NodeTable::hash`]).
+    pub(crate) fn get_hashed(&self, key: &NodeKey, hash: u64) -> Option<&Node> {
+        self.find(key, hash)
+            .map(|p| &self.entries[entry_of(self.index[p])].1)
+    }
+
+    /// The node under `key`.
+    pub(crate) fn get(&self, key: &NodeKey) -> Option<&Node> {
+        self.get_hashed(key, self.hash(key))
+    }
+
+    /// Makes room for `additional` more entries without growing again.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let want = self.live.saturating_add(additional);
+        self.entries.reserve(additional);
+        if want > self.capacity() {
+            self.rebuild(slots_for(want));
+        }
+    }
+
+    /// Writes `node` under `key`; returns the node it replaced.
+    pub(crate) fn insert(&mut self, key: NodeKey, node: Node) -> Result<Option<Node>, TableFull> {
+        let hash = self.hash(&key);
+        if let Some(p) = self.find(&key, hash) {
+            let e = entry_of(self.index[p]);
+            return Ok(Some(std::mem::replace(&mut self.entries[e].1, node)));
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            self.compact();
+            if self.entries.len() >= MAX_ENTRIES {
+                return Err(TableFull);
+            }
+        }
+        if self.live + 1 > self.capacity() {
+            self.rebuild(slots_for(self.live + 1).max(self.index.len() * 2));
+        }
+        let mask = self.mask();
+        let mut p = hash as usize & mask;
+        while self.index[p] != 0 {
+            p = (p + 1) & mask;
+        }
+        // Below MAX_ENTRIES, so the position plus one fits in 32 bits.
+        self.index[p] = ((hash & 0xffff_ffff) << 32) | (self.entries.len() as u64 + 1);
+        self.entries.push((key, node));
+        self.live += 1;
+        Ok(None)
+    }
+
+    /// Removes `key`; returns its node. Its entry is marked removed ([`DEAD`]); when half the
+    /// entries are, they are compacted ([`NodeTable::compact`]): a removal reads the key's slot
+    /// and entry only, as a lookup does.
+    pub(crate) fn remove(&mut self, key: &NodeKey) -> Option<Node> {
+        let p = self.find(key, self.hash(key))?;
+        let e = entry_of(self.index[p]);
+        self.unlink(p);
+        let (_, node) = std::mem::replace(
+            &mut self.entries[e],
+            (
+                DEAD,
+                Node::Internal {
+                    left: None,
+                    right: None,
+                },
+            ),
+        );
+        self.live -= 1;
+        while self.entries.last().is_some_and(|e| !is_live(e)) {
+            self.entries.pop();
+        }
+        if self.live * 2 < self.entries.len() {
+            self.compact();
+        }
+        Some(node)
+    }
+
+    /// Drops the removed entries and rebuilds the index (of the same length) over the live
+    /// ones: an entry's position changes, so each live key is hashed again (once per removed
+    /// half, reading the entries in order).
+    fn compact(&mut self) {
+        self.entries.retain(is_live);
+        self.index.iter_mut().for_each(|s| *s = 0);
+        let mask = self.mask();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            let hash = self.hasher.hash_one(k);
+            let mut p = hash as usize & mask;
+            while self.index[p] != 0 {
+                p = (p + 1) & mask;
+            }
+            self.index[p] = ((hash & 0xffff_ffff) << 32) | (i as u64 + 1);
+        }
+    }
+
+    /// Empties index slot `p`, shifting back the slots of the probe run after it that may
+    /// move (those whose home is not between `p` and themselves), so that every probe still
+    /// reaches its key before an empty slot.
+    fn unlink(&mut self, mut hole: usize) {
+        let mask = self.mask();
+        let mut j = (hole + 1) & mask;
+        loop {
+            let slot = self.index[j];
+            if slot == 0 {
+                break;
+            }
+            let home = hash_of(slot) & mask;
+            // Distance from its home to j, against the distance from the hole to j.
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.index[hole] = slot;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.index[hole] = 0;
+    }
+
+    /// Gives back the room a table that lost most of its entries no longer needs.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        let slots = if self.live == 0 {
+            0
+        } else {
+            slots_for(self.live)
+        };
+        if slots < self.index.len() || self.live < self.entries.len() {
+            self.index = vec![0; slots.min(self.index.len())];
+            self.compact();
+        }
+        self.entries.shrink_to_fit();
+    }
+
+    /// Rebuilds the index with `slots` slots (a power of two holding every entry, or 0 for
+    /// an empty table) from the hash bits the slots keep.
+    fn rebuild(&mut self, slots: usize) {
+        let old = std::mem::replace(&mut self.index, vec![0; slots]);
+        let mask = self.mask();
+        for slot in old.into_iter().filter(|s| *s != 0) {
+            let mut p = hash_of(slot) & mask;
+            while self.index[p] != 0 {
+                p = (p + 1) & mask;
+            }
+            self.index[p] = slot;
+        }
+    }
+
+    /// The entries, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeKey, &Node)> {
+        self.entries
+            .iter()
+            .filter(|e| is_live(e))
+            .map(|(k, n)| (k, n))
+    }
+
+    /// Takes every entry out, leaving the table empty.
+    pub(crate) fn take_entries(&mut self) -> Vec<(NodeKey, Node)> {
+        self.index = Vec::new();
+        self.live = 0;
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.retain(is_live);
+        entries
+    }
+}
+
+/// The smallest index (a power of two, at least [`MIN_SLOTS`]) that holds `entries` at most
+/// three quarters full.
+fn slots_for(entries: usize) -> usize {
+    entries
+        .saturating_mul(4)
+        .div_ceil(3)
+        .max(MIN_SLOTS)
+        .next_power_of_two()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash;
+    use crate::state_tree::store::Child;
+    use proptest::prelude::*;
+    use std::collections::hash_map::RandomState;
+    use std::collections::HashMap;
+
+    fn key(i: u32) -> NodeKey {
+        let mut path = [0u8; 32];
+        path[..4].copy_from_slice(&i.to_be_bytes());
+        NodeKey {
+            version: u64::from(i % 7),
+            depth: 32,
+            path,
+        }
+    }
+
+    fn node(i: u32) -> Node {
+        if i % 3 == 0 {
+            Node::Leaf {
+                key: Hash([i as u8; 32]),
+                value: i.to_be_bytes().to_vec(),
+            }
+        } else {
+            Node::Internal {
+                left: None,
+                right: Some(Child {
+                    version: u64::from(i),
+                    hash: Hash([1; 32]),
+                    leaf: false,
+                }),
+            }
+        }
+    }
+
+    /// A hasher whose values collide a lot: every probe run and backward shift gets exercised.
+    #[derive(Default, Clone)]
+    struct Crowded;
+    impl BuildHasher for Crowded {
+        type Hasher = CrowdedHasher;
+        fn build_hasher(&self) -> CrowdedHasher {
+            CrowdedHasher(0)
+        }
+    }
+    struct CrowdedHasher(u64);
+    impl std::hash::Hasher for CrowdedHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(*b));
+            }
+        }
+        fn finish(&self) -> u64 {
+            self.0 % 13
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32),
+        Remove(u32),
+        Shrink,
+        Reserve(u8),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            prop_oneof![
+                6 => (0u32..300).prop_map(Op::Insert),
+                4 => (0u32..300).prop_map(Op::Remove),
+                1 => Just(Op::Shrink),
+                1 => any::<u8>().prop_map(Op::Reserve),
+            ],
+            0..600,
+        )
+    }
+
+    fn check<S: BuildHasher + Default>(ops: &[Op]) {
+        let mut t: NodeTable<S> = NodeTable::default();
+        let mut model: HashMap<NodeKey, Node> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(i) => {
+                    let old = t.insert(key(*i), node(*i + 1000)).unwrap();
+                    assert_eq!(old, model.insert(key(*i), node(*i + 1000)));
+                }
+                Op::Remove(i) => assert_eq!(t.remove(&key(*i)), model.remove(&key(*i))),
+                Op::Shrink => t.shrink_to_fit(),
+                Op::Reserve(n) => t.reserve(usize::from(*n)),
+            }
+            assert_eq!(t.len(), model.len());
+            assert!(t.len() <= t.capacity());
+            // Removed entries never outnumber live ones: they are compacted first.
+            assert!(
+                t.entries.len() <= 2 * t.len(),
+                "{} entries, {} live",
+                t.entries.len(),
+                t.len()
+            );
+        }
+        for i in 0..300 {
+            let h = t.hash(&key(i));
+            assert_eq!(t.get_hashed(&key(i), h), model.get(&key(i)), "key {i}");
+            t.home(h);
+            t.touch(h);
+        }
+        let mut all: Vec<_> = t.iter().map(|(k, n)| (*k, n.clone())).collect();
+        all.sort_by_key(|(k, _)| *k);
+        let mut want: Vec<_> = model.into_iter().collect();
+        want.sort_by_key(|(k, _)| *k);
+        assert_eq!(all, want);
+    }
+
+    proptest! {
+        /// Inserts, removals, shrinks and reservations in any order give what a map gives, with
+        /// a well-spread hash and with one that piles every key onto 13 slots.
+        #[test]
+        fn a_table_behaves_as_a_map(ops in ops()) {
+            check::<RandomState>(&ops);
+            check::<Crowded>(&ops);
+        }
+    }
+
+    #[test]
+    fn a_table_grows_shrinks_and_empties() {
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        for i in 0..10_000 {
+            assert!(t.insert(key(i), node(i)).unwrap().is_none());
+        }
+        assert_eq!(t.len(), 10_000);
+        for i in (0..10_000).filter(|i| i % 10 != 0) {
+            assert_eq!(t.remove(&key(i)), Some(node(i)));
+            assert!(
+                t.entries.len() <= 2 * t.len(),
+                "removed entries not compacted"
+            );
+        }
+        t.shrink_to_fit();
+        assert_eq!(t.len(), 1_000);
+        assert!(t.capacity() < 2_000, "capacity {}", t.capacity());
+        for i in 0..10_000 {
+            assert_eq!(t.get(&key(i)).is_some(), i % 10 == 0);
+        }
+        let taken = t.take_entries();
+        assert_eq!((taken.len(), t.len(), t.get(&key(0))), (1_000, 0, None));
+    }
+}
