@@ -376,26 +376,16 @@ impl MemoryStore {
         self.count
     }
 
-    /// The table `key` is in if it is stored: its version's own, or the shared one once that
-    /// is gone.
+    /// The table a node of `version` is in if it is stored: the version's own, or the shared
+    /// one once that is gone. Never both: a version's table moves to the shared one only when
+    /// pruning or rollback deletes from it, after the version was written, and a version is
+    /// written again only after a rollback deleted every node it had (wherever they were).
     fn table(&self, version: u64) -> &VersionNodes {
         self.nodes.get(&version).unwrap_or(&self.merged)
     }
 
     fn get(&self, key: &NodeKey) -> Option<&Node> {
-        self.table(key.version)
-            .get(key)
-            .or_else(|| self.merged_fallback(key))
-    }
-
-    /// A key missing from its version's table is looked up in the shared one too (where it
-    /// cannot be while that table exists: this keeps a read right if that ever changes).
-    fn merged_fallback(&self, key: &NodeKey) -> Option<&Node> {
-        if self.nodes.contains_key(&key.version) {
-            self.merged.get(key)
-        } else {
-            None
-        }
+        self.table(key.version).get(key)
     }
 
     fn insert(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
@@ -457,11 +447,12 @@ impl NodeStore for MemoryStore {
                 loaded ^= t.touch(*h);
             }
             std::hint::black_box(loaded);
-            out.extend(chunk.iter().zip(&found).map(|(k, (t, h))| {
-                t.get_hashed(k, *h)
-                    .or_else(|| self.merged_fallback(k))
-                    .cloned()
-            }));
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(&found)
+                    .map(|(k, (t, h))| t.get_hashed(k, *h).cloned()),
+            );
         }
         Ok(out)
     }
@@ -491,7 +482,7 @@ impl NodeStore for MemoryStore {
             }
             return Ok(());
         };
-        if t.remove(key).is_some() || self.merged.remove(key).is_some() {
+        if t.remove(key).is_some() {
             self.count -= 1;
         }
         if t.len() < MERGE_BELOW {
