@@ -364,7 +364,10 @@ fn spawn_measurements(m: Measurements, stop: watch::Receiver<bool>) -> anyhow::R
         .context("cannot start the event-stream thread")?;
     let probe = std::thread::Builder::new()
         .name("bench-probe".into())
-        .spawn(move || probe_rt.block_on(probe::probe(m.observer, m.every, m.probes, stop)))
+        .spawn(move || {
+            m.probes.lock().scheduling = probe::realtime_prober();
+            probe_rt.block_on(probe::probe(m.observer, m.every, m.probes, stop))
+        })
         .context("cannot start the probe thread")?;
     Ok(Measurers { streams, probe })
 }

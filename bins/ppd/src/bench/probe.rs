@@ -34,6 +34,39 @@ pub(crate) struct Probes {
     pub(crate) skipped: u64,
     /// The last failure, for the report.
     pub(crate) last_error: Option<String>,
+    /// How the prober's thread was scheduled ([`realtime_prober`]).
+    pub(crate) scheduling: String,
+}
+
+/// Puts the calling thread (the prober's) in `SCHED_FIFO` at the lowest real-time priority, so
+/// that its own wakeups (the timer of the next probe, the answer's arrival) are not delayed
+/// behind the machine's other threads: the probe measures the node's answer, not how long the
+/// generator's thread waited for a core. On a 2-core machine shared with 3 nodes and the load,
+/// that wait alone put the p99 of an idle node's answers past 1 ms (docs/testing.md, session
+/// 16). Returns how the thread is scheduled: `"SCHED_FIFO 1"`, or `"normal (...)"` with the
+/// reason (another OS, or no permission: real-time scheduling needs `CAP_SYS_NICE` or an
+/// `RLIMIT_RTPRIO` above 0).
+pub(crate) fn realtime_prober() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+        match set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            fifo,
+        ) {
+            Ok(()) => "SCHED_FIFO 1".to_string(),
+            Err(e) => format!("normal (SCHED_FIFO refused: {e:?})"),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        "normal (real-time scheduling is set on Linux only)".to_string()
+    }
 }
 
 /// The phases of a run the probes are split by.
@@ -99,6 +132,7 @@ impl Probes {
             errors: self.errors,
             skipped: self.skipped,
             last_error: self.last_error.clone(),
+            prober_scheduling: self.scheduling.clone(),
         }
     }
 }
@@ -197,5 +231,29 @@ mod tests {
         };
         let s = p.summary(phases, Vec::new(), 1000, every, "n");
         assert_eq!((s.import_ms.count, s.load_p99_vs_idle), (0, None));
+    }
+
+    /// The prober's thread is in `SCHED_FIFO` when the call says so (the kernel's view:
+    /// `/proc/thread-self/stat` field 41 is the policy, 1 = `SCHED_FIFO`), and the report
+    /// carries the reason when it is not.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_prober_thread_is_real_time_when_it_says_so() {
+        let (said, policy) = std::thread::spawn(|| {
+            let said = realtime_prober();
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            // Fields after the command name, which ends at the last ')': field 3 is first.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let policy: u32 = rest.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+            (said, policy)
+        })
+        .join()
+        .unwrap();
+        if said == "SCHED_FIFO 1" {
+            assert_eq!(policy, 1, "said {said}");
+        } else {
+            assert!(said.starts_with("normal (SCHED_FIFO refused"), "{said}");
+            assert_eq!(policy, 0, "said {said}");
+        }
     }
 }

@@ -106,6 +106,8 @@ pub(crate) struct StatusLatency {
     /// Ticks skipped because 64 probes were waiting for an answer.
     pub(crate) skipped: u64,
     pub(crate) last_error: Option<String>,
+    /// How the prober's thread was scheduled (`super::probe::realtime_prober`).
+    pub(crate) prober_scheduling: String,
 }
 
 /// The options of the run.
@@ -286,7 +288,7 @@ impl Report {
              by fork switch {}, never reached {}\n  \
              /status   on the observer every {} ms: idle p50 {} p99 {} ms ({}); load p50 {} p99 \
              {} ms ({}, {}x idle); during {}+ tx imports p50 {} p99 {} ms ({} probes, {} blocks, \
-             {}x idle); {} failed",
+             {}x idle); {} failed; prober {}",
             self.load_seconds,
             self.node,
             self.observer,
@@ -336,6 +338,7 @@ impl Report {
             st.import_blocks,
             opt(st.import_p99_vs_idle, 2),
             st.errors,
+            st.prober_scheduling,
         )
     }
 }
