@@ -819,6 +819,9 @@ mod tests {
         for i in 0..950 {
             s.delete_node(&key(1, i)).expect("delete");
             assert_eq!(s.node_count(), 1_010 - 1 - i as usize);
+            // Its own table while it keeps MERGE_BELOW nodes or more, merged below that.
+            let left = 1_000 - 1 - i as usize;
+            assert_eq!(s.nodes.contains_key(&1), left >= MERGE_BELOW, "{left} left");
         }
         assert!(
             !s.nodes.contains_key(&1),
