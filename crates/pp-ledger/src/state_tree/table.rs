@@ -442,6 +442,42 @@ mod tests {
         }
     }
 
+    /// The index is always the smallest that holds the live entries at most three quarters
+    /// full (a power of two, at least 8): growing one insert at a time, after a reservation,
+    /// and after a shrink.
+    #[test]
+    fn the_index_is_sized_for_its_entries() {
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        for i in 0..2_000 {
+            t.insert(key(i), node(i)).unwrap();
+            assert_eq!(t.index.len(), slots_for(t.len()), "{} entries", t.len());
+        }
+        let mut r: NodeTable<RandomState> = NodeTable::default();
+        r.reserve(1_000);
+        assert_eq!(r.index.len(), slots_for(1_000));
+        assert!(r.entries.capacity() >= 1_000);
+        for i in 0..1_000 {
+            r.insert(key(i), node(i)).unwrap();
+        }
+        assert_eq!(
+            r.index.len(),
+            slots_for(1_000),
+            "no growth after the reservation"
+        );
+        r.reserve(0);
+        assert_eq!(
+            r.index.len(),
+            slots_for(1_000),
+            "a reservation never shrinks"
+        );
+        for i in 0..900 {
+            r.remove(&key(i));
+        }
+        r.shrink_to_fit();
+        assert_eq!(r.index.len(), slots_for(100));
+        assert_eq!((slots_for(0), slots_for(6), slots_for(7)), (8, 8, 16));
+    }
+
     #[test]
     fn a_table_grows_shrinks_and_empties() {
         let mut t: NodeTable<RandomState> = NodeTable::default();
