@@ -6,7 +6,7 @@
 //! two long, at most three quarters full). An index slot is 8 bytes: the low 32 bits of the
 //! key's hash (its position and a tag) and the entry's position plus one (0 = empty). So:
 //!
-//! * a lookup reads one index slot (a table of 25,000 nodes has a 256 KiB index, one of
+//! * a lookup reads one index slot (a block's table of 25,000 nodes has a 512 KiB index, one of
 //!   2.4 million a 32 MiB one: cache-resident where the entries are not), then one entry;
 //! * a batch of lookups can *load* every slot first, then every entry, before comparing any
 //!   key ([`NodeTable::home`], [`NodeTable::touch`]): the loads are independent, so the CPU
