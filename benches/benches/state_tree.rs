@@ -13,7 +13,8 @@
 //! * Proof sizes at 1M accounts (printed): inclusion and exclusion, mean and maximum.
 //!
 //! Run: `nice -n 10 cargo bench -p pp-benches --bench state_tree -- --warm-up-time 1 --measurement-time 5`
-//! (`PP_BENCH_ACCOUNTS=n` changes the tree size; building 1M accounts takes a few seconds.)
+//! (`PP_BENCH_ACCOUNTS=n` changes the tree size; building 1M accounts takes a few seconds;
+//! `PP_BENCH_ROUNDS=n` the number of interleaved rounds, 21 by default.)
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -199,7 +200,11 @@ fn main() {
     // update, round by round, so that the ratio is not skewed by load drifting between groups.
     let (genesis, block) = big_block();
     let now = genesis.genesis_time + 10_000;
-    let rounds = 21;
+    let rounds: usize = std::env::var("PP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(21);
     // Each round also times one update on the calling thread only, to compare the two-thread
     // update with it under the same load.
     let (mut val, mut upd, mut seq, mut prn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
