@@ -885,8 +885,8 @@ fn inserts(changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, &[u8])> {
 #[derive(Debug, Clone)]
 pub struct StateTree<S> {
     store: S,
-    /// The nodes an update writes, kept between updates: a block writes ~25k nodes (~4 MB),
-    /// and fresh memory for them each time costs more page faults than the update hashes.
+    /// The buffer an update writes its nodes into, kept between updates when the store does
+    /// not keep it ([`NodeStore::put_nodes`]; `MemoryStore` makes it the version's table).
     scratch: Vec<(NodeKey, Node)>,
     /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
     parallel: bool,
@@ -965,6 +965,14 @@ impl<S: NodeStore + Sync> StateTree<S> {
         changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
         let (touched, mut stale) = touched_nodes(&self.store, base, &changes, self.parallel)?;
+        // The version rewrites the nodes it read and writes the changed leaves (and, for a new
+        // key, the node where its path parts from another): room for them in one allocation,
+        // since a store may keep the last batch's buffer (`MemoryStore` makes it the table).
+        self.scratch.reserve(
+            touched
+                .len()
+                .saturating_add(changes.len().saturating_mul(2)),
+        );
         let mut up = Update {
             store: &self.store,
             version,

@@ -242,7 +242,7 @@ pub trait NodeStore {
         keys.iter().map(|k| self.node(k)).collect()
     }
     /// Stores every node of `nodes` ([`NodeStore::put_node`] of each, in any order), leaving
-    /// `nodes` empty (its capacity kept for the next batch).
+    /// `nodes` empty (a backend may keep its buffer, so that its capacity is not kept).
     fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
         for (k, n) in nodes.drain(..) {
             self.put_node(k, n)?;
@@ -439,9 +439,11 @@ impl NodeStore for MemoryStore {
                         t
                     }
                 };
-                let h = t.hash(k);
-                loaded ^= t.home(h);
-                found.push((t, h));
+                found.push((t, t.hash(k)));
+            }
+            // The loads alone, so that many are in flight at once.
+            for (t, h) in &found {
+                loaded ^= t.home(*h);
             }
             for (t, h) in &found {
                 loaded ^= t.touch(*h);
@@ -457,15 +459,26 @@ impl NodeStore for MemoryStore {
         Ok(out)
     }
 
-    /// Reserves room in the batch's version table first (an update writes one version: one
-    /// growth at most).
+    /// A batch of one version that has no table yet (what an update writes) becomes that
+    /// version's table as it is ([`NodeTable::fill`]): `nodes` is taken, not copied, and left
+    /// empty without capacity. Any other batch is inserted node by node, after reserving room
+    /// in the first node's version table (one growth at most).
     fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
-        if let Some((k, _)) = nodes.first() {
-            self.nodes
-                .entry(k.version)
-                .or_default()
-                .reserve(nodes.len());
+        let Some(version) = nodes.first().map(|(k, _)| k.version) else {
+            return Ok(());
+        };
+        if !self.nodes.contains_key(&version) {
+            let mut table = VersionNodes::default();
+            match table.fill(std::mem::take(nodes), |k| k.version == version) {
+                Ok(()) => {
+                    self.count += table.len();
+                    self.nodes.insert(version, table);
+                    return Ok(());
+                }
+                Err(back) => *nodes = back,
+            }
         }
+        self.nodes.entry(version).or_default().reserve(nodes.len());
         for (k, n) in nodes.drain(..) {
             self.insert(k, n)?;
         }
@@ -841,6 +854,51 @@ mod tests {
             .expect("deleting an absent node is nothing");
         assert_eq!(s.node_count(), 10);
         assert_eq!(s.node(&key(1, 999)).expect("read"), None);
+    }
+
+    /// A batch of a new version becomes its table whole; a batch for a version that has a
+    /// table, or one mixing versions, is inserted node by node; every node is readable after,
+    /// and the count is right either way.
+    #[test]
+    fn put_nodes_takes_a_new_version_whole_and_inserts_the_rest() {
+        let node = |i: u32| Node::Leaf {
+            key: Hash([i as u8; 32]),
+            value: i.to_be_bytes().to_vec(),
+        };
+        let key = |v: u64, i: u32| {
+            let mut p = [0u8; 32];
+            p[..4].copy_from_slice(&i.to_be_bytes());
+            NodeKey::at(v, &Hash(p), 32)
+        };
+        let mut s = MemoryStore::new();
+        let mut batch: Vec<(NodeKey, Node)> = (0..300).map(|i| (key(1, i), node(i))).collect();
+        s.put_nodes(&mut batch).expect("put");
+        assert_eq!((batch.len(), batch.capacity()), (0, 0), "taken whole");
+        // More for version 1: inserted into its table; the buffer keeps its room.
+        let mut batch: Vec<(NodeKey, Node)> = (300..400).map(|i| (key(1, i), node(i))).collect();
+        s.put_nodes(&mut batch).expect("put");
+        assert!(batch.is_empty() && batch.capacity() >= 100);
+        // Versions 2 and 3 mixed: inserted, each node into its own version's table.
+        let mut batch: Vec<(NodeKey, Node)> = (0..200)
+            .map(|i| (key(2 + u64::from(i % 2), i), node(i)))
+            .collect();
+        s.put_nodes(&mut batch).expect("put");
+        assert!(batch.is_empty());
+        assert_eq!(s.node_count(), 600);
+        assert_eq!(
+            (s.nodes[&1].len(), s.nodes[&2].len(), s.nodes[&3].len()),
+            (400, 100, 100)
+        );
+        for i in 0..400 {
+            assert_eq!(s.node(&key(1, i)).expect("read"), Some(node(i)));
+        }
+        for i in 0..200 {
+            let v = 2 + u64::from(i % 2);
+            assert_eq!(s.node(&key(v, i)).expect("read"), Some(node(i)));
+            assert_eq!(s.node(&key(5 - v, i)).expect("read"), None);
+        }
+        s.put_nodes(&mut Vec::new()).expect("an empty batch");
+        assert_eq!(s.node_count(), 600);
     }
 
     #[test]

@@ -168,6 +168,60 @@ impl<S: BuildHasher> NodeTable<S> {
         }
     }
 
+    /// Makes an empty table hold `entries`, which becomes its entry list as it is (no entry
+    /// is copied: a block's new nodes arrive as one list, and copying ~25,000 nodes of 144
+    /// bytes into a table cost as much as building its index). Of two entries under one key,
+    /// the later is kept, as [`NodeTable::insert`] would. All or nothing: when the table is
+    /// not empty, `entries` is too long, or `accept` refuses a key, the table is unchanged
+    /// and `entries` comes back.
+    pub(crate) fn fill(
+        &mut self,
+        mut entries: Vec<(NodeKey, Node)>,
+        accept: impl Fn(&NodeKey) -> bool,
+    ) -> Result<(), Vec<(NodeKey, Node)>> {
+        // A table without live entries has no entry at all (a removal drops trailing removed
+        // entries), so `live` tells whether it is empty.
+        if self.live != 0 || entries.len() > MAX_ENTRIES {
+            return Err(entries);
+        }
+        let mut index = vec![0; slots_for(entries.len())];
+        let mask = index.len() - 1;
+        let mut live = entries.len();
+        for i in 0..entries.len() {
+            let key = &entries[i].0;
+            if !accept(key) {
+                return Err(entries);
+            }
+            let hash = self.hasher.hash_one(key);
+            let low = (hash & 0xffff_ffff) as usize;
+            let mut p = hash as usize & mask;
+            // At most MAX_ENTRIES entries, so the position plus one fits in 32 bits.
+            let slot = ((hash & 0xffff_ffff) << 32) | (i as u64 + 1);
+            loop {
+                let s = index[p];
+                if s == 0 {
+                    index[p] = slot;
+                    break;
+                }
+                if hash_of(s) == low && entries[entry_of(s)].0 == *key {
+                    // The same key earlier in the list: this entry replaces it.
+                    entries[entry_of(s)].0 = DEAD;
+                    index[p] = slot;
+                    live -= 1;
+                    break;
+                }
+                p = (p + 1) & mask;
+            }
+        }
+        self.index = index;
+        self.entries = entries;
+        self.live = live;
+        if self.live * 2 < self.entries.len() {
+            self.compact();
+        }
+        Ok(())
+    }
+
     /// Writes `node` under `key`; returns the node it replaced.
     pub(crate) fn insert(&mut self, key: NodeKey, node: Node) -> Result<Option<Node>, TableFull> {
         let hash = self.hash(&key);
@@ -396,9 +450,17 @@ mod tests {
         )
     }
 
-    fn check<S: BuildHasher + Default>(ops: &[Op]) {
+    /// `fill`: the keys of a list the empty table is filled with first ([`NodeTable::fill`]),
+    /// repeats included; then `ops`.
+    fn check<S: BuildHasher + Default>(fill: &[u32], ops: &[Op]) {
         let mut t: NodeTable<S> = NodeTable::default();
         let mut model: HashMap<NodeKey, Node> = HashMap::new();
+        let entries: Vec<_> = fill.iter().map(|i| (key(*i), node(*i + 2000))).collect();
+        t.fill(entries.clone(), |_| true)
+            .expect("an empty table takes any list");
+        model.extend(entries);
+        assert_eq!(t.len(), model.len());
+        assert_eq!(t.index.len(), slots_for(fill.len()));
         for op in ops {
             match op {
                 Op::Insert(i) => {
@@ -433,12 +495,16 @@ mod tests {
     }
 
     proptest! {
-        /// Inserts, removals, shrinks and reservations in any order give what a map gives, with
-        /// a well-spread hash and with one that piles every key onto 13 slots.
+        /// A fill with repeated keys, then inserts, removals, shrinks and reservations in any
+        /// order give what a map gives, with a well-spread hash and with one that piles every
+        /// key onto 13 slots.
         #[test]
-        fn a_table_behaves_as_a_map(ops in ops()) {
-            check::<RandomState>(&ops);
-            check::<Crowded>(&ops);
+        fn a_table_behaves_as_a_map(
+            fill in prop::collection::vec(0u32..300, 0..400),
+            ops in ops(),
+        ) {
+            check::<RandomState>(&fill, &ops);
+            check::<Crowded>(&fill, &ops);
         }
     }
 
@@ -476,6 +542,27 @@ mod tests {
         r.shrink_to_fit();
         assert_eq!(r.index.len(), slots_for(100));
         assert_eq!((slots_for(0), slots_for(6), slots_for(7)), (8, 8, 16));
+    }
+
+    /// A fill is all or nothing: a table that holds anything, or a list with a key `accept`
+    /// refuses, leaves the table as it was and gives the list back.
+    #[test]
+    fn a_refused_fill_changes_nothing() {
+        let list: Vec<_> = (0..100).map(|i| (key(i), node(i))).collect();
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        let back = t.fill(list.clone(), |k| k.version != 3).unwrap_err();
+        assert_eq!(back, list);
+        assert_eq!((t.len(), t.index.len(), t.entries.len()), (0, 0, 0));
+        t.insert(key(500), node(500)).unwrap();
+        assert_eq!(t.fill(list.clone(), |_| true).unwrap_err(), list);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(&key(0)), None);
+        assert_eq!(t.get(&key(500)), Some(&node(500)));
+        t.remove(&key(500));
+        t.fill(list.clone(), |_| true).expect("empty again");
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.get(&key(500)), None);
+        assert!(list.iter().all(|(k, n)| t.get(k) == Some(n)));
     }
 
     #[test]
