@@ -327,104 +327,36 @@ struct Deferred {
     height: u16,
 }
 
-/// Subtrees above this depth are updated on two threads when both sides have at least
-/// [`PARALLEL_MIN_CHANGES`] changes: depth 1 gives two halves, one per core of a small machine.
-const PARALLEL_DEPTH: u16 = 1;
-/// Fewest changes on each side for a parallel update: below it (every devnet block, every
-/// simulation) the update stays on the calling thread, where a thread spawn would cost more
-/// than it saves.
+/// Fewest changes on each side of the root for the two halves to be updated on two threads
+/// ([`StateTree::apply`]): below it (every devnet block, every simulation) the update stays on
+/// the calling thread, where a thread spawn would cost more than it saves.
 const PARALLEL_MIN_CHANGES: usize = 256;
 
 /// No [`Touched`] node (an index past any batch: a block changes far fewer than 2^32 nodes).
 const NO_NODE: u32 = u32::MAX;
 
-/// A stored node an update rewrites, read before any hashing ([`touched_nodes`]).
+/// A stored node an update rewrites, read before any hashing ([`touched_below`]).
 struct Touched {
     /// The node as stored.
     node: Node,
-    /// Indexes in the [`touched_nodes`] list of its left and right children when they are
+    /// Indexes in the [`touched_below`] list of its left and right children when they are
     /// rewritten too ([`NO_NODE`] otherwise).
     children: [u32; 2],
 }
 
-/// A node [`touched_nodes`] reads at the next level: its pointer, the range of changes below
+/// A node [`touched_below`] reads at the next level: its pointer, the range of changes below
 /// it, its parent's index and side (none for the root).
 type ToRead = (Child, std::ops::Range<usize>, Option<(u32, usize)>);
 
-/// Reads every stored node that applying `changes` (sorted by key, unique) to the tree under
-/// `base` rewrites: the nodes on the changed keys' paths, down to where each path leaves the
-/// stored tree (a leaf, or an empty side). The reads go level by level, each level's keys in
-/// one [`NodeStore::nodes`] call, so that a store can overlap them (a read of a large
-/// in-memory map is a cache miss; one after the other, on a path, they would wait on each
-/// other). Returns the nodes, the root first (when it is read), each node's children after
-/// it, and their keys, every one of which the new version replaces (its stale list).
-///
-/// With `parallel`, when both halves below the root have at least [`PARALLEL_MIN_CHANGES`]
-/// changes, the left half is read on a scoped thread of its own while the caller reads the
-/// right one: they share no node, and the reads (cache misses in a large tree) are most of an
-/// update's time, so two cores overlap twice as many.
-fn touched_nodes<S: NodeStore + Sync>(
-    store: &S,
-    base: Option<Child>,
-    changes: &[(Hash, Option<Vec<u8>>)],
-    parallel: bool,
-) -> Result<(Vec<Touched>, Vec<NodeKey>), StateTreeError> {
-    let (Some(c), Some((first, _)), true) = (base, changes.first(), parallel) else {
-        return touched_below(store, base, 0, changes);
-    };
-    let split = changes.partition_point(|(k, _)| !key_bit(k, 0));
-    let (lc, rc) = changes.split_at(split);
-    if lc.len().min(rc.len()) < PARALLEL_MIN_CHANGES {
-        return touched_below(store, base, 0, changes);
-    }
-    let nk = NodeKey::at(c.version, first, 0);
-    let root = store.node(&nk)?.ok_or(StateTreeError::MissingNode(nk))?;
-    let Node::Internal { left, right } = root else {
-        return touched_below(store, base, 0, changes);
-    };
-    let (l, r) = std::thread::scope(|s| {
-        let other = s.spawn(move || touched_below(store, left, 1, lc));
-        let r = touched_below(store, right, 1, rc);
-        let l = other
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (l, r)
-    });
-    let ((lt, lk), (rt, rk)) = (l?, r?);
-    // The root first, then the left half's nodes, then the right half's, each half's indexes
-    // moved past what precedes it.
-    let too_many = || StateTreeError::Corrupt(nk);
-    let l_at = 1u32;
-    let r_at = u32::try_from(1 + lt.len()).map_err(|_| too_many())?;
-    u32::try_from(1 + lt.len() + rt.len()).map_err(|_| too_many())?;
-    let mut touched = Vec::with_capacity(1 + lt.len() + rt.len());
-    touched.push(Touched {
-        node: Node::Internal { left, right },
-        children: [
-            if lt.is_empty() { NO_NODE } else { l_at },
-            if rt.is_empty() { NO_NODE } else { r_at },
-        ],
-    });
-    for (half, offset) in [(lt, l_at), (rt, r_at)] {
-        touched.extend(half.into_iter().map(|mut t| {
-            for c in &mut t.children {
-                if *c != NO_NODE {
-                    *c += offset;
-                }
-            }
-            t
-        }));
-    }
-    let mut keys = Vec::with_capacity(touched.len());
-    keys.push(nk);
-    keys.extend(lk);
-    keys.extend(rk);
-    Ok((touched, keys))
-}
-
-/// [`touched_nodes`] on one thread, for the subtree `base` at `depth` (every key of `changes`
-/// shares its first `depth` bits): the nodes in breadth-first order, `base`'s first, with
-/// indexes local to the returned list.
+/// Reads every stored node that applying `changes` (sorted by key, unique) to the subtree
+/// `base` at `depth` (every key of `changes` shares its first `depth` bits) rewrites: the
+/// nodes on the changed keys' paths, down to where each path leaves the stored tree (a leaf,
+/// or an empty side). The reads go level by level, each level's keys in one
+/// [`NodeStore::nodes`] call, so that a store can overlap them (a read of a large in-memory
+/// map is a cache miss; one after the other, on a path, they would wait on each other).
+/// Returns the nodes in breadth-first order, `base`'s first, each node's children after it
+/// (indexes in the returned list), and their keys, every one of which the new version
+/// replaces (its stale list).
 fn touched_below<S: NodeStore>(
     store: &S,
     base: Option<Child>,
@@ -481,13 +413,11 @@ fn touched_below<S: NodeStore>(
     Ok((touched, keys))
 }
 
-/// One version being computed: the nodes it rewrites are read first ([`touched_nodes`]),
+/// One version being computed: the nodes it rewrites are read first ([`touched_below`]),
 /// writes are collected and applied at the end, so a failed read leaves the store untouched.
 struct Update<'a, S> {
     store: &'a S,
     version: u64,
-    /// Whether large batches may use a second thread ([`StateTree::set_parallel`]).
-    parallel: bool,
     /// The stored nodes this version rewrites, read beforehand.
     touched: &'a [Touched],
     new: &'a mut Vec<(NodeKey, Node)>,
@@ -499,7 +429,24 @@ struct Update<'a, S> {
     stale: Vec<NodeKey>,
 }
 
-impl<S: NodeStore + Sync> Update<'_, S> {
+impl<'a, S: NodeStore> Update<'a, S> {
+    fn new(
+        store: &'a S,
+        version: u64,
+        touched: &'a [Touched],
+        new: &'a mut Vec<(NodeKey, Node)>,
+    ) -> Update<'a, S> {
+        Update {
+            store,
+            version,
+            touched,
+            new,
+            deferred: Vec::new(),
+            hashes: Vec::new(),
+            stale: Vec::new(),
+        }
+    }
+
     fn load(&mut self, child: &Child, key: &Hash, depth: u16) -> Result<Node, StateTreeError> {
         let nk = NodeKey::at(child.version, key, depth);
         let node = self
@@ -513,7 +460,7 @@ impl<S: NodeStore + Sync> Update<'_, S> {
     /// The subtree at the first `depth` bits of `changes[0].0` (all changes share them), after
     /// applying `changes` (sorted by key, unique) to `node`.
     /// `item` is the index in `touched` of the stored node `node` points to when `changes` is
-    /// not empty ([`touched_nodes`] read exactly those).
+    /// not empty ([`touched_below`] read exactly those).
     fn update(
         &mut self,
         node: Option<Child>,
@@ -553,69 +500,11 @@ impl<S: NodeStore + Sync> Update<'_, S> {
                 let d = usize::from(depth);
                 let split = changes.partition_point(|(k, _)| !key_bit(k, d));
                 let (lc, rc) = changes.split_at(split);
-                let (l, r) = if self.parallel
-                    && depth < PARALLEL_DEPTH
-                    && lc.len().min(rc.len()) >= PARALLEL_MIN_CHANGES
-                {
-                    self.update_both((left, li), (right, ri), depth + 1, lc, rc)?
-                } else {
-                    (
-                        self.update(left, depth + 1, lc, li)?,
-                        self.update(right, depth + 1, rc, ri)?,
-                    )
-                };
+                let l = self.update(left, depth + 1, lc, li)?;
+                let r = self.update(right, depth + 1, rc, ri)?;
                 self.join(depth, first, l, r)
             }
         }
-    }
-
-    /// [`Update::update`] of two sibling subtrees at `depth`, the left one on a scoped thread
-    /// of its own: the two share no node, so they are computed independently and their writes
-    /// and stale keys merged (the order of either list does not matter).
-    fn update_both(
-        &mut self,
-        (left, li): (Option<Child>, u32),
-        (right, ri): (Option<Child>, u32),
-        depth: u16,
-        lc: &[(Hash, Option<Vec<u8>>)],
-        rc: &[(Hash, Option<Vec<u8>>)],
-    ) -> Result<(Sub, Sub), StateTreeError>
-    where
-        S: Sync,
-    {
-        let (store, version, touched) = (self.store, self.version, self.touched);
-        let (l, r) = std::thread::scope(|s| {
-            let other = s.spawn(move || {
-                let mut new = Vec::with_capacity(lc.len() * 12);
-                let mut up = Update {
-                    store,
-                    version,
-                    parallel: true,
-                    touched,
-                    new: &mut new,
-                    deferred: Vec::new(),
-                    hashes: Vec::new(),
-                    stale: Vec::new(),
-                };
-                let sub = up.update(left, depth, lc, li).map(|sub| up.finish(sub));
-                let stale = up.stale;
-                sub.map(|sub| (sub, new, stale))
-            });
-            let r = self
-                .update(right, depth, rc, ri)
-                .map(|sub| self.finish(sub));
-            let l = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (l, r)
-        });
-        let (l, new, stale) = l?;
-        let r = r?;
-        // The other thread's nodes are complete: nothing refers to them by index.
-        self.new.extend(new);
-        self.hashes.resize(self.new.len(), Hash::ZERO);
-        self.stale.extend(stale);
-        Ok((l, r))
     }
 
     /// Computes every deferred hash ([`Update::resolve`]) and turns `sub` into a stored
@@ -821,6 +710,45 @@ impl<S: NodeStore + Sync> Update<'_, S> {
     }
 }
 
+/// The two halves of a batch updated on two threads ([`StateTree::halves`]).
+struct Halves {
+    /// The key of the stored root.
+    key: NodeKey,
+    /// The root's left and right subtrees.
+    left: Option<Child>,
+    right: Option<Child>,
+    /// The number of changes in the left half.
+    split: usize,
+}
+
+/// Reads ([`touched_below`]), walks and hashes the subtree `base` at `depth` with `changes`
+/// (sorted, unique, all sharing their first `depth` bits) applied, writing its new nodes into
+/// `new`: the subtree as it ends ([`Update::finish`]: a node, a lone pending leaf, or
+/// nothing), and the keys it makes stale.
+fn update_below<S: NodeStore>(
+    store: &S,
+    version: u64,
+    base: Option<Child>,
+    depth: u16,
+    changes: &[(Hash, Option<Vec<u8>>)],
+    new: &mut Vec<(NodeKey, Node)>,
+) -> Result<(Sub, Vec<NodeKey>), StateTreeError> {
+    let (touched, mut stale) = touched_below(store, base, depth, changes)?;
+    // The nodes read are rewritten, the changed leaves written (and, for a new key, the node
+    // where its path parts from another): room for them in one allocation, since a store may
+    // keep the last batch's buffer (`MemoryStore` makes it the version's table).
+    new.reserve(
+        touched
+            .len()
+            .saturating_add(changes.len().saturating_mul(2)),
+    );
+    let mut up = Update::new(store, version, &touched, new);
+    let sub = up.update(base, depth, changes, 0)?;
+    let sub = up.finish(sub);
+    stale.append(&mut up.stale);
+    Ok((sub, stale))
+}
+
 /// Writes the concatenations of `parts` (one input per item) into `inputs`, their end
 /// offsets into `ends`.
 fn batch_inputs<'p>(
@@ -888,6 +816,9 @@ pub struct StateTree<S> {
     /// The buffer an update writes its nodes into, kept between updates when the store does
     /// not keep it ([`NodeStore::put_nodes`]; `MemoryStore` makes it the version's table).
     scratch: Vec<(NodeKey, Node)>,
+    /// The buffer the second thread writes the left half's nodes into (copied into `scratch`
+    /// after), kept between updates so that its memory is not fresh each time.
+    scratch_left: Vec<(NodeKey, Node)>,
     /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
     parallel: bool,
 }
@@ -898,6 +829,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
         StateTree {
             store,
             scratch: Vec::new(),
+            scratch_left: Vec::new(),
             parallel: true,
         }
     }
@@ -964,27 +896,102 @@ impl<S: NodeStore + Sync> StateTree<S> {
         changes.sort_by_key(|c| c.0);
         changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
-        let (touched, mut stale) = touched_nodes(&self.store, base, &changes, self.parallel)?;
-        // The version rewrites the nodes it read and writes the changed leaves (and, for a new
-        // key, the node where its path parts from another): room for them in one allocation,
-        // since a store may keep the last batch's buffer (`MemoryStore` makes it the table).
-        self.scratch.reserve(
-            touched
-                .len()
-                .saturating_add(changes.len().saturating_mul(2)),
-        );
-        let mut up = Update {
-            store: &self.store,
-            version,
-            parallel: self.parallel,
-            touched: &touched,
-            new: &mut self.scratch,
-            deferred: Vec::new(),
-            hashes: Vec::new(),
-            stale: Vec::new(),
+        let (root, stale) = match self.halves(base, &changes)? {
+            Some(halves) => self.update_halves(version, &changes, halves)?,
+            None => {
+                let store = &self.store;
+                let (sub, stale) =
+                    update_below(store, version, base, 0, &changes, &mut self.scratch)?;
+                let mut up = Update::new(store, version, &[], &mut self.scratch);
+                let root = match sub {
+                    // A single key: its leaf is the root.
+                    p @ Sub::Pending { .. } => {
+                        let (child, at, _) = up.place(p, &Hash::ZERO, 0, 0, false);
+                        up.resolve();
+                        child.map(|c| Child {
+                            hash: up.hashes[at as usize],
+                            ..c
+                        })
+                    }
+                    Sub::Stored(c) => Some(c),
+                    Sub::Empty | Sub::New { .. } => None,
+                };
+                (root, stale)
+            }
         };
-        let root = match up.update(base, 0, &changes, 0)? {
-            // A single key: its leaf is the root.
+        self.store.put_nodes(&mut self.scratch)?;
+        self.store.put_stale(version, stale)?;
+        self.store.put_root(version, root)?;
+        Ok(root.map_or(Hash::ZERO, |c| c.hash))
+    }
+
+    /// Whether `changes` (sorted, unique) are applied to `base` as two halves on two threads:
+    /// when the batch may use them ([`StateTree::set_parallel`]), the root is an internal
+    /// node, and each side of it has at least [`PARALLEL_MIN_CHANGES`] changes. Then the root
+    /// (read here), its key, and where the changes split.
+    fn halves(
+        &self,
+        base: Option<Child>,
+        changes: &[(Hash, Option<Vec<u8>>)],
+    ) -> Result<Option<Halves>, StateTreeError> {
+        let (Some(c), Some((first, _)), true) = (base, changes.first(), self.parallel) else {
+            return Ok(None);
+        };
+        let split = changes.partition_point(|(k, _)| !key_bit(k, 0));
+        if split.min(changes.len() - split) < PARALLEL_MIN_CHANGES {
+            return Ok(None);
+        }
+        let key = NodeKey::at(c.version, first, 0);
+        match self.store.node(&key)? {
+            Some(Node::Internal { left, right }) => Ok(Some(Halves {
+                key,
+                left,
+                right,
+                split,
+            })),
+            Some(Node::Leaf { .. }) => Ok(None),
+            None => Err(StateTreeError::MissingNode(key)),
+        }
+    }
+
+    /// Applies `changes` as two halves: the left one on a scoped thread of its own, the right
+    /// one on the caller, each reading ([`touched_below`]), walking and hashing its own half
+    /// (they share no node), then the root joined from the two on the caller. The left half's
+    /// nodes are written into `scratch_left`, then copied after the right half's. Returns the
+    /// new root and the stale keys (the root's, then each half's: their order does not matter).
+    fn update_halves(
+        &mut self,
+        version: u64,
+        changes: &[(Hash, Option<Vec<u8>>)],
+        h: Halves,
+    ) -> Result<(Option<Child>, Vec<NodeKey>), StateTreeError> {
+        let (lc, rc) = changes.split_at(h.split);
+        let store = &self.store;
+        let scratch = &mut self.scratch;
+        let mut left_new = std::mem::take(&mut self.scratch_left);
+        left_new.clear();
+        let ((l, mut left_new), r) = std::thread::scope(|s| {
+            let other = s.spawn(move || {
+                let l = update_below(store, version, h.left, 1, lc, &mut left_new);
+                (l, left_new)
+            });
+            let r = update_below(store, version, h.right, 1, rc, scratch);
+            let l = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (l, r)
+        });
+        // The left half's nodes are complete (hashed): nothing refers to them by index.
+        self.scratch.append(&mut left_new);
+        self.scratch_left = left_new;
+        let ((l, l_stale), (r, r_stale)) = (l?, r?);
+        let mut stale = Vec::with_capacity(1 + l_stale.len() + r_stale.len());
+        stale.push(h.key);
+        stale.extend(l_stale);
+        stale.extend(r_stale);
+        let mut up = Update::new(&self.store, version, &[], &mut self.scratch);
+        let first = changes.first().map_or(Hash::ZERO, |c| c.0);
+        let root = match up.join(0, &first, l, r)? {
             p @ Sub::Pending { .. } => {
                 let (child, at, _) = up.place(p, &Hash::ZERO, 0, 0, false);
                 up.resolve();
@@ -999,10 +1006,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
             },
         };
         stale.append(&mut up.stale);
-        self.store.put_nodes(&mut self.scratch)?;
-        self.store.put_stale(version, stale)?;
-        self.store.put_root(version, root)?;
-        Ok(root.map_or(Hash::ZERO, |c| c.hash))
+        Ok((root, stale))
     }
 
     /// The root [`StateTree::apply`] would return for `version` with `changes`, without
@@ -1016,6 +1020,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
         let mut t = StateTree {
             store: store::Overlay::new(&self.store),
             scratch: Vec::new(),
+            scratch_left: Vec::new(),
             parallel: self.parallel,
         };
         t.apply(version, changes)

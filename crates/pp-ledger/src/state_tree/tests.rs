@@ -474,6 +474,51 @@ fn large_batches_updated_on_two_threads_match_the_definition() {
     }
 }
 
+/// Two-thread batches after which one half of the root is empty, or holds a single key
+/// (which moves up to the root's level, or becomes the root): each root is the definition's,
+/// on two threads and on one.
+#[test]
+fn two_thread_batches_that_empty_a_half_match_the_definition() {
+    let left: Vec<u32> = (0..2_000).filter(|i| !key_bit(&key(*i), 0)).collect();
+    let right: Vec<u32> = (0..2_000).filter(|i| key_bit(&key(*i), 0)).collect();
+    assert!(left.len().min(right.len()) > 2 * PARALLEL_MIN_CHANGES);
+    let set = |ks: &[u32], x: u64| -> Vec<(Hash, Option<Vec<u8>>)> {
+        ks.iter().map(|i| (key(*i), Some(val(*i, x)))).collect()
+    };
+    let remove = |ks: &[u32]| -> Vec<(Hash, Option<Vec<u8>>)> {
+        ks.iter().map(|i| (key(*i), None)).collect()
+    };
+    let batches: Vec<Vec<(Hash, Option<Vec<u8>>)>> = vec![
+        set(&(0..2_000).collect::<Vec<_>>(), 1),
+        // The left half emptied, the right one changed.
+        [remove(&left), set(&right, 2)].concat(),
+        // The left half back, the right one down to one key: it moves up beside the left.
+        [set(&left, 3), remove(&right[1..])].concat(),
+        // Every left key but one removed, the right one's last key too (with removals of
+        // absent keys, so that both halves have enough changes): one key is the tree.
+        [remove(&left[1..]), remove(&right), set(&left[..1], 4)].concat(),
+    ];
+    for parallel in [true, false] {
+        let mut map = Map::new();
+        let mut t = StateTree::new(MemoryStore::new());
+        t.set_parallel(parallel);
+        for (v, batch) in batches.iter().enumerate() {
+            for (k, c) in batch {
+                match c {
+                    Some(x) => map.insert(*k, x.clone()),
+                    None => map.remove(k),
+                };
+            }
+            let root = t.apply(v as u64, batch.clone()).expect("apply");
+            assert_eq!(root, naive(&map), "version {v}, parallel {parallel}");
+        }
+        assert_eq!(map.len(), 1);
+        let (one_shot, _) = tree_of(&map);
+        t.prune(3).expect("prune");
+        assert_eq!(t.store().node_count(), one_shot.store().node_count());
+    }
+}
+
 #[test]
 fn rollback_restores_the_older_version_exactly() {
     let (mut t, root0, _, _) = sample();
