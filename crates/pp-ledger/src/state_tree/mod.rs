@@ -38,7 +38,8 @@ mod table;
 
 pub use proof::{verify, ProofError, ProofTerminal, StateProof, MAX_PROOF_LEN};
 pub use store::{
-    Child, LoggedStore, MemoryStore, Node, NodeKey, NodeStore, StoreError, StoreOp, NODE_KEY_LEN,
+    Child, LeafValue, LoggedStore, MemoryStore, Node, NodeKey, NodeStore, StoreError, StoreOp,
+    LEAF_VALUE_INLINE, NODE_KEY_LEN,
 };
 
 use crate::crypto::PublicKey;
@@ -308,7 +309,7 @@ enum Sub {
     /// A node already stored at its final key (untouched, or written by this update).
     Stored(Child),
     /// A single key whose leaf is not written yet: where it lands depends on its siblings.
-    Pending { key: Hash, value: Vec<u8> },
+    Pending { key: Hash, value: LeafValue },
     /// An internal node written by this update (at index `at` of its `new` list) whose hash
     /// is not computed yet ([`Update::resolve`]); `height` is its [`Deferred::height`].
     New { at: u32, height: u16 },
@@ -598,7 +599,7 @@ impl<'a, S: NodeStore> Update<'a, S> {
             [] => Ok(Sub::Empty),
             [(key, value)] => Ok(Sub::Pending {
                 key: *key,
-                value: value.to_vec(),
+                value: LeafValue::new(value),
             }),
             [(first, _), ..] => {
                 let d = usize::from(depth);
@@ -724,24 +725,25 @@ struct Halves {
 /// Reads ([`touched_below`]), walks and hashes the subtree `base` at `depth` with `changes`
 /// (sorted, unique, all sharing their first `depth` bits) applied, writing its new nodes into
 /// `new`: the subtree as it ends ([`Update::finish`]: a node, a lone pending leaf, or
-/// nothing), and the keys it makes stale.
+/// nothing), and the keys it makes stale. `all` is the number of changes of the whole batch
+/// whose nodes `new` will hold (the other half's are appended to it after).
 fn update_below<S: NodeStore>(
     store: &S,
     version: u64,
-    base: Option<Child>,
-    depth: u16,
+    (base, depth): (Option<Child>, u16),
     changes: &[(Hash, Option<Vec<u8>>)],
+    all: usize,
     new: &mut Vec<(NodeKey, Node)>,
 ) -> Result<(Sub, Vec<NodeKey>), StateTreeError> {
     let (touched, mut stale) = touched_below(store, base, depth, changes)?;
     // The nodes read are rewritten, the changed leaves written (and, for a new key, the node
-    // where its path parts from another): room for them in one allocation, since a store may
-    // keep the last batch's buffer (`MemoryStore` makes it the version's table).
-    new.reserve(
-        touched
-            .len()
-            .saturating_add(changes.len().saturating_mul(2)),
-    );
+    // where its path parts from another): room for them, and for the other half's in
+    // proportion to its changes, in one allocation, since a store may keep the last batch's
+    // buffer (`MemoryStore` makes it the version's table).
+    let mine = touched
+        .len()
+        .saturating_add(changes.len().saturating_mul(2));
+    new.reserve(mine.saturating_mul(all) / changes.len().max(1));
     let mut up = Update::new(store, version, &touched, new);
     let sub = up.update(base, depth, changes, 0)?;
     let sub = up.finish(sub);
@@ -900,8 +902,14 @@ impl<S: NodeStore + Sync> StateTree<S> {
             Some(halves) => self.update_halves(version, &changes, halves)?,
             None => {
                 let store = &self.store;
-                let (sub, stale) =
-                    update_below(store, version, base, 0, &changes, &mut self.scratch)?;
+                let (sub, stale) = update_below(
+                    store,
+                    version,
+                    (base, 0),
+                    &changes,
+                    changes.len(),
+                    &mut self.scratch,
+                )?;
                 let mut up = Update::new(store, version, &[], &mut self.scratch);
                 let root = match sub {
                     // A single key: its leaf is the root.
@@ -972,10 +980,10 @@ impl<S: NodeStore + Sync> StateTree<S> {
         left_new.clear();
         let ((l, mut left_new), r) = std::thread::scope(|s| {
             let other = s.spawn(move || {
-                let l = update_below(store, version, h.left, 1, lc, &mut left_new);
+                let l = update_below(store, version, (h.left, 1), lc, lc.len(), &mut left_new);
                 (l, left_new)
             });
-            let r = update_below(store, version, h.right, 1, rc, scratch);
+            let r = update_below(store, version, (h.right, 1), rc, changes.len(), scratch);
             let l = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -1047,7 +1055,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
                         key: k,
                         value_hash: value_hash(&value),
                     };
-                    let value = (k == *key).then_some(value);
+                    let value = (k == *key).then(|| value.to_vec());
                     return Ok((value, StateProof { siblings, terminal }));
                 }
                 Node::Internal { .. } if usize::from(depth) >= KEY_BITS => {

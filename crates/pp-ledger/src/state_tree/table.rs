@@ -376,7 +376,7 @@ fn slots_for(entries: usize) -> usize {
 mod tests {
     use super::*;
     use crate::hash::Hash;
-    use crate::state_tree::store::Child;
+    use crate::state_tree::store::{Child, LeafValue};
     use proptest::prelude::*;
     use std::collections::hash_map::RandomState;
     use std::collections::HashMap;
@@ -395,7 +395,7 @@ mod tests {
         if i % 3 == 0 {
             Node::Leaf {
                 key: Hash([i as u8; 32]),
-                value: i.to_be_bytes().to_vec(),
+                value: LeafValue::new(&i.to_be_bytes()),
             }
         } else {
             Node::Internal {
