@@ -171,7 +171,23 @@ impl Core {
                 Incoming::Verified(v) => (v.hash(), Ok(Some(v))),
             };
             let result = verified.and_then(|v| match v {
-                Some(v) => self.chain_mut().add_block(v, now),
+                Some(v) => {
+                    let mut chain = self.chain_mut();
+                    let r = chain.add_block(v, now);
+                    if let Ok(AddOutcome::Reorg { rolled_back, .. }) = &r {
+                        // Before the chain's lock is released: a reader that no longer finds
+                        // these transactions in the chain finds them here (`Core::tx_status`).
+                        // Blocks whose transactions the chain no longer holds (stored, deeper
+                        // than it keeps them) are not listed.
+                        let mut moving = lock(&self.in_transit);
+                        for h in rolled_back {
+                            if let Some(b) = chain.block_by_hash(h) {
+                                moving.extend(b.transactions.iter().map(Transaction::id));
+                            }
+                        }
+                    }
+                    r
+                }
                 None => Ok(AddOutcome::AlreadyKnown),
             });
             if !matches!(result, Ok(AddOutcome::AlreadyKnown)) {
@@ -278,6 +294,13 @@ impl Core {
             .filter(|b| best.contains(&b.hash()))
             .flat_map(|b| b.transactions.iter().map(Transaction::id))
             .collect();
+        #[cfg(test)]
+        if reorgs > 0 {
+            if let Some((paused, resume)) = lock(&self.pause_before_rebuild).take() {
+                let _ = paused.send(());
+                let _ = resume.recv_timeout(std::time::Duration::from_secs(30));
+            }
+        }
         let mut mp = self.mempool();
         if rolled_back_txs.is_empty() {
             commit.mempool_remove = mp.revalidate_after(&view, Some(&included));
@@ -287,6 +310,8 @@ impl Core {
             commit.mempool_add = added;
             commit.mempool_remove = dropped;
         }
+        // Re-admitted or dropped: the pool answers for them now.
+        lock(&self.in_transit).clear();
         self.metrics.mempool_size.set(gauge_value(mp.len()));
         let readmitted = commit.mempool_add.clone();
         let pending = slot.send(WriteOp::Chain(commit));

@@ -51,6 +51,7 @@ pub(crate) mod testing;
 mod tests;
 mod view;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -161,7 +162,21 @@ pub(crate) struct Core {
     /// `mempool`'s length as of the last release of its lock (see [`MempoolGuard`]).
     pending: AtomicUsize,
     mempool: Mutex<Mempool>,
+    /// Transactions of the blocks a fork switch abandoned, from the switch until the mempool's
+    /// rebuild has re-admitted or dropped them: in that window neither the best chain nor the
+    /// pool holds them, and [`Core::tx_status`] answers them pending. Filled under the chain's
+    /// write lock (so a reader that no longer finds one in the chain finds it here), emptied
+    /// under the mempool's lock after the rebuild; never held while another lock is taken.
+    in_transit: Mutex<HashSet<Hash>>,
+    /// Tests only: an import that switched to another branch stops here before the mempool's
+    /// rebuild: it sends on the first channel, then waits on the second.
+    #[cfg(test)]
+    pub(crate) pause_before_rebuild: Mutex<Option<PausePoint>>,
 }
+
+/// Where a test holds an import ([`Core::pause_before_rebuild`]).
+#[cfg(test)]
+pub(crate) type PausePoint = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
 
 /// The best tip at one moment: what `GET /status` and `/health` report without taking the chain
 /// lock.
@@ -289,6 +304,9 @@ impl Core {
             pending: AtomicUsize::new(p.mempool.len()),
             chain: RwLock::new(p.chain),
             mempool: Mutex::new(p.mempool),
+            in_transit: Mutex::new(HashSet::new()),
+            #[cfg(test)]
+            pause_before_rebuild: Mutex::new(None),
         })
     }
 
@@ -488,6 +506,14 @@ impl Core {
 
     /// Where transaction `id` stands: pending, included in a best-chain block, dropped (with the
     /// reason) or unknown.
+    ///
+    /// The order of the looks is what makes a transaction on the move never unknown. Included:
+    /// an import extends the chain before it removes the block's transactions from the pool,
+    /// so one not in the pool any more is in the chain. Rolled back: a fork switch takes it out
+    /// of the chain and puts it in `in_transit` under the chain's write lock, the rebuild puts
+    /// it back in the pool (or drops it, with a reason) before emptying `in_transit`, so one
+    /// not in the chain any more is in `in_transit` or, after, in the pool: hence the pool is
+    /// looked at again last.
     pub(crate) fn tx_status(&self, id: &Hash) -> Result<TxStatus, StorageError> {
         if self.mempool().contains(id) {
             return Ok(TxStatus::Pending);
@@ -495,7 +521,14 @@ impl Core {
         if let Some(b) = self.included_in(id)? {
             return Ok(TxStatus::Included(Box::new(b)));
         }
-        Ok(match self.mempool().dropped(id) {
+        if lock(&self.in_transit).contains(id) {
+            return Ok(TxStatus::Pending);
+        }
+        let mp = self.mempool();
+        if mp.contains(id) {
+            return Ok(TxStatus::Pending);
+        }
+        Ok(match mp.dropped(id) {
             Some(reason) => TxStatus::Dropped(reason.clone()),
             None => TxStatus::Unknown,
         })

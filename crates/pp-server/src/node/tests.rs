@@ -272,6 +272,51 @@ async fn no_acknowledged_transaction_is_silently_lost_in_a_fork_switch() {
     assert_eq!(core.storage.mempool_txs().unwrap().0.len(), 12);
 }
 
+/// Between a fork switch and the mempool's rebuild, a transaction of an abandoned block is in
+/// neither the best chain nor the pool: it is still reported pending, never unknown (an import
+/// held at that point by the test's pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_of_an_abandoned_block_is_pending_while_the_pool_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::from_seed([73u8; 32]);
+    let start = crate::clock::SystemClock.now_ms() - 60_000;
+    let core = testing::core_with_genesis_time(dir.path(), &key, start);
+    let genesis = core.chain().tip().header.clone();
+    let to = KeyPair::from_seed([74u8; 32]).public();
+    let t0 = Transaction::transfer(&key, to, 5, 1, 0, &core.genesis_hash);
+    let ours = block_on(&core, &genesis, 5, vec![t0.clone()]);
+    core.import_block(ours).await.unwrap();
+    assert_eq!(tx_status(&core, &t0.id()).await, (200, "included".into()));
+    let c1 = block_on(&core, &genesis, 3, vec![]);
+    let c2 = block_on(&core, &c1.header, 4, vec![]);
+    core.import_block(c1).await.unwrap();
+
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
+    *lock(&core.pause_before_rebuild) = Some((paused_tx, resume_rx));
+    let import = {
+        let core = core.clone();
+        let c2 = c2.clone();
+        tokio::spawn(async move { core.import_block(c2).await })
+    };
+    let paused = tokio::task::spawn_blocking(move || {
+        paused_rx.recv_timeout(std::time::Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    paused.expect("the import reached the pause");
+    // Switched, not rebuilt: the chain's tip is the other branch, the pool does not hold t0.
+    assert_eq!(core.chain().tip_hash(), c2.hash());
+    assert!(!core.mempool().contains(&t0.id()));
+    let during = tx_status(&core, &t0.id()).await;
+    resume_tx.send(()).unwrap();
+    let outcome = import.await.unwrap().unwrap().outcome;
+    assert!(matches!(outcome, AddOutcome::Reorg { .. }));
+    assert_eq!(during, (200, "pending".into()), "during the rebuild");
+    assert_eq!(tx_status(&core, &t0.id()).await, (200, "pending".into()));
+    assert!(core.mempool().contains(&t0.id()));
+}
+
 #[tokio::test]
 async fn a_pending_transaction_beaten_by_a_conflicting_block_is_reported_dropped() {
     let dir = tempfile::tempdir().unwrap();
