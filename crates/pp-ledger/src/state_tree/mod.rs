@@ -736,19 +736,22 @@ fn update_below<S: NodeStore>(
     new: &mut Vec<(NodeKey, Node)>,
 ) -> Result<(Sub, Vec<NodeKey>), StateTreeError> {
     let (touched, mut stale) = touched_below(store, base, depth, changes)?;
-    // The nodes read are rewritten, the changed leaves written (and, for a new key, the node
-    // where its path parts from another): room for them, and for the other half's in
-    // proportion to its changes, in one allocation, since a store may keep the last batch's
-    // buffer (`MemoryStore` makes it the version's table).
-    let mine = touched
-        .len()
-        .saturating_add(changes.len().saturating_mul(2));
-    new.reserve(mine.saturating_mul(all) / changes.len().max(1));
+    new.reserve(batch_room(touched.len(), changes.len(), all));
     let mut up = Update::new(store, version, &touched, new);
     let sub = up.update(base, depth, changes, 0)?;
     let sub = up.finish(sub);
     stale.append(&mut up.stale);
     Ok((sub, stale))
+}
+
+/// Room for the nodes of a batch of `all` changes, estimated from the part of `changes` of
+/// them that read `read` nodes: the nodes read are rewritten, the changed leaves written (and,
+/// for a new key, the node where its path parts from another); the rest of the batch in
+/// proportion to its changes. Reserved in one allocation, since a store may keep the last
+/// batch's buffer (`MemoryStore` makes it the version's table).
+fn batch_room(read: usize, changes: usize, all: usize) -> usize {
+    let mine = read.saturating_add(changes.saturating_mul(2));
+    mine.saturating_mul(all) / changes.max(1)
 }
 
 /// Writes the concatenations of `parts` (one input per item) into `inputs`, their end

@@ -519,6 +519,59 @@ fn two_thread_batches_that_empty_a_half_match_the_definition() {
     }
 }
 
+/// A batch goes to two threads when each side of the root has at least
+/// `PARALLEL_MIN_CHANGES` changes and the tree may use them; then the halves are the stored
+/// root's children, split where the changes' first bit turns to 1.
+#[test]
+fn batches_split_at_the_root_only_when_both_sides_are_large() {
+    let mut map = Map::new();
+    for i in 0..2_000u32 {
+        map.insert(key(i), val(i, 1));
+    }
+    let (mut t, _) = tree_of(&map);
+    let base = t.root_child(0).expect("root");
+    let (mut left, mut right): (Vec<Hash>, Vec<Hash>) = map.keys().partition(|k| !key_bit(k, 0));
+    left.sort();
+    right.sort();
+    let batch = |l: usize, r: usize| -> Vec<(Hash, Option<Vec<u8>>)> {
+        left[..l]
+            .iter()
+            .chain(&right[..r])
+            .map(|k| (*k, Some(val(0, 2))))
+            .collect()
+    };
+    let n = PARALLEL_MIN_CHANGES;
+    let h = t
+        .halves(base, &batch(n, n + 7))
+        .expect("read")
+        .expect("both sides large");
+    assert_eq!(h.split, n);
+    assert_eq!(h.key, NodeKey::root(0));
+    let Some(Node::Internal { left: l, right: r }) = t.store().node(&h.key).expect("read") else {
+        panic!("the root is internal");
+    };
+    assert_eq!((h.left, h.right), (l, r));
+    for (a, b) in [(n - 1, n), (n, n - 1), (0, 2 * n)] {
+        assert!(
+            t.halves(base, &batch(a, b)).expect("read").is_none(),
+            "{a} + {b}"
+        );
+    }
+    assert!(t.halves(None, &batch(n, n)).expect("read").is_none());
+    t.set_parallel(false);
+    assert!(t.halves(base, &batch(n, n)).expect("read").is_none());
+}
+
+/// The room reserved for a batch's nodes: the part's own (its reads and two per change), and
+/// the rest of the batch in proportion.
+#[test]
+fn a_batch_reserves_room_in_proportion() {
+    assert_eq!(batch_room(100, 10, 10), 120);
+    assert_eq!(batch_room(100, 10, 30), 360);
+    assert_eq!(batch_room(0, 0, 0), 0);
+    assert_eq!(batch_room(7, 3, 4), 17);
+}
+
 #[test]
 fn rollback_restores_the_older_version_exactly() {
     let (mut t, root0, _, _) = sample();
