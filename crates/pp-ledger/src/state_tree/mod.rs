@@ -62,9 +62,12 @@ pub const NODE_TAG: u8 = 0x01;
 /// Tag byte of a value hash.
 pub const VALUE_TAG: u8 = 0x02;
 
-/// The tree key of an account: `Blake2b-256(ACCOUNT_KEY_TAG ‖ public key)`.
+/// The tree key of an account: `Blake2b-256(ACCOUNT_KEY_TAG ‖ public key)` (with the tree's
+/// Blake2b, `blake2b_simd`: a block's changed accounts are keyed on the update's path).
 pub fn account_key(account: &PublicKey) -> Hash {
-    Hash::blake2b_parts(&[ACCOUNT_KEY_TAG, &account.0])
+    let mut state = blake2b_params().to_state();
+    state.update(ACCOUNT_KEY_TAG).update(&account.0);
+    to_hash(&state.finalize())
 }
 
 /// Domain tag of the reserved (non-account) leaves, [`total_stake_key`]: distinct from
@@ -485,6 +488,19 @@ impl<'a, S: NodeStore> Update<'a, S> {
             )))?;
         match &t.node {
             Node::Leaf { key, value } => {
+                if let [(k, v)] = changes {
+                    if k == key {
+                        // The common case, the leaf's own key changed alone: what `build` makes
+                        // of it, without the list.
+                        return Ok(match v {
+                            Some(v) => Sub::Pending {
+                                key: *k,
+                                value: LeafValue::new(v),
+                            },
+                            None => Sub::Empty,
+                        });
+                    }
+                }
                 let mut entries = inserts(changes);
                 if changes.binary_search_by(|(k, _)| k.cmp(key)).is_err() {
                     let at = entries.partition_point(|(k, _)| k < key);

@@ -105,15 +105,18 @@ impl NodeKey {
     }
 }
 
-/// The first `depth` bits of `key`, the rest zeroed.
+/// The first `depth` bits of `key`, the rest zeroed (as four masked 64-bit words: every node
+/// key an update reads or writes is one of these).
 pub(crate) fn prefix(key: &Hash, depth: u16) -> [u8; 32] {
-    let depth = usize::from(depth).min(KEY_BITS);
+    let depth = u32::from(depth).min(KEY_BITS as u32);
     let mut p = [0u8; 32];
-    let full = depth / 8;
-    p[..full].copy_from_slice(&key.0[..full]);
-    let rem = depth % 8;
-    if rem > 0 {
-        p[full] = key.0[full] & (0xffu8 << (8 - rem));
+    for (i, (out, word)) in p.chunks_exact_mut(8).zip(key.0.chunks_exact(8)).enumerate() {
+        // The bits of this word within the depth: 0 to 64.
+        let bits = depth.saturating_sub(64 * i as u32).min(64);
+        let mask = u64::MAX.checked_shl(64 - bits).unwrap_or(0);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        out.copy_from_slice(&(u64::from_be_bytes(w) & mask).to_be_bytes());
     }
     p
 }
@@ -872,6 +875,22 @@ impl<S: NodeStore> NodeStore for Overlay<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The prefix keeps exactly the first `depth` bits, at every depth (against a bit-by-bit
+    /// reference).
+    #[test]
+    fn a_prefix_keeps_exactly_its_bits() {
+        let key = Hash::blake2b(b"prefix");
+        for depth in 0..=300u16 {
+            let mut want = [0u8; 32];
+            for i in 0..usize::from(depth).min(KEY_BITS) {
+                if super::super::key_bit(&key, i) {
+                    want[i / 8] |= 0x80 >> (i % 8);
+                }
+            }
+            assert_eq!(prefix(&key, depth), want, "depth {depth}");
+        }
+    }
 
     #[test]
     fn node_key_bytes_round_trip_and_refuse_stray_bits() {

@@ -95,6 +95,11 @@ fn tree_hashes_are_blake2b_256() {
     );
     let value = [&[super::VALUE_TAG][..], &data[..29]].concat();
     assert_eq!(super::value_hash(&data[..29]), Hash::blake2b(&value));
+    let account = PublicKey([0x5c; 32]);
+    assert_eq!(
+        account_key(&account),
+        Hash::blake2b_parts(&[ACCOUNT_KEY_TAG, &account.0])
+    );
 }
 
 #[test]
