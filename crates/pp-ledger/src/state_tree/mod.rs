@@ -524,6 +524,25 @@ impl<'a, S: NodeStore> Update<'a, S> {
         }
     }
 
+    /// The root of the tree whose top is `sub`: a lone pending leaf is written as the root,
+    /// a new node gets its hash ([`Update::finish`]); `None` for an empty tree.
+    fn root(&mut self, sub: Sub) -> Option<Child> {
+        match sub {
+            p @ Sub::Pending { .. } => {
+                let (child, at, _) = self.place(p, &Hash::ZERO, 0, 0, false);
+                self.resolve();
+                child.map(|c| Child {
+                    hash: self.hashes[at as usize],
+                    ..c
+                })
+            }
+            sub => match self.finish(sub) {
+                Sub::Stored(c) => Some(c),
+                _ => None,
+            },
+        }
+    }
+
     /// Computes every deferred hash ([`Update::resolve`]) and turns `sub` into a stored
     /// child if it was a new node.
     fn finish(&mut self, sub: Sub) -> Sub {
@@ -929,20 +948,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
                     changes.len(),
                     &mut self.scratch,
                 )?;
-                let mut up = Update::new(store, version, &[], &mut self.scratch);
-                let root = match sub {
-                    // A single key: its leaf is the root.
-                    p @ Sub::Pending { .. } => {
-                        let (child, at, _) = up.place(p, &Hash::ZERO, 0, 0, false);
-                        up.resolve();
-                        child.map(|c| Child {
-                            hash: up.hashes[at as usize],
-                            ..c
-                        })
-                    }
-                    Sub::Stored(c) => Some(c),
-                    Sub::Empty | Sub::New { .. } => None,
-                };
+                let root = Update::new(store, version, &[], &mut self.scratch).root(sub);
                 (root, stale)
             }
         };
@@ -1018,20 +1024,8 @@ impl<S: NodeStore + Sync> StateTree<S> {
         stale.extend(r_stale);
         let mut up = Update::new(&self.store, version, &[], &mut self.scratch);
         let first = changes.first().map_or(Hash::ZERO, |c| c.0);
-        let root = match up.join(0, &first, l, r)? {
-            p @ Sub::Pending { .. } => {
-                let (child, at, _) = up.place(p, &Hash::ZERO, 0, 0, false);
-                up.resolve();
-                child.map(|c| Child {
-                    hash: up.hashes[at as usize],
-                    ..c
-                })
-            }
-            sub => match up.finish(sub) {
-                Sub::Stored(c) => Some(c),
-                _ => None,
-            },
-        };
+        let sub = up.join(0, &first, l, r)?;
+        let root = up.root(sub);
         stale.append(&mut up.stale);
         Ok((root, stale))
     }

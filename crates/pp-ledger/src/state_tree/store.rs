@@ -907,19 +907,25 @@ mod tests {
         assert!(NodeKey::from_bytes(&b).is_err());
     }
 
+    /// A leaf for the store tests.
+    fn node(i: u32) -> Node {
+        Node::Leaf {
+            key: Hash([i as u8; 32]),
+            value: LeafValue::new(&i.to_be_bytes()),
+        }
+    }
+
+    /// The key of node `i` of version `v`, for the store tests.
+    fn key(v: u64, i: u32) -> NodeKey {
+        let mut p = [0u8; 32];
+        p[..4].copy_from_slice(&i.to_be_bytes());
+        NodeKey::at(v, &Hash(p), 32)
+    }
+
     /// Nodes stay readable, and counted once, through a version table's shrinking and its
     /// merge into the shared table; deletes reach them wherever they are.
     #[test]
     fn memory_store_tables_shrink_and_merge_without_losing_nodes() {
-        let node = |i: u32| Node::Leaf {
-            key: Hash([i as u8; 32]),
-            value: LeafValue::new(&i.to_be_bytes()),
-        };
-        let key = |v: u64, i: u32| {
-            let mut p = [0u8; 32];
-            p[..4].copy_from_slice(&i.to_be_bytes());
-            NodeKey::at(v, &Hash(p), 32)
-        };
         let mut s = MemoryStore::new();
         let mut batch: Vec<(NodeKey, Node)> = (0..1_000).map(|i| (key(1, i), node(i))).collect();
         s.put_nodes(&mut batch).expect("put");
@@ -961,15 +967,6 @@ mod tests {
     /// and the count is right either way.
     #[test]
     fn put_nodes_takes_a_new_version_whole_and_inserts_the_rest() {
-        let node = |i: u32| Node::Leaf {
-            key: Hash([i as u8; 32]),
-            value: LeafValue::new(&i.to_be_bytes()),
-        };
-        let key = |v: u64, i: u32| {
-            let mut p = [0u8; 32];
-            p[..4].copy_from_slice(&i.to_be_bytes());
-            NodeKey::at(v, &Hash(p), 32)
-        };
         let mut s = MemoryStore::new();
         let mut batch: Vec<(NodeKey, Node)> = (0..300).map(|i| (key(1, i), node(i))).collect();
         s.put_nodes(&mut batch).expect("put");
@@ -1070,15 +1067,6 @@ mod tests {
     /// the logged store records one delete per key, in order.
     #[test]
     fn delete_nodes_is_delete_node_of_each_key() {
-        let node = |i: u32| Node::Leaf {
-            key: Hash([i as u8; 32]),
-            value: LeafValue::new(&i.to_be_bytes()),
-        };
-        let key = |v: u64, i: u32| {
-            let mut p = [0u8; 32];
-            p[..4].copy_from_slice(&i.to_be_bytes());
-            NodeKey::at(v, &Hash(p), 32)
-        };
         let mut one = LoggedStore::new(MemoryStore::new());
         for v in 0..3u64 {
             for i in 0..200 {
