@@ -1018,11 +1018,16 @@ mod tests {
             assert_eq!(&*v, &bytes[..]);
             assert_eq!(LeafValue::from(bytes.clone()), v);
             assert_eq!(LeafValue::from(&bytes[..]), v);
-            assert_eq!(
-                matches!(v.0, Repr::Inline { .. }),
-                len <= LEAF_VALUE_INLINE,
-                "{len} bytes"
-            );
+            for (how, v) in [
+                ("new", &v),
+                ("from a vector", &LeafValue::from(bytes.clone())),
+            ] {
+                assert_eq!(
+                    matches!(v.0, Repr::Inline { .. }),
+                    len <= LEAF_VALUE_INLINE,
+                    "{len} bytes, {how}"
+                );
+            }
             assert_eq!(format!("{v:?}"), format!("{bytes:?}"));
             let mut other = bytes.clone();
             other.push(0);
