@@ -567,6 +567,36 @@ mod tests {
         assert!(list.iter().all(|(k, n)| t.get(k) == Some(n)));
     }
 
+    /// `shrink_to_fit` gives back an index larger than the live entries need, and drops
+    /// removed entries, each alone: an oversized index without removed entries, and removed
+    /// entries under an index of the right size.
+    #[test]
+    fn shrinking_gives_back_the_index_and_the_removed_entries() {
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        t.reserve(5_000);
+        for i in 0..100 {
+            t.insert(key(i), node(i)).unwrap();
+        }
+        assert_eq!((t.index.len(), t.entries.len()), (slots_for(5_000), 100));
+        t.shrink_to_fit();
+        assert_eq!((t.index.len(), t.entries.len()), (slots_for(100), 100));
+
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        for i in 0..200 {
+            t.insert(key(i), node(i)).unwrap();
+        }
+        for i in 10..15 {
+            t.remove(&key(i)).unwrap();
+        }
+        // Five removed entries, too few to compact, and the index already the live size's.
+        assert_eq!((t.len(), t.entries.len()), (195, 200));
+        assert_eq!(t.index.len(), slots_for(195));
+        t.shrink_to_fit();
+        assert_eq!((t.len(), t.entries.len()), (195, 195));
+        assert_eq!(t.index.len(), slots_for(195));
+        assert!((0..200).all(|i| t.get(&key(i)).is_some() != (10..15).contains(&i)));
+    }
+
     #[test]
     fn a_table_grows_shrinks_and_empties() {
         let mut t: NodeTable<RandomState> = NodeTable::default();
