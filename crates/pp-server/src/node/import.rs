@@ -174,13 +174,17 @@ impl Core {
                 Some(v) => {
                     let mut chain = self.chain_mut();
                     let r = chain.add_block(v, now);
-                    if let Ok(AddOutcome::Reorg { rolled_back, .. }) = &r {
+                    if let Ok(AddOutcome::Reorg {
+                        rolled_back: abandoned,
+                        ..
+                    }) = &r
+                    {
                         // Before the chain's lock is released: a reader that no longer finds
                         // these transactions in the chain finds them here (`Core::tx_status`).
                         // Blocks whose transactions the chain no longer holds (stored, deeper
                         // than it keeps them) are not listed.
                         let mut moving = lock(&self.in_transit);
-                        for h in rolled_back {
+                        for h in abandoned {
                             if let Some(b) = chain.block_by_hash(h) {
                                 moving.extend(b.transactions.iter().map(Transaction::id));
                             }

@@ -166,7 +166,8 @@ pub(crate) struct Core {
     /// rebuild has re-admitted or dropped them: in that window neither the best chain nor the
     /// pool holds them, and [`Core::tx_status`] answers them pending. Filled under the chain's
     /// write lock (so a reader that no longer finds one in the chain finds it here), emptied
-    /// under the mempool's lock after the rebuild; never held while another lock is taken.
+    /// under the mempool's lock after the rebuild. The innermost lock: nothing else is locked
+    /// while it is held.
     in_transit: Mutex<HashSet<Hash>>,
     /// Tests only: an import that switched to another branch stops here before the mempool's
     /// rebuild: it sends on the first channel, then waits on the second.
