@@ -760,18 +760,16 @@ struct Halves {
 /// Reads ([`touched_below`]), walks and hashes the subtree `base` at `depth` with `changes`
 /// (sorted, unique, all sharing their first `depth` bits) applied, writing its new nodes into
 /// `new`: the subtree as it ends ([`Update::finish`]: a node, a lone pending leaf, or
-/// nothing), and the keys it makes stale. `all` is the number of changes of the whole batch
-/// whose nodes `new` will hold (the other half's are appended to it after).
+/// nothing), and the keys it makes stale.
 fn update_below<S: NodeStore>(
     store: &S,
     version: u64,
     (base, depth): (Option<Child>, u16),
     changes: &[(Hash, Option<Vec<u8>>)],
-    all: usize,
     new: &mut Vec<(NodeKey, Node)>,
 ) -> Result<(Sub, Vec<NodeKey>), StateTreeError> {
     let (touched, mut stale) = touched_below(store, base, depth, changes)?;
-    new.reserve(batch_room(touched.len(), changes.len(), all));
+    new.reserve(batch_room(touched.len(), changes.len()));
     let mut up = Update::new(store, version, &touched, new);
     let sub = up.update(base, depth, changes, 0)?;
     let sub = up.finish(sub);
@@ -779,14 +777,12 @@ fn update_below<S: NodeStore>(
     Ok((sub, stale))
 }
 
-/// Room for the nodes of a batch of `all` changes, estimated from the part of `changes` of
-/// them that read `read` nodes: the nodes read are rewritten, the changed leaves written (and,
-/// for a new key, the node where its path parts from another); the rest of the batch in
-/// proportion to its changes. Reserved in one allocation, since a store may keep the last
-/// batch's buffer (`MemoryStore` makes it the version's table).
-fn batch_room(read: usize, changes: usize, all: usize) -> usize {
-    let mine = read.saturating_add(changes.saturating_mul(2));
-    mine.saturating_mul(all) / changes.max(1)
+/// Room for the nodes of a batch of `changes` changes that read `read` nodes: the nodes read
+/// are rewritten, the changed leaves written (and, for a new key, the node where its path
+/// parts from another). Reserved in one allocation, since a store may keep the batch's
+/// buffer (`MemoryStore` makes it a table).
+fn batch_room(read: usize, changes: usize) -> usize {
+    read.saturating_add(changes.saturating_mul(2))
 }
 
 /// Writes the concatenations of `parts` (one input per item) into `inputs`, their end
@@ -853,11 +849,11 @@ fn inserts(changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, &[u8])> {
 #[derive(Debug, Clone)]
 pub struct StateTree<S> {
     store: S,
-    /// The buffer an update writes its nodes into, kept between updates when the store does
-    /// not keep it ([`NodeStore::put_nodes`]; `MemoryStore` makes it the version's table).
+    /// The buffer an update writes its nodes into (the right half's, when the halves of a
+    /// large batch are updated on two threads), kept between updates when the store does not
+    /// keep it ([`NodeStore::put_nodes`]; `MemoryStore` makes it a table).
     scratch: Vec<(NodeKey, Node)>,
-    /// The buffer the second thread writes the left half's nodes into (copied into `scratch`
-    /// after), kept between updates so that its memory is not fresh each time.
+    /// The buffer the second thread writes the left half's nodes into, kept likewise.
     scratch_left: Vec<(NodeKey, Node)>,
     /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
     parallel: bool,
@@ -936,23 +932,22 @@ impl<S: NodeStore + Sync> StateTree<S> {
         changes.sort_by_key(|c| c.0);
         changes.dedup_by(|later, kept| later.0 == kept.0);
         self.scratch.clear();
+        self.scratch_left.clear();
+        if self.scratch.capacity() == 0 {
+            self.scratch = self.store.spare_buffer();
+        }
         let (root, stale) = match self.halves(base, &changes)? {
             Some(halves) => self.update_halves(version, &changes, halves)?,
             None => {
                 let store = &self.store;
-                let (sub, stale) = update_below(
-                    store,
-                    version,
-                    (base, 0),
-                    &changes,
-                    changes.len(),
-                    &mut self.scratch,
-                )?;
+                let (sub, stale) =
+                    update_below(store, version, (base, 0), &changes, &mut self.scratch)?;
                 let root = Update::new(store, version, &[], &mut self.scratch).root(sub);
                 (root, stale)
             }
         };
         self.store.put_nodes(&mut self.scratch)?;
+        self.store.put_nodes(&mut self.scratch_left)?;
         self.store.put_stale(version, stale)?;
         self.store.put_root(version, root)?;
         Ok(root.map_or(Hash::ZERO, |c| c.hash))
@@ -990,8 +985,12 @@ impl<S: NodeStore + Sync> StateTree<S> {
     /// Applies `changes` as two halves: the left one on a scoped thread of its own, the right
     /// one on the caller, each reading ([`touched_below`]), walking and hashing its own half
     /// (they share no node), then the root joined from the two on the caller. The left half's
-    /// nodes are written into `scratch_left`, then copied after the right half's. Returns the
-    /// new root and the stale keys (the root's, then each half's: their order does not matter).
+    /// nodes are written into `scratch_left`, the right half's into `scratch`, and the few
+    /// the root's join writes (the root, a leaf placed beside it) into the batch of their
+    /// side (the root's path is empty: the left one): two batches, not copied into one (a
+    /// store may keep each as it is: `MemoryStore` keeps a table per version and side of the
+    /// root). Returns the new root and the stale keys (the root's, then each half's: their
+    /// order does not matter).
     fn update_halves(
         &mut self,
         version: u64,
@@ -999,34 +998,41 @@ impl<S: NodeStore + Sync> StateTree<S> {
         h: Halves,
     ) -> Result<(Option<Child>, Vec<NodeKey>), StateTreeError> {
         let (lc, rc) = changes.split_at(h.split);
+        if self.scratch_left.capacity() == 0 {
+            self.scratch_left = self.store.spare_buffer();
+        }
         let store = &self.store;
         let scratch = &mut self.scratch;
-        let mut left_new = std::mem::take(&mut self.scratch_left);
+        let left_new = &mut self.scratch_left;
         left_new.clear();
-        let ((l, mut left_new), r) = std::thread::scope(|s| {
-            let other = s.spawn(move || {
-                let l = update_below(store, version, (h.left, 1), lc, lc.len(), &mut left_new);
-                (l, left_new)
-            });
-            let r = update_below(store, version, (h.right, 1), rc, changes.len(), scratch);
+        let (l, r) = std::thread::scope(|s| {
+            let other = s.spawn(move || update_below(store, version, (h.left, 1), lc, left_new));
+            let r = update_below(store, version, (h.right, 1), rc, scratch);
             let l = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (l, r)
         });
-        // The left half's nodes are complete (hashed): nothing refers to them by index.
-        self.scratch.append(&mut left_new);
-        self.scratch_left = left_new;
         let ((l, l_stale), (r, r_stale)) = (l?, r?);
         let mut stale = Vec::with_capacity(1 + l_stale.len() + r_stale.len());
         stale.push(h.key);
         stale.extend(l_stale);
         stale.extend(r_stale);
-        let mut up = Update::new(&self.store, version, &[], &mut self.scratch);
+        let mut top = Vec::new();
+        let mut up = Update::new(&self.store, version, &[], &mut top);
         let first = changes.first().map_or(Hash::ZERO, |c| c.0);
         let sub = up.join(0, &first, l, r)?;
         let root = up.root(sub);
         stale.append(&mut up.stale);
+        for (k, n) in top {
+            let right = k.depth > 0 && k.path[0] & 0x80 != 0;
+            let batch = if right {
+                &mut self.scratch
+            } else {
+                &mut self.scratch_left
+            };
+            batch.push((k, n));
+        }
         Ok((root, stale))
     }
 

@@ -335,6 +335,14 @@ pub trait NodeStore {
     }
     /// Deletes the node under `key` (absent: nothing to do).
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError>;
+    /// An empty buffer for the tree's next batch of new nodes ([`NodeStore::put_nodes`]). A
+    /// store that keeps batches as they are (`MemoryStore`) hands back the room of lists it no
+    /// longer needs, so that a block's nodes are written to memory the process already has
+    /// rather than to fresh pages (a page fault every 4 KiB, a large part of an update's
+    /// time). The default: a new, empty list.
+    fn spare_buffer(&mut self) -> Vec<(NodeKey, Node)> {
+        Vec::new()
+    }
     /// Deletes the nodes under `keys` ([`NodeStore::delete_node`] of each, in order). Pruning
     /// and rollback delete through it, so that a backend may overlap the lookups (the
     /// default deletes them one after the other).
@@ -424,13 +432,68 @@ const BATCH: usize = 64;
 /// one.
 const MERGE_BELOW: usize = 64;
 
-/// The nodes one version wrote.
+/// Most emptied entry lists [`MemoryStore`] keeps for reuse ([`NodeStore::spare_buffer`],
+/// compactions): a block's two tables give one back each when pruning has emptied half of
+/// them, and a block's update takes two.
+const SPARE_LISTS: usize = 8;
+
+/// Largest entry list [`MemoryStore`] keeps for reuse, in entries (about 75 MB): far above a
+/// block's batch; the lists of a tree's first build are not worth keeping.
+const SPARE_MAX_ENTRIES: usize = 1 << 19;
+
+/// An entry list of a table.
+type Entries = Vec<(NodeKey, Node)>;
+
+/// Keeps `list` (emptied) for reuse if it has room worth keeping, dropping the smallest kept
+/// list when there are more than [`SPARE_LISTS`].
+fn keep_spare(spare: &mut Vec<Entries>, mut list: Entries) {
+    list.clear();
+    if list.capacity() == 0 || list.capacity() > SPARE_MAX_ENTRIES {
+        return;
+    }
+    spare.push(list);
+    if spare.len() > SPARE_LISTS {
+        if let Some(i) = (0..spare.len()).min_by_key(|&i| spare[i].capacity()) {
+            spare.swap_remove(i);
+        }
+    }
+}
+
+/// A kept list with room for `n` entries and at most twice that (the smallest such), or a
+/// new one with room for exactly `n`.
+fn spare_for(spare: &mut Vec<Entries>, n: usize) -> Entries {
+    let fit = (0..spare.len())
+        .filter(|&i| (n..=n.saturating_mul(2)).contains(&spare[i].capacity()))
+        .min_by_key(|&i| spare[i].capacity());
+    match fit {
+        Some(i) => spare.swap_remove(i),
+        None => Vec::with_capacity(n),
+    }
+}
+
+/// The nodes one version wrote on one side of the root.
 type VersionNodes = NodeTable<NodeKeyHashBuilder>;
+
+/// Which of a version's two tables holds the node under `key`: the first bit of its path (the
+/// side of the root it is on; the root itself, whose path is empty, is on side 0). An update
+/// of a large batch computes each side on its own thread ([`super::StateTree::apply`]), so each
+/// side's new nodes arrive as a batch of their own and become their own table, not copied into
+/// one.
+fn side(key: &NodeKey) -> u8 {
+    key.path[0] >> 7
+}
+
+/// A table's identity: the version that wrote its nodes and their [`side`].
+type TableId = (u64, u8);
+
+fn table_id(key: &NodeKey) -> TableId {
+    (key.version, side(key))
+}
 
 /// A [`NodeStore`] in memory (tests, benches, and a node that keeps the tree on the heap).
 ///
-/// Nodes are grouped by the version that wrote them, one table per version: a block's new
-/// nodes fill a fresh table (not random buckets of one table holding the whole tree, a cache
+/// Nodes are grouped by the version that wrote them and the side of the root they are on
+/// ([`side`]), one table per version and side: a block's new nodes fill fresh tables (not random buckets of one table holding the whole tree, a cache
 /// miss each), the nodes every block rewrites (the top levels) are read from the last
 /// version's small table, and a table shrinks as pruning empties it. A table left with fewer
 /// than [`MERGE_BELOW`] nodes moves them to one shared table, so that a long chain does not
@@ -440,13 +503,17 @@ type VersionNodes = NodeTable<NodeKeyHashBuilder>;
 /// compares any key.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    nodes: HashMap<u64, VersionNodes, NodeKeyHashBuilder>,
+    nodes: HashMap<TableId, VersionNodes, NodeKeyHashBuilder>,
     /// The live nodes of versions whose own table became small.
     merged: VersionNodes,
     /// Number of nodes in all tables.
     count: usize,
     roots: BTreeMap<u64, Option<Child>>,
     stale: BTreeMap<u64, Vec<NodeKey>>,
+    /// Emptied entry lists of compacted and merged tables, reused for new batches and
+    /// compactions ([`NodeStore::spare_buffer`]): once pruning frees as much as blocks add, a
+    /// block's nodes go to memory already in use, not to fresh pages.
+    spare: Vec<Entries>,
 }
 
 impl MemoryStore {
@@ -460,16 +527,16 @@ impl MemoryStore {
         self.count
     }
 
-    /// The table a node of `version` is in if it is stored: the version's own, or the shared
-    /// one once that is gone. Never both: a version's table moves to the shared one only when
+    /// The table the node under `key` is in if it is stored: its version and side's own, or
+    /// the shared one once that is gone. Never both: a table moves to the shared one only when
     /// pruning or rollback deletes from it, after the version was written, and a version is
     /// written again only after a rollback deleted every node it had (wherever they were).
-    fn table(&self, version: u64) -> &VersionNodes {
-        self.nodes.get(&version).unwrap_or(&self.merged)
+    fn table(&self, key: &NodeKey) -> &VersionNodes {
+        self.nodes.get(&table_id(key)).unwrap_or(&self.merged)
     }
 
     fn get(&self, key: &NodeKey) -> Option<&Node> {
-        self.table(key.version).get(key)
+        self.table(key).get(key)
     }
 
     fn insert(&mut self, key: NodeKey, node: Node) -> Result<(), StoreError> {
@@ -477,12 +544,37 @@ impl MemoryStore {
         // own table is gone, and a node is never written twice without a delete between.
         if self
             .nodes
-            .entry(key.version)
+            .entry(table_id(&key))
             .or_default()
             .insert(key, node)?
             .is_none()
         {
             self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// [`NodeStore::put_nodes`] of a batch that is not split: it becomes its first node's
+    /// table if that table does not exist and every node belongs in it, else its nodes are
+    /// inserted one by one.
+    fn put_batch(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
+        let Some(id) = nodes.first().map(|(k, _)| table_id(k)) else {
+            return Ok(());
+        };
+        if !self.nodes.contains_key(&id) {
+            let mut table = VersionNodes::default();
+            match table.fill(std::mem::take(nodes), |k| table_id(k) == id) {
+                Ok(()) => {
+                    self.count += table.len();
+                    self.nodes.insert(id, table);
+                    return Ok(());
+                }
+                Err(back) => *nodes = back,
+            }
+        }
+        self.nodes.entry(id).or_default().reserve(nodes.len());
+        for (k, n) in nodes.drain(..) {
+            self.insert(k, n)?;
         }
         Ok(())
     }
@@ -510,16 +602,17 @@ impl NodeStore for MemoryStore {
     fn nodes(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         let mut found: Vec<(&VersionNodes, u64)> = Vec::with_capacity(BATCH);
-        let mut current: Option<(u64, &VersionNodes)> = None;
+        let mut current: Option<(TableId, &VersionNodes)> = None;
         for chunk in keys.chunks(BATCH) {
             found.clear();
             let mut loaded = 0u64;
             for k in chunk {
+                let id = table_id(k);
                 let t = match current {
-                    Some((v, t)) if v == k.version => t,
+                    Some((c, t)) if c == id => t,
                     _ => {
-                        let t = self.table(k.version);
-                        current = Some((k.version, t));
+                        let t = self.table(k);
+                        current = Some((id, t));
                         t
                     }
                 };
@@ -543,55 +636,75 @@ impl NodeStore for MemoryStore {
         Ok(out)
     }
 
-    /// A batch of one version that has no table yet (what an update writes) becomes that
-    /// version's table as it is ([`NodeTable::fill`]): `nodes` is taken, not copied, and left
-    /// empty without capacity. Any other batch is inserted node by node, after reserving room
-    /// in the first node's version table (one growth at most).
+    /// A batch of one version and one [`side`] that has no table yet (what each half of a
+    /// large update writes) becomes that table as it is ([`NodeTable::fill`]): `nodes` is
+    /// taken, not copied, and left empty without capacity. A batch of one new version on both
+    /// sides (an update on one thread) is split first: the nodes of the other side than the
+    /// first node's are moved out, the rest keeps the buffer. Any other batch is inserted node by node, after reserving room in
+    /// its first node's table (one growth at most).
     fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
-        let Some(version) = nodes.first().map(|(k, _)| k.version) else {
+        let Some(id) = nodes.first().map(|(k, _)| table_id(k)) else {
             return Ok(());
         };
-        if !self.nodes.contains_key(&version) {
-            let mut table = VersionNodes::default();
-            match table.fill(std::mem::take(nodes), |k| k.version == version) {
-                Ok(()) => {
-                    self.count += table.len();
-                    self.nodes.insert(version, table);
-                    return Ok(());
-                }
-                Err(back) => *nodes = back,
+        if !self.nodes.contains_key(&(id.0, 0)) && !self.nodes.contains_key(&(id.0, 1)) {
+            let (one_version, both_sides) = nodes.iter().fold((true, false), |(v, b), (k, _)| {
+                (v && k.version == id.0, b || side(k) != id.1)
+            });
+            if one_version && both_sides {
+                let mut others: Vec<(NodeKey, Node)> = Vec::new();
+                nodes.retain_mut(|e| {
+                    let keep = side(&e.0) == id.1;
+                    if !keep {
+                        let empty = Node::Internal {
+                            left: None,
+                            right: None,
+                        };
+                        others.push((e.0, std::mem::replace(&mut e.1, empty)));
+                    }
+                    keep
+                });
+                self.put_batch(nodes)?;
+                return self.put_batch(&mut others);
             }
         }
-        self.nodes.entry(version).or_default().reserve(nodes.len());
-        for (k, n) in nodes.drain(..) {
-            self.insert(k, n)?;
-        }
-        Ok(())
+        self.put_batch(nodes)
     }
 
-    /// Shrinks a version's table that pruning left mostly empty (below an eighth of its
-    /// capacity), and moves what is left of one below [`MERGE_BELOW`] nodes to the shared
-    /// table: old versions keeping a few live nodes do not keep their block's room.
+    /// Compacts a table that pruning left half empty into a kept list that fits it (or a new
+    /// one), shrinking its index if it lost most of its entries, and keeps its old list for
+    /// reuse ([`NodeStore::spare_buffer`]); moves what is left of one below [`MERGE_BELOW`]
+    /// nodes to the shared table: old versions keeping a few live nodes do not keep their
+    /// block's room.
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
-        let Some(t) = self.nodes.get_mut(&key.version) else {
+        let id = table_id(key);
+        let Some(t) = self.nodes.get_mut(&id) else {
             if self.merged.remove(key).is_some() {
                 self.count -= 1;
             }
             return Ok(());
         };
-        if t.remove(key).is_some() {
+        if t.remove_lazily(key).is_some() {
             self.count -= 1;
         }
         if t.len() < MERGE_BELOW {
-            if let Some(mut t) = self.nodes.remove(&key.version) {
-                for (k, n) in t.take_entries() {
+            if let Some(mut t) = self.nodes.remove(&id) {
+                let mut entries = t.take_entries();
+                for (k, n) in entries.drain(..) {
                     self.merged.insert(k, n)?;
                 }
+                keep_spare(&mut self.spare, entries);
             }
-        } else if t.len() * 8 < t.capacity() {
-            t.shrink_to_fit();
+        } else if t.is_sparse() || t.is_oversized() {
+            let old = t.compact_into(spare_for(&mut self.spare, t.len()));
+            keep_spare(&mut self.spare, old);
         }
         Ok(())
+    }
+
+    /// The largest kept list ([`MemoryStore`]'s spare lists), or a new one.
+    fn spare_buffer(&mut self) -> Vec<(NodeKey, Node)> {
+        let largest = (0..self.spare.len()).max_by_key(|&i| self.spare[i].capacity());
+        largest.map_or_else(Vec::new, |i| self.spare.swap_remove(i))
     }
 
     /// Per chunk of [`BATCH`] keys, the keys' index slots and entries are loaded first, as in
@@ -603,7 +716,7 @@ impl NodeStore for MemoryStore {
             let hashes: Vec<(&VersionNodes, u64)> = chunk
                 .iter()
                 .map(|k| {
-                    let t = self.table(k.version);
+                    let t = self.table(k);
                     let h = t.hash(k);
                     loaded ^= t.home(h);
                     (t, h)
@@ -759,6 +872,10 @@ impl NodeStore for LoggedStore {
         self.mem.delete_node(key)
     }
 
+    fn spare_buffer(&mut self) -> Vec<(NodeKey, Node)> {
+        self.mem.spare_buffer()
+    }
+
     fn delete_nodes(&mut self, keys: &[NodeKey]) -> Result<(), StoreError> {
         if let Some(log) = self.log.as_mut() {
             log.extend(keys.iter().map(|k| StoreOp::DeleteNode(*k)));
@@ -838,6 +955,10 @@ impl<S: NodeStore> NodeStore for Overlay<'_, S> {
 
     fn delete_node(&mut self, key: &NodeKey) -> Result<(), StoreError> {
         self.top.delete_node(key)
+    }
+
+    fn spare_buffer(&mut self) -> Vec<(NodeKey, Node)> {
+        self.top.spare_buffer()
     }
 
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
@@ -940,10 +1061,14 @@ mod tests {
             assert_eq!(s.node_count(), 1_010 - 1 - i as usize);
             // Its own table while it keeps MERGE_BELOW nodes or more, merged below that.
             let left = 1_000 - 1 - i as usize;
-            assert_eq!(s.nodes.contains_key(&1), left >= MERGE_BELOW, "{left} left");
+            assert_eq!(
+                s.nodes.contains_key(&(1, 0)),
+                left >= MERGE_BELOW,
+                "{left} left"
+            );
         }
         assert!(
-            !s.nodes.contains_key(&1),
+            !s.nodes.contains_key(&(1, 0)),
             "a table under 64 nodes is merged"
         );
         let keys: Vec<NodeKey> = (0..1_000).map(|i| key(1, i)).collect();
@@ -983,7 +1108,11 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(s.node_count(), 600);
         assert_eq!(
-            (s.nodes[&1].len(), s.nodes[&2].len(), s.nodes[&3].len()),
+            (
+                s.nodes[&(1, 0)].len(),
+                s.nodes[&(2, 0)].len(),
+                s.nodes[&(3, 0)].len()
+            ),
             (400, 100, 100)
         );
         for i in 0..400 {
@@ -996,6 +1125,134 @@ mod tests {
         }
         s.put_nodes(&mut Vec::new()).expect("an empty batch");
         assert_eq!(s.node_count(), 600);
+    }
+
+    /// A table that pruning leaves half empty is compacted, and its old list (with its room,
+    /// the same memory) is what the store hands to the next batch; a merged table's list too.
+    #[test]
+    fn a_compacted_tables_list_is_reused_for_the_next_batch() {
+        let mut s = MemoryStore::new();
+        let mut batch: Vec<(NodeKey, Node)> = Vec::with_capacity(1_200);
+        batch.extend((0..1_000).map(|i| (key(1, i), node(i))));
+        let first = batch.as_ptr();
+        s.put_nodes(&mut batch).expect("put");
+        assert!(s.spare_buffer().capacity() == 0, "nothing kept yet");
+        for i in 0..500 {
+            s.delete_node(&key(1, i)).expect("delete");
+        }
+        assert!(s.spare.is_empty(), "half removed: not compacted yet");
+        s.delete_node(&key(1, 500)).expect("delete");
+        assert_eq!(s.spare.len(), 1);
+        let reused = s.spare_buffer();
+        assert_eq!(
+            (reused.as_ptr(), reused.capacity(), reused.len()),
+            (first, 1_200, 0)
+        );
+        assert!((0..1_000).all(|i| s.node(&key(1, i)).expect("read").is_some() == (i > 500)));
+        // The table now in its compacted list, emptied down to a merge: that list is kept.
+        for i in 501..990 {
+            s.delete_node(&key(1, i)).expect("delete");
+        }
+        assert!(!s.nodes.contains_key(&(1, 0)), "merged");
+        assert!(!s.spare.is_empty());
+        assert_eq!(s.node_count(), 10);
+        assert!((990..1_000).all(|i| s.node(&key(1, i)).expect("read").is_some()));
+    }
+
+    /// The kept lists: at most `SPARE_LISTS`, the smallest dropped first; none without room or
+    /// above `SPARE_MAX_ENTRIES`; a compaction takes the smallest with room for it and at
+    /// most twice that, or a new list.
+    #[test]
+    fn kept_lists_are_bounded_and_fitted() {
+        let mut spare = Vec::new();
+        for i in 1..=10 {
+            keep_spare(&mut spare, Vec::with_capacity(i * 100));
+        }
+        keep_spare(&mut spare, Vec::new());
+        keep_spare(&mut spare, Vec::with_capacity(SPARE_MAX_ENTRIES + 1));
+        let mut kept: Vec<usize> = spare.iter().map(Vec::capacity).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (3..=10).map(|i| i * 100).collect::<Vec<_>>());
+        keep_spare(&mut spare, Vec::with_capacity(SPARE_MAX_ENTRIES));
+        assert_eq!(spare.len(), SPARE_LISTS);
+        assert!(spare.iter().any(|l| l.capacity() == SPARE_MAX_ENTRIES));
+        assert_eq!(spare_for(&mut spare, 350).capacity(), 400);
+        assert_eq!(spare_for(&mut spare, 350).capacity(), 500);
+        assert_eq!(spare_for(&mut spare, 350).capacity(), 600);
+        assert_eq!(spare_for(&mut spare, 350).capacity(), 700);
+        // Nothing left between 350 and 700: a new list of exactly 350.
+        assert_eq!(spare_for(&mut spare, 350).capacity(), 350);
+        assert_eq!(spare.len(), SPARE_LISTS - 4);
+        assert_eq!(spare_for(&mut spare, 0).capacity(), 0);
+    }
+
+    /// A key on side 1 of the root: the first path bit set.
+    fn right(v: u64, i: u32) -> NodeKey {
+        let mut p = [0u8; 32];
+        p[..4].copy_from_slice(&(i | 0x8000_0000).to_be_bytes());
+        NodeKey::at(v, &Hash(p), 32)
+    }
+
+    /// A new version's nodes are kept in one table per side of the root: a batch of one side
+    /// becomes its table whole, a batch of both is split (the first node's side keeps the
+    /// buffer), and a later batch for an existing table is inserted; the root (empty path) is
+    /// on side 0. Every node is readable from its table, and deletes find it there.
+    #[test]
+    fn each_side_of_the_root_has_its_own_table() {
+        let mut s = MemoryStore::new();
+        // Version 1 from two one-sided batches: each taken whole.
+        let mut ones: Vec<(NodeKey, Node)> = (0..150).map(|i| (right(1, i), node(i))).collect();
+        s.put_nodes(&mut ones).expect("put");
+        assert_eq!(ones.capacity(), 0, "taken whole");
+        let mut zeros: Vec<(NodeKey, Node)> = (0..100).map(|i| (key(1, i), node(i))).collect();
+        zeros.push((NodeKey::at(1, &Hash([0xff; 32]), 0), node(7)));
+        s.put_nodes(&mut zeros).expect("put");
+        assert_eq!(zeros.capacity(), 0, "taken whole");
+        assert_eq!((s.nodes[&(1, 0)].len(), s.nodes[&(1, 1)].len()), (101, 150));
+        // Version 2 from one batch of both sides, starting with a side-1 node: split.
+        let mut both: Vec<(NodeKey, Node)> = (0..300)
+            .map(|i| {
+                let k = if i % 3 == 0 { key(2, i) } else { right(2, i) };
+                (k, node(i))
+            })
+            .collect();
+        both.swap(0, 1);
+        s.put_nodes(&mut both).expect("put");
+        assert_eq!((s.nodes[&(2, 0)].len(), s.nodes[&(2, 1)].len()), (100, 200));
+        // More for version 2, side 0: inserted into its table.
+        let mut more = vec![(key(2, 1_000), node(1))];
+        s.put_nodes(&mut more).expect("put");
+        assert_eq!((s.nodes[&(2, 0)].len(), s.nodes[&(2, 1)].len()), (101, 200));
+        assert_eq!(s.node_count(), 101 + 150 + 301);
+        for i in 0..300 {
+            let (k, other) = if i % 3 == 0 {
+                (key(2, i), right(2, i))
+            } else {
+                (right(2, i), key(2, i))
+            };
+            assert_eq!(s.node(&k).expect("read"), Some(node(i)), "node {i}");
+            assert_eq!(s.node(&other).expect("read"), None, "node {i}");
+        }
+        let all: Vec<NodeKey> = (0..150).flat_map(|i| [right(1, i), key(1, i)]).collect();
+        let got = s.nodes(&all).expect("read");
+        for (i, n) in got.iter().enumerate() {
+            let present = i % 2 == 0 || i / 2 < 100;
+            assert_eq!(
+                n.as_ref(),
+                present.then(|| node(i as u32 / 2)).as_ref(),
+                "key {i}"
+            );
+        }
+        assert_eq!(
+            s.node(&NodeKey::at(1, &Hash::ZERO, 0)).expect("read"),
+            Some(node(7)),
+            "the root is on side 0"
+        );
+        s.delete_nodes(&(0..150).map(|i| right(1, i)).collect::<Vec<_>>())
+            .expect("delete");
+        assert!(!s.nodes.contains_key(&(1, 1)), "emptied");
+        assert_eq!(s.node_count(), 101 + 301);
+        assert_eq!(s.node(&key(1, 5)).expect("read"), Some(node(5)));
     }
 
     /// A value keeps its bytes whatever its length, inline up to the limit and on the heap

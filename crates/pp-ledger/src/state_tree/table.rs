@@ -254,6 +254,16 @@ impl<S: BuildHasher> NodeTable<S> {
     /// entries are, they are compacted ([`NodeTable::compact`]): a removal reads the key's slot
     /// and entry only, as a lookup does.
     pub(crate) fn remove(&mut self, key: &NodeKey) -> Option<Node> {
+        let node = self.remove_lazily(key);
+        if self.is_sparse() {
+            self.compact();
+        }
+        node
+    }
+
+    /// Removes `key` as [`NodeTable::remove`] does, but leaves the compaction to the caller
+    /// ([`NodeTable::is_sparse`], [`NodeTable::compact_into`]), who may have room for it.
+    pub(crate) fn remove_lazily(&mut self, key: &NodeKey) -> Option<Node> {
         let p = self.find(key, self.hash(key))?;
         let e = entry_of(self.index[p]);
         self.unlink(p);
@@ -271,10 +281,38 @@ impl<S: BuildHasher> NodeTable<S> {
         while self.entries.last().is_some_and(|e| !is_live(e)) {
             self.entries.pop();
         }
-        if self.live * 2 < self.entries.len() {
-            self.compact();
-        }
         Some(node)
+    }
+
+    /// Whether removed entries outnumber live ones (a table compacts then).
+    pub(crate) fn is_sparse(&self) -> bool {
+        self.live * 2 < self.entries.len()
+    }
+
+    /// Whether the index is more than eight times what the live entries need (a table that
+    /// lost most of its entries gives the room back then).
+    pub(crate) fn is_oversized(&self) -> bool {
+        self.live * 8 < self.capacity()
+    }
+
+    /// Moves the live entries, in order, into `into` (emptied first; it grows if it is too
+    /// small) and rebuilds the index over them, shrunk to their size if it
+    /// [is oversized](NodeTable::is_oversized). Returns the old entry list, empty, its room
+    /// kept: a store reuses it for a later batch instead of writing fresh memory.
+    pub(crate) fn compact_into(&mut self, mut into: Vec<(NodeKey, Node)>) -> Vec<(NodeKey, Node)> {
+        into.clear();
+        into.extend(self.entries.drain(..).filter(is_live));
+        let old = std::mem::replace(&mut self.entries, into);
+        if self.is_oversized() {
+            let slots = if self.live == 0 {
+                0
+            } else {
+                slots_for(self.live)
+            };
+            self.index = vec![0; slots.min(self.index.len())];
+        }
+        self.reindex();
+        old
     }
 
     /// Drops the removed entries and rebuilds the index (of the same length) over the live
@@ -282,6 +320,11 @@ impl<S: BuildHasher> NodeTable<S> {
     /// half, reading the entries in order).
     fn compact(&mut self) {
         self.entries.retain(is_live);
+        self.reindex();
+    }
+
+    /// Rebuilds the index (of its current length) over the entries, all live.
+    fn reindex(&mut self) {
         self.index.iter_mut().for_each(|s| *s = 0);
         let mask = self.mask();
         for (i, (k, _)) in self.entries.iter().enumerate() {
@@ -314,20 +357,6 @@ impl<S: BuildHasher> NodeTable<S> {
             j = (j + 1) & mask;
         }
         self.index[hole] = 0;
-    }
-
-    /// Gives back the room a table that lost most of its entries no longer needs.
-    pub(crate) fn shrink_to_fit(&mut self) {
-        let slots = if self.live == 0 {
-            0
-        } else {
-            slots_for(self.live)
-        };
-        if slots < self.index.len() || self.live < self.entries.len() {
-            self.index = vec![0; slots.min(self.index.len())];
-            self.compact();
-        }
-        self.entries.shrink_to_fit();
     }
 
     /// Rebuilds the index with `slots` slots (a power of two holding every entry, or 0 for
@@ -434,7 +463,11 @@ mod tests {
     enum Op {
         Insert(u32),
         Remove(u32),
-        Shrink,
+        /// A lazy removal, then a compaction into a list of that room if one is due, as
+        /// `MemoryStore` does.
+        RemoveLazily(u32, u8),
+        /// A compaction into a new list, due or not.
+        Compact,
         Reserve(u8),
     }
 
@@ -442,8 +475,9 @@ mod tests {
         prop::collection::vec(
             prop_oneof![
                 6 => (0u32..300).prop_map(Op::Insert),
-                4 => (0u32..300).prop_map(Op::Remove),
-                1 => Just(Op::Shrink),
+                2 => (0u32..300).prop_map(Op::Remove),
+                2 => (0u32..300, any::<u8>()).prop_map(|(i, n)| Op::RemoveLazily(i, n)),
+                1 => Just(Op::Compact),
                 1 => any::<u8>().prop_map(Op::Reserve),
             ],
             0..600,
@@ -470,7 +504,24 @@ mod tests {
                     assert_eq!(old, model.insert(key(*i), node(*i + 1000)));
                 }
                 Op::Remove(i) => assert_eq!(t.remove(&key(*i)), model.remove(&key(*i))),
-                Op::Shrink => t.shrink_to_fit(),
+                Op::RemoveLazily(i, n) => {
+                    assert_eq!(t.remove_lazily(&key(*i)), model.remove(&key(*i)));
+                    if t.is_sparse() || t.is_oversized() {
+                        let room = usize::from(*n);
+                        let old = t.compact_into(Vec::with_capacity(room));
+                        assert!(old.is_empty());
+                        assert!(t.entries.capacity() >= room.max(t.len()));
+                    }
+                }
+                Op::Compact => {
+                    let had = t.entries.capacity();
+                    let old = t.compact_into(Vec::new());
+                    assert!(
+                        old.is_empty() && old.capacity() == had,
+                        "the old list comes back"
+                    );
+                    assert_eq!(t.entries.len(), t.len());
+                }
                 Op::Reserve(n) => t.reserve(usize::from(*n)),
             }
             assert_eq!(t.len(), model.len());
@@ -497,7 +548,7 @@ mod tests {
     }
 
     proptest! {
-        /// A fill with repeated keys, then inserts, removals, shrinks and reservations in any
+        /// A fill with repeated keys, then inserts, removals (lazy or not), compactions and reservations in any
         /// order give what a map gives, with a well-spread hash and with one that piles every
         /// key onto 13 slots.
         #[test]
@@ -512,7 +563,7 @@ mod tests {
 
     /// The index is always the smallest that holds the live entries at most three quarters
     /// full (a power of two, at least 8): growing one insert at a time, after a reservation,
-    /// and after a shrink.
+    /// and after a compaction of a table that lost most of its entries.
     #[test]
     fn the_index_is_sized_for_its_entries() {
         let mut t: NodeTable<RandomState> = NodeTable::default();
@@ -541,7 +592,7 @@ mod tests {
         for i in 0..900 {
             r.remove(&key(i));
         }
-        r.shrink_to_fit();
+        r.compact_into(Vec::new());
         assert_eq!(r.index.len(), slots_for(100));
         assert_eq!((slots_for(0), slots_for(6), slots_for(7)), (8, 8, 16));
     }
@@ -567,34 +618,63 @@ mod tests {
         assert!(list.iter().all(|(k, n)| t.get(k) == Some(n)));
     }
 
-    /// `shrink_to_fit` gives back an index larger than the live entries need, and drops
+    /// `compact_into` gives back an index larger than the live entries need, and drops
     /// removed entries, each alone: an oversized index without removed entries, and removed
-    /// entries under an index of the right size.
+    /// entries under an index of the right size. The entries move to the given list; the old
+    /// one comes back empty with its room.
     #[test]
-    fn shrinking_gives_back_the_index_and_the_removed_entries() {
+    fn compacting_gives_back_the_index_the_removed_entries_and_the_old_list() {
         let mut t: NodeTable<RandomState> = NodeTable::default();
         t.reserve(5_000);
         for i in 0..100 {
             t.insert(key(i), node(i)).unwrap();
         }
         assert_eq!((t.index.len(), t.entries.len()), (slots_for(5_000), 100));
-        t.shrink_to_fit();
+        assert!(t.is_oversized() && !t.is_sparse());
+        let old = t.compact_into(Vec::with_capacity(150));
+        assert!(old.is_empty() && old.capacity() >= 5_000);
         assert_eq!((t.index.len(), t.entries.len()), (slots_for(100), 100));
+        assert_eq!(t.entries.capacity(), 150);
+        assert!(!t.is_oversized());
+        assert!((0..100).all(|i| t.get(&key(i)) == Some(&node(i))));
 
         let mut t: NodeTable<RandomState> = NodeTable::default();
         for i in 0..200 {
             t.insert(key(i), node(i)).unwrap();
         }
         for i in 10..15 {
-            t.remove(&key(i)).unwrap();
+            t.remove_lazily(&key(i)).unwrap();
         }
-        // Five removed entries, too few to compact, and the index already the live size's.
+        // Five removed entries, too few to be due, and the index already the live size's.
         assert_eq!((t.len(), t.entries.len()), (195, 200));
+        assert!(!t.is_sparse() && !t.is_oversized());
         assert_eq!(t.index.len(), slots_for(195));
-        t.shrink_to_fit();
+        t.compact_into(Vec::new());
         assert_eq!((t.len(), t.entries.len()), (195, 195));
         assert_eq!(t.index.len(), slots_for(195));
         assert!((0..200).all(|i| t.get(&key(i)).is_some() != (10..15).contains(&i)));
+    }
+
+    /// A lazy removal leaves its entry until the caller compacts: sparse once removed entries
+    /// outnumber live ones, and not before.
+    #[test]
+    fn a_lazy_removal_leaves_the_compaction_to_the_caller() {
+        let mut t: NodeTable<RandomState> = NodeTable::default();
+        for i in 0..100 {
+            t.insert(key(i), node(i)).unwrap();
+        }
+        // The last entries' removal drops them at once; the others stay until compacted.
+        for i in 0..50 {
+            assert_eq!(t.remove_lazily(&key(i)), Some(node(i)));
+            assert!(!t.is_sparse(), "{i}");
+        }
+        assert_eq!((t.len(), t.entries.len()), (50, 100));
+        t.remove_lazily(&key(50)).unwrap();
+        assert!(t.is_sparse());
+        assert_eq!(t.remove_lazily(&key(50)), None);
+        t.compact_into(Vec::new());
+        assert_eq!((t.len(), t.entries.len()), (49, 49));
+        assert!((0..100).all(|i| t.get(&key(i)).is_some() == (i > 50)));
     }
 
     #[test]
@@ -611,7 +691,7 @@ mod tests {
                 "removed entries not compacted"
             );
         }
-        t.shrink_to_fit();
+        t.compact_into(Vec::new());
         assert_eq!(t.len(), 1_000);
         assert!(t.capacity() < 2_000, "capacity {}", t.capacity());
         for i in 0..10_000 {
