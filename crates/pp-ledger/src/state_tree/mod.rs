@@ -360,15 +360,17 @@ type ToRead = (Child, std::ops::Range<usize>, Option<(u32, usize)>);
 /// map is a cache miss; one after the other, on a path, they would wait on each other).
 /// Returns the nodes in breadth-first order, `base`'s first, each node's children after it
 /// (indexes in the returned list), and their keys, every one of which the new version
-/// replaces (its stale list).
+/// replaces (its stale list). Both lists start with room for `expect` nodes (a guess: the
+/// last update's count), so that they are not copied as they grow.
 fn touched_below<S: NodeStore>(
     store: &S,
     base: Option<Child>,
     mut depth: u16,
     changes: &[(Hash, Option<Vec<u8>>)],
+    expect: usize,
 ) -> Result<(Vec<Touched>, Vec<NodeKey>), StateTreeError> {
-    let mut touched: Vec<Touched> = Vec::new();
-    let mut keys: Vec<NodeKey> = Vec::new();
+    let mut touched: Vec<Touched> = Vec::with_capacity(expect);
+    let mut keys: Vec<NodeKey> = Vec::with_capacity(expect);
     // The nodes to read at the next level.
     let mut level: Vec<ToRead> = Vec::new();
     if let (Some(c), false) = (base, changes.is_empty()) {
@@ -760,17 +762,24 @@ struct Halves {
 /// Reads ([`touched_below`]), walks and hashes the subtree `base` at `depth` with `changes`
 /// (sorted, unique, all sharing their first `depth` bits) applied, writing its new nodes into
 /// `new`: the subtree as it ends ([`Update::finish`]: a node, a lone pending leaf, or
-/// nothing), and the keys it makes stale.
+/// nothing), and the keys it makes stale. `reads` is the number of nodes the last update of
+/// this part read: room is reserved for as many (and an eighth more), and it is set to this
+/// update's.
 fn update_below<S: NodeStore>(
     store: &S,
     version: u64,
     (base, depth): (Option<Child>, u16),
     changes: &[(Hash, Option<Vec<u8>>)],
     new: &mut Vec<(NodeKey, Node)>,
+    reads: &mut usize,
 ) -> Result<(Sub, Vec<NodeKey>), StateTreeError> {
-    let (touched, mut stale) = touched_below(store, base, depth, changes)?;
-    new.reserve(batch_room(touched.len(), changes.len()));
+    let expect = reads.saturating_add(*reads / 8);
+    let (touched, mut stale) = touched_below(store, base, depth, changes, expect)?;
+    *reads = touched.len();
+    let room = batch_room(touched.len(), changes.len());
+    new.reserve(room);
     let mut up = Update::new(store, version, &touched, new);
+    up.deferred.reserve(room);
     let sub = up.update(base, depth, changes, 0)?;
     let sub = up.finish(sub);
     stale.append(&mut up.stale);
@@ -857,6 +866,9 @@ pub struct StateTree<S> {
     scratch_left: Vec<(NodeKey, Node)>,
     /// Whether [`StateTree::apply`] may update the two halves of a large batch on two threads.
     parallel: bool,
+    /// How many nodes the last update read: on one thread, then in the left and the right
+    /// half on two (room reserved for the next one's lists).
+    reads: [usize; 3],
 }
 
 impl<S: NodeStore + Sync> StateTree<S> {
@@ -867,6 +879,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
             scratch: Vec::new(),
             scratch_left: Vec::new(),
             parallel: true,
+            reads: [0; 3],
         }
     }
 
@@ -940,8 +953,14 @@ impl<S: NodeStore + Sync> StateTree<S> {
             Some(halves) => self.update_halves(version, &changes, halves)?,
             None => {
                 let store = &self.store;
-                let (sub, stale) =
-                    update_below(store, version, (base, 0), &changes, &mut self.scratch)?;
+                let (sub, stale) = update_below(
+                    store,
+                    version,
+                    (base, 0),
+                    &changes,
+                    &mut self.scratch,
+                    &mut self.reads[0],
+                )?;
                 let root = Update::new(store, version, &[], &mut self.scratch).root(sub);
                 (root, stale)
             }
@@ -1005,9 +1024,11 @@ impl<S: NodeStore + Sync> StateTree<S> {
         let scratch = &mut self.scratch;
         let left_new = &mut self.scratch_left;
         left_new.clear();
+        let [_, left_reads, right_reads] = &mut self.reads;
         let (l, r) = std::thread::scope(|s| {
-            let other = s.spawn(move || update_below(store, version, (h.left, 1), lc, left_new));
-            let r = update_below(store, version, (h.right, 1), rc, scratch);
+            let other = s
+                .spawn(move || update_below(store, version, (h.left, 1), lc, left_new, left_reads));
+            let r = update_below(store, version, (h.right, 1), rc, scratch, right_reads);
             let l = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -1049,6 +1070,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
             scratch: Vec::new(),
             scratch_left: Vec::new(),
             parallel: self.parallel,
+            reads: self.reads,
         };
         t.apply(version, changes)
     }
