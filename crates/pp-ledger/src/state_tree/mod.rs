@@ -1008,7 +1008,7 @@ impl<S: NodeStore + Sync> StateTree<S> {
     /// the root's join writes (the root, a leaf placed beside it) into the batch of their
     /// side (the root's path is empty: the left one): two batches, not copied into one (a
     /// store may keep each as it is: `MemoryStore` keeps a table per version and side of the
-    /// root). Returns the new root and the stale keys (the root's, then each half's: their
+    /// root). Returns the new root and the stale keys (the right half's, the root's, then the left half's: their
     /// order does not matter).
     fn update_halves(
         &mut self,
@@ -1034,11 +1034,11 @@ impl<S: NodeStore + Sync> StateTree<S> {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (l, r)
         });
-        let ((l, l_stale), (r, r_stale)) = (l?, r?);
-        let mut stale = Vec::with_capacity(1 + l_stale.len() + r_stale.len());
+        // The right half's list gets the rest: one half copied, not both.
+        let ((l, l_stale), (r, mut stale)) = (l?, r?);
+        stale.reserve(1 + l_stale.len());
         stale.push(h.key);
         stale.extend(l_stale);
-        stale.extend(r_stale);
         let mut top = Vec::new();
         let mut up = Update::new(&self.store, version, &[], &mut top);
         let first = changes.first().map_or(Hash::ZERO, |c| c.0);

@@ -9,6 +9,7 @@
 //! rollback exact (the nodes of version `v` are those reachable from its root under version
 //! `v`), whatever nodes happen to be equal by hash.
 
+use std::collections::btree_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -755,9 +756,15 @@ impl NodeStore for MemoryStore {
             .map(|((a, _), (b, _))| (*a, *b)))
     }
 
+    /// A version's first list is kept as it is (not copied); a later one is appended to it.
     fn put_stale(&mut self, version: u64, keys: Vec<NodeKey>) -> Result<(), StoreError> {
         if !keys.is_empty() {
-            self.stale.entry(version).or_default().extend(keys);
+            match self.stale.entry(version) {
+                Entry::Vacant(e) => {
+                    e.insert(keys);
+                }
+                Entry::Occupied(mut e) => e.get_mut().extend(keys),
+            }
         }
         Ok(())
     }
@@ -1184,6 +1191,28 @@ mod tests {
         assert_eq!(spare_for(&mut spare, 350).capacity(), 350);
         assert_eq!(spare.len(), SPARE_LISTS - 4);
         assert_eq!(spare_for(&mut spare, 0).capacity(), 0);
+    }
+
+    /// A version's first stale list is kept as it is (the same memory), a second one appended
+    /// to it; an empty list records nothing; taking a list empties it.
+    #[test]
+    fn stale_lists_are_kept_whole_then_appended() {
+        let mut s = MemoryStore::new();
+        let first: Vec<NodeKey> = (0..100).map(|i| key(3, i)).collect();
+        let at = first.as_ptr();
+        s.put_stale(5, first).expect("put");
+        s.put_stale(5, Vec::new()).expect("put");
+        s.put_stale(6, Vec::new()).expect("put");
+        assert_eq!(s.stale[&5].as_ptr(), at, "kept, not copied");
+        assert!(!s.stale.contains_key(&6));
+        s.put_stale(5, (100..150).map(|i| key(3, i)).collect())
+            .expect("put");
+        assert_eq!(
+            s.take_stale(5).expect("take"),
+            (0..150).map(|i| key(3, i)).collect::<Vec<_>>()
+        );
+        assert!(s.take_stale(5).expect("take").is_empty());
+        assert_eq!(s.stale_count(), 0);
     }
 
     /// A key on side 1 of the root: the first path bit set.
