@@ -580,6 +580,12 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// Number of emptied entry lists kept for reuse.
+    #[cfg(test)]
+    pub(crate) fn spare_count(&self) -> usize {
+        self.spare.len()
+    }
+
     /// Number of stale keys waiting for pruning.
     pub fn stale_count(&self) -> usize {
         self.stale.values().map(Vec::len).sum()

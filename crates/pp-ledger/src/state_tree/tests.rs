@@ -488,6 +488,46 @@ fn large_batches_updated_on_two_threads_match_the_definition() {
     }
 }
 
+/// Once pruning has compacted tables, an update takes its buffers from the lists the store
+/// kept: one per half on two threads, one on a thread alone, and none while its own buffer
+/// still has room (a store that did not take the last batch).
+#[test]
+fn updates_write_into_the_lists_pruning_gave_back() {
+    let mut t = StateTree::new(MemoryStore::new());
+    t.apply(0, (0..4_000u32).map(|i| (key(i), Some(val(i, 0)))))
+        .expect("build");
+    let batch = |v: u32| {
+        (0..1_200u32).map(move |i| (key((i * 13 + v * 7) % 4_000), Some(val(i, u64::from(v)))))
+    };
+    let mut v = 1;
+    while t.store().spare_count() < 3 {
+        assert!(v < 200, "pruning never gave a list back");
+        t.apply(u64::from(v), batch(v)).expect("apply");
+        t.prune(u64::from(v).saturating_sub(2)).expect("prune");
+        v += 1;
+    }
+    let kept = t.store().spare_count();
+    t.apply(u64::from(v), batch(v)).expect("apply");
+    assert_eq!(
+        t.store().spare_count(),
+        kept - 2,
+        "two halves, two kept lists"
+    );
+    t.set_parallel(false);
+    let kept = t.store().spare_count();
+    t.apply(u64::from(v + 1), batch(v + 1)).expect("apply");
+    assert_eq!(
+        t.store().spare_count(),
+        kept.saturating_sub(1),
+        "one thread, one list"
+    );
+    // A buffer with room is used as it is.
+    t.scratch = Vec::with_capacity(10);
+    let kept = t.store().spare_count();
+    t.apply(u64::from(v + 2), batch(v + 2)).expect("apply");
+    assert_eq!(t.store().spare_count(), kept);
+}
+
 /// Two-thread batches after which one half of the root is empty, or holds a single key
 /// (which moves up to the root's level, or becomes the root): each root is the definition's,
 /// on two threads and on one.
