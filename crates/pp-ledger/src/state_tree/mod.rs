@@ -1005,10 +1005,9 @@ impl<S: NodeStore + Sync> StateTree<S> {
     /// one on the caller, each reading ([`touched_below`]), walking and hashing its own half
     /// (they share no node), then the root joined from the two on the caller. The left half's
     /// nodes are written into `scratch_left`, the right half's into `scratch`, and the few
-    /// the root's join writes (the root, a leaf placed beside it) into the batch of their
-    /// side (the root's path is empty: the left one): two batches, not copied into one (a
-    /// store may keep each as it is: `MemoryStore` keeps a table per version and side of the
-    /// root). Returns the new root and the stale keys (the right half's, the root's, then the left half's: their
+    /// the root's join writes (the root, a leaf placed beside it) after the left half's: two
+    /// batches, not copied into one (a store may keep each as it is: `MemoryStore` keeps a
+    /// table per version and side of the root). Returns the new root and the stale keys (the right half's, the root's, then the left half's: their
     /// order does not matter).
     fn update_halves(
         &mut self,
@@ -1045,15 +1044,10 @@ impl<S: NodeStore + Sync> StateTree<S> {
         let sub = up.join(0, &first, l, r)?;
         let root = up.root(sub);
         stale.append(&mut up.stale);
-        for (k, n) in top {
-            let right = k.depth > 0 && k.path[0] & 0x80 != 0;
-            let batch = if right {
-                &mut self.scratch
-            } else {
-                &mut self.scratch_left
-            };
-            batch.push((k, n));
-        }
+        // The root is on the left side. A leaf the join places on the right means the right
+        // half was left with that one key and wrote nothing: the left batch then has both
+        // sides, and a store splits it (`MemoryStore::put_nodes`).
+        self.scratch_left.append(&mut top);
         Ok((root, stale))
     }
 
