@@ -1223,9 +1223,7 @@ mod tests {
 
     /// A key on side 1 of the root: the first path bit set.
     fn right(v: u64, i: u32) -> NodeKey {
-        let mut p = [0u8; 32];
-        p[..4].copy_from_slice(&(i | 0x8000_0000).to_be_bytes());
-        NodeKey::at(v, &Hash(p), 32)
+        key(v, i | 0x8000_0000)
     }
 
     /// A new version's nodes are kept in one table per side of the root: a batch of one side
