@@ -645,34 +645,32 @@ impl NodeStore for MemoryStore {
 
     /// A batch of one version and one [`side`] that has no table yet (what each half of a
     /// large update writes) becomes that table as it is ([`NodeTable::fill`]): `nodes` is
-    /// taken, not copied, and left empty without capacity. A batch of one new version on both
-    /// sides (an update on one thread) is split first: the nodes of the other side than the
-    /// first node's are moved out, the rest keeps the buffer. Any other batch is inserted node by node, after reserving room in
-    /// its first node's table (one growth at most).
+    /// taken, not copied, and left empty without capacity. A batch of one version on both
+    /// sides (a one-thread update's) is split first: the nodes of the other side than the
+    /// first node's are moved out, the rest keeps the buffer. Any other batch is inserted node
+    /// by node, after reserving room in its first node's table (one growth at most).
     fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
         let Some(id) = nodes.first().map(|(k, _)| table_id(k)) else {
             return Ok(());
         };
-        if !self.nodes.contains_key(&(id.0, 0)) && !self.nodes.contains_key(&(id.0, 1)) {
-            let (one_version, both_sides) = nodes.iter().fold((true, false), |(v, b), (k, _)| {
-                (v && k.version == id.0, b || side(k) != id.1)
+        let (one_version, both_sides) = nodes.iter().fold((true, false), |(v, b), (k, _)| {
+            (v && k.version == id.0, b || side(k) != id.1)
+        });
+        if one_version && both_sides {
+            let mut others: Vec<(NodeKey, Node)> = Vec::new();
+            nodes.retain_mut(|e| {
+                let keep = side(&e.0) == id.1;
+                if !keep {
+                    let empty = Node::Internal {
+                        left: None,
+                        right: None,
+                    };
+                    others.push((e.0, std::mem::replace(&mut e.1, empty)));
+                }
+                keep
             });
-            if one_version && both_sides {
-                let mut others: Vec<(NodeKey, Node)> = Vec::new();
-                nodes.retain_mut(|e| {
-                    let keep = side(&e.0) == id.1;
-                    if !keep {
-                        let empty = Node::Internal {
-                            left: None,
-                            right: None,
-                        };
-                        others.push((e.0, std::mem::replace(&mut e.1, empty)));
-                    }
-                    keep
-                });
-                self.put_batch(nodes)?;
-                return self.put_batch(&mut others);
-            }
+            self.put_batch(nodes)?;
+            return self.put_batch(&mut others);
         }
         self.put_batch(nodes)
     }
@@ -1251,6 +1249,7 @@ mod tests {
             .collect();
         both.swap(0, 1);
         s.put_nodes(&mut both).expect("put");
+        assert_eq!(both.capacity(), 0, "the first node's side took the list");
         assert_eq!((s.nodes[&(2, 0)].len(), s.nodes[&(2, 1)].len()), (100, 200));
         // More for version 2, side 0: inserted into its table.
         let mut more = vec![(key(2, 1_000), node(1))];
