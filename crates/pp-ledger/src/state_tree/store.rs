@@ -646,9 +646,9 @@ impl NodeStore for MemoryStore {
     /// A batch of one version and one [`side`] that has no table yet (what each half of a
     /// large update writes) becomes that table as it is ([`NodeTable::fill`]): `nodes` is
     /// taken, not copied, and left empty without capacity. A batch of one version on both
-    /// sides (a one-thread update's) is split first: the nodes of the other side than the
-    /// first node's are moved out, the rest keeps the buffer. Any other batch is inserted node
-    /// by node, after reserving room in its first node's table (one growth at most).
+    /// sides (a one-thread update's) is split first (one side keeps the buffer, the other's
+    /// nodes are moved to a new one). Any other batch is inserted node by node, after
+    /// reserving room in its first node's table (one growth at most).
     fn put_nodes(&mut self, nodes: &mut Vec<(NodeKey, Node)>) -> Result<(), StoreError> {
         let Some(id) = nodes.first().map(|(k, _)| table_id(k)) else {
             return Ok(());
@@ -968,10 +968,6 @@ impl<S: NodeStore> NodeStore for Overlay<'_, S> {
         self.top.delete_node(key)
     }
 
-    fn spare_buffer(&mut self) -> Vec<(NodeKey, Node)> {
-        self.top.spare_buffer()
-    }
-
     fn root(&self, version: u64) -> Result<Option<Option<Child>>, StoreError> {
         match self.top.root(version)? {
             Some(r) => Ok(Some(r)),
@@ -1170,6 +1166,18 @@ mod tests {
         assert!((990..1_000).all(|i| s.node(&key(1, i)).expect("read").is_some()));
     }
 
+    /// A logged store hands out its memory store's kept lists.
+    #[test]
+    fn a_logged_store_reuses_the_lists_of_its_memory_store() {
+        let mut s = LoggedStore::new(MemoryStore::new());
+        let mut batch: Vec<(NodeKey, Node)> = (0..200).map(|i| (key(1, i), node(i))).collect();
+        s.put_nodes(&mut batch).expect("put");
+        assert_eq!(s.spare_buffer().capacity(), 0);
+        s.delete_nodes(&(0..101).map(|i| key(1, i)).collect::<Vec<_>>())
+            .expect("delete");
+        assert_eq!(s.spare_buffer().capacity(), 200);
+    }
+
     /// The kept lists: at most `SPARE_LISTS`, the smallest dropped first; none without room or
     /// above `SPARE_MAX_ENTRIES`; a compaction takes the smallest with room for it and at
     /// most twice that, or a new list.
@@ -1249,7 +1257,7 @@ mod tests {
             .collect();
         both.swap(0, 1);
         s.put_nodes(&mut both).expect("put");
-        assert_eq!(both.capacity(), 0, "the first node's side took the list");
+        assert_eq!(both.capacity(), 0, "one side took the list");
         assert_eq!((s.nodes[&(2, 0)].len(), s.nodes[&(2, 1)].len()), (100, 200));
         // More for version 2, side 0: inserted into its table.
         let mut more = vec![(key(2, 1_000), node(1))];
