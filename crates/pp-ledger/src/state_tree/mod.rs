@@ -1007,8 +1007,9 @@ impl<S: NodeStore + Sync> StateTree<S> {
     /// nodes are written into `scratch_left`, the right half's into `scratch`, and the few
     /// the root's join writes (the root, a leaf placed beside it) after the left half's: two
     /// batches, not copied into one (a store may keep each as it is: `MemoryStore` keeps a
-    /// table per version and side of the root). Returns the new root and the stale keys (the right half's, the root's, then the left half's: their
-    /// order does not matter).
+    /// table per version and side of the root). Returns the new root and the stale keys (the
+    /// right half's, the root's, then the left half's: their order does not matter). `apply`
+    /// has emptied both buffers.
     fn update_halves(
         &mut self,
         version: u64,
@@ -1022,7 +1023,6 @@ impl<S: NodeStore + Sync> StateTree<S> {
         let store = &self.store;
         let scratch = &mut self.scratch;
         let left_new = &mut self.scratch_left;
-        left_new.clear();
         let [_, left_reads, right_reads] = &mut self.reads;
         let (l, r) = std::thread::scope(|s| {
             let other = s

@@ -494,9 +494,11 @@ fn table_id(key: &NodeKey) -> TableId {
 /// A [`NodeStore`] in memory (tests, benches, and a node that keeps the tree on the heap).
 ///
 /// Nodes are grouped by the version that wrote them and the side of the root they are on
-/// ([`side`]), one table per version and side: a block's new nodes fill fresh tables (not random buckets of one table holding the whole tree, a cache
-/// miss each), the nodes every block rewrites (the top levels) are read from the last
-/// version's small table, and a table shrinks as pruning empties it. A table left with fewer
+/// ([`side`]), one table per version and side: a block's new nodes fill fresh tables (not
+/// random buckets of one table holding the whole tree, a cache miss each), the nodes every
+/// block rewrites (the top levels) are read from the last version's small tables, and a table
+/// is compacted as pruning empties it, into a list that fits, its old list kept for the next
+/// batch ([`NodeStore::spare_buffer`]). A table left with fewer
 /// than [`MERGE_BELOW`] nodes moves them to one shared table, so that a long chain does not
 /// keep a table per block for the few nodes each old block still has live. A table is a
 /// [`NodeTable`]: its entries packed in write order behind a small index, so that a batch of

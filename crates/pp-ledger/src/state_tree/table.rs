@@ -16,8 +16,9 @@
 //! * growing or shrinking rebuilds the index from the hash bits its slots keep, without
 //!   reading an entry.
 //!
-//! A removal marks its entry removed (compacted once half the entries are) and closes the
-//! index gap by backward shifting, so that no tombstone lengthens a probe.
+//! A removal marks its entry removed (compacted once half the entries are, in place or, for a
+//! caller that removes lazily, into a list it gives: [`NodeTable::compact_into`]) and closes
+//! the index gap by backward shifting, so that no tombstone lengthens a probe.
 
 use std::hash::BuildHasher;
 
@@ -548,9 +549,9 @@ mod tests {
     }
 
     proptest! {
-        /// A fill with repeated keys, then inserts, removals (lazy or not), compactions and reservations in any
-        /// order give what a map gives, with a well-spread hash and with one that piles every
-        /// key onto 13 slots.
+        /// A fill with repeated keys, then inserts, removals (lazy or not), compactions and
+        /// reservations in any order give what a map gives, with a well-spread hash and with
+        /// one that piles every key onto 13 slots.
         #[test]
         fn a_table_behaves_as_a_map(
             fill in prop::collection::vec(0u32..300, 0..900),
