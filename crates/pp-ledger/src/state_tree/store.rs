@@ -494,7 +494,7 @@ fn table_id(key: &NodeKey) -> TableId {
 /// A [`NodeStore`] in memory (tests, benches, and a node that keeps the tree on the heap).
 ///
 /// Nodes are grouped by the version that wrote them and the side of the root they are on
-/// ([`side`]), one table per version and side: a block's new nodes fill fresh tables (not
+/// (the first bit of their path), one table per version and side: a block's new nodes fill fresh tables (not
 /// random buckets of one table holding the whole tree, a cache miss each), the nodes every
 /// block rewrites (the top levels) are read from the last version's small tables, and a table
 /// is compacted as pruning empties it, into a list that fits, its old list kept for the next
@@ -645,7 +645,7 @@ impl NodeStore for MemoryStore {
         Ok(out)
     }
 
-    /// A batch of one version and one [`side`] that has no table yet (what each half of a
+    /// A batch of one version and one side of the root that has no table yet (what each half of a
     /// large update writes) becomes that table as it is ([`NodeTable::fill`]): `nodes` is
     /// taken, not copied, and left empty without capacity. A batch of one version on both
     /// sides (a one-thread update's) is split first (one side keeps the buffer, the other's
